@@ -1,0 +1,1 @@
+//! The engine: drives workflows through their steps, persists every transition, and recovers.

@@ -1,0 +1,29 @@
+//! # Weft: durable execution for Rust
+//!
+//! A workflow is a plain `async fn`. `#[workflow]` compiles it into an explicit enum state machine
+//! whose variants carry the locals still live at each durable await. The engine persists that
+//! enum after every step and resumes it after a crash: nothing is replayed, workflow code has no
+//! determinism rules, and recovery costs the same at step 10 as at step 10,000.
+
+pub mod activity;
+pub mod codec;
+pub mod context;
+pub mod engine;
+pub mod error;
+pub mod signal;
+pub mod storage;
+pub mod workflow;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use activity::{
+    Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources,
+    RetryPolicy,
+};
+pub use context::{Durable, WorkflowContext};
+pub use error::WorkflowError;
+pub use signal::Signal;
+pub use workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
+pub use weft_macros::{Signal, activity, workflow};

@@ -1,0 +1,194 @@
+//! The key-value contract the engine persists through, and its backends.
+//!
+//! Small on purpose: get, put, delete, ordered scans, atomic batches, and a conditional batch
+//! that applies only when stated keys hold stated values. The engine's fencing and grouped
+//! commits are built on the conditional batch alone, so any store that offers it can host Weft.
+
+mod memory;
+
+pub use memory::MemoryStorage;
+
+use std::ops::Bound;
+
+/// A storage operation failed. Nothing of the failed call was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// A conditional batch found a key not holding its expected value; nothing was written.
+    #[error("condition failed on key {key:?}; nothing was written")]
+    ConditionFailed {
+        /// The first key whose value did not match.
+        key: Vec<u8>,
+    },
+    /// The backend failed to read or write (I/O, a corrupt file, a full disk).
+    #[error("storage backend failed: {message}")]
+    Backend {
+        /// What the backend reported.
+        message: String,
+    },
+}
+
+impl StorageError {
+    /// A backend failure with the given message.
+    pub fn backend(message: impl std::fmt::Display) -> Self {
+        StorageError::Backend {
+            message: message.to_string(),
+        }
+    }
+
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorageError::ConditionFailed { .. } => "storage.condition_failed",
+            StorageError::Backend { .. } => "storage.backend",
+        }
+    }
+}
+
+/// One write in a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Set `key` to `value`.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove `key` (a no-op if absent).
+    Delete(Vec<u8>),
+}
+
+/// Writes applied all together or not at all, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The writes, applied in order.
+    pub writes: Vec<Write>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.writes.push(Write::Put(key.into(), value.into()));
+        self
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.writes.push(Write::Delete(key.into()));
+        self
+    }
+
+    /// Whether the batch has no writes.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Appends another batch's writes.
+    pub fn extend(&mut self, other: Batch) {
+        self.writes.extend(other.writes);
+    }
+}
+
+/// A precondition of a conditional batch: `key` must hold `expected` (`None`: must be absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The key to check.
+    pub key: Vec<u8>,
+    /// The value it must hold, or `None` if it must be absent.
+    pub expected: Option<Vec<u8>>,
+}
+
+/// A key and its value, as returned by scans.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The key-value store the engine persists through.
+///
+/// Calls block; the engine runs them off its async workers. Every successful write is durable
+/// when the call returns (for redb: a durable commit).
+pub trait Storage: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Entries with `start <= key < end` (per the bounds), in ascending key order, at most `limit`.
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError>;
+
+    /// Applies every write of `batch`, or none.
+    fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        self.apply_if(&[], batch)
+    }
+
+    /// Applies `batch` only if every condition holds, checked in the same transaction;
+    /// otherwise writes nothing and returns [`StorageError::ConditionFailed`].
+    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError>;
+
+    /// Sets one key.
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let mut batch = Batch::new();
+        batch.put(key, value);
+        self.apply(batch)
+    }
+
+    /// Removes one key.
+    fn delete(&self, key: &[u8]) -> Result<(), StorageError> {
+        let mut batch = Batch::new();
+        batch.delete(key);
+        self.apply(batch)
+    }
+
+    /// Entries whose key starts with `prefix`, after `start_after` if given, at most `limit`.
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let end = prefix_end(prefix);
+        let start = match start_after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Included(prefix),
+        };
+        let end_bound = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.scan(start, end_bound, limit)
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(key)
+    }
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        (**self).scan(start, end, limit)
+    }
+    fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        (**self).apply(batch)
+    }
+    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+        (**self).apply_if(conditions, batch)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` if there is none
+/// (the prefix is empty or all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
