@@ -21,7 +21,9 @@ impl MemoryStorage {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
         // A panic while holding the lock cannot leave a half-applied batch (writes are applied
         // after all checks), so a poisoned map is still consistent.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

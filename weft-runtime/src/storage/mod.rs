@@ -5,8 +5,10 @@
 //! commits are built on the conditional batch alone, so any store that offers it can host Weft.
 
 mod memory;
+mod redb;
 
 pub use memory::MemoryStorage;
+pub use redb::RedbStorage;
 
 use std::ops::Bound;
 
