@@ -40,10 +40,16 @@ impl Storage for MemoryStorage {
     ) -> Result<Vec<Entry>, StorageError> {
         let map = self.lock();
         let range = (start.map(<[u8]>::to_vec), end.map(<[u8]>::to_vec));
-        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
-            (&range.0, &range.1)
-            && s > e
-        {
+        // `BTreeMap::range` panics on bounds that admit no key (start past end, or the same key
+        // excluded at both ends); the contract makes those an empty scan.
+        let admits_no_key = match (&range.0, &range.1) {
+            (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
+                s > e
+            }
+            _ => false,
+        };
+        if limit == 0 || admits_no_key {
             return Ok(Vec::new());
         }
         Ok(map
