@@ -55,7 +55,9 @@ impl RedbStorage {
 
     /// Opens an existing store at `path`; fails if the file does not exist.
     ///
-    /// Use this where a missing file means a wrong path rather than a first start.
+    /// Use this where a missing file means a wrong path rather than a first start. A file that
+    /// is not a redb database is refused; note that redb trusts a file it closed cleanly, so one
+    /// damaged afterwards by other programs is not fully checked here.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
         let db = Database::open(&path)
