@@ -35,6 +35,9 @@ impl Diagnostics {
 
     /// The errors as `compile_error!` invocations, or nothing.
     pub(crate) fn into_compile_errors(self) -> TokenStream {
-        self.errors.iter().map(syn::Error::to_compile_error).collect()
+        self.errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect()
     }
 }

@@ -8,6 +8,7 @@ pub use std::collections::VecDeque;
 pub use std::result::Result::{Err, Ok};
 
 pub use crate::activity::{Activity, ActivityContext, ActivityError, ActivityOptions};
+pub use crate::activity::RetryPolicy;
 pub use crate::codec::{decode, encode};
 pub use crate::context::WorkflowContext;
 pub use crate::signal::Signal;
