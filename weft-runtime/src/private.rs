@@ -284,3 +284,12 @@ mod tests {
         assert_eq!(full.next_item(), None);
     }
 }
+
+/// `Debug` for generated state enums, rendered through serde as JSON, so state fields need no
+/// `Debug` impl of their own.
+pub fn debug_state<T: Serialize>(state: &T, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match serde_json::to_string(state) {
+        Ok(json) => f.write_str(&json),
+        Err(_) => f.write_str("<state not representable as JSON>"),
+    }
+}

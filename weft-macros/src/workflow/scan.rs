@@ -1,0 +1,292 @@
+//! Finds durable operations (`ctx.run`, `ctx.sleep`, `ctx.wait_for_signal`) and rejects every
+//! other `.await`, and every durable operation in a place the state machine cannot suspend.
+//!
+//! In: expressions and statements of the body. Out: recognised operations, and errors.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Expr, GenericArgument, Ident, Macro};
+
+use super::ir::Op;
+use crate::diagnostics::Diagnostics;
+
+/// The ctx methods that are durable operations.
+pub(crate) const DURABLE_METHODS: &[&str] = &["run", "sleep", "wait_for_signal"];
+
+/// A durable operation written as an expression, not yet checked for its arguments.
+pub(crate) fn is_durable_call(expr: &Expr, ctx: &Ident) -> bool {
+    match expr {
+        Expr::MethodCall(mc) => {
+            is_ctx(&mc.receiver, ctx) && DURABLE_METHODS.iter().any(|m| mc.method == m)
+        }
+        Expr::Paren(p) => is_durable_call(&p.expr, ctx),
+        Expr::Group(g) => is_durable_call(&g.expr, ctx),
+        _ => false,
+    }
+}
+
+fn is_ctx(expr: &Expr, ctx: &Ident) -> bool {
+    match expr {
+        Expr::Path(p) => p.qself.is_none() && p.path.is_ident(ctx),
+        Expr::Paren(p) => is_ctx(&p.expr, ctx),
+        Expr::Group(g) => is_ctx(&g.expr, ctx),
+        _ => false,
+    }
+}
+
+/// Parses a durable call's arguments into an [`Op`], reporting malformed ones.
+pub(crate) fn parse_op(expr: &Expr, ctx: &Ident, diags: &mut Diagnostics) -> Option<Op> {
+    let mc = match expr {
+        Expr::MethodCall(mc) => mc,
+        Expr::Paren(p) => return parse_op(&p.expr, ctx, diags),
+        Expr::Group(g) => return parse_op(&g.expr, ctx, diags),
+        _ => return None,
+    };
+    let method = mc.method.to_string();
+    let args: Vec<&Expr> = mc.args.iter().collect();
+    match method.as_str() {
+        "run" => {
+            if args.len() != 2 {
+                diags.error_spanned(
+                    &mc.method,
+                    "`ctx.run` takes an activity and its input: write `ctx.run(activity_name, input)`",
+                );
+                return None;
+            }
+            let activity = match args[0] {
+                Expr::Path(p) if p.qself.is_none() => p.path.clone(),
+                other => {
+                    diags.error_spanned(
+                        other,
+                        "the first argument of `ctx.run` must name an activity: the workflow state stores which activity it waits for, so it must be known at compile time; pass the name of a function marked `#[activity]`, for example `ctx.run(charge_card, payment)`",
+                    );
+                    return None;
+                }
+            };
+            Some(Op::Run {
+                activity,
+                input: Box::new(args[1].clone()),
+            })
+        }
+        "sleep" => {
+            if args.len() != 1 {
+                diags.error_spanned(
+                    &mc.method,
+                    "`ctx.sleep` takes one `Duration`: write `ctx.sleep(Duration::from_secs(60))`",
+                );
+                return None;
+            }
+            Some(Op::Sleep {
+                duration: Box::new(args[0].clone()),
+            })
+        }
+        "wait_for_signal" => {
+            let ty = mc.turbofish.as_ref().and_then(|tf| {
+                if tf.args.len() != 1 {
+                    return None;
+                }
+                match tf.args.first() {
+                    Some(GenericArgument::Type(t)) => Some(t.clone()),
+                    _ => None,
+                }
+            });
+            match ty {
+                Some(ty) if args.is_empty() => Some(Op::Signal { ty: Box::new(ty) }),
+                _ => {
+                    diags.error_spanned(
+                        &mc.method,
+                        "`ctx.wait_for_signal` names the signal type with a turbofish: the state must know which type it waits for; write `ctx.wait_for_signal::<Approval>()`",
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// If `expr` is `D.await` or `D.await?` for a durable call `D`: `(D, try_)`.
+pub(crate) fn durable_await<'e>(expr: &'e Expr, ctx: &Ident) -> Option<(&'e Expr, bool, Span)> {
+    match expr {
+        Expr::Await(aw) if is_durable_call(&aw.base, ctx) => Some((&aw.base, false, aw.span())),
+        Expr::Try(t) => match &*t.expr {
+            Expr::Await(aw) if is_durable_call(&aw.base, ctx) => {
+                Some((&aw.base, true, expr.span()))
+            }
+            _ => None,
+        },
+        Expr::Paren(p) => durable_await(&p.expr, ctx),
+        _ => None,
+    }
+}
+
+/// Whether `tokens` (a macro's input) mention a durable call such as `ctx.run(`.
+pub(crate) fn tokens_mention_durable(tokens: &TokenStream, ctx: &Ident) -> Option<Span> {
+    let trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    for window in trees.windows(3) {
+        if let (TokenTree::Ident(i), TokenTree::Punct(p), TokenTree::Ident(m)) =
+            (&window[0], &window[1], &window[2])
+            && i == ctx
+            && p.as_char() == '.'
+            && DURABLE_METHODS.iter().any(|d| m == d)
+        {
+            return Some(i.span().join(m.span()).unwrap_or(m.span()));
+        }
+    }
+    for tree in &trees {
+        if let TokenTree::Group(g) = tree
+            && let Some(span) = tokens_mention_durable(&g.stream(), ctx)
+        {
+            return Some(span);
+        }
+    }
+    None
+}
+
+/// Whether an expression contains a durable call anywhere (closures and macros included).
+pub(crate) fn contains_durable_expr(expr: &Expr, ctx: &Ident) -> bool {
+    let mut finder = Finder { ctx, found: false };
+    finder.visit_expr(expr);
+    finder.found
+}
+
+/// Whether a block contains a durable call anywhere.
+pub(crate) fn contains_durable_block(block: &syn::Block, ctx: &Ident) -> bool {
+    let mut finder = Finder { ctx, found: false };
+    finder.visit_block(block);
+    finder.found
+}
+
+struct Finder<'a> {
+    ctx: &'a Ident,
+    found: bool,
+}
+
+impl<'ast> Visit<'ast> for Finder<'_> {
+    fn visit_expr(&mut self, e: &'ast Expr) {
+        if self.found {
+            return;
+        }
+        if is_durable_call(e, self.ctx) {
+            self.found = true;
+            return;
+        }
+        syn::visit::visit_expr(self, e);
+    }
+    fn visit_macro(&mut self, m: &'ast Macro) {
+        if tokens_mention_durable(&m.tokens, self.ctx).is_some() {
+            self.found = true;
+        }
+    }
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// Reports every `.await` and durable call left in code that stays as plain Rust: by then the
+/// lowering has taken out every durable await it can suspend at, so any left are misplaced.
+pub(crate) fn check_plain_stmt(stmt: &syn::Stmt, ctx: &Ident, diags: &mut Diagnostics) {
+    let mut checker = Checker {
+        ctx,
+        diags,
+        place: Vec::new(),
+    };
+    checker.visit_stmt(stmt);
+}
+
+/// Same as [`check_plain_stmt`] for an expression.
+pub(crate) fn check_plain_expr(expr: &Expr, ctx: &Ident, diags: &mut Diagnostics) {
+    let mut checker = Checker {
+        ctx,
+        diags,
+        place: Vec::new(),
+    };
+    checker.visit_expr(expr);
+}
+
+struct Checker<'a> {
+    ctx: &'a Ident,
+    diags: &'a mut Diagnostics,
+    /// Where we are: "a closure", "an async block", or an expression evaluated conditionally.
+    place: Vec<&'static str>,
+}
+
+impl Checker<'_> {
+    fn misplaced(&mut self, span: Span) {
+        let msg = match self.place.last() {
+            Some(&"a closure") => "durable operation inside a closure: the workflow can only suspend in its own body, not inside a closure that runs later; move the `ctx` call out of the closure into the workflow body".to_string(),
+            Some(&"an async block") => "durable operation inside an async block: the workflow can only suspend in its own body; move the `ctx` call out of the async block into the workflow body".to_string(),
+            Some(place) => format!("durable operation inside {place}: the workflow can only suspend at a statement it can resume; move it into its own statement, for example `let value = ctx.run(..).await?;`"),
+            None => "this durable operation is in an expression the workflow cannot suspend in; move it into its own statement, for example `let value = ctx.run(..).await?;`".to_string(),
+        };
+        self.diags.error_at(span, msg);
+    }
+
+    fn within(&mut self, place: &'static str, f: impl FnOnce(&mut Self)) {
+        self.place.push(place);
+        f(self);
+        self.place.pop();
+    }
+}
+
+impl<'ast> Visit<'ast> for Checker<'_> {
+    fn visit_expr(&mut self, e: &'ast Expr) {
+        match e {
+            Expr::Await(aw) => {
+                if is_durable_call(&aw.base, self.ctx) {
+                    self.misplaced(aw.base.span().join(aw.await_token.span).unwrap_or(aw.await_token.span));
+                    // The call itself is fine; check its arguments only.
+                    if let Expr::MethodCall(mc) = &*aw.base {
+                        for arg in &mc.args {
+                            self.visit_expr(arg);
+                        }
+                    }
+                } else {
+                    self.diags.error_at(
+                        aw.await_token.span,
+                        "`.await` on something that is not a durable operation: only `ctx.run`, `ctx.sleep` and `ctx.wait_for_signal` survive a restart, any other future would be lost; move it into an `#[activity]` and call it with `ctx.run(..).await`",
+                    );
+                    self.visit_expr(&aw.base);
+                }
+            }
+            _ if is_durable_call(e, self.ctx) => {
+                let method = match e {
+                    Expr::MethodCall(mc) => mc.method.to_string(),
+                    _ => "run".to_string(),
+                };
+                if self.place.last() == Some(&"a closure") || self.place.last() == Some(&"an async block") {
+                    self.misplaced(e.span());
+                } else {
+                    self.diags.error_spanned(
+                        e,
+                        format!("`ctx.{method}(..)` must be awaited where it is written: a durable operation only takes effect at its `.await`; write `ctx.{method}(..).await`"),
+                    );
+                }
+            }
+            Expr::Closure(c) => self.within("a closure", |s| s.visit_expr(&c.body)),
+            Expr::Async(a) => self.within("an async block", |s| s.visit_block(&a.block)),
+            Expr::If(_) | Expr::Match(_) | Expr::Loop(_) | Expr::While(_) | Expr::ForLoop(_) => {
+                self.within("an `if`, `match` or loop used as a value", |s| {
+                    syn::visit::visit_expr(s, e)
+                })
+            }
+            Expr::Binary(b)
+                if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_)) =>
+            {
+                self.visit_expr(&b.left);
+                self.within("the right side of `&&` or `||`", |s| s.visit_expr(&b.right));
+            }
+            _ => syn::visit::visit_expr(self, e),
+        }
+    }
+
+    fn visit_macro(&mut self, m: &'ast Macro) {
+        if let Some(span) = tokens_mention_durable(&m.tokens, self.ctx) {
+            self.diags.error_at(
+                span,
+                "durable operation inside a macro: the workflow can only suspend in its own code, not inside a macro's expansion; bind the result first, `let value = ctx.run(..).await?;`, and pass `value` to the macro",
+            );
+        }
+    }
+
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
