@@ -69,7 +69,17 @@ fn item_keyword_span(item: &syn::Item) -> Span {
     }
 }
 
-/// The arguments accepted in `#[activity(...)]`, for error messages.
+/// The arguments accepted in `#[activity(...)]`.
+const ARG_NAMES: [&str; 6] = [
+    "name",
+    "max_attempts",
+    "timeout_ms",
+    "initial_backoff_ms",
+    "max_backoff_ms",
+    "backoff_percent",
+];
+
+/// The same, for error messages.
 const KNOWN_ARGS: &str = "`name`, `max_attempts`, `timeout_ms`, `initial_backoff_ms`, \
                           `max_backoff_ms`, `backoff_percent`";
 
@@ -154,12 +164,7 @@ impl Args {
                         Some(n)
                     })
                 }
-                _ => diagnostics.error_spanned(
-                    &meta.path,
-                    format_args!(
-                        "unknown `#[activity]` argument `{key}`; expected one of {KNOWN_ARGS}"
-                    ),
-                ),
+                _ => diagnostics.error_spanned(&meta.path, unknown_arg(&key)),
             }
             Ok(())
         });
@@ -185,10 +190,7 @@ fn arg_value(
         let _: proc_macro2::Group = meta.input.parse()?;
     }
     let Some(example) = example(key) else {
-        diagnostics.error_spanned(
-            &meta.path,
-            format_args!("unknown `#[activity]` argument `{key}`; expected one of {KNOWN_ARGS}"),
-        );
+        diagnostics.error_spanned(&meta.path, unknown_arg(key));
         return Ok(None);
     };
     diagnostics.error_spanned(
@@ -196,6 +198,41 @@ fn arg_value(
         format_args!("`{key}` needs a value; write `{example}`"),
     );
     Ok(None)
+}
+
+/// The message for an unknown argument, with the argument that was probably meant.
+fn unknown_arg(key: &str) -> String {
+    let meant = match key {
+        "retries" | "max_retries" | "attempts" | "retry" => Some("max_attempts"),
+        "timeout" | "attempt_timeout" | "timeout_secs" | "timeout_s" => Some("timeout_ms"),
+        "backoff" | "initial_backoff" | "backoff_ms" => Some("initial_backoff_ms"),
+        "max_backoff" => Some("max_backoff_ms"),
+        "backoff_factor" | "multiplier" => Some("backoff_percent"),
+        _ => ARG_NAMES
+            .into_iter()
+            .find(|known| edit_distance(key, known) <= 2),
+    };
+    match meant.and_then(example) {
+        Some(example) => {
+            format!("unknown `#[activity]` argument `{key}`; did you mean `{example}`?")
+        }
+        None => format!("unknown `#[activity]` argument `{key}`; expected one of {KNOWN_ARGS}"),
+    }
+}
+
+/// Levenshtein distance, to suggest the argument a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// How to write argument `key`, or `None` if there is no such argument.
@@ -340,7 +377,7 @@ impl<'a> Checked<'a> {
         }
         if let Some(where_clause) = &sig.generics.where_clause {
             diagnostics.error_spanned(
-                where_clause,
+                where_clause.where_token,
                 "an activity cannot have a `where` clause: it has no generic parameters to \
                  bound; remove the `where` clause",
             );
@@ -632,29 +669,17 @@ fn impl_allows() -> TokenStream {
 
 /// The complete expansion of a valid activity.
 fn generate(func: &ItemFn, args: &Args, checked: &Checked<'_>) -> TokenStream {
-    let (Some(inputs), Some((output, error))) = (&checked.inputs, checked.output) else {
+    let (Some(inputs), Some((_, error))) = (&checked.inputs, checked.output) else {
         unreachable!("a signature without errors has known input and output types")
     };
     let private = quote!(::weft_runtime::__private);
-    let ident = &func.sig.ident;
-    let attrs = split_attrs(&func.attrs);
-    let marker = marker_struct(func, &attrs);
-    let cfg = &attrs.cfg;
-    let body_attrs = &attrs.body;
-    let name = name_literal(func, args);
-    let options = options_fn(args);
-    let allows = impl_allows();
 
     // Synthesized names: mixed-site, so they never capture or shadow the user's names.
-    let body_fn = Ident::new("__weft_activity_body", Span::mixed_site());
     let ctx = Ident::new("ctx", Span::mixed_site());
     let input = Ident::new("input", Span::mixed_site());
+    let output = Ident::new("output", Span::mixed_site());
+    let failure = Ident::new("error", Span::mixed_site());
 
-    let input_type = match inputs.as_slice() {
-        [] => quote!(()),
-        [one] => quote!(#one),
-        many => quote!((#(#many,)*)),
-    };
     let (unpack, mut call_args) = match inputs.len() {
         0 => (quote!(let () = #input;), Vec::new()),
         1 => (TokenStream::new(), vec![quote!(#input)]),
@@ -683,100 +708,134 @@ fn generate(func: &ItemFn, args: &Args, checked: &Checked<'_>) -> TokenStream {
         }
         None => (quote!(_), TokenStream::new()),
     };
-    // Spanned on the user's error type, so a type that does not convert is reported there.
-    let into_error =
-        quote_spanned!(error.span()=> ::core::convert::Into::<#private::ActivityError>::into);
-
-    let mut body_sig = func.sig.clone();
-    body_sig.ident = body_fn.clone();
-    let block = &func.block;
-
-    quote! {
-        #marker
-
-        #(#cfg)*
-        const _: () = {
-            #allows
-            #[automatically_derived]
-            impl #private::Activity for #ident {
-                type Input = #input_type;
-                type Output = #output;
-                const NAME: &'static str = #name;
-
-                #options
-
-                fn execute(
-                    &self,
-                    #ctx_param: #private::ActivityContext,
-                    #input: <Self as #private::Activity>::Input,
-                ) -> impl ::core::future::Future<
-                    Output = ::core::result::Result<
-                        <Self as #private::Activity>::Output,
-                        #private::ActivityError,
-                    >,
-                > + ::core::marker::Send {
-                    async move {
-                        #ctx_rebind
-                        #unpack
-                        ::core::result::Result::map_err(
-                            #body_fn(#(#call_args),*).await,
-                            #into_error,
-                        )
-                    }
+    // The conversion names the user's error type, so a type that does not convert is reported
+    // on it: "the trait bound `ActivityError: From<GatewayError>` is not satisfied".
+    let into_error = quote_spanned! {error.span()=>
+        <#error as ::core::convert::Into<#private::ActivityError>>::into
+    };
+    // The async block takes the span of the user's `async`, so "future cannot be sent between
+    // threads safely" points at the function rather than at the attribute.
+    let async_span = func
+        .sig
+        .asyncness
+        .map_or_else(Span::call_site, |token| token.span);
+    let body_fn = body_fn_ident();
+    let future = quote_spanned! {async_span=>
+        async move {
+            #ctx_rebind
+            #unpack
+            match #body_fn(#(#call_args),*).await {
+                ::core::result::Result::Ok(#output) => ::core::result::Result::Ok(#output),
+                ::core::result::Result::Err(#failure) => {
+                    ::core::result::Result::Err(#into_error(#failure))
                 }
             }
-
-            #(#body_attrs)*
-            #body_sig #block
-        };
-    }
+        }
+    };
+    let returns = quote_spanned! {async_span=>
+        impl ::core::future::Future<
+            Output = ::core::result::Result<
+                <Self as #private::Activity>::Output,
+                #private::ActivityError,
+            >,
+        > + ::core::marker::Send
+    };
+    let execute = quote! {
+        fn execute(
+            &self,
+            #ctx_param: #private::ActivityContext,
+            #input: <Self as #private::Activity>::Input,
+        ) -> #returns {
+            #future
+        }
+    };
+    expansion(func, args, checked, execute, TokenStream::new())
 }
 
-/// What to emit when the activity has errors: the marker struct, so uses of the name resolve,
-/// and, when the types are known, an `Activity` impl that is never run, so `ctx.run` calls
-/// type-check instead of piling up follow-on errors.
+/// The name of the user's function inside the expansion. Mixed-site like the other synthesized
+/// names; as an item it still resolves at the call site, hence a name no one writes.
+fn body_fn_ident() -> Ident {
+    Ident::new("__weft_activity_body", Span::mixed_site())
+}
+
+/// What to emit when the activity has errors: the marker struct, so uses of the name resolve;
+/// when the types are known, an `Activity` impl that is never run, so `ctx.run` calls
+/// type-check instead of piling up follow-on errors; and the user's function, unused, so its
+/// body is still checked and the imports it uses are not reported as unused.
 fn fallback(func: &ItemFn, args: &Args, checked: &Checked<'_>) -> TokenStream {
+    let private = quote!(::weft_runtime::__private);
+    let execute = quote! {
+        fn execute(
+            &self,
+            _: #private::ActivityContext,
+            _: <Self as #private::Activity>::Input,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                <Self as #private::Activity>::Output,
+                #private::ActivityError,
+            >,
+        > + ::core::marker::Send {
+            // Never runs: the crate does not compile while the activity has errors.
+            ::core::future::pending()
+        }
+    };
+    expansion(func, args, checked, execute, quote!(#[allow(dead_code)]))
+}
+
+/// The marker struct, then a block with the `Activity` impl (when the types are known) and the
+/// user's function renamed.
+fn expansion(
+    func: &ItemFn,
+    args: &Args,
+    checked: &Checked<'_>,
+    execute: TokenStream,
+    body_allows: TokenStream,
+) -> TokenStream {
     let attrs = split_attrs(&func.attrs);
     let marker = marker_struct(func, &attrs);
-    let (Some(inputs), Some((output, _))) = (&checked.inputs, checked.output) else {
-        return marker;
-    };
-    let private = quote!(::weft_runtime::__private);
-    let ident = &func.sig.ident;
     let cfg = &attrs.cfg;
-    let name = name_literal(func, args);
-    let allows = impl_allows();
-    let input_type = match inputs.as_slice() {
-        [] => quote!(()),
-        [one] => quote!(#one),
-        many => quote!((#(#many,)*)),
+    let body_attrs = &attrs.body;
+    let mut body_sig = func.sig.clone();
+    body_sig.ident = body_fn_ident();
+    let block = &func.block;
+    let activity_impl = match (&checked.inputs, checked.output) {
+        (Some(inputs), Some((output, _))) => {
+            let private = quote!(::weft_runtime::__private);
+            let ident = &func.sig.ident;
+            let name = name_literal(func, args);
+            let options = options_fn(args);
+            let allows = impl_allows();
+            let input_type = match inputs.as_slice() {
+                [] => quote!(()),
+                [one] => quote!(#one),
+                many => quote!((#(#many,)*)),
+            };
+            quote! {
+                #allows
+                #[automatically_derived]
+                impl #private::Activity for #ident {
+                    type Input = #input_type;
+                    type Output = #output;
+                    const NAME: &'static str = #name;
+
+                    #options
+
+                    #execute
+                }
+            }
+        }
+        _ => TokenStream::new(),
     };
     quote! {
         #marker
 
         #(#cfg)*
         const _: () = {
-            #allows
-            #[automatically_derived]
-            impl #private::Activity for #ident {
-                type Input = #input_type;
-                type Output = #output;
-                const NAME: &'static str = #name;
+            #activity_impl
 
-                fn execute(
-                    &self,
-                    _: #private::ActivityContext,
-                    _: <Self as #private::Activity>::Input,
-                ) -> impl ::core::future::Future<
-                    Output = ::core::result::Result<
-                        <Self as #private::Activity>::Output,
-                        #private::ActivityError,
-                    >,
-                > + ::core::marker::Send {
-                    // Never runs: the crate does not compile while the activity has errors.
-                    ::core::future::pending()
-                }
-            }
+            #(#body_attrs)*
+            #body_allows
+            #body_sig #block
         };
     }
 }

@@ -1,0 +1,8 @@
+use weft_runtime::{ActivityError, activity};
+
+#[activity]
+fn charge_card(cents: u64) -> Result<u64, ActivityError> {
+    Ok(cents)
+}
+
+fn main() {}
