@@ -106,6 +106,17 @@ impl<'a> Generator<'a> {
         }
     }
 
+    fn field_doc(&self, id: BindingId) -> String {
+        let b = self.binding(id);
+        if !b.synthetic {
+            format!(" The variable `{}`.", b.user_name)
+        } else if b.user_name.starts_with("__weft_iter") {
+            " The position of a `for` loop.".to_string()
+        } else {
+            " The result of an earlier durable await in the same expression.".to_string()
+        }
+    }
+
     fn saved_sorted(&self, k: AwaitId) -> Vec<BindingId> {
         self.saved[k].iter().copied().collect()
     }
@@ -117,14 +128,16 @@ impl<'a> Generator<'a> {
         let start_fields = self.lowered.params.iter().map(|id| {
             let f = self.field_ident(*id);
             let t = self.field_type(*id);
-            quote!(#f: #t)
+            let doc = self.field_doc(*id);
+            quote!(#[doc = #doc] #f: #t)
         });
         let variants = (0..self.lowered.awaits).map(|k| {
             let v = &self.variants[k];
             let fields = self.saved_sorted(k).into_iter().map(|id| {
                 let f = self.field_ident(id);
                 let t = self.field_type(id);
-                quote!(#f: #t)
+                let doc = self.field_doc(id);
+                quote!(#[doc = #doc] #f: #t)
             });
             let doc = format!(" Suspended at durable await #{}: {}.", k + 1, self.describe_await(k));
             quote!(#[doc = #doc] #v { #(#fields,)* })
@@ -181,6 +194,7 @@ impl<'a> Generator<'a> {
         let version = self.version;
         let fingerprint = fnv1a(self.shape().as_bytes());
         let ctx = &self.sig.ctx;
+        let ctx_ty = &self.sig.ctx_ty;
         let param_fields: Vec<Ident> = self.lowered.params.iter().map(|id| self.field_ident(*id)).collect();
         let param_types: Vec<&Type> = self.sig.params.iter().map(|(_, _, t)| t).collect();
         let (input_ty, start_body) = match param_fields.len() {
@@ -236,7 +250,7 @@ impl<'a> Generator<'a> {
                 ) -> ::core::result::Result<::weft_runtime::__private::Transition<Self>, ::weft_runtime::__private::StepError> {
                     #[allow(unused_mut, unused_variables, unused_braces, unused_labels, unreachable_code, clippy::all, clippy::pedantic)]
                     fn #body_fn(
-                        #ctx: &mut ::weft_runtime::__private::WorkflowContext,
+                        #ctx: #ctx_ty,
                         #st: #state,
                         __weft_resume: ::weft_runtime::__private::Resume,
                     ) -> ::core::result::Result<::weft_runtime::__private::Next<#state, #output>, #error> {
@@ -284,11 +298,23 @@ impl<'a> Generator<'a> {
         for k in 0..self.lowered.awaits {
             let v = &self.variants[k];
             let binds = self.saved_sorted(k).into_iter().map(|id| self.bind_field(id));
+            let redeclare = self.awaits[&k]
+                .in_scope
+                .iter()
+                .filter(|id| self.binding(**id).assigned && !self.saved[k].contains(id))
+                .map(|id| {
+                    let b = self.binding(*id);
+                    let ident = &b.ident;
+                    match &b.ty {
+                        TypeInfo::Known(t) => quote!(let mut #ident: #t;),
+                        _ => quote!(let mut #ident;),
+                    }
+                });
             let cont = self
                 .gen_cont(&self.lowered.body, k, &LoopMap::default())
                 .expect("every await is in the body");
             arms.push(quote! {
-                #state::#v { #(#binds,)* } => { #cont }
+                #state::#v { #(#binds,)* } => { #(#redeclare)* #cont }
             });
         }
         arms
@@ -298,10 +324,12 @@ impl<'a> Generator<'a> {
         let f = self.field_ident(id);
         let b = self.binding(id);
         let ident = &b.ident;
-        if b.mutable {
-            quote!(#f: mut #ident)
-        } else {
-            quote!(#f: #ident)
+        let shorthand = !b.synthetic;
+        match (b.mutable, shorthand) {
+            (true, true) => quote!(mut #ident),
+            (true, false) => quote!(#f: mut #ident),
+            (false, true) => quote!(#ident),
+            (false, false) => quote!(#f: #ident),
         }
     }
 
@@ -364,6 +392,12 @@ impl<'a> Generator<'a> {
                 ExitRewriter::new(self, map).visit_expr_mut(&mut expr);
                 return_tokens(&expr)
             }
+            Node::Assign { target, expr, .. } => {
+                let mut expr = expr.clone();
+                ExitRewriter::new(self, map).visit_expr_mut(&mut expr);
+                let ident = &self.binding(*target).ident;
+                quote!(#ident = #expr;)
+            }
         }
     }
 
@@ -372,8 +406,9 @@ impl<'a> Generator<'a> {
         let v = &self.variants[a.id];
         let fields = self.saved_sorted(a.id).into_iter().map(|id| {
             let f = self.field_ident(id);
-            let ident = &self.binding(id).ident;
-            quote!(#f: #ident)
+            let b = self.binding(id);
+            let ident = &b.ident;
+            if b.synthetic { quote!(#f: #ident) } else { quote!(#ident) }
         });
         let command = match &a.op {
             Op::Run { activity, input } => {

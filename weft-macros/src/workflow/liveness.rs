@@ -84,12 +84,13 @@ impl Pass {
             Node::Match { uses, arms, .. } => {
                 let mut live = uses.clone();
                 for arm in arms {
+                    // The guard runs with the arm's bindings, so its uses of them end here too.
                     let mut arm_live = self.seq(&arm.body, out.clone());
+                    arm_live.extend(arm.uses.iter().copied());
                     for b in &arm.binds {
                         arm_live.remove(b);
                     }
                     live.extend(arm_live);
-                    live.extend(arm.uses.iter().copied());
                 }
                 live
             }
@@ -110,6 +111,12 @@ impl Pass {
             Node::Break(id) => self.loops.get(id).map(|(b, _)| b.clone()).unwrap_or_default(),
             Node::Continue(id) => self.loops.get(id).map(|(_, c)| c.clone()).unwrap_or_default(),
             Node::Return { uses, .. } => uses.clone(),
+            Node::Assign { target, uses, .. } => {
+                let mut live = out;
+                live.remove(target);
+                live.extend(uses.iter().copied());
+                live
+            }
         }
     }
 }

@@ -20,6 +20,17 @@ use super::scan;
 use super::types;
 use crate::diagnostics::Diagnostics;
 
+/// What the value of the block being lowered is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Tail {
+    /// Nothing: a statement.
+    None,
+    /// The workflow's result.
+    Return,
+    /// The value of a `let` whose initializer suspends.
+    Assign(BindingId),
+}
+
 pub(crate) struct Lowerer<'a> {
     ctx: Ident,
     diags: &'a mut Diagnostics,
@@ -57,7 +68,7 @@ pub(crate) fn lower(
         let (id, _) = l.declare(ident, *mutable, types::from_annotation(ty), false);
         param_ids.push(id);
     }
-    let seq = l.lower_stmts(&body.stmts, true);
+    let seq = l.lower_stmts(&body.stmts, Tail::Return);
     if !ends_in_return(&seq) {
         let span = body
             .stmts
@@ -159,6 +170,7 @@ impl Lowerer<'_> {
             mutable,
             ty,
             synthetic,
+            assigned: false,
         });
         self.scopes.last_mut().expect("a scope is open").push((name, id));
         (id, final_ident)
@@ -213,36 +225,36 @@ impl Lowerer<'_> {
         out
     }
 
-    fn lower_block(&mut self, block: &Block, tail: bool) -> Seq {
+    fn lower_block(&mut self, block: &Block, tail: Tail) -> Seq {
         self.with_scope(|l| l.lower_stmts(&block.stmts, tail))
     }
 
-    fn lower_stmts(&mut self, stmts: &[Stmt], tail: bool) -> Seq {
+    fn lower_stmts(&mut self, stmts: &[Stmt], tail: Tail) -> Seq {
         let mut out = Seq::new();
         for (i, stmt) in stmts.iter().enumerate() {
-            let is_tail = tail && i + 1 == stmts.len();
+            let is_tail = if i + 1 == stmts.len() { tail } else { Tail::None };
             self.lower_stmt(stmt.clone(), is_tail, &mut out);
         }
         out
     }
 
-    fn lower_stmt(&mut self, stmt: Stmt, tail: bool, out: &mut Seq) {
+    fn lower_stmt(&mut self, stmt: Stmt, tail: Tail, out: &mut Seq) {
         match stmt {
             Stmt::Local(local) => self.lower_local(local, out),
             Stmt::Expr(expr, semi) => {
-                let tail = tail && semi.is_none();
+                let tail = if semi.is_none() { tail } else { Tail::None };
                 self.lower_expr_stmt(expr, semi.is_some(), tail, out)
             }
             Stmt::Macro(ref m) => {
                 let mut stmt = stmt.clone();
-                if tail && m.semi_token.is_none() {
+                if tail != Tail::None && m.semi_token.is_none() {
                     // A macro in tail position is the workflow's result.
                     let Stmt::Macro(sm) = stmt else { unreachable!() };
                     let expr = Expr::Macro(syn::ExprMacro {
                         attrs: sm.attrs,
                         mac: sm.mac,
                     });
-                    return self.lower_expr_stmt(expr, false, true, out);
+                    return self.lower_expr_stmt(expr, false, tail, out);
                 }
                 scan::check_plain_stmt(&stmt, &self.ctx, self.diags);
                 self.push_plain(&mut stmt, out);
@@ -280,6 +292,9 @@ impl Lowerer<'_> {
             let ty = annotation.as_ref().map_or(TypeInfo::Unknown, types::from_annotation);
             let mut pat = local.pat.clone();
             let defs = self.declare_pattern(&mut pat, ty);
+            for d in &defs {
+                self.bindings.all[*d].assigned = true;
+            }
             local.pat = pat;
             out.push(Node::Plain {
                 stmt: Stmt::Local(local),
@@ -308,6 +323,10 @@ impl Lowerer<'_> {
             let binds = self.declare_pattern(&mut pat, ty);
             self.push_await(op, try_, AwaitBind::Let { pat, ty: ty_annotation, binds }, span, out);
             return;
+        }
+        if init.diverge.is_none() && suspends_inside(&init.expr, &self.ctx) {
+            let expr = (*init.expr).clone();
+            return self.lower_suspending_let(local, expr, annotation, out);
         }
         self.hoist(&mut init.expr, out);
         if let Some((_, diverge)) = &init.diverge {
@@ -353,6 +372,53 @@ impl Lowerer<'_> {
         });
     }
 
+    /// `let x = if/match/{..}` whose branches suspend: `let x;`, then each branch assigns it.
+    fn lower_suspending_let(
+        &mut self,
+        mut local: syn::Local,
+        expr: Expr,
+        annotation: Option<syn::Type>,
+        out: &mut Seq,
+    ) {
+        let ident = match &local.pat {
+            Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => pi.ident.clone(),
+            Pat::Type(pt) => match &*pt.pat {
+                Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => pi.ident.clone(),
+                other => {
+                    self.diags.error_spanned(other, "bind the value of an `if` or `match` that suspends to a single name, then destructure it in the next statement");
+                    return;
+                }
+            },
+            other => {
+                self.diags.error_spanned(other, "bind the value of an `if` or `match` that suspends to a single name, then destructure it in the next statement");
+                return;
+            }
+        };
+        let ty = annotation.as_ref().map_or(TypeInfo::Unknown, types::from_annotation);
+        let mut pat = local.pat.clone();
+        let defs = self.declare_pattern(&mut pat, ty);
+        let target = defs[0];
+        self.bindings.all[target].assigned = true;
+        // Declared without `mut`: each path assigns it once, as the original `let` did.
+        if let Pat::Type(pt) = &mut pat {
+            if let Pat::Ident(pi) = &mut *pt.pat {
+                pi.mutability = None;
+            }
+        } else if let Pat::Ident(pi) = &mut pat {
+            pi.mutability = None;
+        }
+        let _ = ident;
+        local.pat = pat;
+        local.init = None;
+        out.push(Node::Plain {
+            stmt: Stmt::Local(local),
+            uses: BTreeSet::new(),
+            defs: Vec::new(),
+            exits: Exits::default(),
+        });
+        self.lower_expr_stmt(expr, false, Tail::Assign(target), out);
+    }
+
     /// Parses a durable call and hoists durable awaits out of its arguments.
     fn lower_op(&mut self, call: &Expr, out: &mut Seq) -> Option<(Op, BTreeSet<BindingId>)> {
         let mut op = scan::parse_op(call, &self.ctx, self.diags)?;
@@ -383,6 +449,13 @@ impl Lowerer<'_> {
     ) {
         let id = self.awaits;
         self.awaits += 1;
+        let in_scope = self
+            .visible()
+            .values()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         out.push(Node::Await(Await {
             id,
             op,
@@ -390,6 +463,7 @@ impl Lowerer<'_> {
             bind,
             uses,
             span,
+            in_scope,
         }));
     }
 
@@ -457,7 +531,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn lower_expr_stmt(&mut self, mut expr: Expr, semi: bool, tail: bool, out: &mut Seq) {
+    fn lower_expr_stmt(&mut self, mut expr: Expr, semi: bool, tail: Tail, out: &mut Seq) {
         match expr {
             Expr::If(i) if if_needs_ir(&i, &self.ctx) => self.lower_if(i, tail, out),
             Expr::Match(m) if m.arms.iter().any(|a| scan::contains_durable_expr(&a.body, &self.ctx)) => {
@@ -466,7 +540,7 @@ impl Lowerer<'_> {
             Expr::Loop(l) if scan::contains_durable_block(&l.body, &self.ctx) => {
                 let label = l.label.map(|l| l.name);
                 self.lower_loop(label, out, |lw, body| {
-                    body.push(Node::Block(lw.lower_block(&l.body, false)));
+                    body.push(Node::Block(lw.lower_block(&l.body, Tail::None)));
                 });
             }
             Expr::While(w)
@@ -511,18 +585,27 @@ impl Lowerer<'_> {
                 let mut value = r.expr.take().map_or_else(|| parse_quote!(()), |e| *e);
                 self.push_return(&mut value, out);
             }
-            _ if tail => self.push_return(&mut expr, out),
+            _ if tail != Tail::None => self.push_tail(&mut expr, tail, out),
             Expr::Assign(ref a)
                 if scan::durable_await(&a.right, &self.ctx).is_some()
                     && self.assign_target(&a.left).is_some() =>
             {
                 let Expr::Assign(a) = expr else { unreachable!() };
                 let target = self.assign_target(&a.left).expect("checked");
+                self.bindings.all[target].assigned = true;
                 let (call, try_, span) = scan::durable_await(&a.right, &self.ctx).expect("checked");
                 let call = call.clone();
                 if let Some(op) = self.lower_op(&call, out) {
                     self.push_await(op, try_, AwaitBind::Assign { target }, span, out);
                 }
+            }
+            Expr::Assign(ref a) if semi && self.assign_target(&a.left).is_some() => {
+                // Assigning a whole variable ends its old value's life.
+                let Expr::Assign(a) = expr else { unreachable!() };
+                let target = self.assign_target(&a.left).expect("checked");
+                self.bindings.all[target].assigned = true;
+                let mut value = *a.right;
+                self.push_tail(&mut value, Tail::Assign(target), out);
             }
             _ if scan::durable_await(&expr, &self.ctx).is_some() => {
                 let (call, try_, span) = scan::durable_await(&expr, &self.ctx).expect("checked");
@@ -537,6 +620,23 @@ impl Lowerer<'_> {
                 scan::check_plain_stmt(&stmt, &self.ctx, self.diags);
                 self.push_plain(&mut stmt, out);
             }
+        }
+    }
+
+    /// The value of a block in tail position: the workflow's result, or a deferred binding's value.
+    fn push_tail(&mut self, value: &mut Expr, tail: Tail, out: &mut Seq) {
+        match tail {
+            Tail::Assign(target) => {
+                self.hoist(value, out);
+                scan::check_plain_expr(value, &self.ctx, self.diags);
+                let uses = self.resolve_expr(value).uses;
+                out.push(Node::Assign {
+                    target,
+                    expr: value.clone(),
+                    uses,
+                });
+            }
+            _ => self.push_return(value, out),
         }
     }
 
@@ -573,7 +673,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn lower_if(&mut self, mut i: syn::ExprIf, tail: bool, out: &mut Seq) {
+    fn lower_if(&mut self, mut i: syn::ExprIf, tail: Tail, out: &mut Seq) {
         if let Expr::Let(l) = &mut *i.cond {
             // `if let P = e { a } else { b }` is `match e { P => a, _ => b }`.
             let mut scrutinee = (*l.expr).clone();
@@ -621,7 +721,7 @@ impl Lowerer<'_> {
         out.push(Node::If { cond, uses, then, els });
     }
 
-    fn lower_else(&mut self, els: Expr, tail: bool) -> Seq {
+    fn lower_else(&mut self, els: Expr, tail: Tail) -> Seq {
         match els {
             Expr::Block(b) => self.lower_block(&b.block, tail),
             other => self.with_scope(|lw| {
@@ -632,7 +732,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn lower_match(&mut self, m: syn::ExprMatch, tail: bool, out: &mut Seq) {
+    fn lower_match(&mut self, m: syn::ExprMatch, tail: Tail, out: &mut Seq) {
         let mut scrutinee = (*m.expr).clone();
         self.hoist(&mut scrutinee, out);
         scan::check_plain_expr(&scrutinee, &self.ctx, self.diags);
@@ -652,7 +752,7 @@ impl Lowerer<'_> {
                     Expr::Block(b) if b.label.is_none() => lw.lower_block(&b.block, tail),
                     other => lw.with_scope(|lw| {
                         let mut seq = Seq::new();
-                        lw.lower_expr_stmt(other, !tail, tail, &mut seq);
+                        lw.lower_expr_stmt(other, tail == Tail::None, tail, &mut seq);
                         seq
                     }),
                 };
@@ -694,7 +794,7 @@ impl Lowerer<'_> {
                 let arm = lw.with_scope(|lw| {
                     let mut pat = (*l.pat).clone();
                     let binds = lw.declare_pattern(&mut pat, scrut_ty);
-                    let body = lw.lower_block(&body, false);
+                    let body = lw.lower_block(&body, Tail::None);
                     MatchArm { pat, binds, uses: BTreeSet::new(), body }
                 });
                 let exit = MatchArm {
@@ -716,7 +816,7 @@ impl Lowerer<'_> {
                     then: vec![Node::Break(id)],
                     els: None,
                 });
-                seq.push(Node::Block(lw.lower_block(&body, false)));
+                seq.push(Node::Block(lw.lower_block(&body, Tail::None)));
             }
         });
     }
@@ -774,7 +874,7 @@ impl Lowerer<'_> {
                 defs: binds,
                 exits,
             });
-            seq.push(Node::Block(lw.lower_block(&body, false)));
+            seq.push(Node::Block(lw.lower_block(&body, Tail::None)));
         });
     }
 }
@@ -785,6 +885,16 @@ fn if_needs_ir(i: &syn::ExprIf, ctx: &Ident) -> bool {
             Expr::If(inner) => if_needs_ir(inner, ctx) || scan::contains_durable_expr(&inner.cond, ctx),
             other => scan::contains_durable_expr(other, ctx),
         })
+}
+
+/// Whether an initializer is control flow whose branches suspend.
+fn suspends_inside(expr: &Expr, ctx: &Ident) -> bool {
+    match expr {
+        Expr::If(i) => if_needs_ir(i, ctx),
+        Expr::Match(m) => m.arms.iter().any(|a| scan::contains_durable_expr(&a.body, ctx)),
+        Expr::Block(b) => b.label.is_none() && scan::contains_durable_block(&b.block, ctx),
+        _ => false,
+    }
 }
 
 fn contains_let(expr: &Expr) -> bool {

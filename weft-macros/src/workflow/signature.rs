@@ -10,6 +10,8 @@ use crate::diagnostics::Diagnostics;
 /// What the rest of the pipeline needs from the signature.
 pub(crate) struct Signature {
     pub(crate) ctx: Ident,
+    /// The context type as written, so the user's import of it is used.
+    pub(crate) ctx_ty: Type,
     /// `(name, mutable, type)` of each input parameter after the context.
     pub(crate) params: Vec<(Ident, bool, Type)>,
     pub(crate) output: Type,
@@ -45,6 +47,7 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
     }
 
     let mut inputs = sig.inputs.iter();
+    let mut ctx_ty = None;
     let ctx = match inputs.next() {
         Some(FnArg::Typed(pt)) => {
             let ident = match &*pt.pat {
@@ -56,6 +59,7 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
                     None
                 }
             };
+            ctx_ty = Some((*pt.ty).clone());
             if !is_ctx_type(&pt.ty) {
                 diags.error_spanned(
                     &pt.ty,
@@ -127,8 +131,10 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
         }
     };
     let ctx = ctx?;
+    let ctx_ty = ctx_ty?;
     ok.then_some(Signature {
         ctx,
+        ctx_ty,
         params,
         output,
         error,

@@ -9,6 +9,20 @@ fn expand(src: proc_macro2::TokenStream) -> String {
 #[test]
 fn scratch() {
     let out = expand(quote! {
+        async fn match_result(ctx: &mut WorkflowContext, n: u64) -> Result<String, WorkflowError> {
+            let label: String = match ctx.run(double, n).await {
+                Ok(v) if v > 100 => format!("big {v}"),
+                Err(e) => {
+                    ctx.sleep(Duration::from_secs(1)).await;
+                    format!("failed {}", e.code())
+                }
+            };
+            let loud = ctx.run(shout, label).await?;
+            Ok(loud)
+        }
+    });
+    println!("{out}");
+    let out = expand(quote! {
         async fn checkout(ctx: &mut WorkflowContext, order: Order) -> Result<Receipt, WorkflowError> {
             let charge = ctx.run(charge_card, order.payment.clone()).await?;
             ctx.sleep(Duration::from_secs(3600)).await;
