@@ -283,7 +283,9 @@ pub async fn approval_chain(
         let note = ctx.run(shout, reviewer.clone()).await?;
         let approval = ctx.wait_for_signal::<Approval>().await;
         if !approval.approved {
-            return Err(WorkflowError::failed(format!("{reviewer} rejected ({note})")));
+            return Err(WorkflowError::failed(format!(
+                "{reviewer} rejected ({note})"
+            )));
         }
         approved_by.push(approval.by);
     }

@@ -67,7 +67,13 @@ impl<'a> Generator<'a> {
             let base = match &awaits[&k].op {
                 Op::Run { activity, .. } => format!(
                     "Await{}",
-                    pascal(&activity.segments.last().map(|s| s.ident.to_string()).unwrap_or_default())
+                    pascal(
+                        &activity
+                            .segments
+                            .last()
+                            .map(|s| s.ident.to_string())
+                            .unwrap_or_default()
+                    )
                 ),
                 Op::Sleep { .. } => "AwaitSleep".to_string(),
                 Op::Signal { ty } => format!("AwaitSignal{}", type_base_name(ty)),
@@ -139,7 +145,11 @@ impl<'a> Generator<'a> {
                 let doc = self.field_doc(id);
                 quote!(#[doc = #doc] #f: #t)
             });
-            let doc = format!(" Suspended at durable await #{}: {}.", k + 1, self.describe_await(k));
+            let doc = format!(
+                " Suspended at durable await #{}: {}.",
+                k + 1,
+                self.describe_await(k)
+            );
             quote!(#[doc = #doc] #v { #(#fields,)* })
         });
         let doc = format!(
@@ -160,9 +170,15 @@ impl<'a> Generator<'a> {
 
     fn describe_await(&self, k: AwaitId) -> String {
         match &self.awaits[&k].op {
-            Op::Run { activity, .. } => format!("`ctx.run({})`", quote!(#activity).to_string().replace(' ', "")),
+            Op::Run { activity, .. } => format!(
+                "`ctx.run({})`",
+                quote!(#activity).to_string().replace(' ', "")
+            ),
             Op::Sleep { .. } => "`ctx.sleep(..)`".to_string(),
-            Op::Signal { ty } => format!("`ctx.wait_for_signal::<{}>()`", types::type_string(ty).replace(' ', "")),
+            Op::Signal { ty } => format!(
+                "`ctx.wait_for_signal::<{}>()`",
+                types::type_string(ty).replace(' ', "")
+            ),
         }
     }
 
@@ -171,13 +187,25 @@ impl<'a> Generator<'a> {
         let mut s = format!("weft-state-v1|{}|", self.name);
         s.push_str("Start{");
         for id in &self.lowered.params {
-            s.push_str(&format!("{}:{};", self.field_ident(*id), self.field_type(*id)));
+            s.push_str(&format!(
+                "{}:{};",
+                self.field_ident(*id),
+                self.field_type(*id)
+            ));
         }
         s.push('}');
         for k in 0..self.lowered.awaits {
-            s.push_str(&format!("|{}={}{{", self.variants[k], self.describe_await(k)));
+            s.push_str(&format!(
+                "|{}={}{{",
+                self.variants[k],
+                self.describe_await(k)
+            ));
             for id in self.saved_sorted(k) {
-                s.push_str(&format!("{}:{};", self.field_ident(id), self.field_type(id)));
+                s.push_str(&format!(
+                    "{}:{};",
+                    self.field_ident(id),
+                    self.field_type(id)
+                ));
             }
             s.push('}');
         }
@@ -195,7 +223,12 @@ impl<'a> Generator<'a> {
         let fingerprint = fnv1a(self.shape().as_bytes());
         let ctx = &self.sig.ctx;
         let ctx_ty = &self.sig.ctx_ty;
-        let param_fields: Vec<Ident> = self.lowered.params.iter().map(|id| self.field_ident(*id)).collect();
+        let param_fields: Vec<Ident> = self
+            .lowered
+            .params
+            .iter()
+            .map(|id| self.field_ident(*id))
+            .collect();
         let param_types: Vec<&Type> = self.sig.params.iter().map(|(_, _, t)| t).collect();
         let (input_ty, start_body) = match param_fields.len() {
             0 => (quote!(()), quote!(let () = input; #state::Start {})),
@@ -221,7 +254,8 @@ impl<'a> Generator<'a> {
             .filter_map(|k| match &self.awaits[&k].op {
                 Op::Run { activity, .. } => {
                     let key = quote!(#activity).to_string();
-                    seen.insert(key).then(|| quote_spanned!(activity_span(activity)=> set.add(#activity);))
+                    seen.insert(key)
+                        .then(|| quote_spanned!(activity_span(activity)=> set.add(#activity);))
                 }
                 _ => None,
             })
@@ -297,7 +331,10 @@ impl<'a> Generator<'a> {
         });
         for k in 0..self.lowered.awaits {
             let v = &self.variants[k];
-            let binds = self.saved_sorted(k).into_iter().map(|id| self.bind_field(id));
+            let binds = self
+                .saved_sorted(k)
+                .into_iter()
+                .map(|id| self.bind_field(id));
             let redeclare = self.awaits[&k]
                 .in_scope
                 .iter()
@@ -337,7 +374,10 @@ impl<'a> Generator<'a> {
         let mut ts = TokenStream::new();
         for node in seq {
             ts.extend(self.gen_node(node, map));
-            if matches!(node, Node::Await(_) | Node::Break(_) | Node::Continue(_) | Node::Return { .. }) {
+            if matches!(
+                node,
+                Node::Await(_) | Node::Break(_) | Node::Continue(_) | Node::Return { .. }
+            ) {
                 break;
             }
         }
@@ -353,7 +393,9 @@ impl<'a> Generator<'a> {
                 quote!(#stmt)
             }
             Node::Await(a) => self.gen_suspend(a),
-            Node::If { cond, then, els, .. } => {
+            Node::If {
+                cond, then, els, ..
+            } => {
                 let then = self.gen_seq(then, map);
                 let mut cond = cond.clone();
                 ExitRewriter::new(self, map).visit_expr_mut(&mut cond);
@@ -365,7 +407,9 @@ impl<'a> Generator<'a> {
                     None => quote!(if #cond { #then }),
                 }
             }
-            Node::Match { scrutinee, arms, .. } => {
+            Node::Match {
+                scrutinee, arms, ..
+            } => {
                 let mut scrutinee = scrutinee.clone();
                 ExitRewriter::new(self, map).visit_expr_mut(&mut scrutinee);
                 let arms = arms.iter().map(|arm| {
@@ -408,7 +452,11 @@ impl<'a> Generator<'a> {
             let f = self.field_ident(id);
             let b = self.binding(id);
             let ident = &b.ident;
-            if b.synthetic { quote!(#f: #ident) } else { quote!(#ident) }
+            if b.synthetic {
+                quote!(#f: #ident)
+            } else {
+                quote!(#ident)
+            }
         });
         let command = match &a.op {
             Op::Run { activity, input } => {
@@ -458,7 +506,9 @@ impl<'a> Generator<'a> {
         let bind = match &a.bind {
             AwaitBind::Discard if a.try_ => quote!(#value_expr;),
             AwaitBind::Discard => quote!(let _ = #value_expr;),
-            AwaitBind::Let { pat, ty: Some(ty), .. } => quote!(let #pat: #ty = #value_expr;),
+            AwaitBind::Let {
+                pat, ty: Some(ty), ..
+            } => quote!(let #pat: #ty = #value_expr;),
             AwaitBind::Let { pat, ty: None, .. } => quote!(let #pat = #value_expr;),
             AwaitBind::Assign { target } => {
                 let ident = &self.binding(*target).ident;
@@ -541,7 +591,9 @@ fn return_tokens(expr: &Expr) -> TokenStream {
 }
 
 fn activity_span(path: &syn::Path) -> Span {
-    path.segments.last().map_or(Span::call_site(), |s| s.ident.span())
+    path.segments
+        .last()
+        .map_or(Span::call_site(), |s| s.ident.span())
 }
 
 fn collect_awaits<'a>(seq: &'a [Node], out: &mut HashMap<AwaitId, &'a Await>) {
@@ -570,7 +622,9 @@ fn contains_seq(seq: &[Node], k: AwaitId) -> bool {
 fn contains_await(node: &Node, k: AwaitId) -> bool {
     match node {
         Node::Await(a) => a.id == k,
-        Node::If { then, els, .. } => contains_seq(then, k) || els.as_ref().is_some_and(|e| contains_seq(e, k)),
+        Node::If { then, els, .. } => {
+            contains_seq(then, k) || els.as_ref().is_some_and(|e| contains_seq(e, k))
+        }
         Node::Match { arms, .. } => arms.iter().any(|a| contains_seq(&a.body, k)),
         Node::Loop { body, .. } | Node::Block(body) => contains_seq(body, k),
         _ => false,
@@ -593,7 +647,12 @@ pub(crate) fn pascal(s: &str) -> String {
 
 fn type_base_name(ty: &Type) -> String {
     match ty {
-        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default(),
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -633,15 +692,24 @@ impl<'g, 'a> ExitRewriter<'g, 'a> {
         match label {
             Some(l) => {
                 let name = l.ident.to_string();
-                if self.inner_loops.iter().any(|x| x.as_deref() == Some(name.as_str())) {
+                if self
+                    .inner_loops
+                    .iter()
+                    .any(|x| x.as_deref() == Some(name.as_str()))
+                {
                     return None;
                 }
                 // A generated loop label (`for` lowering) or a user label of a suspending loop.
-                self.map.stack.iter().rev().map(|(id, _, _)| *id).find(|id| {
-                    let info = &self.gen_.lowered.loops[*id];
-                    info.label.ident == l.ident
-                        || info.user_label.as_ref().is_some_and(|u| u.ident == l.ident)
-                })
+                self.map
+                    .stack
+                    .iter()
+                    .rev()
+                    .map(|(id, _, _)| *id)
+                    .find(|id| {
+                        let info = &self.gen_.lowered.loops[*id];
+                        info.label.ident == l.ident
+                            || info.user_label.as_ref().is_some_and(|u| u.ident == l.ident)
+                    })
             }
             None if self.inner_loops.is_empty() => self.map.stack.last().map(|(id, _, _)| *id),
             None => None,
@@ -664,23 +732,27 @@ impl VisitMut for ExitRewriter<'_, '_> {
             }
             Expr::ForLoop(f) => {
                 self.visit_expr_mut(&mut f.expr);
-                self.inner_loops.push(f.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(f.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.visit_block_mut(&mut f.body);
                 self.inner_loops.pop();
             }
             Expr::While(w) => {
-                self.inner_loops.push(w.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(w.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.visit_expr_mut(&mut w.cond);
                 self.visit_block_mut(&mut w.body);
                 self.inner_loops.pop();
             }
             Expr::Loop(l) => {
-                self.inner_loops.push(l.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(l.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.visit_block_mut(&mut l.body);
                 self.inner_loops.pop();
             }
             Expr::Block(b) if b.label.is_some() => {
-                self.inner_loops.push(b.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(b.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.visit_block_mut(&mut b.block);
                 self.inner_loops.pop();
             }

@@ -39,8 +39,13 @@ impl Pass {
 
     fn node(&mut self, node: &Node, out: Set) -> Set {
         match node {
-            Node::Plain { uses, defs, exits, .. } => {
-                let mut live: Set = out.difference(&defs.iter().copied().collect()).copied().collect();
+            Node::Plain {
+                uses, defs, exits, ..
+            } => {
+                let mut live: Set = out
+                    .difference(&defs.iter().copied().collect())
+                    .copied()
+                    .collect();
                 live.extend(uses.iter().copied());
                 for l in &exits.breaks {
                     if let Some((brk, _)) = self.loops.get(l) {
@@ -72,7 +77,9 @@ impl Pass {
                 live.extend(a.uses.iter().copied());
                 live
             }
-            Node::If { uses, then, els, .. } => {
+            Node::If {
+                uses, then, els, ..
+            } => {
                 let mut live = self.seq(then, out.clone());
                 match els {
                     Some(els) => live.extend(self.seq(els, out)),
@@ -108,8 +115,16 @@ impl Pass {
                 }
                 head
             }
-            Node::Break(id) => self.loops.get(id).map(|(b, _)| b.clone()).unwrap_or_default(),
-            Node::Continue(id) => self.loops.get(id).map(|(_, c)| c.clone()).unwrap_or_default(),
+            Node::Break(id) => self
+                .loops
+                .get(id)
+                .map(|(b, _)| b.clone())
+                .unwrap_or_default(),
+            Node::Continue(id) => self
+                .loops
+                .get(id)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default(),
             Node::Return { uses, .. } => uses.clone(),
             Node::Assign { target, uses, .. } => {
                 let mut live = out;

@@ -91,7 +91,11 @@ pub(crate) fn lower(
 fn ends_in_return(seq: &Seq) -> bool {
     match seq.last() {
         Some(Node::Return { .. }) | Some(Node::Loop { .. }) => true,
-        Some(Node::If { then, els: Some(els), .. }) => ends_in_return(then) && ends_in_return(els),
+        Some(Node::If {
+            then,
+            els: Some(els),
+            ..
+        }) => ends_in_return(then) && ends_in_return(els),
         Some(Node::Match { arms, .. }) => arms.iter().all(|a| ends_in_return(&a.body)),
         Some(Node::Block(inner)) => ends_in_return(inner),
         Some(Node::Plain { stmt, .. }) => plain_diverges(stmt),
@@ -102,8 +106,18 @@ fn ends_in_return(seq: &Seq) -> bool {
 fn plain_diverges(stmt: &Stmt) -> bool {
     match stmt {
         Stmt::Expr(Expr::Return(_), _) | Stmt::Expr(Expr::Loop(_), _) => true,
-        Stmt::Macro(m) => m.mac.path.is_ident("panic") || m.mac.path.is_ident("unreachable") || m.mac.path.is_ident("todo") || m.mac.path.is_ident("unimplemented"),
-        Stmt::Expr(Expr::Macro(m), _) => m.mac.path.is_ident("panic") || m.mac.path.is_ident("unreachable") || m.mac.path.is_ident("todo") || m.mac.path.is_ident("unimplemented"),
+        Stmt::Macro(m) => {
+            m.mac.path.is_ident("panic")
+                || m.mac.path.is_ident("unreachable")
+                || m.mac.path.is_ident("todo")
+                || m.mac.path.is_ident("unimplemented")
+        }
+        Stmt::Expr(Expr::Macro(m), _) => {
+            m.mac.path.is_ident("panic")
+                || m.mac.path.is_ident("unreachable")
+                || m.mac.path.is_ident("todo")
+                || m.mac.path.is_ident("unimplemented")
+        }
         _ => false,
     }
 }
@@ -134,7 +148,10 @@ impl Lowerer<'_> {
             .map(|id| {
                 (
                     *id,
-                    self.loops[*id].user_label.as_ref().map(|l| l.ident.to_string()),
+                    self.loops[*id]
+                        .user_label
+                        .as_ref()
+                        .map(|l| l.ident.to_string()),
                 )
             })
             .collect()
@@ -147,7 +164,13 @@ impl Lowerer<'_> {
     }
 
     /// Declares a binding in the current scope; renames it if it shadows an outer scope's.
-    fn declare(&mut self, ident: &Ident, mutable: bool, ty: TypeInfo, synthetic: bool) -> (BindingId, Ident) {
+    fn declare(
+        &mut self,
+        ident: &Ident,
+        mutable: bool,
+        ty: TypeInfo,
+        synthetic: bool,
+    ) -> (BindingId, Ident) {
         let name = ident.to_string();
         let outer = &self.scopes[..self.scopes.len() - 1];
         let shadows_outer = outer.iter().any(|s| s.iter().any(|(n, _)| *n == name));
@@ -172,7 +195,10 @@ impl Lowerer<'_> {
             synthetic,
             assigned: false,
         });
-        self.scopes.last_mut().expect("a scope is open").push((name, id));
+        self.scopes
+            .last_mut()
+            .expect("a scope is open")
+            .push((name, id));
         (id, final_ident)
     }
 
@@ -232,7 +258,11 @@ impl Lowerer<'_> {
     fn lower_stmts(&mut self, stmts: &[Stmt], tail: Tail) -> Seq {
         let mut out = Seq::new();
         for (i, stmt) in stmts.iter().enumerate() {
-            let is_tail = if i + 1 == stmts.len() { tail } else { Tail::None };
+            let is_tail = if i + 1 == stmts.len() {
+                tail
+            } else {
+                Tail::None
+            };
             self.lower_stmt(stmt.clone(), is_tail, &mut out);
         }
         out
@@ -249,7 +279,9 @@ impl Lowerer<'_> {
                 let mut stmt = stmt.clone();
                 if tail != Tail::None && m.semi_token.is_none() {
                     // A macro in tail position is the workflow's result.
-                    let Stmt::Macro(sm) = stmt else { unreachable!() };
+                    let Stmt::Macro(sm) = stmt else {
+                        unreachable!()
+                    };
                     let expr = Expr::Macro(syn::ExprMacro {
                         attrs: sm.attrs,
                         mac: sm.mac,
@@ -289,7 +321,9 @@ impl Lowerer<'_> {
         };
         let Some(init) = &mut local.init else {
             // `let x;` declares a binding assigned later.
-            let ty = annotation.as_ref().map_or(TypeInfo::Unknown, types::from_annotation);
+            let ty = annotation
+                .as_ref()
+                .map_or(TypeInfo::Unknown, types::from_annotation);
             let mut pat = local.pat.clone();
             let defs = self.declare_pattern(&mut pat, ty);
             for d in &defs {
@@ -321,7 +355,17 @@ impl Lowerer<'_> {
             };
             let mut pat = pat;
             let binds = self.declare_pattern(&mut pat, ty);
-            self.push_await(op, try_, AwaitBind::Let { pat, ty: ty_annotation, binds }, span, out);
+            self.push_await(
+                op,
+                try_,
+                AwaitBind::Let {
+                    pat,
+                    ty: ty_annotation,
+                    binds,
+                },
+                span,
+                out,
+            );
             return;
         }
         if init.diverge.is_none() && suspends_inside(&init.expr, &self.ctx) {
@@ -394,7 +438,9 @@ impl Lowerer<'_> {
                 return;
             }
         };
-        let ty = annotation.as_ref().map_or(TypeInfo::Unknown, types::from_annotation);
+        let ty = annotation
+            .as_ref()
+            .map_or(TypeInfo::Unknown, types::from_annotation);
         let mut pat = local.pat.clone();
         let defs = self.declare_pattern(&mut pat, ty);
         let target = defs[0];
@@ -480,7 +526,17 @@ impl Lowerer<'_> {
             let ty = types::await_type(&op.0, try_);
             let (bid, _) = self.declare(&ident, false, ty, true);
             let pat: Pat = parse_quote!(#ident);
-            self.push_await(op, try_, AwaitBind::Let { pat, ty: None, binds: vec![bid] }, span, out);
+            self.push_await(
+                op,
+                try_,
+                AwaitBind::Let {
+                    pat,
+                    ty: None,
+                    binds: vec![bid],
+                },
+                span,
+                out,
+            );
             *expr = parse_quote!(#ident);
             return;
         }
@@ -519,7 +575,9 @@ impl Lowerer<'_> {
                 }
             }
             Expr::Struct(s) => {
-                s.fields.iter_mut().for_each(|f| self.hoist(&mut f.expr, out));
+                s.fields
+                    .iter_mut()
+                    .for_each(|f| self.hoist(&mut f.expr, out));
                 if let Some(rest) = &mut s.rest {
                     self.hoist(rest, out);
                 }
@@ -534,7 +592,11 @@ impl Lowerer<'_> {
     fn lower_expr_stmt(&mut self, mut expr: Expr, semi: bool, tail: Tail, out: &mut Seq) {
         match expr {
             Expr::If(i) if if_needs_ir(&i, &self.ctx) => self.lower_if(i, tail, out),
-            Expr::Match(m) if m.arms.iter().any(|a| scan::contains_durable_expr(&a.body, &self.ctx)) => {
+            Expr::Match(m)
+                if m.arms
+                    .iter()
+                    .any(|a| scan::contains_durable_expr(&a.body, &self.ctx)) =>
+            {
                 self.lower_match(m, tail, out)
             }
             Expr::Loop(l) if scan::contains_durable_block(&l.body, &self.ctx) => {
@@ -568,7 +630,9 @@ impl Lowerer<'_> {
             }
             Expr::Break(ref b) if self.statement_exit_target(b.label.as_ref()).is_some() => {
                 let Expr::Break(b) = expr else { unreachable!() };
-                let id = self.statement_exit_target(b.label.as_ref()).expect("checked");
+                let id = self
+                    .statement_exit_target(b.label.as_ref())
+                    .expect("checked");
                 if b.expr.is_some() {
                     self.diags.error_spanned(
                         b.break_token,
@@ -578,7 +642,9 @@ impl Lowerer<'_> {
                 out.push(Node::Break(id));
             }
             Expr::Continue(ref c) if self.statement_exit_target(c.label.as_ref()).is_some() => {
-                let id = self.statement_exit_target(c.label.as_ref()).expect("checked");
+                let id = self
+                    .statement_exit_target(c.label.as_ref())
+                    .expect("checked");
                 out.push(Node::Continue(id));
             }
             Expr::Return(mut r) => {
@@ -590,7 +656,9 @@ impl Lowerer<'_> {
                 if scan::durable_await(&a.right, &self.ctx).is_some()
                     && self.assign_target(&a.left).is_some() =>
             {
-                let Expr::Assign(a) = expr else { unreachable!() };
+                let Expr::Assign(a) = expr else {
+                    unreachable!()
+                };
                 let target = self.assign_target(&a.left).expect("checked");
                 self.bindings.all[target].assigned = true;
                 let (call, try_, span) = scan::durable_await(&a.right, &self.ctx).expect("checked");
@@ -601,7 +669,9 @@ impl Lowerer<'_> {
             }
             Expr::Assign(ref a) if semi && self.assign_target(&a.left).is_some() => {
                 // Assigning a whole variable ends its old value's life.
-                let Expr::Assign(a) = expr else { unreachable!() };
+                let Expr::Assign(a) = expr else {
+                    unreachable!()
+                };
                 let target = self.assign_target(&a.left).expect("checked");
                 self.bindings.all[target].assigned = true;
                 let mut value = *a.right;
@@ -658,7 +728,12 @@ impl Lowerer<'_> {
                 .loop_stack
                 .iter()
                 .rev()
-                .find(|id| self.loops[**id].user_label.as_ref().is_some_and(|u| u.ident == l.ident))
+                .find(|id| {
+                    self.loops[**id]
+                        .user_label
+                        .as_ref()
+                        .is_some_and(|u| u.ident == l.ident)
+                })
                 .copied(),
         }
     }
@@ -690,7 +765,12 @@ impl Lowerer<'_> {
                 let mut pat = pat;
                 let binds = lw.declare_pattern(&mut pat, scrut_ty);
                 let body = lw.lower_block(&i.then_branch, tail);
-                MatchArm { pat, binds, uses: BTreeSet::new(), body }
+                MatchArm {
+                    pat,
+                    binds,
+                    uses: BTreeSet::new(),
+                    body,
+                }
             }));
             let else_body = match i.else_branch.take() {
                 Some((_, els)) => self.lower_else(*els, tail),
@@ -702,7 +782,11 @@ impl Lowerer<'_> {
                 uses: BTreeSet::new(),
                 body: else_body,
             });
-            out.push(Node::Match { scrutinee, uses, arms });
+            out.push(Node::Match {
+                scrutinee,
+                uses,
+                arms,
+            });
             return;
         }
         if contains_let(&i.cond) {
@@ -717,8 +801,16 @@ impl Lowerer<'_> {
         scan::check_plain_expr(&cond, &self.ctx, self.diags);
         let uses = self.resolve_expr(&mut cond).uses;
         let then = self.lower_block(&i.then_branch, tail);
-        let els = i.else_branch.take().map(|(_, els)| self.lower_else(*els, tail));
-        out.push(Node::If { cond, uses, then, els });
+        let els = i
+            .else_branch
+            .take()
+            .map(|(_, els)| self.lower_else(*els, tail));
+        out.push(Node::If {
+            cond,
+            uses,
+            then,
+            els,
+        });
     }
 
     fn lower_else(&mut self, els: Expr, tail: Tail) -> Seq {
@@ -756,13 +848,27 @@ impl Lowerer<'_> {
                         seq
                     }),
                 };
-                MatchArm { pat, binds, uses: guard.uses, body }
+                MatchArm {
+                    pat,
+                    binds,
+                    uses: guard.uses,
+                    body,
+                }
             }));
         }
-        out.push(Node::Match { scrutinee, uses, arms });
+        out.push(Node::Match {
+            scrutinee,
+            uses,
+            arms,
+        });
     }
 
-    fn lower_loop(&mut self, user_label: Option<Lifetime>, out: &mut Seq, body: impl FnOnce(&mut Self, &mut Seq)) {
+    fn lower_loop(
+        &mut self,
+        user_label: Option<Lifetime>,
+        out: &mut Seq,
+        body: impl FnOnce(&mut Self, &mut Seq),
+    ) {
         let id = self.loops.len();
         self.loops.push(LoopInfo {
             user_label,
@@ -795,7 +901,12 @@ impl Lowerer<'_> {
                     let mut pat = (*l.pat).clone();
                     let binds = lw.declare_pattern(&mut pat, scrut_ty);
                     let body = lw.lower_block(&body, Tail::None);
-                    MatchArm { pat, binds, uses: BTreeSet::new(), body }
+                    MatchArm {
+                        pat,
+                        binds,
+                        uses: BTreeSet::new(),
+                        body,
+                    }
                 });
                 let exit = MatchArm {
                     pat: parse_quote!(_),
@@ -803,7 +914,11 @@ impl Lowerer<'_> {
                     uses: BTreeSet::new(),
                     body: vec![Node::Break(id)],
                 };
-                seq.push(Node::Match { scrutinee, uses, arms: vec![arm, exit] });
+                seq.push(Node::Match {
+                    scrutinee,
+                    uses,
+                    arms: vec![arm, exit],
+                });
             } else {
                 let mut cond = cond;
                 lw.hoist(&mut cond, seq);
@@ -833,9 +948,15 @@ impl Lowerer<'_> {
             Ok((iter, item)) => (TypeInfo::Known(iter), TypeInfo::Known(item)),
             Err(kind) => {
                 let message = match kind {
-                    "range" => "cannot tell the integer type of this range in a `for` loop that suspends: the loop's position is saved in the workflow state, which must name its type; give a bound a type, for example `0u32..n`, `0..n as usize`, or `0..items.len()`",
-                    "borrow" => "a `for` loop that suspends cannot iterate over borrowed data: the loop's position is saved in the workflow state, which cannot hold references; iterate over an owned `Vec`, for example `items.clone()` bound with a type: `let items: Vec<Item> = ...;`",
-                    _ => "unsupported iterable in a `for` loop that suspends: the loop's position is saved in the workflow state, which works for integer ranges and owned `Vec`s or `VecDeque`s whose type it can name; bind the collection to an annotated variable first, `let items: Vec<Item> = ...;`, and iterate over `items`",
+                    "range" => {
+                        "cannot tell the integer type of this range in a `for` loop that suspends: the loop's position is saved in the workflow state, which must name its type; give a bound a type, for example `0u32..n`, `0..n as usize`, or `0..items.len()`"
+                    }
+                    "borrow" => {
+                        "a `for` loop that suspends cannot iterate over borrowed data: the loop's position is saved in the workflow state, which cannot hold references; iterate over an owned `Vec`, for example `items.clone()` bound with a type: `let items: Vec<Item> = ...;`"
+                    }
+                    _ => {
+                        "unsupported iterable in a `for` loop that suspends: the loop's position is saved in the workflow state, which works for integer ranges and owned `Vec`s or `VecDeque`s whose type it can name; bind the collection to an annotated variable first, `let items: Vec<Item> = ...;`, and iterate over `items`"
+                    }
                 };
                 self.diags.error_spanned(&iterable, message);
                 (TypeInfo::Unknown, TypeInfo::Unknown)
@@ -882,7 +1003,9 @@ impl Lowerer<'_> {
 fn if_needs_ir(i: &syn::ExprIf, ctx: &Ident) -> bool {
     scan::contains_durable_block(&i.then_branch, ctx)
         || i.else_branch.as_ref().is_some_and(|(_, e)| match &**e {
-            Expr::If(inner) => if_needs_ir(inner, ctx) || scan::contains_durable_expr(&inner.cond, ctx),
+            Expr::If(inner) => {
+                if_needs_ir(inner, ctx) || scan::contains_durable_expr(&inner.cond, ctx)
+            }
             other => scan::contains_durable_expr(other, ctx),
         })
 }
@@ -891,7 +1014,10 @@ fn if_needs_ir(i: &syn::ExprIf, ctx: &Ident) -> bool {
 fn suspends_inside(expr: &Expr, ctx: &Ident) -> bool {
     match expr {
         Expr::If(i) => if_needs_ir(i, ctx),
-        Expr::Match(m) => m.arms.iter().any(|a| scan::contains_durable_expr(&a.body, ctx)),
+        Expr::Match(m) => m
+            .arms
+            .iter()
+            .any(|a| scan::contains_durable_expr(&a.body, ctx)),
         Expr::Block(b) => b.label.is_none() && scan::contains_durable_block(&b.block, ctx),
         _ => false,
     }
@@ -919,4 +1045,3 @@ impl VisitMut for RenamePattern<'_> {
     }
     fn visit_expr_mut(&mut self, _: &mut Expr) {}
 }
-

@@ -87,7 +87,11 @@ fn collect_bindings(pat: &Pat, out: &mut Vec<(Ident, bool, bool)>) {
                 || pi.subpat.is_some()
                 || !name.starts_with(|c: char| c.is_uppercase());
             if looks_like_binding {
-                out.push((pi.ident.clone(), pi.by_ref.is_some(), pi.mutability.is_some()));
+                out.push((
+                    pi.ident.clone(),
+                    pi.by_ref.is_some(),
+                    pi.mutability.is_some(),
+                ));
             }
             if let Some((_, sub)) = &pi.subpat {
                 collect_bindings(sub, out);
@@ -130,7 +134,11 @@ impl<'a> Resolver<'a> {
     }
 
     fn lookup(&self, name: &str) -> Option<BindingId> {
-        if self.locals.iter().any(|scope| scope.iter().any(|n| n == name)) {
+        if self
+            .locals
+            .iter()
+            .any(|scope| scope.iter().any(|n| n == name))
+        {
             return None;
         }
         self.visible.get(name).copied()
@@ -167,7 +175,11 @@ impl<'a> Resolver<'a> {
         match label {
             Some(l) => {
                 let name = l.ident.to_string();
-                if self.inner_loops.iter().any(|x| x.as_deref() == Some(name.as_str())) {
+                if self
+                    .inner_loops
+                    .iter()
+                    .any(|x| x.as_deref() == Some(name.as_str()))
+                {
                     return None;
                 }
                 self.ir_loops
@@ -190,7 +202,8 @@ impl<'a> Resolver<'a> {
                 TokenTree::Ident(ident) => {
                     let prev_is_path_or_field = i > 0
                         && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
-                    let next_is_colon = matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                    let next_is_colon =
+                        matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
                     let mut ident = ident.clone();
                     if !prev_is_path_or_field && !next_is_colon {
                         self.use_ident(&mut ident);
@@ -265,7 +278,11 @@ impl<'a> Resolver<'a> {
 impl VisitMut for Resolver<'_> {
     fn visit_expr_mut(&mut self, e: &mut Expr) {
         match e {
-            Expr::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 && p.path.leading_colon.is_none() => {
+            Expr::Path(p)
+                if p.qself.is_none()
+                    && p.path.segments.len() == 1
+                    && p.path.leading_colon.is_none() =>
+            {
                 let seg = &mut p.path.segments[0];
                 if seg.arguments.is_none() {
                     self.use_ident(&mut seg.ident);
@@ -330,7 +347,8 @@ impl VisitMut for Resolver<'_> {
             }
             Expr::ForLoop(f) => {
                 self.visit_expr_mut(&mut f.expr);
-                self.inner_loops.push(f.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(f.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.scoped(|r| {
                     r.declare(&f.pat);
                     r.visit_block_mut(&mut f.body);
@@ -338,7 +356,8 @@ impl VisitMut for Resolver<'_> {
                 self.inner_loops.pop();
             }
             Expr::While(w) => {
-                self.inner_loops.push(w.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(w.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.scoped(|r| {
                     r.visit_expr_mut(&mut w.cond);
                     r.visit_block_mut(&mut w.body);
@@ -346,7 +365,8 @@ impl VisitMut for Resolver<'_> {
                 self.inner_loops.pop();
             }
             Expr::Loop(l) => {
-                self.inner_loops.push(l.label.as_ref().map(|l| l.name.ident.to_string()));
+                self.inner_loops
+                    .push(l.label.as_ref().map(|l| l.name.ident.to_string()));
                 self.visit_block_mut(&mut l.body);
                 self.inner_loops.pop();
             }
@@ -354,7 +374,8 @@ impl VisitMut for Resolver<'_> {
                 // A labelled block is a `break` target of its own.
                 let labelled = b.label.is_some();
                 if labelled {
-                    self.inner_loops.push(b.label.as_ref().map(|l| l.name.ident.to_string()));
+                    self.inner_loops
+                        .push(b.label.as_ref().map(|l| l.name.ident.to_string()));
                 }
                 self.visit_block_mut(&mut b.block);
                 if labelled {

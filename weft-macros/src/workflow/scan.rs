@@ -233,7 +233,12 @@ impl<'ast> Visit<'ast> for Checker<'_> {
         match e {
             Expr::Await(aw) => {
                 if is_durable_call(&aw.base, self.ctx) {
-                    self.misplaced(aw.base.span().join(aw.await_token.span).unwrap_or(aw.await_token.span));
+                    self.misplaced(
+                        aw.base
+                            .span()
+                            .join(aw.await_token.span)
+                            .unwrap_or(aw.await_token.span),
+                    );
                     // The call itself is fine; check its arguments only.
                     if let Expr::MethodCall(mc) = &*aw.base {
                         for arg in &mc.args {
@@ -253,7 +258,9 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                     Expr::MethodCall(mc) => mc.method.to_string(),
                     _ => "run".to_string(),
                 };
-                if self.place.last() == Some(&"a closure") || self.place.last() == Some(&"an async block") {
+                if self.place.last() == Some(&"a closure")
+                    || self.place.last() == Some(&"an async block")
+                {
                     self.misplaced(e.span());
                 } else {
                     self.diags.error_spanned(
@@ -269,9 +276,7 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                     syn::visit::visit_expr(s, e)
                 })
             }
-            Expr::Binary(b)
-                if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_)) =>
-            {
+            Expr::Binary(b) if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_)) => {
                 self.visit_expr(&b.left);
                 self.within("the right side of `&&` or `||`", |s| s.visit_expr(&b.right));
             }

@@ -55,7 +55,10 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
                     Some(pi.ident.clone())
                 }
                 other => {
-                    diags.error_spanned(other, "the workflow context parameter must be a plain name, for example `ctx`");
+                    diags.error_spanned(
+                        other,
+                        "the workflow context parameter must be a plain name, for example `ctx`",
+                    );
                     None
                 }
             };
@@ -70,7 +73,10 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
             ident
         }
         Some(FnArg::Receiver(r)) => {
-            diags.error_spanned(r, "a workflow cannot take `self`: it is a free function; remove the receiver");
+            diags.error_spanned(
+                r,
+                "a workflow cannot take `self`: it is a free function; remove the receiver",
+            );
             None
         }
         None => {
@@ -105,7 +111,10 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
                 }
             },
             FnArg::Receiver(r) => {
-                diags.error_spanned(r, "a workflow cannot take `self`: it is a free function; remove the receiver");
+                diags.error_spanned(
+                    r,
+                    "a workflow cannot take `self`: it is a free function; remove the receiver",
+                );
                 ok = false;
             }
         }

@@ -141,9 +141,18 @@ pub(crate) fn infer(expr: &Expr, var: &dyn Fn(&str) -> Option<TypeInfo>) -> Type
         }
         Expr::Call(call) => match &*call.func {
             Expr::Path(p) if p.qself.is_none() => {
-                let segs: Vec<String> =
-                    p.path.segments.iter().map(|s| s.ident.to_string()).collect();
-                match segs.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                let segs: Vec<String> = p
+                    .path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect();
+                match segs
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice()
+                {
                     ["String", "from" | "new" | "with_capacity"] => Known(parse_quote!(String)),
                     _ => Unknown,
                 }
@@ -285,7 +294,10 @@ pub(crate) fn iteration_types(
                 _ => None,
             });
             match item {
-                Some(item) => Ok((parse_quote!(::weft_runtime::__private::DurableRange<#item>), item)),
+                Some(item) => Ok((
+                    parse_quote!(::weft_runtime::__private::DurableRange<#item>),
+                    item,
+                )),
                 None => Err("range"),
             }
         }
