@@ -69,7 +69,9 @@ pub enum ActivityError {
     #[error("activity cancelled")]
     Cancelled,
     /// The activity is not registered with the engine.
-    #[error("activity `{name}` is not registered with this engine; register the workflow that uses it")]
+    #[error(
+        "activity `{name}` is not registered with this engine; register the workflow that uses it"
+    )]
     NotRegistered {
         /// The activity name from the pending command.
         name: String,
@@ -340,9 +342,10 @@ impl<A: Activity> DynActivity for A {
         input: crate::codec::Payload,
     ) -> BoxFuture<Result<crate::codec::Payload, ActivityError>> {
         Box::pin(async move {
-            let input: A::Input = crate::codec::decode(&input).map_err(|e| ActivityError::Payload {
-                message: e.to_string(),
-            })?;
+            let input: A::Input =
+                crate::codec::decode(&input).map_err(|e| ActivityError::Payload {
+                    message: e.to_string(),
+                })?;
             let output = self.execute(ctx, input).await?;
             crate::codec::encode(&output).map_err(|e| ActivityError::Payload {
                 message: e.to_string(),

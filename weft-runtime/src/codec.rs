@@ -30,7 +30,9 @@ pub enum CodecError {
         reason: String,
     },
     /// The bytes decoded, but bytes were left over, so they were written for a different type.
-    #[error("cannot decode {type_name}: {extra} trailing bytes; the record was written for another type")]
+    #[error(
+        "cannot decode {type_name}: {extra} trailing bytes; the record was written for another type"
+    )]
     TrailingBytes {
         /// The Rust type that was expected.
         type_name: &'static str,

@@ -19,11 +19,10 @@ pub mod workflow;
 pub mod __private;
 
 pub use activity::{
-    Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources,
-    RetryPolicy,
+    Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources, RetryPolicy,
 };
 pub use context::{Durable, WorkflowContext};
 pub use error::WorkflowError;
 pub use signal::Signal;
-pub use workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
 pub use weft_macros::{Signal, activity, workflow};
+pub use workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};

@@ -7,8 +7,8 @@ pub use serde;
 pub use std::collections::VecDeque;
 pub use std::result::Result::{Err, Ok};
 
-pub use crate::activity::{Activity, ActivityContext, ActivityError, ActivityOptions};
 pub use crate::activity::RetryPolicy;
+pub use crate::activity::{Activity, ActivityContext, ActivityError, ActivityOptions};
 pub use crate::codec::{decode, encode};
 pub use crate::context::WorkflowContext;
 pub use crate::signal::Signal;
@@ -150,7 +150,9 @@ macro_rules! range_items {
         }
     )*};
 }
-range_items!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+range_items!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 impl<T: RangeItem> DurableRange<T> {
     /// Yields the next item, advancing the stored position.

@@ -214,7 +214,9 @@ impl ActivitySet {
 
     /// The declared activities, with their implementation where one was given.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, Option<&Arc<dyn DynActivity>>)> + '_ {
-        self.declared.iter().map(|(name, imp)| (*name, imp.as_ref()))
+        self.declared
+            .iter()
+            .map(|(name, imp)| (*name, imp.as_ref()))
     }
 }
 

@@ -35,9 +35,17 @@ async fn charge_card(payment: Payment) -> Result<Charge, ActivityError> {
     })
 }
 
-#[activity(name = "payments.refund", max_attempts = 3, timeout_ms = 5000, initial_backoff_ms = 250)]
+#[activity(
+    name = "payments.refund",
+    max_attempts = 3,
+    timeout_ms = 5000,
+    initial_backoff_ms = 250
+)]
 async fn refund(ctx: ActivityContext, charge_id: String) -> Result<String, ActivityError> {
-    Ok(format!("{charge_id} refunded, key {}", ctx.idempotency_key()))
+    Ok(format!(
+        "{charge_id} refunded, key {}",
+        ctx.idempotency_key()
+    ))
 }
 
 #[activity]
@@ -134,13 +142,22 @@ async fn several_parameters_form_a_tuple_input() {
 #[tokio::test]
 async fn custom_errors_convert_with_their_from_impl() {
     assert_eq!(call_gateway.execute(ctx(), "ping".into()).await, Ok(4));
-    let timeout = call_gateway.execute(ctx(), "slow".into()).await.unwrap_err();
+    let timeout = call_gateway
+        .execute(ctx(), "slow".into())
+        .await
+        .unwrap_err();
     assert!(timeout.is_retryable(), "{timeout:?}");
     assert_eq!(timeout, ActivityError::failed("gateway timed out"));
-    let bad = call_gateway.execute(ctx(), String::new()).await.unwrap_err();
+    let bad = call_gateway
+        .execute(ctx(), String::new())
+        .await
+        .unwrap_err();
     assert_eq!(bad, ActivityError::non_retryable("empty request"));
 
-    let io = read_config.execute(ctx(), "app.toml".into()).await.unwrap_err();
+    let io = read_config
+        .execute(ctx(), "app.toml".into())
+        .await
+        .unwrap_err();
     assert_eq!(io, ActivityError::failed("app.toml not found"));
 }
 
