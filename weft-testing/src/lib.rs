@@ -1,1 +1,15 @@
-//! placeholder
+//! # weft-testing: a test kit for Weft workflows
+//!
+//! Tools for testing workflows, and the engine itself, against the failures durable execution
+//! exists to survive:
+//!
+//! - [`FaultyStorage`] wraps any [`Storage`](weft_runtime::storage::Storage) and fails reads or
+//!   writes at scripted points, including the ambiguous commit (the write landed, the caller saw
+//!   an error).
+//!
+//! A virtual-clock test engine, activity mocks and a crash harness are planned; they build on the
+//! engine and are not here yet.
+
+pub mod storage_faults;
+
+pub use storage_faults::{FaultControl, FaultyStorage, InjectedFault, WriteFault};
