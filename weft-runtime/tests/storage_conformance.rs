@@ -298,7 +298,7 @@ fn scan_bounds_match_a_model(fixture: &Fixture) {
     );
     assert_eq!(
         scan(Bound::Unbounded, Bound::Excluded(b"a")),
-        vec![Vec::new()]
+        vec![Vec::<u8>::new()]
     );
     assert!(scan(Bound::Included(b"c"), Bound::Included(b"a")).is_empty());
     assert!(scan(Bound::Excluded(b"b"), Bound::Excluded(b"b")).is_empty());
