@@ -19,12 +19,194 @@ pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Turns an `async fn` into a typed activity that workflows run with `ctx.run`.
+///
+/// An activity is a workflow's side effect: a payment, an e-mail, an HTTP call. The engine runs
+/// it under a retry policy and records its result in the workflow's state exactly once; the
+/// side effect itself runs at least once, so an activity should deduplicate with
+/// [`ActivityContext::idempotency_key`](../weft_runtime/struct.ActivityContext.html#method.idempotency_key).
+///
+/// ```rust
+/// use serde::{Deserialize, Serialize};
+/// use weft_runtime::{Activity, ActivityContext, ActivityError, activity};
+///
+/// #[derive(Serialize, Deserialize)]
+/// pub struct Payment {
+///     pub card: String,
+///     pub cents: u64,
+/// }
+///
+/// #[derive(Serialize, Deserialize)]
+/// pub struct Charge {
+///     pub id: String,
+/// }
+///
+/// /// Charges the card once per workflow step, however often it is retried.
+/// #[activity(max_attempts = 3, timeout_ms = 10_000)]
+/// pub async fn charge_card(ctx: ActivityContext, payment: Payment) -> Result<Charge, ActivityError> {
+///     if payment.cents == 0 {
+///         return Err(ActivityError::non_retryable("nothing to charge"));
+///     }
+///     Ok(Charge { id: format!("{}/{}", ctx.idempotency_key(), payment.card) })
+/// }
+///
+/// // `charge_card` is now a unit struct implementing `Activity`:
+/// assert_eq!(charge_card::NAME, "charge_card");
+/// assert_eq!(charge_card.options().retry.max_attempts, 3);
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # runtime.block_on(async {
+/// // A unit test can run it without an engine:
+/// let ctx = ActivityContext::detached("order-17", 3);
+/// let payment = Payment { card: "visa".into(), cents: 1250 };
+/// let charge = charge_card.execute(ctx, payment).await?;
+/// assert_eq!(charge.id, "order-17/3/visa");
+/// # Ok::<(), ActivityError>(())
+/// # }).unwrap();
+/// ```
+///
+/// A workflow runs it by passing the struct and the input; the types are checked like any
+/// Rust call, and a misspelt name is rustc's own "cannot find value" error:
+///
+/// ```ignore
+/// let charge = ctx.run(charge_card, payment).await?;
+/// ```
+///
+/// # The function
+///
+/// - It must be an `async fn` without generic parameters or `self`.
+/// - Its **input** is its parameters: one parameter is the input as it is, none is `()`, and
+///   several form a tuple, so `async fn send(to: String, body: String)` is run with
+///   `ctx.run(send, (to, body))`. Parameters may be patterns (`Point { x, y }: Point`). Inputs
+///   are decoded from the workflow state, so they must be owned and implement `Serialize` and
+///   `Deserialize`: take `String`, not `&str`.
+/// - An optional **first** parameter whose type is named `ActivityContext`, by value or by
+///   reference (`ctx: &ActivityContext`), receives the attempt's context: the attempt number,
+///   the idempotency key, cancellation and shared resources. It is not part of the input.
+/// - It must return `Result<T, E>` with both types spelt out. `T` is the activity's output and
+///   must implement `Serialize` and `Deserialize`. `E` is any type that converts into
+///   `ActivityError` with `Into` (`ActivityError` itself, `std::io::Error`, `String`, or your
+///   own error with a `From` impl): `ActivityError::Failed` is retried,
+///   `ActivityError::NonRetryable` is not. A `Result<T>` alias such as `std::io::Result<T>`
+///   is rejected, because the macro cannot see which error type it stands for.
+/// - Its visibility and doc comments carry over to the struct, and `#[cfg]` to the whole
+///   expansion; other attributes (`#[tracing::instrument]`, `#[allow]`) stay on the function.
+///
+/// # Arguments
+///
+/// | argument | meaning | default |
+/// | --- | --- | --- |
+/// | `name = "payments.charge"` | the stable name stored in pending commands | the function's name |
+/// | `max_attempts = 3` | attempts in total, the first included (`1`: no retry) | 5 |
+/// | `timeout_ms = 5000` | how long one attempt may run | no timeout |
+/// | `initial_backoff_ms = 100` | the delay before the second attempt | 100 |
+/// | `max_backoff_ms = 60000` | the cap on any delay | 60000 |
+/// | `backoff_percent = 200` | each delay is the previous one times this, in percent (at least 100) | 200 |
+///
+/// Pin the name before the first deployment if the function may be renamed: a workflow parked
+/// on an activity is stored with the activity's name, and resumes only if an activity of that
+/// name is still registered. The retry options are the activity's defaults; the engine may
+/// override them per registration.
+///
+/// # What it expands to
+///
+/// Roughly the following; the real expansion reaches the runtime through a private path,
+/// names the types as written, and converts the error with `Into::into`.
+///
+/// ```rust
+/// # use weft_runtime::{Activity, ActivityContext, ActivityError, ActivityOptions, RetryPolicy};
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub struct Payment { cents: u64 }
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub struct Charge { id: String }
+/// /// Charges the card once per workflow step, however often it is retried.
+/// #[allow(non_camel_case_types)]
+/// #[derive(Clone, Copy, Debug, Default)]
+/// pub struct charge_card;
+///
+/// impl Activity for charge_card {
+///     type Input = Payment;
+///     type Output = Charge;
+///     const NAME: &'static str = "charge_card";
+///
+///     fn options(&self) -> ActivityOptions {
+///         ActivityOptions {
+///             retry: RetryPolicy { max_attempts: 3, ..Default::default() },
+///             attempt_timeout: Some(std::time::Duration::from_millis(10_000)),
+///         }
+///     }
+///
+///     async fn execute(&self, ctx: ActivityContext, input: Payment) -> Result<Charge, ActivityError> {
+///         async fn body(ctx: ActivityContext, payment: Payment) -> Result<Charge, ActivityError> {
+///             // ... the function's body, unchanged ...
+/// #           Ok(Charge { id: ctx.idempotency_key() })
+///         }
+///         body(ctx, input).await.map_err(Into::into)
+///     }
+/// }
+/// ```
+///
+/// The struct lives in both the type and the value namespace, so `charge_card` is at once the
+/// activity's type and its only value.
+///
+/// # Errors
+///
+/// All mistakes in one function are reported together, each on the token at fault, and the
+/// struct is still emitted so uses of the activity do not add errors of their own. The macro
+/// rejects: a function that is not `async`; a missing return type, or one that is not
+/// `Result<T, E>`; generic parameters or a `where` clause; a `self` parameter; borrowed or
+/// `impl Trait` inputs; an `ActivityContext` that is not the first parameter; and unknown,
+/// repeated or ill-typed arguments. An error type that does not convert into `ActivityError`,
+/// an input or output that does not implement the serde traits, and a body whose future is
+/// not `Send` are reported by rustc on the type or the `async` keyword at fault.
 #[proc_macro_attribute]
 pub fn activity(attr: TokenStream, item: TokenStream) -> TokenStream {
     activity::expand(attr.into(), item.into()).into()
 }
 
 /// Gives a message type a stable name, so workflows can wait for it with `ctx.wait_for_signal`.
+///
+/// A signal is a message sent to a running workflow. The engine stores it under the type's
+/// signal name and hands it to the workflow waiting for that name, which decodes it into the
+/// type. The type must also implement `Serialize` and `Deserialize`.
+///
+/// ```rust
+/// use serde::{Deserialize, Serialize};
+/// use weft_runtime::Signal;
+///
+/// #[derive(Serialize, Deserialize, Signal)]
+/// pub struct Approved {
+///     pub by: String,
+/// }
+///
+/// /// Pinned, so the type can be renamed without stranding workflows that wait for it.
+/// #[derive(Serialize, Deserialize, Signal)]
+/// #[signal(name = "order.decision")]
+/// pub enum Decision {
+///     Approve,
+///     Reject { reason: String },
+/// }
+///
+/// assert_eq!(<Approved as Signal>::NAME, "Approved");
+/// assert_eq!(<Decision as Signal>::NAME, "order.decision");
+/// ```
+///
+/// A workflow waits for one with `ctx.wait_for_signal::<Approved>().await`, and a client sends
+/// one to a workflow instance through the engine.
+///
+/// # What it expands to
+///
+/// ```rust
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub struct Approved;
+/// impl weft_runtime::Signal for Approved {
+///     const NAME: &'static str = "Approved";
+/// }
+/// ```
+///
+/// # Errors
+///
+/// The name must be a non-empty string literal given once, in `#[signal(name = "...")]`;
+/// every malformed `#[signal]` attribute is reported. Generic types are rejected: all their
+/// instantiations would share one name, so a workflow waiting for `Envelope<u32>` could be
+/// handed an `Envelope<String>` and fail to decode it. Define one concrete type per signal.
+/// Types with lifetime parameters are rejected too, because signals are decoded into owned
+/// values.
 #[proc_macro_derive(Signal, attributes(signal))]
 pub fn derive_signal(item: TokenStream) -> TokenStream {
     signal::expand(item.into()).into()
