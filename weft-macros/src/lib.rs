@@ -103,8 +103,8 @@ pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Pin the name before the first deployment if the function may be renamed: a workflow parked
 /// on an activity is stored with the activity's name, and resumes only if an activity of that
-/// name is still registered. The retry options are the activity's defaults; the engine may
-/// override them per registration.
+/// name is still registered. The retry options become the activity's `Activity::options`,
+/// which every `ctx.run` of it carries to the engine.
 ///
 /// # What it expands to
 ///

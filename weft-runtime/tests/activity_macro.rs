@@ -54,6 +54,11 @@ async fn attempt_number(ctx: &ActivityContext) -> Result<u32, ActivityError> {
 }
 
 #[activity]
+async fn step_of(ctx: &mut ActivityContext) -> Result<u64, ActivityError> {
+    Ok(ctx.step())
+}
+
+#[activity]
 async fn add(a: i64, b: i64, (c, d): (i64, i64)) -> Result<i64, ActivityError> {
     Ok(a + b + c + d)
 }
@@ -131,6 +136,7 @@ async fn the_context_reaches_the_body_by_value_and_by_reference() {
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let third = ActivityContext::new("wf-2", 1, 3, Default::default(), rx);
     assert_eq!(attempt_number.execute(third, ()).await, Ok(3));
+    assert_eq!(step_of.execute(ctx(), ()).await, Ok(7));
 }
 
 #[tokio::test]
