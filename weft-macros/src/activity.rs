@@ -2,8 +2,9 @@
 //!
 //! The expansion runs in stages: [`Args`] parses the attribute arguments, [`Checked`] checks the
 //! signature and extracts the input and output types, [`generate`] writes the marker struct and
-//! its `Activity` impl, and [`fallback`] writes the marker struct alone when anything was wrong,
-//! so one mistake does not cascade into "cannot find value" errors where the activity is used.
+//! its `Activity` impl, and [`fallback`] writes what can still be written when anything was
+//! wrong (the marker struct, an impl that never runs when the types are known, and the body), so
+//! one mistake does not cascade into "cannot find value" errors where the activity is used.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
