@@ -1,1 +1,504 @@
 //! The engine: drives workflows through their steps, persists every transition, and recovers.
+//!
+//! ```text
+//! Engine (handle) ──start/signal/cancel──▶ runner tasks ──transitions──▶ writer thread ──▶ Storage
+//!                                            ▲      │                    (one fenced batch
+//!                      timer service ──wake──┘      └─ activities          for many workflows)
+//! ```
+//!
+//! Modules: [`builder`] (registration, ownership, recovery at build), `registry` (type-erased
+//! workflows), [`record`] (stored formats and key layout), `writer` (grouped, fenced commits),
+//! `runner` (the step protocol), `execute` (activity retries), `timers`, `recovery`, [`clock`],
+//! `query` (describe and list), [`error`].
+
+pub mod builder;
+pub mod clock;
+mod core;
+pub mod error;
+mod execute;
+mod query;
+pub mod record;
+mod recovery;
+mod registry;
+mod runner;
+mod timers;
+mod writer;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::codec;
+use crate::signal::Signal;
+use crate::storage::{Batch, Storage};
+use crate::workflow::{Resume, Workflow};
+
+pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::EngineError;
+pub use query::{
+    ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus, WorkflowSummary,
+};
+
+use self::core::Inner;
+use clock::to_millis;
+use record::{Outcome, RecordStatus, ResumeKind, WorkflowRecord};
+use writer::Created;
+
+/// The longest workflow id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+
+/// A running engine. Cheap to clone; the engine shuts down when the last clone is dropped (or
+/// at [`Engine::shutdown`]), and a new one can then be built on the same storage.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    _owner: Arc<Owner>,
+}
+
+/// Shuts the engine down when the last user-facing handle goes away. Tasks hold only `Inner`.
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.halt();
+    }
+}
+
+/// Options for [`Engine::start_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// The workflow id; generated when `None`. An id already in use is refused unless the
+    /// idempotency key matches the start that created it.
+    pub id: Option<String>,
+    /// A retried start with the same key returns the workflow the first start created.
+    pub idempotency_key: Option<String>,
+}
+
+/// Engine counters, for monitoring and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Committed batches (storage transactions).
+    pub batches: u64,
+    /// Transitions committed in those batches.
+    pub transitions: u64,
+    /// Batches that failed (storage error or fencing).
+    pub failed_batches: u64,
+}
+
+impl EngineStats {
+    /// Transitions per committed batch: how well commits are grouped.
+    pub fn mean_batch_size(&self) -> f64 {
+        if self.batches == 0 {
+            0.0
+        } else {
+            self.transitions as f64 / self.batches as f64
+        }
+    }
+}
+
+/// A typed handle to one workflow instance.
+pub struct WorkflowHandle<W: Workflow> {
+    engine: Engine,
+    id: String,
+    _workflow: PhantomData<fn() -> W>,
+}
+
+impl<W: Workflow> Clone for WorkflowHandle<W> {
+    fn clone(&self) -> Self {
+        WorkflowHandle {
+            engine: self.engine.clone(),
+            id: self.id.clone(),
+            _workflow: PhantomData,
+        }
+    }
+}
+
+impl<W: Workflow> std::fmt::Debug for WorkflowHandle<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowHandle")
+            .field("workflow", &W::NAME)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<W: Workflow> WorkflowHandle<W> {
+    /// The workflow's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Waits until the workflow finishes and returns what it returned. Works for workflows that
+    /// finished long ago and for recovered ones.
+    pub async fn result(&self) -> Result<Result<W::Output, W::Error>, EngineError> {
+        self.engine.result::<W>(&self.id).await
+    }
+
+    /// Sends a signal to this workflow.
+    pub async fn signal<S: Signal>(&self, value: S) -> Result<(), EngineError> {
+        self.engine.signal(&self.id, value).await
+    }
+
+    /// Cancels this workflow.
+    pub async fn cancel(&self) -> Result<(), EngineError> {
+        self.engine.cancel(&self.id).await
+    }
+
+    /// Describes this workflow.
+    pub async fn describe(&self) -> Result<WorkflowDescription, EngineError> {
+        self.engine.describe(&self.id).await
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("epoch", &self.inner.epoch)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+fn validate_id(id: &str) -> Result<(), EngineError> {
+    let reason = if id.is_empty() {
+        "it is empty"
+    } else if id.len() > MAX_ID_LEN {
+        "it is longer than 256 bytes"
+    } else if id.contains('\0') {
+        "it contains a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::InvalidId {
+        id: id.to_string(),
+        reason,
+    })
+}
+
+impl Engine {
+    /// Starts configuring an engine on `storage` (for example a `RedbStorage`, a
+    /// `MemoryStorage`, or an `Arc` of either).
+    pub fn builder(storage: impl Storage) -> EngineBuilder {
+        EngineBuilder::new(Arc::new(storage))
+    }
+
+    fn from_inner(inner: Arc<Inner>) -> Engine {
+        Engine {
+            _owner: Arc::new(Owner(Arc::clone(&inner))),
+            inner,
+        }
+    }
+
+    /// The owner epoch this engine holds.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
+    }
+
+    /// Whether another engine took the storage over; a fenced engine has shut down.
+    pub fn is_fenced(&self) -> bool {
+        self.inner.fenced.load(Ordering::SeqCst)
+    }
+
+    /// Commit counters.
+    pub fn stats(&self) -> EngineStats {
+        let stats = &self.inner.stats;
+        EngineStats {
+            batches: stats.batches.load(Ordering::Relaxed),
+            transitions: stats.transitions.load(Ordering::Relaxed),
+            failed_batches: stats.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts a workflow with a generated id.
+    pub async fn start<W: Workflow>(
+        &self,
+        input: W::Input,
+    ) -> Result<WorkflowHandle<W>, EngineError> {
+        self.start_with::<W>(input, StartOptions::default()).await
+    }
+
+    /// Starts a workflow. Its first step runs at once and is committed together with the new
+    /// record before this returns.
+    pub async fn start_with<W: Workflow>(
+        &self,
+        input: W::Input,
+        options: StartOptions,
+    ) -> Result<WorkflowHandle<W>, EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        if !inner.registry.has::<W>() {
+            return Err(EngineError::NotRegistered {
+                workflow: W::NAME.to_string(),
+                version: W::VERSION,
+            });
+        }
+        let encoded_input = codec::encode(&input)?;
+        inner.check_size("the workflow input", &encoded_input)?;
+        let id = match options.id {
+            Some(id) => id,
+            None => format!(
+                "{}-{}-{}",
+                W::NAME,
+                inner.epoch,
+                inner.next_id.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        validate_id(&id)?;
+        if let Some(key) = &options.idempotency_key {
+            validate_id(key)?;
+        }
+        let now = inner.clock.now();
+        let initial = W::start(input);
+        let initial_bytes = codec::encode(&initial)?;
+        inner.check_size("the workflow state", &initial_bytes)?;
+        let created = WorkflowRecord {
+            workflow_type: W::NAME.to_string(),
+            version: W::VERSION,
+            fingerprint: W::FINGERPRINT,
+            status: RecordStatus::Running,
+            step: 0,
+            state: Some(initial_bytes),
+            pending: None,
+            created_ms: to_millis(now),
+            updated_ms: to_millis(now),
+            outcome: None,
+            idempotency_key: options.idempotency_key.clone(),
+            last_resume: None,
+            signals_consumed: 0,
+        };
+        let mut ctx = crate::context::WorkflowContext::new(id.clone(), 0, now);
+        let stepped = registry::step_typed::<W>(&mut ctx, initial, Resume::Start);
+        let (record, mut batch) = runner::transition(
+            inner,
+            &id,
+            &created,
+            stepped,
+            ResumeKind::Start,
+            Vec::new(),
+            now,
+        )?;
+        if let Some(key) = &options.idempotency_key {
+            batch.put(
+                record::idempotency_key(key),
+                record::encode_record(&record::IdempotencyRecord {
+                    workflow_id: id.clone(),
+                })?,
+            );
+        }
+        // Claimed before the commit, so nothing else drives the new workflow meanwhile.
+        let claimed = inner.claim(&id);
+        let outcome = inner
+            .create(id.clone(), options.idempotency_key, batch)
+            .await;
+        match outcome {
+            Ok(Created::New) if claimed => {
+                runner::finish_notify(inner, &id, &record);
+                let workflow = match inner.registry.lookup(W::NAME, W::VERSION, W::FINGERPRINT) {
+                    registry::Lookup::Found(workflow) => Arc::clone(workflow),
+                    _ => unreachable!("checked above that W is registered"),
+                };
+                runner::spawn(inner, id.clone(), Some(runner::Loaded { record, workflow }));
+                Ok(self.handle(&id))
+            }
+            Ok(Created::New) => Ok(self.handle(&id)),
+            Ok(Created::Existing(existing)) => {
+                if claimed {
+                    inner.release(&id);
+                }
+                let record = inner.read_record(&existing)?;
+                if record.workflow_type != W::NAME {
+                    return Err(EngineError::WrongType {
+                        id: existing,
+                        expected: W::NAME.to_string(),
+                        found: record.workflow_type,
+                    });
+                }
+                Ok(self.handle(&existing))
+            }
+            Ok(Created::IdTaken) => {
+                if claimed {
+                    inner.release(&id);
+                }
+                Err(EngineError::AlreadyExists { id })
+            }
+            Err(e) => {
+                if claimed {
+                    inner.release(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A typed handle to an existing workflow (not checked until used).
+    pub fn handle<W: Workflow>(&self, id: &str) -> WorkflowHandle<W> {
+        WorkflowHandle {
+            engine: self.clone(),
+            id: id.to_string(),
+            _workflow: PhantomData,
+        }
+    }
+
+    /// Waits until workflow `id` finishes, and returns its typed result.
+    pub async fn result<W: Workflow>(
+        &self,
+        id: &str,
+    ) -> Result<Result<W::Output, W::Error>, EngineError> {
+        let inner = &self.inner;
+        loop {
+            let waiter = inner.wait_for(id)?;
+            let bytes = inner
+                .read_raw(id)?
+                .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+            let inspected = query::inspect(inner, &bytes);
+            if let Some(reason) = inspected.park_reason {
+                return Err(EngineError::Parked {
+                    id: id.to_string(),
+                    code: reason.code,
+                    message: reason.message,
+                });
+            }
+            if let Some(record) = inspected.record {
+                if record.workflow_type != W::NAME {
+                    return Err(EngineError::WrongType {
+                        id: id.to_string(),
+                        expected: W::NAME.to_string(),
+                        found: record.workflow_type,
+                    });
+                }
+                match record.outcome {
+                    Some(Outcome::Output(payload)) => {
+                        return Ok(Ok(runner::decode_payload(&payload)?));
+                    }
+                    Some(Outcome::Error { payload, .. }) => {
+                        return Ok(Err(runner::decode_payload(&payload)?));
+                    }
+                    Some(Outcome::Cancelled) => {
+                        return Err(EngineError::Cancelled { id: id.to_string() });
+                    }
+                    None => {}
+                }
+            }
+            if let Some(error) = inner.stalled(id) {
+                return Err(error);
+            }
+            match waiter.await {
+                Ok(None) => continue,
+                Ok(Some(error)) => return Err(error),
+                Err(_) => return Err(inner.stopped_error()),
+            }
+        }
+    }
+
+    /// Sends a typed signal to workflow `id`. It is stored durably before this returns, even if
+    /// the workflow does not wait for it yet; a workflow waiting for it is resumed.
+    pub async fn signal<S: Signal>(&self, id: &str, value: S) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        let payload = codec::encode(&value)?;
+        inner.check_size("the signal", &payload)?;
+        let record = inner.read_record(id)?;
+        if record.status.is_terminal() {
+            return Err(EngineError::Finished { id: id.to_string() });
+        }
+        let signal = record::SignalRecord {
+            name: S::NAME.to_string(),
+            payload,
+            sent_ms: to_millis(inner.clock.now()),
+        };
+        let key = record::signal_key(
+            id,
+            inner.epoch,
+            inner.next_signal.fetch_add(1, Ordering::Relaxed),
+        );
+        let mut batch = Batch::new();
+        batch.put(key, record::encode_record(&signal)?);
+        inner.commit(batch).await?;
+        runner::wake(inner, id);
+        Ok(())
+    }
+
+    /// Cancels workflow `id`: the request is stored durably, then the workflow resumes with
+    /// `Resume::Cancelled` at its current durable await (an in-flight activity sees
+    /// `ActivityContext::is_cancelled`). Cancelling a finished workflow does nothing.
+    pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        let bytes = inner
+            .read_raw(id)?
+            .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+        if let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes)
+            && record.status.is_terminal()
+        {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        batch.put(
+            record::cancel_key(id),
+            record::encode_record(&record::CancelRecord {
+                requested_ms: to_millis(inner.clock.now()),
+            })?,
+        );
+        inner.commit(batch).await?;
+        runner::wake_cancel(inner, id);
+        Ok(())
+    }
+
+    /// Status, type, timestamps, step, pending command, and the current state as JSON.
+    pub async fn describe(&self, id: &str) -> Result<WorkflowDescription, EngineError> {
+        self.inner.check_live()?;
+        query::describe(&self.inner, id)
+    }
+
+    /// Workflows matching `filter`, in id order, `page_size` at a time. Pass the previous page's
+    /// `next_page_token` to continue.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<ListPage, EngineError> {
+        self.inner.check_live()?;
+        query::list(&self.inner, filter, page_size, page_token)
+    }
+
+    /// The current state of workflow `id`, decoded as `W::State` (for tests and tooling).
+    pub async fn state<W: Workflow>(&self, id: &str) -> Result<W::State, EngineError> {
+        self.inner.check_live()?;
+        let record = self.inner.read_record(id)?;
+        if record.workflow_type != W::NAME
+            || record.version != W::VERSION
+            || record.fingerprint != W::FINGERPRINT
+        {
+            return Err(EngineError::WrongType {
+                id: id.to_string(),
+                expected: format!("{} v{} ({:#018x})", W::NAME, W::VERSION, W::FINGERPRINT),
+                found: format!(
+                    "{} v{} ({:#018x})",
+                    record.workflow_type, record.version, record.fingerprint
+                ),
+            });
+        }
+        let state = record
+            .state
+            .ok_or_else(|| EngineError::Finished { id: id.to_string() })?;
+        Ok(codec::decode(&state)?)
+    }
+
+    /// Stops the engine: aborts running tasks (their workflows resume from their last commit
+    /// when an engine is built again), and waits until the writer has stopped, so a new engine
+    /// can be built on the same storage at once.
+    pub async fn shutdown(self) {
+        self.inner.halt();
+        let done = self
+            .inner
+            .writer_done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! [`EngineBuilder`]: registers workflows and activities, takes ownership of the storage, and
+//! recovers in-flight workflows.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::activity::{DynActivity, Resources};
+use crate::storage::{Batch, Condition, Storage};
+use crate::workflow::Workflow;
+
+use super::clock::{Clock, SystemClock};
+use super::core::Inner;
+use super::error::EngineError;
+use super::record;
+use super::registry::{self, ErasedWorkflow, Registry};
+use super::timers::{self, Timers};
+use super::writer::{self, WriterStats};
+use super::{Engine, recovery};
+
+/// The default payload limit: 1 MiB.
+pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
+
+/// Configures and builds an [`Engine`]. Start with [`Engine::builder`].
+pub struct EngineBuilder {
+    storage: Arc<dyn Storage>,
+    workflows: Vec<Arc<dyn ErasedWorkflow>>,
+    overrides: HashMap<String, Arc<dyn DynActivity>>,
+    resources: Resources,
+    payload_limit: usize,
+    recover: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl EngineBuilder {
+    pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
+        EngineBuilder {
+            storage,
+            workflows: Vec::new(),
+            overrides: HashMap::new(),
+            resources: Resources::default(),
+            payload_limit: DEFAULT_PAYLOAD_LIMIT,
+            recover: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Registers a workflow and the activities it declares. Several versions of one name may be
+    /// registered, so in-flight instances finish on the code that started them.
+    pub fn register<W: Workflow>(mut self) -> Self {
+        self.workflows.push(registry::erase::<W>());
+        self
+    }
+
+    /// Shared application resources that activities read with `ActivityContext::resource`.
+    pub fn resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// The largest payload (input, signal, state, activity output) accepted, in bytes.
+    pub fn payload_limit(mut self, bytes: usize) -> Self {
+        self.payload_limit = bytes;
+        self
+    }
+
+    /// Whether `build` resumes in-flight workflows (default `true`).
+    pub fn recover(mut self, recover: bool) -> Self {
+        self.recover = recover;
+        self
+    }
+
+    /// The clock for timers, backoff and attempt timeouts (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces (or provides) the implementation of the activity named `name`, for example a
+    /// mock in tests or an implementation of an activity a workflow only `require`s.
+    pub fn activity_override(mut self, name: &str, activity: Arc<dyn DynActivity>) -> Self {
+        self.overrides.insert(name.to_string(), activity);
+        self
+    }
+
+    /// Checks the registrations, takes ownership of the storage by incrementing its owner epoch
+    /// (deposing any earlier engine), starts the writer and timer service, and recovers.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub async fn build(self) -> Result<Engine, EngineError> {
+        let registry = Registry::build(self.workflows, self.overrides)?;
+        let epoch = take_ownership(&*self.storage)?;
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let stats = Arc::new(WriterStats::default());
+        let fenced = Arc::new(AtomicBool::new(false));
+        let timers = Arc::new(Timers::default());
+        let inner = Arc::new(Inner {
+            storage: Arc::clone(&self.storage),
+            registry,
+            resources: self.resources,
+            clock: Arc::clone(&self.clock),
+            payload_limit: self.payload_limit,
+            epoch,
+            writer_tx,
+            writer_done: Mutex::new(Some(done_rx)),
+            stats: Arc::clone(&stats),
+            fenced: Arc::clone(&fenced),
+            stopped: AtomicBool::new(false),
+            active: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            stalled: Mutex::new(HashMap::new()),
+            timers: Arc::clone(&timers),
+            background: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+            next_signal: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&inner);
+        let storage = Arc::clone(&self.storage);
+        std::thread::Builder::new()
+            .name("weft-writer".into())
+            .spawn(move || {
+                writer::run(storage, epoch, writer_rx, stats, fenced, || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.halt();
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| EngineError::Storage(crate::storage::StorageError::backend(e)))?;
+        let timer_task = tokio::spawn(timers::run(
+            Arc::downgrade(&inner),
+            timers,
+            Arc::clone(&self.clock),
+        ));
+        inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(timer_task.abort_handle());
+        let engine = Engine::from_inner(inner);
+        if self.recover {
+            recovery::recover(&engine.inner)?;
+        }
+        Ok(engine)
+    }
+}
+
+/// Increments the owner epoch with a conditional write; from then on every write of an older
+/// engine fails its epoch condition.
+fn take_ownership(storage: &dyn Storage) -> Result<u64, EngineError> {
+    let current = storage.get(record::EPOCH_KEY)?;
+    let epoch = match &current {
+        None => 0,
+        Some(bytes) => record::decode_epoch(bytes).map_err(|source| EngineError::Record {
+            key: "meta/epoch".into(),
+            source,
+        })?,
+    };
+    let next = epoch + 1;
+    let mut batch = Batch::new();
+    batch.put(record::EPOCH_KEY, record::encode_epoch(next));
+    storage
+        .apply_if(
+            &[Condition {
+                key: record::EPOCH_KEY.to_vec(),
+                expected: current,
+            }],
+            batch,
+        )
+        .map_err(|e| match e {
+            crate::storage::StorageError::ConditionFailed { .. } => {
+                EngineError::Fenced { epoch: next }
+            }
+            other => EngineError::Storage(other),
+        })?;
+    Ok(next)
+}

@@ -1,0 +1,268 @@
+//! The state an engine shares with its tasks: storage, registry, the writer's queue, and which
+//! workflows are in memory right now.
+//!
+//! A workflow is "active" while exactly one runner task drives it. Waking a workflow (a signal,
+//! a timer, a cancellation) either pokes its active runner or claims it and spawns one, under one
+//! lock, so a wake is never lost and a workflow never has two runners.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use crate::activity::Resources;
+use crate::codec::Payload;
+use crate::storage::{Batch, Storage};
+
+use super::clock::Clock;
+use super::error::EngineError;
+use super::record::{self, WorkflowRecord};
+use super::registry::Registry;
+use super::timers::Timers;
+use super::writer::{Created, WriteOp, WriterStats};
+
+/// A workflow driven by a runner task right now.
+#[derive(Default)]
+pub(crate) struct Active {
+    /// Something may have arrived (a signal): re-check before going idle.
+    pub poke: bool,
+    /// Cancellation was requested and not yet delivered.
+    pub cancel: bool,
+    /// Tells an in-flight activity it is cancelled.
+    pub cancel_tx: Option<watch::Sender<bool>>,
+    /// Wakes a runner that waits on an activity, when `cancel` is set.
+    pub wake: Arc<Notify>,
+    /// The runner and activity tasks, aborted on shutdown.
+    pub tasks: Vec<AbortHandle>,
+}
+
+/// Everything the engine handle and its tasks share.
+pub(crate) struct Inner {
+    pub storage: Arc<dyn Storage>,
+    pub registry: Registry,
+    pub resources: Resources,
+    pub clock: Arc<dyn Clock>,
+    pub payload_limit: usize,
+    pub epoch: u64,
+    pub writer_tx: mpsc::UnboundedSender<WriteOp>,
+    pub writer_done: Mutex<Option<oneshot::Receiver<()>>>,
+    pub stats: Arc<WriterStats>,
+    pub fenced: Arc<AtomicBool>,
+    pub stopped: AtomicBool,
+    pub active: Mutex<HashMap<String, Active>>,
+    pub waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Option<EngineError>>>>>,
+    /// Workflows whose runner stopped on an error, with it; cleared when a runner claims them.
+    pub stalled: Mutex<HashMap<String, EngineError>>,
+    pub timers: Arc<Timers>,
+    pub background: Mutex<Vec<AbortHandle>>,
+    pub next_id: AtomicU64,
+    pub next_signal: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section below leaves its map consistent before it can panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    /// Fails when the engine may no longer act.
+    pub fn check_live(&self) -> Result<(), EngineError> {
+        if self.fenced.load(Ordering::SeqCst) {
+            Err(EngineError::Fenced { epoch: self.epoch })
+        } else if self.stopped.load(Ordering::SeqCst) {
+            Err(EngineError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The error for an engine that stopped under a caller.
+    pub fn stopped_error(&self) -> EngineError {
+        self.check_live().err().unwrap_or(EngineError::Shutdown)
+    }
+
+    /// Refuses a payload over the limit, before it reaches storage.
+    pub fn check_size(&self, what: &'static str, payload: &[u8]) -> Result<(), EngineError> {
+        if payload.len() > self.payload_limit {
+            Err(EngineError::PayloadTooLarge {
+                what,
+                size: payload.len(),
+                limit: self.payload_limit,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Commits a transition through the writer and waits until it is durable.
+    pub async fn commit(&self, batch: Batch) -> Result<(), EngineError> {
+        self.check_live()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer_tx
+            .send(WriteOp::Update { batch, reply })
+            .map_err(|_| self.stopped_error())?;
+        answer.await.map_err(|_| self.stopped_error())?
+    }
+
+    /// Commits a new workflow through the writer unless its id or idempotency key is taken.
+    pub async fn create(
+        &self,
+        id: String,
+        idempotency_key: Option<String>,
+        batch: Batch,
+    ) -> Result<Created, EngineError> {
+        self.check_live()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer_tx
+            .send(WriteOp::Create {
+                id,
+                idempotency_key,
+                batch,
+                reply,
+            })
+            .map_err(|_| self.stopped_error())?;
+        answer.await.map_err(|_| self.stopped_error())?
+    }
+
+    /// The stored bytes of a workflow record.
+    pub fn read_raw(&self, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.storage.get(&record::workflow_key(id))?)
+    }
+
+    /// A decoded workflow record.
+    pub fn read_record(&self, id: &str) -> Result<WorkflowRecord, EngineError> {
+        let bytes = self
+            .read_raw(id)?
+            .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+        record::decode_record(&bytes).map_err(|source| EngineError::Record {
+            key: format!("wf/{id}"),
+            source,
+        })
+    }
+
+    /// The first queued signal named `name` for workflow `id`: its key and payload.
+    pub fn first_signal(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Payload)>, EngineError> {
+        let prefix = record::signal_queue_prefix(id);
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.storage.scan_prefix(&prefix, after.as_deref(), 64)?;
+            let done = page.len() < 64;
+            for (key, value) in page {
+                // An unreadable signal is left in place for an operator; it never matches.
+                if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
+                    && signal.name == name
+                {
+                    return Ok(Some((key, signal.payload)));
+                }
+                after = Some(key);
+            }
+            if done {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Claims `id` for a new runner. `false` when a runner already drives it.
+    pub fn claim(&self, id: &str) -> bool {
+        let mut active = lock(&self.active);
+        if active.contains_key(id) {
+            return false;
+        }
+        active.insert(id.to_string(), Active::default());
+        lock(&self.stalled).remove(id);
+        true
+    }
+
+    /// Records a task driving `id`, so shutdown can abort it.
+    pub fn add_task(&self, id: &str, task: AbortHandle) {
+        if let Some(entry) = lock(&self.active).get_mut(id) {
+            entry.tasks.push(task);
+        }
+    }
+
+    /// Runs `f` on the active entry of `id`, if there is one.
+    pub fn with_active<T>(&self, id: &str, f: impl FnOnce(&mut Active) -> T) -> Option<T> {
+        lock(&self.active).get_mut(id).map(f)
+    }
+
+    /// Ends the runner of `id` unless something arrived meanwhile; `false` means "look again".
+    pub fn try_release(&self, id: &str) -> bool {
+        let mut active = lock(&self.active);
+        match active.get_mut(id) {
+            Some(entry) if entry.poke || entry.cancel => {
+                entry.poke = false;
+                false
+            }
+            _ => {
+                active.remove(id);
+                true
+            }
+        }
+    }
+
+    /// Ends the runner of `id` whatever arrived: it has finished, or failed.
+    pub fn release(&self, id: &str) {
+        lock(&self.active).remove(id);
+    }
+
+    /// Registers interest in `id` finishing or failing.
+    pub fn wait_for(
+        &self,
+        id: &str,
+    ) -> Result<oneshot::Receiver<Option<EngineError>>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = lock(&self.waiters);
+        // Checked under the lock shutdown takes to clear the waiters, so none is missed.
+        self.check_live()?;
+        waiters.entry(id.to_string()).or_default().push(tx);
+        Ok(rx)
+    }
+
+    /// Records that the runner of `id` stopped on `error`, and tells the waiters.
+    pub fn stall(&self, id: &str, error: EngineError) {
+        lock(&self.stalled).insert(id.to_string(), error.clone());
+        self.release(id);
+        self.notify(id, Some(error));
+    }
+
+    /// The error the runner of `id` stopped on, if it stopped and nothing resumed it since.
+    pub fn stalled(&self, id: &str) -> Option<EngineError> {
+        lock(&self.stalled).get(id).cloned()
+    }
+
+    /// Wakes everyone waiting on `id`: it finished or parked (`None`), or its runner failed.
+    pub fn notify(&self, id: &str, error: Option<EngineError>) {
+        if let Some(list) = lock(&self.waiters).remove(id) {
+            for tx in list {
+                let _ = tx.send(error.clone());
+            }
+        }
+    }
+
+    /// Stops everything: aborts tasks, answers waiters with a shutdown, stops the writer.
+    pub fn halt(&self) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        {
+            let _waiters = lock(&self.waiters).drain().count();
+        }
+        for entry in lock(&self.active).drain().map(|(_, e)| e) {
+            for task in entry.tasks {
+                task.abort();
+            }
+        }
+        for task in lock(&self.background).drain(..) {
+            task.abort();
+        }
+        let _ = self.writer_tx.send(WriteOp::Stop);
+    }
+}

@@ -1,0 +1,165 @@
+//! [`EngineError`]: everything an engine operation can fail with, each with a stable code.
+
+use crate::codec::CodecError;
+use crate::storage::StorageError;
+
+/// An engine operation failed. Nothing of a failed write was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Another engine took ownership of the storage; this one no longer writes and has shut down.
+    #[error(
+        "this engine was fenced off: another engine took ownership of the storage (epoch {epoch}); build a new engine to continue"
+    )]
+    Fenced {
+        /// The epoch this engine owned.
+        epoch: u64,
+    },
+    /// The engine was shut down or dropped.
+    #[error("the engine has shut down; build a new engine on the same storage to continue")]
+    Shutdown,
+    /// The storage failed; nothing of the failed write was applied.
+    #[error("storage failed: {0}")]
+    Storage(#[source] StorageError),
+    /// A value could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// No workflow has this id.
+    #[error("no workflow with id `{id}`")]
+    NotFound {
+        /// The id that was looked up.
+        id: String,
+    },
+    /// The workflow type is not registered with this engine.
+    #[error(
+        "workflow `{workflow}` version {version} is not registered with this engine; call `EngineBuilder::register::<{workflow}>()`"
+    )]
+    NotRegistered {
+        /// The workflow's name.
+        workflow: String,
+        /// The workflow's version.
+        version: u32,
+    },
+    /// A registered workflow declares an activity that has no implementation.
+    #[error(
+        "workflow `{workflow}` uses activity `{activity}`, which has no implementation; register one with `EngineBuilder::activity_override(\"{activity}\", ..)`"
+    )]
+    MissingActivity {
+        /// The workflow that declares the activity.
+        workflow: String,
+        /// The activity's name.
+        activity: String,
+    },
+    /// Two registered workflows share a name and version but have different state machines.
+    #[error(
+        "workflow `{workflow}` version {version} is registered twice with different fingerprints; bump `VERSION` of one of them"
+    )]
+    ConflictingRegistration {
+        /// The workflow's name.
+        workflow: String,
+        /// The shared version.
+        version: u32,
+    },
+    /// A workflow with this id already exists and was not started with the same idempotency key.
+    #[error(
+        "a workflow with id `{id}` already exists; choose another id or pass its idempotency key"
+    )]
+    AlreadyExists {
+        /// The id that is taken.
+        id: String,
+    },
+    /// The workflow id cannot be stored.
+    #[error("invalid workflow id {id:?}: {reason}")]
+    InvalidId {
+        /// The rejected id.
+        id: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A payload is larger than the engine's configured limit; it was not stored.
+    #[error(
+        "{what} is {size} bytes, over the payload limit of {limit} bytes; send less data or raise `EngineBuilder::payload_limit`"
+    )]
+    PayloadTooLarge {
+        /// Which payload: "workflow input", "signal", ...
+        what: &'static str,
+        /// Its encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The workflow exists but is of another type than the one asked for.
+    #[error("workflow `{id}` is a `{found}`, not a `{expected}`")]
+    WrongType {
+        /// The workflow's id.
+        id: String,
+        /// The type the caller asked for.
+        expected: String,
+        /// The type stored.
+        found: String,
+    },
+    /// The workflow is parked and cannot make progress until the cause is fixed.
+    #[error("workflow `{id}` is parked ({code}): {message}")]
+    Parked {
+        /// The workflow's id.
+        id: String,
+        /// The park reason's stable code.
+        code: String,
+        /// The park reason for people.
+        message: String,
+    },
+    /// The workflow was cancelled, so it has no result.
+    #[error("workflow `{id}` was cancelled")]
+    Cancelled {
+        /// The workflow's id.
+        id: String,
+    },
+    /// The workflow has already finished, so it takes no more signals.
+    #[error("workflow `{id}` has already finished; it takes no more signals")]
+    Finished {
+        /// The workflow's id.
+        id: String,
+    },
+    /// A stored engine record could not be read.
+    #[error("stored record `{key}` is unreadable: {source}")]
+    Record {
+        /// The record's key, lossily as text.
+        key: String,
+        /// Why it does not decode.
+        #[source]
+        source: super::record::RecordError,
+    },
+    /// A list page token was not produced by `Engine::list`.
+    #[error("invalid page token; pass the `next_page_token` of a previous page")]
+    InvalidPageToken,
+}
+
+impl EngineError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Fenced { .. } => "engine.fenced",
+            EngineError::Shutdown => "engine.shutdown",
+            EngineError::Storage(e) => e.code(),
+            EngineError::Codec(e) => e.code(),
+            EngineError::NotFound { .. } => "engine.not_found",
+            EngineError::NotRegistered { .. } => "engine.not_registered",
+            EngineError::MissingActivity { .. } => "engine.missing_activity",
+            EngineError::ConflictingRegistration { .. } => "engine.conflicting_registration",
+            EngineError::AlreadyExists { .. } => "engine.already_exists",
+            EngineError::InvalidId { .. } => "engine.invalid_id",
+            EngineError::PayloadTooLarge { .. } => "engine.payload_too_large",
+            EngineError::WrongType { .. } => "engine.wrong_type",
+            EngineError::Parked { .. } => "engine.parked",
+            EngineError::Cancelled { .. } => "engine.cancelled",
+            EngineError::Finished { .. } => "engine.finished",
+            EngineError::Record { source, .. } => source.code(),
+            EngineError::InvalidPageToken => "engine.invalid_page_token",
+        }
+    }
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        EngineError::Storage(e)
+    }
+}

@@ -1,0 +1,98 @@
+//! Runs one activity call under its retry policy: attempts, exponential backoff through the
+//! engine's clock, non-retryable errors, per-attempt timeouts, and panics turned into failures.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::watch;
+
+use crate::activity::{ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources};
+use crate::codec::Payload;
+
+use super::clock::Clock;
+
+/// Everything one activity call needs.
+pub(crate) struct Call {
+    pub activity: Arc<dyn DynActivity>,
+    pub workflow_id: Arc<str>,
+    pub step: u64,
+    pub input: Payload,
+    pub options: ActivityOptions,
+    pub resources: Resources,
+    pub clock: Arc<dyn Clock>,
+    pub cancel: watch::Receiver<bool>,
+    pub payload_limit: usize,
+}
+
+/// Runs the call to its final result: success, a non-retryable error, or the last attempt's error.
+pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
+    let max_attempts = call.options.retry.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let ctx = ActivityContext::new(
+            call.workflow_id.clone(),
+            call.step,
+            attempt,
+            call.resources.clone(),
+            call.cancel.clone(),
+        );
+        let run = CatchUnwind(call.activity.clone().call(ctx, call.input.clone()));
+        let result = match call.options.attempt_timeout {
+            None => run.await,
+            Some(timeout) => {
+                let deadline = call.clock.now() + timeout;
+                tokio::select! {
+                    result = run => result,
+                    () = call.clock.sleep_until(deadline) => Err(ActivityError::TimedOut {
+                        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                }
+            }
+        };
+        let error = match result {
+            Ok(output) if output.len() > call.payload_limit => ActivityError::Payload {
+                message: format!(
+                    "the output is {} bytes, over the payload limit of {} bytes",
+                    output.len(),
+                    call.payload_limit
+                ),
+            },
+            Ok(output) => return Ok(output),
+            Err(error) => error,
+        };
+        if !error.is_retryable() || attempt >= max_attempts || *call.cancel.borrow() {
+            return Err(error);
+        }
+        let backoff = call.options.retry.backoff_after(attempt);
+        call.clock.sleep_until(call.clock.now() + backoff).await;
+        attempt += 1;
+    }
+}
+
+/// Turns a panic inside an attempt into a retryable failure, so one bad attempt does not take
+/// the workflow's runner down.
+struct CatchUnwind<F>(F);
+
+impl<F: Future<Output = Result<Payload, ActivityError>> + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<Payload, ActivityError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                Poll::Ready(Err(ActivityError::failed(format!(
+                    "activity panicked: {message}"
+                ))))
+            }
+        }
+    }
+}

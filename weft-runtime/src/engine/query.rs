@@ -1,0 +1,336 @@
+//! Describe and list: what a stored workflow looks like to people, including why it is parked.
+
+use std::time::SystemTime;
+
+use super::clock::from_millis;
+use super::core::Inner;
+use super::error::EngineError;
+use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
+use super::registry::{ErasedWorkflow, Lookup};
+
+/// Where a workflow is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkflowStatus {
+    /// Runs, or waits on an activity.
+    Running,
+    /// Waits on a timer or a signal.
+    Waiting,
+    /// Returned `Ok`.
+    Completed,
+    /// Returned `Err`.
+    Failed,
+    /// Ended by cancellation.
+    Cancelled,
+    /// Cannot make progress until an operator fixes the cause; see [`ParkReason`].
+    Parked,
+}
+
+impl WorkflowStatus {
+    /// Whether the workflow has finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::Cancelled
+        )
+    }
+}
+
+/// Why a workflow is parked. Nothing of it was deleted; fixing the cause (registering the right
+/// code, for example) and restarting the engine resumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkReason {
+    /// A stable code: `record.corrupt`, `workflow.unknown_type`, `workflow.fingerprint_mismatch`,
+    /// `state.corrupt`, `activity.not_registered`, `engine.payload_too_large`, or a step error's code.
+    pub code: String,
+    /// The reason for people.
+    pub message: String,
+}
+
+/// The durable operation a suspended workflow waits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// An activity call.
+    Activity {
+        /// The activity's name.
+        name: String,
+    },
+    /// A timer.
+    Timer {
+        /// When it fires.
+        deadline: SystemTime,
+    },
+    /// A signal.
+    Signal {
+        /// The signal's name.
+        name: String,
+    },
+}
+
+/// One workflow, as `Engine::describe` shows it.
+///
+/// For an unreadable record only `id`, `status` and `park_reason` are meaningful; the other
+/// fields hold empty values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowDescription {
+    /// The workflow's id.
+    pub id: String,
+    /// The workflow type's name.
+    pub workflow_type: String,
+    /// The workflow type's version.
+    pub version: u32,
+    /// Where it is in its life.
+    pub status: WorkflowStatus,
+    /// Why it is parked, when it is.
+    pub park_reason: Option<ParkReason>,
+    /// How many steps have been committed.
+    pub step: u64,
+    /// When it started.
+    pub created_at: SystemTime,
+    /// When its record was last written.
+    pub updated_at: SystemTime,
+    /// The current state's variant name, while suspended.
+    pub state_name: Option<&'static str>,
+    /// The current state rendered as JSON, while suspended.
+    pub state: Option<serde_json::Value>,
+    /// What it waits on, while suspended.
+    pub pending: Option<Pending>,
+    /// The error message, when it failed.
+    pub error: Option<String>,
+}
+
+/// Which workflows `Engine::list` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only workflows with this status.
+    pub status: Option<WorkflowStatus>,
+    /// Only workflows of this type name.
+    pub workflow_type: Option<String>,
+}
+
+/// One workflow in a list page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowSummary {
+    /// The workflow's id.
+    pub id: String,
+    /// The workflow type's name (empty for an unreadable record).
+    pub workflow_type: String,
+    /// The workflow type's version.
+    pub version: u32,
+    /// Where it is in its life.
+    pub status: WorkflowStatus,
+    /// Why it is parked, when it is.
+    pub park_reason: Option<ParkReason>,
+    /// How many steps have been committed.
+    pub step: u64,
+    /// When it started.
+    pub created_at: SystemTime,
+    /// When its record was last written.
+    pub updated_at: SystemTime,
+}
+
+/// One page of `Engine::list`, in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// The workflows on this page.
+    pub items: Vec<WorkflowSummary>,
+    /// Pass to the next call to continue after this page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// A stored record read against the registered code.
+pub(crate) struct Inspected<'a> {
+    pub record: Option<WorkflowRecord>,
+    pub status: WorkflowStatus,
+    pub park_reason: Option<ParkReason>,
+    pub workflow: Option<&'a dyn ErasedWorkflow>,
+}
+
+/// Reads a stored workflow against the registry. Never fails: what cannot run is parked.
+pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
+    let record = match record::decode_record::<WorkflowRecord>(bytes) {
+        Ok(record) => record,
+        Err(e) => {
+            return Inspected {
+                record: None,
+                status: WorkflowStatus::Parked,
+                park_reason: Some(ParkReason {
+                    code: "record.corrupt".into(),
+                    message: format!(
+                        "the workflow record does not decode ({e}); it is kept as stored"
+                    ),
+                }),
+                workflow: None,
+            };
+        }
+    };
+    let lookup = inner
+        .registry
+        .lookup(&record.workflow_type, record.version, record.fingerprint);
+    let workflow = match lookup {
+        Lookup::Found(w) => Some(&**w),
+        _ => None,
+    };
+    let (status, park_reason) = match (&record.status, lookup) {
+        (RecordStatus::Completed, _) => (WorkflowStatus::Completed, None),
+        (RecordStatus::Failed, _) => (WorkflowStatus::Failed, None),
+        (RecordStatus::Cancelled, _) => (WorkflowStatus::Cancelled, None),
+        (RecordStatus::Parked { code, message }, _) => (
+            WorkflowStatus::Parked,
+            Some(ParkReason {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+        ),
+        (_, Lookup::UnknownType) => (
+            WorkflowStatus::Parked,
+            Some(ParkReason {
+                code: "workflow.unknown_type".into(),
+                message: format!(
+                    "workflow type `{}` version {} is not registered with this engine; register it to resume",
+                    record.workflow_type, record.version
+                ),
+            }),
+        ),
+        (_, Lookup::FingerprintMismatch { registered }) => (
+            WorkflowStatus::Parked,
+            Some(ParkReason {
+                code: "workflow.fingerprint_mismatch".into(),
+                message: format!(
+                    "the stored state of `{}` version {} was written by code with fingerprint {:#018x}, but the registered code has {:#018x}; register the old code under its own VERSION to finish it",
+                    record.workflow_type, record.version, record.fingerprint, registered
+                ),
+            }),
+        ),
+        (RecordStatus::Running, Lookup::Found(_)) => (WorkflowStatus::Running, None),
+        (RecordStatus::Waiting, Lookup::Found(_)) => (WorkflowStatus::Waiting, None),
+    };
+    Inspected {
+        record: Some(record),
+        status,
+        park_reason,
+        workflow,
+    }
+}
+
+/// The full description of a stored workflow.
+pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, EngineError> {
+    let bytes = inner
+        .read_raw(id)?
+        .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+    let inspected = inspect(inner, &bytes);
+    let mut description = WorkflowDescription {
+        id: id.to_string(),
+        workflow_type: String::new(),
+        version: 0,
+        status: inspected.status,
+        park_reason: inspected.park_reason,
+        step: 0,
+        created_at: SystemTime::UNIX_EPOCH,
+        updated_at: SystemTime::UNIX_EPOCH,
+        state_name: None,
+        state: None,
+        pending: None,
+        error: None,
+    };
+    let Some(record) = inspected.record else {
+        return Ok(description);
+    };
+    description.workflow_type = record.workflow_type.clone();
+    description.version = record.version;
+    description.step = record.step;
+    description.created_at = from_millis(record.created_ms);
+    description.updated_at = from_millis(record.updated_ms);
+    description.pending = record.pending.as_ref().map(|pending| match pending {
+        PendingCommand::Activity { name, .. } => Pending::Activity { name: name.clone() },
+        PendingCommand::Timer { deadline_ms } => Pending::Timer {
+            deadline: from_millis(*deadline_ms),
+        },
+        PendingCommand::Signal { name } => Pending::Signal { name: name.clone() },
+    });
+    if let Some(record::Outcome::Error { message, .. }) = &record.outcome {
+        description.error = Some(message.clone());
+    }
+    if let (Some(workflow), Some(state)) = (inspected.workflow, &record.state) {
+        match (workflow.state_name(state), workflow.state_json(state)) {
+            (Ok(name), Ok(json)) => {
+                description.state_name = Some(name);
+                description.state = Some(json);
+            }
+            (Err(e), _) => {
+                description.status = WorkflowStatus::Parked;
+                description.park_reason = Some(ParkReason {
+                    code: "state.corrupt".into(),
+                    message: format!("the stored state does not decode: {e}"),
+                });
+            }
+            (Ok(name), Err(_)) => description.state_name = Some(name),
+        }
+    }
+    Ok(description)
+}
+
+/// One page of workflows matching `filter`, after `page_token`.
+pub(crate) fn list(
+    inner: &Inner,
+    filter: &ListFilter,
+    page_size: usize,
+    page_token: Option<&str>,
+) -> Result<ListPage, EngineError> {
+    let page_size = page_size.max(1);
+    let mut after = match page_token {
+        None => None,
+        Some(token) if token.is_empty() || token.contains('\0') => {
+            return Err(EngineError::InvalidPageToken);
+        }
+        Some(token) => Some(record::workflow_key(token)),
+    };
+    let chunk = page_size.clamp(64, 1024);
+    let mut items = Vec::new();
+    loop {
+        let entries =
+            inner
+                .storage
+                .scan_prefix(record::WORKFLOW_PREFIX, after.as_deref(), chunk)?;
+        let exhausted = entries.len() < chunk;
+        for (key, value) in entries {
+            after = Some(key.clone());
+            let id = String::from_utf8_lossy(&key[record::WORKFLOW_PREFIX.len()..]).into_owned();
+            let inspected = inspect(inner, &value);
+            if filter.status.is_some_and(|s| s != inspected.status) {
+                continue;
+            }
+            let record = inspected.record.as_ref();
+            let workflow_type = record.map(|r| r.workflow_type.clone()).unwrap_or_default();
+            if filter
+                .workflow_type
+                .as_ref()
+                .is_some_and(|t| *t != workflow_type)
+            {
+                continue;
+            }
+            items.push(WorkflowSummary {
+                id,
+                workflow_type,
+                version: record.map_or(0, |r| r.version),
+                status: inspected.status,
+                park_reason: inspected.park_reason,
+                step: record.map_or(0, |r| r.step),
+                created_at: from_millis(record.map_or(0, |r| r.created_ms)),
+                updated_at: from_millis(record.map_or(0, |r| r.updated_ms)),
+            });
+            if items.len() == page_size {
+                let next_page_token = items.last().map(|item| item.id.clone());
+                return Ok(ListPage {
+                    items,
+                    next_page_token,
+                });
+            }
+        }
+        if exhausted {
+            return Ok(ListPage {
+                items,
+                next_page_token: None,
+            });
+        }
+    }
+}

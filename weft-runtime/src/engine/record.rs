@@ -1,0 +1,345 @@
+//! The engine's persisted records, their key layout and their format tags.
+//!
+//! Every value the engine stores is `[format tag: u8][codec-encoded record]` (bincode 2, serde
+//! mode, standard config: see [`crate::codec`]), so a later format can be told apart without
+//! guessing. Keys are plain bytes, laid out so that ordered scans answer the engine's questions:
+//!
+//! | key | value | purpose |
+//! | --- | --- | --- |
+//! | `meta/epoch` | `[0x01][u64 big-endian]` | the owner epoch; every engine write checks it |
+//! | `wf/<id>` | `[0x01][WorkflowRecord]` | one per workflow: state, pending command, status |
+//! | `tm/<deadline ms: u64 BE><id>` | empty | timer index: a range scan finds due timers |
+//! | `sig/<id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
+//! | `idem/<key>` | `[0x01][IdempotencyRecord]` | idempotency key of a start -> workflow id |
+//! | `cancel/<id>` | `[0x01][CancelRecord]` | a durable cancellation request not yet delivered |
+//!
+//! Workflow ids never contain a NUL byte, so `sig/<id>\0` is a prefix of one workflow's queue
+//! only. Signal sequence numbers are the sending engine's epoch then a counter, so they grow
+//! across restarts without a stored counter.
+//!
+//! The golden-record tests (`tests/engine_golden.rs`) pin these bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::activity::ActivityOptions;
+use crate::codec::{self, CodecError};
+
+/// The format tag of every record this version of the engine writes.
+pub const FORMAT_V1: u8 = 0x01;
+
+/// The key of the owner epoch.
+pub const EPOCH_KEY: &[u8] = b"meta/epoch";
+/// The prefix of workflow records.
+pub const WORKFLOW_PREFIX: &[u8] = b"wf/";
+/// The prefix of the timer index.
+pub const TIMER_PREFIX: &[u8] = b"tm/";
+/// The prefix of signal queues.
+pub const SIGNAL_PREFIX: &[u8] = b"sig/";
+/// The prefix of idempotency keys.
+pub const IDEMPOTENCY_PREFIX: &[u8] = b"idem/";
+/// The prefix of cancellation requests.
+pub const CANCEL_PREFIX: &[u8] = b"cancel/";
+
+/// A stored record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The record is empty.
+    #[error("empty record: the value holds no format tag")]
+    Empty,
+    /// The record was written in a format this engine does not know.
+    #[error(
+        "unknown record format tag {tag:#04x}; the record was written by a newer or foreign engine"
+    )]
+    UnknownFormat {
+        /// The tag found.
+        tag: u8,
+    },
+    /// The body does not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl RecordError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecordError::Empty => "record.empty",
+            RecordError::UnknownFormat { .. } => "record.unknown_format",
+            RecordError::Codec(e) => e.code(),
+        }
+    }
+}
+
+/// Encodes a record with the current format tag.
+pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>, CodecError> {
+    let body = codec::encode(record)?;
+    let mut bytes = Vec::with_capacity(body.len() + 1);
+    bytes.push(FORMAT_V1);
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+/// Decodes a tagged record.
+pub fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+    match bytes.split_first() {
+        None => Err(RecordError::Empty),
+        Some((&FORMAT_V1, body)) => Ok(codec::decode(body)?),
+        Some((&tag, _)) => Err(RecordError::UnknownFormat { tag }),
+    }
+}
+
+/// The stored form of the owner epoch: `[0x01][u64 BE]`. Fixed-width, so a conditional write can
+/// compare it byte for byte.
+pub fn encode_epoch(epoch: u64) -> Vec<u8> {
+    let mut bytes = vec![FORMAT_V1];
+    bytes.extend_from_slice(&epoch.to_be_bytes());
+    bytes
+}
+
+/// Reads a stored owner epoch.
+pub fn decode_epoch(bytes: &[u8]) -> Result<u64, RecordError> {
+    match bytes.split_first() {
+        None => Err(RecordError::Empty),
+        Some((&FORMAT_V1, body)) => {
+            let array: [u8; 8] = body.try_into().map_err(|_| {
+                RecordError::Codec(CodecError::Decode {
+                    type_name: "epoch",
+                    reason: format!("expected 8 bytes, found {}", body.len()),
+                })
+            })?;
+            Ok(u64::from_be_bytes(array))
+        }
+        Some((&tag, _)) => Err(RecordError::UnknownFormat { tag }),
+    }
+}
+
+/// `wf/<id>`
+pub fn workflow_key(id: &str) -> Vec<u8> {
+    [WORKFLOW_PREFIX, id.as_bytes()].concat()
+}
+
+/// `tm/<deadline ms BE><id>`
+pub fn timer_key(deadline_ms: u64, id: &str) -> Vec<u8> {
+    [TIMER_PREFIX, &deadline_ms.to_be_bytes(), id.as_bytes()].concat()
+}
+
+/// Splits a timer key into its deadline and workflow id.
+pub fn parse_timer_key(key: &[u8]) -> Option<(u64, String)> {
+    let rest = key.strip_prefix(TIMER_PREFIX)?;
+    if rest.len() < 8 {
+        return None;
+    }
+    let (deadline, id) = rest.split_at(8);
+    let deadline = u64::from_be_bytes(deadline.try_into().ok()?);
+    Some((deadline, String::from_utf8(id.to_vec()).ok()?))
+}
+
+/// `sig/<id>\0`: the prefix of one workflow's signal queue.
+pub fn signal_queue_prefix(id: &str) -> Vec<u8> {
+    [SIGNAL_PREFIX, id.as_bytes(), b"\0"].concat()
+}
+
+/// `sig/<id>\0<epoch BE><n BE>`
+pub fn signal_key(id: &str, epoch: u64, n: u64) -> Vec<u8> {
+    [
+        signal_queue_prefix(id).as_slice(),
+        &epoch.to_be_bytes(),
+        &n.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// `idem/<key>`
+pub fn idempotency_key(key: &str) -> Vec<u8> {
+    [IDEMPOTENCY_PREFIX, key.as_bytes()].concat()
+}
+
+/// `cancel/<id>`
+pub fn cancel_key(id: &str) -> Vec<u8> {
+    [CANCEL_PREFIX, id.as_bytes()].concat()
+}
+
+/// One workflow instance, stored at `wf/<id>` (format tag `0x01`).
+///
+/// Layout (bincode, in field order): `workflow_type: String, version: u32, fingerprint: u64,
+/// status: RecordStatus, step: u64, state: Option<bytes>, pending: Option<PendingCommand>,
+/// created_ms: u64, updated_ms: u64, outcome: Option<Outcome>, idempotency_key: Option<String>,
+/// last_resume: Option<ResumeKind>, signals_consumed: u64`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    /// The workflow's `NAME`.
+    pub workflow_type: String,
+    /// The workflow's `VERSION`.
+    pub version: u32,
+    /// The workflow's `FINGERPRINT`: the state below was written by code with this shape.
+    pub fingerprint: u64,
+    /// Where the workflow is in its life.
+    pub status: RecordStatus,
+    /// How many steps have been committed.
+    pub step: u64,
+    /// The encoded state enum while the workflow is suspended; `None` once it has finished.
+    pub state: Option<Vec<u8>>,
+    /// The durable operation the state waits on.
+    pub pending: Option<PendingCommand>,
+    /// When the workflow was started, in ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When the record was last written, in ms since the Unix epoch.
+    pub updated_ms: u64,
+    /// The result once the workflow has finished.
+    pub outcome: Option<Outcome>,
+    /// The idempotency key it was started with.
+    pub idempotency_key: Option<String>,
+    /// The kind of value that resumed the last committed step.
+    pub last_resume: Option<ResumeKind>,
+    /// How many signals the workflow has consumed (each deleted from its queue on commit).
+    pub signals_consumed: u64,
+}
+
+/// A workflow's stored status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordStatus {
+    /// Runs or waits on an activity.
+    Running,
+    /// Waits on a timer or a signal; no task or memory is held for it.
+    Waiting,
+    /// Returned `Ok`.
+    Completed,
+    /// Returned `Err`.
+    Failed,
+    /// Ended by cancellation.
+    Cancelled,
+    /// Stopped because a step could not run; state and pending command are kept.
+    Parked {
+        /// A stable code for the reason.
+        code: String,
+        /// The reason for people.
+        message: String,
+    },
+}
+
+impl RecordStatus {
+    /// Whether the workflow has finished for good.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            RecordStatus::Completed | RecordStatus::Failed | RecordStatus::Cancelled
+        )
+    }
+}
+
+/// The stored form of a suspended workflow's command, with absolute deadlines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingCommand {
+    /// An activity to run (again, after a crash).
+    Activity {
+        /// The activity's name.
+        name: String,
+        /// Its encoded input.
+        input: Vec<u8>,
+        /// Retry policy and timeout.
+        options: ActivityOptions,
+    },
+    /// A timer firing at an absolute deadline.
+    Timer {
+        /// The deadline in ms since the Unix epoch.
+        deadline_ms: u64,
+    },
+    /// A wait for a signal of this name.
+    Signal {
+        /// The signal's name.
+        name: String,
+    },
+}
+
+/// A finished workflow's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The encoded output.
+    Output(Vec<u8>),
+    /// The encoded error, and its message.
+    Error {
+        /// The encoded `W::Error`.
+        payload: Vec<u8>,
+        /// Its `Display` text.
+        message: String,
+    },
+    /// Cancelled.
+    Cancelled,
+}
+
+/// The kind of value that resumed a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResumeKind {
+    /// The first step.
+    Start,
+    /// An activity result.
+    Activity,
+    /// A timer.
+    Timer,
+    /// A signal.
+    Signal,
+    /// A cancellation.
+    Cancelled,
+}
+
+/// A signal in a workflow's queue, stored at `sig/<id>\0<seq>` (format tag `0x01`).
+///
+/// Layout: `name: String, payload: bytes, sent_ms: u64`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRecord {
+    /// The signal type's name.
+    pub name: String,
+    /// The encoded signal.
+    pub payload: Vec<u8>,
+    /// When it was sent, in ms since the Unix epoch.
+    pub sent_ms: u64,
+}
+
+/// An idempotency key's target, stored at `idem/<key>` (format tag `0x01`).
+///
+/// Layout: `workflow_id: String`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The workflow the first start with this key created.
+    pub workflow_id: String,
+}
+
+/// A cancellation request, stored at `cancel/<id>` (format tag `0x01`) until a step consumes it.
+///
+/// Layout: `requested_ms: u64`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRecord {
+    /// When cancellation was requested, in ms since the Unix epoch.
+    pub requested_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_keys_sort_by_deadline_and_parse_back() {
+        let early = timer_key(5, "zz");
+        let late = timer_key(256, "aa");
+        assert!(early < late);
+        assert_eq!(parse_timer_key(&late), Some((256, "aa".to_string())));
+    }
+
+    #[test]
+    fn a_signal_queue_prefix_covers_one_workflow_only() {
+        let prefix = signal_queue_prefix("a");
+        assert!(signal_key("a", 1, 2).starts_with(&prefix));
+        assert!(!signal_key("a/b", 1, 2).starts_with(&prefix));
+        assert!(!signal_key("ab", 1, 2).starts_with(&prefix));
+    }
+
+    #[test]
+    fn unknown_tags_and_empty_values_are_typed_errors() {
+        assert_eq!(decode_record::<CancelRecord>(&[]), Err(RecordError::Empty));
+        assert_eq!(
+            decode_record::<CancelRecord>(&[9, 0]),
+            Err(RecordError::UnknownFormat { tag: 9 })
+        );
+        assert_eq!(decode_epoch(&encode_epoch(7)), Ok(7));
+    }
+}

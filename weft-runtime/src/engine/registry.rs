@@ -1,0 +1,223 @@
+//! The registered workflows, with their types erased: name + version + fingerprint -> functions
+//! that decode a stored state, step it, and encode the result.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::activity::DynActivity;
+use crate::codec::{self, CodecError, Payload};
+use crate::context::WorkflowContext;
+use crate::workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
+
+use super::error::EngineError;
+
+/// The outcome of one step, with every value encoded.
+pub(crate) enum Stepped {
+    /// Persist `state`, then execute `command`.
+    Suspend { state: Payload, command: Command },
+    /// Returned `Ok`.
+    Output(Payload),
+    /// Returned `Err`.
+    Error { payload: Payload, message: String },
+    /// Ended by cancellation.
+    Cancelled,
+}
+
+/// Why a step could not run; the engine parks the workflow with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepFault {
+    pub code: String,
+    pub message: String,
+}
+
+impl StepFault {
+    fn state_decode(e: &CodecError) -> Self {
+        StepFault {
+            code: "state.corrupt".into(),
+            message: format!("the stored state does not decode: {e}"),
+        }
+    }
+    fn step(e: &StepError) -> Self {
+        StepFault {
+            code: e.code().into(),
+            message: e.to_string(),
+        }
+    }
+    fn encode(e: &CodecError) -> Self {
+        StepFault {
+            code: e.code().into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A registered workflow type, operating on encoded values.
+pub(crate) trait ErasedWorkflow: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn fingerprint(&self) -> u64;
+    fn activities(&self) -> ActivitySet;
+    /// Decodes `state` and steps it.
+    fn step(
+        &self,
+        ctx: &mut WorkflowContext,
+        state: &[u8],
+        resume: Resume,
+    ) -> Result<Stepped, StepFault>;
+    /// The stored state's variant name.
+    fn state_name(&self, state: &[u8]) -> Result<&'static str, CodecError>;
+    /// The stored state rendered as JSON.
+    fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, String>;
+}
+
+/// Steps a typed state and encodes what comes out.
+pub(crate) fn step_typed<W: Workflow>(
+    ctx: &mut WorkflowContext,
+    state: W::State,
+    resume: Resume,
+) -> Result<Stepped, StepFault> {
+    match W::step(ctx, state, resume) {
+        Err(e) => Err(StepFault::step(&e)),
+        Ok(Transition::Suspend { state, command }) => Ok(Stepped::Suspend {
+            state: codec::encode(&state).map_err(|e| StepFault::encode(&e))?,
+            command,
+        }),
+        Ok(Transition::Complete(Ok(output))) => Ok(Stepped::Output(
+            codec::encode(&output).map_err(|e| StepFault::encode(&e))?,
+        )),
+        Ok(Transition::Complete(Err(error))) => Ok(Stepped::Error {
+            message: error.to_string(),
+            payload: codec::encode(&error).map_err(|e| StepFault::encode(&e))?,
+        }),
+        Ok(Transition::Cancelled) => Ok(Stepped::Cancelled),
+    }
+}
+
+struct Typed<W>(PhantomData<fn() -> W>);
+
+impl<W: Workflow> ErasedWorkflow for Typed<W> {
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+    fn version(&self) -> u32 {
+        W::VERSION
+    }
+    fn fingerprint(&self) -> u64 {
+        W::FINGERPRINT
+    }
+    fn activities(&self) -> ActivitySet {
+        let mut set = ActivitySet::new();
+        W::activities(&mut set);
+        set
+    }
+    fn step(
+        &self,
+        ctx: &mut WorkflowContext,
+        state: &[u8],
+        resume: Resume,
+    ) -> Result<Stepped, StepFault> {
+        let state: W::State = codec::decode(state).map_err(|e| StepFault::state_decode(&e))?;
+        step_typed::<W>(ctx, state, resume)
+    }
+    fn state_name(&self, state: &[u8]) -> Result<&'static str, CodecError> {
+        let state: W::State = codec::decode(state)?;
+        Ok(W::state_name(&state))
+    }
+    fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, String> {
+        let state: W::State = codec::decode(state).map_err(|e| e.to_string())?;
+        serde_json::to_value(&state).map_err(|e| e.to_string())
+    }
+}
+
+/// Erases a workflow type.
+pub(crate) fn erase<W: Workflow>() -> Arc<dyn ErasedWorkflow> {
+    Arc::new(Typed::<W>(PhantomData))
+}
+
+/// What the engine knows how to run.
+#[derive(Default)]
+pub(crate) struct Registry {
+    workflows: HashMap<(String, u32), Arc<dyn ErasedWorkflow>>,
+    activities: HashMap<String, Arc<dyn DynActivity>>,
+}
+
+/// How a stored record relates to the registered code.
+#[derive(Clone, Copy)]
+pub(crate) enum Lookup<'a> {
+    Found(&'a Arc<dyn ErasedWorkflow>),
+    UnknownType,
+    FingerprintMismatch { registered: u64 },
+}
+
+impl Registry {
+    /// Builds the registry: every workflow, and every activity they declare, with overrides
+    /// taking precedence. Fails on a declared activity without an implementation.
+    pub(crate) fn build(
+        workflows: Vec<Arc<dyn ErasedWorkflow>>,
+        overrides: HashMap<String, Arc<dyn DynActivity>>,
+    ) -> Result<Registry, EngineError> {
+        let mut registry = Registry {
+            workflows: HashMap::new(),
+            activities: overrides,
+        };
+        let mut required = Vec::new();
+        for workflow in workflows {
+            let key = (workflow.name().to_string(), workflow.version());
+            if let Some(existing) = registry.workflows.get(&key) {
+                if existing.fingerprint() != workflow.fingerprint() {
+                    return Err(EngineError::ConflictingRegistration {
+                        workflow: key.0,
+                        version: key.1,
+                    });
+                }
+                continue;
+            }
+            for (name, implementation) in workflow.activities().iter() {
+                match implementation {
+                    Some(implementation) => {
+                        registry
+                            .activities
+                            .entry(name.to_string())
+                            .or_insert_with(|| implementation.clone());
+                    }
+                    None => required.push((workflow.name(), name)),
+                }
+            }
+            registry.workflows.insert(key, workflow);
+        }
+        for (workflow, activity) in required {
+            if !registry.activities.contains_key(activity) {
+                return Err(EngineError::MissingActivity {
+                    workflow: workflow.to_string(),
+                    activity: activity.to_string(),
+                });
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The registered code for a stored workflow.
+    pub(crate) fn lookup(&self, name: &str, version: u32, fingerprint: u64) -> Lookup<'_> {
+        match self.workflows.get(&(name.to_string(), version)) {
+            None => Lookup::UnknownType,
+            Some(w) if w.fingerprint() != fingerprint => Lookup::FingerprintMismatch {
+                registered: w.fingerprint(),
+            },
+            Some(w) => Lookup::Found(w),
+        }
+    }
+
+    /// Whether `W` itself is registered.
+    pub(crate) fn has<W: Workflow>(&self) -> bool {
+        matches!(
+            self.lookup(W::NAME, W::VERSION, W::FINGERPRINT),
+            Lookup::Found(_)
+        )
+    }
+
+    /// The implementation of an activity.
+    pub(crate) fn activity(&self, name: &str) -> Option<&Arc<dyn DynActivity>> {
+        self.activities.get(name)
+    }
+}

@@ -1,0 +1,450 @@
+//! Drives one workflow: decide what resumes it, step, commit, execute the command, repeat.
+//!
+//! The step protocol: `step(state, resume)` gives the next state and command; the new state, the
+//! consumed resume value (a delivered signal, a fired timer, a cancellation request are deleted)
+//! and the pending command are committed in ONE batch before the command runs. The command's
+//! outcome resumes the next step and is committed with the state after it. So an activity result
+//! is recorded exactly once, and its side effect happens at least once.
+//!
+//! A runner exists only while there is work: a workflow waiting on a timer or a signal has no
+//! task, only its record (and a `(deadline, id)` pair for a timer).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::codec::{self, Payload};
+use crate::context::WorkflowContext;
+use crate::storage::Batch;
+use crate::workflow::{Command, Resume};
+
+use super::clock::to_millis;
+use super::core::Inner;
+use super::error::EngineError;
+use super::execute::{self, Call};
+use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
+use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
+
+/// A workflow record with the code that runs it.
+pub(crate) struct Loaded {
+    pub record: WorkflowRecord,
+    pub workflow: Arc<dyn ErasedWorkflow>,
+}
+
+/// Wakes `id`: pokes its runner, or claims it and spawns one that reads its record.
+pub(crate) fn wake(inner: &Arc<Inner>, id: &str) {
+    if inner.check_live().is_err() {
+        return;
+    }
+    if inner.with_active(id, |entry| entry.poke = true).is_some() {
+        return;
+    }
+    if inner.claim(id) {
+        spawn(inner, id.to_string(), None);
+    } else {
+        // A runner claimed it between the two looks; poke that one.
+        inner.with_active(id, |entry| entry.poke = true);
+    }
+}
+
+/// Delivers a cancellation request to `id` (already stored as `cancel/<id>`).
+pub(crate) fn wake_cancel(inner: &Arc<Inner>, id: &str) {
+    if inner.check_live().is_err() {
+        return;
+    }
+    let poked = |entry: &mut super::core::Active| {
+        entry.cancel = true;
+        if let Some(tx) = &entry.cancel_tx {
+            let _ = tx.send(true);
+        }
+        entry.wake.notify_one();
+    };
+    if inner.with_active(id, poked).is_some() {
+        return;
+    }
+    if inner.claim(id) {
+        spawn(inner, id.to_string(), None);
+    } else {
+        inner.with_active(id, poked);
+    }
+}
+
+/// Spawns the runner of a claimed workflow. With `loaded`, it starts from that record.
+pub(crate) fn spawn(inner: &Arc<Inner>, id: String, loaded: Option<Loaded>) {
+    let task = tokio::spawn(run(Arc::clone(inner), id.clone(), loaded));
+    inner.add_task(&id, task.abort_handle());
+}
+
+async fn run(inner: Arc<Inner>, id: String, loaded: Option<Loaded>) {
+    if let Err(error) = drive(&inner, &id, loaded).await {
+        // The stored record is still the last committed one; a later wake or a restart
+        // resumes from it. Whoever waits for the result learns what went wrong.
+        inner.stall(&id, error);
+    }
+}
+
+enum Decision {
+    Resume(Resume, Vec<Vec<u8>>),
+    Idle,
+    Done,
+}
+
+async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(), EngineError> {
+    let (mut record, workflow, mut check_stored_cancel) = match loaded {
+        Some(loaded) => (loaded.record, loaded.workflow, false),
+        None => match load(inner, id)? {
+            Some(loaded) => (loaded.record, loaded.workflow, true),
+            None => {
+                inner.release(id);
+                return Ok(());
+            }
+        },
+    };
+    loop {
+        let decision = decide(inner, id, &record, check_stored_cancel).await?;
+        check_stored_cancel = false;
+        match decision {
+            Decision::Resume(resume, consumed) => {
+                record = advance(inner, id, record, &*workflow, resume, consumed).await?;
+            }
+            Decision::Idle => {
+                if inner.try_release(id) {
+                    return Ok(());
+                }
+            }
+            Decision::Done => {
+                inner.release(id);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads a record a runner can drive; `None` when it is missing, finished or parked.
+fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
+    let Some(bytes) = inner.read_raw(id)? else {
+        return Ok(None);
+    };
+    // Unreadable, unknown or mismatched records are parked where they are: describe and list
+    // report why, and nothing is written or deleted.
+    let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes) else {
+        return Ok(None);
+    };
+    if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
+        return Ok(None);
+    }
+    match inner
+        .registry
+        .lookup(&record.workflow_type, record.version, record.fingerprint)
+    {
+        Lookup::Found(workflow) => Ok(Some(Loaded {
+            workflow: Arc::clone(workflow),
+            record,
+        })),
+        Lookup::UnknownType | Lookup::FingerprintMismatch { .. } => Ok(None),
+    }
+}
+
+/// What resumes the workflow now, if anything.
+async fn decide(
+    inner: &Arc<Inner>,
+    id: &str,
+    record: &WorkflowRecord,
+    check_stored_cancel: bool,
+) -> Result<Decision, EngineError> {
+    if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
+        return Ok(Decision::Done);
+    }
+    let cancel_requested = inner
+        .with_active(id, |entry| std::mem::take(&mut entry.cancel))
+        .unwrap_or(false);
+    if cancel_requested
+        || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some())
+    {
+        return Ok(Decision::Resume(
+            Resume::Cancelled,
+            vec![record::cancel_key(id)],
+        ));
+    }
+    match &record.pending {
+        None => Ok(Decision::Done),
+        Some(PendingCommand::Timer { deadline_ms }) => {
+            if to_millis(inner.clock.now()) >= *deadline_ms {
+                Ok(Decision::Resume(
+                    Resume::Timer,
+                    vec![record::timer_key(*deadline_ms, id)],
+                ))
+            } else {
+                inner.timers.arm(*deadline_ms, id);
+                Ok(Decision::Idle)
+            }
+        }
+        Some(PendingCommand::Signal { name }) => match inner.first_signal(id, name)? {
+            Some((key, payload)) => Ok(Decision::Resume(Resume::Signal(payload), vec![key])),
+            None => Ok(Decision::Idle),
+        },
+        Some(PendingCommand::Activity {
+            name,
+            input,
+            options,
+        }) => {
+            let Some(activity) = inner.registry.activity(name) else {
+                park(
+                    inner,
+                    id,
+                    record,
+                    StepFault {
+                        code: "activity.not_registered".into(),
+                        message: format!(
+                            "activity `{name}` is not registered with this engine; register it and restart to resume"
+                        ),
+                    },
+                )
+                .await?;
+                return Ok(Decision::Done);
+            };
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            let wake = inner
+                .with_active(id, |entry| {
+                    entry.cancel_tx = Some(cancel_tx.clone());
+                    Arc::clone(&entry.wake)
+                })
+                .unwrap_or_default();
+            let call = Call {
+                activity: Arc::clone(activity),
+                workflow_id: Arc::from(id),
+                step: record.step,
+                input: input.clone(),
+                options: options.clone(),
+                resources: inner.resources.clone(),
+                clock: Arc::clone(&inner.clock),
+                cancel: cancel_rx,
+                payload_limit: inner.payload_limit,
+            };
+            let mut task = tokio::spawn(execute::execute(call));
+            inner.add_task(id, task.abort_handle());
+            let outcome = loop {
+                tokio::select! {
+                    joined = &mut task => {
+                        break joined.unwrap_or_else(|e| {
+                            Err(crate::activity::ActivityError::failed(format!("activity task failed: {e}")))
+                        });
+                    }
+                    () = wake.notified() => {
+                        let cancelled = inner
+                            .with_active(id, |entry| std::mem::take(&mut entry.cancel))
+                            .unwrap_or(false);
+                        if cancelled {
+                            // The activity sees the cancellation through its context and may
+                            // finish on its own; its result is no longer awaited.
+                            let _ = cancel_tx.send(true);
+                            inner.with_active(id, |entry| entry.cancel_tx = None);
+                            return Ok(Decision::Resume(
+                                Resume::Cancelled,
+                                vec![record::cancel_key(id)],
+                            ));
+                        }
+                    }
+                }
+            };
+            inner.with_active(id, |entry| entry.cancel_tx = None);
+            Ok(Decision::Resume(Resume::Activity(outcome), Vec::new()))
+        }
+    }
+}
+
+/// Steps the workflow with `resume` and commits the result; returns the committed record.
+async fn advance(
+    inner: &Arc<Inner>,
+    id: &str,
+    record: WorkflowRecord,
+    workflow: &dyn ErasedWorkflow,
+    resume: Resume,
+    consumed: Vec<Vec<u8>>,
+) -> Result<WorkflowRecord, EngineError> {
+    let now = inner.clock.now();
+    let mut ctx = WorkflowContext::new(id, record.step, now);
+    let kind = resume_kind(&resume);
+    let stepped = match record.state.as_deref() {
+        Some(state) => workflow.step(&mut ctx, state, resume),
+        None => Err(StepFault {
+            code: "state.missing".into(),
+            message: "the record holds no state to resume".into(),
+        }),
+    };
+    let (next, batch) = transition(inner, id, &record, stepped, kind, consumed, now)?;
+    inner.commit(batch).await?;
+    finish_notify(inner, id, &next);
+    Ok(next)
+}
+
+/// Parks the workflow with `fault`, keeping its state and pending command.
+async fn park(
+    inner: &Arc<Inner>,
+    id: &str,
+    record: &WorkflowRecord,
+    fault: StepFault,
+) -> Result<(), EngineError> {
+    let (next, batch) = parked(record, fault, inner.clock.now(), id)?;
+    inner.commit(batch).await?;
+    finish_notify(inner, id, &next);
+    Ok(())
+}
+
+/// Tells result waiters when the workflow finished or parked.
+pub(crate) fn finish_notify(inner: &Inner, id: &str, record: &WorkflowRecord) {
+    if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
+        inner.notify(id, None);
+    }
+}
+
+fn resume_kind(resume: &Resume) -> ResumeKind {
+    match resume {
+        Resume::Start => ResumeKind::Start,
+        Resume::Activity(_) => ResumeKind::Activity,
+        Resume::Timer => ResumeKind::Timer,
+        Resume::Signal(_) => ResumeKind::Signal,
+        Resume::Cancelled => ResumeKind::Cancelled,
+    }
+}
+
+fn parked(
+    record: &WorkflowRecord,
+    fault: StepFault,
+    now: SystemTime,
+    id: &str,
+) -> Result<(WorkflowRecord, Batch), EngineError> {
+    let mut next = record.clone();
+    next.status = RecordStatus::Parked {
+        code: fault.code,
+        message: fault.message,
+    };
+    next.updated_ms = to_millis(now);
+    let mut batch = Batch::new();
+    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    Ok((next, batch))
+}
+
+fn too_large(inner: &Inner, what: &str, payload: &[u8]) -> Option<StepFault> {
+    (payload.len() > inner.payload_limit).then(|| StepFault {
+        code: "engine.payload_too_large".into(),
+        message: format!(
+            "{what} is {} bytes, over the payload limit of {} bytes",
+            payload.len(),
+            inner.payload_limit
+        ),
+    })
+}
+
+/// The record and batch that commit one step: the new state, the pending command, the consumed
+/// resume and the index entries, or a park that keeps everything as it was.
+pub(crate) fn transition(
+    inner: &Inner,
+    id: &str,
+    prev: &WorkflowRecord,
+    stepped: Result<Stepped, StepFault>,
+    kind: ResumeKind,
+    consumed: Vec<Vec<u8>>,
+    now: SystemTime,
+) -> Result<(WorkflowRecord, Batch), EngineError> {
+    let stepped = match stepped {
+        Ok(stepped) => stepped,
+        Err(fault) => return parked(prev, fault, now, id),
+    };
+    let now_ms = to_millis(now);
+    let mut next = prev.clone();
+    next.step = prev.step + 1;
+    next.updated_ms = now_ms;
+    next.last_resume = Some(kind);
+    if kind == ResumeKind::Signal {
+        next.signals_consumed += 1;
+    }
+    let mut batch = Batch::new();
+    for key in consumed {
+        batch.delete(key);
+    }
+    if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
+        batch.delete(record::timer_key(deadline_ms, id));
+    }
+    let finished = |next: &mut WorkflowRecord, status, outcome| {
+        next.status = status;
+        next.outcome = Some(outcome);
+        next.state = None;
+        next.pending = None;
+    };
+    match stepped {
+        Stepped::Suspend { state, command } => {
+            if let Some(fault) = too_large(inner, "the workflow state", &state) {
+                return parked(prev, fault, now, id);
+            }
+            let (status, pending) = match command {
+                Command::Activity {
+                    name,
+                    input,
+                    options,
+                } => {
+                    if let Some(fault) = too_large(inner, "the activity input", &input) {
+                        return parked(prev, fault, now, id);
+                    }
+                    (
+                        RecordStatus::Running,
+                        PendingCommand::Activity {
+                            name: name.to_string(),
+                            input,
+                            options,
+                        },
+                    )
+                }
+                Command::Sleep { duration } => {
+                    let deadline_ms = to_millis(now + duration);
+                    batch.put(record::timer_key(deadline_ms, id), Vec::new());
+                    (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
+                }
+                Command::WaitForSignal { name } => (
+                    RecordStatus::Waiting,
+                    PendingCommand::Signal {
+                        name: name.to_string(),
+                    },
+                ),
+            };
+            next.status = status;
+            next.state = Some(state);
+            next.pending = Some(pending);
+        }
+        Stepped::Output(output) => {
+            if let Some(fault) = too_large(inner, "the workflow output", &output) {
+                return parked(prev, fault, now, id);
+            }
+            finished(&mut next, RecordStatus::Completed, Outcome::Output(output));
+        }
+        Stepped::Error { payload, message } => {
+            if let Some(fault) = too_large(inner, "the workflow error", &payload) {
+                return parked(prev, fault, now, id);
+            }
+            finished(
+                &mut next,
+                RecordStatus::Failed,
+                Outcome::Error { payload, message },
+            );
+        }
+        Stepped::Cancelled => finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled),
+    }
+    if next.status.is_terminal() {
+        // A finished workflow takes no more signals or cancellations: clear what is queued.
+        batch.delete(record::cancel_key(id));
+        let prefix = record::signal_queue_prefix(id);
+        for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+            batch.delete(key);
+        }
+    }
+    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    Ok((next, batch))
+}
+
+/// Decodes a stored payload for a typed caller.
+pub(crate) fn decode_payload<T: serde::de::DeserializeOwned>(
+    payload: &Payload,
+) -> Result<T, EngineError> {
+    Ok(codec::decode(payload)?)
+}
