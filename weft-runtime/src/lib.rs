@@ -22,6 +22,9 @@ pub use activity::{
     Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources, RetryPolicy,
 };
 pub use context::{Durable, WorkflowContext};
+pub use engine::{
+    Engine, EngineBuilder, EngineError, ListFilter, StartOptions, WorkflowHandle, WorkflowStatus,
+};
 pub use error::WorkflowError;
 pub use signal::Signal;
 pub use weft_macros::{Signal, activity, workflow};
