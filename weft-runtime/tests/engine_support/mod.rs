@@ -296,6 +296,93 @@ impl Workflow for waiter {
 }
 
 // ---------------------------------------------------------------------------------------------
+// call_flaky: run `flaky` once and return its output (or fail with its error).
+
+/// An activity whose options exercise every retry knob; tests override its body.
+pub struct flaky;
+
+/// `flaky`'s policy: 3 attempts, backoff 10 s then 15 s (capped), 30 s per attempt.
+pub fn flaky_options() -> ActivityOptions {
+    ActivityOptions {
+        retry: weft_runtime::RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(10),
+            backoff_percent: 200,
+            max_backoff: Duration::from_secs(15),
+        },
+        attempt_timeout: Some(Duration::from_secs(30)),
+    }
+}
+
+impl Activity for flaky {
+    type Input = u32;
+    type Output = u32;
+    const NAME: &'static str = "flaky";
+
+    fn options(&self) -> ActivityOptions {
+        flaky_options()
+    }
+
+    async fn execute(&self, ctx: ActivityContext, _input: u32) -> Result<u32, ActivityError> {
+        Ok(ctx.attempt())
+    }
+}
+
+pub struct call_flaky;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CallFlakyState {
+    Start { input: u32 },
+    AwaitFlaky,
+}
+
+impl Workflow for call_flaky {
+    type Input = u32;
+    type Output = u32;
+    type Error = WorkflowError;
+    type State = CallFlakyState;
+    const NAME: &'static str = "call_flaky";
+    const FINGERPRINT: u64 = p::fnv1a(b"call_flaky: Start AwaitFlaky");
+
+    fn start(input: u32) -> CallFlakyState {
+        CallFlakyState::Start { input }
+    }
+
+    fn step(
+        _ctx: &mut WorkflowContext,
+        state: CallFlakyState,
+        resume: Resume,
+    ) -> Result<Transition<Self>, StepError> {
+        let name = Self::state_name(&state);
+        match state {
+            CallFlakyState::Start { input } => match p::resume_start(name, resume) {
+                Resumed::Value(()) => Ok(Transition::Suspend {
+                    command: p::activity_command(&flaky, input)?,
+                    state: CallFlakyState::AwaitFlaky,
+                }),
+                Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
+            },
+            CallFlakyState::AwaitFlaky => match p::resume_activity::<flaky, _, _>(name, resume) {
+                Resumed::Value(Ok(out)) => Ok(Transition::Complete(Ok(out))),
+                Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
+                Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
+            },
+        }
+    }
+
+    fn state_name(state: &CallFlakyState) -> &'static str {
+        match state {
+            CallFlakyState::Start { .. } => "Start",
+            CallFlakyState::AwaitFlaky => "AwaitFlaky",
+        }
+    }
+
+    fn activities(set: &mut ActivitySet) {
+        set.add(flaky);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Test doubles
 
 /// An activity implemented by a closure over the decoded input, for overrides.
@@ -436,6 +523,22 @@ pub async fn eventually<F: FnMut() -> bool>(mut check: F) {
         if check() {
             return;
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("condition never became true");
+}
+
+/// Moves a manual clock forward one second at a time until `check` holds, so a test does not
+/// need to know exactly when the engine starts waiting on the clock.
+pub async fn advance_until<F: FnMut() -> bool>(
+    clock: &weft_runtime::engine::ManualClock,
+    mut check: F,
+) {
+    for _ in 0..10_000 {
+        if check() {
+            return;
+        }
+        clock.advance(Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     panic!("condition never became true");

@@ -1,0 +1,229 @@
+//! Golden records for the engine's stored formats (`weft_runtime::engine::record`).
+//!
+//! Every `tests/golden/engine_*.bin` file holds the bytes the engine wrote for one record (format
+//! tag first) or one key when the file was committed. Each test checks that those bytes still
+//! decode to that record, and that encoding it today gives the same bytes.
+//!
+//! A missing or different file fails; normal runs never write. After adding a case, or changing
+//! a format on purpose (which needs a new format tag and a migration), regenerate with
+//!
+//! ```text
+//! WEFT_BLESS=1 cargo test -p weft-runtime --test engine_golden
+//! ```
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use weft_runtime::engine::record::{
+    self, CancelRecord, IdempotencyRecord, Outcome, PendingCommand, RecordStatus, ResumeKind,
+    SignalRecord, WorkflowRecord,
+};
+use weft_runtime::{ActivityOptions, RetryPolicy};
+
+const BLESS_VAR: &str = "WEFT_BLESS";
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+        .join(format!("engine_{name}.bin"))
+}
+
+fn blessing() -> bool {
+    std::env::var_os(BLESS_VAR).is_some_and(|v| v == "1")
+}
+
+/// Checks (or, when blessing, writes) `bytes` as golden file `name`; returns the stored bytes.
+fn golden_bytes(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = golden_path(name);
+    if blessing() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let stored = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{name}: cannot read golden file {}: {e}; for a new case, run with {BLESS_VAR}=1 and commit the file",
+            path.display()
+        )
+    });
+    assert_eq!(
+        bytes,
+        stored.as_slice(),
+        "{name}: now encodes to different bytes than {}; existing records need a new format tag",
+        path.display()
+    );
+    stored
+}
+
+fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value: &T) {
+    let encoded = record::encode_record(value).unwrap();
+    assert_eq!(encoded[0], record::FORMAT_V1, "{name}: format tag first");
+    let stored = golden_bytes(name, &encoded);
+    let decoded: T = record::decode_record(&stored)
+        .unwrap_or_else(|e| panic!("{name}: the committed bytes no longer decode: {e}"));
+    assert_eq!(&decoded, value, "{name}: decodes to a different record");
+}
+
+fn base() -> WorkflowRecord {
+    WorkflowRecord {
+        workflow_type: "checkout".into(),
+        version: 2,
+        fingerprint: 0x0123_4567_89ab_cdef,
+        status: RecordStatus::Running,
+        step: 3,
+        state: Some(vec![1, 2, 3, 250, 255]),
+        pending: None,
+        created_ms: 1_893_456_000_000,
+        updated_ms: 1_893_456_001_234,
+        outcome: None,
+        idempotency_key: Some("order-42".into()),
+        last_resume: Some(ResumeKind::Activity),
+        signals_consumed: 1,
+    }
+}
+
+#[test]
+fn workflow_record_running_an_activity() {
+    let record = WorkflowRecord {
+        pending: Some(PendingCommand::Activity {
+            name: "charge_card".into(),
+            input: vec![9, 8, 7],
+            options: ActivityOptions {
+                retry: RetryPolicy {
+                    max_attempts: 4,
+                    initial_backoff: Duration::from_millis(250),
+                    backoff_percent: 150,
+                    max_backoff: Duration::from_secs(30),
+                },
+                attempt_timeout: Some(Duration::from_secs(10)),
+            },
+        }),
+        ..base()
+    };
+    golden("workflow_activity", &record);
+}
+
+#[test]
+fn workflow_record_waiting_on_a_timer() {
+    let record = WorkflowRecord {
+        status: RecordStatus::Waiting,
+        pending: Some(PendingCommand::Timer {
+            deadline_ms: 1_893_456_060_000,
+        }),
+        last_resume: Some(ResumeKind::Start),
+        idempotency_key: None,
+        ..base()
+    };
+    golden("workflow_timer", &record);
+}
+
+#[test]
+fn workflow_record_waiting_on_a_signal() {
+    let record = WorkflowRecord {
+        status: RecordStatus::Waiting,
+        pending: Some(PendingCommand::Signal {
+            name: "approval".into(),
+        }),
+        last_resume: Some(ResumeKind::Timer),
+        ..base()
+    };
+    golden("workflow_signal", &record);
+}
+
+#[test]
+fn workflow_records_that_finished() {
+    let done = |status, outcome, resume| WorkflowRecord {
+        status,
+        state: None,
+        pending: None,
+        outcome: Some(outcome),
+        last_resume: Some(resume),
+        ..base()
+    };
+    golden(
+        "workflow_completed",
+        &done(
+            RecordStatus::Completed,
+            Outcome::Output(vec![4, 5]),
+            ResumeKind::Signal,
+        ),
+    );
+    golden(
+        "workflow_failed",
+        &done(
+            RecordStatus::Failed,
+            Outcome::Error {
+                payload: vec![2, 0],
+                message: "card declined".into(),
+            },
+            ResumeKind::Activity,
+        ),
+    );
+    golden(
+        "workflow_cancelled",
+        &done(
+            RecordStatus::Cancelled,
+            Outcome::Cancelled,
+            ResumeKind::Cancelled,
+        ),
+    );
+}
+
+#[test]
+fn workflow_record_parked() {
+    let record = WorkflowRecord {
+        status: RecordStatus::Parked {
+            code: "step.unexpected_resume".into(),
+            message: "state `AwaitCharge` waits for a activity result but was resumed with a timer"
+                .into(),
+        },
+        pending: Some(PendingCommand::Signal {
+            name: "approval".into(),
+        }),
+        ..base()
+    };
+    golden("workflow_parked", &record);
+}
+
+#[test]
+fn signal_idempotency_and_cancel_records() {
+    golden(
+        "signal",
+        &SignalRecord {
+            name: "approval".into(),
+            payload: vec![3, 98, 111, 98],
+            sent_ms: 1_893_456_002_000,
+        },
+    );
+    golden(
+        "idempotency",
+        &IdempotencyRecord {
+            workflow_id: "checkout-1-7".into(),
+        },
+    );
+    golden(
+        "cancel",
+        &CancelRecord {
+            requested_ms: 1_893_456_003_000,
+        },
+    );
+}
+
+#[test]
+fn epoch_and_index_keys() {
+    let stored = golden_bytes("epoch", &record::encode_epoch(0x0102_0304));
+    assert_eq!(record::decode_epoch(&stored).unwrap(), 0x0102_0304);
+    let timer = golden_bytes("timer_key", &record::timer_key(1_893_456_060_000, "wf-1"));
+    assert_eq!(
+        record::parse_timer_key(&timer),
+        Some((1_893_456_060_000, "wf-1".to_string()))
+    );
+    golden_bytes("signal_key", &record::signal_key("wf-1", 3, 17));
+    assert_eq!(record::workflow_key("wf-1"), b"wf/wf-1");
+    assert_eq!(record::idempotency_key("k"), b"idem/k");
+    assert_eq!(record::cancel_key("wf-1"), b"cancel/wf-1");
+    assert_eq!(record::EPOCH_KEY, b"meta/epoch");
+}
