@@ -181,10 +181,12 @@ impl Inner {
         true
     }
 
-    /// Records a task driving `id`, so shutdown can abort it.
+    /// Records a task driving `id`, so shutdown can abort it. Without an entry the task has
+    /// either finished already or shutdown drained the map first; aborting is right in both.
     pub fn add_task(&self, id: &str, task: AbortHandle) {
-        if let Some(entry) = lock(&self.active).get_mut(id) {
-            entry.tasks.push(task);
+        match lock(&self.active).get_mut(id) {
+            Some(entry) => entry.tasks.push(task),
+            None => task.abort(),
         }
     }
 
@@ -222,7 +224,10 @@ impl Inner {
         let mut waiters = lock(&self.waiters);
         // Checked under the lock shutdown takes to clear the waiters, so none is missed.
         self.check_live()?;
-        waiters.entry(id.to_string()).or_default().push(tx);
+        let list = waiters.entry(id.to_string()).or_default();
+        // Drop the senders of callers that stopped waiting, so abandoned waits do not pile up.
+        list.retain(|tx| !tx.is_closed());
+        list.push(tx);
         Ok(rx)
     }
 

@@ -200,6 +200,22 @@ impl Engine {
         self.inner.fenced.load(Ordering::SeqCst)
     }
 
+    /// How many workflows have a runner task right now (stepping, committing, or running an
+    /// activity). Waiting workflows are not counted: they hold no task. Zero means the engine is
+    /// settled until a timer fires or a signal arrives, which is what a test kit waits for.
+    pub fn active_workflows(&self) -> usize {
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// The earliest armed timer deadline, for a test kit that jumps its clock to the next timer.
+    pub fn next_timer(&self) -> Option<std::time::SystemTime> {
+        self.inner.timers.next_deadline().map(clock::from_millis)
+    }
+
     /// Commit counters.
     pub fn stats(&self) -> EngineStats {
         let stats = &self.inner.stats;

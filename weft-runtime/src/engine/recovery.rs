@@ -38,9 +38,21 @@ pub(crate) fn recover(inner: &Arc<Inner>) -> Result<(), EngineError> {
         if !matches!(record.status, RecordStatus::Running | RecordStatus::Waiting) {
             return;
         }
-        // Timers are armed from their index above; their runner starts when they fire.
-        if matches!(record.pending, Some(PendingCommand::Timer { .. })) {
-            return;
+        match &record.pending {
+            // Timers are armed from their index above; their runner starts when they fire.
+            Some(PendingCommand::Timer { .. }) => return,
+            // A signal wait needs a runner only if a signal is queued; otherwise it stays a
+            // record until one is sent.
+            Some(PendingCommand::Signal { .. }) => {
+                let queued = inner
+                    .storage
+                    .scan_prefix(&record::signal_queue_prefix(id), None, 1)
+                    .map(|entries| !entries.is_empty());
+                if let Ok(false) = queued {
+                    return;
+                }
+            }
+            _ => {}
         }
         let Lookup::Found(workflow) =
             inner

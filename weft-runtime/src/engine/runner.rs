@@ -72,6 +72,10 @@ pub(crate) fn wake_cancel(inner: &Arc<Inner>, id: &str) {
 
 /// Spawns the runner of a claimed workflow. With `loaded`, it starts from that record.
 pub(crate) fn spawn(inner: &Arc<Inner>, id: String, loaded: Option<Loaded>) {
+    if inner.check_live().is_err() {
+        inner.release(&id);
+        return;
+    }
     let task = tokio::spawn(run(Arc::clone(inner), id.clone(), loaded));
     inner.add_task(&id, task.abort_handle());
 }

@@ -31,6 +31,12 @@ impl Timers {
         }
     }
 
+    /// The earliest armed deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        due.first().map(|(deadline, _)| *deadline)
+    }
+
     /// Takes the earliest timer if it is due at `now_ms`; otherwise returns its deadline.
     fn pop_due(&self, now_ms: u64) -> Result<String, Option<u64>> {
         let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
