@@ -91,9 +91,9 @@ pub async fn straight_line(ctx: &mut WorkflowContext, start: u64) -> Result<u64,
 #[workflow]
 pub async fn branches(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
     let mut total: u64 = n;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         total = ctx.run(double, total).await?;
-    } else if n % 3 == 0 {
+    } else if n.is_multiple_of(3) {
         total = ctx.run(add_one, total).await?;
         total += 10;
     } else {

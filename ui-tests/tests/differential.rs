@@ -190,9 +190,9 @@ fn straight_line_matches() {
 fn branches_match() {
     let reference = |s: &mut Script, n: u64| -> Result<u64, WorkflowError> {
         let mut total = n;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             total = s.run(double, total)?;
-        } else if n % 3 == 0 {
+        } else if n.is_multiple_of(3) {
             total = s.run(add_one, total)?;
             total += 10;
         } else {

@@ -69,6 +69,7 @@ pub fn resume_start<S, O>(state: &'static str, resume: Resume) -> Resumed<(), S,
 /// Decodes an activity result. Cancellation arrives as `Err(ActivityError::Cancelled)`, so a
 /// workflow can catch it.
 pub fn resume_activity<A: Activity, S, O>(
+    _activity: &A,
     state: &'static str,
     resume: Resume,
 ) -> Resumed<Result<A::Output, ActivityError>, S, O> {
@@ -269,6 +270,15 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// `Debug` for generated state enums, rendered through serde as JSON, so state fields need no
+/// `Debug` impl of their own.
+pub fn debug_state<T: Serialize>(state: &T, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match serde_json::to_string(state) {
+        Ok(json) => f.write_str(&json),
+        Err(_) => f.write_str("<state not representable as JSON>"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,14 +294,5 @@ mod tests {
         assert_eq!(full.next_item(), Some(254));
         assert_eq!(full.next_item(), Some(255));
         assert_eq!(full.next_item(), None);
-    }
-}
-
-/// `Debug` for generated state enums, rendered through serde as JSON, so state fields need no
-/// `Debug` impl of their own.
-pub fn debug_state<T: Serialize>(state: &T, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    match serde_json::to_string(state) {
-        Ok(json) => f.write_str(&json),
-        Err(_) => f.write_str("<state not representable as JSON>"),
     }
 }

@@ -114,7 +114,12 @@ impl<'a> Generator<'a> {
 
     fn field_doc(&self, id: BindingId) -> String {
         let b = self.binding(id);
-        if !b.synthetic {
+        if !b.synthetic && b.ident != b.user_name {
+            format!(
+                " The variable `{0}` of an inner block, which shadows an outer `{0}`.",
+                b.user_name
+            )
+        } else if !b.synthetic {
             format!(" The variable `{}`.", b.user_name)
         } else if b.user_name.starts_with("__weft_iter") {
             " The position of a `for` loop.".to_string()
@@ -488,7 +493,8 @@ impl<'a> Generator<'a> {
         let vname = self.variants[a.id].to_string();
         let call = match &a.op {
             Op::Run { activity, .. } => {
-                quote!(::weft_runtime::__private::resume_activity::<#activity, #state, #output>(#vname, __weft_resume))
+                let act = quote_spanned!(activity_span(activity)=> &#activity);
+                quote!(::weft_runtime::__private::resume_activity::<_, #state, #output>(#act, #vname, __weft_resume))
             }
             Op::Sleep { .. } => {
                 quote!(::weft_runtime::__private::resume_timer::<#state, #output>(#vname, __weft_resume))

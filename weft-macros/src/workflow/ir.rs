@@ -17,6 +17,8 @@ pub(crate) type LoopId = usize;
 pub(crate) type AwaitId = usize;
 
 /// What the macro knows about a binding's type.
+// A few of these exist per workflow, only while it compiles: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub(crate) enum TypeInfo {
     /// A type the generated state can name.
@@ -136,6 +138,7 @@ pub(crate) enum Op {
 }
 
 /// Where the await's result goes.
+#[allow(clippy::large_enum_variant)] // one per await, only while the workflow compiles
 #[derive(Debug)]
 pub(crate) enum AwaitBind {
     /// `ctx.op(..).await;`

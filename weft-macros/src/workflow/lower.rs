@@ -373,13 +373,13 @@ impl Lowerer<'_> {
             return self.lower_suspending_let(local, expr, annotation, out);
         }
         self.hoist(&mut init.expr, out);
-        if let Some((_, diverge)) = &init.diverge {
-            if scan::contains_durable_expr(diverge, &self.ctx) {
-                self.diags.error_spanned(
-                    diverge,
-                    "durable operation inside a `let ... else` block: move it into its own statement before the `let`",
-                );
-            }
+        if let Some((_, diverge)) = &init.diverge
+            && scan::contains_durable_expr(diverge, &self.ctx)
+        {
+            self.diags.error_spanned(
+                diverge,
+                "durable operation inside a `let ... else` block: move it into its own statement before the `let`",
+            );
         }
         let stmt_for_check = Stmt::Local(local.clone());
         scan::check_plain_stmt(&stmt_for_check, &self.ctx, self.diags);
@@ -467,7 +467,7 @@ impl Lowerer<'_> {
 
     /// Parses a durable call and hoists durable awaits out of its arguments.
     fn lower_op(&mut self, call: &Expr, out: &mut Seq) -> Option<(Op, BTreeSet<BindingId>)> {
-        let mut op = scan::parse_op(call, &self.ctx, self.diags)?;
+        let mut op = scan::parse_op(call, self.diags)?;
         let mut uses = BTreeSet::new();
         match &mut op {
             Op::Run { input, .. } => {

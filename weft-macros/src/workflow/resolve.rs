@@ -149,7 +149,7 @@ impl<'a> Resolver<'a> {
         if let Some(id) = self.lookup(&ident.to_string()) {
             self.out.uses.insert(id);
             let target = &self.bindings.all[id].ident;
-            if *target != ident.to_string() {
+            if target != ident {
                 *ident = Ident::new(&target.to_string(), ident.span());
             }
         }

@@ -36,11 +36,11 @@ fn is_ctx(expr: &Expr, ctx: &Ident) -> bool {
 }
 
 /// Parses a durable call's arguments into an [`Op`], reporting malformed ones.
-pub(crate) fn parse_op(expr: &Expr, ctx: &Ident, diags: &mut Diagnostics) -> Option<Op> {
+pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
     let mc = match expr {
         Expr::MethodCall(mc) => mc,
-        Expr::Paren(p) => return parse_op(&p.expr, ctx, diags),
-        Expr::Group(g) => return parse_op(&g.expr, ctx, diags),
+        Expr::Paren(p) => return parse_op(&p.expr, diags),
+        Expr::Group(g) => return parse_op(&g.expr, diags),
         _ => return None,
     };
     let method = mc.method.to_string();

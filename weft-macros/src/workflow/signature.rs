@@ -18,15 +18,13 @@ pub(crate) struct Signature {
     pub(crate) error: Type,
 }
 
-const SHAPE: &str = "a workflow is written `async fn name(ctx: &mut WorkflowContext, input: Input) -> Result<Output, Error>`";
-
 pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature> {
     let sig = &item.sig;
     let mut ok = true;
     if sig.asyncness.is_none() {
         diags.error_spanned(
             sig.fn_token,
-            format!("a workflow must be an `async fn`: the macro compiles its `.await`s into resume points; write `async fn`\n  = note: {SHAPE}"),
+            "a workflow must be an `async fn`: the macro compiles its `.await`s into resume points; write `async fn`",
         );
         ok = false;
     }
@@ -66,7 +64,7 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
             if !is_ctx_type(&pt.ty) {
                 diags.error_spanned(
                     &pt.ty,
-                    format!("the first parameter of a workflow must be the workflow context: durable operations are called on it; write `ctx: &mut WorkflowContext`\n  = note: {SHAPE}"),
+                    "the first parameter of a workflow must be the workflow context: durable operations are called on it; write `ctx: &mut WorkflowContext`",
                 );
                 ok = false;
             }
@@ -82,7 +80,7 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
         None => {
             diags.error_spanned(
                 &sig.ident,
-                format!("a workflow needs the workflow context as its first parameter: durable operations are called on it; add `ctx: &mut WorkflowContext`\n  = note: {SHAPE}"),
+                "a workflow needs the workflow context as its first parameter: durable operations are called on it; add `ctx: &mut WorkflowContext`",
             );
             None
         }
@@ -126,7 +124,7 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
             None => {
                 diags.error_spanned(
                     ty,
-                    format!("a workflow must return `Result<Output, Error>`: a failed workflow is stored with its error; for example `Result<Receipt, WorkflowError>`\n  = note: {SHAPE}"),
+                    "a workflow must return `Result<Output, Error>`: a failed workflow is stored with its error; for example `Result<Receipt, WorkflowError>`",
                 );
                 return None;
             }
@@ -134,7 +132,7 @@ pub(crate) fn check(item: &ItemFn, diags: &mut Diagnostics) -> Option<Signature>
         ReturnType::Default => {
             diags.error_spanned(
                 &sig.ident,
-                format!("a workflow must return `Result<Output, Error>`: a failed workflow is stored with its error; add `-> Result<Output, WorkflowError>`\n  = note: {SHAPE}"),
+                "a workflow must return `Result<Output, Error>`: a failed workflow is stored with its error; add `-> Result<Output, WorkflowError>`",
             );
             return None;
         }

@@ -1,40 +1,129 @@
 //! Snapshot tests of the expansion: how a reviewer sees the state machine change.
+//!
+//! Each `#[workflow]` in `ui-tests/src/representative.rs` (the file the differential tests
+//! compile and run) is expanded here and its prettyplease-formatted output compared with the
+//! committed snapshot. A change to a snapshot is a change to a stored state's shape: review it.
 
 use quote::quote;
 
-fn expand(src: proc_macro2::TokenStream) -> String {
-    crate::pretty(super::expand(proc_macro2::TokenStream::new(), src))
+const REPRESENTATIVE: &str = include_str!("../../../ui-tests/src/representative.rs");
+
+fn representative(name: &str) -> syn::ItemFn {
+    let file = syn::parse_file(REPRESENTATIVE).expect("representative.rs parses");
+    file.items
+        .into_iter()
+        .find_map(|item| match item {
+            syn::Item::Fn(f) if f.sig.ident == name => Some(f),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no workflow `{name}` in representative.rs"))
+}
+
+fn expand_representative(name: &str) -> String {
+    let mut item = representative(name);
+    let attr = item
+        .attrs
+        .iter()
+        .position(|a| a.path().is_ident("workflow"))
+        .expect("marked #[workflow]");
+    item.attrs.remove(attr);
+    crate::pretty(super::expand(
+        proc_macro2::TokenStream::new(),
+        quote!(#item),
+    ))
+}
+
+macro_rules! snapshot {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(expand_representative(stringify!($name)));
+        }
+    )*};
+}
+
+snapshot!(
+    straight_line,
+    branches,
+    match_result,
+    labelled_loops,
+    while_loops,
+    for_loops,
+    early_return,
+    shadowing,
+    deep_nesting,
+    macro_uses,
+    hoisted,
+    approval_chain,
+    no_input,
+    several_inputs,
+);
+
+#[test]
+fn every_representative_workflow_has_a_snapshot() {
+    let file = syn::parse_file(REPRESENTATIVE).expect("representative.rs parses");
+    let workflows: Vec<String> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Fn(f) if f.attrs.iter().any(|a| a.path().is_ident("workflow")) => {
+                Some(f.sig.ident.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let snapshotted = [
+        "straight_line",
+        "branches",
+        "match_result",
+        "labelled_loops",
+        "while_loops",
+        "for_loops",
+        "early_return",
+        "shadowing",
+        "deep_nesting",
+        "macro_uses",
+        "hoisted",
+        "approval_chain",
+        "no_input",
+        "several_inputs",
+    ];
+    for w in &workflows {
+        assert!(
+            snapshotted.contains(&w.as_str()),
+            "add `{w}` to the snapshot list"
+        );
+    }
 }
 
 #[test]
-fn scratch() {
-    let out = expand(quote! {
-        async fn match_result(ctx: &mut WorkflowContext, n: u64) -> Result<String, WorkflowError> {
-            let label: String = match ctx.run(double, n).await {
-                Ok(v) if v > 100 => format!("big {v}"),
-                Err(e) => {
-                    ctx.sleep(Duration::from_secs(1)).await;
-                    format!("failed {}", e.code())
-                }
-            };
-            let loud = ctx.run(shout, label).await?;
-            Ok(loud)
+fn fingerprint_changes_with_the_shape_and_not_with_the_code() {
+    let base = quote! {
+        async fn wf(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+            let a = ctx.run(add_one, n).await?;
+            ctx.sleep(Duration::from_secs(1)).await;
+            Ok(a)
         }
-    });
-    println!("{out}");
-    let out = expand(quote! {
-        async fn checkout(ctx: &mut WorkflowContext, order: Order) -> Result<Receipt, WorkflowError> {
-            let charge = ctx.run(charge_card, order.payment.clone()).await?;
-            ctx.sleep(Duration::from_secs(3600)).await;
-            let approval = ctx.wait_for_signal::<Approval>().await;
-            if !approval.approved {
-                return Ok(Receipt::rejected(charge));
-            }
-            for line in 0..order.lines.len() {
-                ctx.run(ship_line, order.lines[line].clone()).await?;
-            }
-            Ok(Receipt::shipped(charge))
+    };
+    let same_shape = quote! {
+        async fn wf(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+            let a = ctx.run(add_one, n + 1).await?;
+            ctx.sleep(Duration::from_secs(2)).await;
+            Ok(a * 2)
         }
-    });
-    println!("{out}");
+    };
+    let new_local = quote! {
+        async fn wf(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+            let a = ctx.run(add_one, n).await?;
+            ctx.sleep(Duration::from_secs(1)).await;
+            Ok(a + n)
+        }
+    };
+    let fp = |src: proc_macro2::TokenStream| {
+        let out = super::expand(proc_macro2::TokenStream::new(), src).to_string();
+        let at = out.find("FINGERPRINT").expect("has a fingerprint");
+        out[at..at + 50].to_string()
+    };
+    assert_eq!(fp(base.clone()), fp(same_shape));
+    assert_ne!(fp(base), fp(new_local));
 }

@@ -126,14 +126,16 @@ impl Workflow for flow {
                 }),
                 Resumed::Exit(next) => exit(next),
             },
-            FlowState::AwaitGreet { .. } => match p::resume_activity::<greet, _, _>(name, resume) {
-                Resumed::Value(Ok(greeting)) => Ok(Transition::Suspend {
-                    state: FlowState::AwaitSleep { greeting },
-                    command: p::sleep_command(FLOW_SLEEP),
-                }),
-                Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
-                Resumed::Exit(next) => exit(next),
-            },
+            FlowState::AwaitGreet { .. } => {
+                match p::resume_activity::<greet, _, _>(&greet, name, resume) {
+                    Resumed::Value(Ok(greeting)) => Ok(Transition::Suspend {
+                        state: FlowState::AwaitSleep { greeting },
+                        command: p::sleep_command(FLOW_SLEEP),
+                    }),
+                    Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
+                    Resumed::Exit(next) => exit(next),
+                }
+            }
             FlowState::AwaitSleep { greeting } => match p::resume_timer(name, resume) {
                 Resumed::Value(()) => Ok(Transition::Suspend {
                     state: FlowState::AwaitApproval { greeting },
@@ -150,11 +152,13 @@ impl Workflow for flow {
                     Resumed::Exit(next) => exit(next),
                 }
             }
-            FlowState::AwaitSeal { .. } => match p::resume_activity::<seal, _, _>(name, resume) {
-                Resumed::Value(Ok(sealed)) => Ok(Transition::Complete(Ok(sealed))),
-                Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
-                Resumed::Exit(next) => exit(next),
-            },
+            FlowState::AwaitSeal { .. } => {
+                match p::resume_activity::<seal, _, _>(&seal, name, resume) {
+                    Resumed::Value(Ok(sealed)) => Ok(Transition::Complete(Ok(sealed))),
+                    Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
+                    Resumed::Exit(next) => exit(next),
+                }
+            }
         }
     }
 
@@ -211,11 +215,13 @@ impl Workflow for single {
                 }),
                 Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
             },
-            SingleState::AwaitGreet => match p::resume_activity::<greet, _, _>(name, resume) {
-                Resumed::Value(Ok(greeting)) => Ok(Transition::Complete(Ok(greeting))),
-                Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
-                Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
-            },
+            SingleState::AwaitGreet => {
+                match p::resume_activity::<greet, _, _>(&greet, name, resume) {
+                    Resumed::Value(Ok(greeting)) => Ok(Transition::Complete(Ok(greeting))),
+                    Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
+                    Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
+                }
+            }
         }
     }
 
@@ -362,11 +368,13 @@ impl Workflow for call_flaky {
                 }),
                 Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
             },
-            CallFlakyState::AwaitFlaky => match p::resume_activity::<flaky, _, _>(name, resume) {
-                Resumed::Value(Ok(out)) => Ok(Transition::Complete(Ok(out))),
-                Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
-                Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
-            },
+            CallFlakyState::AwaitFlaky => {
+                match p::resume_activity::<flaky, _, _>(&flaky, name, resume) {
+                    Resumed::Value(Ok(out)) => Ok(Transition::Complete(Ok(out))),
+                    Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
+                    Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
+                }
+            }
         }
     }
 

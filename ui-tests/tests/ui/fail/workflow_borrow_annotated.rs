@@ -1,0 +1,16 @@
+use std::time::Duration;
+use weft_runtime::{ActivityError, WorkflowContext, WorkflowError, activity, workflow};
+
+#[activity]
+async fn add_one(n: u64) -> Result<u64, ActivityError> {
+    Ok(n + 1)
+}
+
+#[workflow]
+async fn wf(ctx: &mut WorkflowContext, name: String) -> Result<u64, WorkflowError> {
+    let short: &str = &name[..1];
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok(short.len() as u64)
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+use std::time::Duration;
+use weft_runtime::{ActivityError, WorkflowContext, WorkflowError, activity, workflow};
+
+#[activity]
+async fn add_one(n: u64) -> Result<u64, ActivityError> {
+    Ok(n + 1)
+}
+
+#[workflow]
+async fn wf(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    let mut value: u64 = n;
+    loop {
+        value = ctx.run(add_one, value).await?;
+        if value > 10 {
+            break value;
+        }
+    }
+    Ok(value)
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+use std::time::Duration;
+use weft_runtime::{ActivityError, WorkflowContext, WorkflowError, activity, workflow};
+
+#[activity]
+async fn add_one(n: u64) -> Result<u64, ActivityError> {
+    Ok(n + 1)
+}
+
+fn compute(n: u64) -> u64 {
+    n * 3
+}
+
+#[workflow]
+async fn wf(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    let total = compute(n);
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok(total)
+}
+
+fn main() {}
