@@ -60,6 +60,32 @@ macro_rules! waiter_like {
 }
 
 waiter_like!(waiter_changed, 1, 0xdead_beef);
+
+/// `single` deployed without its `greet` activity (it no longer declares it).
+struct single_without_greet;
+
+impl Workflow for single_without_greet {
+    type Input = String;
+    type Output = String;
+    type Error = WorkflowError;
+    type State = SingleState;
+    const NAME: &'static str = single::NAME;
+    const FINGERPRINT: u64 = single::FINGERPRINT;
+    fn start(name: String) -> SingleState {
+        single::start(name)
+    }
+    fn step(
+        ctx: &mut WorkflowContext,
+        state: SingleState,
+        resume: Resume,
+    ) -> Result<Transition<Self>, StepError> {
+        single::step(ctx, state, resume).map(relabel::<single, Self>)
+    }
+    fn state_name(state: &SingleState) -> &'static str {
+        single::state_name(state)
+    }
+    fn activities(_set: &mut ActivitySet) {}
+}
 waiter_like!(waiter_v2, 2, 0xfeed_f00d);
 
 async fn others_still_run(engine: &Engine) {
@@ -172,6 +198,43 @@ async fn unknown_types_and_fingerprint_mismatches_park_until_the_right_code_is_r
     );
     let v2 = fixed.start::<waiter_v2>(0).await.unwrap();
     assert_eq!(v2.describe().await.unwrap().version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_activity_without_an_implementation_parks_the_workflow() {
+    let storage = MemoryStorage::new();
+    let never = FnActivity::new("greet", |_ctx, _input| std::future::pending());
+    let first = Engine::builder(storage.clone())
+        .register::<single>()
+        .activity_override("greet", never)
+        .build()
+        .await
+        .unwrap();
+    let id = first
+        .start::<single>("t".into())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    first.shutdown().await;
+    let second = Engine::builder(storage.clone())
+        .register::<single_without_greet>()
+        .register::<waiter>()
+        .build()
+        .await
+        .unwrap();
+    let err = second
+        .result::<single_without_greet>(&id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Parked { code, .. } if code == "activity.not_registered"),
+        "{err:?}"
+    );
+    let d = second.describe(&id).await.unwrap();
+    assert_eq!(d.state_name, Some("AwaitGreet"), "the pending call is kept");
+    let w = second.start::<waiter>(0).await.unwrap();
+    assert!(w.result().await.unwrap().unwrap().is_empty());
 }
 
 /// A signal stored under `approval`'s name with a payload of another type.

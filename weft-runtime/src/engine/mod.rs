@@ -6,6 +6,31 @@
 //!                      timer service ──wake──┘      └─ activities          for many workflows)
 //! ```
 //!
+//! ```
+//! use weft_runtime::storage::MemoryStorage;
+//! use weft_runtime::{ActivityError, Engine, WorkflowContext, WorkflowError, activity, workflow};
+//!
+//! #[activity]
+//! async fn greet(name: String) -> Result<String, ActivityError> {
+//!     Ok(format!("hello, {name}"))
+//! }
+//!
+//! #[workflow]
+//! async fn hello(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+//!     let greeting = ctx.run(greet, name).await?;
+//!     Ok(greeting)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Registering `hello` registers `greet`. Use `RedbStorage` to survive restarts.
+//! let engine = Engine::builder(MemoryStorage::new()).register::<hello>().build().await?;
+//! let handle = engine.start::<hello>("ada".to_string()).await?;
+//! assert_eq!(handle.result().await??, "hello, ada");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Modules: [`builder`] (registration, ownership, recovery at build), `registry` (type-erased
 //! workflows), [`record`] (stored formats and key layout), `writer` (grouped, fenced commits),
 //! `runner` (the step protocol), `execute` (activity retries), `timers`, `recovery`, [`clock`],
