@@ -43,12 +43,18 @@ async fn runs_activity_sleep_signal_activity_to_its_result() {
         Some(serde_json::json!({"AwaitSleep": {"greeting": "hello, ada"}}))
     );
 
+    // Waiting on a timer holds no task: only the record and a (deadline, id) pair.
+    eventually(|| engine.active_workflows() == 0).await;
+    assert_eq!(engine.next_timer(), Some(started + FLOW_SLEEP));
+
     clock.advance(FLOW_SLEEP);
     wait_state(&engine, handle.id(), "AwaitApproval").await;
     assert_eq!(
         handle.describe().await.unwrap().status,
         WorkflowStatus::Waiting
     );
+    eventually(|| engine.active_workflows() == 0).await;
+    assert_eq!(engine.next_timer(), None);
 
     handle.signal(Approval { by: "bob".into() }).await.unwrap();
     let result = handle.result().await.unwrap();
