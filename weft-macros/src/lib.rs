@@ -12,7 +12,143 @@ use proc_macro::TokenStream;
 
 /// Compiles an `async fn` into a durable workflow: a persisted enum state machine.
 ///
-/// See the `weft_runtime` crate docs for the full guide; this attribute is re-exported there.
+/// The function is written as ordinary async Rust. Its only `.await`s are the durable
+/// operations of its [`WorkflowContext`](../weft_runtime/struct.WorkflowContext.html):
+/// `ctx.run(activity, input)`, `ctx.sleep(duration)` and `ctx.wait_for_signal::<S>()`. The macro
+/// turns every such await into a resume point; the engine persists the state after every step
+/// and, after a crash, continues from the last one. Nothing is replayed, so the body may read the
+/// clock, use random numbers or iterate a `HashMap`: only what is live at an await is kept.
+///
+/// ```rust
+/// use std::time::Duration;
+/// use serde::{Deserialize, Serialize};
+/// use weft_runtime::{ActivityError, Signal, WorkflowContext, WorkflowError, activity, workflow};
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// pub struct Order { pub id: String, pub cents: u64, pub lines: Vec<String> }
+///
+/// #[derive(Serialize, Deserialize, Signal)]
+/// pub struct Approval { pub approved: bool }
+///
+/// #[activity]
+/// async fn charge_card(cents: u64) -> Result<String, ActivityError> {
+///     Ok(format!("charge-{cents}"))
+/// }
+///
+/// #[activity]
+/// async fn ship(line: String) -> Result<(), ActivityError> {
+///     Ok(())
+/// }
+///
+/// #[workflow]
+/// pub async fn checkout(ctx: &mut WorkflowContext, order: Order) -> Result<String, WorkflowError> {
+///     let charge = ctx.run(charge_card, order.cents).await?;
+///     ctx.sleep(Duration::from_secs(3600)).await;
+///     let approval = ctx.wait_for_signal::<Approval>().await;
+///     if !approval.approved {
+///         return Err(WorkflowError::failed("rejected"));
+///     }
+///     let lines: Vec<String> = order.lines;
+///     for line in lines {
+///         ctx.run(ship, line).await?;
+///     }
+///     Ok(charge)
+/// }
+///
+/// use weft_runtime::Workflow;
+/// assert_eq!(checkout::NAME, "checkout");
+/// ```
+///
+/// # What it expands to
+///
+/// The function is replaced by a unit struct `checkout` (a value and a type) implementing
+/// [`Workflow`](../weft_runtime/trait.Workflow.html), and a public state enum named after it.
+/// Each variant is one resume point and carries exactly the variables still needed there:
+///
+/// ```text
+/// pub struct checkout;
+///
+/// pub enum CheckoutState {
+///     Start { order: Order },
+///     AwaitChargeCard { order: Order },
+///     AwaitSleep { order: Order, charge: <charge_card as Activity>::Output },
+///     AwaitSignalApproval { order: Order, charge: <charge_card as Activity>::Output },
+///     AwaitShip { charge: <charge_card as Activity>::Output, __weft_iter0: VecDeque<String> },
+/// }
+///
+/// impl Workflow for checkout {
+///     type Input = Order;
+///     type Output = String;
+///     type Error = WorkflowError;
+///     type State = CheckoutState;
+///     const NAME: &'static str = "checkout";
+///     const FINGERPRINT: u64 = 0x…; // a hash of the enum's shape
+///     fn step(ctx, state, resume) -> Result<Transition<Self>, StepError> { … } // pure
+///     …
+/// }
+/// ```
+///
+/// `step` is a pure function: given a state and the value that resumes it (an activity result,
+/// a fired timer, a signal), it runs the body up to the next durable await and returns
+/// `Suspend { state, command }`, or the workflow's result. The snapshots in `weft-macros`
+/// show the full expansion of many workflows. Arguments: `#[workflow(name = "...")]` pins the
+/// stored name (it defaults to the function's name), `#[workflow(version = N)]` sets the version.
+///
+/// # Signature
+///
+/// `async fn name(ctx: &mut WorkflowContext, input: Input, ...) -> Result<Output, Error>`, not
+/// generic. Inputs are taken by value and stored (several inputs are stored as a tuple). `Error`
+/// may be [`WorkflowError`](../weft_runtime/enum.WorkflowError.html) or your own type that
+/// implements `Serialize`, `Deserialize`, `Display` and `From<ActivityError>`, so that `?` on
+/// `ctx.run(..).await` works.
+///
+/// # Control flow
+///
+/// Durable awaits may sit at any depth inside `if`/`else`, `match` (also on an awaited result),
+/// `loop`, `while`, `while let`, `for`, nested blocks, with labelled `break`/`continue`, early
+/// `return`, `?` and shadowing. A `let` may take the value of an `if` or `match` whose branches
+/// await. An await inside a larger expression (`a + ctx.run(..).await?`) is evaluated first,
+/// before the rest of that expression.
+///
+/// A `for` loop that awaits saves its position in the state, so it must iterate something whose
+/// position can be stored: an integer range (`0..n`, `1..=k`, `0..items.len()`) or an owned
+/// `Vec`/`VecDeque` whose type the macro can name.
+///
+/// # What may be held across an await
+///
+/// Every variable still used after a durable await is stored in the state enum, so:
+///
+/// - its type must be nameable by the macro, which sees no types: it is known from a `let`
+///   annotation, a parameter, an activity's result (`<charge_card as Activity>::Output`), a signal
+///   type, a literal with a suffix, a cast, a struct literal, `format!`, `.to_string()`,
+///   `.clone()` of a known variable, or a move of one. Otherwise annotate: `let total: u64 = ...`;
+/// - it must be owned data (`Serialize + DeserializeOwned`): references cannot be stored.
+///
+/// # Errors and how to fix them
+///
+/// All errors of one workflow are reported together, on your code:
+///
+/// | error | fix |
+/// |---|---|
+/// | `.await` on something that is not a durable operation | move the async work into an `#[activity]` and `ctx.run` it |
+/// | `ctx.run(..)` must be awaited where it is written | write `ctx.run(..).await` in place |
+/// | durable operation inside a closure, async block or macro | move it into its own statement in the body, e.g. `let v = ctx.run(..).await?;` |
+/// | durable operation inside the right side of `&&`/`||` or an `if` used as a value | bind it first with its own `let` |
+/// | cannot tell the type of `x`, which is held across a durable await | annotate it: `let x: Type = ...` |
+/// | `x` borrows data and is held across a durable await | own it: `.clone()`, `.to_owned()`, `.to_string()` |
+/// | unsupported iterable in a `for` loop that suspends | iterate a range or an owned, annotated `Vec`/`VecDeque` |
+/// | `break` with a value out of a loop that suspends | assign to a variable declared before the loop, then `break` |
+/// | the first argument of `ctx.run` must name an activity | pass the `#[activity]` function's name |
+/// | `X` is not an activity / not a signal | mark it `#[activity]` / derive `Signal` |
+/// | a wrong signature (not async, no context, not `Result`, generic, borrowed input) | follow the signature above |
+///
+/// # Versioning
+///
+/// The state enum is the contract between the code that wrote a checkpoint and the code that
+/// resumes it. `FINGERPRINT` hashes its shape (variants, fields and their types); a stored state
+/// with another fingerprint is not decoded: the engine parks that workflow with a typed error.
+/// Changing code between awaits keeps the fingerprint; adding, removing or retyping a live
+/// variable or an await changes it, and the snapshot diff shows how.
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     workflow::expand(attr.into(), item.into()).into()
