@@ -206,3 +206,17 @@ async fn a_retried_start_with_the_same_idempotency_key_returns_the_same_run() {
     let err = engine.start_with::<waiter>(1, chosen).await.unwrap_err();
     assert_eq!(err, EngineError::AlreadyExists { id: "mine".into() });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_id_skips_ids_callers_already_chose() {
+    let engine = engine(&MemoryStorage::new()).await;
+    let taken = format!("waiter-{}-0", engine.epoch());
+    let chosen = StartOptions {
+        id: Some(taken.clone()),
+        idempotency_key: None,
+    };
+    engine.start_with::<waiter>(1, chosen).await.unwrap();
+    let generated = engine.start::<waiter>(1).await.unwrap();
+    assert_ne!(generated.id(), taken);
+    assert!(generated.id().starts_with("waiter-"));
+}

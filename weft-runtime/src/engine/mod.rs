@@ -276,19 +276,44 @@ impl Engine {
         }
         let encoded_input = codec::encode(&input)?;
         inner.check_size("the workflow input", &encoded_input)?;
-        let id = match options.id {
-            Some(id) => id,
-            None => format!(
-                "{}-{}-{}",
-                W::NAME,
-                inner.epoch,
-                inner.next_id.fetch_add(1, Ordering::Relaxed)
-            ),
-        };
-        validate_id(&id)?;
         if let Some(key) = &options.idempotency_key {
             validate_id(key)?;
         }
+        let mut input = Some(input);
+        loop {
+            let generated = options.id.is_none();
+            let id = match &options.id {
+                Some(id) => id.clone(),
+                None => format!(
+                    "{}-{}-{}",
+                    W::NAME,
+                    inner.epoch,
+                    inner.next_id.fetch_add(1, Ordering::Relaxed)
+                ),
+            };
+            validate_id(&id)?;
+            let input = match input.take() {
+                Some(input) => input,
+                None => codec::decode(&encoded_input)?,
+            };
+            match self
+                .start_once::<W>(id, input, options.idempotency_key.clone())
+                .await
+            {
+                // A caller chose this generated-looking id before; take the next one.
+                Err(EngineError::AlreadyExists { .. }) if generated => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once<W: Workflow>(
+        &self,
+        id: String,
+        input: W::Input,
+        idempotency_key: Option<String>,
+    ) -> Result<WorkflowHandle<W>, EngineError> {
+        let inner = &self.inner;
         let now = inner.clock.now();
         let initial = W::start(input);
         let initial_bytes = codec::encode(&initial)?;
@@ -304,7 +329,7 @@ impl Engine {
             created_ms: to_millis(now),
             updated_ms: to_millis(now),
             outcome: None,
-            idempotency_key: options.idempotency_key.clone(),
+            idempotency_key: idempotency_key.clone(),
             last_resume: None,
             signals_consumed: 0,
         };
@@ -319,7 +344,7 @@ impl Engine {
             Vec::new(),
             now,
         )?;
-        if let Some(key) = &options.idempotency_key {
+        if let Some(key) = &idempotency_key {
             batch.put(
                 record::idempotency_key(key),
                 record::encode_record(&record::IdempotencyRecord {
@@ -329,9 +354,7 @@ impl Engine {
         }
         // Claimed before the commit, so nothing else drives the new workflow meanwhile.
         let claimed = inner.claim(&id);
-        let outcome = inner
-            .create(id.clone(), options.idempotency_key, batch)
-            .await;
+        let outcome = inner.create(id.clone(), idempotency_key, batch).await;
         match outcome {
             Ok(Created::New) if claimed => {
                 runner::finish_notify(inner, &id, &record);
