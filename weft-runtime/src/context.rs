@@ -9,7 +9,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
 use crate::activity::{Activity, ActivityError};
+use crate::codec::encode;
 use crate::signal::Signal;
+use crate::workflow::{Command, StepError};
 
 /// What a workflow step knows about the instance it runs for.
 ///
@@ -56,27 +58,51 @@ impl WorkflowContext {
         activity: A,
         input: A::Input,
     ) -> Durable<Result<A::Output, ActivityError>> {
-        let _ = (activity, input);
-        Durable(PhantomData)
+        let command = encode(&input)
+            .map(|input| Command::Activity {
+                name: A::NAME,
+                input,
+                options: activity.options(),
+            })
+            .map_err(StepError::from);
+        Durable::new(command)
     }
 
     /// Sleeps durably. The absolute deadline is stored, so a restart does not extend the wait.
     pub fn sleep(&mut self, duration: Duration) -> Durable<()> {
-        let _ = duration;
-        Durable(PhantomData)
+        Durable::new(Ok(Command::Sleep { duration }))
     }
 
     /// Parks the workflow until a signal of type `S` arrives. Signals sent before the workflow
     /// waits are stored and delivered in order.
     pub fn wait_for_signal<S: Signal>(&mut self) -> Durable<S> {
-        Durable(PhantomData)
+        Durable::new(Ok(Command::WaitForSignal { name: S::NAME }))
     }
 }
 
 /// A durable operation, written as `ctx.op(..).await` inside a `#[workflow]` function.
 ///
-/// The macro replaces the `.await` with a suspension of the state machine, so this type is
-/// never polled; outside `#[workflow]` it cannot be awaited at all.
+/// It holds the command the workflow suspends with and, as a type, the value it resumes with.
+/// The macro replaces the `.await` with a suspension of the state machine, so it is never
+/// polled; outside `#[workflow]` it cannot be awaited at all.
 #[must_use = "a durable operation does nothing unless it is awaited inside a #[workflow] function"]
 #[derive(Debug)]
-pub struct Durable<T>(PhantomData<fn() -> T>);
+pub struct Durable<T> {
+    command: Result<Command, StepError>,
+    resumes_with: PhantomData<fn() -> T>,
+}
+
+impl<T> Durable<T> {
+    fn new(command: Result<Command, StepError>) -> Self {
+        Durable {
+            command,
+            resumes_with: PhantomData,
+        }
+    }
+
+    /// The command the workflow suspends with, or why it could not be built (an input that
+    /// does not encode).
+    pub fn into_command(self) -> Result<Command, StepError> {
+        self.command
+    }
+}

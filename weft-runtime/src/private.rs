@@ -105,24 +105,9 @@ pub fn resume_signal<T: Signal, S, O>(state: &'static str, resume: Resume) -> Re
     }
 }
 
-/// The command for `ctx.run(activity, input)`. Taking the activity by reference puts a
-/// non-activity argument's error on the user's argument.
-pub fn activity_command<A: Activity>(activity: &A, input: A::Input) -> Result<Command, StepError> {
-    Ok(Command::Activity {
-        name: A::NAME,
-        input: encode(&input)?,
-        options: Activity::options(activity),
-    })
-}
-
-/// The command for `ctx.sleep(duration)`.
-pub fn sleep_command(duration: std::time::Duration) -> Command {
-    Command::Sleep { duration }
-}
-
-/// The command for `ctx.wait_for_signal::<S>()`.
-pub fn signal_command<S: Signal>() -> Command {
-    Command::WaitForSignal { name: S::NAME }
+/// The command of a durable operation the workflow suspends at.
+pub fn command<T>(operation: crate::context::Durable<T>) -> Result<Command, StepError> {
+    operation.into_command()
 }
 
 /// An integer range being iterated by a `for` loop that suspends. Unlike `RangeInclusive`, it

@@ -463,18 +463,20 @@ impl<'a> Generator<'a> {
                 quote!(#ident)
             }
         });
-        let command = match &a.op {
-            Op::Run { activity, input } => {
-                let act = quote_spanned!(activity_span(activity)=> &#activity);
-                quote! {
-                    match ::weft_runtime::__private::activity_command(#act, #input) {
-                        ::core::result::Result::Ok(command) => command,
-                        ::core::result::Result::Err(e) => return ::core::result::Result::Ok(::weft_runtime::__private::Next::Fault(e)),
-                    }
-                }
+        // The user's own `ctx.method(..)` call builds the command, so argument type errors are
+        // reported against `WorkflowContext`'s documented methods.
+        let ctx = &self.sig.ctx;
+        let method = &a.method;
+        let call = match &a.op {
+            Op::Run { activity, input } => quote!(#ctx.#method(#activity, #input)),
+            Op::Sleep { duration } => quote!(#ctx.#method(#duration)),
+            Op::Signal { ty } => quote!(#ctx.#method::<#ty>()),
+        };
+        let command = quote! {
+            match ::weft_runtime::__private::command(#call) {
+                ::core::result::Result::Ok(command) => command,
+                ::core::result::Result::Err(e) => return ::core::result::Result::Ok(::weft_runtime::__private::Next::Fault(e)),
             }
-            Op::Sleep { duration } => quote!(::weft_runtime::__private::sleep_command(#duration)),
-            Op::Signal { ty } => quote!(::weft_runtime::__private::signal_command::<#ty>()),
         };
         quote! {
             {

@@ -119,6 +119,9 @@ pub(crate) struct MatchArm {
 pub(crate) struct Await {
     pub(crate) id: AwaitId,
     pub(crate) op: Op,
+    /// The `ctx` method as the user wrote it: the generated call keeps its span, so type errors
+    /// in the arguments point at the user's call and at `WorkflowContext`'s documented method.
+    pub(crate) method: Ident,
     /// Whether `?` is applied to the result.
     pub(crate) try_: bool,
     pub(crate) bind: AwaitBind,

@@ -466,7 +466,8 @@ impl Lowerer<'_> {
     }
 
     /// Parses a durable call and hoists durable awaits out of its arguments.
-    fn lower_op(&mut self, call: &Expr, out: &mut Seq) -> Option<(Op, BTreeSet<BindingId>)> {
+    fn lower_op(&mut self, call: &Expr, out: &mut Seq) -> Option<(Op, BTreeSet<BindingId>, Ident)> {
+        let method = scan::method_ident(call)?;
         let mut op = scan::parse_op(call, self.diags)?;
         let mut uses = BTreeSet::new();
         match &mut op {
@@ -482,12 +483,12 @@ impl Lowerer<'_> {
             }
             Op::Signal { .. } => {}
         }
-        Some((op, uses))
+        Some((op, uses, method))
     }
 
     fn push_await(
         &mut self,
-        (op, uses): (Op, BTreeSet<BindingId>),
+        (op, uses, method): (Op, BTreeSet<BindingId>, Ident),
         try_: bool,
         bind: AwaitBind,
         span: Span,
@@ -505,6 +506,7 @@ impl Lowerer<'_> {
         out.push(Node::Await(Await {
             id,
             op,
+            method,
             try_,
             bind,
             uses,

@@ -35,6 +35,16 @@ fn is_ctx(expr: &Expr, ctx: &Ident) -> bool {
     }
 }
 
+/// The method name of a durable call, as written.
+pub(crate) fn method_ident(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::MethodCall(mc) => Some(mc.method.clone()),
+        Expr::Paren(p) => method_ident(&p.expr),
+        Expr::Group(g) => method_ident(&g.expr),
+        _ => None,
+    }
+}
+
 /// Parses a durable call's arguments into an [`Op`], reporting malformed ones.
 pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
     let mc = match expr {

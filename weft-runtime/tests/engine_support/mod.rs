@@ -113,7 +113,7 @@ impl Workflow for flow {
     }
 
     fn step(
-        _ctx: &mut WorkflowContext,
+        ctx: &mut WorkflowContext,
         state: FlowState,
         resume: Resume,
     ) -> Result<Transition<Self>, StepError> {
@@ -121,7 +121,7 @@ impl Workflow for flow {
         match state {
             FlowState::Start { name: who } => match p::resume_start(name, resume) {
                 Resumed::Value(()) => Ok(Transition::Suspend {
-                    command: p::activity_command(&greet, who.clone())?,
+                    command: ctx.run(greet, who.clone()).into_command()?,
                     state: FlowState::AwaitGreet { name: who },
                 }),
                 Resumed::Exit(next) => exit(next),
@@ -130,7 +130,7 @@ impl Workflow for flow {
                 match p::resume_activity::<greet, _, _>(&greet, name, resume) {
                     Resumed::Value(Ok(greeting)) => Ok(Transition::Suspend {
                         state: FlowState::AwaitSleep { greeting },
-                        command: p::sleep_command(FLOW_SLEEP),
+                        command: ctx.sleep(FLOW_SLEEP).into_command()?,
                     }),
                     Resumed::Value(Err(e)) => Ok(Transition::Complete(Err(e.into()))),
                     Resumed::Exit(next) => exit(next),
@@ -139,14 +139,16 @@ impl Workflow for flow {
             FlowState::AwaitSleep { greeting } => match p::resume_timer(name, resume) {
                 Resumed::Value(()) => Ok(Transition::Suspend {
                     state: FlowState::AwaitApproval { greeting },
-                    command: p::signal_command::<Approval>(),
+                    command: ctx.wait_for_signal::<Approval>().into_command()?,
                 }),
                 Resumed::Exit(next) => exit(next),
             },
             FlowState::AwaitApproval { greeting } => {
                 match p::resume_signal::<Approval, _, _>(name, resume) {
                     Resumed::Value(approval) => Ok(Transition::Suspend {
-                        command: p::activity_command(&seal, (greeting.clone(), approval.by))?,
+                        command: ctx
+                            .run(seal, (greeting.clone(), approval.by))
+                            .into_command()?,
                         state: FlowState::AwaitSeal { greeting },
                     }),
                     Resumed::Exit(next) => exit(next),
@@ -202,7 +204,7 @@ impl Workflow for single {
     }
 
     fn step(
-        _ctx: &mut WorkflowContext,
+        ctx: &mut WorkflowContext,
         state: SingleState,
         resume: Resume,
     ) -> Result<Transition<Self>, StepError> {
@@ -210,7 +212,7 @@ impl Workflow for single {
         match state {
             SingleState::Start { name: who } => match p::resume_start(name, resume) {
                 Resumed::Value(()) => Ok(Transition::Suspend {
-                    command: p::activity_command(&greet, who)?,
+                    command: ctx.run(greet, who).into_command()?,
                     state: SingleState::AwaitGreet,
                 }),
                 Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
@@ -261,7 +263,7 @@ impl Workflow for waiter {
     }
 
     fn step(
-        _ctx: &mut WorkflowContext,
+        ctx: &mut WorkflowContext,
         state: WaiterState,
         resume: Resume,
     ) -> Result<Transition<Self>, StepError> {
@@ -286,7 +288,7 @@ impl Workflow for waiter {
         } else {
             Ok(Transition::Suspend {
                 state: WaiterState::AwaitApproval { left, seen },
-                command: p::signal_command::<Approval>(),
+                command: ctx.wait_for_signal::<Approval>().into_command()?,
             })
         }
     }
@@ -355,7 +357,7 @@ impl Workflow for call_flaky {
     }
 
     fn step(
-        _ctx: &mut WorkflowContext,
+        ctx: &mut WorkflowContext,
         state: CallFlakyState,
         resume: Resume,
     ) -> Result<Transition<Self>, StepError> {
@@ -363,7 +365,7 @@ impl Workflow for call_flaky {
         match state {
             CallFlakyState::Start { input } => match p::resume_start(name, resume) {
                 Resumed::Value(()) => Ok(Transition::Suspend {
-                    command: p::activity_command(&flaky, input)?,
+                    command: ctx.run(flaky, input).into_command()?,
                     state: CallFlakyState::AwaitFlaky,
                 }),
                 Resumed::Exit(next) => p::finish::<Self>(Ok(next)),
