@@ -1,0 +1,104 @@
+//! Command-line options: `--name value` pairs after the scenario name.
+
+use std::path::PathBuf;
+
+/// Options shared by the scenarios; each scenario reads the ones it uses.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Workflows per run (throughput, ceiling) or parked workflows (parked).
+    pub n: Option<u64>,
+    /// Steps per workflow.
+    pub k: Option<u64>,
+    /// Workflows in flight.
+    pub c: Option<u64>,
+    /// Repeats; figures are medians over them.
+    pub repeats: usize,
+    /// Size of the workflow's live local, in bytes.
+    pub pad: Option<usize>,
+    /// Latency: workflows run one after another per repeat.
+    pub runs: Option<u64>,
+    /// Recovery: the history lengths (completed steps) to park workflows at.
+    pub steps: Option<Vec<u64>>,
+    /// Where the stores are created (a fresh temporary directory inside it per run).
+    pub dir: PathBuf,
+    /// `all`: the results file to write.
+    pub write: Option<PathBuf>,
+    /// `all`: a peers JSONL file from `run_all.sh` to put beside our figures.
+    pub peers: Option<PathBuf>,
+    /// `parked-child`: the store to recover.
+    pub store: Option<PathBuf>,
+    /// `parked-child`: `storage` (only scan the store) or `engine` (build an engine on it).
+    pub mode: Option<String>,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: weft-bench <scenario> [options]
+
+scenarios:
+  throughput   N workflows of K sequential steps, C in flight     (--n 1000 --k 10 --c 64 --pad 0)
+  latency      one workflow of K steps alone, RUNS times            (--k 10 --runs 100 --pad 0)
+  recovery     workflows parked after each of STEPS completed steps (--steps 10,1000,10000 --pad 1024)
+  parked       N sleeping workflows: resident memory                (--n 100000 --pad 0)
+  ceiling      the engine vs the same writes straight into redb     (--n 1000 --k 10 --c 64 --pad 1024)
+  all          every scenario at sizes that finish in a few minutes (--write docs/benchmarks.md --peers FILE.jsonl)
+
+common options: --repeats 3 (figures are medians), --dir DIR (where stores are created; default the temp dir)
+";
+
+impl Opts {
+    /// Parses `--name value` pairs.
+    pub fn parse(args: &[String]) -> Result<Opts, String> {
+        let mut opts = Opts {
+            n: None,
+            k: None,
+            c: None,
+            repeats: 3,
+            pad: None,
+            runs: None,
+            steps: None,
+            dir: std::env::temp_dir(),
+            write: None,
+            peers: None,
+            store: None,
+            mode: None,
+        };
+        let mut it = args.iter();
+        while let Some(name) = it.next() {
+            let value = it
+                .next()
+                .ok_or_else(|| format!("option `{name}` needs a value\n\n{USAGE}"))?;
+            let number = || {
+                value
+                    .replace('_', "")
+                    .parse::<u64>()
+                    .map_err(|_| format!("option `{name}` needs a whole number, not `{value}`"))
+            };
+            match name.as_str() {
+                "--n" => opts.n = Some(number()?),
+                "--k" => opts.k = Some(number()?),
+                "--c" => opts.c = Some(number()?.max(1)),
+                "--repeats" => opts.repeats = number()?.max(1) as usize,
+                "--pad" => opts.pad = Some(number()? as usize),
+                "--runs" => opts.runs = Some(number()?.max(1)),
+                "--steps" => {
+                    let steps = value
+                        .split(',')
+                        .map(|s| s.trim().replace('_', "").parse::<u64>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| {
+                            format!("option `--steps` needs numbers like 10,1000, not `{value}`")
+                        })?;
+                    opts.steps = Some(steps);
+                }
+                "--dir" => opts.dir = PathBuf::from(value),
+                "--write" => opts.write = Some(PathBuf::from(value)),
+                "--peers" => opts.peers = Some(PathBuf::from(value)),
+                "--store" => opts.store = Some(PathBuf::from(value)),
+                "--mode" => opts.mode = Some(value.clone()),
+                other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+            }
+        }
+        Ok(opts)
+    }
+}

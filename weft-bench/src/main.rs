@@ -1,0 +1,103 @@
+//! `weft-bench`: the Weft engine's benchmarks, one subcommand per scenario, all on redb with
+//! durable commits. Run in release mode:
+//!
+//! ```text
+//! cargo run --release -p weft-bench -- throughput --n 1000 --k 10 --c 64
+//! cargo run --release -p weft-bench -- all --write docs/benchmarks.md
+//! ```
+//!
+//! Every figure is a median over `--repeats` runs; each run uses a fresh store. See
+//! `docs/benchmarks.md` for what each scenario measures and the latest figures.
+
+mod ceiling;
+mod cli;
+mod latency;
+mod parked;
+mod peers;
+mod recorder;
+mod recovery;
+mod report;
+mod results;
+mod throughput;
+mod workload;
+
+use cli::{Opts, USAGE};
+
+/// Errors end the run with a message; a benchmark has nothing to recover from.
+pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(scenario) = args.first().cloned() else {
+        eprint!("{USAGE}");
+        std::process::exit(2);
+    };
+    if scenario == "-h" || scenario == "--help" || scenario == "help" {
+        print!("{USAGE}");
+        return;
+    }
+    let opts = match Opts::parse(&args[1..]) {
+        Ok(opts) => opts,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(dispatch(&scenario, &opts)) {
+        eprintln!("weft-bench {scenario}: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
+    let r = o.repeats;
+    let table = match scenario {
+        "throughput" => {
+            let (n, k, c) = (o.n.unwrap_or(1000), o.k.unwrap_or(10), o.c.unwrap_or(64));
+            throughput::run(&o.dir, n, k, c, o.pad.unwrap_or(0), r)
+                .await?
+                .0
+        }
+        "latency" => {
+            let (k, runs) = (o.k.unwrap_or(10), o.runs.unwrap_or(100));
+            latency::run(&o.dir, k, runs, o.pad.unwrap_or(0), r)
+                .await?
+                .0
+        }
+        "recovery" => {
+            let steps = o.steps.clone().unwrap_or_else(|| vec![10, 1_000, 10_000]);
+            recovery::run(&o.dir, &steps, o.pad.unwrap_or(1024), r)
+                .await?
+                .0
+        }
+        "parked" => {
+            parked::run(&o.dir, o.n.unwrap_or(100_000), o.pad.unwrap_or(0), r)
+                .await?
+                .0
+        }
+        "ceiling" => {
+            let (n, k, c) = (o.n.unwrap_or(1000), o.k.unwrap_or(10), o.c.unwrap_or(64));
+            ceiling::run(&o.dir, n, k, c, o.pad.unwrap_or(1024), r)
+                .await?
+                .0
+        }
+        "parked-child" => {
+            let store = o.store.as_ref().ok_or("parked-child needs --store")?;
+            return parked::child_main(store, o.mode.as_deref().unwrap_or("engine")).await;
+        }
+        "all" => return results::all(o).await,
+        other => return Err(format!("unknown scenario `{other}`\n\n{USAGE}").into()),
+    };
+    println!("### {}\n\n{}", table.title, table.markdown());
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Recovery vs history length: workflows parked on a signal after H completed steps; the time to
+//! open the store, build the engine (which recovers) and resume one to completion, and the bytes
+//! stored per workflow. The design claim is that none of it grows with H.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft_runtime::storage::{RedbStorage, Storage};
+use weft_runtime::{Engine, StartOptions, WorkflowStatus};
+
+use crate::BenchResult;
+use crate::report::{Table, median, ms};
+use crate::workload::{Go, StepsInput, parked};
+
+/// What one history length measured: one value per repeat (one parked workflow each).
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// Completed steps before parking.
+    pub history: u64,
+    /// `RedbStorage::open`, ms.
+    pub open_ms: Vec<f64>,
+    /// `EngineBuilder::build` (ownership, writer, recovery scan), ms.
+    pub build_ms: Vec<f64>,
+    /// Signal, resume and run the last step to completion, ms.
+    pub resume_ms: Vec<f64>,
+    /// The three together, ms.
+    pub total_ms: Vec<f64>,
+    /// Bytes of every key and value belonging to one parked workflow.
+    pub live_bytes: Vec<f64>,
+    /// The redb file's size divided by the number of workflows in it.
+    pub file_bytes: Vec<f64>,
+    /// Time to build the history (not a recovery figure), s.
+    pub setup_s: f64,
+}
+
+/// Waits until no workflow has a runner: every started one is parked on its signal.
+async fn settle(engine: &Engine) {
+    while engine.active_workflows() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Drops the last reference to the store and closes its file, so it can be opened again.
+async fn close(mut storage: Arc<RedbStorage>) -> BenchResult<()> {
+    loop {
+        match Arc::try_unwrap(storage) {
+            Ok(store) => return Ok(store.close()?),
+            Err(shared) => {
+                storage = shared;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+/// Parks `repeats` workflows after `history` steps in a fresh store, then recovers and resumes
+/// one per repeat, each time from a freshly opened file and a new engine.
+pub async fn once(dir: &Path, history: u64, pad: usize, repeats: usize) -> BenchResult<Figures> {
+    let tmp = tempfile::tempdir_in(dir)?;
+    let path = tmp.path().join("recovery.redb");
+    let ids: Vec<String> = (0..repeats).map(|i| format!("parked-{i}")).collect();
+    let mut figures = Figures {
+        history,
+        ..Figures::default()
+    };
+
+    let setup = Instant::now();
+    let storage = Arc::new(RedbStorage::create(&path)?);
+    let engine = Engine::builder(Arc::clone(&storage))
+        .register::<parked>()
+        .build()
+        .await?;
+    for id in &ids {
+        let options = StartOptions {
+            id: Some(id.clone()),
+            idempotency_key: None,
+        };
+        engine
+            .start_with::<parked>(StepsInput { k: history, pad }, options)
+            .await?;
+    }
+    settle(&engine).await;
+    for id in &ids {
+        let described = engine.describe(id).await?;
+        if described.status != WorkflowStatus::Waiting || described.step != history + 1 {
+            return Err(format!(
+                "{id} is {:?} at step {}, expected waiting at step {}",
+                described.status,
+                described.step,
+                history + 1
+            )
+            .into());
+        }
+    }
+    figures.setup_s = setup.elapsed().as_secs_f64();
+    let entries = storage.scan(Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
+    for id in &ids {
+        let bytes: usize = entries
+            .iter()
+            .filter(|(key, _)| contains(key, id.as_bytes()))
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
+        figures.live_bytes.push(bytes as f64);
+    }
+    engine.shutdown().await;
+    close(storage).await?;
+    let file_len = std::fs::metadata(&path)?.len() as f64;
+    figures
+        .file_bytes
+        .extend(std::iter::repeat_n(file_len / ids.len() as f64, ids.len()));
+
+    for id in &ids {
+        let t = Instant::now();
+        let storage = Arc::new(RedbStorage::open(&path)?);
+        let opened = t.elapsed();
+        let engine = Engine::builder(Arc::clone(&storage))
+            .register::<parked>()
+            .build()
+            .await?;
+        let built = t.elapsed();
+        engine.signal(id, Go { go: true }).await?;
+        let result = engine.result::<parked>(id).await??;
+        let done = t.elapsed();
+        if result != history + 1 {
+            return Err(format!("{id} returned {result}, expected {}", history + 1).into());
+        }
+        figures.open_ms.push(ms(opened));
+        figures.build_ms.push(ms(built - opened));
+        figures.resume_ms.push(ms(done - built));
+        figures.total_ms.push(ms(done));
+        engine.shutdown().await;
+        close(storage).await?;
+    }
+    Ok(figures)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The scenario: every history length, one table, and the ratio of the longest to the shortest.
+pub async fn run(
+    dir: &Path,
+    histories: &[u64],
+    pad: usize,
+    repeats: usize,
+) -> BenchResult<(Table, Vec<Figures>)> {
+    let mut all = Vec::new();
+    for &h in histories {
+        let f = once(dir, h, pad, repeats).await?;
+        eprintln!(
+            "recovery after {h} steps: total {:.2} ms (open {:.2}, build {:.2}, resume {:.2}), {:.0} B live, setup {:.1} s",
+            median(&f.total_ms),
+            median(&f.open_ms),
+            median(&f.build_ms),
+            median(&f.resume_ms),
+            median(&f.live_bytes),
+            f.setup_s
+        );
+        all.push(f);
+    }
+    let mut table = Table::new(
+        &format!(
+            "Recovery vs history: {repeats} workflows parked on a signal per store, state pad {pad} B; one recovered per repeat"
+        ),
+        &[
+            ("open store ms", 2),
+            ("build engine (recovery) ms", 2),
+            ("signal + resume to completion ms", 2),
+            ("total ms", 2),
+            ("stored bytes per workflow", 0),
+            ("file bytes / workflows", 0),
+        ],
+    );
+    for f in &all {
+        table.row(
+            format!("{} completed steps", f.history),
+            vec![
+                f.open_ms.clone(),
+                f.build_ms.clone(),
+                f.resume_ms.clone(),
+                f.total_ms.clone(),
+                f.live_bytes.clone(),
+                f.file_bytes.clone(),
+            ],
+        );
+    }
+    Ok((table, all))
+}
