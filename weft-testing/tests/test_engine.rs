@@ -1,0 +1,127 @@
+//! The test engine: virtual time, settling, results, state inspection and restarts.
+
+use std::time::Duration;
+
+use weft_runtime::engine::WorkflowStatus;
+use weft_runtime::{ActivityError, WorkflowContext, WorkflowError, activity, workflow};
+use weft_testing::TestEngine;
+use weft_ui_tests::representative::{Approval, StraightLineState, straight_line};
+
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Counts down the days of a week-long trial.
+#[activity]
+async fn send_reminder(day: u32) -> Result<u32, ActivityError> {
+    Ok(day)
+}
+
+/// Sleeps a week, reminding on the way, then reports how many reminders went out.
+#[workflow]
+async fn trial(ctx: &mut WorkflowContext, days: u32) -> Result<u32, WorkflowError> {
+    let mut sent: u32 = 0;
+    for day in 0..days {
+        ctx.sleep(WEEK / days).await;
+        let reminded = ctx.run(send_reminder, day).await?;
+        sent = sent.max(reminded + 1);
+    }
+    ctx.sleep(WEEK).await;
+    Ok(sent)
+}
+
+#[tokio::test]
+async fn a_workflow_that_sleeps_for_a_week_completes_on_virtual_time() {
+    let engine = TestEngine::builder()
+        .register::<trial>()
+        .build()
+        .await
+        .unwrap();
+    let start = engine.now();
+    let handle = engine.start::<trial>(7).await.unwrap();
+    assert_eq!(
+        engine.status(handle.id()).await.unwrap(),
+        WorkflowStatus::Waiting
+    );
+
+    engine.advance_time(WEEK).await;
+    // Every daily timer fired on the way, each at its own deadline; the final week remains.
+    assert_eq!(engine.activity_calls().len(), 7);
+    assert_eq!(
+        engine.status(handle.id()).await.unwrap(),
+        WorkflowStatus::Waiting
+    );
+
+    engine.advance_time(WEEK).await;
+    assert_eq!(
+        engine.status(handle.id()).await.unwrap(),
+        WorkflowStatus::Completed
+    );
+    assert_eq!(engine.result::<trial>(handle.id()).await.unwrap(), Ok(7));
+    assert_eq!(engine.now(), start + 2 * WEEK);
+}
+
+#[tokio::test]
+async fn result_skips_time_to_the_next_timer() {
+    let engine = TestEngine::builder()
+        .register::<trial>()
+        .build()
+        .await
+        .unwrap();
+    let start = engine.now();
+    let handle = engine.start::<trial>(2).await.unwrap();
+    assert_eq!(engine.result::<trial>(handle.id()).await.unwrap(), Ok(2));
+    assert_eq!(engine.now(), start + 2 * WEEK);
+}
+
+#[tokio::test]
+async fn signals_and_typed_state_follow_the_workflow() {
+    let engine = TestEngine::builder()
+        .register::<straight_line>()
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<straight_line>(4).await.unwrap();
+    let id = handle.id();
+    // add_one ran for real, then the workflow sleeps a minute.
+    let state = engine.state::<straight_line>(id).await.unwrap();
+    assert!(
+        matches!(state, StraightLineState::AwaitSleep { a: 5 }),
+        "{state:?}"
+    );
+    assert_eq!(engine.status(id).await.unwrap(), WorkflowStatus::Waiting);
+
+    engine.advance_time(Duration::from_secs(59)).await;
+    let state = engine.state::<straight_line>(id).await.unwrap();
+    assert!(
+        matches!(state, StraightLineState::AwaitSleep { a: 5 }),
+        "{state:?}"
+    );
+    engine.advance_time(Duration::from_secs(1)).await;
+    let state = engine.state::<straight_line>(id).await.unwrap();
+    assert!(
+        matches!(state, StraightLineState::AwaitSignalApproval { a: 5 }),
+        "{state:?}"
+    );
+    assert_eq!(
+        engine.state_name(id).await.unwrap(),
+        Some("AwaitSignalApproval")
+    );
+
+    let stuck = engine.result::<straight_line>(id).await.unwrap_err();
+    assert_eq!(stuck.code(), "testing.stuck");
+    assert!(stuck.to_string().contains("signal `Approval`"), "{stuck}");
+
+    engine
+        .signal(
+            id,
+            Approval {
+                approved: true,
+                by: "ada".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.status(id).await.unwrap(), WorkflowStatus::Completed);
+    assert_eq!(engine.result::<straight_line>(id).await.unwrap(), Ok(10));
+    let names: Vec<_> = engine.activity_calls().iter().map(|c| c.activity).collect();
+    assert_eq!(names, ["add_one", "double"]);
+}
