@@ -16,6 +16,7 @@
 
 pub mod activity_log;
 pub mod chaos;
+pub mod crash;
 pub mod mock;
 pub mod storage_faults;
 pub mod test_engine;
@@ -23,6 +24,7 @@ pub mod virtual_clock;
 
 pub use activity_log::ActivityCall;
 pub use chaos::{Chaos, ChaosFault, Injection, ScheduleKey, TimeoutMode};
+pub use crash::{CrashFailure, CrashReport, CrashTest, Signals, survives_crashes};
 pub use mock::Mock;
 pub use storage_faults::{FaultControl, FaultyStorage, InjectedFault, WriteFault};
 pub use test_engine::{TestEngine, TestEngineBuilder, TestError};

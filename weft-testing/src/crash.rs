@@ -1,0 +1,533 @@
+//! The crash harness: [`survives_crashes`] and its builder [`CrashTest`].
+//!
+//! It runs a workflow once normally on a [`TestEngine`], recording its output and, per step,
+//! the activity result the workflow went on with; that run makes `n` commits. Then, for
+//! `k = 1, 2, ...`, it runs the workflow again from scratch and crashes the engine right after
+//! its `k`-th commit: every write from the next one on fails (the engine sees a storage error,
+//! as when the disk or the process dies), then the engine is dropped and a new one is built on
+//! the same store, which recovers the workflow from its last commit. Each run must reach the
+//! same output with the same activity results. The last run, `k = n`, finishes before its crash
+//! point, which ends the test.
+//!
+//! A commit is any write the engine makes after it took ownership of the store: creating the
+//! workflow, each step, each signal stored. While a run waits, the harness sends the next
+//! scripted signal of the type the workflow waits for, and skips timers and retry backoffs by
+//! moving the virtual clock to the next deadline.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use weft_runtime::activity::BoxFuture;
+use weft_runtime::codec::Payload;
+use weft_runtime::engine::{Pending, WorkflowStatus};
+use weft_runtime::{
+    Activity, ActivityError, Engine, EngineError, Resources, Signal, StartOptions, Workflow,
+};
+
+use crate::mock::Mock;
+use crate::test_engine::{TestEngine, TestEngineBuilder, TestError, waiting_on};
+
+/// The id every harness run gives its workflow.
+const WORKFLOW_ID: &str = "crash-test";
+
+type SendSignal = dyn Fn(Engine, String) -> BoxFuture<Result<(), EngineError>> + Send + Sync;
+
+/// The signals a crash test sends, in order. Each is sent when the workflow waits for a signal
+/// of its type; signals of different types keep their own order.
+#[derive(Clone, Default)]
+pub struct Signals {
+    queue: VecDeque<ScriptedSignal>,
+}
+
+#[derive(Clone)]
+struct ScriptedSignal {
+    name: &'static str,
+    send: Arc<SendSignal>,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.queue.iter().map(|s| s.name))
+            .finish()
+    }
+}
+
+impl Signals {
+    /// No signals: for workflows that never wait for one.
+    pub fn none() -> Self {
+        Signals::default()
+    }
+
+    /// Adds `value` to the script. It is cloned for every run.
+    pub fn then<S: Signal + Clone + Sync>(mut self, value: S) -> Self {
+        self.queue.push_back(ScriptedSignal {
+            name: S::NAME,
+            send: Arc::new(move |engine: Engine, id: String| {
+                let value = value.clone();
+                Box::pin(async move { engine.signal(&id, value).await })
+            }),
+        });
+        self
+    }
+}
+
+/// A crash test failed: a run did something the normal run did not, or could not go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CrashFailure {
+    /// The engine failed an operation the harness needed.
+    #[error("{}: {source}", run_name(*.crash_after))]
+    Engine {
+        /// The commit after which the run crashed; `None` for the normal run.
+        crash_after: Option<u64>,
+        /// What failed.
+        source: TestError,
+    },
+    /// The workflow waits on something the harness cannot give: a signal not in the script.
+    #[error(
+        "{}: the workflow waits on {waiting_on} and nothing else is pending; add it to the signals with `Signals::then`",
+        run_name(*.crash_after)
+    )]
+    Stuck {
+        /// The commit after which the run crashed; `None` for the normal run.
+        crash_after: Option<u64>,
+        /// What the workflow waits on.
+        waiting_on: String,
+    },
+    /// The workflow was parked: its state and code do not fit together.
+    #[error("{}: the workflow was parked ({code}): {message}", run_name(*.crash_after))]
+    Parked {
+        /// The commit after which the run crashed; `None` for the normal run.
+        crash_after: Option<u64>,
+        /// The park reason's code.
+        code: String,
+        /// The park reason.
+        message: String,
+    },
+    /// A run that crashed ended with another result than the normal run.
+    #[error(
+        "{}: the workflow returned {found} after the crash, but {expected} without one",
+        run_name(Some(*.crash_after))
+    )]
+    OutputDiffers {
+        /// The commit after which the run crashed.
+        crash_after: u64,
+        /// The normal run's result, as JSON.
+        expected: String,
+        /// This run's result, as JSON.
+        found: String,
+    },
+    /// A run that crashed went on with another activity result than the normal run.
+    #[error(
+        "{}: activity result #{index} differs: the normal run had {expected}, this run had {found}",
+        run_name(Some(*.crash_after))
+    )]
+    ActivityDiffers {
+        /// The commit after which the run crashed.
+        crash_after: u64,
+        /// The position of the result in the run (1-based), in step order.
+        index: usize,
+        /// The normal run's result there.
+        expected: String,
+        /// This run's result there.
+        found: String,
+    },
+    /// The normal run committed more than the limit, so the harness stopped.
+    #[error(
+        "the workflow made more than {limit} commits without finishing; raise `CrashTest::max_commits` if that is expected"
+    )]
+    TooManyCommits {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl CrashFailure {
+    /// A stable, machine-readable code for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CrashFailure::Engine { .. } => "crash.engine",
+            CrashFailure::Stuck { .. } => "crash.stuck",
+            CrashFailure::Parked { .. } => "crash.parked",
+            CrashFailure::OutputDiffers { .. } => "crash.output_differs",
+            CrashFailure::ActivityDiffers { .. } => "crash.activity_differs",
+            CrashFailure::TooManyCommits { .. } => "crash.too_many_commits",
+        }
+    }
+}
+
+fn run_name(crash_after: Option<u64>) -> String {
+    match crash_after {
+        None => "the normal run (no crash)".to_string(),
+        Some(k) => format!("the run that crashed after commit {k}"),
+    }
+}
+
+/// What a passing crash test did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrashReport {
+    /// Commits the normal run made: the crash points tried are `1..commits`.
+    pub commits: u64,
+    /// Runs that crashed and recovered (`commits - 1`).
+    pub crashed_runs: u64,
+    /// The result every run reached, as JSON: `{"Ok": ..}` or `{"Err": ..}`.
+    pub output: serde_json::Value,
+    /// The activity results every run went on with, one per activity step.
+    pub activity_results: usize,
+}
+
+impl std::fmt::Display for CrashReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "survived {} crashes (one after each of {} commits but the last) with result {} and the same {} activity results",
+            self.crashed_runs, self.commits, self.output, self.activity_results
+        )
+    }
+}
+
+/// Checks that workflow `W` reaches the same result, with the same activity results, however
+/// often the engine crashes: once after each commit. Panics with what differs if it does not.
+///
+/// Activities the workflow declares run for real; to mock them, or to give them resources, use
+/// [`CrashTest`]. `signals` are sent as the workflow waits for them.
+///
+/// ```
+/// # use weft_runtime::{ActivityError, WorkflowContext, WorkflowError, activity, workflow};
+/// # #[activity]
+/// # async fn add_one(n: u64) -> Result<u64, ActivityError> { Ok(n + 1) }
+/// # #[workflow]
+/// # async fn count_up(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+/// #     let a = ctx.run(add_one, n).await?;
+/// #     ctx.sleep(std::time::Duration::from_secs(3600)).await;
+/// #     let b = ctx.run(add_one, a).await?;
+/// #     Ok(b)
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use weft_testing::{Signals, survives_crashes};
+///
+/// let report = survives_crashes::<count_up>(1, Signals::none()).await;
+/// assert_eq!(report.output, serde_json::json!({ "Ok": 3 }));
+/// # }
+/// ```
+pub async fn survives_crashes<W>(input: W::Input, signals: Signals) -> CrashReport
+where
+    W: Workflow,
+    W::Input: Clone,
+{
+    match CrashTest::<W>::new().signals(signals).run(input).await {
+        Ok(report) => report,
+        Err(failure) => panic!("workflow `{}` does not survive crashes: {failure}", W::NAME),
+    }
+}
+
+/// Configures a crash test: mocks, resources, signals. [`survives_crashes`] is the one-line
+/// form.
+pub struct CrashTest<W> {
+    builder: TestEngineBuilder,
+    signals: Signals,
+    max_commits: u64,
+    _workflow: PhantomData<fn() -> W>,
+}
+
+impl<W> std::fmt::Debug for CrashTest<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrashTest")
+            .field("builder", &self.builder)
+            .field("signals", &self.signals)
+            .field("max_commits", &self.max_commits)
+            .finish()
+    }
+}
+
+impl<W: Workflow> Default for CrashTest<W> {
+    fn default() -> Self {
+        CrashTest::new()
+    }
+}
+
+/// One activity result a run went on with.
+#[derive(Debug, Clone, PartialEq)]
+struct StepResult {
+    step: u64,
+    activity: &'static str,
+    input: Payload,
+    outcome: Result<Payload, ActivityError>,
+}
+
+impl std::fmt::Display for StepResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` at step {} (input {}) returning ",
+            self.activity,
+            self.step,
+            bytes(&self.input)
+        )?;
+        match &self.outcome {
+            Ok(output) => write!(f, "Ok({})", bytes(output)),
+            Err(error) => write!(f, "Err({error})"),
+        }
+    }
+}
+
+/// Encoded bytes for people: the length and the first bytes in hex.
+fn bytes(payload: &[u8]) -> String {
+    let shown: String = payload
+        .iter()
+        .take(24)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let more = if payload.len() > 24 { ".." } else { "" };
+    format!("{} bytes {shown}{more}", payload.len())
+}
+
+/// What one run ended with.
+struct RunOutcome {
+    output: serde_json::Value,
+    results: Vec<StepResult>,
+    commits: u64,
+    crashed: bool,
+}
+
+impl<W: Workflow> CrashTest<W> {
+    /// A crash test of `W` with its real activities and no signals.
+    pub fn new() -> Self {
+        CrashTest::with_builder(TestEngine::builder().register::<W>())
+    }
+
+    /// A crash test on an engine configured by `builder`, which must register `W`.
+    pub fn with_builder(builder: TestEngineBuilder) -> Self {
+        CrashTest {
+            builder,
+            signals: Signals::none(),
+            max_commits: 10_000,
+            _workflow: PhantomData,
+        }
+    }
+
+    /// Changes the engine configuration, for example to register more workflows.
+    pub fn configure(mut self, f: impl FnOnce(TestEngineBuilder) -> TestEngineBuilder) -> Self {
+        self.builder = f(self.builder);
+        self
+    }
+
+    /// Replaces activity `activity` with `body` in every run. Per-call overrides would be used
+    /// up by the first run, so the closure should decide everything.
+    pub fn mock<A, F, Fut>(self, activity: A, body: F) -> Self
+    where
+        A: Activity,
+        F: Fn(A::Input) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<A::Output, ActivityError>> + Send + 'static,
+    {
+        self.configure(|b| b.mock(activity, body))
+    }
+
+    /// Replaces activity `A` with `mock` in every run; its calls accumulate over all runs.
+    pub fn with_mock<A: Activity>(self, mock: &Mock<A>) -> Self {
+        self.configure(|b| b.with_mock(mock))
+    }
+
+    /// Shared resources that activities read with `ActivityContext::resource`.
+    pub fn resources(self, resources: Resources) -> Self {
+        self.configure(|b| b.resources(resources))
+    }
+
+    /// The signals to send, in order, as the workflow waits for them.
+    pub fn signals(mut self, signals: Signals) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// The most commits the normal run may make (default 10,000).
+    pub fn max_commits(mut self, limit: u64) -> Self {
+        self.max_commits = limit;
+        self
+    }
+
+    /// Runs the test: the normal run, then one run crashing after each commit.
+    pub async fn run(self, input: W::Input) -> Result<CrashReport, CrashFailure>
+    where
+        W::Input: Clone,
+    {
+        let normal = self.run_once(input.clone(), None).await?;
+        if normal.commits > self.max_commits {
+            return Err(CrashFailure::TooManyCommits {
+                limit: self.max_commits,
+            });
+        }
+        let mut crashed_runs = 0;
+        for crash_after in 1.. {
+            let run = self.run_once(input.clone(), Some(crash_after)).await?;
+            if !run.crashed {
+                break;
+            }
+            crashed_runs += 1;
+            compare(&normal, &run, crash_after)?;
+        }
+        Ok(CrashReport {
+            commits: normal.commits,
+            crashed_runs,
+            output: normal.output,
+            activity_results: normal.results.len(),
+        })
+    }
+
+    async fn run_once(
+        &self,
+        input: W::Input,
+        crash_after: Option<u64>,
+    ) -> Result<RunOutcome, CrashFailure> {
+        let engine_failed = |source: TestError| CrashFailure::Engine {
+            crash_after,
+            source,
+        };
+        let mut engine = self.builder.clone().build().await.map_err(engine_failed)?;
+        let faults = engine.faults();
+        let owned_at = faults.writes();
+        if let Some(k) = crash_after {
+            faults.fail_writes_from(owned_at + k + 1);
+        }
+        let options = StartOptions {
+            id: Some(WORKFLOW_ID.to_string()),
+            idempotency_key: None,
+        };
+        engine
+            .engine()
+            .start_with::<W>(input, options)
+            .await
+            .map_err(|e| engine_failed(e.into()))?;
+        let mut commits = None;
+        let mut signals = self.signals.queue.clone();
+        loop {
+            engine.settle().await;
+            if commits.is_none() && !faults.injected().is_empty() {
+                // The crash: nothing after commit k reached the store. Drop the engine and
+                // recover on the same store, with the disk working again.
+                commits = Some(crash_after.unwrap_or_default());
+                faults.heal();
+                engine.restart().await.map_err(engine_failed)?;
+                continue;
+            }
+            let description = engine.describe(WORKFLOW_ID).await.map_err(engine_failed)?;
+            match description.status {
+                WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::Cancelled => {
+                    break;
+                }
+                WorkflowStatus::Parked => {
+                    let reason = description.park_reason.unwrap_or_else(|| {
+                        weft_runtime::engine::ParkReason {
+                            code: String::new(),
+                            message: String::new(),
+                        }
+                    });
+                    return Err(CrashFailure::Parked {
+                        crash_after,
+                        code: reason.code,
+                        message: reason.message,
+                    });
+                }
+                WorkflowStatus::Running | WorkflowStatus::Waiting => {}
+            }
+            if let Some(Pending::Signal { name }) = &description.pending
+                && description.status == WorkflowStatus::Waiting
+            {
+                let Some(at) = signals.iter().position(|s| s.name == name) else {
+                    return Err(CrashFailure::Stuck {
+                        crash_after,
+                        waiting_on: waiting_on(&description),
+                    });
+                };
+                let send = Arc::clone(&signals[at].send);
+                match send(engine.engine().clone(), WORKFLOW_ID.to_string()).await {
+                    Ok(()) => {
+                        signals.remove(at);
+                    }
+                    // The crash hit the signal's own commit: it was not stored, and is sent
+                    // again after the restart.
+                    Err(_) if commits.is_none() && !faults.injected().is_empty() => {}
+                    Err(e) => return Err(engine_failed(e.into())),
+                }
+                continue;
+            }
+            match engine.next_deadline() {
+                Some(deadline) => engine.clock().set(deadline),
+                None => {
+                    return Err(CrashFailure::Stuck {
+                        crash_after,
+                        waiting_on: waiting_on(&description),
+                    });
+                }
+            }
+        }
+        let output = match engine.engine().result::<W>(WORKFLOW_ID).await {
+            Ok(Ok(output)) => serde_json::json!({ "Ok": json(&output) }),
+            Ok(Err(error)) => serde_json::json!({ "Err": json(&error) }),
+            Err(e) => return Err(engine_failed(e.into())),
+        };
+        let crashed = commits.is_some();
+        let commits = commits.unwrap_or_else(|| faults.writes() - owned_at);
+        Ok(RunOutcome {
+            output,
+            results: step_results(&engine),
+            commits,
+            crashed,
+        })
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|e| serde_json::Value::String(format!("<not JSON: {e}>")))
+}
+
+/// Per activity step, in step order, the result the workflow went on with: the outcome of the
+/// last attempt logged for that step (a step run again after a crash logs again, later).
+fn step_results(engine: &TestEngine) -> Vec<StepResult> {
+    let mut by_step = std::collections::BTreeMap::new();
+    for call in engine.activity_calls() {
+        if call.workflow_id != WORKFLOW_ID {
+            continue;
+        }
+        if let Some(outcome) = call.outcome {
+            by_step.insert(
+                call.step,
+                StepResult {
+                    step: call.step,
+                    activity: call.activity,
+                    input: call.input,
+                    outcome,
+                },
+            );
+        }
+    }
+    by_step.into_values().collect()
+}
+
+fn compare(normal: &RunOutcome, run: &RunOutcome, crash_after: u64) -> Result<(), CrashFailure> {
+    let longest = normal.results.len().max(run.results.len());
+    for index in 0..longest {
+        let expected = normal.results.get(index);
+        if expected != run.results.get(index) {
+            let show =
+                |r: Option<&StepResult>| r.map_or("no result".to_string(), |r| r.to_string());
+            return Err(CrashFailure::ActivityDiffers {
+                crash_after,
+                index: index + 1,
+                expected: show(expected),
+                found: show(run.results.get(index)),
+            });
+        }
+    }
+    if normal.output != run.output {
+        return Err(CrashFailure::OutputDiffers {
+            crash_after,
+            expected: normal.output.to_string(),
+            found: run.output.to_string(),
+        });
+    }
+    Ok(())
+}
