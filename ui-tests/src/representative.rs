@@ -6,7 +6,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::{ActivityError, Signal, WorkflowContext, WorkflowError, activity, workflow};
+use weft_runtime::{
+    ActivityError, ChildError, Race2, Saga, Signal, WorkflowContext, WorkflowError, activity,
+    workflow,
+};
 
 /// Adds one to its input.
 #[activity]
@@ -89,7 +92,7 @@ pub async fn straight_line(ctx: &mut WorkflowContext, start: u64) -> Result<u64,
 
 /// `if`/`else` with awaits in both branches and an `else if`.
 #[workflow]
-pub async fn branches(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+pub async fn if_else(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
     let mut total: u64 = n;
     if n.is_multiple_of(2) {
         total = ctx.run(double, total).await?;
@@ -309,4 +312,64 @@ pub async fn several_inputs(
     let a2 = ctx.run(double, a).await?;
     let b2 = ctx.run(shout, b).await?;
     Ok(format!("{b2}{a2}"))
+}
+
+/// Checks one line and reports whether it can ship.
+#[workflow]
+pub async fn line_check(ctx: &mut WorkflowContext, line: Line) -> Result<bool, WorkflowError> {
+    let ok = ctx.run(check_line, line).await?;
+    Ok(ok)
+}
+
+/// Fan-out and races: a tuple `all`, a `Vec` `all` over a list, a child workflow per line, a
+/// signal raced against a deadline, and a saga compensated on failure.
+#[workflow]
+pub async fn composition(
+    ctx: &mut WorkflowContext,
+    lines: Vec<Line>,
+) -> Result<String, WorkflowError> {
+    let mut saga: Saga = Saga::new();
+    let (first, _, loud) = ctx
+        .all((
+            ctx.run(add_one, 1),
+            ctx.sleep(Duration::from_secs(1)),
+            ctx.run(shout, "go".to_string()),
+        ))
+        .await;
+    saga.add(double, 0);
+    let checks: Vec<Result<bool, ActivityError>> = ctx
+        .all(
+            lines
+                .iter()
+                .map(|l| ctx.run(check_line, l.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    let children: Vec<Result<bool, ChildError>> = ctx
+        .all(
+            lines
+                .into_iter()
+                .map(|l| ctx.child(line_check, l))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    let decision = ctx
+        .race((
+            ctx.wait_for_signal::<Approval>(),
+            ctx.sleep(Duration::from_secs(3600)),
+        ))
+        .await;
+    let approved = match decision {
+        Race2::First(approval) => approval.approved,
+        Race2::Second(()) => false,
+    };
+    if !approved {
+        while let Some(step) = saga.pop() {
+            ctx.compensate(step).await?;
+        }
+        return Err(WorkflowError::failed("not approved in time"));
+    }
+    let ok = checks.iter().filter(|c| matches!(c, Ok(true))).count()
+        + children.iter().filter(|c| matches!(c, Ok(true))).count();
+    Ok(format!("{}:{}:{ok}", first?, loud?))
 }

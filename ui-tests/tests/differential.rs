@@ -8,9 +8,10 @@ use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use weft_runtime::codec::{decode, encode};
+use weft_runtime::group;
 use weft_runtime::{
-    Activity, ActivityContext, ActivityError, ActivitySet, Command, Resume, Signal, Transition,
-    Workflow, WorkflowContext, WorkflowError,
+    Activity, ActivityContext, ActivityError, ActivitySet, ChildError, Command, Race2, Resume,
+    Saga, Signal, Transition, Workflow, WorkflowContext, WorkflowError,
 };
 use weft_ui_tests::representative::*;
 
@@ -22,10 +23,14 @@ enum Event {
     Signal(String),
 }
 
+type ChildRunner = fn(&mut Script, Vec<u8>) -> Result<Vec<u8>, ChildError>;
+
 /// Decides the outcome of each durable operation: activities run for real unless their call
 /// number is scripted to fail; signals come from a queue.
 struct Script {
     activities: ActivitySet,
+    /// How to run a child workflow by name: the child's generated machine, driven inline.
+    children: Vec<(&'static str, ChildRunner)>,
     signals: VecDeque<Approval>,
     fail_calls: HashSet<usize>,
     calls: usize,
@@ -38,11 +43,19 @@ impl Script {
         W::activities(&mut activities);
         Script {
             activities,
+            children: Vec::new(),
             signals: signals.into(),
             fail_calls: fail_calls.iter().copied().collect(),
             calls: 0,
             events: Vec::new(),
         }
+    }
+
+    /// Adds a child workflow type: its activities, and how to run it.
+    fn with_child<W: Workflow>(mut self, run: ChildRunner) -> Self {
+        W::activities(&mut self.activities);
+        self.children.push((W::NAME, run));
+        self
     }
 
     fn run_encoded(&mut self, name: &str, input: Vec<u8>) -> Result<Vec<u8>, ActivityError> {
@@ -83,6 +96,58 @@ impl Script {
         self.events.push(Event::Sleep(duration));
     }
 
+    /// Completes a command the way the engine would, recording what ran.
+    fn complete(&mut self, command: Command) -> Resume {
+        match command {
+            Command::Activity { name, input, .. } => {
+                Resume::Activity(self.run_encoded(name, input))
+            }
+            Command::Compensate { activity, input } => {
+                Resume::Activity(self.run_encoded(&activity, input))
+            }
+            Command::Sleep { duration } => {
+                self.sleep(duration);
+                Resume::Timer
+            }
+            Command::WaitForSignal { name } => Resume::Signal(self.signal_encoded(name)),
+            Command::Child {
+                workflow, input, ..
+            } => {
+                let run = self
+                    .children
+                    .iter()
+                    .find(|(name, _)| *name == workflow)
+                    .map(|(_, run)| *run)
+                    .unwrap_or_else(|| panic!("no child runner for {workflow}"));
+                Resume::Child(run(self, input))
+            }
+            Command::All { branches, shape } => {
+                let values: Vec<Vec<u8>> = branches
+                    .into_iter()
+                    .map(|b| group::branch_value(&self.complete(b)).unwrap())
+                    .collect();
+                Resume::Group(group::all_value(shape, &values).unwrap())
+            }
+            Command::Race { branches, shape } => {
+                // The script's rule: a signal wins if one is queued, else the first sleep.
+                let winner = branches
+                    .iter()
+                    .position(|b| {
+                        matches!(b, Command::WaitForSignal { .. }) && !self.signals.is_empty()
+                    })
+                    .or_else(|| {
+                        branches
+                            .iter()
+                            .position(|b| matches!(b, Command::Sleep { .. }))
+                    })
+                    .unwrap_or(0);
+                let branch = branches.into_iter().nth(winner).expect("the winner exists");
+                let value = group::branch_value(&self.complete(branch)).unwrap();
+                Resume::Group(group::race_value(shape, winner, &value).unwrap())
+            }
+        }
+    }
+
     // The plain-function side of the comparison.
 
     fn run<A: Activity>(
@@ -111,16 +176,7 @@ fn drive<W: Workflow>(input: W::Input, script: &mut Script) -> Result<W::Output,
         match W::step(&mut ctx, state, resume).expect("the step runs") {
             Transition::Suspend { state, command } => {
                 state_bytes = encode(&state).unwrap();
-                resume = match command {
-                    Command::Activity { name, input, .. } => {
-                        Resume::Activity(script.run_encoded(name, input))
-                    }
-                    Command::Sleep { duration } => {
-                        script.sleep(duration);
-                        Resume::Timer
-                    }
-                    Command::WaitForSignal { name } => Resume::Signal(script.signal_encoded(name)),
-                };
+                resume = script.complete(command);
             }
             Transition::Complete(result) => return result,
             Transition::Cancelled => panic!("not cancelled in these tests"),
@@ -187,7 +243,7 @@ fn straight_line_matches() {
 }
 
 #[test]
-fn branches_match() {
+fn if_else_matches() {
     let reference = |s: &mut Script, n: u64| -> Result<u64, WorkflowError> {
         let mut total = n;
         if n.is_multiple_of(2) {
@@ -202,9 +258,9 @@ fn branches_match() {
         Ok(last)
     };
     for n in [4, 9, 7] {
-        compare::<branches, _>(n, vec![], &[], reference);
+        compare::<if_else, _>(n, vec![], &[], reference);
     }
-    compare::<branches, _>(9, vec![], &[2], reference);
+    compare::<if_else, _>(9, vec![], &[2], reference);
 }
 
 #[test]
@@ -459,4 +515,78 @@ fn inputs_of_every_arity_match() {
         let b2 = s.run(shout, b)?;
         Ok(format!("{b2}{a2}"))
     });
+}
+
+fn run_line_check(s: &mut Script, input: Vec<u8>) -> Result<Vec<u8>, ChildError> {
+    let line: Line = decode(&input).unwrap();
+    drive::<line_check>(line, s)
+        .map(|ok| encode(&ok).unwrap())
+        .map_err(|e| ChildError::Failed {
+            message: e.to_string(),
+        })
+}
+
+#[test]
+fn composition_matches() {
+    let reference = |s: &mut Script, lines: Vec<Line>| -> Result<String, WorkflowError> {
+        let mut saga = Saga::new();
+        let first = s.run(add_one, 1);
+        s.sleep(Duration::from_secs(1));
+        let loud = s.run(shout, "go".to_string());
+        saga.add(double, 0);
+        let checks: Vec<Result<bool, ActivityError>> =
+            lines.iter().map(|l| s.run(check_line, l.clone())).collect();
+        let children: Vec<Result<bool, ChildError>> = lines
+            .into_iter()
+            .map(|l| {
+                s.run(check_line, l).map_err(|e| ChildError::Failed {
+                    message: WorkflowError::from(e).to_string(),
+                })
+            })
+            .collect();
+        let decision: Race2<Approval, ()> = if s.signals.is_empty() {
+            s.sleep(Duration::from_secs(3600));
+            Race2::Second(())
+        } else {
+            Race2::First(s.signal::<Approval>())
+        };
+        let approved = match decision {
+            Race2::First(approval) => approval.approved,
+            Race2::Second(()) => false,
+        };
+        if !approved {
+            while let Some(step) = saga.pop() {
+                let input: u64 = decode(step.input.as_ref().unwrap()).unwrap();
+                s.run(double, input)?;
+            }
+            return Err(WorkflowError::failed("not approved in time"));
+        }
+        let ok = checks.iter().filter(|c| matches!(c, Ok(true))).count()
+            + children.iter().filter(|c| matches!(c, Ok(true))).count();
+        Ok(format!("{}:{}:{ok}", first?, loud?))
+    };
+    let lines = vec![
+        Line {
+            sku: "a".into(),
+            quantity: 1,
+        },
+        Line {
+            sku: "b".into(),
+            quantity: 0,
+        },
+    ];
+    for (signals, fail) in [
+        (vec![yes("ann")], vec![]),
+        (vec![], vec![]),
+        (vec![no("bob")], vec![1, 4]),
+    ] {
+        let mut machine = Script::new::<composition>(signals.clone(), &fail)
+            .with_child::<line_check>(run_line_check);
+        let got = drive::<composition>(lines.clone(), &mut machine);
+        let mut plain =
+            Script::new::<composition>(signals, &fail).with_child::<line_check>(run_line_check);
+        let want = reference(&mut plain, lines.clone());
+        assert_eq!(machine.events, plain.events, "durable operations differ");
+        assert_eq!(got, want);
+    }
 }

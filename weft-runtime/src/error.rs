@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::activity::ActivityError;
+use crate::child::ChildError;
 
 /// The error a workflow fails with when it uses the runtime's own error type.
 ///
@@ -14,9 +15,15 @@ pub enum WorkflowError {
     /// An activity failed after its retries.
     #[error(transparent)]
     Activity(#[from] ActivityError),
+    /// A child workflow did not complete.
+    #[error(transparent)]
+    Child(#[from] ChildError),
     /// The workflow was cancelled.
     #[error("workflow cancelled")]
     Cancelled,
+    /// The workflow ran past its execution timeout.
+    #[error("workflow timed out")]
+    TimedOut,
     /// The workflow's own logic decided to fail.
     #[error("{message}")]
     Failed {
@@ -37,7 +44,9 @@ impl WorkflowError {
     pub fn code(&self) -> &'static str {
         match self {
             WorkflowError::Activity(e) => e.code(),
+            WorkflowError::Child(e) => e.code(),
             WorkflowError::Cancelled => "workflow.cancelled",
+            WorkflowError::TimedOut => "workflow.timed_out",
             WorkflowError::Failed { .. } => "workflow.failed",
         }
     }

@@ -6,10 +6,13 @@
 //! determinism rules, and recovery costs the same at step 10 as at step 10,000.
 
 pub mod activity;
+pub mod child;
 pub mod codec;
 pub mod context;
 pub mod engine;
 pub mod error;
+pub mod group;
+pub mod saga;
 pub mod signal;
 pub mod storage;
 pub mod workflow;
@@ -21,11 +24,14 @@ pub mod __private;
 pub use activity::{
     Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources, RetryPolicy,
 };
+pub use child::{ChildError, ParentClosePolicy};
 pub use context::{Durable, WorkflowContext};
 pub use engine::{
     Engine, EngineBuilder, EngineError, ListFilter, StartOptions, WorkflowHandle, WorkflowStatus,
 };
 pub use error::WorkflowError;
+pub use group::{Race2, Race3, Race4};
+pub use saga::{Compensation, Saga};
 pub use signal::Signal;
 pub use weft_macros::{Signal, activity, workflow};
 pub use workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};

@@ -9,6 +9,7 @@ pub use std::result::Result::{Err, Ok};
 
 pub use crate::activity::RetryPolicy;
 pub use crate::activity::{Activity, ActivityContext, ActivityError, ActivityOptions};
+pub use crate::child::ChildError;
 pub use crate::codec::{decode, encode};
 pub use crate::context::WorkflowContext;
 pub use crate::signal::Signal;
@@ -102,6 +103,52 @@ pub fn resume_signal<T: Signal, S, O>(state: &'static str, resume: Resume) -> Re
         },
         Resume::Cancelled => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "signal", &other)),
+    }
+}
+
+/// Decodes a child workflow's result. Cancellation of the parent arrives as
+/// `Err(ChildError::Cancelled)`, so the workflow can catch it.
+pub fn resume_child<W: Workflow, S, O>(
+    _workflow: &W,
+    state: &'static str,
+    resume: Resume,
+) -> Resumed<Result<W::Output, ChildError>, S, O> {
+    match resume {
+        Resume::Child(Ok(bytes)) => match decode::<W::Output>(&bytes) {
+            Ok(value) => Resumed::Value(Ok(value)),
+            Err(e) => Resumed::Exit(Next::Fault(e.into())),
+        },
+        Resume::Child(Err(e)) => Resumed::Value(Err(e)),
+        Resume::Cancelled => Resumed::Value(Err(ChildError::Cancelled)),
+        other => Resumed::Exit(unexpected(state, "child", &other)),
+    }
+}
+
+/// Accepts a compensation's completion; its output is not needed.
+pub fn resume_compensation<S, O>(
+    state: &'static str,
+    resume: Resume,
+) -> Resumed<Result<(), ActivityError>, S, O> {
+    match resume {
+        Resume::Activity(Ok(_)) => Resumed::Value(Ok(())),
+        Resume::Activity(Err(e)) => Resumed::Value(Err(e)),
+        Resume::Cancelled => Resumed::Value(Err(ActivityError::Cancelled)),
+        other => Resumed::Exit(unexpected(state, "activity", &other)),
+    }
+}
+
+/// Decodes the value of `ctx.all`/`ctx.race`, whose type the binding decides.
+pub fn resume_group<T: serde::de::DeserializeOwned, S, O>(
+    state: &'static str,
+    resume: Resume,
+) -> Resumed<T, S, O> {
+    match resume {
+        Resume::Group(bytes) => match decode::<T>(&bytes) {
+            Ok(value) => Resumed::Value(value),
+            Err(e) => Resumed::Exit(Next::Fault(e.into())),
+        },
+        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        other => Resumed::Exit(unexpected(state, "group", &other)),
     }
 }
 

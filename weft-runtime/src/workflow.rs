@@ -13,8 +13,10 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 use crate::activity::{Activity, ActivityError, ActivityOptions, DynActivity};
+use crate::child::{ChildError, ParentClosePolicy};
 use crate::codec::{CodecError, Payload};
 use crate::context::WorkflowContext;
+use crate::group::GroupShape;
 
 /// A durable workflow: implemented by `#[workflow]` on an `async fn`.
 #[diagnostic::on_unimplemented(
@@ -113,6 +115,39 @@ pub enum Command {
         /// The signal's stable name.
         name: &'static str,
     },
+    /// Run the branches concurrently until all finish; resumes with [`Resume::Group`] holding
+    /// the encoded value of `ctx.all` (see [`crate::group`]).
+    All {
+        /// The branches, in order.
+        branches: Vec<Command>,
+        /// How the group's value is encoded.
+        shape: GroupShape,
+    },
+    /// Run the branches concurrently until one finishes, then cancel the rest; resumes with
+    /// [`Resume::Group`] holding the encoded value of `ctx.race`.
+    Race {
+        /// The branches, in order.
+        branches: Vec<Command>,
+        /// How the group's value is encoded.
+        shape: GroupShape,
+    },
+    /// Start a child workflow and wait for it; resumes with [`Resume::Child`].
+    Child {
+        /// The child's workflow name.
+        workflow: &'static str,
+        /// The encoded input.
+        input: Payload,
+        /// What happens to the child if the parent ends first.
+        policy: ParentClosePolicy,
+    },
+    /// Run a saga's compensating activity by name; resumes with [`Resume::Activity`] (the
+    /// output is discarded).
+    Compensate {
+        /// The compensating activity's name.
+        activity: String,
+        /// The encoded input.
+        input: Payload,
+    },
 }
 
 impl Command {
@@ -122,6 +157,10 @@ impl Command {
             Command::Activity { .. } => "activity",
             Command::Sleep { .. } => "sleep",
             Command::WaitForSignal { .. } => "signal",
+            Command::All { .. } => "all",
+            Command::Race { .. } => "race",
+            Command::Child { .. } => "child",
+            Command::Compensate { .. } => "compensate",
         }
     }
 }
@@ -137,6 +176,10 @@ pub enum Resume {
     Timer,
     /// The awaited signal arrived: its encoded payload.
     Signal(Payload),
+    /// A group (`ctx.all`/`ctx.race`) finished: the encoded value of the group.
+    Group(Payload),
+    /// The child workflow ended: its encoded output, or why it did not complete.
+    Child(Result<Payload, ChildError>),
     /// The workflow was cancelled while suspended.
     Cancelled,
 }
@@ -149,6 +192,8 @@ impl Resume {
             Resume::Activity(_) => "activity",
             Resume::Timer => "timer",
             Resume::Signal(_) => "signal",
+            Resume::Group(_) => "group",
+            Resume::Child(_) => "child",
             Resume::Cancelled => "cancel",
         }
     }

@@ -16,6 +16,7 @@ use syn::visit_mut::VisitMut;
 use syn::{Expr, Ident, ItemFn, Lifetime, Type};
 
 use super::ir::*;
+use super::scan;
 use super::signature::Signature;
 use super::types;
 
@@ -77,6 +78,19 @@ impl<'a> Generator<'a> {
                 ),
                 Op::Sleep { .. } => "AwaitSleep".to_string(),
                 Op::Signal { ty } => format!("AwaitSignal{}", type_base_name(ty)),
+                Op::Child { workflow, .. } => format!(
+                    "AwaitChild{}",
+                    pascal(
+                        &workflow
+                            .segments
+                            .last()
+                            .map(|s| s.ident.to_string())
+                            .unwrap_or_default()
+                    )
+                ),
+                Op::Compensate { .. } => "AwaitCompensate".to_string(),
+                Op::All { .. } => "AwaitAll".to_string(),
+                Op::Race { .. } => "AwaitRace".to_string(),
             };
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
@@ -174,16 +188,16 @@ impl<'a> Generator<'a> {
     }
 
     fn describe_await(&self, k: AwaitId) -> String {
+        let compact = |tokens: TokenStream| tokens.to_string().replace(' ', "");
         match &self.awaits[&k].op {
-            Op::Run { activity, .. } => format!(
-                "`ctx.run({})`",
-                quote!(#activity).to_string().replace(' ', "")
-            ),
+            Op::Run { activity, .. } => format!("`ctx.run({})`", compact(quote!(#activity))),
             Op::Sleep { .. } => "`ctx.sleep(..)`".to_string(),
-            Op::Signal { ty } => format!(
-                "`ctx.wait_for_signal::<{}>()`",
-                types::type_string(ty).replace(' ', "")
-            ),
+            Op::Signal { ty } => format!("`ctx.wait_for_signal::<{}>()`", compact(quote!(#ty))),
+            Op::Child { workflow, .. } => format!("`ctx.child({})`", compact(quote!(#workflow))),
+            Op::Compensate { .. } => "`ctx.compensate(..)`".to_string(),
+            // The group's operations are part of the shape: a changed branch is a changed state.
+            Op::All { group } => format!("`ctx.all({})`", compact(quote!(#group))),
+            Op::Race { group } => format!("`ctx.race({})`", compact(quote!(#group))),
         }
     }
 
@@ -256,14 +270,14 @@ impl<'a> Generator<'a> {
         );
         let mut seen = BTreeSet::new();
         let activities: Vec<TokenStream> = (0..self.lowered.awaits)
-            .filter_map(|k| match &self.awaits[&k].op {
-                Op::Run { activity, .. } => {
-                    let key = quote!(#activity).to_string();
-                    seen.insert(key)
-                        .then(|| quote_spanned!(activity_span(activity)=> set.add(#activity);))
-                }
-                _ => None,
+            .flat_map(|k| match &self.awaits[&k].op {
+                Op::Run { activity, .. } => vec![activity.clone()],
+                Op::All { group } | Op::Race { group } => scan::group_activities(group, ctx),
+                _ => Vec::new(),
             })
+            .chain(self.lowered.compensations.iter().cloned())
+            .filter(|activity| seen.insert(quote!(#activity).to_string()))
+            .map(|activity| quote_spanned!(activity_span(&activity)=> set.add(#activity);))
             .collect();
         let body_fn = Ident::new("__weft_body", Span::mixed_site());
         let st = Ident::new("__weft_state", Span::mixed_site());
@@ -352,7 +366,7 @@ impl<'a> Generator<'a> {
                         _ => quote!(let mut #ident;),
                     }
                 });
-            let cont = self
+            let (cont, _) = self
                 .gen_cont(&self.lowered.body, k, &LoopMap::default())
                 .expect("every await is in the body");
             arms.push(quote! {
@@ -471,6 +485,20 @@ impl<'a> Generator<'a> {
             Op::Run { activity, input } => quote!(#ctx.#method(#activity, #input)),
             Op::Sleep { duration } => quote!(#ctx.#method(#duration)),
             Op::Signal { ty } => quote!(#ctx.#method::<#ty>()),
+            Op::Child {
+                workflow,
+                input,
+                policy: None,
+            } => quote!(#ctx.#method(#workflow, #input)),
+            Op::Child {
+                workflow,
+                input,
+                policy: Some(policy),
+            } => {
+                quote!(#ctx.#method(#workflow, #input, #policy))
+            }
+            Op::Compensate { step } => quote!(#ctx.#method(#step)),
+            Op::All { group } | Op::Race { group } => quote!(#ctx.#method(#group)),
         };
         let command = quote! {
             match ::weft_runtime::__private::command(#call) {
@@ -504,6 +532,22 @@ impl<'a> Generator<'a> {
             Op::Signal { ty } => {
                 quote!(::weft_runtime::__private::resume_signal::<#ty, #state, #output>(#vname, __weft_resume))
             }
+            Op::Child { workflow, .. } => {
+                let wf = quote_spanned!(activity_span(workflow)=> &#workflow);
+                quote!(::weft_runtime::__private::resume_child::<_, #state, #output>(#wf, #vname, __weft_resume))
+            }
+            Op::Compensate { .. } => {
+                quote!(::weft_runtime::__private::resume_compensation::<#state, #output>(#vname, __weft_resume))
+            }
+            Op::All { .. } | Op::Race { .. } => match types::await_type(&a.op, false) {
+                TypeInfo::Known(ty) => {
+                    quote!(::weft_runtime::__private::resume_group::<#ty, #state, #output>(#vname, __weft_resume))
+                }
+                // A `Vec` group: its value's type comes from how the user binds it.
+                _ => {
+                    quote!(::weft_runtime::__private::resume_group::<_, #state, #output>(#vname, __weft_resume))
+                }
+            },
         };
         let value = Ident::new("__weft_resumed", Span::mixed_site());
         let value_expr = if a.try_ {
@@ -532,43 +576,53 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// The code that continues from await `k`, if `k` is inside `seq`.
-    fn gen_cont(&self, seq: &[Node], k: AwaitId, map: &LoopMap) -> Option<TokenStream> {
+    /// The code that continues from await `k`, if `k` is inside `seq`, and whether control can
+    /// run off its end. Code that cannot be reached from `k` is not emitted: it may use
+    /// variables the resume point does not carry.
+    fn gen_cont(&self, seq: &[Node], k: AwaitId, map: &LoopMap) -> Option<(TokenStream, bool)> {
         for (i, node) in seq.iter().enumerate() {
             if !contains_await(node, k) {
                 continue;
             }
-            let head = match node {
-                Node::Await(a) => self.gen_resume(a),
+            let (head, completes) = match node {
+                Node::Await(a) => (self.gen_resume(a), true),
                 Node::If { then, els, .. } => {
-                    let inner = if contains_seq(then, k) {
+                    let (inner, completes) = if contains_seq(then, k) {
                         self.gen_cont(then, k, map)?
                     } else {
                         self.gen_cont(els.as_ref()?, k, map)?
                     };
-                    quote!({ #inner })
+                    (quote!({ #inner }), completes)
                 }
                 Node::Match { arms, .. } => {
                     let arm = arms.iter().find(|a| contains_seq(&a.body, k))?;
-                    let inner = self.gen_cont(&arm.body, k, map)?;
-                    quote!({ #inner })
+                    let (inner, completes) = self.gen_cont(&arm.body, k, map)?;
+                    (quote!({ #inner }), completes)
                 }
                 Node::Block(inner) => {
-                    let inner = self.gen_cont(inner, k, map)?;
-                    quote!({ #inner })
+                    let (inner, completes) = self.gen_cont(inner, k, map)?;
+                    (quote!({ #inner }), completes)
                 }
                 Node::Loop { id, body } => {
                     let exit = Lifetime::new(&format!("'__weft_exit{id}"), Span::mixed_site());
                     let next = Lifetime::new(&format!("'__weft_next{id}"), Span::mixed_site());
                     let partial = map.with(*id, quote!(break #exit;), quote!(break #next;));
-                    let inner = self.gen_cont(body, k, &partial)?;
+                    let (inner, _) = self.gen_cont(body, k, &partial)?;
                     let full = self.gen_node(node, map);
-                    quote!(#exit: { #next: { #inner } #full })
+                    // The loop ends only through a `break` out of it.
+                    (
+                        quote!(#exit: { #next: { #inner } #full }),
+                        breaks_out_of(body, *id),
+                    )
                 }
                 _ => return None,
             };
-            let rest = self.gen_seq(&seq[i + 1..], map);
-            return Some(quote!(#head #rest));
+            if !completes {
+                return Some((head, false));
+            }
+            let rest = &seq[i + 1..];
+            let tail = self.gen_seq(rest, map);
+            return Some((quote!(#head #tail), !always_exits(rest)));
         }
         None
     }
@@ -621,6 +675,36 @@ fn collect_awaits<'a>(seq: &'a [Node], out: &mut HashMap<AwaitId, &'a Await>) {
             _ => {}
         }
     }
+}
+
+/// Whether running `seq` never reaches its end: it always suspends, returns, breaks or continues.
+fn always_exits(seq: &[Node]) -> bool {
+    seq.iter().any(|node| match node {
+        Node::Await(_) | Node::Return { .. } | Node::Break(_) | Node::Continue(_) => true,
+        Node::If {
+            then,
+            els: Some(els),
+            ..
+        } => always_exits(then) && always_exits(els),
+        Node::Match { arms, .. } => !arms.is_empty() && arms.iter().all(|a| always_exits(&a.body)),
+        Node::Block(inner) => always_exits(inner),
+        Node::Loop { id, body } => !breaks_out_of(body, *id),
+        _ => false,
+    })
+}
+
+/// Whether anything in `seq` breaks out of loop `id`.
+fn breaks_out_of(seq: &[Node], id: LoopId) -> bool {
+    seq.iter().any(|node| match node {
+        Node::Break(l) => *l == id,
+        Node::Plain { exits, .. } => exits.breaks.contains(&id),
+        Node::If { then, els, .. } => {
+            breaks_out_of(then, id) || els.as_ref().is_some_and(|e| breaks_out_of(e, id))
+        }
+        Node::Match { arms, .. } => arms.iter().any(|a| breaks_out_of(&a.body, id)),
+        Node::Block(inner) | Node::Loop { body: inner, .. } => breaks_out_of(inner, id),
+        _ => false,
+    })
 }
 
 fn contains_seq(seq: &[Node], k: AwaitId) -> bool {

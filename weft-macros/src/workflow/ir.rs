@@ -135,9 +135,34 @@ pub(crate) struct Await {
 /// The durable operation.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    Run { activity: Path, input: Box<Expr> },
-    Sleep { duration: Box<Expr> },
-    Signal { ty: Box<Type> },
+    Run {
+        activity: Path,
+        input: Box<Expr>,
+    },
+    Sleep {
+        duration: Box<Expr>,
+    },
+    Signal {
+        ty: Box<Type>,
+    },
+    /// `ctx.child(workflow, input)`, or `ctx.child_with(workflow, input, policy)`.
+    Child {
+        workflow: Path,
+        input: Box<Expr>,
+        policy: Option<Box<Expr>>,
+    },
+    /// `ctx.compensate(step)`.
+    Compensate {
+        step: Box<Expr>,
+    },
+    /// `ctx.all(group)`; `group` holds durable operations written without `.await`.
+    All {
+        group: Box<Expr>,
+    },
+    /// `ctx.race(group)`.
+    Race {
+        group: Box<Expr>,
+    },
 }
 
 /// Where the await's result goes.
@@ -174,4 +199,7 @@ pub(crate) struct Lowered {
     pub(crate) awaits: usize,
     /// Bindings of the parameters, in order.
     pub(crate) params: Vec<BindingId>,
+    /// Activities registered as compensations with `saga.add(activity, ..)`: the workflow runs
+    /// them too, so registering it registers them.
+    pub(crate) compensations: Vec<Path>,
 }

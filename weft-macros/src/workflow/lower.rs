@@ -41,6 +41,7 @@ pub(crate) struct Lowerer<'a> {
     loop_stack: Vec<LoopId>,
     used_names: HashSet<String>,
     temps: usize,
+    compensations: Vec<syn::Path>,
 }
 
 /// Lowers a workflow body. `params` are the inputs after the context: `(name, mutable, type)`.
@@ -62,6 +63,7 @@ pub(crate) fn lower(
         loop_stack: Vec::new(),
         used_names: names.0,
         temps: 0,
+        compensations: Vec::new(),
     };
     let mut param_ids = Vec::new();
     for (ident, mutable, ty) in params {
@@ -85,6 +87,7 @@ pub(crate) fn lower(
         loops: l.loops,
         awaits: l.awaits,
         params: param_ids,
+        compensations: l.compensations,
     }
 }
 
@@ -300,8 +303,39 @@ impl Lowerer<'_> {
         }
     }
 
+    /// Collects `saga.add(activity, ..)` calls on a variable of type `Saga`.
+    fn collect_compensations(&mut self, stmt: &Stmt) {
+        struct Find<'a, 'b> {
+            lowerer: &'a Lowerer<'b>,
+            out: Vec<syn::Path>,
+        }
+        impl<'ast> Visit<'ast> for Find<'_, '_> {
+            fn visit_expr_method_call(&mut self, mc: &'ast syn::ExprMethodCall) {
+                if mc.method == "add"
+                    && let Expr::Path(receiver) = &*mc.receiver
+                    && let Some(name) = receiver.path.get_ident()
+                    && let Some(TypeInfo::Known(syn::Type::Path(ty))) =
+                        self.lowerer.var_type(&name.to_string())
+                    && ty.path.segments.last().is_some_and(|s| s.ident == "Saga")
+                    && let Some(Expr::Path(activity)) = mc.args.first()
+                {
+                    self.out.push(activity.path.clone());
+                }
+                syn::visit::visit_expr_method_call(self, mc);
+            }
+        }
+        let mut find = Find {
+            lowerer: self,
+            out: Vec::new(),
+        };
+        find.visit_stmt(stmt);
+        let found = find.out;
+        self.compensations.extend(found);
+    }
+
     /// Adds a plain statement after resolving it.
     fn push_plain(&mut self, stmt: &mut Stmt, out: &mut Seq) {
+        self.collect_compensations(stmt);
         let visible = self.visible();
         let loops = self.ir_loops();
         let r = resolve::resolve_stmt(stmt, &visible, &self.bindings, &loops);
@@ -470,18 +504,27 @@ impl Lowerer<'_> {
         let method = scan::method_ident(call)?;
         let mut op = scan::parse_op(call, self.diags)?;
         let mut uses = BTreeSet::new();
+        let mut inputs: Vec<&mut Expr> = Vec::new();
         match &mut op {
-            Op::Run { input, .. } => {
-                self.hoist(input, out);
-                scan::check_plain_expr(input, &self.ctx, self.diags);
-                uses = self.resolve_expr(input).uses;
+            Op::Run { input, .. } => inputs.push(input),
+            Op::Sleep { duration } => inputs.push(duration),
+            Op::Child { input, policy, .. } => {
+                inputs.push(input);
+                if let Some(p) = policy {
+                    inputs.push(p);
+                }
             }
-            Op::Sleep { duration } => {
-                self.hoist(duration, out);
-                scan::check_plain_expr(duration, &self.ctx, self.diags);
-                uses = self.resolve_expr(duration).uses;
-            }
+            Op::Compensate { step } => inputs.push(step),
             Op::Signal { .. } => {}
+            Op::All { group } | Op::Race { group } => {
+                scan::check_group_expr(group, &self.ctx, self.diags);
+                uses = self.resolve_expr(group).uses;
+            }
+        }
+        for input in inputs {
+            self.hoist(input, out);
+            scan::check_plain_expr(input, &self.ctx, self.diags);
+            uses.extend(self.resolve_expr(input).uses);
         }
         Some((op, uses, method))
     }

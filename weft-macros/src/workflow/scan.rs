@@ -12,7 +12,16 @@ use super::ir::Op;
 use crate::diagnostics::Diagnostics;
 
 /// The ctx methods that are durable operations.
-pub(crate) const DURABLE_METHODS: &[&str] = &["run", "sleep", "wait_for_signal"];
+pub(crate) const DURABLE_METHODS: &[&str] = &[
+    "run",
+    "sleep",
+    "wait_for_signal",
+    "all",
+    "race",
+    "child",
+    "child_with",
+    "compensate",
+];
 
 /// A durable operation written as an expression, not yet checked for its arguments.
 pub(crate) fn is_durable_call(expr: &Expr, ctx: &Ident) -> bool {
@@ -112,6 +121,60 @@ pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
                 }
             }
         }
+        "child" | "child_with" => {
+            let expected = if method == "child" { 2 } else { 3 };
+            if args.len() != expected {
+                let usage = if method == "child" {
+                    "`ctx.child` takes a workflow and its input: write `ctx.child(workflow_name, input)`"
+                } else {
+                    "`ctx.child_with` takes a workflow, its input and a parent-close policy: write `ctx.child_with(workflow_name, input, ParentClosePolicy::Abandon)`"
+                };
+                diags.error_spanned(&mc.method, usage);
+                return None;
+            }
+            let workflow = match args[0] {
+                Expr::Path(p) if p.qself.is_none() => p.path.clone(),
+                other => {
+                    diags.error_spanned(
+                        other,
+                        "the first argument of `ctx.child` must name a workflow: the workflow state stores which workflow it waits for; pass the name of a function marked `#[workflow]`",
+                    );
+                    return None;
+                }
+            };
+            Some(Op::Child {
+                workflow,
+                input: Box::new(args[1].clone()),
+                policy: args.get(2).map(|p| Box::new((*p).clone())),
+            })
+        }
+        "compensate" => {
+            if args.len() != 1 {
+                diags.error_spanned(
+                    &mc.method,
+                    "`ctx.compensate` takes one compensation: write `ctx.compensate(step)` with a step from `saga.pop()`",
+                );
+                return None;
+            }
+            Some(Op::Compensate {
+                step: Box::new(args[0].clone()),
+            })
+        }
+        "all" | "race" => {
+            if args.len() != 1 {
+                diags.error_spanned(
+                    &mc.method,
+                    format!("`ctx.{method}` takes one group of durable operations: a tuple, `ctx.{method}((ctx.run(a, x), ctx.sleep(d)))`, or a `Vec` of them"),
+                );
+                return None;
+            }
+            let group = Box::new(args[0].clone());
+            Some(if method == "all" {
+                Op::All { group }
+            } else {
+                Op::Race { group }
+            })
+        }
         _ => None,
     }
 }
@@ -199,6 +262,7 @@ pub(crate) fn check_plain_stmt(stmt: &syn::Stmt, ctx: &Ident, diags: &mut Diagno
         ctx,
         diags,
         place: Vec::new(),
+        group: false,
     };
     checker.visit_stmt(stmt);
 }
@@ -209,8 +273,47 @@ pub(crate) fn check_plain_expr(expr: &Expr, ctx: &Ident, diags: &mut Diagnostics
         ctx,
         diags,
         place: Vec::new(),
+        group: false,
     };
     checker.visit_expr(expr);
+}
+
+/// Checks the argument of `ctx.all`/`ctx.race`: there, durable operations are written without
+/// `.await` (also inside closures that build a `Vec` of them), and an `.await` is misplaced.
+pub(crate) fn check_group_expr(expr: &Expr, ctx: &Ident, diags: &mut Diagnostics) {
+    let mut checker = Checker {
+        ctx,
+        diags,
+        place: Vec::new(),
+        group: true,
+    };
+    checker.visit_expr(expr);
+}
+
+/// The `ctx.run(activity, ..)` activity paths written inside a group, to register them.
+pub(crate) fn group_activities(expr: &Expr, ctx: &Ident) -> Vec<syn::Path> {
+    struct Collect<'a> {
+        ctx: &'a Ident,
+        out: Vec<syn::Path>,
+    }
+    impl<'ast> Visit<'ast> for Collect<'_> {
+        fn visit_expr_method_call(&mut self, mc: &'ast syn::ExprMethodCall) {
+            if is_ctx(&mc.receiver, self.ctx)
+                && mc.method == "run"
+                && let Some(Expr::Path(p)) = mc.args.first()
+                && p.qself.is_none()
+            {
+                self.out.push(p.path.clone());
+            }
+            syn::visit::visit_expr_method_call(self, mc);
+        }
+    }
+    let mut c = Collect {
+        ctx,
+        out: Vec::new(),
+    };
+    c.visit_expr(expr);
+    c.out
 }
 
 struct Checker<'a> {
@@ -218,6 +321,8 @@ struct Checker<'a> {
     diags: &'a mut Diagnostics,
     /// Where we are: "a closure", "an async block", or an expression evaluated conditionally.
     place: Vec<&'static str>,
+    /// Inside a group argument, where durable operations are written without `.await`.
+    group: bool,
 }
 
 impl Checker<'_> {
@@ -261,6 +366,14 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                         "`.await` on something that is not a durable operation: only `ctx.run`, `ctx.sleep` and `ctx.wait_for_signal` survive a restart, any other future would be lost; move it into an `#[activity]` and call it with `ctx.run(..).await`",
                     );
                     self.visit_expr(&aw.base);
+                }
+            }
+            _ if self.group && is_durable_call(e, self.ctx) => {
+                // A branch of the group: check its arguments only.
+                if let Expr::MethodCall(mc) = e {
+                    for arg in &mc.args {
+                        self.visit_expr(arg);
+                    }
                 }
             }
             _ if is_durable_call(e, self.ctx) => {

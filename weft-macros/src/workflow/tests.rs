@@ -44,7 +44,7 @@ macro_rules! snapshot {
 
 snapshot!(
     straight_line,
-    branches,
+    if_else,
     match_result,
     labelled_loops,
     while_loops,
@@ -57,6 +57,8 @@ snapshot!(
     approval_chain,
     no_input,
     several_inputs,
+    line_check,
+    composition,
 );
 
 #[test]
@@ -74,7 +76,7 @@ fn every_representative_workflow_has_a_snapshot() {
         .collect();
     let snapshotted = [
         "straight_line",
-        "branches",
+        "if_else",
         "match_result",
         "labelled_loops",
         "while_loops",
@@ -87,6 +89,8 @@ fn every_representative_workflow_has_a_snapshot() {
         "approval_chain",
         "no_input",
         "several_inputs",
+        "line_check",
+        "composition",
     ];
     for w in &workflows {
         assert!(
@@ -126,4 +130,10 @@ fn fingerprint_changes_with_the_shape_and_not_with_the_code() {
     };
     assert_eq!(fp(base.clone()), fp(same_shape));
     assert_ne!(fp(base), fp(new_local));
+}
+
+#[test]
+#[ignore]
+fn debug_expand() {
+    println!("{}", expand_representative(&std::env::var("WF").unwrap()));
 }

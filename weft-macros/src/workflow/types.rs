@@ -8,7 +8,6 @@
 //! In: an expression or pattern and the known types. Out: [`TypeInfo`]s.
 
 use proc_macro2::Span;
-use quote::quote;
 use syn::{Expr, GenericArgument, Lit, Pat, PathArguments, Type, parse_quote};
 
 use super::ir::{Op, TypeInfo};
@@ -28,6 +27,71 @@ pub(crate) fn await_type(op: &Op, try_: bool) -> TypeInfo {
         }
         Op::Sleep { .. } => TypeInfo::Known(parse_quote!(())),
         Op::Signal { ty } => TypeInfo::Known((**ty).clone()),
+        Op::Child { workflow, .. } => {
+            let output: Type = parse_quote!(<#workflow as ::weft_runtime::Workflow>::Output);
+            if try_ {
+                TypeInfo::Known(output)
+            } else {
+                TypeInfo::Known(parse_quote!(
+                    ::core::result::Result<#output, ::weft_runtime::ChildError>
+                ))
+            }
+        }
+        Op::Compensate { .. } => {
+            if try_ {
+                TypeInfo::Known(parse_quote!(()))
+            } else {
+                TypeInfo::Known(parse_quote!(
+                    ::core::result::Result<(), ::weft_runtime::ActivityError>
+                ))
+            }
+        }
+        Op::All { group } | Op::Race { group } => {
+            let TypeInfo::Known(ty) = group_type(op, group) else {
+                return TypeInfo::Unknown;
+            };
+            if try_ {
+                // `?` on a group value is the user's own business: the type stays unknown.
+                TypeInfo::Unknown
+            } else {
+                TypeInfo::Known(ty)
+            }
+        }
+    }
+}
+
+/// The value of `ctx.all`/`ctx.race` over a tuple of durable calls: known when every branch's
+/// type is. A `Vec` group's type is known only from an annotation.
+fn group_type(op: &Op, group: &Expr) -> TypeInfo {
+    let Expr::Tuple(tuple) = strip(group) else {
+        return TypeInfo::Unknown;
+    };
+    let mut branches = Vec::new();
+    for elem in &tuple.elems {
+        let mut sink = crate::diagnostics::Diagnostics::new();
+        let Some(branch) = super::scan::parse_op(elem, &mut sink) else {
+            return TypeInfo::Unknown;
+        };
+        match await_type(&branch, false) {
+            TypeInfo::Known(t) => branches.push(t),
+            _ => return TypeInfo::Unknown,
+        }
+    }
+    match (op, branches.len()) {
+        (Op::All { .. }, _) => TypeInfo::Known(parse_quote!((#(#branches,)*))),
+        (Op::Race { .. }, n @ 2..=4) => {
+            let name = syn::Ident::new(&format!("Race{n}"), Span::call_site());
+            TypeInfo::Known(parse_quote!(::weft_runtime::#name<#(#branches),*>))
+        }
+        _ => TypeInfo::Unknown,
+    }
+}
+
+fn strip(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Paren(p) => strip(&p.expr),
+        Expr::Group(g) => strip(&g.expr),
+        other => other,
     }
 }
 
@@ -313,9 +377,4 @@ pub(crate) fn iteration_types(
             TypeInfo::Unknown => Err("unknown"),
         },
     }
-}
-
-/// Renders a type compactly for messages and fingerprints.
-pub(crate) fn type_string(ty: &Type) -> String {
-    quote!(#ty).to_string()
 }

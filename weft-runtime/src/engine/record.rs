@@ -280,6 +280,10 @@ pub enum ResumeKind {
     Signal,
     /// A cancellation.
     Cancelled,
+    /// A group (`ctx.all`/`ctx.race`) value.
+    Group,
+    /// A child workflow's result.
+    Child,
 }
 
 /// A signal in a workflow's queue, stored at `sig/<id>\0<seq>` (format tag `0x01`).

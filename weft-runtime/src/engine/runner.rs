@@ -310,6 +310,8 @@ fn resume_kind(resume: &Resume) -> ResumeKind {
         Resume::Timer => ResumeKind::Timer,
         Resume::Signal(_) => ResumeKind::Signal,
         Resume::Cancelled => ResumeKind::Cancelled,
+        Resume::Group(_) => ResumeKind::Group,
+        Resume::Child(_) => ResumeKind::Child,
     }
 }
 
@@ -411,6 +413,29 @@ pub(crate) fn transition(
                         name: name.to_string(),
                     },
                 ),
+                Command::Compensate { activity, input } => {
+                    if let Some(fault) = too_large(inner, "the compensation input", &input) {
+                        return parked(prev, fault, now, id);
+                    }
+                    (
+                        RecordStatus::Running,
+                        PendingCommand::Activity {
+                            name: activity,
+                            input,
+                            options: crate::activity::ActivityOptions::default(),
+                        },
+                    )
+                }
+                other @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
+                    let fault = StepFault {
+                        code: "engine.unsupported_command".into(),
+                        message: format!(
+                            "this engine does not run `ctx.{}` yet; the workflow is parked and resumes once an engine that does is deployed",
+                            other.kind()
+                        ),
+                    };
+                    return parked(prev, fault, now, id);
+                }
             };
             next.status = status;
             next.state = Some(state);

@@ -15,7 +15,7 @@ fn main() {
         .expect("a runtime");
     runtime.block_on(async {
         let engine = Engine::builder(MemoryStorage::new())
-            .register::<branches>()
+            .register::<if_else>()
             .register::<labelled_loops>()
             .register::<for_loops>()
             .register::<shadowing>()
@@ -23,7 +23,7 @@ fn main() {
             .build()
             .await
             .expect("the engine builds");
-        let b = engine.start::<branches>(9).await.unwrap();
+        let b = engine.start::<if_else>(9).await.unwrap();
         assert_eq!(b.result().await.unwrap().unwrap(), 21);
         let l = engine.start::<labelled_loops>(2).await.unwrap();
         assert!(l.result().await.unwrap().is_ok());
