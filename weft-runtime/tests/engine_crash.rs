@@ -116,6 +116,25 @@ impl Rng {
     }
 }
 
+/// Describes every workflow that has not completed, for a failure message.
+async fn unfinished(dir: &Path) -> String {
+    let storage = RedbStorage::open(dir.join("weft.redb")).unwrap();
+    let engine = Engine::builder(storage)
+        .register::<crashy>()
+        .recover(false)
+        .build()
+        .await
+        .unwrap();
+    let mut out = String::new();
+    for i in 0..WORKFLOWS {
+        match engine.describe(&format!("crash-{i}")).await {
+            Ok(d) if d.status == weft_runtime::WorkflowStatus::Completed => {}
+            other => out.push_str(&format!("crash-{i}: {other:?}\n")),
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_test_kills_the_engine_repeatedly_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,9 +166,13 @@ async fn crash_test_kills_the_engine_repeatedly_and_loses_nothing() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > Duration::from_secs(120) {
+        if started.elapsed() > Duration::from_secs(60) {
             child.kill().unwrap();
-            panic!("the final run did not finish");
+            child.wait().unwrap();
+            panic!(
+                "the final run did not finish (seed {seed}, {kills} kills); unfinished:\n{}",
+                unfinished(dir.path()).await
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };

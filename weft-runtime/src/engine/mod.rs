@@ -368,7 +368,7 @@ impl Engine {
             Ok(Created::New) => Ok(self.handle(&id)),
             Ok(Created::Existing(existing)) => {
                 if claimed {
-                    inner.release(&id);
+                    runner::hand_back(inner, &id);
                 }
                 let record = inner.read_record(&existing)?;
                 if record.workflow_type != W::NAME {
@@ -382,13 +382,13 @@ impl Engine {
             }
             Ok(Created::IdTaken) => {
                 if claimed {
-                    inner.release(&id);
+                    runner::hand_back(inner, &id);
                 }
                 Err(EngineError::AlreadyExists { id })
             }
             Err(e) => {
                 if claimed {
-                    inner.release(&id);
+                    runner::hand_back(inner, &id);
                 }
                 Err(e)
             }

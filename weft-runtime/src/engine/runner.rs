@@ -70,6 +70,15 @@ pub(crate) fn wake_cancel(inner: &Arc<Inner>, id: &str) {
     }
 }
 
+/// Gives back a claim taken without running the workflow (a start that found the workflow
+/// existing). A wake that arrived meanwhile poked the claim instead of starting a runner, so
+/// start that runner now rather than lose the wake.
+pub(crate) fn hand_back(inner: &Arc<Inner>, id: &str) {
+    if !inner.try_release(id) {
+        spawn(inner, id.to_string(), None);
+    }
+}
+
 /// Spawns the runner of a claimed workflow. With `loaded`, it starts from that record.
 pub(crate) fn spawn(inner: &Arc<Inner>, id: String, loaded: Option<Loaded>) {
     if inner.check_live().is_err() {
