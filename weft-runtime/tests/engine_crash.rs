@@ -60,9 +60,7 @@ fn expected() -> Vec<u64> {
 }
 
 async fn child_engine(dir: &Path) -> Engine {
-    let storage = RedbStorage::open(dir.join("weft.redb"))
-        .or_else(|_| RedbStorage::create(dir.join("weft.redb")))
-        .unwrap();
+    let storage = RedbStorage::open(dir.join("weft.redb")).unwrap();
     Engine::builder(storage)
         .register::<crashy>()
         .resources(Resources::new().with(EffectLog(dir.join("effects.log"))))
@@ -93,12 +91,14 @@ async fn crash_child() {
     std::fs::write(Path::new(&dir).join("done"), b"ok").unwrap();
 }
 
+/// Starts the child; its output goes to `child.out` in `dir`, shown if the final run fails.
 fn spawn_child(dir: &Path) -> Child {
+    let out = std::fs::File::create(dir.join("child.out")).unwrap();
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--ignored", "--test-threads=1"])
         .env(DIR_VAR, dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
         .spawn()
         .unwrap()
 }
@@ -145,6 +145,12 @@ async fn crash_test_kills_the_engine_repeatedly_and_loses_nothing() {
         | 1;
     eprintln!("crash test seed {seed}");
     let mut rng = Rng(seed);
+    // Created before any child runs: a kill during creation would leave a file that is not yet
+    // a database, which is a property of first-time setup, not of the engine under test.
+    RedbStorage::create(dir.path().join("weft.redb"))
+        .unwrap()
+        .close()
+        .unwrap();
 
     let mut kills = 0;
     for _ in 0..KILLS {
@@ -176,7 +182,11 @@ async fn crash_test_kills_the_engine_repeatedly_and_loses_nothing() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "the final run failed: {status}");
+    assert!(
+        status.success(),
+        "the final run failed: {status} (seed {seed}, {kills} kills); its output:\n{}",
+        std::fs::read_to_string(dir.path().join("child.out")).unwrap_or_default()
+    );
     assert!(dir.path().join("done").exists());
 
     // Every workflow completed with the exact results, each recorded once.

@@ -181,6 +181,24 @@ impl Inner {
         true
     }
 
+    /// Under one lock: pokes the runner of `id` (running `on_active` on its entry), or claims
+    /// `id` when it has none. `true` means the caller claimed it and must spawn a runner.
+    pub fn poke_or_claim(&self, id: &str, on_active: impl FnOnce(&mut Active)) -> bool {
+        let mut active = lock(&self.active);
+        match active.get_mut(id) {
+            Some(entry) => {
+                on_active(entry);
+                false
+            }
+            None => {
+                active.insert(id.to_string(), Active::default());
+                drop(active);
+                lock(&self.stalled).remove(id);
+                true
+            }
+        }
+    }
+
     /// Records a task driving `id`, so shutdown can abort it. Without an entry the task has
     /// either finished already or shutdown drained the map first; aborting is right in both.
     pub fn add_task(&self, id: &str, task: AbortHandle) {

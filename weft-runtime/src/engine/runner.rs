@@ -37,14 +37,8 @@ pub(crate) fn wake(inner: &Arc<Inner>, id: &str) {
     if inner.check_live().is_err() {
         return;
     }
-    if inner.with_active(id, |entry| entry.poke = true).is_some() {
-        return;
-    }
-    if inner.claim(id) {
+    if inner.poke_or_claim(id, |entry| entry.poke = true) {
         spawn(inner, id.to_string(), None);
-    } else {
-        // A runner claimed it between the two looks; poke that one.
-        inner.with_active(id, |entry| entry.poke = true);
     }
 }
 
@@ -53,20 +47,15 @@ pub(crate) fn wake_cancel(inner: &Arc<Inner>, id: &str) {
     if inner.check_live().is_err() {
         return;
     }
-    let poked = |entry: &mut super::core::Active| {
+    let claimed = inner.poke_or_claim(id, |entry| {
         entry.cancel = true;
         if let Some(tx) = &entry.cancel_tx {
             let _ = tx.send(true);
         }
         entry.wake.notify_one();
-    };
-    if inner.with_active(id, poked).is_some() {
-        return;
-    }
-    if inner.claim(id) {
+    });
+    if claimed {
         spawn(inner, id.to_string(), None);
-    } else {
-        inner.with_active(id, poked);
     }
 }
 
