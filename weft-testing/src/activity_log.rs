@@ -1,4 +1,4 @@
-//! [`ActivityLog`]: every activity attempt a test engine ran, in order, and which tokio tasks
+//! [`ActivityCall`]s: every activity attempt a test engine ran, in order, and which tokio tasks
 //! are inside an attempt right now.
 //!
 //! The test engine wraps every activity (real or mocked) in a recorder, so a test can read what
