@@ -2,7 +2,7 @@
 
 use weft_testing::{CrashTest, Signals, survives_crashes};
 use weft_ui_tests::representative::{
-    Approval, Line, approval_chain, branches, deep_nesting, early_return, for_loops, hoisted,
+    Approval, Line, approval_chain, deep_nesting, early_return, for_loops, hoisted, if_else,
     labelled_loops, match_result, shadowing, straight_line, while_loops,
 };
 
@@ -26,8 +26,8 @@ async fn loops_and_branches_survive_crashes() {
     let r = survives_crashes::<labelled_loops>(3, Signals::none()).await;
     assert!(r.crashed_runs >= 5, "{r}");
     survives_crashes::<while_loops>(100, Signals::none()).await;
-    survives_crashes::<branches>(9, Signals::none()).await;
-    survives_crashes::<branches>(7, Signals::none()).await;
+    survives_crashes::<if_else>(9, Signals::none()).await;
+    survives_crashes::<if_else>(7, Signals::none()).await;
     survives_crashes::<deep_nesting>(5, Signals::none()).await;
     survives_crashes::<hoisted>(5, Signals::none()).await;
     survives_crashes::<shadowing>(5, Signals::none()).await;
