@@ -7,7 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
+use crate::virtual_clock::VirtualClock;
 use weft_runtime::activity::BoxFuture;
 use weft_runtime::codec::{self, Payload};
 use weft_runtime::{Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity};
@@ -23,6 +25,8 @@ pub struct ActivityCall {
     pub step: u64,
     /// The attempt number, starting at 1.
     pub attempt: u32,
+    /// When the attempt started, on the test engine's virtual clock.
+    pub started_at: SystemTime,
     /// The encoded input.
     pub input: Payload,
     /// The encoded output or the error; `None` while the attempt runs, or when it was cut off
@@ -139,11 +143,12 @@ impl ActivityLog {
 pub(crate) struct Recorded {
     inner: Arc<dyn DynActivity>,
     log: Arc<ActivityLog>,
+    clock: VirtualClock,
 }
 
 impl Recorded {
-    pub fn new(inner: Arc<dyn DynActivity>, log: Arc<ActivityLog>) -> Self {
-        Recorded { inner, log }
+    pub fn new(inner: Arc<dyn DynActivity>, log: Arc<ActivityLog>, clock: VirtualClock) -> Self {
+        Recorded { inner, log, clock }
     }
 }
 
@@ -180,6 +185,7 @@ impl DynActivity for Recorded {
                 workflow_id: ctx.workflow_id().to_string(),
                 step: ctx.step(),
                 attempt: ctx.attempt(),
+                started_at: self.clock.now(),
                 input: input.clone(),
                 outcome: None,
             });

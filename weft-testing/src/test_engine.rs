@@ -94,7 +94,7 @@ impl Recipe {
             .collect();
         activities.extend(self.replaced.iter().map(|(n, a)| (*n, Arc::clone(a))));
         for (name, activity) in activities {
-            let recorded = Arc::new(Recorded::new(activity, Arc::clone(log)));
+            let recorded = Arc::new(Recorded::new(activity, Arc::clone(log), clock.clone()));
             builder = builder.activity_override(name, recorded);
         }
         builder.build().await

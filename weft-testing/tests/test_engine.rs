@@ -125,3 +125,99 @@ async fn signals_and_typed_state_follow_the_workflow() {
     let names: Vec<_> = engine.activity_calls().iter().map(|c| c.activity).collect();
     assert_eq!(names, ["add_one", "double"]);
 }
+
+#[tokio::test]
+async fn many_workflows_settle_together_and_timers_fire_in_deadline_order() {
+    let engine = TestEngine::builder()
+        .register::<trial>()
+        .build()
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for days in 1..=20u32 {
+        handles.push(engine.start::<trial>(days).await.unwrap());
+    }
+    // Each of them is now asleep; nothing runs until time passes.
+    assert!(engine.is_settled());
+    for handle in &handles {
+        assert_eq!(
+            engine.status(handle.id()).await.unwrap(),
+            WorkflowStatus::Waiting
+        );
+    }
+    engine.advance_time(2 * WEEK).await;
+    for (days, handle) in (1..=20u32).zip(&handles) {
+        assert_eq!(
+            engine.status(handle.id()).await.unwrap(),
+            WorkflowStatus::Completed
+        );
+        assert_eq!(engine.result::<trial>(handle.id()).await.unwrap(), Ok(days));
+    }
+    // Every daily timer fired at its own deadline, in deadline order across the workflows.
+    let calls = engine.activity_calls();
+    assert_eq!(calls.len(), (1..=20).sum::<usize>());
+    let times: Vec<_> = calls.iter().map(|c| c.started_at).collect();
+    assert!(times.is_sorted(), "{times:?}");
+    let distinct: std::collections::BTreeSet<_> = times.iter().collect();
+    assert!(
+        distinct.len() > 20,
+        "{} distinct firing times",
+        distinct.len()
+    );
+}
+
+#[tokio::test]
+async fn restart_drops_memory_and_resumes_from_the_store() {
+    let mut engine = TestEngine::builder()
+        .register::<straight_line>()
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<straight_line>(1).await.unwrap();
+    let id = handle.id().to_string();
+    let epoch = engine.engine().epoch();
+    engine.restart().await.unwrap();
+    assert!(engine.engine().epoch() > epoch);
+    // The timer was re-armed from the store at its stored deadline.
+    let state = engine.state::<straight_line>(&id).await.unwrap();
+    assert!(
+        matches!(state, StraightLineState::AwaitSleep { a: 2 }),
+        "{state:?}"
+    );
+    engine.advance_time(Duration::from_secs(60)).await;
+    engine.restart().await.unwrap();
+    assert_eq!(
+        engine.state_name(&id).await.unwrap(),
+        Some("AwaitSignalApproval")
+    );
+    engine
+        .signal(
+            &id,
+            Approval {
+                approved: false,
+                by: "eve".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.result::<straight_line>(&id).await.unwrap(), Ok(2));
+    // add_one ran once: no step was run twice across the restarts.
+    assert_eq!(engine.activity_calls().len(), 2);
+}
+
+#[tokio::test]
+async fn cancel_ends_a_sleeping_workflow_at_once() {
+    let engine = TestEngine::builder()
+        .register::<trial>()
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<trial>(3).await.unwrap();
+    engine.cancel(handle.id()).await.unwrap();
+    assert_eq!(
+        engine.status(handle.id()).await.unwrap(),
+        WorkflowStatus::Cancelled
+    );
+    let error = engine.result::<trial>(handle.id()).await.unwrap_err();
+    assert_eq!(error.code(), "engine.cancelled");
+}
