@@ -80,6 +80,9 @@ impl EngineBuilder {
 
     /// Replaces (or provides) the implementation of the activity named `name`, for example a
     /// mock in tests or an implementation of an activity a workflow only `require`s.
+    ///
+    /// Only the body is replaced: retries and timeouts follow the options stored with each call,
+    /// which the workflow's step took from the declared activity when it issued the call.
     pub fn activity_override(mut self, name: &str, activity: Arc<dyn DynActivity>) -> Self {
         self.overrides.insert(name.to_string(), activity);
         self

@@ -515,8 +515,9 @@ impl Engine {
         query::describe(&self.inner, id)
     }
 
-    /// Workflows matching `filter`, in id order, `page_size` at a time. Pass the previous page's
-    /// `next_page_token` to continue.
+    /// Workflows matching `filter`, in id order, `page_size` (at least 1) at a time. Pass the
+    /// previous page's `next_page_token` to continue. Filtering reads every record after the
+    /// token until the page is full, so a rare status costs a scan, not an index lookup.
     pub async fn list(
         &self,
         filter: &ListFilter,
