@@ -122,3 +122,46 @@ async fn a_deposed_engine_with_nothing_in_flight_fails_on_its_next_write() {
     assert!(first.is_fenced());
     assert_eq!(dump(&storage), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_holds_on_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage =
+        Arc::new(weft_runtime::storage::RedbStorage::create(dir.path().join("weft.redb")).unwrap());
+    let first = Engine::builder(Arc::clone(&storage))
+        .register::<waiter>()
+        .build()
+        .await
+        .unwrap();
+    let waiting = first.start::<waiter>(1).await.unwrap();
+    wait_status(&first, waiting.id(), WorkflowStatus::Waiting).await;
+    let second = Engine::builder(Arc::clone(&storage))
+        .register::<waiter>()
+        .build()
+        .await
+        .unwrap();
+    let before = dump(&*storage);
+    let err = first
+        .signal(waiting.id(), Approval { by: "old".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Fenced {
+            epoch: first.epoch()
+        }
+    );
+    assert_eq!(dump(&*storage), before);
+    second
+        .signal(waiting.id(), Approval { by: "new".into() })
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .result::<waiter>(waiting.id())
+            .await
+            .unwrap()
+            .unwrap(),
+        vec!["new"]
+    );
+}
