@@ -6,8 +6,9 @@
 //! its `k`-th commit: every write from the next one on fails (the engine sees a storage error,
 //! as when the disk or the process dies), then the engine is dropped and a new one is built on
 //! the same store, which recovers the workflow from its last commit. Each run must reach the
-//! same output with the same activity results. The last run, `k = n`, finishes before its crash
-//! point, which ends the test.
+//! same output with the same activity results. The run for `k = n` finishes before its crash
+//! point, which ends the series. A last run crashes after every commit: each recovered engine
+//! is allowed one commit, then crashes again, until the workflow finishes.
 //!
 //! A commit is any write the engine makes after it took ownership of the store: creating the
 //! workflow, each step, each signal stored. While a run waits, the harness sends the next
@@ -78,42 +79,38 @@ impl Signals {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CrashFailure {
     /// The engine failed an operation the harness needed.
-    #[error("{}: {source}", run_name(*.crash_after))]
+    #[error("{run}: {source}")]
     Engine {
-        /// The commit after which the run crashed; `None` for the normal run.
-        crash_after: Option<u64>,
+        /// The run that failed.
+        run: CrashPoint,
         /// What failed.
         source: TestError,
     },
     /// The workflow waits on something the harness cannot give: a signal not in the script.
     #[error(
-        "{}: the workflow waits on {waiting_on} and nothing else is pending; add it to the signals with `Signals::then`",
-        run_name(*.crash_after)
+        "{run}: the workflow waits on {waiting_on} and nothing else is pending; add it to the signals with `Signals::then`"
     )]
     Stuck {
-        /// The commit after which the run crashed; `None` for the normal run.
-        crash_after: Option<u64>,
+        /// The run that failed.
+        run: CrashPoint,
         /// What the workflow waits on.
         waiting_on: String,
     },
     /// The workflow was parked: its state and code do not fit together.
-    #[error("{}: the workflow was parked ({code}): {message}", run_name(*.crash_after))]
+    #[error("{run}: the workflow was parked ({code}): {message}")]
     Parked {
-        /// The commit after which the run crashed; `None` for the normal run.
-        crash_after: Option<u64>,
+        /// The run that failed.
+        run: CrashPoint,
         /// The park reason's code.
         code: String,
         /// The park reason.
         message: String,
     },
     /// A run that crashed ended with another result than the normal run.
-    #[error(
-        "{}: the workflow returned {found} after the crash, but {expected} without one",
-        run_name(Some(*.crash_after))
-    )]
+    #[error("{run}: the workflow returned {found} after the crash, but {expected} without one")]
     OutputDiffers {
-        /// The commit after which the run crashed.
-        crash_after: u64,
+        /// The run that differs.
+        run: CrashPoint,
         /// The normal run's result, as JSON.
         expected: String,
         /// This run's result, as JSON.
@@ -121,12 +118,11 @@ pub enum CrashFailure {
     },
     /// A run that crashed went on with another activity result than the normal run.
     #[error(
-        "{}: activity result #{index} differs: the normal run had {expected}, this run had {found}",
-        run_name(Some(*.crash_after))
+        "{run}: activity result #{index} differs: the normal run had {expected}, this run had {found}"
     )]
     ActivityDiffers {
-        /// The commit after which the run crashed.
-        crash_after: u64,
+        /// The run that differs.
+        run: CrashPoint,
         /// The position of the result in the run (1-based), in step order.
         index: usize,
         /// The normal run's result there.
@@ -158,10 +154,24 @@ impl CrashFailure {
     }
 }
 
-fn run_name(crash_after: Option<u64>) -> String {
-    match crash_after {
-        None => "the normal run (no crash)".to_string(),
-        Some(k) => format!("the run that crashed after commit {k}"),
+/// Where a harness run crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// The normal run: no crash.
+    Never,
+    /// Right after commit `n` (1-based), once.
+    AfterCommit(u64),
+    /// After every commit: each recovered engine crashes again after its first commit.
+    AfterEveryCommit,
+}
+
+impl std::fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrashPoint::Never => f.write_str("the normal run (no crash)"),
+            CrashPoint::AfterCommit(n) => write!(f, "the run that crashed after commit {n}"),
+            CrashPoint::AfterEveryCommit => f.write_str("the run that crashed after every commit"),
+        }
     }
 }
 
@@ -170,8 +180,10 @@ fn run_name(crash_after: Option<u64>) -> String {
 pub struct CrashReport {
     /// Commits the normal run made: the crash points tried are `1..commits`.
     pub commits: u64,
-    /// Runs that crashed and recovered (`commits - 1`).
+    /// Runs that crashed once and recovered (`commits - 1`).
     pub crashed_runs: u64,
+    /// How often the last run, which crashes after every commit, crashed and recovered.
+    pub chain_crashes: u64,
     /// The result every run reached, as JSON: `{"Ok": ..}` or `{"Err": ..}`.
     pub output: serde_json::Value,
     /// The activity results every run went on with, one per activity step.
@@ -182,8 +194,8 @@ impl std::fmt::Display for CrashReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "survived {} crashes (one after each of {} commits but the last) with result {} and the same {} activity results",
-            self.crashed_runs, self.commits, self.output, self.activity_results
+            "survived {} crashes (one after each of {} commits but the last) and a run crashing after every commit ({} crashes), with result {} and the same {} activity results",
+            self.crashed_runs, self.commits, self.chain_crashes, self.output, self.activity_results
         )
     }
 }
@@ -289,8 +301,10 @@ fn bytes(payload: &[u8]) -> String {
 struct RunOutcome {
     output: serde_json::Value,
     results: Vec<StepResult>,
+    /// Writes after the first engine took ownership; for the normal run, its commits.
     commits: u64,
-    crashed: bool,
+    /// How often the run crashed and recovered.
+    crashes: u64,
 }
 
 impl<W: Workflow> CrashTest<W> {
@@ -348,48 +362,52 @@ impl<W: Workflow> CrashTest<W> {
         self
     }
 
-    /// Runs the test: the normal run, then one run crashing after each commit.
+    /// Runs the test: the normal run, then one run crashing after each commit, then one run
+    /// crashing after every commit.
     pub async fn run(self, input: W::Input) -> Result<CrashReport, CrashFailure>
     where
         W::Input: Clone,
     {
-        let normal = self.run_once(input.clone(), None).await?;
+        let normal = self.run_once(input.clone(), CrashPoint::Never).await?;
         if normal.commits > self.max_commits {
             return Err(CrashFailure::TooManyCommits {
                 limit: self.max_commits,
             });
         }
         let mut crashed_runs = 0;
-        for crash_after in 1.. {
-            let run = self.run_once(input.clone(), Some(crash_after)).await?;
-            if !run.crashed {
+        for n in 1.. {
+            let point = CrashPoint::AfterCommit(n);
+            let run = self.run_once(input.clone(), point).await?;
+            if run.crashes == 0 {
                 break;
             }
             crashed_runs += 1;
-            compare(&normal, &run, crash_after)?;
+            compare(&normal, &run, point)?;
         }
+        let chain = self
+            .run_once(input.clone(), CrashPoint::AfterEveryCommit)
+            .await?;
+        compare(&normal, &chain, CrashPoint::AfterEveryCommit)?;
         Ok(CrashReport {
             commits: normal.commits,
             crashed_runs,
+            chain_crashes: chain.crashes,
             output: normal.output,
             activity_results: normal.results.len(),
         })
     }
 
-    async fn run_once(
-        &self,
-        input: W::Input,
-        crash_after: Option<u64>,
-    ) -> Result<RunOutcome, CrashFailure> {
-        let engine_failed = |source: TestError| CrashFailure::Engine {
-            crash_after,
-            source,
-        };
+    async fn run_once(&self, input: W::Input, run: CrashPoint) -> Result<RunOutcome, CrashFailure> {
+        let engine_failed = |source: TestError| CrashFailure::Engine { run, source };
         let mut engine = self.builder.clone().build().await.map_err(engine_failed)?;
         let faults = engine.faults();
         let owned_at = faults.writes();
-        if let Some(k) = crash_after {
-            faults.fail_writes_from(owned_at + k + 1);
+        // Every write from number `from` on fails: the crash comes right after the one before.
+        let arm = |from: u64| faults.fail_writes_from(from);
+        match run {
+            CrashPoint::Never => {}
+            CrashPoint::AfterCommit(n) => arm(owned_at + n + 1),
+            CrashPoint::AfterEveryCommit => arm(owned_at + 2),
         }
         let options = StartOptions {
             id: Some(WORKFLOW_ID.to_string()),
@@ -400,15 +418,21 @@ impl<W: Workflow> CrashTest<W> {
             .start_with::<W>(input, options)
             .await
             .map_err(|e| engine_failed(e.into()))?;
-        let mut commits = None;
+        let mut crashes: u64 = 0;
         let mut signals = self.signals.queue.clone();
+        let crashed = |crashes: u64| faults.injected().len() as u64 > crashes;
         loop {
             engine.settle().await;
-            if commits.is_none() && !faults.injected().is_empty() {
-                // The crash: nothing after commit k reached the store. Drop the engine and
-                // recover on the same store, with the disk working again.
-                commits = Some(crash_after.unwrap_or_default());
+            if crashed(crashes) {
+                // The crash: nothing after the last commit reached the store. Drop the engine
+                // and recover on the same store, with the disk working again.
+                crashes += 1;
                 faults.heal();
+                if run == CrashPoint::AfterEveryCommit {
+                    // The recovered engine's first write takes ownership; it may commit once
+                    // more, then crashes again. Armed now: recovery starts inside `restart`.
+                    arm(faults.writes() + 3);
+                }
                 engine.restart().await.map_err(engine_failed)?;
                 continue;
             }
@@ -425,7 +449,7 @@ impl<W: Workflow> CrashTest<W> {
                         }
                     });
                     return Err(CrashFailure::Parked {
-                        crash_after,
+                        run,
                         code: reason.code,
                         message: reason.message,
                     });
@@ -437,7 +461,7 @@ impl<W: Workflow> CrashTest<W> {
             {
                 let Some(at) = signals.iter().position(|s| s.name == name) else {
                     return Err(CrashFailure::Stuck {
-                        crash_after,
+                        run,
                         waiting_on: waiting_on(&description),
                     });
                 };
@@ -448,7 +472,7 @@ impl<W: Workflow> CrashTest<W> {
                     }
                     // The crash hit the signal's own commit: it was not stored, and is sent
                     // again after the restart.
-                    Err(_) if commits.is_none() && !faults.injected().is_empty() => {}
+                    Err(_) if crashed(crashes) => {}
                     Err(e) => return Err(engine_failed(e.into())),
                 }
                 continue;
@@ -457,7 +481,7 @@ impl<W: Workflow> CrashTest<W> {
                 Some(deadline) => engine.clock().set(deadline),
                 None => {
                     return Err(CrashFailure::Stuck {
-                        crash_after,
+                        run,
                         waiting_on: waiting_on(&description),
                     });
                 }
@@ -468,13 +492,11 @@ impl<W: Workflow> CrashTest<W> {
             Ok(Err(error)) => serde_json::json!({ "Err": json(&error) }),
             Err(e) => return Err(engine_failed(e.into())),
         };
-        let crashed = commits.is_some();
-        let commits = commits.unwrap_or_else(|| faults.writes() - owned_at);
         Ok(RunOutcome {
             output,
             results: step_results(&engine),
-            commits,
-            crashed,
+            commits: faults.writes() - owned_at,
+            crashes,
         })
     }
 }
@@ -507,26 +529,26 @@ fn step_results(engine: &TestEngine) -> Vec<StepResult> {
     by_step.into_values().collect()
 }
 
-fn compare(normal: &RunOutcome, run: &RunOutcome, crash_after: u64) -> Result<(), CrashFailure> {
-    let longest = normal.results.len().max(run.results.len());
+fn compare(normal: &RunOutcome, other: &RunOutcome, run: CrashPoint) -> Result<(), CrashFailure> {
+    let longest = normal.results.len().max(other.results.len());
     for index in 0..longest {
         let expected = normal.results.get(index);
-        if expected != run.results.get(index) {
+        if expected != other.results.get(index) {
             let show =
                 |r: Option<&StepResult>| r.map_or("no result".to_string(), |r| r.to_string());
             return Err(CrashFailure::ActivityDiffers {
-                crash_after,
+                run,
                 index: index + 1,
                 expected: show(expected),
-                found: show(run.results.get(index)),
+                found: show(other.results.get(index)),
             });
         }
     }
-    if normal.output != run.output {
+    if normal.output != other.output {
         return Err(CrashFailure::OutputDiffers {
-            crash_after,
+            run,
             expected: normal.output.to_string(),
-            found: run.output.to_string(),
+            found: other.output.to_string(),
         });
     }
     Ok(())

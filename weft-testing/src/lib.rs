@@ -12,8 +12,9 @@
 //!   compiler; it records its calls and takes per-call overrides ("return this once", "fail
 //!   once"). Activities you do not mock run for real.
 //! - [`survives_crashes`] (and its builder [`CrashTest`]) runs a workflow once normally, then
-//!   again crashing the engine after each commit, and checks that every run reaches the same
-//!   result with the same activity results.
+//!   once per commit, crashing the engine right after that commit, then once crashing after
+//!   every commit, and checks that every run reaches the same result with the same activity
+//!   results.
 //! - [`Chaos`] makes an activity's attempts fail transiently, time out or fail permanently on a
 //!   seeded schedule, to prove that retry policies do their job.
 //! - [`FaultyStorage`] fails reads or writes at scripted points, including the ambiguous commit
@@ -113,7 +114,7 @@ pub mod virtual_clock;
 
 pub use activity_log::ActivityCall;
 pub use chaos::{Chaos, ChaosFault, Injection, ScheduleKey, TimeoutMode};
-pub use crash::{CrashFailure, CrashReport, CrashTest, Signals, survives_crashes};
+pub use crash::{CrashFailure, CrashPoint, CrashReport, CrashTest, Signals, survives_crashes};
 pub use mock::Mock;
 pub use storage_faults::{FaultControl, FaultyStorage, InjectedFault, WriteFault};
 pub use test_engine::{TestEngine, TestEngineBuilder, TestError};
