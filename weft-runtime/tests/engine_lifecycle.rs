@@ -156,3 +156,18 @@ async fn unregistered_workflows_and_bad_ids_are_refused() {
         .unwrap_err();
     assert_eq!(err.code(), "engine.invalid_id");
 }
+
+/// The default `#[tokio::test]` runtime has one thread; the engine must not need more.
+#[tokio::test]
+async fn runs_on_a_current_thread_runtime() {
+    let clock = ManualClock::default();
+    let engine = engine(&clock).await;
+    let handle = engine.start::<flow>("gil".into()).await.unwrap();
+    handle.signal(Approval { by: "hal".into() }).await.unwrap();
+    wait_state(&engine, handle.id(), "AwaitSleep").await;
+    clock.advance(FLOW_SLEEP);
+    assert_eq!(
+        handle.result().await.unwrap().unwrap(),
+        "hello, gil, approved by hal"
+    );
+}
