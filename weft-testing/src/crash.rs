@@ -30,8 +30,8 @@ use weft_runtime::{
 use crate::mock::Mock;
 use crate::test_engine::{TestEngine, TestEngineBuilder, TestError, waiting_on};
 
-/// The id every harness run gives its workflow.
-const WORKFLOW_ID: &str = "crash-test";
+/// The id harness runs give their workflow unless told otherwise.
+const DEFAULT_WORKFLOW_ID: &str = "crash-test";
 
 type SendSignal = dyn Fn(Engine, String) -> BoxFuture<Result<(), EngineError>> + Send + Sync;
 
@@ -242,6 +242,7 @@ pub struct CrashTest<W> {
     builder: TestEngineBuilder,
     signals: Signals,
     max_commits: u64,
+    workflow_id: String,
     _workflow: PhantomData<fn() -> W>,
 }
 
@@ -251,6 +252,7 @@ impl<W> std::fmt::Debug for CrashTest<W> {
             .field("builder", &self.builder)
             .field("signals", &self.signals)
             .field("max_commits", &self.max_commits)
+            .field("workflow_id", &self.workflow_id)
             .finish()
     }
 }
@@ -319,6 +321,7 @@ impl<W: Workflow> CrashTest<W> {
             builder,
             signals: Signals::none(),
             max_commits: 10_000,
+            workflow_id: DEFAULT_WORKFLOW_ID.to_string(),
             _workflow: PhantomData,
         }
     }
@@ -353,6 +356,13 @@ impl<W: Workflow> CrashTest<W> {
     /// The signals to send, in order, as the workflow waits for them.
     pub fn signals(mut self, signals: Signals) -> Self {
         self.signals = signals;
+        self
+    }
+
+    /// The id every run gives the workflow (default `crash-test`). Activities see it in their
+    /// idempotency keys, so set it when a shared resource deduplicates by key.
+    pub fn workflow_id(mut self, id: impl Into<String>) -> Self {
+        self.workflow_id = id.into();
         self
     }
 
@@ -410,7 +420,7 @@ impl<W: Workflow> CrashTest<W> {
             CrashPoint::AfterEveryCommit => arm(owned_at + 2),
         }
         let options = StartOptions {
-            id: Some(WORKFLOW_ID.to_string()),
+            id: Some(self.workflow_id.clone()),
             idempotency_key: None,
         };
         engine
@@ -436,7 +446,10 @@ impl<W: Workflow> CrashTest<W> {
                 engine.restart().await.map_err(engine_failed)?;
                 continue;
             }
-            let description = engine.describe(WORKFLOW_ID).await.map_err(engine_failed)?;
+            let description = engine
+                .describe(&self.workflow_id)
+                .await
+                .map_err(engine_failed)?;
             match description.status {
                 WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::Cancelled => {
                     break;
@@ -466,7 +479,7 @@ impl<W: Workflow> CrashTest<W> {
                     });
                 };
                 let send = Arc::clone(&signals[at].send);
-                match send(engine.engine().clone(), WORKFLOW_ID.to_string()).await {
+                match send(engine.engine().clone(), self.workflow_id.clone()).await {
                     Ok(()) => {
                         signals.remove(at);
                     }
@@ -487,14 +500,14 @@ impl<W: Workflow> CrashTest<W> {
                 }
             }
         }
-        let output = match engine.engine().result::<W>(WORKFLOW_ID).await {
+        let output = match engine.engine().result::<W>(&self.workflow_id).await {
             Ok(Ok(output)) => serde_json::json!({ "Ok": json(&output) }),
             Ok(Err(error)) => serde_json::json!({ "Err": json(&error) }),
             Err(e) => return Err(engine_failed(e.into())),
         };
         Ok(RunOutcome {
             output,
-            results: step_results(&engine),
+            results: step_results(&engine, &self.workflow_id),
             commits: faults.writes() - owned_at,
             crashes,
         })
@@ -508,10 +521,10 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 /// Per activity step, in step order, the result the workflow went on with: the outcome of the
 /// last attempt logged for that step (a step run again after a crash logs again, later).
-fn step_results(engine: &TestEngine) -> Vec<StepResult> {
+fn step_results(engine: &TestEngine, workflow_id: &str) -> Vec<StepResult> {
     let mut by_step = std::collections::BTreeMap::new();
     for call in engine.activity_calls() {
-        if call.workflow_id != WORKFLOW_ID {
+        if call.workflow_id != workflow_id {
             continue;
         }
         if let Some(outcome) = call.outcome {
