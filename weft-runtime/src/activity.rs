@@ -213,6 +213,12 @@ impl Resources {
         self
     }
 
+    /// Adds a resource that the caller keeps a handle to as well.
+    pub fn with_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        Arc::make_mut(&mut self.by_type).insert(TypeId::of::<T>(), value);
+        self
+    }
+
     /// The resource of type `T`, if one was added.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.by_type
@@ -239,6 +245,7 @@ pub struct ActivityContext {
     attempt: u32,
     resources: Resources,
     cancel: tokio::sync::watch::Receiver<bool>,
+    branch: Option<u32>,
 }
 
 impl ActivityContext {
@@ -256,7 +263,20 @@ impl ActivityContext {
             attempt,
             resources,
             cancel,
+            branch: None,
         }
+    }
+
+    /// The same context for branch `index` of a `ctx.all`/`ctx.race` group, whose branches share
+    /// one step: the branch becomes part of the idempotency key.
+    pub fn in_branch(mut self, index: u32) -> Self {
+        self.branch = Some(index);
+        self
+    }
+
+    /// The branch of a group this call belongs to, if any.
+    pub fn branch(&self) -> Option<u32> {
+        self.branch
     }
 
     /// A context for running an activity outside an engine, for example in a unit test.
@@ -281,9 +301,13 @@ impl ActivityContext {
     }
 
     /// A key that is the same on every attempt of this activity call, also across crashes:
-    /// `"{workflow_id}/{step}"`. Pass it to downstream services to make the side effect idempotent.
+    /// `"{workflow_id}/{step}"`, or `"{workflow_id}/{step}.{branch}"` inside a group. Pass it to
+    /// downstream services to make the side effect idempotent.
     pub fn idempotency_key(&self) -> String {
-        format!("{}/{}", self.workflow_id, self.step)
+        match self.branch {
+            None => format!("{}/{}", self.workflow_id, self.step),
+            Some(branch) => format!("{}/{}.{}", self.workflow_id, self.step, branch),
+        }
     }
 
     /// The shared resource of type `T`, if the engine was given one.

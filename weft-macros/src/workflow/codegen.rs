@@ -607,13 +607,18 @@ impl<'a> Generator<'a> {
                     let exit = Lifetime::new(&format!("'__weft_exit{id}"), Span::mixed_site());
                     let next = Lifetime::new(&format!("'__weft_next{id}"), Span::mixed_site());
                     let partial = map.with(*id, quote!(break #exit;), quote!(break #next;));
-                    let (inner, _) = self.gen_cont(body, k, &partial)?;
-                    let full = self.gen_node(node, map);
-                    // The loop ends only through a `break` out of it.
-                    (
-                        quote!(#exit: { #next: { #inner } #full }),
-                        breaks_out_of(body, *id),
-                    )
+                    let (inner, inner_completes) = self.gen_cont(body, k, &partial)?;
+                    // The whole loop follows only if the rest of this iteration can reach it.
+                    let full = if inner_completes || continues_in(body, *id) {
+                        self.gen_node(node, map)
+                    } else {
+                        TokenStream::new()
+                    };
+                    // The loop ends only through a `break` out of it: from the rest of this
+                    // iteration, or from a later one.
+                    let completes = breaks_after(body, k, *id)
+                        || (!full.is_empty() && breaks_out_of(body, *id));
+                    (quote!(#exit: { #next: { #inner } #full }), completes)
                 }
                 _ => return None,
             };
@@ -689,6 +694,49 @@ fn always_exits(seq: &[Node]) -> bool {
         Node::Match { arms, .. } => !arms.is_empty() && arms.iter().all(|a| always_exits(&a.body)),
         Node::Block(inner) => always_exits(inner),
         Node::Loop { id, body } => !breaks_out_of(body, *id),
+        _ => false,
+    })
+}
+
+/// Whether, continuing from await `k` inside `seq`, control can break out of loop `id`.
+/// Errs on the side of yes: emitting code that cannot run is harmless, skipping code is not.
+fn breaks_after(seq: &[Node], k: AwaitId, id: LoopId) -> bool {
+    for (i, node) in seq.iter().enumerate() {
+        if !contains_await(node, k) {
+            continue;
+        }
+        let inside = match node {
+            Node::If { then, els, .. } => {
+                if contains_seq(then, k) {
+                    breaks_after(then, k, id)
+                } else {
+                    els.as_ref().is_some_and(|e| breaks_after(e, k, id))
+                }
+            }
+            Node::Match { arms, .. } => arms
+                .iter()
+                .find(|a| contains_seq(&a.body, k))
+                .is_some_and(|a| breaks_after(&a.body, k, id)),
+            Node::Block(inner) => breaks_after(inner, k, id),
+            // An inner loop runs its whole body again after this iteration.
+            Node::Loop { body, .. } => breaks_after(body, k, id) || breaks_out_of(body, id),
+            _ => false,
+        };
+        return inside || breaks_out_of(&seq[i + 1..], id);
+    }
+    false
+}
+
+/// Whether anything in `seq` continues loop `id`.
+fn continues_in(seq: &[Node], id: LoopId) -> bool {
+    seq.iter().any(|node| match node {
+        Node::Continue(l) => *l == id,
+        Node::Plain { exits, .. } => exits.continues.contains(&id),
+        Node::If { then, els, .. } => {
+            continues_in(then, id) || els.as_ref().is_some_and(|e| continues_in(e, id))
+        }
+        Node::Match { arms, .. } => arms.iter().any(|a| continues_in(&a.body, id)),
+        Node::Block(inner) | Node::Loop { body: inner, .. } => continues_in(inner, id),
         _ => false,
     })
 }

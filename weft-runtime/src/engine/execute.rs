@@ -25,6 +25,8 @@ pub(crate) struct Call {
     pub clock: Arc<dyn Clock>,
     pub cancel: watch::Receiver<bool>,
     pub payload_limit: usize,
+    /// The branch of a group this call runs for.
+    pub branch: Option<u32>,
 }
 
 /// Runs the call to its final result: success, a non-retryable error, or the last attempt's error.
@@ -32,13 +34,16 @@ pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
     let max_attempts = call.options.retry.max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        let ctx = ActivityContext::new(
+        let mut ctx = ActivityContext::new(
             call.workflow_id.clone(),
             call.step,
             attempt,
             call.resources.clone(),
             call.cancel.clone(),
         );
+        if let Some(branch) = call.branch {
+            ctx = ctx.in_branch(branch);
+        }
         let run = CatchUnwind(call.activity.clone().call(ctx, call.input.clone()));
         let result = match call.options.attempt_timeout {
             None => run.await,

@@ -38,6 +38,7 @@
 
 pub mod builder;
 pub mod clock;
+mod composite;
 mod core;
 pub mod error;
 mod execute;
@@ -357,7 +358,7 @@ impl Engine {
         let outcome = inner.create(id.clone(), idempotency_key, batch).await;
         match outcome {
             Ok(Created::New) if claimed => {
-                runner::finish_notify(inner, &id, &record);
+                runner::after_commit(inner, &id, &record)?;
                 let workflow = match inner.registry.lookup(W::NAME, W::VERSION, W::FINGERPRINT) {
                     registry::Lookup::Found(workflow) => Arc::clone(workflow),
                     _ => unreachable!("checked above that W is registered"),

@@ -64,6 +64,20 @@ pub enum Pending {
         /// The signal's name.
         name: String,
     },
+    /// A group of operations (`ctx.all` or `ctx.race`).
+    Group {
+        /// Whether it is a race.
+        race: bool,
+        /// How many branches it has.
+        branches: usize,
+        /// How many have finished.
+        finished: usize,
+    },
+    /// A child workflow.
+    Child {
+        /// The child's id.
+        id: String,
+    },
 }
 
 /// One workflow, as `Engine::describe` shows it.
@@ -246,6 +260,14 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
             deadline: from_millis(*deadline_ms),
         },
         PendingCommand::Signal { name } => Pending::Signal { name: name.clone() },
+        PendingCommand::Group { race, branches, .. } => Pending::Group {
+            race: *race,
+            branches: branches.len(),
+            finished: branches.iter().filter(|b| b.value.is_some()).count(),
+        },
+        PendingCommand::Child { child_id, .. } => Pending::Child {
+            id: child_id.clone(),
+        },
     });
     if let Some(record::Outcome::Error { message, .. }) = &record.outcome {
         description.error = Some(message.clone());

@@ -39,6 +39,11 @@ pub const SIGNAL_PREFIX: &[u8] = b"sig/";
 pub const IDEMPOTENCY_PREFIX: &[u8] = b"idem/";
 /// The prefix of cancellation requests.
 pub const CANCEL_PREFIX: &[u8] = b"cancel/";
+/// `cancelled/<id>`: cancellation was delivered; an error the workflow ends with after it
+/// (say, after its cleanup) ends it as cancelled.
+pub const CANCELLED_PREFIX: &[u8] = b"cancelled/";
+/// `parent/<child id>` -> the parent's id, so a finished child wakes its parent.
+pub const PARENT_PREFIX: &[u8] = b"parent/";
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,6 +159,16 @@ pub fn idempotency_key(key: &str) -> Vec<u8> {
     [IDEMPOTENCY_PREFIX, key.as_bytes()].concat()
 }
 
+/// `parent/<child id>`: holds the parent's id as UTF-8 bytes.
+pub fn parent_key(child: &str) -> Vec<u8> {
+    [PARENT_PREFIX, child.as_bytes()].concat()
+}
+
+/// `cancelled/<id>`: empty value.
+pub fn cancelled_key(id: &str) -> Vec<u8> {
+    [CANCELLED_PREFIX, id.as_bytes()].concat()
+}
+
 /// `cancel/<id>`
 pub fn cancel_key(id: &str) -> Vec<u8> {
     [CANCEL_PREFIX, id.as_bytes()].concat()
@@ -249,6 +264,35 @@ pub enum PendingCommand {
         /// The signal's name.
         name: String,
     },
+    /// `ctx.all`/`ctx.race` (variant 3, appended: records of the earlier variants decode as
+    /// before): the branches, each with its value once it finished.
+    Group {
+        /// A race resumes with the first branch to finish; otherwise all must finish.
+        race: bool,
+        /// How the group's value is encoded.
+        shape: crate::group::GroupShape,
+        /// The branches, in order.
+        branches: Vec<Branch>,
+    },
+    /// `ctx.child` (variant 4): the child workflow's id.
+    Child {
+        /// The child's id, `{parent}/{step}` (`{parent}/{step}.{branch}` inside a group).
+        child_id: String,
+        /// What happens to the child if the parent stops waiting for it.
+        policy: crate::child::ParentClosePolicy,
+    },
+}
+
+/// One branch of a group: what it waits for, and its encoded value once it finished.
+///
+/// Layout: `pending: PendingCommand, value: Option<bytes>` (the value encoded as the branch's
+/// typed value, see `weft_runtime::group`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    /// What the branch waits for.
+    pub pending: PendingCommand,
+    /// Its encoded value, once it finished.
+    pub value: Option<Vec<u8>>,
 }
 
 /// A finished workflow's result.

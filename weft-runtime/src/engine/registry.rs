@@ -69,6 +69,8 @@ pub(crate) trait ErasedWorkflow: Send + Sync + 'static {
     fn state_name(&self, state: &[u8]) -> Result<&'static str, CodecError>;
     /// The stored state rendered as JSON.
     fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, String>;
+    /// The encoded initial state for an encoded input (starting a child workflow).
+    fn start(&self, input: &[u8]) -> Result<Vec<u8>, StepFault>;
 }
 
 /// Steps a typed state and encodes what comes out.
@@ -127,6 +129,10 @@ impl<W: Workflow> ErasedWorkflow for Typed<W> {
     fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, String> {
         let state: W::State = codec::decode(state).map_err(|e| e.to_string())?;
         serde_json::to_value(&state).map_err(|e| e.to_string())
+    }
+    fn start(&self, input: &[u8]) -> Result<Vec<u8>, StepFault> {
+        let input: W::Input = codec::decode(input).map_err(|e| StepFault::encode(&e))?;
+        codec::encode(&W::start(input)).map_err(|e| StepFault::encode(&e))
     }
 }
 
@@ -209,6 +215,15 @@ impl Registry {
     }
 
     /// Whether `W` itself is registered.
+    /// The newest registered version of workflow `name`.
+    pub(crate) fn latest(&self, name: &str) -> Option<&Arc<dyn ErasedWorkflow>> {
+        self.workflows
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .max_by_key(|((_, version), _)| *version)
+            .map(|(_, workflow)| workflow)
+    }
+
     pub(crate) fn has<W: Workflow>(&self) -> bool {
         matches!(
             self.lookup(W::NAME, W::VERSION, W::FINGERPRINT),

@@ -20,6 +20,7 @@ use crate::storage::Batch;
 use crate::workflow::{Command, Resume};
 
 use super::clock::to_millis;
+use super::composite::{self, Decided, Followup};
 use super::core::Inner;
 use super::error::EngineError;
 use super::execute::{self, Call};
@@ -37,7 +38,12 @@ pub(crate) fn wake(inner: &Arc<Inner>, id: &str) {
     if inner.check_live().is_err() {
         return;
     }
-    if inner.poke_or_claim(id, |entry| entry.poke = true) {
+    // A runner driving a group waits on its activities and on this wake, for signals,
+    // timers and children.
+    if inner.poke_or_claim(id, |entry| {
+        entry.poke = true;
+        entry.wake.notify_one();
+    }) {
         spawn(inner, id.to_string(), None);
     }
 }
@@ -87,7 +93,7 @@ async fn run(inner: Arc<Inner>, id: String, loaded: Option<Loaded>) {
 }
 
 enum Decision {
-    Resume(Resume, Vec<Vec<u8>>),
+    Resume(Resume, Vec<Vec<u8>>, Followup),
     Idle,
     Done,
 }
@@ -104,11 +110,11 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
         },
     };
     loop {
-        let decision = decide(inner, id, &record, check_stored_cancel).await?;
+        let decision = decide(inner, id, &mut record, check_stored_cancel).await?;
         check_stored_cancel = false;
         match decision {
-            Decision::Resume(resume, consumed) => {
-                record = advance(inner, id, record, &*workflow, resume, consumed).await?;
+            Decision::Resume(resume, consumed, followup) => {
+                record = advance(inner, id, record, &*workflow, resume, consumed, followup).await?;
             }
             Decision::Idle => {
                 if inner.try_release(id) {
@@ -152,7 +158,7 @@ fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
 async fn decide(
     inner: &Arc<Inner>,
     id: &str,
-    record: &WorkflowRecord,
+    record: &mut WorkflowRecord,
     check_stored_cancel: bool,
 ) -> Result<Decision, EngineError> {
     if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
@@ -164,10 +170,14 @@ async fn decide(
     if cancel_requested
         || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some())
     {
-        return Ok(Decision::Resume(
-            Resume::Cancelled,
-            vec![record::cancel_key(id)],
-        ));
+        let mut consumed = vec![record::cancel_key(id)];
+        let followup = composite::on_cancel(
+            id,
+            record.pending.as_ref(),
+            inner.clock.now(),
+            &mut consumed,
+        )?;
+        return Ok(Decision::Resume(Resume::Cancelled, consumed, followup));
     }
     match &record.pending {
         None => Ok(Decision::Done),
@@ -176,6 +186,7 @@ async fn decide(
                 Ok(Decision::Resume(
                     Resume::Timer,
                     vec![record::timer_key(*deadline_ms, id)],
+                    Followup::default(),
                 ))
             } else {
                 inner.timers.arm(*deadline_ms, id);
@@ -183,7 +194,11 @@ async fn decide(
             }
         }
         Some(PendingCommand::Signal { name }) => match inner.first_signal(id, name)? {
-            Some((key, payload)) => Ok(Decision::Resume(Resume::Signal(payload), vec![key])),
+            Some((key, payload)) => Ok(Decision::Resume(
+                Resume::Signal(payload),
+                vec![key],
+                Followup::default(),
+            )),
             None => Ok(Decision::Idle),
         },
         Some(PendingCommand::Activity {
@@ -223,6 +238,7 @@ async fn decide(
                 clock: Arc::clone(&inner.clock),
                 cancel: cancel_rx,
                 payload_limit: inner.payload_limit,
+                branch: None,
             };
             let mut task = tokio::spawn(execute::execute(call));
             inner.add_task(id, task.abort_handle());
@@ -245,15 +261,43 @@ async fn decide(
                             return Ok(Decision::Resume(
                                 Resume::Cancelled,
                                 vec![record::cancel_key(id)],
+                                Followup::default(),
                             ));
                         }
                     }
                 }
             };
             inner.with_active(id, |entry| entry.cancel_tx = None);
-            Ok(Decision::Resume(Resume::Activity(outcome), Vec::new()))
+            Ok(Decision::Resume(
+                Resume::Activity(outcome),
+                Vec::new(),
+                Followup::default(),
+            ))
+        }
+        Some(PendingCommand::Child { child_id, .. }) => {
+            composite_decision(inner, id, record, composite::decide_child(inner, child_id)?).await
+        }
+        Some(PendingCommand::Group { .. }) => {
+            let decided = composite::drive_group(inner, id, record).await?;
+            composite_decision(inner, id, record, decided).await
         }
     }
+}
+
+async fn composite_decision(
+    inner: &Arc<Inner>,
+    id: &str,
+    record: &WorkflowRecord,
+    decided: Decided,
+) -> Result<Decision, EngineError> {
+    Ok(match decided {
+        Decided::Resume(resume, consumed, followup) => Decision::Resume(resume, consumed, followup),
+        Decided::Idle => Decision::Idle,
+        Decided::Park(fault) => {
+            park(inner, id, record, fault).await?;
+            Decision::Done
+        }
+    })
 }
 
 /// Steps the workflow with `resume` and commits the result; returns the committed record.
@@ -264,6 +308,7 @@ async fn advance(
     workflow: &dyn ErasedWorkflow,
     resume: Resume,
     consumed: Vec<Vec<u8>>,
+    followup: Followup,
 ) -> Result<WorkflowRecord, EngineError> {
     let now = inner.clock.now();
     let mut ctx = WorkflowContext::new(id, record.step, now);
@@ -275,10 +320,34 @@ async fn advance(
             message: "the record holds no state to resume".into(),
         }),
     };
-    let (next, batch) = transition(inner, id, &record, stepped, kind, consumed, now)?;
+    let (next, mut batch) = transition(inner, id, &record, stepped, kind, consumed, now)?;
+    batch.extend(followup.writes);
     inner.commit(batch).await?;
-    finish_notify(inner, id, &next);
+    after_commit(inner, id, &next)?;
+    for child in followup.cancel_children {
+        wake_cancel(inner, &child);
+    }
     Ok(next)
+}
+
+/// What a committed step sets in motion elsewhere: its new children start running, and a
+/// finished child wakes its parent.
+pub(crate) fn after_commit(
+    inner: &Arc<Inner>,
+    id: &str,
+    next: &WorkflowRecord,
+) -> Result<(), EngineError> {
+    finish_notify(inner, id, next);
+    for child in composite::children_of(next.pending.as_ref()) {
+        wake(inner, &child);
+    }
+    if next.status.is_terminal()
+        && let Some(parent) = inner.storage.get(&record::parent_key(id))?
+        && let Ok(parent) = String::from_utf8(parent)
+    {
+        wake(inner, &parent);
+    }
+    Ok(())
 }
 
 /// Parks the workflow with `fault`, keeping its state and pending command.
@@ -330,7 +399,7 @@ fn parked(
     Ok((next, batch))
 }
 
-fn too_large(inner: &Inner, what: &str, payload: &[u8]) -> Option<StepFault> {
+pub(crate) fn too_large(inner: &Inner, what: &str, payload: &[u8]) -> Option<StepFault> {
     (payload.len() > inner.payload_limit).then(|| StepFault {
         code: "engine.payload_too_large".into(),
         message: format!(
@@ -424,15 +493,11 @@ pub(crate) fn transition(
                         },
                     )
                 }
-                other @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
-                    let fault = StepFault {
-                        code: "engine.unsupported_command".into(),
-                        message: format!(
-                            "this engine does not run `ctx.{}` yet; the workflow is parked and resumes once an engine that does is deployed",
-                            other.kind()
-                        ),
-                    };
-                    return parked(prev, fault, now, id);
+                command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
+                    match composite::plan(inner, id, next.step, command, now, &mut batch)? {
+                        Ok(pending) => (RecordStatus::Running, pending),
+                        Err(fault) => return parked(prev, fault, now, id),
+                    }
                 }
             };
             next.status = status;
@@ -449,17 +514,26 @@ pub(crate) fn transition(
             if let Some(fault) = too_large(inner, "the workflow error", &payload) {
                 return parked(prev, fault, now, id);
             }
-            finished(
-                &mut next,
-                RecordStatus::Failed,
-                Outcome::Error { payload, message },
-            );
+            // An error after cancellation reached the workflow (caught, cleaned up, or passed
+            // on with `?`) ends it as cancelled; the error is kept as its outcome.
+            let cancelled = kind == ResumeKind::Cancelled
+                || inner.storage.get(&record::cancelled_key(id))?.is_some();
+            let status = if cancelled {
+                RecordStatus::Cancelled
+            } else {
+                RecordStatus::Failed
+            };
+            finished(&mut next, status, Outcome::Error { payload, message });
         }
         Stepped::Cancelled => finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled),
+    }
+    if kind == ResumeKind::Cancelled && !next.status.is_terminal() {
+        batch.put(record::cancelled_key(id), Vec::new());
     }
     if next.status.is_terminal() {
         // A finished workflow takes no more signals or cancellations: clear what is queued.
         batch.delete(record::cancel_key(id));
+        batch.delete(record::cancelled_key(id));
         let prefix = record::signal_queue_prefix(id);
         for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
             batch.delete(key);

@@ -1,0 +1,624 @@
+//! Groups (`ctx.all`, `ctx.race`) and child workflows: planning their pending commands when a
+//! step suspends on one, and driving them until they resume the workflow.
+//!
+//! A group's branches run concurrently. Each branch's value is committed in the workflow's
+//! record as soon as the branch finishes, so after a crash only unfinished branches run again.
+//! A child is its own workflow, created in the same commit as the parent's step, with a
+//! `parent/<child id>` key that makes its end wake the parent.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::activity::ActivityError;
+use crate::child::{ChildError, ParentClosePolicy};
+use crate::codec::Payload;
+use crate::context::WorkflowContext;
+use crate::group::{self, GroupShape};
+use crate::storage::Batch;
+use crate::workflow::{Command, Resume};
+
+use super::clock::to_millis;
+use super::core::Inner;
+use super::error::EngineError;
+use super::execute::{self, Call};
+use super::record::{
+    self, Branch, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord,
+};
+use super::registry::StepFault;
+use super::runner;
+
+/// What a resumed group or child leaves to do after the resume is committed.
+#[derive(Default)]
+pub(crate) struct Followup {
+    /// Writes committed together with the resume (cancellation requests for children).
+    pub writes: Batch,
+    /// Children whose cancellation was requested: woken once the commit is durable.
+    pub cancel_children: Vec<String>,
+}
+
+/// The pending command for a group or child command; writes what must be committed with it
+/// (timer index entries, child records) into `batch`.
+pub(crate) fn plan(
+    inner: &Inner,
+    id: &str,
+    step: u64,
+    command: Command,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Result<PendingCommand, StepFault>, EngineError> {
+    match command {
+        Command::All { branches, shape } => {
+            plan_group(inner, id, step, false, shape, branches, now, batch)
+        }
+        Command::Race { branches, shape } => {
+            plan_group(inner, id, step, true, shape, branches, now, batch)
+        }
+        Command::Child {
+            workflow,
+            input,
+            policy,
+        } => start_child(
+            inner,
+            id,
+            &format!("{id}/{step}"),
+            workflow,
+            &input,
+            policy,
+            now,
+            batch,
+        ),
+        other => Ok(Err(StepFault {
+            code: "engine.unexpected_command".into(),
+            message: format!("`{}` is not a group or child command", other.kind()),
+        })),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_group(
+    inner: &Inner,
+    id: &str,
+    step: u64,
+    race: bool,
+    shape: GroupShape,
+    commands: Vec<Command>,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Result<PendingCommand, StepFault>, EngineError> {
+    let mut branches = Vec::with_capacity(commands.len());
+    for (index, command) in commands.into_iter().enumerate() {
+        let pending = match command {
+            Command::Activity {
+                name,
+                input,
+                options,
+            } => PendingCommand::Activity {
+                name: name.to_string(),
+                input,
+                options,
+            },
+            Command::Compensate { activity, input } => PendingCommand::Activity {
+                name: activity,
+                input,
+                options: Default::default(),
+            },
+            Command::Sleep { duration } => {
+                let deadline_ms = to_millis(now + duration);
+                batch.put(record::timer_key(deadline_ms, id), Vec::new());
+                PendingCommand::Timer { deadline_ms }
+            }
+            Command::WaitForSignal { name } => PendingCommand::Signal {
+                name: name.to_string(),
+            },
+            Command::Child {
+                workflow,
+                input,
+                policy,
+            } => {
+                let child_id = format!("{id}/{step}.{index}");
+                match start_child(inner, id, &child_id, workflow, &input, policy, now, batch)? {
+                    Ok(pending) => pending,
+                    Err(fault) => return Ok(Err(fault)),
+                }
+            }
+            Command::All { .. } | Command::Race { .. } => {
+                return Ok(Err(StepFault {
+                    code: "engine.nested_group".into(),
+                    message: "a group's branch cannot be another group; await the inner group in its own statement".into(),
+                }));
+            }
+        };
+        branches.push(Branch {
+            pending,
+            value: None,
+        });
+    }
+    if branches.is_empty() && race {
+        return Ok(Err(StepFault {
+            code: "engine.empty_race".into(),
+            message: "`ctx.race` over no operations can never finish; give it at least one".into(),
+        }));
+    }
+    Ok(Ok(PendingCommand::Group {
+        race,
+        shape,
+        branches,
+    }))
+}
+
+/// Creates child `child_id` in `batch`: its record after its first step, and its parent link.
+#[allow(clippy::too_many_arguments)]
+fn start_child(
+    inner: &Inner,
+    parent: &str,
+    child_id: &str,
+    workflow_name: &str,
+    input: &[u8],
+    policy: ParentClosePolicy,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Result<PendingCommand, StepFault>, EngineError> {
+    let pending = PendingCommand::Child {
+        child_id: child_id.to_string(),
+        policy,
+    };
+    if inner
+        .storage
+        .get(&record::workflow_key(child_id))?
+        .is_some()
+    {
+        return Ok(Ok(pending));
+    }
+    let Some(workflow) = inner.registry.latest(workflow_name) else {
+        return Ok(Err(StepFault {
+            code: "child.not_registered".into(),
+            message: format!(
+                "child workflow `{workflow_name}` is not registered with this engine; register it and restart to resume"
+            ),
+        }));
+    };
+    if let Some(fault) = runner::too_large(inner, "the child workflow input", input) {
+        return Ok(Err(fault));
+    }
+    let state = match workflow.start(input) {
+        Ok(state) => state,
+        Err(fault) => return Ok(Err(fault)),
+    };
+    let created = WorkflowRecord {
+        workflow_type: workflow.name().to_string(),
+        version: workflow.version(),
+        fingerprint: workflow.fingerprint(),
+        status: RecordStatus::Running,
+        step: 0,
+        state: Some(state.clone()),
+        pending: None,
+        created_ms: to_millis(now),
+        updated_ms: to_millis(now),
+        outcome: None,
+        idempotency_key: None,
+        last_resume: None,
+        signals_consumed: 0,
+    };
+    let mut ctx = WorkflowContext::new(child_id, 0, now);
+    let stepped = workflow.step(&mut ctx, &state, Resume::Start);
+    let (_, child_batch) = runner::transition(
+        inner,
+        child_id,
+        &created,
+        stepped,
+        ResumeKind::Start,
+        Vec::new(),
+        now,
+    )?;
+    batch.extend(child_batch);
+    batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());
+    Ok(Ok(pending))
+}
+
+/// Child ids a pending command waits on, to drive them after a commit.
+pub(crate) fn children_of(pending: Option<&PendingCommand>) -> Vec<String> {
+    match pending {
+        Some(PendingCommand::Child { child_id, .. }) => vec![child_id.clone()],
+        Some(PendingCommand::Group { branches, .. }) => branches
+            .iter()
+            .filter(|b| b.value.is_none())
+            .filter_map(|b| match &b.pending {
+                PendingCommand::Child { child_id, .. } => Some(child_id.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A child's end as the value its parent resumes with, or `None` while it runs.
+fn child_result(
+    inner: &Inner,
+    child_id: &str,
+) -> Result<Option<Result<Payload, ChildError>>, EngineError> {
+    let Some(bytes) = inner.read_raw(child_id)? else {
+        return Ok(Some(Err(ChildError::Failed {
+            message: format!("child workflow `{child_id}` has no record"),
+        })));
+    };
+    let Ok(child) = record::decode_record::<WorkflowRecord>(&bytes) else {
+        // An unreadable child is parked; the parent waits until an operator repairs it.
+        return Ok(None);
+    };
+    Ok(match (&child.status, child.outcome) {
+        (RecordStatus::Completed, Some(Outcome::Output(bytes))) => Some(Ok(bytes)),
+        (RecordStatus::Failed, Some(Outcome::Error { message, .. })) => {
+            Some(Err(ChildError::Failed { message }))
+        }
+        (RecordStatus::Cancelled, _) => Some(Err(ChildError::Cancelled)),
+        _ => None,
+    })
+}
+
+/// Adds a cancellation request for a child to `followup`, per its policy.
+fn cancel_child(
+    followup: &mut Followup,
+    child_id: &str,
+    policy: ParentClosePolicy,
+    now: SystemTime,
+) -> Result<(), EngineError> {
+    if policy == ParentClosePolicy::Abandon {
+        return Ok(());
+    }
+    followup.writes.put(
+        record::cancel_key(child_id),
+        record::encode_record(&record::CancelRecord {
+            requested_ms: to_millis(now),
+        })?,
+    );
+    followup.cancel_children.push(child_id.to_string());
+    Ok(())
+}
+
+/// What a waiting child decides for its parent now.
+pub(crate) enum Decided {
+    /// Resume with this, consuming these keys, then do the follow-up.
+    Resume(Resume, Vec<Vec<u8>>, Followup),
+    /// Nothing to do until a wake.
+    Idle,
+    /// The workflow cannot go on with this engine: park it.
+    Park(StepFault),
+}
+
+fn value_error(e: crate::workflow::StepError) -> EngineError {
+    match e {
+        crate::workflow::StepError::Codec(c) => EngineError::Codec(c),
+        other => EngineError::Codec(crate::codec::CodecError::Encode {
+            type_name: "group value",
+            reason: other.to_string(),
+        }),
+    }
+}
+
+/// What a cancellation of a workflow waiting on `pending` must also do: disarm the timers of
+/// unfinished branches and cancel unfinished children per their policy.
+pub(crate) fn on_cancel(
+    id: &str,
+    pending: Option<&PendingCommand>,
+    now: SystemTime,
+    consumed: &mut Vec<Vec<u8>>,
+) -> Result<Followup, EngineError> {
+    let mut followup = Followup::default();
+    match pending {
+        Some(PendingCommand::Child { child_id, policy }) => {
+            cancel_child(&mut followup, child_id, *policy, now)?
+        }
+        Some(PendingCommand::Group { branches, .. }) => {
+            for branch in branches.iter().filter(|b| b.value.is_none()) {
+                match &branch.pending {
+                    PendingCommand::Timer { deadline_ms } => {
+                        consumed.push(record::timer_key(*deadline_ms, id))
+                    }
+                    PendingCommand::Child { child_id, policy } => {
+                        cancel_child(&mut followup, child_id, *policy, now)?
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(followup)
+}
+
+/// Decides for a workflow waiting on a single child.
+pub(crate) fn decide_child(inner: &Arc<Inner>, child_id: &str) -> Result<Decided, EngineError> {
+    match child_result(inner, child_id)? {
+        Some(result) => Ok(Decided::Resume(
+            Resume::Child(result),
+            Vec::new(),
+            Followup::default(),
+        )),
+        None => {
+            // Make sure the child is driven (after a restart it may have no runner yet).
+            runner::wake(inner, child_id);
+            Ok(Decided::Idle)
+        }
+    }
+}
+
+struct RunningBranch {
+    index: usize,
+    task: JoinHandle<Result<Payload, ActivityError>>,
+    cancel: watch::Sender<bool>,
+}
+
+/// Drives a group until it resumes the workflow or nothing can happen before a wake.
+/// Branch values are committed into `record` as they arrive.
+pub(crate) async fn drive_group(
+    inner: &Arc<Inner>,
+    id: &str,
+    record: &mut WorkflowRecord,
+) -> Result<Decided, EngineError> {
+    let Some(PendingCommand::Group {
+        race,
+        shape,
+        branches,
+    }) = record.pending.clone()
+    else {
+        return Ok(Decided::Idle);
+    };
+    let mut branches = branches;
+    let wake = inner
+        .with_active(id, |entry| Arc::clone(&entry.wake))
+        .unwrap_or_default();
+    let mut running: Vec<RunningBranch> = Vec::new();
+    let stop = |running: &mut Vec<RunningBranch>| {
+        for branch in running.drain(..) {
+            // The activity sees cancellation through its context; its result is not awaited.
+            let _ = branch.cancel.send(true);
+        }
+    };
+    loop {
+        let now = inner.clock.now();
+        let mut consumed: Vec<Vec<u8>> = Vec::new();
+        let mut newly = false;
+        let mut taken_signals: Vec<Vec<u8>> = Vec::new();
+        for (index, branch) in branches.iter_mut().enumerate() {
+            if branch.value.is_some() {
+                continue;
+            }
+            let done: Option<Resume> = match &branch.pending {
+                PendingCommand::Timer { deadline_ms } => {
+                    (to_millis(now) >= *deadline_ms).then(|| {
+                        consumed.push(record::timer_key(*deadline_ms, id));
+                        Resume::Timer
+                    })
+                }
+                PendingCommand::Signal { name } => {
+                    match first_untaken_signal(inner, id, name, &taken_signals)? {
+                        Some((key, payload)) => {
+                            taken_signals.push(key.clone());
+                            consumed.push(key);
+                            Some(Resume::Signal(payload))
+                        }
+                        None => None,
+                    }
+                }
+                PendingCommand::Child { child_id, .. } => match child_result(inner, child_id)? {
+                    Some(result) => Some(Resume::Child(result)),
+                    None => {
+                        runner::wake(inner, child_id);
+                        None
+                    }
+                },
+                PendingCommand::Activity {
+                    name,
+                    input,
+                    options,
+                } => {
+                    if !running.iter().any(|r| r.index == index) {
+                        let Some(activity) = inner.registry.activity(name) else {
+                            stop(&mut running);
+                            return Ok(Decided::Park(StepFault {
+                                code: "activity.not_registered".into(),
+                                message: format!(
+                                    "activity `{name}` is not registered with this engine; register it and restart to resume"
+                                ),
+                            }));
+                        };
+                        let (cancel, cancel_rx) = watch::channel(false);
+                        let call = Call {
+                            activity: Arc::clone(activity),
+                            workflow_id: Arc::from(id),
+                            step: record.step,
+                            input: input.clone(),
+                            options: options.clone(),
+                            resources: inner.resources.clone(),
+                            clock: Arc::clone(&inner.clock),
+                            cancel: cancel_rx,
+                            payload_limit: inner.payload_limit,
+                            branch: Some(index as u32),
+                        };
+                        let task = tokio::spawn(execute::execute(call));
+                        inner.add_task(id, task.abort_handle());
+                        running.push(RunningBranch {
+                            index,
+                            task,
+                            cancel,
+                        });
+                    }
+                    None
+                }
+                PendingCommand::Group { .. } => None,
+            };
+            if let Some(resume) = done {
+                branch.value = Some(group::branch_value(&resume).map_err(value_error)?);
+                newly = true;
+            }
+        }
+        // Finished?
+        let winner = branches.iter().position(|b| b.value.is_some());
+        let resume_value = if race {
+            winner.map(|index| {
+                group::race_value(
+                    shape,
+                    index,
+                    branches[index].value.as_deref().unwrap_or_default(),
+                )
+            })
+        } else if branches.iter().all(|b| b.value.is_some()) {
+            let values: Vec<Payload> = branches
+                .iter()
+                .map(|b| b.value.clone().unwrap_or_default())
+                .collect();
+            Some(group::all_value(shape, &values))
+        } else {
+            None
+        };
+        if let Some(value) = resume_value {
+            let value = value.map_err(value_error)?;
+            let mut followup = Followup::default();
+            // The losers of a race: activities are told to stop, timers disarmed, children
+            // cancelled per their policy.
+            stop(&mut running);
+            for branch in branches.iter().filter(|b| b.value.is_none()) {
+                match &branch.pending {
+                    PendingCommand::Timer { deadline_ms } => {
+                        consumed.push(record::timer_key(*deadline_ms, id))
+                    }
+                    PendingCommand::Child { child_id, policy } => {
+                        cancel_child(&mut followup, child_id, *policy, now)?
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(Decided::Resume(Resume::Group(value), consumed, followup));
+        }
+        if newly {
+            // Persist the branches that finished, with what they consumed, before going on.
+            let mut next = record.clone();
+            next.pending = Some(PendingCommand::Group {
+                race,
+                shape,
+                branches: branches.clone(),
+            });
+            next.updated_ms = to_millis(now);
+            let mut batch = Batch::new();
+            for key in consumed {
+                batch.delete(key);
+            }
+            batch.put(record::workflow_key(id), record::encode_record(&next)?);
+            inner.commit(batch).await?;
+            *record = next;
+            continue;
+        }
+        if running.is_empty() {
+            for branch in branches.iter().filter(|b| b.value.is_none()) {
+                if let PendingCommand::Timer { deadline_ms } = branch.pending {
+                    inner.timers.arm(deadline_ms, id);
+                }
+            }
+            return Ok(Decided::Idle);
+        }
+        // Wait for an activity to finish, or for a wake (signal, timer, child, cancellation).
+        let finished = {
+            let tasks = running
+                .iter_mut()
+                .map(|r| Box::pin(async { (r.index, (&mut r.task).await) }));
+            let earliest_timer = branches
+                .iter()
+                .filter(|b| b.value.is_none())
+                .filter_map(|b| match b.pending {
+                    PendingCommand::Timer { deadline_ms } => Some(deadline_ms),
+                    _ => None,
+                })
+                .min();
+            if let Some(deadline) = earliest_timer {
+                inner.timers.arm(deadline, id);
+            }
+            tokio::select! {
+                (done, _, _) = futures_select_all(tasks.collect()) => Some(done),
+                () = wake.notified() => None,
+            }
+        };
+        match finished {
+            Some((index, joined)) => {
+                running.retain(|r| r.index != index);
+                let outcome = joined.unwrap_or_else(|e| {
+                    Err(ActivityError::failed(format!("activity task failed: {e}")))
+                });
+                let value = group::branch_value(&Resume::Activity(outcome)).map_err(value_error)?;
+                branches[index].value = Some(value);
+                // Commit it on the next pass (with anything else that finished meanwhile).
+                let mut next = record.clone();
+                next.pending = Some(PendingCommand::Group {
+                    race,
+                    shape,
+                    branches: branches.clone(),
+                });
+                next.updated_ms = to_millis(inner.clock.now());
+                let mut batch = Batch::new();
+                batch.put(record::workflow_key(id), record::encode_record(&next)?);
+                inner.commit(batch).await?;
+                *record = next;
+            }
+            None => {
+                let cancelled = inner
+                    .with_active(id, |entry| std::mem::take(&mut entry.cancel))
+                    .unwrap_or(false);
+                if cancelled {
+                    stop(&mut running);
+                    let mut followup = Followup::default();
+                    let mut consumed = vec![record::cancel_key(id)];
+                    for branch in branches.iter().filter(|b| b.value.is_none()) {
+                        match &branch.pending {
+                            PendingCommand::Timer { deadline_ms } => {
+                                consumed.push(record::timer_key(*deadline_ms, id))
+                            }
+                            PendingCommand::Child { child_id, policy } => {
+                                cancel_child(&mut followup, child_id, *policy, inner.clock.now())?
+                            }
+                            _ => {}
+                        }
+                    }
+                    return Ok(Decided::Resume(Resume::Cancelled, consumed, followup));
+                }
+            }
+        }
+    }
+}
+
+/// The first queued signal named `name` that no other branch took in this pass.
+fn first_untaken_signal(
+    inner: &Inner,
+    id: &str,
+    name: &str,
+    taken: &[Vec<u8>],
+) -> Result<Option<(Vec<u8>, Payload)>, EngineError> {
+    let prefix = record::signal_queue_prefix(id);
+    for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+        if taken.contains(&key) {
+            continue;
+        }
+        if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
+            && signal.name == name
+        {
+            return Ok(Some((key, signal.payload)));
+        }
+    }
+    Ok(None)
+}
+
+/// Waits for the first of several futures; a small stand-in for `futures::select_all`.
+async fn futures_select_all<F: std::future::Future + Unpin>(
+    mut futures: Vec<F>,
+) -> (F::Output, usize, ()) {
+    std::future::poll_fn(|cx| {
+        for (i, f) in futures.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(out) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready((out, i, ()));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
