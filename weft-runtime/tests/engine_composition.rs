@@ -275,7 +275,8 @@ async fn a_signal_beats_its_deadline_and_a_deadline_beats_silence() {
     signalled.signal(Go { ok: true }).await.unwrap();
     assert!(signalled.result().await.unwrap().unwrap());
     wait_state(&s.engine, silent.id(), "AwaitRace").await;
-    advance_until(&s.clock, || false == s.engine.next_timer().is_some()).await;
+    eventually(|| s.engine.next_timer().is_some()).await;
+    advance_until(&s.clock, || s.engine.next_timer().is_none()).await;
     assert!(!silent.result().await.unwrap().unwrap());
     // The winner's timer was disarmed: nothing is left armed.
     assert_eq!(s.engine.next_timer(), None);

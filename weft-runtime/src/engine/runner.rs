@@ -268,6 +268,18 @@ async fn decide(
                 }
             };
             inner.with_active(id, |entry| entry.cancel_tx = None);
+            // Cancelled while the activity was finishing (it may have returned because it saw
+            // the cancellation): the workflow learns it was cancelled, not a plain failure.
+            let cancelled = inner
+                .with_active(id, |entry| std::mem::take(&mut entry.cancel))
+                .unwrap_or(false);
+            if cancelled {
+                return Ok(Decision::Resume(
+                    Resume::Cancelled,
+                    vec![record::cancel_key(id)],
+                    Followup::default(),
+                ));
+            }
             Ok(Decision::Resume(
                 Resume::Activity(outcome),
                 Vec::new(),
