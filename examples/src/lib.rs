@@ -2,5 +2,7 @@
 //! the programs in `src/bin/` drive them.
 //!
 //! - [`checkout`]: the README's main example, run by `cargo run -p weft-examples --bin checkout`.
+//! - [`crash_job`]: the workload the crash test runs in its `crash_worker` child process.
 
 pub mod checkout;
+pub mod crash_job;

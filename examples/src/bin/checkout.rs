@@ -316,6 +316,7 @@ fn pending_text(pending: Option<&Pending>) -> String {
             format!("a timer firing in {} ms", left.as_millis())
         }
         Some(Pending::Signal { name }) => format!("signal {name}"),
+        Some(other) => format!("{other:?}"),
         None => "nothing".to_string(),
     }
 }
