@@ -469,10 +469,17 @@ impl<W: Workflow> CrashTest<W> {
                 }
                 WorkflowStatus::Running | WorkflowStatus::Waiting => {}
             }
-            if let Some(Pending::Signal { name }) = &description.pending
-                && description.status == WorkflowStatus::Waiting
-            {
-                let Some(at) = signals.iter().position(|s| s.name == name) else {
+            // A signal wait takes the next scripted signal of its type. A group (`ctx.all`,
+            // `ctx.race`) may wait for any signal: it takes the next scripted one, before time
+            // is skipped.
+            let wanted = match &description.pending {
+                _ if description.status != WorkflowStatus::Waiting => None,
+                Some(Pending::Signal { name }) => Some(signals.iter().position(|s| s.name == name)),
+                Some(Pending::Group { .. }) if !signals.is_empty() => Some(Some(0)),
+                _ => None,
+            };
+            if let Some(wanted) = wanted {
+                let Some(at) = wanted else {
                     return Err(CrashFailure::Stuck {
                         run,
                         waiting_on: waiting_on(&description),

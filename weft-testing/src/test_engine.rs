@@ -499,6 +499,15 @@ pub(crate) fn waiting_on(description: &WorkflowDescription) -> String {
         Some(Pending::Signal { name }) => format!("signal `{name}`"),
         Some(Pending::Timer { .. }) => "a timer".to_string(),
         Some(Pending::Activity { name }) => format!("activity `{name}`"),
+        Some(Pending::Group {
+            race,
+            branches,
+            finished,
+        }) => format!(
+            "`ctx.{}` ({finished} of {branches} branches finished)",
+            if *race { "race" } else { "all" }
+        ),
+        Some(Pending::Child { id }) => format!("child workflow `{id}`"),
         None => format!("nothing (status {:?})", description.status),
     }
 }
