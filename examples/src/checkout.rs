@@ -375,7 +375,12 @@ impl Shop {
                 1 => String::new(),
                 n => format!(" (attempt {n})"),
             };
-            println!("  [{}] {message}{attempt}", ctx.idempotency_key());
+            // A closed stdout (`| head`) must not fail the activity: the output is a courtesy.
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "  [{}] {message}{attempt}",
+                ctx.idempotency_key()
+            );
         }
     }
 

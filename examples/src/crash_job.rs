@@ -35,7 +35,11 @@ impl Job {
         Job {
             index,
             steps,
-            sleep_ms: if index.is_multiple_of(3) { 5 + index % 7 } else { 0 },
+            sleep_ms: if index.is_multiple_of(3) {
+                5 + index % 7
+            } else {
+                0
+            },
             wait_signal: index % 4 == 1,
         }
     }

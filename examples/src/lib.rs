@@ -6,3 +6,9 @@
 
 pub mod checkout;
 pub mod crash_job;
+
+/// The workspace README's Rust code, compiled and run as doctests so it cannot drift from the
+/// API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
