@@ -3,9 +3,15 @@
 //!
 //! - [`checkout`]: the README's main example, run by `cargo run -p weft-examples --bin checkout`.
 //! - [`crash_job`]: the workload the crash test runs in its `crash_worker` child process.
+//! - [`fan_out`]: `ctx.all` over a list, a race with a deadline, child workflows; run by
+//!   `cargo run -p weft-examples --bin fan_out`.
+//! - [`trip`]: a saga that undoes bookings when one fails; run by
+//!   `cargo run -p weft-examples --bin trip`.
 
 pub mod checkout;
 pub mod crash_job;
+pub mod fan_out;
+pub mod trip;
 
 /// The workspace README's Rust code, compiled and run as doctests so it cannot drift from the
 /// API.
