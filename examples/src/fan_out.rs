@@ -246,7 +246,10 @@ pub async fn notify_customer(
 
 /// Takes a line's items off the shelf.
 #[activity(name = "warehouse.pick_items")]
-pub async fn pick_items(ctx: ActivityContext, request: PackRequest) -> Result<Picked, ActivityError> {
+pub async fn pick_items(
+    ctx: ActivityContext,
+    request: PackRequest,
+) -> Result<Picked, ActivityError> {
     let warehouse = warehouse(&ctx)?;
     warehouse.work(&ctx, &request.line.sku).await;
     let bin = format!("bin-{:02}", fnv1a(&request.line.sku) % 40);
@@ -347,7 +350,12 @@ fn warehouse(ctx: &ActivityContext) -> Result<std::sync::Arc<Warehouse>, Activit
 
 /// The sample order of the `fan_out` program: `lines` lines (at most 8), and a warehouse that
 /// has enough of everything but the third product when `one_short` is set.
-pub fn sample(id: &str, lines: usize, answer_within_ms: u64, one_short: bool) -> (BulkOrder, Warehouse) {
+pub fn sample(
+    id: &str,
+    lines: usize,
+    answer_within_ms: u64,
+    one_short: bool,
+) -> (BulkOrder, Warehouse) {
     const PRODUCTS: [(&str, u32); 8] = [
         ("DESK-OAK", 4),
         ("CHAIR-MESH", 12),

@@ -63,7 +63,10 @@ pub struct Itinerary {
 /// The trip: book the flight, then the hotel, then the car. A booking that fails undoes the
 /// earlier ones, durably, in reverse order, and the trip fails with what happened.
 #[workflow]
-pub async fn trip(ctx: &mut WorkflowContext, request: TripRequest) -> Result<Itinerary, WorkflowError> {
+pub async fn trip(
+    ctx: &mut WorkflowContext,
+    request: TripRequest,
+) -> Result<Itinerary, WorkflowError> {
     let mut saga: Saga = Saga::new();
 
     let flight: Booking = match ctx.run(book_flight, request.clone()).await {
@@ -109,7 +112,10 @@ pub async fn trip(ctx: &mut WorkflowContext, request: TripRequest) -> Result<Iti
 
 /// Books a seat on a flight.
 #[activity(name = "agency.book_flight")]
-pub async fn book_flight(ctx: ActivityContext, request: TripRequest) -> Result<Booking, ActivityError> {
+pub async fn book_flight(
+    ctx: ActivityContext,
+    request: TripRequest,
+) -> Result<Booking, ActivityError> {
     let agency = agency(&ctx)?;
     let detail = format!("flight to {} for {}", request.city, request.traveller);
     agency.book(&ctx, "flight", "FL", detail)
@@ -117,7 +123,10 @@ pub async fn book_flight(ctx: ActivityContext, request: TripRequest) -> Result<B
 
 /// Books a hotel room.
 #[activity(name = "agency.book_hotel")]
-pub async fn book_hotel(ctx: ActivityContext, request: TripRequest) -> Result<Booking, ActivityError> {
+pub async fn book_hotel(
+    ctx: ActivityContext,
+    request: TripRequest,
+) -> Result<Booking, ActivityError> {
     let agency = agency(&ctx)?;
     let detail = format!("{} nights in {}", request.nights, request.city);
     agency.book(&ctx, "hotel", "HT", detail)
@@ -125,7 +134,10 @@ pub async fn book_hotel(ctx: ActivityContext, request: TripRequest) -> Result<Bo
 
 /// Rents a car. Fails (without retrying: no car is left) when the agency is set to.
 #[activity(name = "agency.book_car")]
-pub async fn book_car(ctx: ActivityContext, request: TripRequest) -> Result<Booking, ActivityError> {
+pub async fn book_car(
+    ctx: ActivityContext,
+    request: TripRequest,
+) -> Result<Booking, ActivityError> {
     let agency = agency(&ctx)?;
     if agency.fail_car {
         agency.say(format!(
@@ -137,7 +149,11 @@ pub async fn book_car(ctx: ActivityContext, request: TripRequest) -> Result<Book
             request.city
         )));
     }
-    let detail = format!("compact car in {} for {} days", request.city, request.nights + 1);
+    let detail = format!(
+        "compact car in {} for {} days",
+        request.city,
+        request.nights + 1
+    );
     agency.book(&ctx, "car", "CR", detail)
 }
 
@@ -220,7 +236,10 @@ impl Agency {
         detail: String,
     ) -> Result<Booking, ActivityError> {
         // The code derives from the call's idempotency key: a re-run finds the same booking.
-        let code = format!("{prefix}-{:06X}", fnv1a(&ctx.idempotency_key()) % 0x100_0000);
+        let code = format!(
+            "{prefix}-{:06X}",
+            fnv1a(&ctx.idempotency_key()) % 0x100_0000
+        );
         let fresh = self.ledger.record("book", &code)?;
         if fresh {
             self.say(format!("book_{kind}: booked {detail} ({code})"));
