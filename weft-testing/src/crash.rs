@@ -473,7 +473,6 @@ impl<W: Workflow> CrashTest<W> {
             // `ctx.race`) may wait for any signal: it takes the next scripted one, before time
             // is skipped.
             let wanted = match &description.pending {
-                _ if description.status != WorkflowStatus::Waiting => None,
                 Some(Pending::Signal { name }) => Some(signals.iter().position(|s| s.name == name)),
                 Some(Pending::Group { .. }) if !signals.is_empty() => Some(Some(0)),
                 _ => None,

@@ -132,3 +132,43 @@ async fn an_activity_result_that_changes_after_a_crash_is_reported_with_its_step
     assert!(message.contains("crashed after commit 1"), "{message}");
     assert!(message.contains("`add_one` at step 1"), "{message}");
 }
+
+#[tokio::test]
+async fn groups_races_children_and_sagas_survive_crashes() {
+    use weft_ui_tests::representative::{composition, line_check};
+
+    let lines = || {
+        vec![
+            Line {
+                sku: "a".into(),
+                quantity: 1,
+            },
+            Line {
+                sku: "b".into(),
+                quantity: 0,
+            },
+        ]
+    };
+    let approved = CrashTest::<composition>::new()
+        .configure(|b| b.register::<line_check>())
+        .signals(Signals::none().then(approve("ada")))
+        .run(lines())
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert_eq!(approved.output, serde_json::json!({ "Ok": "2:GO:2" }));
+    assert!(approved.crashed_runs >= 5, "{approved}");
+
+    // No approval: the race's hour-long deadline wins on virtual time, the saga compensates.
+    let timed_out = CrashTest::<composition>::new()
+        .configure(|b| b.register::<line_check>())
+        .run(lines())
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert!(
+        timed_out.output["Err"]
+            .to_string()
+            .contains("not approved in time"),
+        "{}",
+        timed_out.output
+    );
+}
