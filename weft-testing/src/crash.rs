@@ -12,8 +12,8 @@
 //!
 //! A commit is any write the engine makes after it took ownership of the store: creating the
 //! workflow, each step, each signal stored. While a run waits, the harness sends the next
-//! scripted signal of the type the workflow waits for, and skips timers and retry backoffs by
-//! moving the virtual clock to the next deadline.
+//! scripted signal of the type the workflow waits for (see [`Signals`]), and skips timers and
+//! retry backoffs by moving the virtual clock to the next deadline.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -36,7 +36,9 @@ const DEFAULT_WORKFLOW_ID: &str = "crash-test";
 type SendSignal = dyn Fn(Engine, String) -> BoxFuture<Result<(), EngineError>> + Send + Sync;
 
 /// The signals a crash test sends, in order. Each is sent when the workflow waits for a signal
-/// of its type; signals of different types keep their own order.
+/// of its type; signals of different types keep their own order. A workflow waiting on a group
+/// (`ctx.all`, `ctx.race`) gets the next signal of the script before time is skipped, since a
+/// group does not say which signals it waits for.
 #[derive(Clone, Default)]
 pub struct Signals {
     queue: VecDeque<ScriptedSignal>,
