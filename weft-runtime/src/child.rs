@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a child workflow did not complete with a value.
+/// Why a child workflow did not complete with a value: the error side of
+/// `ctx.child(..).await`.
+///
+/// It is committed with the parent's next state, like an activity's error, so a parent that
+/// catches it and carries on does not see the child run again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ChildError {
     /// The child returned its error; `message` is its `Display`.
@@ -11,13 +15,17 @@ pub enum ChildError {
         /// The child's error, rendered.
         message: String,
     },
-    /// The child was cancelled.
+    /// The child was cancelled (by `engine.cancel` on the child), or the parent was cancelled
+    /// while it waited for the child: the parent can catch this and clean up.
     #[error("child workflow cancelled")]
     Cancelled,
-    /// The child ran past its execution timeout.
+    /// The child ran past its execution timeout. Reserved: children have no execution timeout
+    /// yet, so the engine does not produce it today.
     #[error("child workflow timed out")]
     TimedOut,
-    /// The child's workflow type is not registered with the engine.
+    /// The child's workflow type is not registered with the engine. The engine parks the
+    /// parent (`child.not_registered`) rather than resuming it with this, so that an engine
+    /// with the type registered can go on; it exists for callers that report the condition.
     #[error("child workflow type `{name}` is not registered with this engine; register it")]
     NotRegistered {
         /// The child's workflow name.
@@ -37,14 +45,23 @@ impl ChildError {
     }
 }
 
-/// What happens to a running child when its parent ends first.
+/// What happens to a running child when its parent stops waiting for it first: the parent is
+/// cancelled while it waits on the child, or the child is a losing branch of `ctx.race`.
+///
+/// Set with `ctx.child_with(workflow, input, policy)`; `ctx.child` uses the default. The policy
+/// is stored with the parent's pending wait, and what it decides is committed with the
+/// parent's resume: the cancellation request for the child is written in that transaction, and
+/// the child is woken to see it once the commit is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ParentClosePolicy {
-    /// Cancel the child (the default): it sees cancellation at its current durable await.
+    /// Request the child's cancellation (the default): the child sees it at its current durable
+    /// await, as with `engine.cancel` on the child, and may clean up before it ends.
     #[default]
     RequestCancel,
-    /// Let the child run on, on its own.
+    /// Let the child run on, on its own, to its end; nobody waits for its result. It stays
+    /// listed under its own id.
     Abandon,
-    /// The parent's completion waits for the child to end.
+    /// Meant for: the parent's end waits for the child to end. Not distinct yet: the engine
+    /// currently treats it like [`RequestCancel`](Self::RequestCancel).
     Wait,
 }

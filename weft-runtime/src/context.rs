@@ -80,12 +80,36 @@ impl WorkflowContext {
     }
 
     /// Runs a group of durable operations concurrently and resumes when all have finished, with
-    /// each one's value: a tuple for a tuple of operations, a `Vec` for a `Vec`.
+    /// each one's value in branch order: a tuple for a tuple of two to four operations, a `Vec`
+    /// for a `Vec` of operations of one type (annotate the binding:
+    /// `let checks: Vec<Result<bool, ActivityError>> = ctx.all(..).await;`).
     ///
-    /// Write the operations without `.await`: `ctx.all((ctx.run(a, x), ctx.sleep(d))).await`.
-    /// Persisted: each branch's value as soon as that branch finishes, so after a crash only the
-    /// unfinished branches run again. A failing activity branch is an `Err` in its place; the
-    /// others still complete and are kept.
+    /// Write the operations without `.await`: `ctx.all((ctx.run(a, x), ctx.sleep(d))).await`, or
+    /// `ctx.all(items.iter().map(|i| ctx.run(check, i.clone())).collect::<Vec<_>>()).await`.
+    /// A branch's value is what the operation alone would give: `Result<T, ActivityError>` for
+    /// an activity, `Result<T, ChildError>` for a child, `()` for a sleep, the signal for a
+    /// signal wait. A failing branch is an `Err` in its place; the others still run and are kept.
+    /// `ctx.all` of an empty `Vec` resumes at once with an empty `Vec`.
+    ///
+    /// Persisted, and when:
+    /// - **Suspending** commits, in one transaction, the workflow state with every branch
+    ///   pending, the timer of each sleep branch, and each child branch's record (see
+    ///   [`child`](Self::child)). Activity branches start after that commit.
+    /// - **Each branch's value is committed as that branch finishes**, in the workflow's record,
+    ///   together with what it consumed (the signal taken off the queue, the fired timer).
+    ///   Branches that finish together may share a commit. After a crash only the branches with
+    ///   no committed value run again; an activity that was running when the process died runs
+    ///   again (at least once, as for [`run`](Self::run)).
+    /// - **The resume** commits the next state with the group's value, once the last branch's
+    ///   value is in.
+    ///
+    /// Cancellation (`engine.cancel(id)`) while the group waits: running activity branches are
+    /// asked to stop through their cancellation signal and their results are not awaited, the
+    /// timers of unfinished sleeps are disarmed, unfinished children are cancelled per their
+    /// [`ParentClosePolicy`]. The workflow ends as cancelled at this await: unlike
+    /// `ctx.run(..)`, a group does not hand the cancellation to the workflow as a value, so
+    /// there is no cleanup after it. A branch that is itself a group is not supported: the
+    /// workflow is parked with `engine.nested_group`; await the inner group in its own statement.
     pub fn all<G: DurableGroup>(&self, group: G) -> Durable<G::All> {
         Durable::new(
             group
@@ -95,9 +119,35 @@ impl WorkflowContext {
     }
 
     /// Runs a group of durable operations concurrently and resumes with the first to finish:
-    /// a [`Race2`](crate::group::Race2)/`Race3`/`Race4` naming the winner for a tuple,
-    /// `(index, value)` for a `Vec`. The losers are cancelled: their timers are disarmed and their
-    /// activities see cancellation. A race of a signal against a sleep waits with a deadline.
+    /// a [`Race2`](crate::group::Race2)/[`Race3`](crate::group::Race3)/
+    /// [`Race4`](crate::group::Race4) naming the winner for a tuple, `(index, value)` for a
+    /// `Vec`. A race of a signal against a sleep is the way to wait with a deadline:
+    ///
+    /// ```text
+    /// match ctx.race((ctx.wait_for_signal::<Approval>(), ctx.sleep(deadline))).await {
+    ///     Race2::First(approval) => ..,
+    ///     Race2::Second(()) => .., // timed out
+    /// }
+    /// ```
+    ///
+    /// A failed activity finishes its branch too: it wins with its `Err`. When several branches
+    /// are found finished at once (say, after a restart, a queued signal and a passed deadline),
+    /// the one listed first wins. A race over an empty `Vec` can never finish: the workflow is
+    /// parked with `engine.empty_race`.
+    ///
+    /// Persisted, and when: suspending commits the state with every branch pending, timers and
+    /// child records included, as for [`all`](Self::all). A winning activity's result is
+    /// committed as it arrives, as for `all`; a winning timer, signal or child is committed with
+    /// the resume itself. The resume commits, in one transaction, the next state with the
+    /// winner's value, the winner's signal or timer consumed, the losers' timers disarmed, and a
+    /// cancellation request for each losing child (unless its policy is
+    /// [`ParentClosePolicy::Abandon`]). Losing activities are asked to stop through their
+    /// cancellation signal as soon as the winner is known; their results are dropped, never
+    /// recorded, so a losing activity may still have had its effect. A losing signal branch
+    /// takes nothing: a signal that arrives later stays queued for a later wait.
+    ///
+    /// Cancellation while the race waits does what it does for [`all`](Self::all): every branch
+    /// is stopped and the workflow ends as cancelled at this await.
     pub fn race<G: DurableGroup>(&self, group: G) -> Durable<G::Race> {
         Durable::new(
             group
@@ -106,9 +156,26 @@ impl WorkflowContext {
         )
     }
 
-    /// Starts a child workflow and waits for its result. The child has its own id
-    /// (`{parent id}/{step}`), state and history, and shows in describe and list with its parent.
-    /// When the parent ends first, the child is cancelled (see [`ParentClosePolicy`]).
+    /// Starts a child workflow and waits for its result, typed like [`run`](Self::run):
+    /// `Ok(output)`, or a [`ChildError`] saying why there is none.
+    ///
+    /// The child is a workflow of its own: its own id, `{parent id}/{step}` (in a group,
+    /// `{parent id}/{step}.{branch}`), its own state and history, and it shows in describe and
+    /// list like any other. Its type must be registered with the engine; if it is not, the
+    /// parent is parked with `child.not_registered` until an engine that has it resumes it.
+    ///
+    /// Persisted, and when: the child is created **in the parent's step commit**: the same
+    /// transaction stores the parent's state waiting on the child, the child's record after its
+    /// own first step (its first durable operation already pending), and the link that makes
+    /// the child's end wake the parent. So either both exist or neither does, and a crash can
+    /// neither lose the child nor start it twice. The child's result is read from its record
+    /// when it ends, and committed with the parent's next state.
+    ///
+    /// Cancellation: cancelling the parent while it waits here resumes the parent with
+    /// `Err(ChildError::Cancelled)`, so it can clean up, and commits, with that resume, a
+    /// cancellation request for the child (with the default policy,
+    /// [`ParentClosePolicy::RequestCancel`]). Cancelling the child itself ends the parent's wait
+    /// with `Err(ChildError::Cancelled)` too.
     pub fn child<W: Workflow>(
         &self,
         workflow: W,
@@ -117,7 +184,9 @@ impl WorkflowContext {
         self.child_with(workflow, input, ParentClosePolicy::default())
     }
 
-    /// [`child`](Self::child) with an explicit parent-close policy.
+    /// [`child`](Self::child) with an explicit parent-close policy: what happens to the child
+    /// when the parent stops waiting for it first (the parent is cancelled, or the child loses a
+    /// [`race`](Self::race)). The policy is stored with the parent's pending wait.
     pub fn child_with<W: Workflow>(
         &self,
         _workflow: W,
@@ -134,7 +203,22 @@ impl WorkflowContext {
         Durable::new(command)
     }
 
-    /// Runs one compensation of a [`Saga`](crate::saga::Saga) durably.
+    /// Runs one compensation of a [`Saga`](crate::saga::Saga) durably, as an activity call:
+    /// `Ok(())`, or the compensating activity's error after its retries.
+    ///
+    /// Persisted, and when: the step that pops the compensation (`saga.pop()`) suspends here,
+    /// so its commit stores the saga without that compensation and the compensation pending, in
+    /// one transaction; the compensating activity runs after it, and its result is committed with
+    /// the next state. After a crash in between, recovery runs the pending compensation again
+    /// (at least once, as for [`run`](Self::run)); the ones already committed do not run again
+    /// and the ones still in the saga run after it. Make compensations idempotent.
+    ///
+    /// It runs under the default retry policy (5 attempts, backoff from 100 ms), not the
+    /// options declared on the activity. Cancellation while it runs asks the activity to stop
+    /// and resumes with `Err(ActivityError::Cancelled)`; `ctx.compensate(step).await?` then
+    /// ends the workflow (as cancelled), leaving the rest of the saga undone. To compensate
+    /// fully even when cancelled, handle the error instead of `?`: the durable awaits after a
+    /// delivered cancellation run normally.
     pub fn compensate(&self, step: Compensation) -> Durable<Result<(), ActivityError>> {
         let command = match step.input {
             Ok(input) => Ok(Command::Compensate {

@@ -30,7 +30,13 @@ pub enum GroupShape {
     List,
 }
 
-/// The winner of a race over two operations.
+/// What `ctx.race` over a tuple of two operations resumes with: which branch finished
+/// first, with its value (`Result<T, ActivityError>` for an activity, `Result<T, ChildError>`
+/// for a child, `()` for a sleep, the signal for a signal wait).
+///
+/// Only the winner's value is committed; the losers were stopped when it won (see
+/// [`WorkflowContext::race`](crate::WorkflowContext::race)). Match on it:
+/// `Race2::First(value) => ..`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Race2<A, B> {
     /// The first operation finished first.
@@ -39,7 +45,13 @@ pub enum Race2<A, B> {
     Second(B),
 }
 
-/// The winner of a race over three operations.
+/// What `ctx.race` over a tuple of three operations resumes with: which branch finished
+/// first, with its value (`Result<T, ActivityError>` for an activity, `Result<T, ChildError>`
+/// for a child, `()` for a sleep, the signal for a signal wait).
+///
+/// Only the winner's value is committed; the losers were stopped when it won (see
+/// [`WorkflowContext::race`](crate::WorkflowContext::race)). Match on it:
+/// `Race3::First(value) => ..`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Race3<A, B, C> {
     /// The first operation finished first.
@@ -50,7 +62,13 @@ pub enum Race3<A, B, C> {
     Third(C),
 }
 
-/// The winner of a race over four operations.
+/// What `ctx.race` over a tuple of four operations resumes with: which branch finished
+/// first, with its value (`Result<T, ActivityError>` for an activity, `Result<T, ChildError>`
+/// for a child, `()` for a sleep, the signal for a signal wait).
+///
+/// Only the winner's value is committed; the losers were stopped when it won (see
+/// [`WorkflowContext::race`](crate::WorkflowContext::race)). Match on it:
+/// `Race4::First(value) => ..`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Race4<A, B, C, D> {
     /// The first operation finished first.
