@@ -12,6 +12,8 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod group;
+pub mod migration;
+pub mod query;
 pub mod saga;
 pub mod signal;
 pub mod storage;
@@ -31,6 +33,8 @@ pub use engine::{
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};
+pub use migration::MigrationError;
+pub use query::Query;
 pub use saga::{Compensation, Saga};
 pub use signal::Signal;
 pub use weft_macros::{Signal, activity, workflow};

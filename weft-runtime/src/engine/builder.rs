@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::activity::{DynActivity, Resources};
+use crate::codec;
+use crate::migration::MigrationError;
+use crate::query::Query;
 use crate::storage::{Batch, Condition, Storage};
 use crate::workflow::Workflow;
 
@@ -15,7 +18,8 @@ use super::clock::{Clock, SystemClock};
 use super::core::Inner;
 use super::error::EngineError;
 use super::record;
-use super::registry::{self, ErasedWorkflow, Registry};
+use super::migration::{self, ErasedMigration};
+use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
 use super::{Engine, recovery};
@@ -28,6 +32,8 @@ pub struct EngineBuilder {
     storage: Arc<dyn Storage>,
     workflows: Vec<Arc<dyn ErasedWorkflow>>,
     overrides: HashMap<String, Arc<dyn DynActivity>>,
+    migrations: Vec<Arc<ErasedMigration>>,
+    queries: Vec<ErasedQuery>,
     resources: Resources,
     payload_limit: usize,
     recover: bool,
@@ -40,6 +46,8 @@ impl EngineBuilder {
             storage,
             workflows: Vec::new(),
             overrides: HashMap::new(),
+            migrations: Vec::new(),
+            queries: Vec::new(),
             resources: Resources::default(),
             payload_limit: DEFAULT_PAYLOAD_LIMIT,
             recover: true,
@@ -51,6 +59,52 @@ impl EngineBuilder {
     /// registered, so in-flight instances finish on the code that started them.
     pub fn register<W: Workflow>(mut self) -> Self {
         self.workflows.push(registry::erase::<W>());
+        self
+    }
+
+    /// Registers a checked migration from `From`'s state enum to `To`'s (see
+    /// [`crate::migration`]). When the engine is built, every stored workflow written by `From`
+    /// (same name, version and fingerprint) is migrated and committed as a `To` before it
+    /// resumes; migrations chain (`v1 -> v2 -> v3`).
+    ///
+    /// `To` must be registered (or migrate on, through a chain, to a registered version), have
+    /// the same name and a higher version; `From` must not be registered. Each old variant must
+    /// map to a new variant that waits on the same kind of operation, because the stored pending
+    /// command is kept. `build` fails with `EngineError::InvalidMigration` otherwise.
+    pub fn migrate<From, To>(
+        mut self,
+        migration: impl Fn(From::State) -> Result<To::State, MigrationError> + Send + Sync + 'static,
+    ) -> Self
+    where
+        From: Workflow,
+        To: Workflow,
+    {
+        self.migrations
+            .push(migration::erase::<From, To, _>(migration));
+        self
+    }
+
+    /// Registers query `Q` for [`Engine::query_by_name`], which answers in JSON. Typed calls
+    /// through [`Engine::query`] need no registration.
+    pub fn query<Q>(mut self) -> Self
+    where
+        Q: Query,
+        Q::Output: serde::Serialize,
+    {
+        let answer = |bytes: &[u8]| -> Result<serde_json::Value, EngineError> {
+            let state: <Q::Workflow as Workflow>::State = codec::decode(bytes)?;
+            serde_json::to_value(Q::answer(&state)).map_err(|e| {
+                EngineError::Codec(crate::codec::CodecError::Encode {
+                    type_name: std::any::type_name::<Q::Output>(),
+                    reason: e.to_string(),
+                })
+            })
+        };
+        self.queries.push(ErasedQuery {
+            workflow: migration::key_of::<Q::Workflow>(),
+            name: Q::NAME,
+            answer: Box::new(answer),
+        });
         self
     }
 
@@ -93,7 +147,9 @@ impl EngineBuilder {
     ///
     /// Must be called inside a tokio runtime.
     pub async fn build(self) -> Result<Engine, EngineError> {
-        let registry = Registry::build(self.workflows, self.overrides)?;
+        let mut registry = Registry::build(self.workflows, self.overrides)?;
+        registry.add_migrations(self.migrations)?;
+        registry.add_queries(self.queries)?;
         let epoch = take_ownership(&*self.storage)?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
@@ -144,6 +200,8 @@ impl EngineBuilder {
             .unwrap_or_else(|p| p.into_inner())
             .push(timer_task.abort_handle());
         let engine = Engine::from_inner(inner);
+        // Migrated records are committed before anything resumes from them.
+        migration::upgrade_all(&engine.inner).await?;
         if self.recover {
             recovery::recover(&engine.inner)?;
         }

@@ -114,7 +114,9 @@ pub enum EngineError {
         id: String,
     },
     /// The workflow has already finished, so it takes no more signals.
-    #[error("workflow `{id}` has already finished; it takes no more signals")]
+    #[error(
+        "workflow `{id}` has already finished; it takes no more signals and has no state to query"
+    )]
     Finished {
         /// The workflow's id.
         id: String,
@@ -127,6 +129,52 @@ pub enum EngineError {
         /// Why it does not decode.
         #[source]
         source: super::record::RecordError,
+    },
+    /// A migration registered with `EngineBuilder::migrate` cannot be used.
+    #[error("invalid migration from {from} to {to}: {reason}")]
+    InvalidMigration {
+        /// The version it migrates from.
+        from: String,
+        /// The version it migrates to.
+        to: String,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
+    /// Two by-name queries of one workflow version share a name.
+    #[error(
+        "query `{query}` of workflow `{workflow}` version {version} is registered twice; give one of them another `NAME`"
+    )]
+    ConflictingQuery {
+        /// The workflow's name.
+        workflow: String,
+        /// The workflow's version.
+        version: u32,
+        /// The query's name.
+        query: String,
+    },
+    /// The query cannot be asked of this workflow: it reads another workflow type or version, or
+    /// no query of that name is registered for it.
+    #[error("query `{query}` cannot be asked of workflow `{id}`: {reason}")]
+    UnknownQuery {
+        /// The workflow's id.
+        id: String,
+        /// The query's name.
+        query: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// `Engine::start` was asked for an older version while a newer one of the same name is
+    /// registered; new starts use the latest version.
+    #[error(
+        "workflow `{workflow}` version {version} is not the latest registered version ({latest}); start the latest version, or use `Engine::start_pinned` to start this one on purpose"
+    )]
+    NotLatest {
+        /// The workflow's name.
+        workflow: String,
+        /// The version asked for.
+        version: u32,
+        /// The newest registered version.
+        latest: u32,
     },
     /// A list page token was not produced by `Engine::list`.
     #[error("invalid page token; pass the `next_page_token` of a previous page")]
@@ -154,6 +202,10 @@ impl EngineError {
             EngineError::Finished { .. } => "engine.finished",
             EngineError::Record { source, .. } => source.code(),
             EngineError::InvalidPageToken => "engine.invalid_page_token",
+            EngineError::InvalidMigration { .. } => "engine.invalid_migration",
+            EngineError::ConflictingQuery { .. } => "engine.conflicting_query",
+            EngineError::UnknownQuery { .. } => "engine.unknown_query",
+            EngineError::NotLatest { .. } => "engine.not_latest",
         }
     }
 }

@@ -34,7 +34,8 @@
 //! Modules: [`builder`] (registration, ownership, recovery at build), `registry` (type-erased
 //! workflows), [`record`] (stored formats and key layout), `writer` (grouped, fenced commits),
 //! `runner` (the step protocol), `execute` (activity retries), `timers`, `recovery`, [`clock`],
-//! `query` (describe and list), [`error`].
+//! `query` (describe and list), `migration` (checked migrations at build), `views` (typed
+//! queries), [`error`].
 
 pub mod builder;
 pub mod clock;
@@ -42,12 +43,14 @@ mod composite;
 mod core;
 pub mod error;
 mod execute;
+mod migration;
 mod query;
 pub mod record;
 mod recovery;
 mod registry;
 mod runner;
 mod timers;
+mod views;
 mod writer;
 
 use std::marker::PhantomData;
@@ -262,7 +265,31 @@ impl Engine {
 
     /// Starts a workflow. Its first step runs at once and is committed together with the new
     /// record before this returns.
+    ///
+    /// New starts use the latest version: when a newer version of `W`'s name is registered
+    /// beside `W`, this fails with `EngineError::NotLatest` (older versions stay registered so
+    /// their in-flight instances finish). Use [`Engine::start_pinned`] to start an older one on
+    /// purpose.
     pub async fn start_with<W: Workflow>(
+        &self,
+        input: W::Input,
+        options: StartOptions,
+    ) -> Result<WorkflowHandle<W>, EngineError> {
+        if let Some(latest) = self.inner.registry.latest(W::NAME)
+            && latest.version() > W::VERSION
+        {
+            return Err(EngineError::NotLatest {
+                workflow: W::NAME.to_string(),
+                version: W::VERSION,
+                latest: latest.version(),
+            });
+        }
+        self.start_pinned::<W>(input, options).await
+    }
+
+    /// Starts exactly version `W`, even when a newer version of its name is registered (say, to
+    /// finish a rollout on the old code). Otherwise like [`Engine::start_with`].
+    pub async fn start_pinned<W: Workflow>(
         &self,
         input: W::Input,
         options: StartOptions,

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use super::clock::from_millis;
 use super::core::Inner;
 use super::error::EngineError;
+use super::migration;
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup};
 
@@ -39,8 +40,11 @@ impl WorkflowStatus {
 /// code, for example) and restarting the engine resumes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkReason {
-    /// A stable code: `record.corrupt`, `workflow.unknown_type`, `workflow.fingerprint_mismatch`,
-    /// `state.corrupt`, `activity.not_registered`, `engine.payload_too_large`, or a step error's code.
+    /// A stable code: `record.corrupt`, `workflow.unknown_type` (no version of the name is
+    /// registered), `workflow.version_mismatch` (other versions are, not this one),
+    /// `workflow.fingerprint_mismatch` (this version is, with another shape),
+    /// `migration.failed`, `migration.pending`, `state.corrupt`, `activity.not_registered`,
+    /// `engine.payload_too_large`, or a step error's code.
     pub code: String,
     /// The reason for people.
     pub message: String,
@@ -195,25 +199,9 @@ pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
                 message: message.clone(),
             }),
         ),
-        (_, Lookup::UnknownType) => (
+        (_, Lookup::UnknownType | Lookup::FingerprintMismatch { .. }) => (
             WorkflowStatus::Parked,
-            Some(ParkReason {
-                code: "workflow.unknown_type".into(),
-                message: format!(
-                    "workflow type `{}` version {} is not registered with this engine; register it to resume",
-                    record.workflow_type, record.version
-                ),
-            }),
-        ),
-        (_, Lookup::FingerprintMismatch { registered }) => (
-            WorkflowStatus::Parked,
-            Some(ParkReason {
-                code: "workflow.fingerprint_mismatch".into(),
-                message: format!(
-                    "the stored state of `{}` version {} was written by code with fingerprint {:#018x}, but the registered code has {:#018x}; register the old code under its own VERSION to finish it",
-                    record.workflow_type, record.version, record.fingerprint, registered
-                ),
-            }),
+            Some(not_runnable(inner, &record, lookup)),
         ),
         (RecordStatus::Running, Lookup::Found(_)) => (WorkflowStatus::Running, None),
         (RecordStatus::Waiting, Lookup::Found(_)) => (WorkflowStatus::Waiting, None),
@@ -223,6 +211,61 @@ pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
         status,
         park_reason,
         workflow,
+    }
+}
+
+/// Why a stored, unfinished record matches no registered code: its migration fails (or is yet
+/// to be committed), its version is not registered, or its shape differs from the registered
+/// code of its version.
+fn not_runnable(inner: &Inner, record: &WorkflowRecord, lookup: Lookup<'_>) -> ParkReason {
+    let stored = format!(
+        "`{}` version {} (fingerprint {:#018x})",
+        record.workflow_type, record.version, record.fingerprint
+    );
+    match migration::upgrade(inner, record) {
+        Some(Err(fault)) => {
+            return ParkReason {
+                code: fault.code,
+                message: fault.message,
+            };
+        }
+        Some(Ok(next)) => {
+            return ParkReason {
+                code: "migration.pending".into(),
+                message: format!(
+                    "the stored state of {stored} is migrated to version {} when the engine is next built",
+                    next.version
+                ),
+            };
+        }
+        None => {}
+    }
+    let versions = inner.registry.versions(&record.workflow_type);
+    let registered = versions
+        .iter()
+        .map(|(v, f)| format!("version {v} ({f:#018x})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match lookup {
+        Lookup::FingerprintMismatch { registered: now } => ParkReason {
+            code: "workflow.fingerprint_mismatch".into(),
+            message: format!(
+                "the stored state of {stored} was written by code of another shape than the registered code of that version (fingerprint {now:#018x}); register the old code under its own VERSION to finish it, or a migration from it"
+            ),
+        },
+        _ if !versions.is_empty() => ParkReason {
+            code: "workflow.version_mismatch".into(),
+            message: format!(
+                "the stored state of {stored} matches no registered version ({registered}); register the code that wrote it, or a migration from it, to resume"
+            ),
+        },
+        _ => ParkReason {
+            code: "workflow.unknown_type".into(),
+            message: format!(
+                "workflow type `{}` version {} is not registered with this engine; register it to resume",
+                record.workflow_type, record.version
+            ),
+        },
     }
 }
 

@@ -11,6 +11,7 @@ use crate::context::WorkflowContext;
 use crate::workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
 
 use super::error::EngineError;
+use super::migration::{self, ErasedMigration, VersionKey};
 
 /// The outcome of one step, with every value encoded.
 pub(crate) enum Stepped {
@@ -141,11 +142,25 @@ pub(crate) fn erase<W: Workflow>() -> Arc<dyn ErasedWorkflow> {
     Arc::new(Typed::<W>(PhantomData))
 }
 
+/// A query registered for by-name dispatch, with its types erased: encoded state in, JSON out.
+pub(crate) struct ErasedQuery {
+    /// The workflow version whose state it reads.
+    pub workflow: VersionKey,
+    /// The query's `NAME`.
+    pub name: &'static str,
+    /// Decodes the state and answers.
+    pub answer: Box<dyn Fn(&[u8]) -> Result<serde_json::Value, EngineError> + Send + Sync>,
+}
+
 /// What the engine knows how to run.
 #[derive(Default)]
 pub(crate) struct Registry {
     workflows: HashMap<(String, u32), Arc<dyn ErasedWorkflow>>,
     activities: HashMap<String, Arc<dyn DynActivity>>,
+    /// Migrations by the version they migrate from.
+    migrations: HashMap<VersionKey, Arc<ErasedMigration>>,
+    /// By-name queries by (workflow name, workflow version, query name).
+    queries: HashMap<(String, u32, String), ErasedQuery>,
 }
 
 /// How a stored record relates to the registered code.
@@ -166,6 +181,8 @@ impl Registry {
         let mut registry = Registry {
             workflows: HashMap::new(),
             activities: overrides,
+            migrations: HashMap::new(),
+            queries: HashMap::new(),
         };
         let mut required = Vec::new();
         for workflow in workflows {
@@ -214,7 +231,114 @@ impl Registry {
         }
     }
 
-    /// Whether `W` itself is registered.
+    /// Adds migrations, checking each: it goes to a newer version of the same name, nothing else
+    /// migrates from its source, its source is not itself registered (records of a registered
+    /// version run on it), and its chain ends at a registered version.
+    pub(crate) fn add_migrations(
+        &mut self,
+        migrations: Vec<Arc<ErasedMigration>>,
+    ) -> Result<(), EngineError> {
+        let invalid = |m: &ErasedMigration, reason: &str| EngineError::InvalidMigration {
+            from: migration::describe_key(&m.from),
+            to: migration::describe_key(&m.to),
+            reason: reason.to_string(),
+        };
+        for m in migrations {
+            if m.from.0 != m.to.0 {
+                return Err(invalid(&m, "a migration stays within one workflow name"));
+            }
+            if m.to.1 <= m.from.1 {
+                return Err(invalid(
+                    &m,
+                    "a migration goes to a higher version; bump `version` of the new code",
+                ));
+            }
+            if matches!(self.lookup(&m.from.0, m.from.1, m.from.2), Lookup::Found(_)) {
+                return Err(invalid(
+                    &m,
+                    "its source version is also registered, so its instances would run on it; register either the old version or a migration from it",
+                ));
+            }
+            if self.migrations.contains_key(&m.from) {
+                return Err(invalid(&m, "another migration starts at the same version"));
+            }
+            self.migrations.insert(m.from.clone(), m);
+        }
+        for m in self.migrations.values() {
+            let mut key = &m.to;
+            let mut hops = 0;
+            while let Some(next) = self.migrations.get(key) {
+                key = &next.to;
+                hops += 1;
+                if hops > self.migrations.len() {
+                    break;
+                }
+            }
+            if !matches!(self.lookup(&key.0, key.1, key.2), Lookup::Found(_)) {
+                return Err(invalid(
+                    m,
+                    &format!(
+                        "its target {} is not registered; call `EngineBuilder::register` with it",
+                        migration::describe_key(key)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The migration from a stored version, if one is registered.
+    pub(crate) fn migration(&self, from: &VersionKey) -> Option<&Arc<ErasedMigration>> {
+        self.migrations.get(from)
+    }
+
+    /// Whether any migration is registered.
+    pub(crate) fn has_migrations(&self) -> bool {
+        !self.migrations.is_empty()
+    }
+
+    /// Adds by-name queries. Each reads a registered workflow version; a name is used once per
+    /// version.
+    pub(crate) fn add_queries(&mut self, queries: Vec<ErasedQuery>) -> Result<(), EngineError> {
+        for query in queries {
+            let (name, version, fingerprint) = &query.workflow;
+            if !matches!(self.lookup(name, *version, *fingerprint), Lookup::Found(_)) {
+                return Err(EngineError::NotRegistered {
+                    workflow: name.clone(),
+                    version: *version,
+                });
+            }
+            let key = (name.clone(), *version, query.name.to_string());
+            if self.queries.contains_key(&key) {
+                return Err(EngineError::ConflictingQuery {
+                    workflow: name.clone(),
+                    version: *version,
+                    query: query.name.to_string(),
+                });
+            }
+            self.queries.insert(key, query);
+        }
+        Ok(())
+    }
+
+    /// The by-name query `query` of workflow `name` version `version`.
+    pub(crate) fn query(&self, name: &str, version: u32, query: &str) -> Option<&ErasedQuery> {
+        self.queries
+            .get(&(name.to_string(), version, query.to_string()))
+    }
+
+    /// Every registered version of workflow `name` with its fingerprint, oldest first.
+    pub(crate) fn versions(&self, name: &str) -> Vec<(u32, u64)> {
+        let mut versions: Vec<_> = self
+            .workflows
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, version), w)| (*version, w.fingerprint()))
+            .collect();
+        versions.sort_unstable();
+        versions
+    }
+
     /// The newest registered version of workflow `name`.
     pub(crate) fn latest(&self, name: &str) -> Option<&Arc<dyn ErasedWorkflow>> {
         self.workflows
@@ -224,6 +348,7 @@ impl Registry {
             .map(|(_, workflow)| workflow)
     }
 
+    /// Whether `W` itself is registered.
     pub(crate) fn has<W: Workflow>(&self) -> bool {
         matches!(
             self.lookup(W::NAME, W::VERSION, W::FINGERPRINT),
