@@ -33,13 +33,16 @@
 //! let engine = Engine::builder(MemoryStorage::new())
 //!     .register::<review_v2>()
 //!     .migrate::<review_v1, review_v2>(|old| match old {
+//!         // No catch-all arm: a variant the migration forgets is a compile error.
 //!         ReviewV1State::Start { doc } => Ok(ReviewV2State::Start { doc }),
 //!         // Each old variant maps to the new variant that waits on the same operation.
 //!         ReviewV1State::AwaitSignalApproval { doc } => {
+//!             if doc.is_empty() {
+//!                 // Parks this one workflow (code `migration.failed`), keeping its record.
+//!                 return Err(MigrationError::new("an empty document cannot be migrated"));
+//!             }
 //!             Ok(ReviewV2State::AwaitSignalApproval { doc, revisions: 0 })
 //!         }
-//!         #[allow(unreachable_patterns)]
-//!         other => Err(MigrationError::new(format!("no v2 equivalent of {other:?}"))),
 //!     })
 //!     .build()
 //!     .await?;

@@ -68,4 +68,3 @@ pub trait Query: 'static {
     /// Computes the answer from the stored state.
     fn answer(state: &<Self::Workflow as Workflow>::State) -> Self::Output;
 }
-

@@ -142,6 +142,9 @@ pub(crate) fn erase<W: Workflow>() -> Arc<dyn ErasedWorkflow> {
     Arc::new(Typed::<W>(PhantomData))
 }
 
+/// Decodes a stored state and answers a query about it in JSON.
+pub(crate) type Answer = dyn Fn(&[u8]) -> Result<serde_json::Value, EngineError> + Send + Sync;
+
 /// A query registered for by-name dispatch, with its types erased: encoded state in, JSON out.
 pub(crate) struct ErasedQuery {
     /// The workflow version whose state it reads.
@@ -149,7 +152,7 @@ pub(crate) struct ErasedQuery {
     /// The query's `NAME`.
     pub name: &'static str,
     /// Decodes the state and answers.
-    pub answer: Box<dyn Fn(&[u8]) -> Result<serde_json::Value, EngineError> + Send + Sync>,
+    pub answer: Box<Answer>,
 }
 
 /// What the engine knows how to run.

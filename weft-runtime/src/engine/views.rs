@@ -21,12 +21,7 @@ impl Engine {
     pub async fn query<Q: Query>(&self, id: &str) -> Result<Q::Output, EngineError> {
         self.inner.check_live()?;
         let record = self.inner.read_record(id)?;
-        check_target(
-            id,
-            Q::NAME,
-            &record,
-            &migration::key_of::<Q::Workflow>(),
-        )?;
+        check_target(id, Q::NAME, &record, &migration::key_of::<Q::Workflow>())?;
         let state = record
             .state
             .ok_or_else(|| EngineError::Finished { id: id.to_string() })?;

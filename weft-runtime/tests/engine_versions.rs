@@ -1,0 +1,365 @@
+//! Versioning: several versions of one workflow side by side, the version-mismatch park and its
+//! repair, and checked migrations applied (and committed) before a migrated workflow resumes.
+
+#![allow(non_camel_case_types)]
+
+mod engine_support;
+
+use engine_support::*;
+use serde::{Deserialize, Serialize};
+use weft_runtime::engine::{ListFilter, WorkflowStatus, record};
+use weft_runtime::storage::{MemoryStorage, Storage};
+use weft_runtime::{
+    Engine, EngineError, MigrationError, Signal, StartOptions, Workflow, WorkflowContext,
+    WorkflowError, workflow,
+};
+
+/// What a checkout waits for.
+#[derive(Debug, Clone, Serialize, Deserialize, Signal)]
+struct Approve {
+    by: String,
+}
+
+/// Version 1: waits for an approval.
+#[workflow(name = "checkout", version = 1)]
+async fn checkout_v1(ctx: &mut WorkflowContext, order: String) -> Result<String, WorkflowError> {
+    let approval = ctx.wait_for_signal::<Approve>().await;
+    Ok(format!("v1: {order} approved by {}", approval.by))
+}
+
+/// Version 2 also carries a note across the wait: its state enum has another shape.
+#[workflow(name = "checkout", version = 2)]
+async fn checkout_v2(ctx: &mut WorkflowContext, order: String) -> Result<String, WorkflowError> {
+    let note: String = format!("{} items", order.len());
+    let approval = ctx.wait_for_signal::<Approve>().await;
+    Ok(format!("v2: {order} ({note}) approved by {}", approval.by))
+}
+
+/// Version 3 keeps version 2's await and counts approvals it waited for.
+#[workflow(name = "checkout", version = 3)]
+async fn checkout_v3(ctx: &mut WorkflowContext, order: String) -> Result<String, WorkflowError> {
+    let note: String = format!("{} items", order.len());
+    let waited: u32 = 1;
+    let approval = ctx.wait_for_signal::<Approve>().await;
+    Ok(format!(
+        "v3: {order} ({note}, {waited} wait) approved by {}",
+        approval.by
+    ))
+}
+
+/// The checked migration from version 1 to version 2: one arm per old variant, no catch-all, so
+/// a variant added to version 1 would be a compile error here.
+fn v1_to_v2(old: CheckoutV1State) -> Result<CheckoutV2State, MigrationError> {
+    match old {
+        CheckoutV1State::Start { order } => Ok(CheckoutV2State::Start { order }),
+        CheckoutV1State::AwaitSignalApprove { order } => Ok(CheckoutV2State::AwaitSignalApprove {
+            order,
+            note: "migrated".into(),
+        }),
+    }
+}
+
+fn v2_to_v3(old: CheckoutV2State) -> Result<CheckoutV3State, MigrationError> {
+    match old {
+        CheckoutV2State::Start { order } => Ok(CheckoutV3State::Start { order }),
+        CheckoutV2State::AwaitSignalApprove { order, note } => {
+            Ok(CheckoutV3State::AwaitSignalApprove {
+                order,
+                note,
+                waited: 2,
+            })
+        }
+    }
+}
+
+/// Starts a version 1 checkout on `storage` and leaves it waiting for its approval.
+async fn parked_v1(storage: &MemoryStorage, order: &str) -> String {
+    let engine = Engine::builder(storage.clone())
+        .register::<checkout_v1>()
+        .build()
+        .await
+        .unwrap();
+    let id = engine
+        .start::<checkout_v1>(order.into())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    wait_state(&engine, &id, "AwaitSignalApprove").await;
+    engine.shutdown().await;
+    id
+}
+
+fn stored(storage: &MemoryStorage, id: &str) -> record::WorkflowRecord {
+    record::decode_record(&storage.get(&record::workflow_key(id)).unwrap().unwrap()).unwrap()
+}
+
+fn approve(by: &str) -> Approve {
+    Approve { by: by.into() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_side_by_side_new_starts_use_the_latest_and_old_instances_finish_on_theirs() {
+    let storage = MemoryStorage::new();
+    let old = parked_v1(&storage, "tea").await;
+
+    let engine = Engine::builder(storage.clone())
+        .register::<checkout_v1>()
+        .register::<checkout_v2>()
+        .build()
+        .await
+        .unwrap();
+    let err = engine
+        .start::<checkout_v1>("cups".into())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::NotLatest {
+            workflow: "checkout".into(),
+            version: 1,
+            latest: 2
+        }
+    );
+    assert_eq!(err.code(), "engine.not_latest");
+    let new = engine.start::<checkout_v2>("cups".into()).await.unwrap();
+    let pinned = engine
+        .start_pinned::<checkout_v1>("pot".into(), StartOptions::default())
+        .await
+        .unwrap();
+
+    engine.signal(&old, approve("ann")).await.unwrap();
+    new.signal(approve("bob")).await.unwrap();
+    pinned.signal(approve("cy")).await.unwrap();
+    assert_eq!(
+        engine.result::<checkout_v1>(&old).await.unwrap().unwrap(),
+        "v1: tea approved by ann"
+    );
+    assert_eq!(
+        new.result().await.unwrap().unwrap(),
+        "v2: cups (4 items) approved by bob"
+    );
+    assert_eq!(
+        pinned.result().await.unwrap().unwrap(),
+        "v1: pot approved by cy"
+    );
+    assert_eq!(engine.describe(&old).await.unwrap().version, 1);
+    assert_eq!(new.describe().await.unwrap().version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_no_registered_code_matches_is_parked_and_resumes_once_it_is_registered() {
+    let storage = MemoryStorage::new();
+    let id = parked_v1(&storage, "tea").await;
+    let before = storage.get(&record::workflow_key(&id)).unwrap();
+
+    let v2_only = Engine::builder(storage.clone())
+        .register::<checkout_v2>()
+        .build()
+        .await
+        .unwrap();
+    let d = v2_only.describe(&id).await.unwrap();
+    assert_eq!(d.status, WorkflowStatus::Parked);
+    let reason = d.park_reason.unwrap();
+    assert_eq!(reason.code, "workflow.version_mismatch");
+    assert!(reason.message.contains("version 2"), "{}", reason.message);
+    let parked = v2_only
+        .list(
+            &ListFilter {
+                status: Some(WorkflowStatus::Parked),
+                workflow_type: Some("checkout".into()),
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(parked.items.len(), 1);
+    assert_eq!(
+        parked.items[0].park_reason.as_ref().unwrap().code,
+        "workflow.version_mismatch"
+    );
+    // A signal sent meanwhile is stored, not lost; the state is not touched.
+    v2_only.signal(&id, approve("ann")).await.unwrap();
+    match v2_only.result::<checkout_v1>(&id).await {
+        Err(EngineError::Parked { code, .. }) => assert_eq!(code, "workflow.version_mismatch"),
+        other => panic!("expected parked, got {other:?}"),
+    }
+    v2_only.shutdown().await;
+    assert_eq!(storage.get(&record::workflow_key(&id)).unwrap(), before);
+
+    let both = Engine::builder(storage.clone())
+        .register::<checkout_v1>()
+        .register::<checkout_v2>()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        both.result::<checkout_v1>(&id).await.unwrap().unwrap(),
+        "v1: tea approved by ann"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_workflow_is_upgraded_through_a_migration_committed_before_it_resumes() {
+    let storage = MemoryStorage::new();
+    let id = parked_v1(&storage, "tea").await;
+    let finished = {
+        let engine = Engine::builder(storage.clone())
+            .register::<checkout_v1>()
+            .build()
+            .await
+            .unwrap();
+        let h = engine.start::<checkout_v1>("done".into()).await.unwrap();
+        h.signal(approve("zed")).await.unwrap();
+        h.result().await.unwrap().unwrap();
+        let id = h.id().to_string();
+        engine.shutdown().await;
+        id
+    };
+    let before = stored(&storage, &id);
+    let finished_before = storage.get(&record::workflow_key(&finished)).unwrap();
+
+    // Built with recovery off, so nothing can resume: the migrated record is what build wrote.
+    let engine = Engine::builder(storage.clone())
+        .register::<checkout_v2>()
+        .migrate::<checkout_v1, checkout_v2>(v1_to_v2)
+        .recover(false)
+        .build()
+        .await
+        .unwrap();
+    let after = stored(&storage, &id);
+    assert_eq!(after.workflow_type, "checkout");
+    assert_eq!(after.version, 2);
+    assert_eq!(after.fingerprint, checkout_v2::FINGERPRINT);
+    assert_eq!(after.step, before.step, "migrating is not a step");
+    assert_eq!(after.status, before.status);
+    assert_eq!(after.pending, before.pending, "the pending wait is kept");
+    match engine.state::<checkout_v2>(&id).await.unwrap() {
+        CheckoutV2State::AwaitSignalApprove { order, note } => {
+            assert_eq!((order.as_str(), note.as_str()), ("tea", "migrated"));
+        }
+        other => panic!("unexpected state {other:?}"),
+    }
+    assert_eq!(
+        storage.get(&record::workflow_key(&finished)).unwrap(),
+        finished_before,
+        "finished workflows keep the record their version wrote"
+    );
+    engine.signal(&id, approve("ann")).await.unwrap();
+    assert_eq!(
+        engine.result::<checkout_v2>(&id).await.unwrap().unwrap(),
+        "v2: tea (migrated) approved by ann"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_chain_to_the_registered_version() {
+    let storage = MemoryStorage::new();
+    let id = parked_v1(&storage, "tea").await;
+    let engine = Engine::builder(storage.clone())
+        .register::<checkout_v3>()
+        .migrate::<checkout_v1, checkout_v2>(v1_to_v2)
+        .migrate::<checkout_v2, checkout_v3>(v2_to_v3)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(stored(&storage, &id).version, 3);
+    engine.signal(&id, approve("ann")).await.unwrap();
+    assert_eq!(
+        engine.result::<checkout_v3>(&id).await.unwrap().unwrap(),
+        "v3: tea (migrated, 2 wait) approved by ann"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_migration_parks_the_workflow_until_a_fixed_one_is_deployed() {
+    let storage = MemoryStorage::new();
+    let id = parked_v1(&storage, "tea").await;
+    let before = storage.get(&record::workflow_key(&id)).unwrap();
+
+    let engine = Engine::builder(storage.clone())
+        .register::<checkout_v2>()
+        .migrate::<checkout_v1, checkout_v2>(|old: CheckoutV1State| match old {
+            CheckoutV1State::AwaitSignalApprove { order } if order == "tea" => {
+                Err(MigrationError::new("tea orders need a manual check"))
+            }
+            other => v1_to_v2(other),
+        })
+        .build()
+        .await
+        .unwrap();
+    let d = engine.describe(&id).await.unwrap();
+    assert_eq!(d.status, WorkflowStatus::Parked);
+    let reason = d.park_reason.unwrap();
+    assert_eq!(reason.code, "migration.failed");
+    assert!(
+        reason.message.contains("tea orders need a manual check"),
+        "{}",
+        reason.message
+    );
+    let parked = engine
+        .list(
+            &ListFilter {
+                status: Some(WorkflowStatus::Parked),
+                workflow_type: None,
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(parked.items[0].id, id);
+    engine.signal(&id, approve("ann")).await.unwrap();
+    assert!(matches!(
+        engine.result::<checkout_v2>(&id).await,
+        Err(EngineError::Parked { code, .. }) if code == "migration.failed"
+    ));
+    engine.shutdown().await;
+    assert_eq!(
+        storage.get(&record::workflow_key(&id)).unwrap(),
+        before,
+        "nothing of the record is lost or rewritten"
+    );
+
+    let fixed = Engine::builder(storage.clone())
+        .register::<checkout_v2>()
+        .migrate::<checkout_v1, checkout_v2>(v1_to_v2)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        fixed.result::<checkout_v2>(&id).await.unwrap().unwrap(),
+        "v2: tea (migrated) approved by ann",
+        "the signal sent while it was parked is delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_migrations_fail_the_build() {
+    let cases: [(&str, weft_runtime::EngineBuilder); 3] = [
+        (
+            "target not registered",
+            Engine::builder(MemoryStorage::new())
+                .register::<checkout_v3>()
+                .migrate::<checkout_v1, checkout_v2>(v1_to_v2),
+        ),
+        (
+            "source registered",
+            Engine::builder(MemoryStorage::new())
+                .register::<checkout_v1>()
+                .register::<checkout_v2>()
+                .migrate::<checkout_v1, checkout_v2>(v1_to_v2),
+        ),
+        (
+            "backwards",
+            Engine::builder(MemoryStorage::new())
+                .register::<checkout_v1>()
+                .migrate::<checkout_v2, checkout_v1>(|_| Err(MigrationError::new("never"))),
+        ),
+    ];
+    for (case, builder) in cases {
+        let err = builder.build().await.unwrap_err();
+        assert_eq!(err.code(), "engine.invalid_migration", "{case}: {err}");
+    }
+}
