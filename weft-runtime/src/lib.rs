@@ -19,6 +19,11 @@ pub mod signal;
 pub mod storage;
 pub mod workflow;
 
+/// The versioning guide's Rust code, compiled and run as doctests so it cannot drift from the API.
+#[doc = include_str!("../../docs/versioning.md")]
+#[cfg(doctest)]
+pub struct VersioningGuide;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
