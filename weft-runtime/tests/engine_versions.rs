@@ -7,11 +7,16 @@ mod engine_support;
 
 use engine_support::*;
 use serde::{Deserialize, Serialize};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use weft_runtime::engine::{ListFilter, WorkflowStatus, record};
 use weft_runtime::storage::{MemoryStorage, Storage};
+
+use weft_runtime::storage::{Batch, Condition, Entry, StorageError};
 use weft_runtime::{
-    Engine, EngineError, MigrationError, Signal, StartOptions, Workflow, WorkflowContext,
-    WorkflowError, workflow,
+    ActivityError, Engine, EngineError, MigrationError, Signal, StartOptions, Workflow,
+    WorkflowContext, WorkflowError, activity, workflow,
 };
 
 /// What a checkout waits for.
@@ -362,4 +367,130 @@ async fn unusable_migrations_fail_the_build() {
         let err = builder.build().await.unwrap_err();
         assert_eq!(err.code(), "engine.invalid_migration", "{case}: {err}");
     }
+}
+
+/// Prices an order (its test double never answers in the first deployment).
+#[activity]
+async fn price(order: String) -> Result<u64, ActivityError> {
+    Ok(order.len() as u64 * 100)
+}
+
+/// Version 1 of an invoice: waits on the `price` activity.
+#[workflow(name = "invoice", version = 1)]
+async fn invoice_v1(ctx: &mut WorkflowContext, order: String) -> Result<String, WorkflowError> {
+    let cents = ctx.run(price, order.clone()).await?;
+    Ok(format!("v1: {order} {cents}"))
+}
+
+/// Version 2 carries a currency across the same activity call.
+#[workflow(name = "invoice", version = 2)]
+async fn invoice_v2(ctx: &mut WorkflowContext, order: String) -> Result<String, WorkflowError> {
+    let currency: String = "EUR".to_string();
+    let cents = ctx.run(price, order.clone()).await?;
+    Ok(format!("v2: {order} {cents} {currency}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_waiting_on_an_activity_is_migrated_and_resumed_by_the_same_call() {
+    let storage = MemoryStorage::new();
+    let hanging = FnActivity::new("price", |_ctx, _input| std::future::pending());
+    let first = Engine::builder(storage.clone())
+        .register::<invoice_v1>()
+        .activity_override("price", hanging)
+        .build()
+        .await
+        .unwrap();
+    let id = first
+        .start::<invoice_v1>("tea".into())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    wait_state(&first, &id, "AwaitPrice").await;
+    first.shutdown().await;
+    let before = stored(&storage, &id);
+
+    let second = Engine::builder(storage.clone())
+        .register::<invoice_v2>()
+        .migrate::<invoice_v1, invoice_v2>(|old| {
+            Ok(match old {
+                InvoiceV1State::Start { order } => InvoiceV2State::Start { order },
+                InvoiceV1State::AwaitPrice { order } => InvoiceV2State::AwaitPrice {
+                    order,
+                    currency: "USD".into(),
+                },
+            })
+        })
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        second.result::<invoice_v2>(&id).await.unwrap().unwrap(),
+        "v2: tea 300 USD",
+        "the stored call ran again and its result resumed the migrated state"
+    );
+    let after = second.describe(&id).await.unwrap();
+    assert_eq!(after.version, 2);
+    assert_eq!(after.step, before.step + 1, "one step after the migration");
+}
+
+/// Fails the `n`-th write (counting from 1), then works again.
+#[derive(Clone)]
+struct FailNth {
+    inner: MemoryStorage,
+    n: usize,
+    writes: Arc<AtomicUsize>,
+}
+
+impl Storage for FailNth {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.scan(start, end, limit)
+    }
+    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            return Err(StorageError::backend("injected write failure"));
+        }
+        self.inner.apply_if(conditions, batch)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_migration_commit_fails_the_build_and_changes_nothing() {
+    let storage = MemoryStorage::new();
+    let id = parked_v1(&storage, "tea").await;
+    let before = storage.get(&record::workflow_key(&id)).unwrap();
+    // Write 1 takes ownership, write 2 is the migration's batch.
+    let failing = FailNth {
+        inner: storage.clone(),
+        n: 2,
+        writes: Arc::new(AtomicUsize::new(0)),
+    };
+    let err = Engine::builder(failing)
+        .register::<checkout_v2>()
+        .migrate::<checkout_v1, checkout_v2>(v1_to_v2)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Storage(_)), "{err:?}");
+    assert_eq!(storage.get(&record::workflow_key(&id)).unwrap(), before);
+
+    let engine = Engine::builder(storage.clone())
+        .register::<checkout_v2>()
+        .migrate::<checkout_v1, checkout_v2>(v1_to_v2)
+        .build()
+        .await
+        .unwrap();
+    engine.signal(&id, approve("ann")).await.unwrap();
+    assert_eq!(
+        engine.result::<checkout_v2>(&id).await.unwrap().unwrap(),
+        "v2: tea (migrated) approved by ann"
+    );
 }

@@ -383,6 +383,12 @@ impl TestEngine {
         Ok(self.engine.state::<W>(id).await?)
     }
 
+    /// Answers query `Q` from the workflow's persisted state, as `Engine::query` does: it reads,
+    /// never writes, and never wakes the workflow.
+    pub async fn query<Q: weft_runtime::Query>(&self, id: &str) -> Result<Q::Output, TestError> {
+        Ok(self.engine.query::<Q>(id).await?)
+    }
+
     /// The name of the workflow's current state variant; `None` once it has finished.
     pub async fn state_name(&self, id: &str) -> Result<Option<&'static str>, TestError> {
         Ok(self.engine.describe(id).await?.state_name)

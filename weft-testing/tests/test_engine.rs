@@ -221,3 +221,42 @@ async fn cancel_ends_a_sleeping_workflow_at_once() {
     let error = engine.result::<trial>(handle.id()).await.unwrap_err();
     assert_eq!(error.code(), "engine.cancelled");
 }
+
+/// The running total `straight_line` carries while it waits.
+struct Carried;
+
+impl weft_runtime::Query for Carried {
+    type Workflow = straight_line;
+    type Output = Option<u64>;
+    const NAME: &'static str = "carried";
+    fn answer(state: &StraightLineState) -> Option<u64> {
+        match state {
+            StraightLineState::AwaitSleep { a } | StraightLineState::AwaitSignalApproval { a } => {
+                Some(*a)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_query_reads_a_waiting_workflow_without_a_write() {
+    let engine = TestEngine::builder()
+        .register::<straight_line>()
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<straight_line>(4).await.unwrap();
+    engine.advance_time(Duration::from_secs(60)).await;
+    assert_eq!(
+        engine.state_name(handle.id()).await.unwrap(),
+        Some("AwaitSignalApproval")
+    );
+    let writes = engine.faults().writes();
+    assert_eq!(engine.query::<Carried>(handle.id()).await.unwrap(), Some(5));
+    assert_eq!(engine.faults().writes(), writes);
+    assert_eq!(
+        engine.status(handle.id()).await.unwrap(),
+        WorkflowStatus::Waiting
+    );
+}
