@@ -87,9 +87,10 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
         }
         "ceiling" => {
             let (n, k, c) = (o.n.unwrap_or(1000), o.k.unwrap_or(10), o.c.unwrap_or(64));
-            ceiling::run(&o.dir, n, k, c, o.pad.unwrap_or(1024), r)
-                .await?
-                .0
+            let (table, sweep, _) =
+                ceiling::run(&o.dir, n, k, c, o.pad.unwrap_or(1024), r).await?;
+            println!("### {}\n\n{}", sweep.title, sweep.markdown());
+            table
         }
         "parked-child" => {
             let store = o.store.as_ref().ok_or("parked-child needs --store")?;

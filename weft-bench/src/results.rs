@@ -51,7 +51,7 @@ pub async fn all(o: &Opts) -> BenchResult<()> {
     commands.push(format!(
         "weft-bench ceiling --n {n} --k {k} --c {c} --pad 1024 --repeats {r}"
     ));
-    let (c_table, c_runs) = ceiling::run(dir, n, k, c, 1024, r).await?;
+    let (c_table, sweep_table, c_runs) = ceiling::run(dir, n, k, c, 1024, r).await?;
     let steps_list = histories
         .iter()
         .map(u64::to_string)
@@ -118,7 +118,15 @@ pub async fn all(o: &Opts) -> BenchResult<()> {
     let _ = writeln!(body, "```\n");
     let _ = writeln!(body, "## Targets\n");
     targets(&mut body, &ours, peers.as_ref());
-    for table in [&t_table, &l_table, &l1_table, &c_table, &r_table, &p_table] {
+    for table in [
+        &t_table,
+        &l_table,
+        &l1_table,
+        &c_table,
+        &sweep_table,
+        &r_table,
+        &p_table,
+    ] {
         let _ = writeln!(body, "### {}\n\n{}", table.title, table.markdown());
     }
     if let Some(peers) = &peers {
