@@ -15,7 +15,7 @@ use weft_runtime::storage::{Batch, Condition, RedbStorage, Storage};
 
 use crate::BenchResult;
 use crate::recorder::{RecordedWrite, Recorder};
-use crate::report::Table;
+use crate::report::{Table, settle_io};
 use crate::throughput;
 use crate::workload::steps;
 
@@ -80,6 +80,7 @@ pub async fn once(dir: &Path, n: u64, k: u64, c: u64, pad: usize) -> BenchResult
         .build()
         .await?;
     throughput::warm_up(&engine, k, c, pad).await?;
+    settle_io();
     recorder.start();
     let figures = throughput::timed(&engine, n, k, c, pad).await?;
     let batches = recorder.take();
@@ -95,7 +96,12 @@ pub async fn once(dir: &Path, n: u64, k: u64, c: u64, pad: usize) -> BenchResult
     // kept, so one disturbed replay on a shared machine does not decide the ratio.
     let (mut raws, mut storages) = (Vec::new(), Vec::new());
     for attempt in 0..REPLAYS {
-        raws.push(replay_raw(&tmp.path().join(format!("raw-{attempt}.redb")), &batches)?);
+        settle_io();
+        raws.push(replay_raw(
+            &tmp.path().join(format!("raw-{attempt}.redb")),
+            &batches,
+        )?);
+        settle_io();
         storages.push(replay_storage(
             &tmp.path().join(format!("storage-{attempt}.redb")),
             &batches,
@@ -111,6 +117,7 @@ pub async fn once(dir: &Path, n: u64, k: u64, c: u64, pad: usize) -> BenchResult
         let regrouped: Vec<Vec<RecordedWrite>> =
             flat[..take].chunks(size).map(<[_]>::to_vec).collect();
         let path = tmp.path().join(format!("sweep-{size}.redb"));
+        settle_io();
         let elapsed = replay_raw(&path, &regrouped)?;
         sweep.push(take as f64 / elapsed.as_secs_f64());
     }

@@ -40,6 +40,7 @@ pub async fn once(dir: &Path, k: u64, runs: u64, pad: usize) -> BenchResult<Figu
             .result()
             .await??;
     }
+    crate::report::settle_io();
     let mut e2e = Vec::new();
     let mut per_step = Vec::new();
     for _ in 0..runs {

@@ -87,14 +87,15 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
         }
         "ceiling" => {
             let (n, k, c) = (o.n.unwrap_or(1000), o.k.unwrap_or(10), o.c.unwrap_or(64));
-            let (table, sweep, _) =
-                ceiling::run(&o.dir, n, k, c, o.pad.unwrap_or(1024), r).await?;
+            let (table, sweep, _) = ceiling::run(&o.dir, n, k, c, o.pad.unwrap_or(1024), r).await?;
             println!("### {}\n\n{}", sweep.title, sweep.markdown());
             table
         }
         "parked-child" => {
             let store = o.store.as_ref().ok_or("parked-child needs --store")?;
-            return parked::child_main(store, o.mode.as_deref().unwrap_or("engine")).await;
+            let mode = o.mode.as_deref().unwrap_or("engine");
+            return parked::child_main(store, mode, o.n.unwrap_or(100_000), o.pad.unwrap_or(0))
+                .await;
         }
         "all" => return results::all(o).await,
         other => return Err(format!("unknown scenario `{other}`\n\n{USAGE}").into()),

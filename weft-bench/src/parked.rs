@@ -1,8 +1,8 @@
 //! Parked memory: N workflows asleep on a long timer; the engine process's resident memory.
 //!
-//! Three measurements, all of VmRSS:
-//! * in this process, before and after starting the N sleepers (includes allocator slack left by
-//!   the N starts and redb's page cache for the pages written);
+//! Three measurements, all of VmRSS, each in a fresh child process:
+//! * before and after starting the N sleepers (includes allocator slack left by the N starts and
+//!   redb's page cache for the pages written);
 //! * in a fresh child process that only opens the store and reads every record the way recovery
 //!   does (the storage's own cost: redb's page cache);
 //! * in a fresh child process that builds an engine on the store (recovery re-arms the N timers).
@@ -65,11 +65,37 @@ async fn settle(engine: &Engine) {
     }
 }
 
-/// One repeat: fills a fresh store with N sleepers, then measures the two children.
+/// One repeat: a child fills a fresh store with N sleepers, then two more children measure it.
 pub async fn once(dir: &Path, n: u64, pad: usize) -> BenchResult<Figures> {
     let tmp = tempfile::tempdir_in(dir)?;
     let path = tmp.path().join("parked.redb");
-    let storage = Arc::new(RedbStorage::create(&path)?);
+    let fill = child(
+        &path,
+        "fill",
+        &["--n", &n.to_string(), "--pad", &pad.to_string()],
+    )?;
+    let storage = child(&path, "storage", &[])?;
+    let engine = child(&path, "engine", &[])?;
+    Ok(Figures {
+        n,
+        rss_before: fill["before"].as_u64().unwrap_or(0),
+        rss_after: fill["after"].as_u64().unwrap_or(0),
+        storage_delta: delta(&storage)?,
+        engine_delta: delta(&engine)?,
+        start_s: fill["seconds"].as_f64().unwrap_or(0.0),
+    })
+}
+
+fn delta(report: &serde_json::Value) -> BenchResult<u64> {
+    report["delta"]
+        .as_u64()
+        .ok_or_else(|| format!("parked-child printed no delta: {report}").into())
+}
+
+/// Fills a fresh store at `path` with `n` sleepers; returns the RSS before (engine built) and
+/// after (all parked) and the time it took.
+async fn fill(path: &Path, n: u64, pad: usize) -> BenchResult<(u64, u64, f64)> {
+    let storage = Arc::new(RedbStorage::create(path)?);
     let engine = Engine::builder(Arc::clone(&storage))
         .register::<sleeper>()
         .build()
@@ -94,26 +120,14 @@ pub async fn once(dir: &Path, n: u64, pad: usize) -> BenchResult<Figures> {
         task.await??;
     }
     settle(&engine).await;
-    let start_s = t.elapsed().as_secs_f64();
+    let seconds = t.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
     engine.shutdown().await;
-    drop(storage);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-
-    let storage_delta = child(&path, "storage")?;
-    let engine_delta = child(&path, "engine")?;
-    Ok(Figures {
-        n,
-        rss_before,
-        rss_after,
-        storage_delta,
-        engine_delta,
-        start_s,
-    })
+    Ok((rss_before, rss_after, seconds))
 }
 
-/// Runs `weft-bench parked-child` on `store` in `mode`; returns the RSS growth it reports.
-fn child(store: &Path, mode: &str) -> BenchResult<u64> {
+/// Runs `weft-bench parked-child` on `store` in `mode`; returns the JSON it prints.
+fn child(store: &Path, mode: &str, extra: &[&str]) -> BenchResult<serde_json::Value> {
     let exe = std::env::current_exe()?;
     let output = Command::new(exe)
         .arg("parked-child")
@@ -121,6 +135,7 @@ fn child(store: &Path, mode: &str) -> BenchResult<u64> {
         .arg(store)
         .arg("--mode")
         .arg(mode)
+        .args(extra)
         .output()?;
     if !output.status.success() {
         return Err(format!(
@@ -130,16 +145,22 @@ fn child(store: &Path, mode: &str) -> BenchResult<u64> {
         .into());
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let value: serde_json::Value = serde_json::from_str(text.trim())?;
-    value["delta"]
-        .as_u64()
-        .ok_or_else(|| format!("parked-child printed no delta: {text}").into())
+    Ok(serde_json::from_str(text.trim())?)
 }
 
-/// The child: `storage` opens the store and reads every workflow record and timer entry (what
-/// recovery reads); `engine` builds an engine on it and waits until recovery has settled.
-/// Prints `{"before":…,"after":…,"delta":…}` in bytes.
-pub async fn child_main(store: &Path, mode: &str) -> BenchResult<()> {
+/// The child: `fill` creates the store and starts `n` sleepers in it; `storage` opens the store
+/// and reads every workflow record and timer entry (what recovery reads); `engine` builds an
+/// engine on it and waits until recovery has settled. Prints
+/// `{"before":…,"after":…,"delta":…}` in bytes (and `seconds` for `fill`).
+pub async fn child_main(store: &Path, mode: &str, n: u64, pad: usize) -> BenchResult<()> {
+    if mode == "fill" {
+        let (before, after, seconds) = fill(store, n, pad).await?;
+        println!(
+            "{{\"before\":{before},\"after\":{after},\"delta\":{},\"seconds\":{seconds}}}",
+            after.saturating_sub(before)
+        );
+        return Ok(());
+    }
     let before = rss_bytes();
     let storage = Arc::new(RedbStorage::open(store)?);
     let after = match mode {
@@ -171,7 +192,9 @@ pub async fn child_main(store: &Path, mode: &str) -> BenchResult<()> {
             engine.shutdown().await;
             rss
         }
-        other => return Err(format!("unknown --mode `{other}`: use storage or engine").into()),
+        other => {
+            return Err(format!("unknown --mode `{other}`: use fill, storage or engine").into());
+        }
     };
     println!(
         "{{\"before\":{before},\"after\":{after},\"delta\":{}}}",
@@ -191,7 +214,7 @@ pub async fn run(
     for r in 0..repeats {
         let f = once(dir, n, pad).await?;
         eprintln!(
-            "parked rep {}: {n} sleepers started in {:.1} s; this process +{:.0} B/wf; child storage +{:.1} MiB, child engine +{:.1} MiB => engine {:.0} B/wf",
+            "parked rep {}: {n} sleepers started in {:.1} s; filling process +{:.0} B/wf; child storage +{:.1} MiB, child engine +{:.1} MiB => engine {:.0} B/wf",
             r + 1,
             f.start_s,
             f.process_per_workflow(),
@@ -205,9 +228,9 @@ pub async fn run(
     let mut table = Table::new(
         &format!("Parked memory: {n} workflows asleep on a timer, state pad {pad} B"),
         &[
-            ("RSS before MiB", 1),
+            ("filling process: RSS before MiB", 1),
             ("RSS with all parked MiB", 1),
-            ("growth per workflow B", 0),
+            ("growth per started workflow B", 0),
             ("fresh process: storage scan MiB", 1),
             ("fresh process: engine recovery MiB", 1),
             ("engine per parked workflow B", 0),

@@ -11,7 +11,7 @@ use weft_runtime::storage::{RedbStorage, Storage};
 use weft_runtime::{Engine, StartOptions, WorkflowStatus};
 
 use crate::BenchResult;
-use crate::report::{Table, median, ms};
+use crate::report::{Table, median, ms, settle_io};
 use crate::workload::{Go, StepsInput, parked};
 
 /// What one history length measured: one value per repeat (one parked workflow each).
@@ -55,9 +55,20 @@ async fn close(mut storage: Arc<RedbStorage>) -> BenchResult<()> {
     }
 }
 
-/// Parks `repeats` workflows after `history` steps in a fresh store, then recovers and resumes
-/// one per repeat, each time from a freshly opened file and a new engine.
-pub async fn once(dir: &Path, history: u64, pad: usize, repeats: usize) -> BenchResult<Figures> {
+/// A store with parked workflows, ready to be recovered.
+struct Prepared {
+    _tmp: tempfile::TempDir,
+    path: std::path::PathBuf,
+    ids: Vec<String>,
+}
+
+/// Parks `repeats` workflows after `history` steps in a fresh store and measures what it holds.
+async fn prepare(
+    dir: &Path,
+    history: u64,
+    pad: usize,
+    repeats: usize,
+) -> BenchResult<(Prepared, Figures)> {
     let tmp = tempfile::tempdir_in(dir)?;
     let path = tmp.path().join("recovery.redb");
     let ids: Vec<String> = (0..repeats).map(|i| format!("parked-{i}")).collect();
@@ -110,30 +121,44 @@ pub async fn once(dir: &Path, history: u64, pad: usize, repeats: usize) -> Bench
     figures
         .file_bytes
         .extend(std::iter::repeat_n(file_len / ids.len() as f64, ids.len()));
+    Ok((
+        Prepared {
+            _tmp: tmp,
+            path,
+            ids,
+        },
+        figures,
+    ))
+}
 
-    for id in &ids {
-        let t = Instant::now();
-        let storage = Arc::new(RedbStorage::open(&path)?);
-        let opened = t.elapsed();
-        let engine = Engine::builder(Arc::clone(&storage))
-            .register::<parked>()
-            .build()
-            .await?;
-        let built = t.elapsed();
-        engine.signal(id, Go { go: true }).await?;
-        let result = engine.result::<parked>(id).await??;
-        let done = t.elapsed();
-        if result != history + 1 {
-            return Err(format!("{id} returned {result}, expected {}", history + 1).into());
-        }
-        figures.open_ms.push(ms(opened));
-        figures.build_ms.push(ms(built - opened));
-        figures.resume_ms.push(ms(done - built));
-        figures.total_ms.push(ms(done));
-        engine.shutdown().await;
-        close(storage).await?;
+/// Opens the store, builds an engine (which recovers), and resumes workflow `id` to completion.
+async fn recover_one(
+    path: &Path,
+    id: &str,
+    history: u64,
+    figures: &mut Figures,
+) -> BenchResult<()> {
+    settle_io();
+    let t = Instant::now();
+    let storage = Arc::new(RedbStorage::open(path)?);
+    let opened = t.elapsed();
+    let engine = Engine::builder(Arc::clone(&storage))
+        .register::<parked>()
+        .build()
+        .await?;
+    let built = t.elapsed();
+    engine.signal(id, Go { go: true }).await?;
+    let result = engine.result::<parked>(id).await??;
+    let done = t.elapsed();
+    if result != history + 1 {
+        return Err(format!("{id} returned {result}, expected {}", history + 1).into());
     }
-    Ok(figures)
+    figures.open_ms.push(ms(opened));
+    figures.build_ms.push(ms(built - opened));
+    figures.resume_ms.push(ms(done - built));
+    figures.total_ms.push(ms(done));
+    engine.shutdown().await;
+    close(storage).await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -147,19 +172,35 @@ pub async fn run(
     pad: usize,
     repeats: usize,
 ) -> BenchResult<(Table, Vec<Figures>)> {
+    // All stores first, then the recoveries in rounds over the history lengths, so a disturbance
+    // on the shared machine, or writeback left by the setup, does not favour one length.
+    let mut prepared = Vec::new();
     let mut all = Vec::new();
     for &h in histories {
-        let f = once(dir, h, pad, repeats).await?;
+        let (store, figures) = prepare(dir, h, pad, repeats).await?;
         eprintln!(
-            "recovery after {h} steps: total {:.2} ms (open {:.2}, build {:.2}, resume {:.2}), {:.0} B live, setup {:.1} s",
+            "recovery: {} workflows parked after {h} steps in {:.1} s",
+            repeats, figures.setup_s
+        );
+        prepared.push(store);
+        all.push(figures);
+    }
+    for round in 0..repeats {
+        for (store, figures) in prepared.iter().zip(all.iter_mut()) {
+            let history = figures.history;
+            recover_one(&store.path, &store.ids[round], history, figures).await?;
+        }
+    }
+    for f in &all {
+        eprintln!(
+            "recovery after {} steps: total {:.2} ms (open {:.2}, build {:.2}, resume {:.2}), {:.0} B live",
+            f.history,
             median(&f.total_ms),
             median(&f.open_ms),
             median(&f.build_ms),
             median(&f.resume_ms),
             median(&f.live_bytes),
-            f.setup_s
         );
-        all.push(f);
     }
     let mut table = Table::new(
         &format!(

@@ -19,10 +19,10 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// The `p`-th percentile (0..=100) of `values`, nearest-rank; 0 when empty.
+/// The `p`-th percentile (0..=100) of `values`, nearest-rank; NaN (printed as `–`) when empty.
 pub fn percentile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
-        return 0.0;
+        return f64::NAN;
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -99,7 +99,7 @@ impl Table {
 
 /// A median with its range over repeats, e.g. `12.3 (11.9–12.8)`.
 fn cell(values: &[f64], decimals: usize) -> String {
-    if values.is_empty() {
+    if values.is_empty() || values.iter().any(|v| v.is_nan()) {
         return "–".to_string();
     }
     let med = median(values);
@@ -163,6 +163,12 @@ pub fn machine() -> String {
     )
 }
 
+/// Flushes every dirty page of the machine to disk (`sync`), so writeback left by an earlier
+/// phase does not land in the next timed one. Best effort: a missing `sync` is ignored.
+pub fn settle_io() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 /// The resident set size of this process, in bytes (VmRSS from /proc/self/status).
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -193,11 +199,13 @@ mod tests {
         assert_eq!(percentile(&values, 99.0), 99.0);
         assert_eq!(percentile(&values, 100.0), 100.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert!(percentile(&[], 50.0).is_nan());
     }
 
     #[test]
     fn cells_show_median_and_range() {
         assert_eq!(cell(&[1.0, 3.0, 2.0], 1), "2.0 (1.0–3.0)");
         assert_eq!(cell(&[5.0], 0), "5");
+        assert_eq!(cell(&[f64::NAN], 0), "–");
     }
 }

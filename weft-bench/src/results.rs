@@ -48,19 +48,23 @@ pub async fn all(o: &Opts) -> BenchResult<()> {
         "weft-bench latency --k 1 --runs 100 --pad 0 --repeats {r}"
     ));
     let (l1_table, _) = latency::run(dir, 1, 100, 0, r).await?;
+    // The ceiling ratio compares two runs of about a second each, so it gets more samples.
+    let ceiling_repeats = r.max(5);
     commands.push(format!(
-        "weft-bench ceiling --n {n} --k {k} --c {c} --pad 1024 --repeats {r}"
+        "weft-bench ceiling --n {n} --k {k} --c {c} --pad 1024 --repeats {ceiling_repeats}"
     ));
-    let (c_table, sweep_table, c_runs) = ceiling::run(dir, n, k, c, 1024, r).await?;
+    let (c_table, sweep_table, c_runs) = ceiling::run(dir, n, k, c, 1024, ceiling_repeats).await?;
     let steps_list = histories
         .iter()
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    // Recovery figures are a few milliseconds each, so they get more samples.
+    let recovery_repeats = r.max(7);
     commands.push(format!(
-        "weft-bench recovery --steps {steps_list} --pad 1024 --repeats {r}"
+        "weft-bench recovery --steps {steps_list} --pad 1024 --repeats {recovery_repeats}"
     ));
-    let (r_table, r_runs) = recovery::run(dir, &histories, 1024, r).await?;
+    let (r_table, r_runs) = recovery::run(dir, &histories, 1024, recovery_repeats).await?;
     commands.push(format!(
         "weft-bench parked --n {parked_n} --pad 0 --repeats {r}"
     ));
@@ -105,7 +109,7 @@ pub async fn all(o: &Opts) -> BenchResult<()> {
     let _ = writeln!(body, "**Machine:** {machine}.\n");
     let _ = writeln!(
         body,
-        "Every figure is the median over {r} repeats, with the min–max range in brackets; each repeat uses a fresh redb store (durable commits, `Durability::Immediate`) in `{}`.\n",
+        "Every figure is the median over {r} repeats (ceiling: 5, recovery: 7), with the min–max range in brackets; each repeat uses a fresh redb store (durable commits, `Durability::Immediate`) in `{}`.\n",
         dir.display()
     );
     let _ = writeln!(

@@ -101,6 +101,7 @@ pub async fn once(dir: &Path, n: u64, k: u64, c: u64, pad: usize) -> BenchResult
         .build()
         .await?;
     warm_up(&engine, k, c, pad).await?;
+    crate::report::settle_io();
     let figures = timed(&engine, n, k, c, pad).await?;
     engine.shutdown().await;
     Ok(figures)
