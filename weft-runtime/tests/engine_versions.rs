@@ -296,6 +296,12 @@ async fn a_failing_migration_parks_the_workflow_until_a_fixed_one_is_deployed() 
         .unwrap();
     let d = engine.describe(&id).await.unwrap();
     assert_eq!(d.status, WorkflowStatus::Parked);
+    assert_eq!(
+        d.state_name,
+        Some("AwaitSignalApprove"),
+        "the unmigrated state is shown"
+    );
+    assert_eq!(d.state.unwrap()["AwaitSignalApprove"]["order"], "tea");
     let reason = d.park_reason.unwrap();
     assert_eq!(reason.code, "migration.failed");
     assert!(

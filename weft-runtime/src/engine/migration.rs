@@ -13,7 +13,7 @@ use super::clock::to_millis;
 use super::core::Inner;
 use super::error::EngineError;
 use super::record::{self, RecordStatus, WorkflowRecord};
-use super::registry::StepFault;
+use super::registry::{self, ErasedWorkflow, StepFault};
 use super::runner;
 
 /// A workflow version exactly: name, version, fingerprint.
@@ -39,6 +39,9 @@ type Apply = dyn Fn(&[u8]) -> Result<Vec<u8>, StepFault> + Send + Sync;
 pub(crate) struct ErasedMigration {
     pub from: VersionKey,
     pub to: VersionKey,
+    /// The source version's code, not registered: describe renders a stored state that has not
+    /// been migrated (its migration failed) with it. Never stepped.
+    pub source: Arc<dyn ErasedWorkflow>,
     apply: Box<Apply>,
 }
 
@@ -75,6 +78,7 @@ where
     Arc::new(ErasedMigration {
         from: key_of::<From>(),
         to: key_of::<To>(),
+        source: registry::erase::<From>(),
         apply: Box::new(apply),
     })
 }

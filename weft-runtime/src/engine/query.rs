@@ -184,9 +184,13 @@ pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
     let lookup = inner
         .registry
         .lookup(&record.workflow_type, record.version, record.fingerprint);
+    // A record its migration could not move is shown with the old version's code.
     let workflow = match lookup {
         Lookup::Found(w) => Some(&**w),
-        _ => None,
+        _ => inner
+            .registry
+            .migration(&migration::key_of_record(&record))
+            .map(|m| &*m.source),
     };
     let (status, park_reason) = match (&record.status, lookup) {
         (RecordStatus::Completed, _) => (WorkflowStatus::Completed, None),
