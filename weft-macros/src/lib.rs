@@ -139,6 +139,10 @@ use proc_macro::TokenStream;
 /// | unsupported iterable in a `for` loop that suspends | iterate a range or an owned, annotated `Vec`/`VecDeque` |
 /// | `break` with a value out of a loop that suspends | assign to a variable declared before the loop, then `break` |
 /// | the first argument of `ctx.run` must name an activity | pass the `#[activity]` function's name |
+/// | a branch of `ctx.all`/`ctx.race` is written without `.await` | remove the branch's `.await`: `ctx.all((ctx.run(a, x), ctx.sleep(d))).await` |
+/// | durable operation inside a macro in a group | build the `Vec` without `vec![..]`: `Vec::from([..])` or `.collect::<Vec<_>>()` |
+/// | `X` is not a group of durable operations | pass a tuple of 2 to 4 operations or a `Vec` of them |
+/// | the first argument of `ctx.child` must name a workflow / `X` is not a workflow | pass the `#[workflow]` function's name |
 /// | `X` is not an activity / not a signal | mark it `#[activity]` / derive `Signal` |
 /// | a wrong signature (not async, no context, not `Result`, generic, borrowed input) | follow the signature above |
 ///

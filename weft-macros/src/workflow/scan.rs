@@ -347,7 +347,22 @@ impl<'ast> Visit<'ast> for Checker<'_> {
     fn visit_expr(&mut self, e: &'ast Expr) {
         match e {
             Expr::Await(aw) => {
-                if is_durable_call(&aw.base, self.ctx) {
+                if self.group && is_durable_call(&aw.base, self.ctx) {
+                    let example = if self.place.last() == Some(&"a closure") {
+                        "`ctx.all(items.iter().map(|i| ctx.run(a, i.clone())).collect::<Vec<_>>()).await`"
+                    } else {
+                        "`ctx.all((ctx.run(a, x), ctx.sleep(d))).await`"
+                    };
+                    self.diags.error_at(
+                        aw.await_token.span,
+                        format!("a branch of `ctx.all`/`ctx.race` is written without `.await`: the group runs its branches at once and is awaited as a whole; remove this `.await`, as in {example}"),
+                    );
+                    if let Expr::MethodCall(mc) = &*aw.base {
+                        for arg in &mc.args {
+                            self.visit_expr(arg);
+                        }
+                    }
+                } else if is_durable_call(&aw.base, self.ctx) {
                     self.misplaced(
                         aw.base
                             .span()
@@ -408,7 +423,14 @@ impl<'ast> Visit<'ast> for Checker<'_> {
     }
 
     fn visit_macro(&mut self, m: &'ast Macro) {
-        if let Some(span) = tokens_mention_durable(&m.tokens, self.ctx) {
+        if let Some(span) = tokens_mention_durable(&m.tokens, self.ctx)
+            && self.group
+        {
+            self.diags.error_at(
+                span,
+                "durable operation inside a macro in a group: `#[workflow]` cannot see into a macro such as `vec![..]`, and must see each operation of `ctx.all`/`ctx.race` to register it; build the `Vec` without a macro: `Vec::from([ctx.run(a, x), ctx.run(a, y)])` or `items.iter().map(|i| ctx.run(a, i.clone())).collect::<Vec<_>>()`",
+            );
+        } else if let Some(span) = tokens_mention_durable(&m.tokens, self.ctx) {
             self.diags.error_at(
                 span,
                 "durable operation inside a macro: the workflow can only suspend in its own code, not inside a macro's expansion; bind the result first, `let value = ctx.run(..).await?;`, and pass `value` to the macro",

@@ -1,0 +1,18 @@
+use std::time::Duration;
+use weft_runtime::{ActivityError, WorkflowContext, WorkflowError, activity, workflow};
+
+#[activity]
+async fn add_one(n: u64) -> Result<u64, ActivityError> {
+    Ok(n + 1)
+}
+
+#[workflow]
+async fn wf(ctx: &mut WorkflowContext, ns: Vec<u64>) -> Result<u64, WorkflowError> {
+    let results = ctx
+        .all(ns.iter().map(|n| ctx.run(add_one, *n)).collect::<Vec<_>>())
+        .await;
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok(results.into_iter().filter_map(|r| r.ok()).sum())
+}
+
+fn main() {}
