@@ -211,3 +211,40 @@ async fn wait_state_count(engine: &Engine, id: &str, n: usize) {
     }
     panic!("basket {id} never held {n} items");
 }
+
+/// `summary` again, under the same name for the same workflow version.
+struct SummaryAgain;
+
+impl Query for SummaryAgain {
+    type Workflow = basket;
+    type Output = u64;
+    const NAME: &'static str = "summary";
+    fn answer(state: &BasketState) -> u64 {
+        BasketSummary::answer(state).total
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_name_queries_are_checked_at_build() {
+    let err = Engine::builder(MemoryStorage::new())
+        .register::<basket>()
+        .query::<BasketSummary>()
+        .query::<SummaryAgain>()
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "engine.conflicting_query");
+    let err = Engine::builder(MemoryStorage::new())
+        .register::<other>()
+        .query::<BasketSummary>()
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::NotRegistered {
+            workflow: "basket".into(),
+            version: 1
+        }
+    );
+}

@@ -71,6 +71,8 @@ impl EngineBuilder {
     /// the same name and a higher version; `From` must not be registered. Each old variant must
     /// map to a new variant that waits on the same kind of operation, because the stored pending
     /// command is kept. `build` fails with `EngineError::InvalidMigration` otherwise.
+    ///
+    /// Migrations run at every `build`, also with [`EngineBuilder::recover`] off.
     pub fn migrate<From, To>(
         mut self,
         migration: impl Fn(From::State) -> Result<To::State, MigrationError> + Send + Sync + 'static,
@@ -85,7 +87,8 @@ impl EngineBuilder {
     }
 
     /// Registers query `Q` for [`Engine::query_by_name`], which answers in JSON. Typed calls
-    /// through [`Engine::query`] need no registration.
+    /// through [`Engine::query`] need no registration. `build` fails when `Q::Workflow` is not
+    /// registered, or another query of that version has the same `NAME`.
     pub fn query<Q>(mut self) -> Self
     where
         Q: Query,
