@@ -82,6 +82,7 @@ async fn crash_child() {
         let options = StartOptions {
             id: Some(format!("crash-{i}")),
             idempotency_key: Some(format!("crash-{i}")),
+            ..Default::default()
         };
         handles.push(engine.start_with::<crashy>(STEPS, options).await.unwrap());
     }

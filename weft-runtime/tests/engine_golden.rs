@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_runtime::engine::record::{
-    self, CancelRecord, IdempotencyRecord, Outcome, PendingCommand, RecordStatus, ResumeKind,
-    SignalRecord, WorkflowRecord,
+    self, CancelRecord, DeadlineRecord, IdempotencyRecord, Outcome, PendingCommand, RecordStatus,
+    ResumeKind, SignalRecord, WorkflowRecord,
 };
 use weft_runtime::{ActivityOptions, RetryPolicy};
 
@@ -170,6 +170,26 @@ fn workflow_records_that_finished() {
             ResumeKind::Cancelled,
         ),
     );
+    // Appended variants: a timed-out record, and one timed out without an error of its own.
+    golden(
+        "workflow_timed_out",
+        &done(
+            RecordStatus::TimedOut,
+            Outcome::TimedOut,
+            ResumeKind::TimedOut,
+        ),
+    );
+    golden(
+        "workflow_timed_out_with_error",
+        &done(
+            RecordStatus::TimedOut,
+            Outcome::Error {
+                payload: vec![3],
+                message: "workflow timed out".into(),
+            },
+            ResumeKind::Activity,
+        ),
+    );
 }
 
 #[test]
@@ -210,6 +230,12 @@ fn signal_idempotency_and_cancel_records() {
             requested_ms: 1_893_456_003_000,
         },
     );
+    golden(
+        "deadline",
+        &DeadlineRecord {
+            deadline_ms: 1_893_459_600_000,
+        },
+    );
 }
 
 #[test]
@@ -225,5 +251,7 @@ fn epoch_and_index_keys() {
     assert_eq!(record::workflow_key("wf-1"), b"wf/wf-1");
     assert_eq!(record::idempotency_key("k"), b"idem/k");
     assert_eq!(record::cancel_key("wf-1"), b"cancel/wf-1");
+    assert_eq!(record::deadline_key("wf-1"), b"deadline/wf-1");
+    assert_eq!(record::timedout_key("wf-1"), b"timedout/wf-1");
     assert_eq!(record::EPOCH_KEY, b"meta/epoch");
 }

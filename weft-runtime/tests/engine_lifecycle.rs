@@ -150,6 +150,7 @@ async fn unregistered_workflows_and_bad_ids_are_refused() {
             weft_runtime::engine::StartOptions {
                 id: Some("a\0b".into()),
                 idempotency_key: None,
+                ..Default::default()
             },
         )
         .await

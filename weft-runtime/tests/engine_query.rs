@@ -156,6 +156,7 @@ async fn a_retried_start_with_the_same_idempotency_key_returns_the_same_run() {
     let options = StartOptions {
         id: None,
         idempotency_key: Some("order-1".into()),
+        ..Default::default()
     };
     let first = engine
         .start_with::<waiter>(1, options.clone())
@@ -179,6 +180,7 @@ async fn a_retried_start_with_the_same_idempotency_key_returns_the_same_run() {
             let options = StartOptions {
                 id: None,
                 idempotency_key: Some("order-2".into()),
+                ..Default::default()
             };
             engine
                 .start_with::<waiter>(1, options)
@@ -198,6 +200,7 @@ async fn a_retried_start_with_the_same_idempotency_key_returns_the_same_run() {
     let chosen = StartOptions {
         id: Some("mine".into()),
         idempotency_key: None,
+        ..Default::default()
     };
     engine
         .start_with::<waiter>(1, chosen.clone())
@@ -214,6 +217,7 @@ async fn a_generated_id_skips_ids_callers_already_chose() {
     let chosen = StartOptions {
         id: Some(taken.clone()),
         idempotency_key: None,
+        ..Default::default()
     };
     engine.start_with::<waiter>(1, chosen).await.unwrap();
     let generated = engine.start::<waiter>(1).await.unwrap();

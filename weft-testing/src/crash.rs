@@ -424,6 +424,7 @@ impl<W: Workflow> CrashTest<W> {
         let options = StartOptions {
             id: Some(self.workflow_id.clone()),
             idempotency_key: None,
+            ..Default::default()
         };
         engine
             .engine()

@@ -117,6 +117,7 @@ async fn a_failing_write_surfaces_as_an_error_and_writes_nothing() {
     let options = || StartOptions {
         id: Some("r1".into()),
         idempotency_key: None,
+        ..Default::default()
     };
     engine.faults().fail_next_write();
     let refused = engine
@@ -184,6 +185,7 @@ async fn a_torn_write_at_any_point_does_not_corrupt_the_workflow() {
             let options = StartOptions {
                 id: Some("torn".into()),
                 idempotency_key: None,
+                ..Default::default()
             };
             // A torn first write fails the start; it may have landed all the same.
             let started = engine

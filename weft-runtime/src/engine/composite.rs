@@ -37,6 +37,9 @@ pub(crate) struct Followup {
     pub writes: Batch,
     /// Children whose cancellation was requested: woken once the commit is durable.
     pub cancel_children: Vec<String>,
+    /// The cancellation being delivered is the execution deadline: the step is committed as
+    /// resumed by [`ResumeKind::TimedOut`].
+    pub timed_out: bool,
 }
 
 /// The pending command for a group or child command; writes what must be committed with it
@@ -254,6 +257,7 @@ fn child_result(
             Some(Err(ChildError::Failed { message }))
         }
         (RecordStatus::Cancelled, _) => Some(Err(ChildError::Cancelled)),
+        (RecordStatus::TimedOut, _) => Some(Err(ChildError::TimedOut)),
         _ => None,
     })
 }
@@ -357,6 +361,7 @@ pub(crate) async fn drive_group(
     inner: &Arc<Inner>,
     id: &str,
     record: &mut WorkflowRecord,
+    deadline: &mut Option<u64>,
 ) -> Result<Decided, EngineError> {
     let Some(PendingCommand::Group {
         race,
@@ -581,6 +586,18 @@ pub(crate) async fn drive_group(
                         }
                     }
                     return Ok(Decided::Resume(Resume::Cancelled, consumed, followup));
+                }
+                if runner::deadline_passed(inner, deadline) {
+                    stop(&mut running);
+                    // The branches committed so far, not `record.pending` as it was loaded.
+                    let pending = PendingCommand::Group {
+                        race,
+                        shape,
+                        branches: branches.clone(),
+                    };
+                    let (resume, consumed, followup) =
+                        runner::timeout_resume(inner, id, Some(&pending))?;
+                    return Ok(Decided::Resume(resume, consumed, followup));
                 }
             }
         }

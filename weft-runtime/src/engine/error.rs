@@ -113,6 +113,12 @@ pub enum EngineError {
         /// The workflow's id.
         id: String,
     },
+    /// The workflow ran past its execution timeout and returned no error of its own.
+    #[error("workflow `{id}` timed out: it ran past its execution timeout")]
+    TimedOut {
+        /// The workflow's id.
+        id: String,
+    },
     /// The workflow has already finished, so it takes no more signals.
     #[error(
         "workflow `{id}` has already finished; it takes no more signals and has no state to query"
@@ -199,6 +205,7 @@ impl EngineError {
             EngineError::WrongType { .. } => "engine.wrong_type",
             EngineError::Parked { .. } => "engine.parked",
             EngineError::Cancelled { .. } => "engine.cancelled",
+            EngineError::TimedOut { .. } => "engine.timed_out",
             EngineError::Finished { .. } => "engine.finished",
             EngineError::Record { source, .. } => source.code(),
             EngineError::InvalidPageToken => "engine.invalid_page_token",

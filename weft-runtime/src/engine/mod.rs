@@ -102,6 +102,12 @@ pub struct StartOptions {
     pub id: Option<String>,
     /// A retried start with the same key returns the workflow the first start created.
     pub idempotency_key: Option<String>,
+    /// How long the workflow may run in all. It is stored as an absolute deadline when the
+    /// workflow starts (so restarts do not extend it). When it passes, the workflow sees it
+    /// exactly like [`Engine::cancel`]: `Resume::Cancelled` at its current or next durable
+    /// await (an in-flight activity sees its cancellation signal, children are cancelled per
+    /// their policy), it may run cleanup, and it ends as [`WorkflowStatus::TimedOut`].
+    pub execution_timeout: Option<std::time::Duration>,
 }
 
 /// Engine counters, for monitoring and benchmarks.
@@ -325,7 +331,12 @@ impl Engine {
                 None => codec::decode(&encoded_input)?,
             };
             match self
-                .start_once::<W>(id, input, options.idempotency_key.clone())
+                .start_once::<W>(
+                    id,
+                    input,
+                    options.idempotency_key.clone(),
+                    options.execution_timeout,
+                )
                 .await
             {
                 // A caller chose this generated-looking id before; take the next one.
@@ -340,9 +351,11 @@ impl Engine {
         id: String,
         input: W::Input,
         idempotency_key: Option<String>,
+        execution_timeout: Option<std::time::Duration>,
     ) -> Result<WorkflowHandle<W>, EngineError> {
         let inner = &self.inner;
         let now = inner.clock.now();
+        let deadline_ms = execution_timeout.map(|timeout| to_millis(now + timeout));
         let initial = W::start(input);
         let initial_bytes = codec::encode(&initial)?;
         inner.check_size("the workflow state", &initial_bytes)?;
@@ -380,11 +393,22 @@ impl Engine {
                 })?,
             );
         }
+        if let Some(deadline_ms) = deadline_ms
+            && !record.status.is_terminal()
+        {
+            batch.put(
+                record::deadline_key(&id),
+                record::encode_record(&record::DeadlineRecord { deadline_ms })?,
+            );
+        }
         // Claimed before the commit, so nothing else drives the new workflow meanwhile.
         let claimed = inner.claim(&id);
         let outcome = inner.create(id.clone(), idempotency_key, batch).await;
         match outcome {
             Ok(Created::New) if claimed => {
+                if let Some(deadline_ms) = deadline_ms {
+                    inner.timers.arm(deadline_ms, &id);
+                }
                 runner::after_commit(inner, &id, &record)?;
                 let workflow = match inner.registry.lookup(W::NAME, W::VERSION, W::FINGERPRINT) {
                     registry::Lookup::Found(workflow) => Arc::clone(workflow),
@@ -393,7 +417,12 @@ impl Engine {
                 runner::spawn(inner, id.clone(), Some(runner::Loaded { record, workflow }));
                 Ok(self.handle(&id))
             }
-            Ok(Created::New) => Ok(self.handle(&id)),
+            Ok(Created::New) => {
+                if let Some(deadline_ms) = deadline_ms {
+                    inner.timers.arm(deadline_ms, &id);
+                }
+                Ok(self.handle(&id))
+            }
             Ok(Created::Existing(existing)) => {
                 if claimed {
                     runner::hand_back(inner, &id);
@@ -468,6 +497,9 @@ impl Engine {
                     }
                     Some(Outcome::Cancelled) => {
                         return Err(EngineError::Cancelled { id: id.to_string() });
+                    }
+                    Some(Outcome::TimedOut) => {
+                        return Err(EngineError::TimedOut { id: id.to_string() });
                     }
                     None => {}
                 }

@@ -24,6 +24,8 @@ pub enum WorkflowStatus {
     Cancelled,
     /// Cannot make progress until an operator fixes the cause; see [`ParkReason`].
     Parked,
+    /// Ended because its execution timeout passed (see `StartOptions::execution_timeout`).
+    TimedOut,
 }
 
 impl WorkflowStatus {
@@ -31,7 +33,10 @@ impl WorkflowStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::Cancelled
+            WorkflowStatus::Completed
+                | WorkflowStatus::Failed
+                | WorkflowStatus::Cancelled
+                | WorkflowStatus::TimedOut
         )
     }
 }
@@ -196,6 +201,7 @@ pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
         (RecordStatus::Completed, _) => (WorkflowStatus::Completed, None),
         (RecordStatus::Failed, _) => (WorkflowStatus::Failed, None),
         (RecordStatus::Cancelled, _) => (WorkflowStatus::Cancelled, None),
+        (RecordStatus::TimedOut, _) => (WorkflowStatus::TimedOut, None),
         (RecordStatus::Parked { code, message }, _) => (
             WorkflowStatus::Parked,
             Some(ParkReason {

@@ -12,6 +12,10 @@
 //! | `sig/<id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
 //! | `idem/<key>` | `[0x01][IdempotencyRecord]` | idempotency key of a start -> workflow id |
 //! | `cancel/<id>` | `[0x01][CancelRecord]` | a durable cancellation request not yet delivered |
+//! | `cancelled/<id>` | empty | cancellation was delivered; an error after it ends the workflow as cancelled |
+//! | `deadline/<id>` | `[0x01][DeadlineRecord]` | the execution deadline, until it fires or the workflow ends |
+//! | `timedout/<id>` | empty | the deadline fired; the workflow ends as timed out |
+//! | `parent/<child id>` | the parent's id (UTF-8) | a finished child wakes its parent |
 //!
 //! Workflow ids never contain a NUL byte, so `sig/<id>\0` is a prefix of one workflow's queue
 //! only. Signal sequence numbers are the sending engine's epoch then a counter, so they grow
@@ -44,6 +48,12 @@ pub const CANCEL_PREFIX: &[u8] = b"cancel/";
 pub const CANCELLED_PREFIX: &[u8] = b"cancelled/";
 /// `parent/<child id>` -> the parent's id, so a finished child wakes its parent.
 pub const PARENT_PREFIX: &[u8] = b"parent/";
+/// `deadline/<id>`: a workflow's execution deadline, kept apart from the workflow record so
+/// that records written before timeouts existed decode unchanged.
+pub const DEADLINE_PREFIX: &[u8] = b"deadline/";
+/// `timedout/<id>`: the execution deadline fired and was delivered as a cancellation; the
+/// workflow ends as timed out whatever it returns.
+pub const TIMEDOUT_PREFIX: &[u8] = b"timedout/";
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +179,16 @@ pub fn cancelled_key(id: &str) -> Vec<u8> {
     [CANCELLED_PREFIX, id.as_bytes()].concat()
 }
 
+/// `deadline/<id>`
+pub fn deadline_key(id: &str) -> Vec<u8> {
+    [DEADLINE_PREFIX, id.as_bytes()].concat()
+}
+
+/// `timedout/<id>`: empty value.
+pub fn timedout_key(id: &str) -> Vec<u8> {
+    [TIMEDOUT_PREFIX, id.as_bytes()].concat()
+}
+
 /// `cancel/<id>`
 pub fn cancel_key(id: &str) -> Vec<u8> {
     [CANCEL_PREFIX, id.as_bytes()].concat()
@@ -230,6 +250,9 @@ pub enum RecordStatus {
         /// The reason for people.
         message: String,
     },
+    /// Ended because its execution deadline passed (variant 6, appended: records of the
+    /// earlier variants decode as before).
+    TimedOut,
 }
 
 impl RecordStatus {
@@ -237,7 +260,10 @@ impl RecordStatus {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            RecordStatus::Completed | RecordStatus::Failed | RecordStatus::Cancelled
+            RecordStatus::Completed
+                | RecordStatus::Failed
+                | RecordStatus::Cancelled
+                | RecordStatus::TimedOut
         )
     }
 }
@@ -309,6 +335,8 @@ pub enum Outcome {
     },
     /// Cancelled.
     Cancelled,
+    /// Timed out, and the workflow returned no error of its own (variant 3, appended).
+    TimedOut,
 }
 
 /// The kind of value that resumed a step.
@@ -328,6 +356,9 @@ pub enum ResumeKind {
     Group,
     /// A child workflow's result.
     Child,
+    /// The execution deadline, delivered to the workflow as a cancellation (variant 7,
+    /// appended).
+    TimedOut,
 }
 
 /// A signal in a workflow's queue, stored at `sig/<id>\0<seq>` (format tag `0x01`).
@@ -350,6 +381,16 @@ pub struct SignalRecord {
 pub struct IdempotencyRecord {
     /// The workflow the first start with this key created.
     pub workflow_id: String,
+}
+
+/// An execution deadline, stored at `deadline/<id>` (format tag `0x01`) when a workflow starts
+/// with a timeout, and deleted when it fires or the workflow ends.
+///
+/// Layout: `deadline_ms: u64` (ms since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineRecord {
+    /// When the workflow times out, in ms since the Unix epoch.
+    pub deadline_ms: u64,
 }
 
 /// A cancellation request, stored at `cancel/<id>` (format tag `0x01`) until a step consumes it.

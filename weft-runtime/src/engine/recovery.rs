@@ -2,7 +2,8 @@
 //!
 //! Pending activities are dispatched again (with the same idempotency key), timers are re-armed
 //! at their stored deadline from the `tm/` index, signal waits look at their queue again (a
-//! signal stored but not yet delivered is delivered), and stored cancellations are delivered.
+//! signal stored but not yet delivered is delivered), execution deadlines are armed like timers,
+//! and stored cancellations are delivered.
 //! Records that cannot run (unreadable, unknown type, other fingerprint, parked) are left as
 //! they are; describe and list report why.
 
@@ -21,6 +22,15 @@ pub(crate) fn recover(inner: &Arc<Inner>) -> Result<(), EngineError> {
     for_each(inner, record::TIMER_PREFIX, |key, _| {
         if let Some((deadline, id)) = record::parse_timer_key(key) {
             inner.timers.arm(deadline, &id);
+        }
+    })?;
+    // Execution deadlines fire like timers: the runner they wake compares the stored deadline
+    // with the clock, so arming one is never premature.
+    for_each(inner, record::DEADLINE_PREFIX, |key, value| {
+        if let Ok(id) = std::str::from_utf8(&key[record::DEADLINE_PREFIX.len()..])
+            && let Ok(deadline) = record::decode_record::<record::DeadlineRecord>(value)
+        {
+            inner.timers.arm(deadline.deadline_ms, id);
         }
     })?;
     for_each(inner, record::CANCEL_PREFIX, |key, _| {

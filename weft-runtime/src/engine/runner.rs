@@ -109,8 +109,10 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
             }
         },
     };
+    // Read once per runner: it only changes when it fires (by this runner) or the workflow ends.
+    let mut deadline = read_deadline(inner, id)?;
     loop {
-        let decision = decide(inner, id, &mut record, check_stored_cancel).await?;
+        let decision = decide(inner, id, &mut record, check_stored_cancel, &mut deadline).await?;
         check_stored_cancel = false;
         match decision {
             Decision::Resume(resume, consumed, followup) => {
@@ -154,15 +156,59 @@ fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
     }
 }
 
+/// The execution deadline of `id` in ms since the Unix epoch, if it has one that has not fired.
+pub(crate) fn read_deadline(inner: &Inner, id: &str) -> Result<Option<u64>, EngineError> {
+    let Some(bytes) = inner.storage.get(&record::deadline_key(id))? else {
+        return Ok(None);
+    };
+    let deadline = record::decode_record::<record::DeadlineRecord>(&bytes).map_err(|source| {
+        EngineError::Record {
+            key: format!("deadline/{id}"),
+            source,
+        }
+    })?;
+    Ok(Some(deadline.deadline_ms))
+}
+
+/// Whether the execution deadline has passed; once it has, it is taken from `deadline`, so it
+/// is delivered once.
+pub(crate) fn deadline_passed(inner: &Inner, deadline: &mut Option<u64>) -> bool {
+    match *deadline {
+        Some(at) if to_millis(inner.clock.now()) >= at => {
+            *deadline = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The resume that delivers a passed execution deadline: a cancellation that consumes
+/// `deadline/<id>` and is committed as [`ResumeKind::TimedOut`].
+pub(crate) fn timeout_resume(
+    inner: &Inner,
+    id: &str,
+    pending: Option<&PendingCommand>,
+) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
+    let mut consumed = vec![record::deadline_key(id)];
+    let mut followup = composite::on_cancel(id, pending, inner.clock.now(), &mut consumed)?;
+    followup.timed_out = true;
+    Ok((Resume::Cancelled, consumed, followup))
+}
+
 /// What resumes the workflow now, if anything.
 async fn decide(
     inner: &Arc<Inner>,
     id: &str,
     record: &mut WorkflowRecord,
     check_stored_cancel: bool,
+    deadline: &mut Option<u64>,
 ) -> Result<Decision, EngineError> {
     if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
         return Ok(Decision::Done);
+    }
+    if deadline_passed(inner, deadline) {
+        let (resume, consumed, followup) = timeout_resume(inner, id, record.pending.as_ref())?;
+        return Ok(Decision::Resume(resume, consumed, followup));
     }
     let cancel_requested = inner
         .with_active(id, |entry| std::mem::take(&mut entry.cancel))
@@ -264,6 +310,13 @@ async fn decide(
                                 Followup::default(),
                             ));
                         }
+                        if deadline_passed(inner, deadline) {
+                            let _ = cancel_tx.send(true);
+                            inner.with_active(id, |entry| entry.cancel_tx = None);
+                            let (resume, consumed, followup) =
+                                timeout_resume(inner, id, record.pending.as_ref())?;
+                            return Ok(Decision::Resume(resume, consumed, followup));
+                        }
                     }
                 }
             };
@@ -290,7 +343,7 @@ async fn decide(
             composite_decision(inner, id, record, composite::decide_child(inner, child_id)?).await
         }
         Some(PendingCommand::Group { .. }) => {
-            let decided = composite::drive_group(inner, id, record).await?;
+            let decided = composite::drive_group(inner, id, record, deadline).await?;
             composite_decision(inner, id, record, decided).await
         }
     }
@@ -324,7 +377,11 @@ async fn advance(
 ) -> Result<WorkflowRecord, EngineError> {
     let now = inner.clock.now();
     let mut ctx = WorkflowContext::new(id, record.step, now);
-    let kind = resume_kind(&resume);
+    let kind = if followup.timed_out {
+        ResumeKind::TimedOut
+    } else {
+        resume_kind(&resume)
+    };
     let stepped = match record.state.as_deref() {
         Some(state) => workflow.step(&mut ctx, state, resume),
         None => Err(StepFault {
@@ -527,25 +584,44 @@ pub(crate) fn transition(
                 return parked(prev, fault, now, id);
             }
             // An error after cancellation reached the workflow (caught, cleaned up, or passed
-            // on with `?`) ends it as cancelled; the error is kept as its outcome.
-            let cancelled = kind == ResumeKind::Cancelled
-                || inner.storage.get(&record::cancelled_key(id))?.is_some();
-            let status = if cancelled {
+            // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
+            // deadline; the error is kept as its outcome.
+            let status = if timed_out(inner, id, kind)? {
+                RecordStatus::TimedOut
+            } else if kind == ResumeKind::Cancelled
+                || inner.storage.get(&record::cancelled_key(id))?.is_some()
+            {
                 RecordStatus::Cancelled
             } else {
                 RecordStatus::Failed
             };
             finished(&mut next, status, Outcome::Error { payload, message });
         }
-        Stepped::Cancelled => finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled),
+        Stepped::Cancelled => {
+            if timed_out(inner, id, kind)? {
+                finished(&mut next, RecordStatus::TimedOut, Outcome::TimedOut)
+            } else {
+                finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled)
+            }
+        }
     }
-    if kind == ResumeKind::Cancelled && !next.status.is_terminal() {
-        batch.put(record::cancelled_key(id), Vec::new());
+    if !next.status.is_terminal() {
+        match kind {
+            ResumeKind::Cancelled => {
+                batch.put(record::cancelled_key(id), Vec::new());
+            }
+            ResumeKind::TimedOut => {
+                batch.put(record::timedout_key(id), Vec::new());
+            }
+            _ => {}
+        }
     }
     if next.status.is_terminal() {
         // A finished workflow takes no more signals or cancellations: clear what is queued.
         batch.delete(record::cancel_key(id));
         batch.delete(record::cancelled_key(id));
+        batch.delete(record::deadline_key(id));
+        batch.delete(record::timedout_key(id));
         let prefix = record::signal_queue_prefix(id);
         for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
             batch.delete(key);
@@ -553,6 +629,11 @@ pub(crate) fn transition(
     }
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
+}
+
+/// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
+fn timed_out(inner: &Inner, id: &str, kind: ResumeKind) -> Result<bool, EngineError> {
+    Ok(kind == ResumeKind::TimedOut || inner.storage.get(&record::timedout_key(id))?.is_some())
 }
 
 /// Decodes a stored payload for a typed caller.
