@@ -37,6 +37,7 @@ async fn orders_ship_or_refund_by_the_fraud_desk_decision() {
                 StartOptions {
                     id: Some(order.id.clone()),
                     idempotency_key: Some(order.id.clone()),
+                    ..Default::default()
                 },
             )
             .await
@@ -70,6 +71,7 @@ async fn orders_ship_or_refund_by_the_fraud_desk_decision() {
             StartOptions {
                 id: Some(orders[0].id.clone()),
                 idempotency_key: Some(orders[0].id.clone()),
+                ..Default::default()
             },
         )
         .await

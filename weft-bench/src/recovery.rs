@@ -87,6 +87,7 @@ async fn prepare(
         let options = StartOptions {
             id: Some(id.clone()),
             idempotency_key: None,
+            ..Default::default()
         };
         engine
             .start_with::<parked>(StepsInput { k: history, pad }, options)

@@ -23,6 +23,8 @@ pub struct ActivityCall {
     pub workflow_id: String,
     /// The workflow step that issued it; also its idempotency key's suffix.
     pub step: u64,
+    /// The branch of a `ctx.all`/`ctx.race` group it ran for; branches share their step.
+    pub branch: Option<u32>,
     /// The attempt number, starting at 1.
     pub attempt: u32,
     /// When the attempt started, on the test engine's virtual clock.
@@ -184,6 +186,7 @@ impl DynActivity for Recorded {
                 activity: self.inner.name(),
                 workflow_id: ctx.workflow_id().to_string(),
                 step: ctx.step(),
+                branch: ctx.branch(),
                 attempt: ctx.attempt(),
                 started_at: self.clock.now(),
                 input: input.clone(),

@@ -10,6 +10,10 @@
 //! point, which ends the series. A last run crashes after every commit: each recovered engine
 //! is allowed one commit, then crashes again, until the workflow finishes.
 //!
+//! Every run also checks that no work is done twice across a crash: an activity (or a branch of
+//! a group) whose result was committed before the crash is not run again after it. Activities of
+//! child workflows (ids `{id}/...`) are compared and checked like the workflow's own.
+//!
 //! A commit is any write the engine makes after it took ownership of the store: creating the
 //! workflow, each step, each signal stored. While a run waits, the harness sends the next
 //! scripted signal of the type the workflow waits for (see [`Signals`]), and skips timers and
@@ -132,6 +136,22 @@ pub enum CrashFailure {
         /// This run's result there.
         found: String,
     },
+    /// An activity whose result was committed before a crash ran again after it.
+    #[error(
+        "{run}: `{activity}` of workflow `{workflow_id}` at step {step}{branch} ran again after a crash, although its result was committed before it"
+    )]
+    RanAgain {
+        /// The run that repeated work.
+        run: CrashPoint,
+        /// The activity's name.
+        activity: &'static str,
+        /// The workflow (or child workflow) that ran it.
+        workflow_id: String,
+        /// Its step.
+        step: u64,
+        /// ` branch N` inside a group, else empty.
+        branch: String,
+    },
     /// The normal run committed more than the limit, so the harness stopped.
     #[error(
         "the workflow made more than {limit} commits without finishing; raise `CrashTest::max_commits` if that is expected"
@@ -151,6 +171,7 @@ impl CrashFailure {
             CrashFailure::Parked { .. } => "crash.parked",
             CrashFailure::OutputDiffers { .. } => "crash.output_differs",
             CrashFailure::ActivityDiffers { .. } => "crash.activity_differs",
+            CrashFailure::RanAgain { .. } => "crash.ran_again",
             CrashFailure::TooManyCommits { .. } => "crash.too_many_commits",
         }
     }
@@ -186,10 +207,17 @@ pub struct CrashReport {
     pub crashed_runs: u64,
     /// How often the last run, which crashes after every commit, crashed and recovered.
     pub chain_crashes: u64,
-    /// The result every run reached, as JSON: `{"Ok": ..}` or `{"Err": ..}`.
+    /// The result every run reached, as JSON: `{"Ok": ..}` or `{"Err": ..}`, or `"Cancelled"` /
+    /// `"TimedOut"` for a workflow that ended so without an error of its own.
     pub output: serde_json::Value,
     /// The activity results every run went on with, one per activity step.
     pub activity_results: usize,
+    /// The status every run ended with (a failure, a cancellation and a timeout can all end
+    /// with the same error).
+    pub status: WorkflowStatus,
+    /// The names of those activities, in the order of their steps (a group's branches in
+    /// branch order; a child's after its parent's), the same in every run.
+    pub activities: Vec<&'static str>,
 }
 
 impl std::fmt::Display for CrashReport {
@@ -245,6 +273,8 @@ pub struct CrashTest<W> {
     signals: Signals,
     max_commits: u64,
     workflow_id: String,
+    execution_timeout: Option<std::time::Duration>,
+    cancel_at: Option<u64>,
     _workflow: PhantomData<fn() -> W>,
 }
 
@@ -255,6 +285,8 @@ impl<W> std::fmt::Debug for CrashTest<W> {
             .field("signals", &self.signals)
             .field("max_commits", &self.max_commits)
             .field("workflow_id", &self.workflow_id)
+            .field("execution_timeout", &self.execution_timeout)
+            .field("cancel_at", &self.cancel_at)
             .finish()
     }
 }
@@ -268,7 +300,9 @@ impl<W: Workflow> Default for CrashTest<W> {
 /// One activity result a run went on with.
 #[derive(Debug, Clone, PartialEq)]
 struct StepResult {
+    workflow_id: String,
     step: u64,
+    branch: Option<u32>,
     activity: &'static str,
     input: Payload,
     outcome: Result<Payload, ActivityError>,
@@ -276,13 +310,14 @@ struct StepResult {
 
 impl std::fmt::Display for StepResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` at step {} (input {}) returning ",
-            self.activity,
-            self.step,
-            bytes(&self.input)
-        )?;
+        write!(f, "`{}` at step {}", self.activity, self.step)?;
+        if let Some(branch) = self.branch {
+            write!(f, " branch {branch}")?;
+        }
+        if let Some(child) = self.workflow_id.find('/') {
+            write!(f, " of child `{}`", &self.workflow_id[child..])?;
+        }
+        write!(f, " (input {}) returning ", bytes(&self.input))?;
         match &self.outcome {
             Ok(output) => write!(f, "Ok({})", bytes(output)),
             Err(error) => write!(f, "Err({error})"),
@@ -304,6 +339,7 @@ fn bytes(payload: &[u8]) -> String {
 /// What one run ended with.
 struct RunOutcome {
     output: serde_json::Value,
+    status: WorkflowStatus,
     results: Vec<StepResult>,
     /// Writes after the first engine took ownership; for the normal run, its commits.
     commits: u64,
@@ -324,6 +360,8 @@ impl<W: Workflow> CrashTest<W> {
             signals: Signals::none(),
             max_commits: 10_000,
             workflow_id: DEFAULT_WORKFLOW_ID.to_string(),
+            execution_timeout: None,
+            cancel_at: None,
             _workflow: PhantomData,
         }
     }
@@ -368,6 +406,21 @@ impl<W: Workflow> CrashTest<W> {
         self
     }
 
+    /// Starts every run with this execution timeout (`StartOptions::execution_timeout`); the
+    /// harness reaches the deadline on the virtual clock like any timer.
+    pub fn execution_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.execution_timeout = Some(timeout);
+        self
+    }
+
+    /// Cancels the workflow (`Engine::cancel`) the first time it waits after it committed
+    /// `step` steps, before time is skipped or a signal is sent. A crash that hits the
+    /// cancellation's own commit sends it again after the restart.
+    pub fn cancel_at(mut self, step: u64) -> Self {
+        self.cancel_at = Some(step);
+        self
+    }
+
     /// The most commits the normal run may make (default 10,000).
     pub fn max_commits(mut self, limit: u64) -> Self {
         self.max_commits = limit;
@@ -406,6 +459,8 @@ impl<W: Workflow> CrashTest<W> {
             chain_crashes: chain.crashes,
             output: normal.output,
             activity_results: normal.results.len(),
+            activities: normal.results.iter().map(|r| r.activity).collect(),
+            status: normal.status,
         })
     }
 
@@ -424,7 +479,7 @@ impl<W: Workflow> CrashTest<W> {
         let options = StartOptions {
             id: Some(self.workflow_id.clone()),
             idempotency_key: None,
-            ..Default::default()
+            execution_timeout: self.execution_timeout,
         };
         engine
             .engine()
@@ -433,6 +488,10 @@ impl<W: Workflow> CrashTest<W> {
             .map_err(|e| engine_failed(e.into()))?;
         let mut crashes: u64 = 0;
         let mut signals = self.signals.queue.clone();
+        let mut cancel_pending = self.cancel_at;
+        // Per crash: how many attempts were logged before it, and what was committed then.
+        let mut committed_at_crash: Vec<(usize, Committed)> = Vec::new();
+        let status;
         let crashed = |crashes: u64| faults.injected().len() as u64 > crashes;
         loop {
             engine.settle().await;
@@ -441,6 +500,10 @@ impl<W: Workflow> CrashTest<W> {
                 // and recover on the same store, with the disk working again.
                 crashes += 1;
                 faults.heal();
+                committed_at_crash.push((
+                    engine.activity_calls().len(),
+                    committed(&engine, &self.workflow_id),
+                ));
                 if run == CrashPoint::AfterEveryCommit {
                     // The recovered engine's first write takes ownership; it may commit once
                     // more, then crashes again. Armed now: recovery starts inside `restart`.
@@ -454,7 +517,11 @@ impl<W: Workflow> CrashTest<W> {
                 .await
                 .map_err(engine_failed)?;
             match description.status {
-                WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::Cancelled => {
+                WorkflowStatus::Completed
+                | WorkflowStatus::Failed
+                | WorkflowStatus::Cancelled
+                | WorkflowStatus::TimedOut => {
+                    status = description.status;
                     break;
                 }
                 WorkflowStatus::Parked => {
@@ -471,6 +538,17 @@ impl<W: Workflow> CrashTest<W> {
                     });
                 }
                 WorkflowStatus::Running | WorkflowStatus::Waiting => {}
+            }
+            if let Some(step) = cancel_pending
+                && description.step >= step
+            {
+                match engine.engine().cancel(&self.workflow_id).await {
+                    Ok(()) => cancel_pending = None,
+                    // The crash hit the cancellation's commit: it is sent again after restart.
+                    Err(_) if crashed(crashes) => {}
+                    Err(e) => return Err(engine_failed(e.into())),
+                }
+                continue;
             }
             // A signal wait takes the next scripted signal of its type. A group (`ctx.all`,
             // `ctx.race`) may wait for any signal: it takes the next scripted one, before time
@@ -512,10 +590,32 @@ impl<W: Workflow> CrashTest<W> {
         let output = match engine.engine().result::<W>(&self.workflow_id).await {
             Ok(Ok(output)) => serde_json::json!({ "Ok": json(&output) }),
             Ok(Err(error)) => serde_json::json!({ "Err": json(&error) }),
+            // Ended by cancellation or its timeout without an error of its own.
+            Err(EngineError::Cancelled { .. }) => serde_json::json!("Cancelled"),
+            Err(EngineError::TimedOut { .. }) => serde_json::json!("TimedOut"),
             Err(e) => return Err(engine_failed(e.into())),
         };
+        let calls = engine.activity_calls();
+        for (logged, committed) in &committed_at_crash {
+            if let Some(call) = calls[*logged..]
+                .iter()
+                .find(|call| committed.holds(&call.workflow_id, call.step, call.branch))
+            {
+                return Err(CrashFailure::RanAgain {
+                    run,
+                    activity: call.activity,
+                    workflow_id: call.workflow_id.clone(),
+                    step: call.step,
+                    branch: call
+                        .branch
+                        .map(|b| format!(" branch {b}"))
+                        .unwrap_or_default(),
+                });
+            }
+        }
         Ok(RunOutcome {
             output,
+            status,
             results: step_results(&engine, &self.workflow_id),
             commits: faults.writes() - owned_at,
             crashes,
@@ -528,19 +628,75 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
         .unwrap_or_else(|e| serde_json::Value::String(format!("<not JSON: {e}>")))
 }
 
-/// Per activity step, in step order, the result the workflow went on with: the outcome of the
-/// last attempt logged for that step (a step run again after a crash logs again, later).
+/// What a store held committed at a crash: per workflow, its committed step count, whether it
+/// had finished, and the group branches whose values were committed at that step.
+#[derive(Debug, Default)]
+struct Committed {
+    workflows: std::collections::HashMap<String, (u64, bool, Vec<u32>)>,
+}
+
+impl Committed {
+    /// Whether the result of the activity at (`workflow_id`, `step`, `branch`) was committed: the
+    /// workflow moved past that step, finished, or holds that branch's value.
+    fn holds(&self, workflow_id: &str, step: u64, branch: Option<u32>) -> bool {
+        let Some((committed_step, finished, branches)) = self.workflows.get(workflow_id) else {
+            return false;
+        };
+        *finished
+            || step < *committed_step
+            || (step == *committed_step && branch.is_some_and(|b| branches.contains(&b)))
+    }
+}
+
+/// Reads what is committed for workflow `workflow_id` and its children.
+fn committed(engine: &TestEngine, workflow_id: &str) -> Committed {
+    use weft_runtime::engine::record::{self, PendingCommand, WorkflowRecord};
+    use weft_runtime::storage::Storage;
+    let mut out = Committed::default();
+    let prefix = record::workflow_key(workflow_id);
+    let Ok(entries) = engine.storage().scan_prefix(&prefix, None, usize::MAX) else {
+        return out;
+    };
+    for (key, value) in entries {
+        let id = String::from_utf8_lossy(&key[record::WORKFLOW_PREFIX.len()..]).into_owned();
+        if id != workflow_id && !id.starts_with(&format!("{workflow_id}/")) {
+            continue;
+        }
+        let Ok(wf) = record::decode_record::<WorkflowRecord>(&value) else {
+            continue;
+        };
+        let branches = match &wf.pending {
+            Some(PendingCommand::Group { branches, .. }) => branches
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.value.is_some())
+                .map(|(i, _)| i as u32)
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.workflows
+            .insert(id, (wf.step, wf.status.is_terminal(), branches));
+    }
+    out
+}
+
+/// Per activity step (and branch, and child workflow), in order, the result the workflow went
+/// on with: the outcome of the last attempt logged for it (a step run again after a crash logs
+/// again, later).
 fn step_results(engine: &TestEngine, workflow_id: &str) -> Vec<StepResult> {
     let mut by_step = std::collections::BTreeMap::new();
+    let children = format!("{workflow_id}/");
     for call in engine.activity_calls() {
-        if call.workflow_id != workflow_id {
+        if call.workflow_id != workflow_id && !call.workflow_id.starts_with(&children) {
             continue;
         }
         if let Some(outcome) = call.outcome {
             by_step.insert(
-                call.step,
+                (call.workflow_id.clone(), call.step, call.branch),
                 StepResult {
+                    workflow_id: call.workflow_id,
                     step: call.step,
+                    branch: call.branch,
                     activity: call.activity,
                     input: call.input,
                     outcome,
@@ -566,12 +722,39 @@ fn compare(normal: &RunOutcome, other: &RunOutcome, run: CrashPoint) -> Result<(
             });
         }
     }
-    if normal.output != other.output {
+    if normal.output != other.output || normal.status != other.status {
         return Err(CrashFailure::OutputDiffers {
             run,
-            expected: normal.output.to_string(),
-            found: other.output.to_string(),
+            expected: format!("{} (status {:?})", normal.output, normal.status),
+            found: format!("{} (status {:?})", other.output, other.status),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Committed;
+
+    #[test]
+    fn committed_work_is_what_a_record_moved_past_or_holds() {
+        let mut committed = Committed::default();
+        committed
+            .workflows
+            .insert("wf".into(), (3, false, vec![0, 2]));
+        committed
+            .workflows
+            .insert("wf/1".into(), (1, true, Vec::new()));
+        // Steps before the committed one, and finished workflows, are done.
+        assert!(committed.holds("wf", 2, None));
+        assert!(committed.holds("wf", 2, Some(1)));
+        assert!(committed.holds("wf/1", 1, None));
+        // The pending step is not, except the group branches whose values are stored.
+        assert!(!committed.holds("wf", 3, None));
+        assert!(committed.holds("wf", 3, Some(0)));
+        assert!(!committed.holds("wf", 3, Some(1)));
+        assert!(committed.holds("wf", 3, Some(2)));
+        // Workflows the store did not hold yet have done nothing.
+        assert!(!committed.holds("wf/4", 0, None));
+    }
 }

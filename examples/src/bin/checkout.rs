@@ -210,6 +210,7 @@ async fn run(args: Args) -> Result<(), String> {
         let options = StartOptions {
             id: Some(order.id.clone()),
             idempotency_key: Some(order.id.clone()),
+            ..Default::default()
         };
         engine
             .start_with::<checkout>(order.clone(), options)

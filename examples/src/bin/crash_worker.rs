@@ -43,6 +43,7 @@ async fn run() -> Result<(), String> {
         let options = StartOptions {
             id: Some(job.id()),
             idempotency_key: Some(job.id()),
+            ..Default::default()
         };
         engine
             .start_with::<crash_job>(job.clone(), options)

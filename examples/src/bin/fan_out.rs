@@ -177,6 +177,7 @@ async fn run(args: Args) -> Result<(), String> {
             StartOptions {
                 id: Some(order.id.clone()),
                 idempotency_key: Some(order.id.clone()),
+                ..Default::default()
             },
         )
         .await

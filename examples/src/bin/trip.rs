@@ -192,6 +192,7 @@ async fn run(args: Args) -> Result<(), String> {
             StartOptions {
                 id: Some(request.id.clone()),
                 idempotency_key: Some(request.id.clone()),
+                ..Default::default()
             },
         )
         .await

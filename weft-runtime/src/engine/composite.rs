@@ -355,6 +355,33 @@ struct RunningBranch {
     cancel: watch::Sender<bool>,
 }
 
+/// The activity branches in flight. Dropped without [`drain`](Vec::drain)ing (the runner
+/// stopped on an error, say a failed commit), it tells them to stop: nobody awaits their
+/// results any more, and the next runner starts the unfinished ones again.
+#[derive(Default)]
+struct Running(Vec<RunningBranch>);
+
+impl std::ops::Deref for Running {
+    type Target = Vec<RunningBranch>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for branch in &self.0 {
+            let _ = branch.cancel.send(true);
+        }
+    }
+}
+
 /// Drives a group until it resumes the workflow or nothing can happen before a wake.
 /// Branch values are committed into `record` as they arrive.
 pub(crate) async fn drive_group(
@@ -375,8 +402,8 @@ pub(crate) async fn drive_group(
     let wake = inner
         .with_active(id, |entry| Arc::clone(&entry.wake))
         .unwrap_or_default();
-    let mut running: Vec<RunningBranch> = Vec::new();
-    let stop = |running: &mut Vec<RunningBranch>| {
+    let mut running = Running::default();
+    let stop = |running: &mut Running| {
         for branch in running.drain(..) {
             // The activity sees cancellation through its context; its result is not awaited.
             let _ = branch.cancel.send(true);
@@ -387,7 +414,13 @@ pub(crate) async fn drive_group(
         let mut consumed: Vec<Vec<u8>> = Vec::new();
         let mut newly = false;
         let mut taken_signals: Vec<Vec<u8>> = Vec::new();
+        // A race whose winner was committed (before a crash, say) resolves below without
+        // starting its losers again.
+        let race_won = race && branches.iter().any(|b| b.value.is_some());
         for (index, branch) in branches.iter_mut().enumerate() {
+            if race_won {
+                break;
+            }
             if branch.value.is_some() {
                 continue;
             }
