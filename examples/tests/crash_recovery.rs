@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use weft_examples::crash_job::{Job, crash_job};
-use weft_runtime::storage::RedbStorage;
+use weft_runtime::storage::{RedbStorage, Storage};
 use weft_runtime::{Engine, ListFilter, WorkflowStatus};
 
 const JOBS: u64 = 50;
@@ -249,5 +249,16 @@ async fn sigkilled_workers_lose_nothing_and_record_each_result_once() {
          {kills} kills (at most {worst} runs of one key)",
         log.lines().count()
     );
+    // Signals a finished job never read: the worker re-sends `Go` on every run, and a finished
+    // workflow's queue is cleared, so this counts signals that raced a job's completion.
+    let unread = storage
+        .scan_prefix(
+            weft_runtime::engine::record::SIGNAL_PREFIX,
+            None,
+            usize::MAX,
+        )
+        .unwrap()
+        .len();
+    eprintln!("{unread} signal records left unread after every job finished");
     engine.shutdown().await;
 }
