@@ -330,3 +330,51 @@ fn the_program_packs_the_lines_in_stock_and_a_rerun_shows_the_stored_outcome() {
     let stdout = String::from_utf8_lossy(&silent.stdout);
     assert!(stdout.contains("the deadline won the race"), "{stdout}");
 }
+
+#[tokio::test]
+async fn with_every_line_short_an_accepted_answer_packs_nothing_through_an_empty_group() {
+    let (order, resources) = order(false);
+    let empty = Mock::new(check_stock, |line: Line| async move {
+        Ok(Stock {
+            sku: line.sku,
+            on_hand: 0,
+        })
+    });
+    let engine = engine(resources, &empty).await;
+    let handle = engine.start::<bulk_order>(order.clone()).await.unwrap();
+    engine
+        .signal(handle.id(), PartialAnswer { accept: true })
+        .await
+        .unwrap();
+    // `ctx.all` over an empty `Vec` of children resumes at once with an empty `Vec`.
+    let outcome = engine
+        .result::<bulk_order>(handle.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Packed {
+            parcels: Vec::new(),
+            left_out: order.lines.iter().map(|l| l.sku.clone()).collect(),
+        }
+    );
+    assert!(children(&engine, handle.id()).await.is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_while_racing_ends_the_order_as_cancelled_at_the_race() {
+    let (order, resources) = order(false);
+    let stock = fake_stock();
+    let engine = engine(resources, &stock).await;
+    let handle = engine.start::<bulk_order>(order).await.unwrap();
+    let id = handle.id();
+    engine.cancel(id).await.unwrap();
+    // A group does not hand the cancellation to the workflow: it ends at the race.
+    assert_eq!(engine.status(id).await.unwrap(), WorkflowStatus::Cancelled);
+    // The deadline's timer was disarmed: passing it changes nothing, and nothing was packed.
+    engine.advance_time(ANSWER_WITHIN * 2).await;
+    assert_eq!(engine.status(id).await.unwrap(), WorkflowStatus::Cancelled);
+    assert!(children(&engine, id).await.is_empty());
+    assert_eq!(stock.call_count(), 5);
+}
