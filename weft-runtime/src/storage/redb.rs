@@ -46,11 +46,85 @@ pub struct RedbStorage {
 
 impl RedbStorage {
     /// Opens the store at `path`, creating the file if it does not exist.
+    ///
+    /// Creation is crash-safe: the new store is built under a temporary name in the same
+    /// directory (`.<name>.creating-<pid>`), synced to disk, and only then linked to `path`, so
+    /// a process killed while creating leaves no half-written file at `path`, only a temporary
+    /// one that is never opened (delete it at leisure). An empty file at `path`, which holds no
+    /// data and is what an interrupted creation by an older version could leave, is replaced.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() > 0 => return Self::open_existing(path),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(backend(
+                    &path,
+                    "cannot read the database file's metadata",
+                    e,
+                ));
+            }
+        }
+        Self::create_new(&path)?;
+        Self::open_existing(path)
+    }
+
+    fn open_existing(path: PathBuf) -> Result<Self, StorageError> {
         let db = Database::create(&path)
             .map_err(|e| backend(&path, "cannot create or open the database file", e))?;
         Self::init(db, path)
+    }
+
+    /// Builds an empty store beside `path` and moves it into place: linked when `path` does not
+    /// exist (another process that created it meanwhile wins, and its store is kept), or
+    /// renamed over an empty file.
+    fn create_new(path: &Path) -> Result<(), StorageError> {
+        let name = path.file_name().ok_or_else(|| {
+            backend(
+                path,
+                "cannot create the database file",
+                "the path names no file",
+            )
+        })?;
+        let temp = path.with_file_name(format!(
+            ".{}.creating-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        // A leftover of this process id is an earlier, interrupted creation: start over.
+        match std::fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(backend(&temp, "cannot remove a leftover temporary file", e)),
+        }
+        let built = Database::create(&temp)
+            .map_err(|e| backend(&temp, "cannot create the database file", e))
+            .and_then(|db| Self::init(db, temp.clone()))
+            .and_then(RedbStorage::close)
+            .and_then(|()| {
+                std::fs::File::open(&temp)
+                    .and_then(|file| file.sync_all())
+                    .map_err(|e| backend(&temp, "cannot sync the new database file", e))
+            });
+        let placed = built.and_then(|()| {
+            let empty_in_place = std::fs::metadata(path).is_ok_and(|meta| meta.len() == 0);
+            let moved = if empty_in_place {
+                std::fs::rename(&temp, path)
+            } else {
+                match std::fs::hard_link(&temp, path) {
+                    Ok(()) => Ok(()),
+                    // Created by someone else meanwhile: theirs is kept and opened.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    // A file system without hard links: rename (no other creator is expected).
+                    Err(_) => std::fs::rename(&temp, path),
+                }
+            };
+            moved.map_err(|e| backend(path, "cannot move the new database file into place", e))
+        });
+        let _ = std::fs::remove_file(&temp);
+        placed?;
+        sync_dir(path)
     }
 
     /// Opens an existing store at `path`; fails if the file does not exist.
@@ -204,6 +278,23 @@ impl Storage for RedbStorage {
             Ok(())
         })
     }
+}
+
+/// Makes the directory entry of `path` durable, so a created store survives a power loss.
+fn sync_dir(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| backend(path, "cannot sync the database file's directory", e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// A backend error naming the file, the operation that failed, and what redb reported.
