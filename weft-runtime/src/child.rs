@@ -61,7 +61,11 @@ pub enum ParentClosePolicy {
     /// Let the child run on, on its own, to its end; nobody waits for its result. It stays
     /// listed under its own id.
     Abandon,
-    /// Meant for: the parent's end waits for the child to end. Not distinct yet: the engine
-    /// currently treats it like [`RequestCancel`](Self::RequestCancel).
+    /// The parent waits for the child to end: cancelling (or timing out) a parent that waits
+    /// on this child with `ctx.child_with` does not cancel the child; the parent's wait goes
+    /// on until the child has ended, resumes with the child's result, and the cancellation
+    /// reaches the parent at its next durable await. (A `Wait` child that loses a race, or is
+    /// left behind by a group the parent was cancelled in, is not cancelled and runs to its
+    /// end on its own.)
     Wait,
 }

@@ -75,6 +75,12 @@ impl WorkflowContext {
     }
 
     /// Sleeps durably. The absolute deadline is stored, so a restart does not extend the wait.
+    ///
+    /// Cancellation (`engine.cancel`) while it sleeps cuts the sleep short: it returns at once,
+    /// and the cancellation reaches the workflow at its next durable await, where `ctx.run`,
+    /// `ctx.child` and `ctx.compensate` report it as an error the workflow can handle (for
+    /// example by running cleanup activities). If that next await is another sleep, a signal
+    /// wait or a group, the workflow ends there as cancelled.
     pub fn sleep(&self, duration: Duration) -> Durable<()> {
         Durable::new(Ok(Command::Sleep { duration }))
     }
@@ -235,6 +241,9 @@ impl WorkflowContext {
 
     /// Parks the workflow until a signal of type `S` arrives. Signals sent before the workflow
     /// waits are stored and delivered in order.
+    ///
+    /// Cancellation while it waits ends the workflow as cancelled at this await: there is no
+    /// `S` to resume with. To wait with a way out, race the signal against a sleep.
     pub fn wait_for_signal<S: Signal>(&self) -> Durable<S> {
         Durable::new(Ok(Command::WaitForSignal { name: S::NAME }))
     }

@@ -62,7 +62,7 @@ fn unexpected<S, O>(state: &'static str, expected: &'static str, got: &Resume) -
 pub fn resume_start<S, O>(state: &'static str, resume: Resume) -> Resumed<(), S, O> {
     match resume {
         Resume::Start => Resumed::Value(()),
-        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "start", &other)),
     }
 }
@@ -80,7 +80,7 @@ pub fn resume_activity<A: Activity, S, O>(
             Err(e) => Resumed::Exit(Next::Fault(e.into())),
         },
         Resume::Activity(Err(e)) => Resumed::Value(Err(e)),
-        Resume::Cancelled => Resumed::Value(Err(ActivityError::Cancelled)),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Value(Err(ActivityError::Cancelled)),
         other => Resumed::Exit(unexpected(state, "activity", &other)),
     }
 }
@@ -88,7 +88,7 @@ pub fn resume_activity<A: Activity, S, O>(
 /// Accepts a fired timer.
 pub fn resume_timer<S, O>(state: &'static str, resume: Resume) -> Resumed<(), S, O> {
     match resume {
-        Resume::Timer => Resumed::Value(()),
+        Resume::Timer | Resume::Interrupted => Resumed::Value(()),
         Resume::Cancelled => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "timer", &other)),
     }
@@ -101,7 +101,7 @@ pub fn resume_signal<T: Signal, S, O>(state: &'static str, resume: Resume) -> Re
             Ok(value) => Resumed::Value(value),
             Err(e) => Resumed::Exit(Next::Fault(e.into())),
         },
-        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "signal", &other)),
     }
 }
@@ -119,7 +119,7 @@ pub fn resume_child<W: Workflow, S, O>(
             Err(e) => Resumed::Exit(Next::Fault(e.into())),
         },
         Resume::Child(Err(e)) => Resumed::Value(Err(e)),
-        Resume::Cancelled => Resumed::Value(Err(ChildError::Cancelled)),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Value(Err(ChildError::Cancelled)),
         other => Resumed::Exit(unexpected(state, "child", &other)),
     }
 }
@@ -132,7 +132,7 @@ pub fn resume_compensation<S, O>(
     match resume {
         Resume::Activity(Ok(_)) => Resumed::Value(Ok(())),
         Resume::Activity(Err(e)) => Resumed::Value(Err(e)),
-        Resume::Cancelled => Resumed::Value(Err(ActivityError::Cancelled)),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Value(Err(ActivityError::Cancelled)),
         other => Resumed::Exit(unexpected(state, "activity", &other)),
     }
 }
@@ -147,7 +147,7 @@ pub fn resume_group<T: serde::de::DeserializeOwned, S, O>(
             Ok(value) => Resumed::Value(value),
             Err(e) => Resumed::Exit(Next::Fault(e.into())),
         },
-        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "group", &other)),
     }
 }

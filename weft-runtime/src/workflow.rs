@@ -182,6 +182,9 @@ pub enum Resume {
     Child(Result<Payload, ChildError>),
     /// The workflow was cancelled while suspended.
     Cancelled,
+    /// A cancellation cut the pending sleep short: the sleep returns, and the cancellation
+    /// reaches the workflow at its next durable await as an error it can handle.
+    Interrupted,
 }
 
 impl Resume {
@@ -195,6 +198,7 @@ impl Resume {
             Resume::Group(_) => "group",
             Resume::Child(_) => "child",
             Resume::Cancelled => "cancel",
+            Resume::Interrupted => "interrupt",
         }
     }
 }

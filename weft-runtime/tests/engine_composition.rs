@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use weft_runtime::engine::{Engine, ManualClock, Pending, WorkflowStatus};
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
-    ActivityContext, ActivityError, ChildError, Race2, Resources, Saga, Signal, WorkflowContext,
-    WorkflowError, activity, workflow,
+    ActivityContext, ActivityError, ChildError, ParentClosePolicy, Race2, Resources, Saga, Signal,
+    WorkflowContext, WorkflowError, activity, workflow,
 };
 
 /// Counts calls per input, shared through the engine's resources.
@@ -186,6 +186,30 @@ async fn trip(ctx: &mut WorkflowContext, fail_at: u64) -> Result<u64, WorkflowEr
     Ok(booked)
 }
 
+#[workflow]
+async fn sleepy_cleanup(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    ctx.sleep(Duration::from_secs(3600)).await;
+    match ctx.run(square, n).await {
+        Ok(v) => Ok(v),
+        Err(ActivityError::Cancelled) => {
+            ctx.run(record_undo, "cleanup".to_string()).await?;
+            Err(WorkflowError::Cancelled)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[workflow]
+async fn waits_for_child(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let done = ctx
+        .child_with(gated_child, name, ParentClosePolicy::Wait)
+        .await?;
+    match ctx.run(square, 2).await {
+        Err(ActivityError::Cancelled) => Ok(format!("{done}, then cancelled")),
+        other => Ok(format!("{done}, then {other:?}")),
+    }
+}
+
 struct Setup {
     engine: Engine,
     clock: ManualClock,
@@ -214,6 +238,8 @@ async fn setup_on(
         .register::<gated_child>()
         .register::<waits_on_child>()
         .register::<trip>()
+        .register::<sleepy_cleanup>()
+        .register::<waits_for_child>()
         .resources(resources)
         .clock(Arc::new(clock.clone()))
         .build()
@@ -407,5 +433,54 @@ async fn after_a_restart_only_unfinished_branches_run_again() {
         calls.count("square 3"),
         1,
         "a finished branch does not run again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_sleep_ends_early_and_the_next_activity_reports_it() {
+    let s = setup().await;
+    let handle = s.engine.start::<sleepy_cleanup>(4).await.unwrap();
+    wait_state(&s.engine, handle.id(), "AwaitSleep").await;
+    handle.cancel().await.unwrap();
+    let result = handle.result().await.unwrap();
+    assert_eq!(result, Err(WorkflowError::Cancelled));
+    assert_eq!(
+        s.calls.count("square 4"),
+        0,
+        "the cancelled activity never ran"
+    );
+    assert_eq!(
+        *s.undone.lock().unwrap(),
+        ["cleanup"],
+        "the cleanup activity ran"
+    );
+    assert_eq!(
+        handle.describe().await.unwrap().status,
+        WorkflowStatus::Cancelled
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_waits_for_a_wait_child_before_its_cancellation_lands() {
+    let s = setup().await;
+    let handle = s
+        .engine
+        .start::<waits_for_child>("kid".into())
+        .await
+        .unwrap();
+    eventually(|| s.gates.started.load(Ordering::SeqCst) == 1).await;
+    handle.cancel().await.unwrap();
+    // The child is not cancelled, and the parent keeps waiting for it.
+    let child_id = format!("{}/1", handle.id());
+    eventually(|| s.engine.active_workflows() <= 1).await;
+    assert_eq!(s.gates.cancelled.load(Ordering::SeqCst), 0);
+    assert!(!handle.describe().await.unwrap().status.is_terminal());
+    s.gates.notify.notify_one();
+    let result = handle.result().await.unwrap().unwrap();
+    assert_eq!(result, "kid done, then cancelled");
+    assert_eq!(s.calls.count("square 2"), 0, "cancelled before it ran");
+    assert_eq!(
+        s.engine.describe(&child_id).await.unwrap().status,
+        WorkflowStatus::Completed
     );
 }

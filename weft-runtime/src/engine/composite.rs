@@ -40,6 +40,9 @@ pub(crate) struct Followup {
     /// The cancellation being delivered is the execution deadline: the step is committed as
     /// resumed by [`ResumeKind::TimedOut`].
     pub timed_out: bool,
+    /// The cancellation was not delivered as such (a sleep cut short, a child waited for):
+    /// it stays pending for the workflow's next durable await.
+    pub keep_cancel: bool,
 }
 
 /// The pending command for a group or child command; writes what must be committed with it
@@ -238,7 +241,7 @@ pub(crate) fn children_of(pending: Option<&PendingCommand>) -> Vec<String> {
 }
 
 /// A child's end as the value its parent resumes with, or `None` while it runs.
-fn child_result(
+pub(crate) fn child_result(
     inner: &Inner,
     child_id: &str,
 ) -> Result<Option<Result<Payload, ChildError>>, EngineError> {
@@ -269,7 +272,8 @@ fn cancel_child(
     policy: ParentClosePolicy,
     now: SystemTime,
 ) -> Result<(), EngineError> {
-    if policy == ParentClosePolicy::Abandon {
+    // Abandoned children run on; a child the parent waits for is not cancelled either.
+    if policy != ParentClosePolicy::RequestCancel {
         return Ok(());
     }
     followup.writes.put(

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use crate::child::ParentClosePolicy;
 use crate::codec::{self, Payload};
 use crate::context::WorkflowContext;
 use crate::storage::Batch;
@@ -216,6 +217,47 @@ async fn decide(
     if cancel_requested
         || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some())
     {
+        // A sleep is cut short, once: the cancellation stays pending and reaches the next
+        // durable await, where `ctx.run`, `ctx.child` and `ctx.compensate` can report it as an
+        // error the workflow handles. (A second one ends the workflow, so a loop of sleeps
+        // cannot outrun it.)
+        if let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
+            && inner.storage.get(&record::cancelled_key(id))?.is_none()
+        {
+            let followup = Followup {
+                keep_cancel: true,
+                ..Followup::default()
+            };
+            return Ok(Decision::Resume(
+                Resume::Interrupted,
+                vec![record::timer_key(*deadline_ms, id)],
+                followup,
+            ));
+        }
+        // A child the parent must wait for: the cancellation waits until the child has ended,
+        // and reaches the parent at its next durable await.
+        if let Some(PendingCommand::Child {
+            child_id,
+            policy: ParentClosePolicy::Wait,
+        }) = &record.pending
+        {
+            // While it runs, the stored request (`cancel/<id>`) keeps the cancellation: the
+            // child's end wakes a new runner that reads it again.
+            return Ok(match composite::child_result(inner, child_id)? {
+                None => {
+                    wake(inner, child_id);
+                    Decision::Idle
+                }
+                Some(result) => Decision::Resume(
+                    Resume::Child(result),
+                    Vec::new(),
+                    Followup {
+                        keep_cancel: true,
+                        ..Followup::default()
+                    },
+                ),
+            });
+        }
         let mut consumed = vec![record::cancel_key(id)];
         let followup = composite::on_cancel(
             id,
@@ -396,6 +438,9 @@ async fn advance(
     for child in followup.cancel_children {
         wake_cancel(inner, &child);
     }
+    if followup.keep_cancel {
+        inner.with_active(id, |entry| entry.cancel = true);
+    }
     Ok(next)
 }
 
@@ -445,7 +490,7 @@ fn resume_kind(resume: &Resume) -> ResumeKind {
         Resume::Activity(_) => ResumeKind::Activity,
         Resume::Timer => ResumeKind::Timer,
         Resume::Signal(_) => ResumeKind::Signal,
-        Resume::Cancelled => ResumeKind::Cancelled,
+        Resume::Cancelled | Resume::Interrupted => ResumeKind::Cancelled,
         Resume::Group(_) => ResumeKind::Group,
         Resume::Child(_) => ResumeKind::Child,
     }
