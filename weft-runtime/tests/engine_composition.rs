@@ -329,6 +329,18 @@ async fn children_run_as_their_own_workflows_and_report_to_their_parent() {
         .await
         .unwrap();
     assert_eq!(child.workflow_type, "square_child");
+    assert_eq!(child.parent.as_deref(), Some(handle.id()));
+    let listed = s
+        .engine
+        .list(&Default::default(), 100, None)
+        .await
+        .unwrap()
+        .items;
+    let children = listed
+        .iter()
+        .filter(|w| w.parent.as_deref() == Some(handle.id()))
+        .count();
+    assert_eq!(children, 5, "one child, three in a group, one that failed");
     assert_eq!(child.status, WorkflowStatus::Completed);
     let in_group = s
         .engine

@@ -119,6 +119,8 @@ pub struct WorkflowDescription {
     pub pending: Option<Pending>,
     /// The error message, when it failed.
     pub error: Option<String>,
+    /// The parent workflow's id, for a child workflow.
+    pub parent: Option<String>,
 }
 
 /// Which workflows `Engine::list` returns.
@@ -149,6 +151,8 @@ pub struct WorkflowSummary {
     pub created_at: SystemTime,
     /// When its record was last written.
     pub updated_at: SystemTime,
+    /// The parent workflow's id, for a child workflow.
+    pub parent: Option<String>,
 }
 
 /// One page of `Engine::list`, in id order.
@@ -280,6 +284,14 @@ fn not_runnable(inner: &Inner, record: &WorkflowRecord, lookup: Lookup<'_>) -> P
 }
 
 /// The full description of a stored workflow.
+/// The parent of a child workflow, from its `parent/<id>` link.
+fn parent_of(inner: &Inner, id: &str) -> Result<Option<String>, EngineError> {
+    Ok(inner
+        .storage
+        .get(&record::parent_key(id))?
+        .and_then(|bytes| String::from_utf8(bytes).ok()))
+}
+
 pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, EngineError> {
     let bytes = inner
         .read_raw(id)?
@@ -298,6 +310,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         state: None,
         pending: None,
         error: None,
+        parent: parent_of(inner, id)?,
     };
     let Some(record) = inspected.record else {
         return Ok(description);
@@ -383,6 +396,7 @@ pub(crate) fn list(
             {
                 continue;
             }
+            let parent = parent_of(inner, &id)?;
             items.push(WorkflowSummary {
                 id,
                 workflow_type,
@@ -392,6 +406,7 @@ pub(crate) fn list(
                 step: record.map_or(0, |r| r.step),
                 created_at: from_millis(record.map_or(0, |r| r.created_ms)),
                 updated_at: from_millis(record.map_or(0, |r| r.updated_ms)),
+                parent,
             });
             if items.len() == page_size {
                 let next_page_token = items.last().map(|item| item.id.clone());
