@@ -8,10 +8,12 @@
 //! the methods here give them their types and documentation. Their return value, [`Durable`],
 //! is deliberately not a future: awaiting one outside `#[workflow]` does not compile.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
 use crate::activity::{Activity, ActivityError};
+use crate::attribute::AttributeValue;
 use crate::child::{ChildError, ParentClosePolicy};
 use crate::codec::encode;
 use crate::group::DurableGroup;
@@ -27,6 +29,8 @@ pub struct WorkflowContext {
     workflow_id: String,
     step: u64,
     now: SystemTime,
+    /// Search attributes set during this step, committed with it.
+    attributes: BTreeMap<String, AttributeValue>,
 }
 
 impl WorkflowContext {
@@ -36,7 +40,36 @@ impl WorkflowContext {
             workflow_id: workflow_id.into(),
             step,
             now,
+            attributes: BTreeMap::new(),
         }
+    }
+
+    /// Sets search attribute `key` to `value` (a string, an integer or a time: see
+    /// [`AttributeValue`]), replacing any earlier value of that key. Other keys keep theirs.
+    ///
+    /// This is a plain call, not a durable operation: the context buffers the value and the
+    /// engine writes it **in the same commit as the step** that set it, so after a crash an
+    /// attribute is visible exactly when the step that set it is (a step that did not commit
+    /// runs again and sets it again). `Engine::list` filters on attributes and
+    /// `Engine::count` groups by them; they outlive the workflow's end.
+    ///
+    /// ```text
+    /// ctx.set_attribute("customer", order.customer.clone());
+    /// ctx.set_attribute("total_cents", order.total_cents);
+    /// ```
+    pub fn set_attribute(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+        self.attributes
+            .insert(key.into(), value.into().normalized());
+    }
+
+    /// The search attributes set in this step so far, in key order.
+    pub fn attributes(&self) -> &BTreeMap<String, AttributeValue> {
+        &self.attributes
+    }
+
+    /// Takes the buffered attributes out, for the engine to commit with the step.
+    pub(crate) fn take_attributes(&mut self) -> BTreeMap<String, AttributeValue> {
+        std::mem::take(&mut self.attributes)
     }
 
     /// The workflow instance's id.

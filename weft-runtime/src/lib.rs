@@ -6,6 +6,7 @@
 //! determinism rules, and recovery costs the same at step 10 as at step 10,000.
 
 pub mod activity;
+pub mod attribute;
 pub mod child;
 pub mod codec;
 pub mod context;
@@ -31,10 +32,12 @@ pub mod __private;
 pub use activity::{
     Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources, RetryPolicy,
 };
+pub use attribute::AttributeValue;
 pub use child::{ChildError, ParentClosePolicy};
 pub use context::{Durable, WorkflowContext};
 pub use engine::{
-    Engine, EngineBuilder, EngineError, ListFilter, StartOptions, WorkflowHandle, WorkflowStatus,
+    Engine, EngineBuilder, EngineError, GroupBy, ListFilter, SignalWithStart, StartOptions,
+    WorkflowHandle, WorkflowStatus,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};

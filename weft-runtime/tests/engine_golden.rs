@@ -255,3 +255,31 @@ fn epoch_and_index_keys() {
     assert_eq!(record::timedout_key("wf-1"), b"timedout/wf-1");
     assert_eq!(record::EPOCH_KEY, b"meta/epoch");
 }
+
+#[test]
+fn attributes_record_and_index_keys() {
+    use record::{AttributesRecord, StoredValue};
+    let stored = AttributesRecord {
+        values: [
+            ("customer".to_string(), StoredValue::String("ada\0x".into())),
+            ("placed".to_string(), StoredValue::TimeMs(1_893_456_000_000)),
+            ("total".to_string(), StoredValue::Int(-4200)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    golden("attributes", &stored);
+    assert_eq!(record::attributes_key("wf-1"), b"wfattr/wf-1");
+    golden_bytes(
+        "attr_key_string",
+        &record::attribute_index_key("customer", &StoredValue::String("ada\0x".into()), "wf-1"),
+    );
+    golden_bytes(
+        "attr_key_int",
+        &record::attribute_index_key("total", &StoredValue::Int(-4200), "wf-1"),
+    );
+    golden_bytes(
+        "attr_key_time",
+        &record::attribute_index_key("placed", &StoredValue::TimeMs(1_893_456_000_000), "wf-1"),
+    );
+}

@@ -119,6 +119,7 @@ async fn a_corrupt_record_is_parked_and_kept_while_others_run() {
             &ListFilter {
                 status: Some(WorkflowStatus::Parked),
                 workflow_type: None,
+                ..ListFilter::default()
             },
             10,
             None,

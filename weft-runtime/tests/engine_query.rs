@@ -111,6 +111,7 @@ async fn list_filters_by_status_and_type_and_pages_through_everything() {
     let only = |status, workflow_type: Option<&str>| ListFilter {
         status,
         workflow_type: workflow_type.map(str::to_string),
+        ..ListFilter::default()
     };
     let ids = |page: weft_runtime::engine::ListPage| -> BTreeSet<String> {
         page.items.into_iter().map(|i| i.id).collect()

@@ -173,6 +173,7 @@ async fn a_version_no_registered_code_matches_is_parked_and_resumes_once_it_is_r
             &ListFilter {
                 status: Some(WorkflowStatus::Parked),
                 workflow_type: Some("checkout".into()),
+                ..ListFilter::default()
             },
             10,
             None,
@@ -314,6 +315,7 @@ async fn a_failing_migration_parks_the_workflow_until_a_fixed_one_is_deployed() 
             &ListFilter {
                 status: Some(WorkflowStatus::Parked),
                 workflow_type: None,
+                ..ListFilter::default()
             },
             10,
             None,

@@ -20,6 +20,7 @@ use crate::group::{self, GroupShape};
 use crate::storage::Batch;
 use crate::workflow::{Command, Resume};
 
+use super::attributes;
 use super::clock::to_millis;
 use super::core::Inner;
 use super::error::EngineError;
@@ -210,7 +211,7 @@ fn start_child(
     };
     let mut ctx = WorkflowContext::new(child_id, 0, now);
     let stepped = workflow.step(&mut ctx, &state, Resume::Start);
-    let (_, child_batch) = runner::transition(
+    let (child, mut child_batch) = runner::transition(
         inner,
         child_id,
         &created,
@@ -218,6 +219,13 @@ fn start_child(
         ResumeKind::Start,
         Vec::new(),
         now,
+    )?;
+    attributes::stage(
+        inner,
+        child_id,
+        &child,
+        ctx.take_attributes(),
+        &mut child_batch,
     )?;
     batch.extend(child_batch);
     batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());

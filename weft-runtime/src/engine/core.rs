@@ -21,7 +21,7 @@ use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
 use super::registry::Registry;
 use super::timers::Timers;
-use super::writer::{Created, WriteOp, WriterStats};
+use super::writer::{Created, Signalled, WriteOp, WriterStats};
 
 /// A workflow driven by a runner task right now.
 #[derive(Default)]
@@ -122,6 +122,29 @@ impl Inner {
                 id,
                 idempotency_key,
                 batch,
+                reply,
+            })
+            .map_err(|_| self.stopped_error())?;
+        answer.await.map_err(|_| self.stopped_error())?
+    }
+
+    /// Commits a signal-with-start through the writer: `start` and `signal` when no workflow
+    /// `id` exists, `signal` alone when a live one does, decided and written in one batch.
+    pub async fn signal_with_start(
+        &self,
+        id: String,
+        workflow_type: &'static str,
+        start: Batch,
+        signal: Batch,
+    ) -> Result<Signalled, EngineError> {
+        self.check_live()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer_tx
+            .send(WriteOp::SignalWithStart {
+                id,
+                workflow_type,
+                start,
+                signal,
                 reply,
             })
             .map_err(|_| self.stopped_error())?;

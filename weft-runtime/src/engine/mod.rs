@@ -37,6 +37,7 @@
 //! `query` (describe and list), `migration` (checked migrations at build), `views` (typed
 //! queries), [`error`].
 
+mod attributes;
 pub mod builder;
 pub mod clock;
 mod composite;
@@ -66,13 +67,14 @@ pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::EngineError;
 pub use query::{
-    ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus, WorkflowSummary,
+    GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
+    WorkflowSummary,
 };
 
 use self::core::Inner;
 use clock::to_millis;
 use record::{Outcome, RecordStatus, ResumeKind, WorkflowRecord};
-use writer::Created;
+use writer::{Created, Signalled};
 
 /// The longest workflow id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 256;
@@ -108,6 +110,29 @@ pub struct StartOptions {
     /// await (an in-flight activity sees its cancellation signal, children are cancelled per
     /// their policy), it may run cleanup, and it ends as [`WorkflowStatus::TimedOut`].
     pub execution_timeout: Option<std::time::Duration>,
+}
+
+/// What [`Engine::signal_with_start`] did.
+#[derive(Debug)]
+pub enum SignalWithStart<W: Workflow> {
+    /// No workflow had the id: it was started, and the signal queued for it, in one commit.
+    Started(WorkflowHandle<W>),
+    /// A live workflow had the id: the signal was queued for it.
+    Signalled(WorkflowHandle<W>),
+}
+
+impl<W: Workflow> SignalWithStart<W> {
+    /// The workflow's handle, whichever happened.
+    pub fn handle(&self) -> &WorkflowHandle<W> {
+        match self {
+            SignalWithStart::Started(handle) | SignalWithStart::Signalled(handle) => handle,
+        }
+    }
+
+    /// Whether this call started the workflow.
+    pub fn started(&self) -> bool {
+        matches!(self, SignalWithStart::Started(_))
+    }
 }
 
 /// Engine counters, for monitoring and benchmarks.
@@ -354,6 +379,54 @@ impl Engine {
         execution_timeout: Option<std::time::Duration>,
     ) -> Result<WorkflowHandle<W>, EngineError> {
         let inner = &self.inner;
+        let (record, batch, deadline_ms) =
+            self.prepare_start::<W>(&id, input, idempotency_key.clone(), execution_timeout)?;
+        // Claimed before the commit, so nothing else drives the new workflow meanwhile.
+        let claimed = inner.claim(&id);
+        let outcome = inner.create(id.clone(), idempotency_key, batch).await;
+        match outcome {
+            Ok(Created::New) => self.launch::<W>(&id, &record, deadline_ms, claimed),
+            Ok(Created::Existing(existing)) => {
+                if claimed {
+                    runner::hand_back(inner, &id);
+                }
+                let record = inner.read_record(&existing)?;
+                if record.workflow_type != W::NAME {
+                    return Err(EngineError::WrongType {
+                        id: existing,
+                        expected: W::NAME.to_string(),
+                        found: record.workflow_type,
+                    });
+                }
+                Ok(self.handle(&existing))
+            }
+            Ok(Created::IdTaken) => {
+                if claimed {
+                    runner::hand_back(inner, &id);
+                }
+                Err(EngineError::AlreadyExists { id })
+            }
+            Err(e) => {
+                if claimed {
+                    runner::hand_back(inner, &id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the first step of a new workflow `id` and builds the batch that creates it: its
+    /// record, attributes, idempotency key and deadline. Returns the record, the batch and the
+    /// deadline to arm.
+    fn prepare_start<W: Workflow>(
+        &self,
+        id: &str,
+        input: W::Input,
+        idempotency_key: Option<String>,
+        execution_timeout: Option<std::time::Duration>,
+    ) -> Result<(WorkflowRecord, Batch, Option<u64>), EngineError> {
+        let inner = &self.inner;
+        let id = id.to_string();
         let now = inner.clock.now();
         let deadline_ms = execution_timeout.map(|timeout| to_millis(now + timeout));
         let initial = W::start(input);
@@ -385,6 +458,7 @@ impl Engine {
             Vec::new(),
             now,
         )?;
+        attributes::stage(inner, &id, &record, ctx.take_attributes(), &mut batch)?;
         if let Some(key) = &idempotency_key {
             batch.put(
                 record::idempotency_key(key),
@@ -401,55 +475,38 @@ impl Engine {
                 record::encode_record(&record::DeadlineRecord { deadline_ms })?,
             );
         }
-        // Claimed before the commit, so nothing else drives the new workflow meanwhile.
-        let claimed = inner.claim(&id);
-        let outcome = inner.create(id.clone(), idempotency_key, batch).await;
-        match outcome {
-            Ok(Created::New) if claimed => {
-                if let Some(deadline_ms) = deadline_ms {
-                    inner.timers.arm(deadline_ms, &id);
-                }
-                runner::after_commit(inner, &id, &record)?;
-                let workflow = match inner.registry.lookup(W::NAME, W::VERSION, W::FINGERPRINT) {
-                    registry::Lookup::Found(workflow) => Arc::clone(workflow),
-                    _ => unreachable!("checked above that W is registered"),
-                };
-                runner::spawn(inner, id.clone(), Some(runner::Loaded { record, workflow }));
-                Ok(self.handle(&id))
-            }
-            Ok(Created::New) => {
-                if let Some(deadline_ms) = deadline_ms {
-                    inner.timers.arm(deadline_ms, &id);
-                }
-                Ok(self.handle(&id))
-            }
-            Ok(Created::Existing(existing)) => {
-                if claimed {
-                    runner::hand_back(inner, &id);
-                }
-                let record = inner.read_record(&existing)?;
-                if record.workflow_type != W::NAME {
-                    return Err(EngineError::WrongType {
-                        id: existing,
-                        expected: W::NAME.to_string(),
-                        found: record.workflow_type,
-                    });
-                }
-                Ok(self.handle(&existing))
-            }
-            Ok(Created::IdTaken) => {
-                if claimed {
-                    runner::hand_back(inner, &id);
-                }
-                Err(EngineError::AlreadyExists { id })
-            }
-            Err(e) => {
-                if claimed {
-                    runner::hand_back(inner, &id);
-                }
-                Err(e)
-            }
+        Ok((record, batch, deadline_ms))
+    }
+
+    /// After a new workflow's commit: arms its deadline and, when this call claimed it, starts
+    /// its runner.
+    fn launch<W: Workflow>(
+        &self,
+        id: &str,
+        record: &WorkflowRecord,
+        deadline_ms: Option<u64>,
+        claimed: bool,
+    ) -> Result<WorkflowHandle<W>, EngineError> {
+        let inner = &self.inner;
+        if let Some(deadline_ms) = deadline_ms {
+            inner.timers.arm(deadline_ms, id);
         }
+        if claimed {
+            runner::after_commit(inner, id, record)?;
+            let workflow = match inner.registry.lookup(W::NAME, W::VERSION, W::FINGERPRINT) {
+                registry::Lookup::Found(workflow) => Arc::clone(workflow),
+                _ => unreachable!("checked by the caller that W is registered"),
+            };
+            runner::spawn(
+                inner,
+                id.to_string(),
+                Some(runner::Loaded {
+                    record: record.clone(),
+                    workflow,
+                }),
+            );
+        }
+        Ok(self.handle(id))
     }
 
     /// A typed handle to an existing workflow (not checked until used).
@@ -543,6 +600,93 @@ impl Engine {
         Ok(())
     }
 
+    /// Signals workflow `id`, starting it first (with `input`, as [`Engine::start_with`] would
+    /// with this id) when no workflow has that id, and says which happened.
+    ///
+    /// Atomic: the engine's single writer checks the id and writes, in one batch, either the new
+    /// workflow (after its first step) together with the queued signal, or the signal alone.
+    /// So concurrent calls on one id start it exactly once and queue every signal exactly once;
+    /// the workflow receives them in send order, as with [`Engine::signal`].
+    ///
+    /// When the workflow with that id has finished, nothing is written and this fails with
+    /// `EngineError::Finished`: ids are never reused, so a finished run is not restarted (use a
+    /// new id for a new run). A live workflow of another type fails with
+    /// `EngineError::WrongType`. Like [`Engine::start_with`], it refuses a `W` that is not the
+    /// latest registered version with `EngineError::NotLatest`.
+    ///
+    /// ```text
+    /// match engine.signal_with_start::<cart, AddItem>("cart-42", customer, item).await? {
+    ///     SignalWithStart::Started(cart) => println!("new cart {}", cart.id()),
+    ///     SignalWithStart::Signalled(cart) => println!("added to cart {}", cart.id()),
+    /// }
+    /// ```
+    pub async fn signal_with_start<W: Workflow, S: Signal>(
+        &self,
+        id: &str,
+        input: W::Input,
+        signal: S,
+    ) -> Result<SignalWithStart<W>, EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        if !inner.registry.has::<W>() {
+            return Err(EngineError::NotRegistered {
+                workflow: W::NAME.to_string(),
+                version: W::VERSION,
+            });
+        }
+        if let Some(latest) = inner.registry.latest(W::NAME)
+            && latest.version() > W::VERSION
+        {
+            return Err(EngineError::NotLatest {
+                workflow: W::NAME.to_string(),
+                version: W::VERSION,
+                latest: latest.version(),
+            });
+        }
+        validate_id(id)?;
+        let payload = codec::encode(&signal)?;
+        inner.check_size("the signal", &payload)?;
+        let encoded_input = codec::encode(&input)?;
+        inner.check_size("the workflow input", &encoded_input)?;
+        let mut signal_batch = Batch::new();
+        signal_batch.put(
+            record::signal_key(
+                id,
+                inner.epoch,
+                inner.next_signal.fetch_add(1, Ordering::Relaxed),
+            ),
+            record::encode_record(&record::SignalRecord {
+                name: S::NAME.to_string(),
+                payload,
+                sent_ms: to_millis(inner.clock.now()),
+            })?,
+        );
+        let (record, start_batch, deadline_ms) = self.prepare_start::<W>(id, input, None, None)?;
+        let claimed = inner.claim(id);
+        let outcome = inner
+            .signal_with_start(id.to_string(), W::NAME, start_batch, signal_batch)
+            .await;
+        match outcome {
+            Ok(Signalled::Started) => {
+                let handle = self.launch::<W>(id, &record, deadline_ms, claimed)?;
+                Ok(SignalWithStart::Started(handle))
+            }
+            Ok(Signalled::Existing) => {
+                if claimed {
+                    runner::hand_back(inner, id);
+                }
+                runner::wake(inner, id);
+                Ok(SignalWithStart::Signalled(self.handle(id)))
+            }
+            Err(e) => {
+                if claimed {
+                    runner::hand_back(inner, id);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Cancels workflow `id`: the request is stored durably, then the workflow resumes with
     /// `Resume::Cancelled` at its current durable await (an in-flight activity sees
     /// `ActivityContext::is_cancelled`). Cancelling a finished workflow does nothing.
@@ -576,8 +720,12 @@ impl Engine {
     }
 
     /// Workflows matching `filter`, in id order, `page_size` (at least 1) at a time. Pass the
-    /// previous page's `next_page_token` to continue. Filtering reads every record after the
-    /// token until the page is full, so a rare status costs a scan, not an index lookup.
+    /// previous page's `next_page_token` to continue.
+    ///
+    /// What it reads: with an attribute condition, only the workflows the attribute index
+    /// holds for the first one; else, with `id_prefix`, the records in that id range; else every
+    /// record after the token until the page is full. Status, type and time conditions are
+    /// checked on the records read, so a rare status alone costs a scan.
     pub async fn list(
         &self,
         filter: &ListFilter,
@@ -586,6 +734,23 @@ impl Engine {
     ) -> Result<ListPage, EngineError> {
         self.inner.check_live()?;
         query::list(&self.inner, filter, page_size, page_token)
+    }
+
+    /// How many workflows matching `filter` fall in each group of `group_by` (a status, a type
+    /// name or a search attribute's value), sorted by group name; empty groups are left out.
+    /// It reads what [`Engine::list`] would read for the same filter.
+    ///
+    /// ```text
+    /// let by_status = engine.count(&ListFilter::default(), GroupBy::Status).await?;
+    /// // [("Completed", 12), ("Waiting", 3)]
+    /// ```
+    pub async fn count(
+        &self,
+        filter: &ListFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<(String, u64)>, EngineError> {
+        self.inner.check_live()?;
+        query::count(&self.inner, filter, &group_by)
     }
 
     /// The current state of workflow `id`, decoded as `W::State` (for tests and tooling).

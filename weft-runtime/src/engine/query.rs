@@ -1,8 +1,12 @@
 //! Describe and list: what a stored workflow looks like to people, including why it is parked.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::clock::from_millis;
+use crate::attribute::AttributeValue;
+
+use super::attributes;
+use super::clock::{from_millis, to_millis};
 use super::core::Inner;
 use super::error::EngineError;
 use super::migration;
@@ -121,15 +125,47 @@ pub struct WorkflowDescription {
     pub error: Option<String>,
     /// The parent workflow's id, for a child workflow.
     pub parent: Option<String>,
+    /// The search attributes its committed steps set (see `WorkflowContext::set_attribute`).
+    pub attributes: BTreeMap<String, AttributeValue>,
 }
 
-/// Which workflows `Engine::list` returns.
+/// Which workflows `Engine::list` and `Engine::count` see. Every field set must match (an
+/// empty filter matches every workflow); build one with `..ListFilter::default()`.
+///
+/// The first of `attributes` is answered from the attribute index (only that value's
+/// workflows are read); `id_prefix` narrows the scan to that id range; the other conditions
+/// are checked on each record read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
     /// Only workflows with this status.
     pub status: Option<WorkflowStatus>,
     /// Only workflows of this type name.
     pub workflow_type: Option<String>,
+    /// Only workflows whose id starts with this.
+    pub id_prefix: Option<String>,
+    /// Only workflows whose committed search attributes have all these values (times compare
+    /// at millisecond precision).
+    pub attributes: Vec<(String, AttributeValue)>,
+    /// Only workflows created at or after this time.
+    pub created_after: Option<SystemTime>,
+    /// Only workflows created before this time.
+    pub created_before: Option<SystemTime>,
+    /// Only workflows last written at or after this time.
+    pub updated_after: Option<SystemTime>,
+    /// Only workflows last written before this time.
+    pub updated_before: Option<SystemTime>,
+}
+
+/// What `Engine::count` groups workflows by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Their status, named as `WorkflowStatus`'s `Debug` (`"Running"`, `"Completed"`, ..).
+    Status,
+    /// Their workflow type name.
+    Type,
+    /// The value of this search attribute, rendered with `AttributeValue`'s `Display`.
+    /// Workflows that never set it are not counted.
+    Attribute(String),
 }
 
 /// One workflow in a list page.
@@ -153,6 +189,8 @@ pub struct WorkflowSummary {
     pub updated_at: SystemTime,
     /// The parent workflow's id, for a child workflow.
     pub parent: Option<String>,
+    /// The search attributes its committed steps set.
+    pub attributes: BTreeMap<String, AttributeValue>,
 }
 
 /// One page of `Engine::list`, in id order.
@@ -311,6 +349,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         pending: None,
         error: None,
         parent: parent_of(inner, id)?,
+        attributes: attributes::read(inner, id)?,
     };
     let Some(record) = inspected.record else {
         return Ok(description);
@@ -365,25 +404,120 @@ pub(crate) fn list(
     page_token: Option<&str>,
 ) -> Result<ListPage, EngineError> {
     let page_size = page_size.max(1);
-    let mut after = match page_token {
+    let after = match page_token {
         None => None,
         Some(token) if token.is_empty() || token.contains('\0') => {
             return Err(EngineError::InvalidPageToken);
         }
-        Some(token) => Some(record::workflow_key(token)),
+        Some(token) => Some(token),
     };
-    let chunk = page_size.clamp(64, 1024);
     let mut items = Vec::new();
+    for_each_match(inner, filter, after, page_size, |summary| {
+        items.push(summary);
+        items.len() < page_size
+    })?;
+    let next_page_token = if items.len() == page_size {
+        items.last().map(|item| item.id.clone())
+    } else {
+        None
+    };
+    Ok(ListPage {
+        items,
+        next_page_token,
+    })
+}
+
+/// How many workflows matching `filter` fall in each group, in group-name order.
+pub(crate) fn count(
+    inner: &Inner,
+    filter: &ListFilter,
+    group_by: &GroupBy,
+) -> Result<Vec<(String, u64)>, EngineError> {
+    let mut groups: BTreeMap<String, u64> = BTreeMap::new();
+    for_each_match(inner, filter, None, 1024, |summary| {
+        let group = match group_by {
+            GroupBy::Status => Some(format!("{:?}", summary.status)),
+            GroupBy::Type => Some(summary.workflow_type),
+            GroupBy::Attribute(key) => summary.attributes.get(key).map(ToString::to_string),
+        };
+        if let Some(group) = group {
+            *groups.entry(group).or_default() += 1;
+        }
+        true
+    })?;
+    Ok(groups.into_iter().collect())
+}
+
+/// Calls `on_match` with each workflow matching `filter` whose id is after `after`, in id
+/// order, until it returns `false`.
+fn for_each_match(
+    inner: &Inner,
+    filter: &ListFilter,
+    after: Option<&str>,
+    page_size: usize,
+    mut on_match: impl FnMut(WorkflowSummary) -> bool,
+) -> Result<(), EngineError> {
+    let chunk = page_size.clamp(64, 1024);
+    // The index of the first attribute when there is one (one value's workflows, in id order),
+    // else the workflow records under the id prefix.
+    let (prefix, from_index) = match filter.attributes.first() {
+        Some((key, value)) => (record::attribute_value_prefix(key, &value.into()), true),
+        None => (
+            record::workflow_key(filter.id_prefix.as_deref().unwrap_or("")),
+            false,
+        ),
+    };
+    let id_start = if from_index {
+        prefix.len()
+    } else {
+        record::WORKFLOW_PREFIX.len()
+    };
+    let mut cursor: Option<Vec<u8>> = match after {
+        None => None,
+        Some(after) => {
+            let key = if from_index {
+                [prefix.as_slice(), after.as_bytes()].concat()
+            } else {
+                record::workflow_key(after)
+            };
+            if key.starts_with(&prefix) {
+                Some(key)
+            } else if key < prefix {
+                None
+            } else {
+                return Ok(());
+            }
+        }
+    };
+    let wanted: Vec<(String, record::StoredValue)> = filter
+        .attributes
+        .iter()
+        .map(|(key, value)| (key.clone(), value.into()))
+        .collect();
     loop {
-        let entries =
-            inner
-                .storage
-                .scan_prefix(record::WORKFLOW_PREFIX, after.as_deref(), chunk)?;
+        let entries = inner
+            .storage
+            .scan_prefix(&prefix, cursor.as_deref(), chunk)?;
         let exhausted = entries.len() < chunk;
         for (key, value) in entries {
-            after = Some(key.clone());
-            let id = String::from_utf8_lossy(&key[record::WORKFLOW_PREFIX.len()..]).into_owned();
-            let inspected = inspect(inner, &value);
+            let id = String::from_utf8_lossy(&key[id_start..]).into_owned();
+            cursor = Some(key);
+            let bytes = if from_index {
+                match inner.read_raw(&id)? {
+                    Some(bytes) => bytes,
+                    None => continue,
+                }
+            } else {
+                value
+            };
+            if filter
+                .id_prefix
+                .as_ref()
+                .is_some_and(|p| !id.starts_with(p.as_str()))
+            {
+                continue;
+            }
+            let inspected = inspect(inner, &bytes);
             if filter.status.is_some_and(|s| s != inspected.status) {
                 continue;
             }
@@ -396,31 +530,44 @@ pub(crate) fn list(
             {
                 continue;
             }
+            let created_ms = record.map_or(0, |r| r.created_ms);
+            let updated_ms = record.map_or(0, |r| r.updated_ms);
+            let in_range = |ms: u64, from: Option<SystemTime>, to: Option<SystemTime>| {
+                from.is_none_or(|from| ms >= to_millis(from))
+                    && to.is_none_or(|to| ms < to_millis(to))
+            };
+            if !in_range(created_ms, filter.created_after, filter.created_before)
+                || !in_range(updated_ms, filter.updated_after, filter.updated_before)
+            {
+                continue;
+            }
+            let attributes = attributes::read(inner, &id)?;
+            if !wanted.iter().all(|(key, value)| {
+                attributes
+                    .get(key)
+                    .is_some_and(|have| record::StoredValue::from(have) == *value)
+            }) {
+                continue;
+            }
             let parent = parent_of(inner, &id)?;
-            items.push(WorkflowSummary {
+            let summary = WorkflowSummary {
                 id,
                 workflow_type,
                 version: record.map_or(0, |r| r.version),
                 status: inspected.status,
                 park_reason: inspected.park_reason,
                 step: record.map_or(0, |r| r.step),
-                created_at: from_millis(record.map_or(0, |r| r.created_ms)),
-                updated_at: from_millis(record.map_or(0, |r| r.updated_ms)),
+                created_at: from_millis(created_ms),
+                updated_at: from_millis(updated_ms),
                 parent,
-            });
-            if items.len() == page_size {
-                let next_page_token = items.last().map(|item| item.id.clone());
-                return Ok(ListPage {
-                    items,
-                    next_page_token,
-                });
+                attributes,
+            };
+            if !on_match(summary) {
+                return Ok(());
             }
         }
         if exhausted {
-            return Ok(ListPage {
-                items,
-                next_page_token: None,
-            });
+            return Ok(());
         }
     }
 }

@@ -16,6 +16,23 @@
 //! | `deadline/<id>` | `[0x01][DeadlineRecord]` | the execution deadline, until it fires or the workflow ends |
 //! | `timedout/<id>` | empty | the deadline fired; the workflow ends as timed out |
 //! | `parent/<child id>` | the parent's id (UTF-8) | a finished child wakes its parent |
+//! | `wfattr/<id>` | `[0x01][AttributesRecord]` | a workflow's search attributes |
+//! | `attr/<key>/<value>/<id>` | empty | attribute index: a prefix scan finds one value's workflows, in id order |
+//!
+//! The attribute index key is `attr/`, then the attribute key and the value, each in an
+//! order-preserving, self-delimiting encoding, then the workflow id:
+//!
+//! ```text
+//! attr/ <key bytes, 0x00 escaped as 0x00 0xFF> 0x00 0x01
+//!       <tag> <value>                      tag 0x01 int:    i64 big-endian, sign bit flipped
+//!                                          tag 0x02 time:   ms since the epoch, as an int
+//!                                          tag 0x03 string: bytes escaped as the key, then 0x00 0x01
+//!       <id bytes>
+//! ```
+//!
+//! So `attr/<key>/<value>/` (see [`attribute_value_prefix`]) is a prefix of exactly the
+//! workflows with that value, whatever bytes keys and strings hold, and within one key values
+//! sort by type, then numerically or bytewise.
 //!
 //! Workflow ids never contain a NUL byte, so `sig/<id>\0` is a prefix of one workflow's queue
 //! only. Signal sequence numbers are the sending engine's epoch then a counter, so they grow
@@ -30,6 +47,12 @@ use crate::codec::{self, CodecError};
 
 /// The format tag of every record this version of the engine writes.
 pub const FORMAT_V1: u8 = 0x01;
+
+/// `wfattr/<id>`: a workflow's search attributes, apart from its record so that records
+/// written before attributes existed decode unchanged.
+pub const ATTRIBUTES_PREFIX: &[u8] = b"wfattr/";
+/// `attr/...`: the attribute index (see the module docs for the layout).
+pub const ATTRIBUTE_INDEX_PREFIX: &[u8] = b"attr/";
 
 /// The key of the owner epoch.
 pub const EPOCH_KEY: &[u8] = b"meta/epoch";
@@ -192,6 +215,103 @@ pub fn timedout_key(id: &str) -> Vec<u8> {
 /// `cancel/<id>`
 pub fn cancel_key(id: &str) -> Vec<u8> {
     [CANCEL_PREFIX, id.as_bytes()].concat()
+}
+
+/// `wfattr/<id>`
+pub fn attributes_key(id: &str) -> Vec<u8> {
+    [ATTRIBUTES_PREFIX, id.as_bytes()].concat()
+}
+
+/// Appends `bytes` escaped (`0x00` -> `0x00 0xFF`) and terminated (`0x00 0x01`): the encoding
+/// keeps byte order and no encoded string is a prefix of another.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0x00, 0x01]);
+}
+
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(&((n as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+/// `attr/<key>/<value>/`: the prefix of every index entry of workflows whose attribute `key`
+/// has `value`.
+pub fn attribute_value_prefix(key: &str, value: &StoredValue) -> Vec<u8> {
+    let mut out = ATTRIBUTE_INDEX_PREFIX.to_vec();
+    push_escaped(&mut out, key.as_bytes());
+    match value {
+        StoredValue::Int(n) => {
+            out.push(0x01);
+            push_int(&mut out, *n);
+        }
+        StoredValue::TimeMs(ms) => {
+            out.push(0x02);
+            push_int(&mut out, *ms);
+        }
+        StoredValue::String(s) => {
+            out.push(0x03);
+            push_escaped(&mut out, s.as_bytes());
+        }
+    }
+    out
+}
+
+/// `attr/<key>/<value>/<id>`: one index entry (empty value).
+pub fn attribute_index_key(key: &str, value: &StoredValue, id: &str) -> Vec<u8> {
+    let mut out = attribute_value_prefix(key, value);
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+/// A search attribute value as stored (the engine-side form of
+/// [`AttributeValue`](crate::attribute::AttributeValue)).
+///
+/// Layout: a bincode enum, variant 0 `Int(i64)`, 1 `TimeMs(i64)` (ms since the Unix epoch),
+/// 2 `String(String)`. Append variants only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StoredValue {
+    /// An integer.
+    Int(i64),
+    /// A time, in ms since the Unix epoch (negative before it).
+    TimeMs(i64),
+    /// A string.
+    String(String),
+}
+
+impl From<&crate::attribute::AttributeValue> for StoredValue {
+    fn from(value: &crate::attribute::AttributeValue) -> Self {
+        use crate::attribute::{AttributeValue, to_millis};
+        match value {
+            AttributeValue::Int(n) => StoredValue::Int(*n),
+            AttributeValue::Time(t) => StoredValue::TimeMs(to_millis(*t)),
+            AttributeValue::String(s) => StoredValue::String(s.clone()),
+        }
+    }
+}
+
+impl From<StoredValue> for crate::attribute::AttributeValue {
+    fn from(value: StoredValue) -> Self {
+        use crate::attribute::{AttributeValue, from_millis};
+        match value {
+            StoredValue::Int(n) => AttributeValue::Int(n),
+            StoredValue::TimeMs(ms) => AttributeValue::Time(from_millis(ms)),
+            StoredValue::String(s) => AttributeValue::String(s),
+        }
+    }
+}
+
+/// A workflow's search attributes, stored at `wfattr/<id>` (format tag `0x01`) and rewritten by
+/// every step that sets one.
+///
+/// Layout: `values: map<String, StoredValue>` (bincode: length, then pairs in key order).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributesRecord {
+    /// Every attribute the workflow has set, by key.
+    pub values: std::collections::BTreeMap<String, StoredValue>,
 }
 
 /// One workflow instance, stored at `wf/<id>` (format tag `0x01`).
@@ -420,6 +540,21 @@ mod tests {
         assert!(signal_key("a", 1, 2).starts_with(&prefix));
         assert!(!signal_key("a/b", 1, 2).starts_with(&prefix));
         assert!(!signal_key("ab", 1, 2).starts_with(&prefix));
+    }
+
+    #[test]
+    fn attribute_index_prefixes_are_exact_and_ordered() {
+        let v = |s: &str| StoredValue::String(s.to_string());
+        let prefix = attribute_value_prefix("k", &v("a"));
+        assert!(attribute_index_key("k", &v("a"), "id").starts_with(&prefix));
+        assert!(!attribute_index_key("k", &v("ab"), "id").starts_with(&prefix));
+        assert!(!attribute_index_key("k", &v("a\0"), "id").starts_with(&prefix));
+        assert!(!attribute_index_key("k\0", &v("a"), "id").starts_with(&prefix));
+        let ints: Vec<_> = [-5i64, -1, 0, 3, i64::MAX]
+            .iter()
+            .map(|n| attribute_value_prefix("k", &StoredValue::Int(*n)))
+            .collect();
+        assert!(ints.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

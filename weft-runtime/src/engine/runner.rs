@@ -20,6 +20,7 @@ use crate::context::WorkflowContext;
 use crate::storage::Batch;
 use crate::workflow::{Command, Resume};
 
+use super::attributes;
 use super::clock::to_millis;
 use super::composite::{self, Decided, Followup};
 use super::core::Inner;
@@ -432,6 +433,7 @@ async fn advance(
         }),
     };
     let (next, mut batch) = transition(inner, id, &record, stepped, kind, consumed, now)?;
+    attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
     batch.extend(followup.writes);
     inner.commit(batch).await?;
     after_commit(inner, id, &next)?;

@@ -42,6 +42,15 @@ pub(crate) enum Created {
     IdTaken,
 }
 
+/// What a signal-with-start did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signalled {
+    /// Created the workflow, with the signal queued.
+    Started,
+    /// Queued the signal for the live workflow.
+    Existing,
+}
+
 /// A request to the writer.
 pub(crate) enum WriteOp {
     /// Writes a new workflow unless its id or idempotency key is taken.
@@ -50,6 +59,15 @@ pub(crate) enum WriteOp {
         idempotency_key: Option<String>,
         batch: Batch,
         reply: oneshot::Sender<Result<Created, EngineError>>,
+    },
+    /// Signal-with-start: writes `start` and `signal` when no workflow `id` exists, only
+    /// `signal` when a live one of `workflow_type` does, nothing otherwise.
+    SignalWithStart {
+        id: String,
+        workflow_type: &'static str,
+        start: Batch,
+        signal: Batch,
+        reply: oneshot::Sender<Result<Signalled, EngineError>>,
     },
     /// Writes a transition.
     Update {
@@ -127,6 +145,7 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<WriteOp>, ops: &mut Vec<WriteOp>) {
 
 enum Accepted {
     Create(oneshot::Sender<Result<Created, EngineError>>),
+    SignalWithStart(oneshot::Sender<Result<Signalled, EngineError>>, Signalled),
     Update(oneshot::Sender<Result<(), EngineError>>),
 }
 
@@ -170,6 +189,27 @@ fn commit(
                     let _ = reply.send(other);
                 }
             },
+            WriteOp::SignalWithStart {
+                id,
+                workflow_type,
+                start,
+                signal,
+                reply,
+            } => match check_signal_with_start(storage, &id, workflow_type, &new_ids) {
+                Ok(Signalled::Started) => {
+                    new_ids.insert(id, ());
+                    batch.extend(start);
+                    batch.extend(signal);
+                    accepted.push(Accepted::SignalWithStart(reply, Signalled::Started));
+                }
+                Ok(Signalled::Existing) => {
+                    batch.extend(signal);
+                    accepted.push(Accepted::SignalWithStart(reply, Signalled::Existing));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             WriteOp::Update {
                 batch: writes,
                 reply,
@@ -202,6 +242,9 @@ fn commit(
                     Accepted::Update(reply) => {
                         let _ = reply.send(Ok(()));
                     }
+                    Accepted::SignalWithStart(reply, done) => {
+                        let _ = reply.send(Ok(done));
+                    }
                 }
             }
             return;
@@ -222,8 +265,44 @@ fn commit(
             Accepted::Update(reply) => {
                 let _ = reply.send(Err(error.clone()));
             }
+            Accepted::SignalWithStart(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
     }
+}
+
+/// Whether a signal-with-start creates workflow `id` or signals it; an error when it exists
+/// but has finished, is of another type, or does not decode.
+fn check_signal_with_start(
+    storage: &dyn Storage,
+    id: &str,
+    workflow_type: &str,
+    new_ids: &HashMap<String, ()>,
+) -> Result<Signalled, EngineError> {
+    if new_ids.contains_key(id) {
+        // Created earlier in this batch, by a start or another signal-with-start.
+        return Ok(Signalled::Existing);
+    }
+    let Some(bytes) = storage.get(&record::workflow_key(id))? else {
+        return Ok(Signalled::Started);
+    };
+    let existing: record::WorkflowRecord =
+        record::decode_record(&bytes).map_err(|source| EngineError::Record {
+            key: format!("wf/{id}"),
+            source,
+        })?;
+    if existing.workflow_type != workflow_type {
+        return Err(EngineError::WrongType {
+            id: id.to_string(),
+            expected: workflow_type.to_string(),
+            found: existing.workflow_type,
+        });
+    }
+    if existing.status.is_terminal() {
+        return Err(EngineError::Finished { id: id.to_string() });
+    }
+    Ok(Signalled::Existing)
 }
 
 fn check_create(
@@ -259,6 +338,9 @@ fn fail_all(ops: Vec<WriteOp>, error: EngineError) {
                 let _ = reply.send(Err(error.clone()));
             }
             WriteOp::Update { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            WriteOp::SignalWithStart { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             WriteOp::Stop => {}

@@ -1,0 +1,72 @@
+//! Search attributes on the engine side: committing a step's attributes with it, and reading
+//! them back for list, describe and count.
+
+use std::collections::BTreeMap;
+
+use crate::attribute::AttributeValue;
+use crate::storage::Batch;
+
+use super::core::Inner;
+use super::error::EngineError;
+use super::record::{self, AttributesRecord, RecordStatus, StoredValue, WorkflowRecord};
+
+/// Adds to `batch` the writes that commit `set` (the attributes a step set) for workflow `id`:
+/// the rewritten `wfattr/<id>` record and the index entries of changed keys. Nothing when the
+/// step set none, or when the step was not committed as a step (it parked).
+///
+/// Reads the committed attributes: only the workflow's runner writes them, one step at a time,
+/// so the read cannot be stale.
+pub(crate) fn stage(
+    inner: &Inner,
+    id: &str,
+    next: &WorkflowRecord,
+    set: BTreeMap<String, AttributeValue>,
+    batch: &mut Batch,
+) -> Result<(), EngineError> {
+    if set.is_empty() || matches!(next.status, RecordStatus::Parked { .. }) {
+        return Ok(());
+    }
+    let mut stored = read_stored(inner, id)?.unwrap_or_default();
+    for (key, value) in set {
+        let value = StoredValue::from(&value);
+        match stored.values.get(&key) {
+            Some(old) if *old == value => continue,
+            Some(old) => {
+                batch.delete(record::attribute_index_key(&key, old, id));
+            }
+            None => {}
+        }
+        batch.put(record::attribute_index_key(&key, &value, id), Vec::new());
+        stored.values.insert(key, value);
+    }
+    batch.put(record::attributes_key(id), record::encode_record(&stored)?);
+    Ok(())
+}
+
+fn read_stored(inner: &Inner, id: &str) -> Result<Option<AttributesRecord>, EngineError> {
+    let Some(bytes) = inner.storage.get(&record::attributes_key(id))? else {
+        return Ok(None);
+    };
+    record::decode_record(&bytes)
+        .map(Some)
+        .map_err(|source| EngineError::Record {
+            key: format!("wfattr/{id}"),
+            source,
+        })
+}
+
+/// The committed attributes of workflow `id` (empty when it set none).
+pub(crate) fn read(
+    inner: &Inner,
+    id: &str,
+) -> Result<BTreeMap<String, AttributeValue>, EngineError> {
+    Ok(read_stored(inner, id)?
+        .map(|stored| {
+            stored
+                .values
+                .into_iter()
+                .map(|(key, value)| (key, AttributeValue::from(value)))
+                .collect()
+        })
+        .unwrap_or_default())
+}
