@@ -118,7 +118,7 @@ async fn attributes_set_at_each_step_are_committed_with_it_and_reindexed() {
     );
     assert_eq!(
         ids(&engine, &by("stage", "received"), 10).await,
-        [id.clone()]
+        vec![id.clone()]
     );
 
     handle.signal(Advance).await.unwrap();
@@ -135,9 +135,15 @@ async fn attributes_set_at_each_step_are_committed_with_it_and_reindexed() {
     );
     // The old value's index entry went with the step that replaced it.
     assert!(ids(&engine, &by("stage", "received"), 10).await.is_empty());
-    assert_eq!(ids(&engine, &by("stage", "paid"), 10).await, [id.clone()]);
-    assert_eq!(ids(&engine, &by("placed", placed), 10).await, [id.clone()]);
-    assert_eq!(ids(&engine, &by("cents", 4200), 10).await, [id.clone()]);
+    assert_eq!(
+        ids(&engine, &by("stage", "paid"), 10).await,
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&engine, &by("placed", placed), 10).await,
+        vec![id.clone()]
+    );
+    assert_eq!(ids(&engine, &by("cents", 4200), 10).await, vec![id.clone()]);
     assert!(ids(&engine, &by("cents", 4201), 10).await.is_empty());
 
     handle.signal(Advance).await.unwrap();
@@ -147,7 +153,7 @@ async fn attributes_set_at_each_step_are_committed_with_it_and_reindexed() {
         status: Some(WorkflowStatus::Completed),
         ..by("stage", "shipped")
     };
-    assert_eq!(ids(&engine, &finished, 10).await, [id.clone()]);
+    assert_eq!(ids(&engine, &finished, 10).await, vec![id.clone()]);
     let summary = engine
         .list(&finished, 10, None)
         .await
@@ -196,7 +202,10 @@ async fn an_attribute_set_in_a_step_that_did_not_commit_is_not_visible() {
         Err(EngineError::Storage(_))
     ));
     assert!(ids(&engine, &by("phase", "after"), 10).await.is_empty());
-    assert_eq!(ids(&engine, &by("phase", "before"), 10).await, [id.clone()]);
+    assert_eq!(
+        ids(&engine, &by("phase", "before"), 10).await,
+        vec![id.clone()]
+    );
     assert_eq!(
         engine.describe(&id).await.unwrap().attributes,
         attrs(&[("phase", "before".into())])
@@ -212,7 +221,10 @@ async fn an_attribute_set_in_a_step_that_did_not_commit_is_not_visible() {
         .await
         .unwrap();
     wait_step(&engine, &id, 2).await;
-    assert_eq!(ids(&engine, &by("phase", "after"), 10).await, [id.clone()]);
+    assert_eq!(
+        ids(&engine, &by("phase", "after"), 10).await,
+        vec![id.clone()]
+    );
     assert!(ids(&engine, &by("phase", "before"), 10).await.is_empty());
 }
 
@@ -227,6 +239,9 @@ async fn tagged(ctx: &mut WorkflowContext, tags: (String, i64, bool)) -> Result<
     Ok(())
 }
 
+/// A started `tagged` workflow: id, region, tier, whether it finished, when it was created.
+type Row = (String, &'static str, i64, bool, SystemTime);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_filters_by_attributes_status_type_prefix_and_time_and_pages_through() {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -239,7 +254,7 @@ async fn list_filters_by_attributes_status_type_prefix_and_time_and_pages_throug
         .await
         .unwrap();
     // (id, region, tier, finishes, created at t0 + i minutes)
-    let mut expected = Vec::new();
+    let mut expected: Vec<Row> = Vec::new();
     for i in 0..9u64 {
         let id = if i % 3 == 0 {
             format!("b-{i}")
@@ -276,7 +291,7 @@ async fn list_filters_by_attributes_status_type_prefix_and_time_and_pages_throug
             done.result().await.unwrap().unwrap();
         }
     }
-    let want = |pick: &dyn Fn(&(String, &str, i64, bool, SystemTime)) -> bool| -> Vec<String> {
+    let want = |pick: &dyn Fn(&Row) -> bool| -> Vec<String> {
         let mut ids: Vec<String> = expected
             .iter()
             .filter(|e| pick(e))
@@ -343,9 +358,7 @@ async fn list_filters_by_attributes_status_type_prefix_and_time_and_pages_throug
             .is_empty()
     );
 
-    let count = |pick: &dyn Fn(&(String, &str, i64, bool, SystemTime)) -> bool| {
-        expected.iter().filter(|e| pick(e)).count() as u64
-    };
+    let count = |pick: &dyn Fn(&Row) -> bool| expected.iter().filter(|e| pick(e)).count() as u64;
     assert_eq!(
         engine
             .count(&ListFilter::default(), GroupBy::Status)
