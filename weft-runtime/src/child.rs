@@ -69,3 +69,37 @@ pub enum ParentClosePolicy {
     /// end on its own.)
     Wait,
 }
+
+/// How `ctx.child_with` runs a child: its parent-close policy and an optional execution
+/// timeout. A bare [`ParentClosePolicy`] converts into options without a timeout.
+///
+/// The timeout works as [`StartOptions::execution_timeout`](crate::StartOptions) does for a
+/// workflow started by the engine: the child's absolute deadline is committed with the child
+/// (in its parent's step), and when it passes the child sees a cancellation, may clean up, and
+/// ends as timed out; its parent resumes with `Err(ChildError::TimedOut)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChildOptions {
+    /// What happens to the child when its parent stops waiting for it first.
+    pub policy: ParentClosePolicy,
+    /// How long the child may run in all, from its start.
+    pub execution_timeout: Option<std::time::Duration>,
+}
+
+impl ChildOptions {
+    /// The default policy with an execution timeout.
+    pub fn timeout(execution_timeout: std::time::Duration) -> Self {
+        ChildOptions {
+            policy: ParentClosePolicy::default(),
+            execution_timeout: Some(execution_timeout),
+        }
+    }
+}
+
+impl From<ParentClosePolicy> for ChildOptions {
+    fn from(policy: ParentClosePolicy) -> Self {
+        ChildOptions {
+            policy,
+            execution_timeout: None,
+        }
+    }
+}

@@ -225,18 +225,22 @@ impl WorkflowContext {
 
     /// [`child`](Self::child) with an explicit parent-close policy: what happens to the child
     /// when the parent stops waiting for it first (the parent is cancelled, or the child loses a
-    /// [`race`](Self::race)). The policy is stored with the parent's pending wait.
+    /// [`race`](Self::race)). The policy is stored with the parent's pending wait. Pass
+    /// [`ChildOptions`](crate::ChildOptions) instead of a policy to give the child an execution
+    /// timeout too: `ctx.child_with(w, input, ChildOptions::timeout(HOUR))`.
     pub fn child_with<W: Workflow>(
         &self,
         _workflow: W,
         input: W::Input,
-        policy: ParentClosePolicy,
+        options: impl Into<crate::child::ChildOptions>,
     ) -> Durable<Result<W::Output, ChildError>> {
+        let options = options.into();
         let command = encode(&input)
             .map(|input| Command::Child {
                 workflow: W::NAME,
                 input,
-                policy,
+                policy: options.policy,
+                execution_timeout: options.execution_timeout,
             })
             .map_err(StepError::from);
         Durable::new(command)

@@ -33,7 +33,7 @@ pub use activity::{
     Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity, Resources, RetryPolicy,
 };
 pub use attribute::AttributeValue;
-pub use child::{ChildError, ParentClosePolicy};
+pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use context::{Durable, WorkflowContext};
 pub use engine::{
     Engine, EngineBuilder, EngineError, GroupBy, ListFilter, SignalWithStart, StartOptions,

@@ -139,6 +139,8 @@ pub enum Command {
         input: Payload,
         /// What happens to the child if the parent ends first.
         policy: ParentClosePolicy,
+        /// The child's execution timeout, stored as its absolute deadline when it starts.
+        execution_timeout: Option<std::time::Duration>,
     },
     /// Run a saga's compensating activity by name; resumes with [`Resume::Activity`] (the
     /// output is discarded).

@@ -14,8 +14,8 @@ use weft_runtime::engine::record::{self, DeadlineRecord};
 use weft_runtime::engine::{Clock, Engine, EngineError, ManualClock, StartOptions, WorkflowStatus};
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
-    ActivityContext, ActivityError, ChildError, Resources, WorkflowContext, WorkflowError,
-    activity, workflow,
+    ActivityContext, ActivityError, ChildError, ChildOptions, Resources, WorkflowContext,
+    WorkflowError, activity, workflow,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -83,6 +83,21 @@ async fn minds_child(ctx: &mut WorkflowContext, name: String) -> Result<String, 
     }
 }
 
+#[workflow]
+async fn bounded_child(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    match ctx
+        .child_with(hanging_child, name, ChildOptions::timeout(HOUR))
+        .await
+    {
+        Ok(done) => Ok(done),
+        Err(ChildError::TimedOut) => {
+            let noted = ctx.run(note, "child timed out".to_string()).await?;
+            Ok(noted)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 struct Setup {
     engine: Engine,
     storage: MemoryStorage,
@@ -98,6 +113,7 @@ async fn setup_on(storage: MemoryStorage, clock: ManualClock, calls: Arc<Calls>)
         .register::<cleans_up>()
         .register::<hanging_child>()
         .register::<minds_child>()
+        .register::<bounded_child>()
         .resources(
             Resources::new()
                 .with_arc(Arc::clone(&calls))
@@ -294,4 +310,27 @@ async fn without_a_timeout_nothing_is_stored() {
     assert_eq!(stored_deadline(&s.storage, handle.id()), None);
     s.clock.advance(Duration::from_secs(60));
     assert_eq!(handle.result().await.unwrap().unwrap(), "after sleep");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_with_a_timeout_times_out_and_its_parent_goes_on() {
+    let s = setup().await;
+    let started = s.clock.now();
+    let handle = s.engine.start::<bounded_child>("kid".into()).await.unwrap();
+    let child_id = format!("{}/1", handle.id());
+    // The child's deadline was committed with it; the parent has none.
+    assert_eq!(
+        stored_deadline(&s.storage, &child_id),
+        Some(to_millis(started + HOUR))
+    );
+    assert_eq!(stored_deadline(&s.storage, handle.id()), None);
+    eventually(|| s.calls.count("hang kid") == 1).await;
+    s.clock.advance(HOUR);
+    assert_eq!(handle.result().await.unwrap().unwrap(), "child timed out");
+    assert_eq!(
+        s.engine.describe(&child_id).await.unwrap().status,
+        WorkflowStatus::TimedOut
+    );
+    assert_eq!(s.cancelled.load(Ordering::SeqCst), 1);
+    assert_eq!(stored_deadline(&s.storage, &child_id), None);
 }

@@ -1,7 +1,7 @@
 //! Every composition operation survives a crash after each of its commits, and one after every
 //! commit: `ctx.all` over a tuple and over a `Vec`, `ctx.race` of a signal against a timer and
 //! of two activities, a child workflow, children in parallel, cancellation with cleanup, an
-//! execution timeout, and a saga compensating.
+//! execution timeout (of a workflow and of a child), and a saga compensating.
 //!
 //! Each run must reach the same result and status with the same activity results (per step,
 //! group branch and child workflow). The harness also fails a run in which an activity whose
@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use weft_runtime::engine::WorkflowStatus;
 use weft_runtime::{
-    ActivityContext, ActivityError, ChildError, Race2, Resources, Saga, Signal, WorkflowContext,
-    WorkflowError, activity, workflow,
+    ActivityContext, ActivityError, ChildError, ChildOptions, Race2, Resources, Saga, Signal,
+    WorkflowContext, WorkflowError, activity, workflow,
 };
 use weft_testing::{CrashReport, CrashTest, Signals};
 
@@ -173,6 +173,21 @@ async fn holds_and_releases(ctx: &mut WorkflowContext, secs: u64) -> Result<Stri
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Gives a sleeping child an hour: it times out and the parent goes on.
+#[workflow]
+async fn bounded_child(ctx: &mut WorkflowContext, secs: u64) -> Result<String, WorkflowError> {
+    let outcome = match ctx
+        .child_with(sleeper, secs, ChildOptions::timeout(HOUR))
+        .await
+    {
+        Ok(woke) => woke,
+        Err(ChildError::TimedOut) => "child timed out".to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    let noted = ctx.run(label, outcome).await?;
+    Ok(noted)
 }
 
 /// Runs a step, then sleeps past its deadline: no cleanup.
@@ -395,6 +410,21 @@ async fn a_timeout_during_a_sleep_survives_crashes() {
         serde_json::json!({ "Ok": "<first> <second>" })
     );
     assert_eq!(in_time.status, WorkflowStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_child_timeout_survives_crashes() {
+    let attempts = Arc::default();
+    let report = survives(
+        with_attempts::<bounded_child>(&attempts).configure(|b| b.register::<sleeper>()),
+        2 * 3600,
+    )
+    .await;
+    assert_eq!(
+        report.output,
+        serde_json::json!({ "Ok": "<child timed out>" })
+    );
+    assert_eq!(report.status, WorkflowStatus::Completed);
 }
 
 #[tokio::test]

@@ -67,13 +67,14 @@ pub(crate) fn plan(
             workflow,
             input,
             policy,
+            execution_timeout,
         } => start_child(
             inner,
             id,
             &format!("{id}/{step}"),
             workflow,
             &input,
-            policy,
+            (policy, execution_timeout),
             now,
             batch,
         ),
@@ -124,9 +125,11 @@ fn plan_group(
                 workflow,
                 input,
                 policy,
+                execution_timeout,
             } => {
                 let child_id = format!("{id}/{step}.{index}");
-                match start_child(inner, id, &child_id, workflow, &input, policy, now, batch)? {
+                let options = (policy, execution_timeout);
+                match start_child(inner, id, &child_id, workflow, &input, options, now, batch)? {
                     Ok(pending) => pending,
                     Err(fault) => return Ok(Err(fault)),
                 }
@@ -164,7 +167,7 @@ fn start_child(
     child_id: &str,
     workflow_name: &str,
     input: &[u8],
-    policy: ParentClosePolicy,
+    (policy, execution_timeout): (ParentClosePolicy, Option<std::time::Duration>),
     now: SystemTime,
     batch: &mut Batch,
 ) -> Result<Result<PendingCommand, StepFault>, EngineError> {
@@ -228,6 +231,17 @@ fn start_child(
         &mut child_batch,
     )?;
     batch.extend(child_batch);
+    // The child's runner arms its deadline when it starts (after this commit).
+    if let Some(timeout) = execution_timeout
+        && !child.status.is_terminal()
+    {
+        batch.put(
+            record::deadline_key(child_id),
+            record::encode_record(&record::DeadlineRecord {
+                deadline_ms: to_millis(now + timeout),
+            })?,
+        );
+    }
     batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());
     Ok(Ok(pending))
 }

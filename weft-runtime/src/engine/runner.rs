@@ -113,6 +113,13 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
     };
     // Read once per runner: it only changes when it fires (by this runner) or the workflow ends.
     let mut deadline = read_deadline(inner, id)?;
+    // Armed in memory so it fires while the workflow waits without a runner (at start and at
+    // recovery it is armed already; a set entry is armed once).
+    if let Some(at) = deadline
+        && at > to_millis(inner.clock.now())
+    {
+        inner.timers.arm(at, id);
+    }
     loop {
         let decision = decide(inner, id, &mut record, check_stored_cancel, &mut deadline).await?;
         check_stored_cancel = false;
