@@ -98,6 +98,15 @@ async fn bounded_child(ctx: &mut WorkflowContext, name: String) -> Result<String
     }
 }
 
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, weft_runtime::Signal)]
+struct Go;
+
+#[workflow]
+async fn waits_for_go(ctx: &mut WorkflowContext, _n: u64) -> Result<String, WorkflowError> {
+    let Go = ctx.wait_for_signal::<Go>().await;
+    Ok("went".to_string())
+}
+
 struct Setup {
     engine: Engine,
     storage: MemoryStorage,
@@ -114,6 +123,7 @@ async fn setup_on(storage: MemoryStorage, clock: ManualClock, calls: Arc<Calls>)
         .register::<hanging_child>()
         .register::<minds_child>()
         .register::<bounded_child>()
+        .register::<waits_for_go>()
         .resources(
             Resources::new()
                 .with_arc(Arc::clone(&calls))
@@ -172,14 +182,13 @@ async fn a_deadline_passing_during_a_sleep_ends_the_workflow_as_timed_out() {
     // The execution deadline comes before the sleep's timer.
     assert_eq!(s.engine.next_timer(), Some(started + HOUR));
     s.clock.advance(HOUR);
-    let err = handle.result().await.unwrap_err();
+    // As with a cancellation, the sleep is cut short and the next await reports it: the
+    // activity after the sleep never runs, `?` passes the error on, and the workflow ends as
+    // timed out with it.
     assert_eq!(
-        err,
-        EngineError::TimedOut {
-            id: handle.id().into()
-        }
+        handle.result().await.unwrap(),
+        Err(WorkflowError::Activity(ActivityError::Cancelled))
     );
-    assert_eq!(err.code(), "engine.timed_out");
     assert_eq!(
         handle.describe().await.unwrap().status,
         WorkflowStatus::TimedOut
@@ -270,13 +279,15 @@ async fn a_restart_does_not_extend_the_deadline() {
     // Recovery armed the stored deadline, not a new one.
     assert_eq!(again.engine.next_timer(), Some(started + HOUR));
     clock.advance(HOUR / 2);
-    let err = again
-        .engine
-        .handle::<sleepy>(&id)
-        .result()
-        .await
-        .unwrap_err();
-    assert_eq!(err, EngineError::TimedOut { id: id.clone() });
+    let handle = again.engine.handle::<sleepy>(&id);
+    assert_eq!(
+        handle.result().await.unwrap(),
+        Err(WorkflowError::Activity(ActivityError::Cancelled))
+    );
+    assert_eq!(
+        handle.describe().await.unwrap().status,
+        WorkflowStatus::TimedOut
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,4 +344,29 @@ async fn a_child_with_a_timeout_times_out_and_its_parent_goes_on() {
     );
     assert_eq!(s.cancelled.load(Ordering::SeqCst), 1);
     assert_eq!(stored_deadline(&s.storage, &child_id), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_wait_past_its_deadline_ends_as_timed_out_without_a_result() {
+    let s = setup().await;
+    let handle = s
+        .engine
+        .start_with::<waits_for_go>(1, timeout(HOUR))
+        .await
+        .unwrap();
+    wait_status(&s.engine, handle.id(), WorkflowStatus::Waiting).await;
+    s.clock.advance(HOUR);
+    let err = handle.result().await.unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::TimedOut {
+            id: handle.id().into()
+        }
+    );
+    assert_eq!(err.code(), "engine.timed_out");
+    assert_eq!(
+        handle.describe().await.unwrap().status,
+        WorkflowStatus::TimedOut
+    );
+    assert_eq!(stored_deadline(&s.storage, handle.id()), None);
 }

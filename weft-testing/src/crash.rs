@@ -564,6 +564,12 @@ impl<W: Workflow> CrashTest<W> {
                 Some(Pending::Group { .. }) if !signals.is_empty() => Some(Some(0)),
                 _ => None,
             };
+            // A signal nobody scripted may still be cut short by a deadline (an execution
+            // timeout): time is skipped to it below.
+            let wanted = match wanted {
+                Some(None) if engine.next_deadline().is_some() => None,
+                other => other,
+            };
             if let Some(wanted) = wanted {
                 let Some(at) = wanted else {
                     return Err(CrashFailure::Stuck {

@@ -175,6 +175,14 @@ async fn holds_and_releases(ctx: &mut WorkflowContext, secs: u64) -> Result<Stri
     }
 }
 
+/// Runs a step and waits for a signal that never comes.
+#[workflow]
+async fn waits_for_go(ctx: &mut WorkflowContext, _n: u64) -> Result<String, WorkflowError> {
+    let first = ctx.run(label, "first".to_string()).await?;
+    let go = ctx.wait_for_signal::<Go>().await;
+    Ok(format!("{first} {}", go.ok))
+}
+
 /// Gives a sleeping child an hour: it times out and the parent goes on.
 #[workflow]
 async fn bounded_child(ctx: &mut WorkflowContext, secs: u64) -> Result<String, WorkflowError> {
@@ -396,9 +404,21 @@ async fn a_timeout_during_a_sleep_survives_crashes() {
         2 * 3600,
     )
     .await;
-    assert_eq!(report.output, serde_json::json!("TimedOut"));
+    // Like a cancellation: the sleep is cut short, the next `ctx.run` reports it, `?` ends.
+    assert_eq!(
+        report.output,
+        serde_json::json!({ "Err": { "Activity": "Cancelled" } })
+    );
     assert_eq!(report.status, WorkflowStatus::TimedOut);
     assert_eq!(report.activities, ["label"]);
+    // A signal wait past the deadline ends without a result of its own.
+    let waiting = survives(
+        with_attempts::<waits_for_go>(&attempts).execution_timeout(HOUR),
+        1,
+    )
+    .await;
+    assert_eq!(waiting.output, serde_json::json!("TimedOut"));
+    assert_eq!(waiting.status, WorkflowStatus::TimedOut);
     // In time, the deadline changes nothing.
     let in_time = survives(
         with_attempts::<overslept>(&attempts).execution_timeout(HOUR),

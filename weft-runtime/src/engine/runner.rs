@@ -215,6 +215,23 @@ async fn decide(
     if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
         return Ok(Decision::Done);
     }
+    // The execution deadline acts like a cancellation: it cuts a sleep short once (the deadline
+    // stays stored, and reaches the next durable await as an error), else it is delivered.
+    if let Some(at) = *deadline
+        && to_millis(inner.clock.now()) >= at
+        && let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
+        && inner.storage.get(&record::timedout_key(id))?.is_none()
+    {
+        let followup = Followup {
+            timed_out: true,
+            ..Followup::default()
+        };
+        return Ok(Decision::Resume(
+            Resume::Interrupted,
+            vec![record::timer_key(*deadline_ms, id)],
+            followup,
+        ));
+    }
     if deadline_passed(inner, deadline) {
         let (resume, consumed, followup) = timeout_resume(inner, id, record.pending.as_ref())?;
         return Ok(Decision::Resume(resume, consumed, followup));
