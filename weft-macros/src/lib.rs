@@ -6,6 +6,7 @@
 mod activity;
 mod diagnostics;
 mod signal;
+mod update;
 mod workflow;
 
 use proc_macro::TokenStream;
@@ -350,6 +351,36 @@ pub fn activity(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Signal, attributes(signal))]
 pub fn derive_signal(item: TokenStream) -> TokenStream {
     signal::expand(item.into()).into()
+}
+
+/// Makes a type an update: a request a running workflow answers, waited for with
+/// `ctx.wait_for_update::<U>()` and sent with `Engine::update`.
+///
+/// `#[update(response = T)]` names the response type (required); `name = "..."` pins the
+/// stable name, which defaults to the type's name. The type must also implement `Serialize` and
+/// `Deserialize`.
+///
+/// ```rust
+/// use serde::{Deserialize, Serialize};
+/// use weft_runtime::Update;
+///
+/// #[derive(Serialize, Deserialize, Update)]
+/// #[update(response = u32, name = "cart.add")]
+/// pub struct AddItem {
+///     pub sku: String,
+/// }
+///
+/// assert_eq!(<AddItem as Update>::NAME, "cart.add");
+/// assert_eq!(<AddItem as Update>::QUEUE, "weft.update/cart.add");
+/// ```
+///
+/// # Errors
+///
+/// A missing `response`, an unknown or repeated argument, an empty name and generic or
+/// borrowing types are reported on the token at fault.
+#[proc_macro_derive(Update, attributes(update))]
+pub fn derive_update(item: TokenStream) -> TokenStream {
+    update::expand(item.into()).into()
 }
 
 /// Expands a macro on a string of source, for snapshot tests: returns formatted code.

@@ -10,27 +10,64 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::activity::{Activity, ActivityError};
 use crate::attribute::AttributeValue;
 use crate::child::{ChildError, ParentClosePolicy};
-use crate::codec::encode;
+use crate::codec::{Payload, encode};
 use crate::group::DurableGroup;
+use crate::group::GroupShape;
+use crate::review::{REVIEW_QUEUE, ReviewOutcome, ReviewRequest};
 use crate::saga::Compensation;
 use crate::signal::Signal;
+use crate::update::{Update, UpdateReply};
 use crate::workflow::{Command, StepError, Workflow};
 
 /// What a workflow step knows about the instance it runs for.
 ///
 /// The engine builds one per step. It carries no I/O handles: a step stays pure.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WorkflowContext {
     workflow_id: String,
     step: u64,
     now: SystemTime,
     /// Search attributes set during this step, committed with it.
     attributes: BTreeMap<String, AttributeValue>,
+    /// What the step asked for besides its transition; behind a lock because the durable
+    /// methods take `&self`.
+    effects: Mutex<StepEffects>,
+}
+
+impl Clone for WorkflowContext {
+    fn clone(&self) -> Self {
+        WorkflowContext {
+            workflow_id: self.workflow_id.clone(),
+            step: self.step,
+            now: self.now,
+            attributes: self.attributes.clone(),
+            effects: Mutex::new(self.lock_effects().clone()),
+        }
+    }
+}
+
+/// What a step produced besides its transition, committed by the engine in the same
+/// transaction as the step's next state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepEffects {
+    /// Update answers given with [`WorkflowContext::respond`]: `(update id, encoded response)`,
+    /// or why a response did not encode.
+    pub responses: Vec<Result<(String, Payload), StepError>>,
+    /// The review the step suspends at, from [`WorkflowContext::review`].
+    pub review: Option<ReviewRequest>,
+}
+
+impl StepEffects {
+    /// Whether the step produced nothing besides its transition.
+    pub fn is_empty(&self) -> bool {
+        self.responses.is_empty() && self.review.is_none()
+    }
 }
 
 impl WorkflowContext {
@@ -41,6 +78,7 @@ impl WorkflowContext {
             step,
             now,
             attributes: BTreeMap::new(),
+            effects: Mutex::new(StepEffects::default()),
         }
     }
 
@@ -70,6 +108,22 @@ impl WorkflowContext {
     /// Takes the buffered attributes out, for the engine to commit with the step.
     pub(crate) fn take_attributes(&mut self) -> BTreeMap<String, AttributeValue> {
         std::mem::take(&mut self.attributes)
+    }
+
+    fn lock_effects(&self) -> std::sync::MutexGuard<'_, StepEffects> {
+        // The effects are plain data: a panic elsewhere cannot leave them half-written.
+        self.effects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes what the step produced besides its transition (the engine calls this after `step`).
+    pub fn take_effects(&mut self) -> StepEffects {
+        std::mem::take(self.lock_effects_mut())
+    }
+
+    fn lock_effects_mut(&mut self) -> &mut StepEffects {
+        self.effects
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The workflow instance's id.
@@ -283,6 +337,51 @@ impl WorkflowContext {
     /// `S` to resume with. To wait with a way out, race the signal against a sleep.
     pub fn wait_for_signal<S: Signal>(&self) -> Durable<S> {
         Durable::new(Ok(Command::WaitForSignal { name: S::NAME }))
+    }
+
+    /// Parks the workflow until an update of type `U` arrives (sent with `Engine::update`), and
+    /// resumes with the request and the token to answer it with [`respond`](Self::respond).
+    ///
+    /// Updates are queued durably like signals, in their own queue (`U::QUEUE`), and delivered
+    /// in order; the delivered update is taken off the queue in the commit of the resume.
+    pub fn wait_for_update<U: Update>(&self) -> Durable<(U, UpdateReply<U>)> {
+        Durable::new(Ok(Command::WaitForSignal { name: U::QUEUE }))
+    }
+
+    /// Answers an update. Not a durable operation: the answer is buffered in this context and
+    /// committed in the same transaction as the workflow's next state (the state at its next
+    /// durable await, or its end), so a caller never sees an answer whose state was lost in a
+    /// crash. Answering the same update twice keeps the first answer.
+    ///
+    /// A response that does not encode parks the workflow with the codec error.
+    pub fn respond<U: Update>(&self, reply: UpdateReply<U>, response: U::Response) {
+        let answer = encode(&response)
+            .map(|payload| (reply.update_id().to_string(), payload))
+            .map_err(StepError::from);
+        self.lock_effects().responses.push(answer);
+    }
+
+    /// Parks the workflow with a review request until a reviewer decides
+    /// (`Engine::decide_review`) or the request's timeout passes, and resumes with the
+    /// [`ReviewOutcome`]: `Approved`, `Rejected` or `TimedOut`.
+    ///
+    /// Persisted, and when: the step that suspends here commits, in one transaction, the state,
+    /// the review record that `Engine::pending_reviews` lists, and the review's deadline timer.
+    /// A decision is queued durably; the resume commits the next state with the outcome and
+    /// removes the review record. It is a race of a decision against a timer (see
+    /// [`race`](Self::race)); a decision and the deadline found together resolve as the
+    /// decision. Cancellation while the review waits ends the workflow as cancelled here, as
+    /// for a race. One review at a time per workflow: do not put it in a group.
+    pub fn review(&self, request: ReviewRequest) -> Durable<ReviewOutcome> {
+        let timeout = request.timeout;
+        self.lock_effects().review = Some(request);
+        Durable::new(Ok(Command::Race {
+            branches: vec![
+                Command::WaitForSignal { name: REVIEW_QUEUE },
+                Command::Sleep { duration: timeout },
+            ],
+            shape: GroupShape::Tuple,
+        }))
     }
 }
 

@@ -15,9 +15,11 @@ pub mod error;
 pub mod group;
 pub mod migration;
 pub mod query;
+pub mod review;
 pub mod saga;
 pub mod signal;
 pub mod storage;
+pub mod update;
 pub mod workflow;
 
 /// The versioning guide's Rust code, compiled and run as doctests so it cannot drift from the API.
@@ -34,16 +36,18 @@ pub use activity::{
 };
 pub use attribute::AttributeValue;
 pub use child::{ChildError, ChildOptions, ParentClosePolicy};
-pub use context::{Durable, WorkflowContext};
+pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
-    Engine, EngineBuilder, EngineError, GroupBy, ListFilter, SignalWithStart, StartOptions,
-    WorkflowHandle, WorkflowStatus,
+    Engine, EngineBuilder, EngineError, GroupBy, ListFilter, PendingReview, ReviewFilter,
+    SignalWithStart, StartOptions, UpdateOptions, WorkflowHandle, WorkflowStatus,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};
 pub use migration::MigrationError;
 pub use query::Query;
+pub use review::{Decision, ReviewOutcome, ReviewRequest};
 pub use saga::{Compensation, Saga};
 pub use signal::Signal;
-pub use weft_macros::{Signal, activity, workflow};
+pub use update::{Update, UpdateReply};
+pub use weft_macros::{Signal, Update, activity, workflow};
 pub use workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};

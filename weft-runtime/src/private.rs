@@ -13,6 +13,7 @@ pub use crate::child::ChildError;
 pub use crate::codec::{decode, encode};
 pub use crate::context::WorkflowContext;
 pub use crate::signal::Signal;
+pub use crate::update::{Update, UpdateReply};
 pub use crate::workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
 
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,39 @@ pub fn resume_signal<T: Signal, S, O>(state: &'static str, resume: Resume) -> Re
         },
         Resume::Cancelled | Resume::Interrupted => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "signal", &other)),
+    }
+}
+
+/// Decodes a delivered update: the request and the token to answer it with.
+pub fn resume_update<U: Update, S, O>(
+    state: &'static str,
+    resume: Resume,
+) -> Resumed<(U, UpdateReply<U>), S, O> {
+    match resume {
+        Resume::Signal(bytes) => match decode::<(U, UpdateReply<U>)>(&bytes) {
+            Ok(value) => Resumed::Value(value),
+            Err(e) => Resumed::Exit(Next::Fault(e.into())),
+        },
+        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        other => Resumed::Exit(unexpected(state, "update", &other)),
+    }
+}
+
+/// Decodes the end of a review: the decision, or the timer that won the race against it.
+pub fn resume_review<S, O>(
+    state: &'static str,
+    resume: Resume,
+) -> Resumed<crate::review::ReviewOutcome, S, O> {
+    use crate::group::Race2;
+    use crate::review::{Decision, ReviewOutcome};
+    match resume {
+        Resume::Group(bytes) => match decode::<Race2<Decision, ()>>(&bytes) {
+            Ok(Race2::First(decision)) => Resumed::Value(decision.into()),
+            Ok(Race2::Second(())) => Resumed::Value(ReviewOutcome::TimedOut),
+            Err(e) => Resumed::Exit(Next::Fault(e.into())),
+        },
+        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        other => Resumed::Exit(unexpected(state, "review", &other)),
     }
 }
 

@@ -89,6 +89,8 @@ impl<'a> Generator<'a> {
                     )
                 ),
                 Op::Compensate { .. } => "AwaitCompensate".to_string(),
+                Op::Update { ty } => format!("AwaitUpdate{}", type_base_name(ty)),
+                Op::Review { .. } => "AwaitReview".to_string(),
                 Op::All { .. } => "AwaitAll".to_string(),
                 Op::Race { .. } => "AwaitRace".to_string(),
             };
@@ -195,6 +197,8 @@ impl<'a> Generator<'a> {
             Op::Signal { ty } => format!("`ctx.wait_for_signal::<{}>()`", compact(quote!(#ty))),
             Op::Child { workflow, .. } => format!("`ctx.child({})`", compact(quote!(#workflow))),
             Op::Compensate { .. } => "`ctx.compensate(..)`".to_string(),
+            Op::Update { ty } => format!("`ctx.wait_for_update::<{}>()`", compact(quote!(#ty))),
+            Op::Review { .. } => "`ctx.review(..)`".to_string(),
             // The group's operations are part of the shape: a changed branch is a changed state.
             Op::All { group } => format!("`ctx.all({})`", compact(quote!(#group))),
             Op::Race { group } => format!("`ctx.race({})`", compact(quote!(#group))),
@@ -498,6 +502,8 @@ impl<'a> Generator<'a> {
                 quote!(#ctx.#method(#workflow, #input, #policy))
             }
             Op::Compensate { step } => quote!(#ctx.#method(#step)),
+            Op::Update { ty } => quote!(#ctx.#method::<#ty>()),
+            Op::Review { request } => quote!(#ctx.#method(#request)),
             Op::All { group } | Op::Race { group } => quote!(#ctx.#method(#group)),
         };
         let command = quote! {
@@ -538,6 +544,12 @@ impl<'a> Generator<'a> {
             }
             Op::Compensate { .. } => {
                 quote!(::weft_runtime::__private::resume_compensation::<#state, #output>(#vname, __weft_resume))
+            }
+            Op::Update { ty } => {
+                quote!(::weft_runtime::__private::resume_update::<#ty, #state, #output>(#vname, __weft_resume))
+            }
+            Op::Review { .. } => {
+                quote!(::weft_runtime::__private::resume_review::<#state, #output>(#vname, __weft_resume))
             }
             Op::All { .. } | Op::Race { .. } => match types::await_type(&a.op, false) {
                 TypeInfo::Known(ty) => {

@@ -151,6 +151,14 @@ pub(crate) enum Op {
         input: Box<Expr>,
         policy: Option<Box<Expr>>,
     },
+    /// `ctx.wait_for_update::<U>()`.
+    Update {
+        ty: Box<Type>,
+    },
+    /// `ctx.review(request)`.
+    Review {
+        request: Box<Expr>,
+    },
     /// `ctx.compensate(step)`.
     Compensate {
         step: Box<Expr>,

@@ -515,7 +515,8 @@ impl Lowerer<'_> {
                 }
             }
             Op::Compensate { step } => inputs.push(step),
-            Op::Signal { .. } => {}
+            Op::Review { request } => inputs.push(request),
+            Op::Signal { .. } | Op::Update { .. } => {}
             Op::All { group } | Op::Race { group } => {
                 scan::check_group_expr(group, &self.ctx, self.diags);
                 uses = self.resolve_expr(group).uses;

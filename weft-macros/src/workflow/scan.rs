@@ -21,6 +21,8 @@ pub(crate) const DURABLE_METHODS: &[&str] = &[
     "child",
     "child_with",
     "compensate",
+    "wait_for_update",
+    "review",
 ];
 
 /// A durable operation written as an expression, not yet checked for its arguments.
@@ -120,6 +122,39 @@ pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
                     None
                 }
             }
+        }
+        "wait_for_update" => {
+            let ty = mc.turbofish.as_ref().and_then(|tf| {
+                if tf.args.len() != 1 {
+                    return None;
+                }
+                match tf.args.first() {
+                    Some(GenericArgument::Type(t)) => Some(t.clone()),
+                    _ => None,
+                }
+            });
+            match ty {
+                Some(ty) if args.is_empty() => Some(Op::Update { ty: Box::new(ty) }),
+                _ => {
+                    diags.error_spanned(
+                        &mc.method,
+                        "`ctx.wait_for_update` names the update type with a turbofish: the state must know which type it waits for; write `ctx.wait_for_update::<AddItem>()`",
+                    );
+                    None
+                }
+            }
+        }
+        "review" => {
+            if args.len() != 1 {
+                diags.error_spanned(
+                    &mc.method,
+                    "`ctx.review` takes one `ReviewRequest`: write `ctx.review(ReviewRequest { title, reviewers, timeout })`",
+                );
+                return None;
+            }
+            Some(Op::Review {
+                request: Box::new(args[0].clone()),
+            })
         }
         "child" | "child_with" => {
             let expected = if method == "child" { 2 } else { 3 };

@@ -27,6 +27,8 @@ pub(crate) fn await_type(op: &Op, try_: bool) -> TypeInfo {
         }
         Op::Sleep { .. } => TypeInfo::Known(parse_quote!(())),
         Op::Signal { ty } => TypeInfo::Known((**ty).clone()),
+        Op::Update { ty } => TypeInfo::Known(parse_quote!((#ty, ::weft_runtime::UpdateReply<#ty>))),
+        Op::Review { .. } => TypeInfo::Known(parse_quote!(::weft_runtime::ReviewOutcome)),
         Op::Child { workflow, .. } => {
             let output: Type = parse_quote!(<#workflow as ::weft_runtime::Workflow>::Output);
             if try_ {

@@ -219,6 +219,7 @@ fn start_child(
         child_id,
         &created,
         stepped,
+        ctx.take_effects(),
         ResumeKind::Start,
         Vec::new(),
         now,

@@ -185,6 +185,36 @@ pub enum EngineError {
     /// A list page token was not produced by `Engine::list`.
     #[error("invalid page token; pass the `next_page_token` of a previous page")]
     InvalidPageToken,
+    /// An update was stored but not answered within the caller's timeout. It stays queued:
+    /// calling again with the same update id waits for the same answer.
+    #[error(
+        "update `{update_id}` to workflow `{id}` was not answered within the timeout; it stays queued, call again with the same update id to keep waiting"
+    )]
+    UpdateTimedOut {
+        /// The workflow.
+        id: String,
+        /// The update's id.
+        update_id: String,
+    },
+    /// The workflow ended without answering the update.
+    #[error(
+        "workflow `{id}` ended without answering update `{update_id}`; check that it waits for this update type before it returns"
+    )]
+    UpdateNotAnswered {
+        /// The workflow.
+        id: String,
+        /// The update's id.
+        update_id: String,
+    },
+    /// The workflow has no review waiting for a decision (none requested, already decided,
+    /// or timed out).
+    #[error(
+        "workflow `{id}` has no review waiting for a decision; list pending reviews with `Engine::pending_reviews`"
+    )]
+    ReviewNotPending {
+        /// The workflow.
+        id: String,
+    },
 }
 
 impl EngineError {
@@ -213,6 +243,9 @@ impl EngineError {
             EngineError::ConflictingQuery { .. } => "engine.conflicting_query",
             EngineError::UnknownQuery { .. } => "engine.unknown_query",
             EngineError::NotLatest { .. } => "engine.not_latest",
+            EngineError::UpdateTimedOut { .. } => "engine.update_timed_out",
+            EngineError::UpdateNotAnswered { .. } => "engine.update_not_answered",
+            EngineError::ReviewNotPending { .. } => "engine.review_not_pending",
         }
     }
 }

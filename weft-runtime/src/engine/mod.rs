@@ -49,8 +49,10 @@ mod query;
 pub mod record;
 mod recovery;
 mod registry;
+mod review;
 mod runner;
 mod timers;
+mod update;
 mod views;
 mod writer;
 
@@ -70,6 +72,8 @@ pub use query::{
     GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
+pub use review::{PendingReview, ReviewFilter};
+pub use update::UpdateOptions;
 
 use self::core::Inner;
 use clock::to_millis;
@@ -456,6 +460,7 @@ impl Engine {
             &id,
             &created,
             stepped,
+            ctx.take_effects(),
             ResumeKind::Start,
             Vec::new(),
             now,

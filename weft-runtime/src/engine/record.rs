@@ -78,6 +78,76 @@ pub const DEADLINE_PREFIX: &[u8] = b"deadline/";
 /// workflow ends as timed out whatever it returns.
 pub const TIMEDOUT_PREFIX: &[u8] = b"timedout/";
 
+/// `upd/<id>\0<update id>`: an update's committed answer ([`UpdateResponseRecord`]), kept so
+/// a duplicate update gets the first answer.
+pub const UPDATE_RESPONSE_PREFIX: &[u8] = b"upd/";
+/// `updq/<id>\0<update id>`: an update was queued, so a duplicate is not queued again.
+pub const UPDATE_QUEUED_PREFIX: &[u8] = b"updq/";
+/// `review/<id>`: the review a workflow waits on ([`ReviewRecord`]).
+pub const REVIEW_PREFIX: &[u8] = b"review/";
+
+/// `upd/<id>\0<update id>`
+pub fn update_response_key(id: &str, update_id: &str) -> Vec<u8> {
+    [
+        UPDATE_RESPONSE_PREFIX,
+        id.as_bytes(),
+        b"\0",
+        update_id.as_bytes(),
+    ]
+    .concat()
+}
+
+/// `updq/<id>\0<update id>`
+pub fn update_queued_key(id: &str, update_id: &str) -> Vec<u8> {
+    [
+        UPDATE_QUEUED_PREFIX,
+        id.as_bytes(),
+        b"\0",
+        update_id.as_bytes(),
+    ]
+    .concat()
+}
+
+/// `review/<id>`
+pub fn review_key(id: &str) -> Vec<u8> {
+    [REVIEW_PREFIX, id.as_bytes()].concat()
+}
+
+/// An update's answer, stored at `upd/<id>\0<update id>` (format tag `0x01`), committed with
+/// the workflow step that gave it.
+///
+/// Layout: `payload: bytes, answered_ms: u64`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateResponseRecord {
+    /// The encoded response.
+    pub payload: Vec<u8>,
+    /// When the step that answered was committed, in ms since the Unix epoch.
+    pub answered_ms: u64,
+}
+
+/// A pending review, stored at `review/<id>` (format tag `0x01`) by the step that suspends at
+/// `ctx.review`, and removed by the step that resumes from it.
+///
+/// Layout: `workflow_id: String, step: u64, title: String, reviewers: Vec<String>,
+/// created_ms: u64, deadline_ms: u64, decided_by: Option<String>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRecord {
+    /// The workflow waiting on the review.
+    pub workflow_id: String,
+    /// The workflow's step number at the review: with the id, it names the review.
+    pub step: u64,
+    /// What is reviewed.
+    pub title: String,
+    /// Who may decide.
+    pub reviewers: Vec<String>,
+    /// When the review was requested, in ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When it times out, in ms since the Unix epoch.
+    pub deadline_ms: u64,
+    /// Who decided, once a decision is queued: the review is no longer pending.
+    pub decided_by: Option<String>,
+}
+
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {

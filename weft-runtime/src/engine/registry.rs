@@ -39,7 +39,7 @@ impl StepFault {
             message: format!("the stored state does not decode: {e}"),
         }
     }
-    fn step(e: &StepError) -> Self {
+    pub(crate) fn step(e: &StepError) -> Self {
         StepFault {
             code: e.code().into(),
             message: e.to_string(),

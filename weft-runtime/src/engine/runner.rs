@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::child::ParentClosePolicy;
 use crate::codec::{self, Payload};
-use crate::context::WorkflowContext;
+use crate::context::{StepEffects, WorkflowContext};
 use crate::storage::Batch;
 use crate::workflow::{Command, Resume};
 
@@ -456,11 +456,17 @@ async fn advance(
             message: "the record holds no state to resume".into(),
         }),
     };
-    let (next, mut batch) = transition(inner, id, &record, stepped, kind, consumed, now)?;
+    let effects = ctx.take_effects();
+    let answered = effects.responses.iter().any(Result::is_ok);
+    let (next, mut batch) = transition(inner, id, &record, stepped, effects, kind, consumed, now)?;
     attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
     batch.extend(followup.writes);
     inner.commit(batch).await?;
     after_commit(inner, id, &next)?;
+    if answered {
+        // Update callers wait on the workflow's waiters for their answer.
+        inner.notify(id, None);
+    }
     for child in followup.cancel_children {
         wake_cancel(inner, &child);
     }
@@ -551,12 +557,15 @@ pub(crate) fn too_large(inner: &Inner, what: &str, payload: &[u8]) -> Option<Ste
 }
 
 /// The record and batch that commit one step: the new state, the pending command, the consumed
-/// resume and the index entries, or a park that keeps everything as it was.
+/// resume, the step's effects (update answers, a review record) and the index entries, or a
+/// park that keeps everything as it was.
+#[allow(clippy::too_many_arguments)] // one call per way a step is taken; a struct adds nothing
 pub(crate) fn transition(
     inner: &Inner,
     id: &str,
     prev: &WorkflowRecord,
     stepped: Result<Stepped, StepFault>,
+    effects: StepEffects,
     kind: ResumeKind,
     consumed: Vec<Vec<u8>>,
     now: SystemTime,
@@ -565,6 +574,14 @@ pub(crate) fn transition(
         Ok(stepped) => stepped,
         Err(fault) => return parked(prev, fault, now, id),
     };
+    let StepEffects { responses, review } = effects;
+    let mut answers = Vec::with_capacity(responses.len());
+    for response in responses {
+        match response {
+            Ok(answer) => answers.push(answer),
+            Err(e) => return parked(prev, StepFault::step(&e), now, id),
+        }
+    }
     let now_ms = to_millis(now);
     let mut next = prev.clone();
     next.step = prev.step + 1;
@@ -586,6 +603,7 @@ pub(crate) fn transition(
         next.state = None;
         next.pending = None;
     };
+    let suspends = matches!(stepped, Stepped::Suspend { .. });
     match stepped {
         Stepped::Suspend { state, command } => {
             if let Some(fault) = too_large(inner, "the workflow state", &state) {
@@ -687,6 +705,47 @@ pub(crate) fn transition(
             _ => {}
         }
     }
+    for (update_id, payload) in answers {
+        if let Some(fault) = too_large(inner, "the update response", &payload) {
+            return parked(prev, fault, now, id);
+        }
+        let key = record::update_response_key(id, &update_id);
+        // The first committed answer is the one callers get.
+        if inner.storage.get(&key)?.is_none() {
+            let answer = record::UpdateResponseRecord {
+                payload,
+                answered_ms: now_ms,
+            };
+            batch.put(key, record::encode_record(&answer)?);
+        }
+    }
+    match review {
+        Some(request) if suspends => {
+            let review = record::ReviewRecord {
+                workflow_id: id.to_string(),
+                step: next.step,
+                title: request.title,
+                reviewers: request.reviewers,
+                created_ms: now_ms,
+                deadline_ms: to_millis(now + request.timeout),
+                decided_by: None,
+            };
+            if kind == ResumeKind::Group {
+                purge_review_decisions(inner, id, &mut batch)?;
+            }
+            batch.put(record::review_key(id), record::encode_record(&review)?);
+        }
+        _ if next.status.is_terminal() => {
+            batch.delete(record::review_key(id));
+        }
+        _ if kind == ResumeKind::Group && inner.storage.get(&record::review_key(id))?.is_some() => {
+            // The review ended: decisions queued after the one taken (or after the deadline
+            // won) are stale and must not answer a later review.
+            batch.delete(record::review_key(id));
+            purge_review_decisions(inner, id, &mut batch)?;
+        }
+        _ => {}
+    }
     if next.status.is_terminal() {
         // A finished workflow takes no more signals or cancellations: clear what is queued.
         batch.delete(record::cancel_key(id));
@@ -700,6 +759,19 @@ pub(crate) fn transition(
     }
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
+}
+
+/// Deletes the review decisions queued for `id`.
+fn purge_review_decisions(inner: &Inner, id: &str, batch: &mut Batch) -> Result<(), EngineError> {
+    let prefix = record::signal_queue_prefix(id);
+    for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+        if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
+            && signal.name == crate::review::REVIEW_QUEUE
+        {
+            batch.delete(key);
+        }
+    }
+    Ok(())
 }
 
 /// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.

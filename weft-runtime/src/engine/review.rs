@@ -1,0 +1,154 @@
+//! Human review on the engine side: listing pending reviews and deciding them.
+//!
+//! A workflow at `ctx.review(..)` has a review record at `review/<id>` (written in the step
+//! that suspended there) and waits on a race of a decision signal against the review's
+//! deadline. `decide_review` queues the decision and marks the record decided in one commit;
+//! the resume removes the record.
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::clock::{from_millis, to_millis};
+use super::record::{self, ReviewRecord};
+use super::{Engine, EngineError, runner};
+use crate::codec;
+use crate::review::{Decision, REVIEW_QUEUE};
+use crate::storage::Batch;
+
+/// Which pending reviews [`Engine::pending_reviews`] returns, and how many.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewFilter {
+    /// Only reviews that list this reviewer.
+    pub reviewer: Option<String>,
+    /// Only reviews of workflows whose id starts with this.
+    pub workflow_id_prefix: Option<String>,
+    /// The page size; 0 means 100.
+    pub page_size: usize,
+    /// Continue after this review id (the last `id` of the previous page).
+    pub after: Option<String>,
+}
+
+/// A review waiting for a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReview {
+    /// The review's id: `{workflow id}@{step}`, unique over the workflow's life.
+    pub id: String,
+    /// The workflow waiting on it; pass it to [`Engine::decide_review`].
+    pub workflow_id: String,
+    /// What is reviewed.
+    pub title: String,
+    /// Who may decide.
+    pub reviewers: Vec<String>,
+    /// When it was requested.
+    pub requested_at: SystemTime,
+    /// When it times out.
+    pub deadline: SystemTime,
+}
+
+impl Engine {
+    /// Reviews waiting for a decision, in workflow id order, one page at a time.
+    pub async fn pending_reviews(
+        &self,
+        filter: &ReviewFilter,
+    ) -> Result<Vec<PendingReview>, EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        let page_size = if filter.page_size == 0 {
+            100
+        } else {
+            filter.page_size
+        };
+        let prefix = [
+            record::REVIEW_PREFIX,
+            filter
+                .workflow_id_prefix
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        ]
+        .concat();
+        let after = filter
+            .after
+            .as_deref()
+            .map(|id| id.rsplit_once('@').map_or(id, |(workflow, _)| workflow))
+            .map(record::review_key);
+        let mut out = Vec::new();
+        for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+            if after.as_ref().is_some_and(|after| key <= *after) {
+                continue;
+            }
+            let review: ReviewRecord =
+                record::decode_record(&value).map_err(|source| EngineError::Record {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    source,
+                })?;
+            if review.decided_by.is_some()
+                || filter
+                    .reviewer
+                    .as_ref()
+                    .is_some_and(|r| !review.reviewers.contains(r))
+            {
+                continue;
+            }
+            out.push(PendingReview {
+                id: format!("{}@{}", review.workflow_id, review.step),
+                workflow_id: review.workflow_id,
+                title: review.title,
+                reviewers: review.reviewers,
+                requested_at: from_millis(review.created_ms),
+                deadline: from_millis(review.deadline_ms),
+            });
+            if out.len() == page_size {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decides the review workflow `workflow_id` waits on; the workflow resumes with the
+    /// matching `ReviewOutcome`. The decision is stored durably before this returns.
+    ///
+    /// Errors with `ReviewNotPending` when the workflow has no undecided review (none
+    /// requested, already decided, or timed out). The engine does not check that `by` is one of
+    /// the listed reviewers: authorize in the caller.
+    pub async fn decide_review(
+        &self,
+        workflow_id: &str,
+        decision: Decision,
+    ) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        let key = record::review_key(workflow_id);
+        let not_pending = || EngineError::ReviewNotPending {
+            id: workflow_id.to_string(),
+        };
+        let bytes = inner.storage.get(&key)?.ok_or_else(not_pending)?;
+        let mut review: ReviewRecord =
+            record::decode_record(&bytes).map_err(|source| EngineError::Record {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })?;
+        if review.decided_by.is_some() {
+            return Err(not_pending());
+        }
+        let (Decision::Approved { by, .. } | Decision::Rejected { by, .. }) = &decision;
+        review.decided_by = Some(by.clone());
+        let payload = codec::encode(&decision)?;
+        inner.check_size("the review decision", &payload)?;
+        let signal = record::SignalRecord {
+            name: REVIEW_QUEUE.to_string(),
+            payload,
+            sent_ms: to_millis(inner.clock.now()),
+        };
+        let signal_key = record::signal_key(
+            workflow_id,
+            inner.epoch,
+            inner.next_signal.fetch_add(1, Ordering::Relaxed),
+        );
+        let mut batch = Batch::new();
+        batch.put(signal_key, record::encode_record(&signal)?);
+        batch.put(key, record::encode_record(&review)?);
+        inner.commit(batch).await?;
+        runner::wake(inner, workflow_id);
+        Ok(())
+    }
+}

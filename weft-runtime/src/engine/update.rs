@@ -1,0 +1,132 @@
+//! `Engine::update`: send a typed request to a running workflow and wait for its answer.
+//!
+//! The update is queued durably like a signal (under `U::QUEUE`, with a marker keyed by its
+//! update id so a retry does not queue it twice). The workflow's answer is committed with its
+//! next state at `upd/<id>\0<update id>` and kept, so a retry with the same update id returns
+//! the first answer even after the workflow ended.
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::clock::to_millis;
+use super::record::{self, RecordStatus};
+use super::{Engine, EngineError, runner};
+use crate::codec;
+use crate::storage::Batch;
+use crate::update::{Update, UpdateReply};
+
+/// Options for [`Engine::update`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateOptions {
+    /// Names this update: a second call with the same id (a retry) is not delivered again and
+    /// returns the first call's answer.
+    pub update_id: String,
+    /// How long this call waits for the answer (wall-clock). On timeout the update stays
+    /// queued; call again with the same `update_id` to keep waiting.
+    pub timeout: Duration,
+}
+
+impl Engine {
+    /// Sends update `request` to workflow `id` and waits for the workflow's typed answer.
+    ///
+    /// The update is stored durably before this waits, and delivered to the workflow's next
+    /// `ctx.wait_for_update::<U>()`. The answer is the one the workflow gave with
+    /// `ctx.respond`, committed together with its next state. Errors: `UpdateTimedOut` when no
+    /// answer came within `options.timeout`, `UpdateNotAnswered` when the workflow ended
+    /// without answering, `Parked` when it is parked, `Finished` when it had already ended
+    /// before the update was stored.
+    ///
+    /// Two concurrent first calls with the same update id may both queue the update; retries
+    /// after a call returned (or timed out) are deduplicated.
+    pub async fn update<U: Update>(
+        &self,
+        id: &str,
+        request: U,
+        options: UpdateOptions,
+    ) -> Result<U::Response, EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        let UpdateOptions { update_id, timeout } = options;
+        let answer_key = record::update_response_key(id, &update_id);
+        let queued_key = record::update_queued_key(id, &update_id);
+        if let Some(answer) = read_answer::<U>(self, &answer_key)? {
+            return Ok(answer);
+        }
+        if inner.storage.get(&queued_key)?.is_none() {
+            let record = inner.read_record(id)?;
+            if record.status.is_terminal() {
+                return Err(EngineError::Finished { id: id.to_string() });
+            }
+            let payload = codec::encode(&(request, UpdateReply::<U>::new(update_id.clone())))?;
+            inner.check_size("the update", &payload)?;
+            let signal = record::SignalRecord {
+                name: U::QUEUE.to_string(),
+                payload,
+                sent_ms: to_millis(inner.clock.now()),
+            };
+            let key = record::signal_key(
+                id,
+                inner.epoch,
+                inner.next_signal.fetch_add(1, Ordering::Relaxed),
+            );
+            let mut batch = Batch::new();
+            batch.put(key, record::encode_record(&signal)?);
+            batch.put(queued_key, Vec::new());
+            inner.commit(batch).await?;
+            runner::wake(inner, id);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let waiter = inner.wait_for(id)?;
+            if let Some(answer) = read_answer::<U>(self, &answer_key)? {
+                return Ok(answer);
+            }
+            let record = inner.read_record(id)?;
+            if let RecordStatus::Parked { code, message } = record.status {
+                return Err(EngineError::Parked {
+                    id: id.to_string(),
+                    code,
+                    message,
+                });
+            }
+            if record.status.is_terminal() {
+                // The answer may have been committed between the two reads above.
+                if let Some(answer) = read_answer::<U>(self, &answer_key)? {
+                    return Ok(answer);
+                }
+                return Err(EngineError::UpdateNotAnswered {
+                    id: id.to_string(),
+                    update_id,
+                });
+            }
+            if let Some(error) = inner.stalled(id) {
+                return Err(error);
+            }
+            match tokio::time::timeout_at(deadline, waiter).await {
+                Err(_) => {
+                    return Err(EngineError::UpdateTimedOut {
+                        id: id.to_string(),
+                        update_id,
+                    });
+                }
+                Ok(Ok(None)) => continue,
+                Ok(Ok(Some(error))) => return Err(error),
+                Ok(Err(_)) => return Err(inner.stopped_error()),
+            }
+        }
+    }
+}
+
+/// The stored answer at `key`, decoded as `U::Response`.
+fn read_answer<U: Update>(engine: &Engine, key: &[u8]) -> Result<Option<U::Response>, EngineError> {
+    match engine.inner.storage.get(key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let answer: record::UpdateResponseRecord =
+                record::decode_record(&bytes).map_err(|source| EngineError::Record {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    source,
+                })?;
+            Ok(Some(runner::decode_payload(&answer.payload)?))
+        }
+    }
+}
