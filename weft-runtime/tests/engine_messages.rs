@@ -1,0 +1,229 @@
+//! Updates (`ctx.wait_for_update` / `ctx.respond` / `Engine::update`) and human review
+//! (`ctx.review` / `Engine::pending_reviews` / `Engine::decide_review`), across restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weft_runtime::engine::ManualClock;
+use weft_runtime::storage::MemoryStorage;
+use weft_runtime::{
+    Decision, Engine, EngineError, ReviewFilter, ReviewOutcome, ReviewRequest, Signal, Update,
+    UpdateOptions, WorkflowContext, WorkflowError, workflow,
+};
+
+/// Adds `n` items to the cart; zero checks out.
+#[derive(Debug, Clone, Serialize, Deserialize, Update)]
+#[update(response = u64, name = "cart.add")]
+struct AddItem {
+    n: u64,
+}
+
+/// Never sent: keeps a workflow busy elsewhere.
+#[derive(Debug, Clone, Serialize, Deserialize, Signal)]
+struct Poke;
+
+/// Answers each update with the running total; stops at zero.
+#[workflow]
+async fn cart(ctx: &mut WorkflowContext, start: u64) -> Result<u64, WorkflowError> {
+    let mut total: u64 = start;
+    loop {
+        let (item, reply) = ctx.wait_for_update::<AddItem>().await;
+        total += item.n;
+        ctx.respond(reply, total);
+        if item.n == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Waits for a signal, then for one update.
+#[workflow]
+async fn busy(ctx: &mut WorkflowContext, _input: ()) -> Result<u64, WorkflowError> {
+    let _poke = ctx.wait_for_signal::<Poke>().await;
+    let (item, reply) = ctx.wait_for_update::<AddItem>().await;
+    ctx.respond(reply, item.n);
+    Ok(item.n)
+}
+
+/// Asks for a review and reports how it ended.
+#[workflow]
+async fn approval(ctx: &mut WorkflowContext, title: String) -> Result<String, WorkflowError> {
+    let outcome = ctx
+        .review(ReviewRequest {
+            title,
+            reviewers: vec!["ana".to_string(), "bo".to_string()],
+            timeout: Duration::from_secs(3600),
+        })
+        .await;
+    Ok(match outcome {
+        ReviewOutcome::Approved { by, comment } => format!("approved by {by}: {comment}"),
+        ReviewOutcome::Rejected { by, comment } => format!("rejected by {by}: {comment}"),
+        ReviewOutcome::TimedOut => "timed out".to_string(),
+    })
+}
+
+fn opts(update_id: &str) -> UpdateOptions {
+    UpdateOptions {
+        update_id: update_id.to_string(),
+        timeout: Duration::from_secs(30),
+    }
+}
+
+async fn build(storage: &MemoryStorage, clock: &ManualClock) -> Engine {
+    Engine::builder(storage.clone())
+        .register::<cart>()
+        .register::<busy>()
+        .register::<approval>()
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_answered_and_a_duplicate_gets_the_first_answer_after_a_restart() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::default();
+    let engine = build(&storage, &clock).await;
+    let id = engine.start::<cart>(100).await.unwrap().id().to_string();
+    assert_eq!(engine.update(&id, AddItem { n: 5 }, opts("a")).await.unwrap(), 105);
+    // The same update id again, even with another request, is not applied twice.
+    assert_eq!(engine.update(&id, AddItem { n: 50 }, opts("a")).await.unwrap(), 105);
+    assert_eq!(engine.update(&id, AddItem { n: 2 }, opts("b")).await.unwrap(), 107);
+    engine.shutdown().await;
+
+    let engine = build(&storage, &clock).await;
+    assert_eq!(engine.update(&id, AddItem { n: 9 }, opts("b")).await.unwrap(), 107);
+    assert_eq!(engine.update(&id, AddItem { n: 0 }, opts("c")).await.unwrap(), 107);
+    assert_eq!(engine.result::<cart>(&id).await.unwrap().unwrap(), 107);
+    // Answers outlive the workflow; a new update to a finished workflow is refused.
+    assert_eq!(engine.update(&id, AddItem { n: 1 }, opts("a")).await.unwrap(), 105);
+    let late = engine.update(&id, AddItem { n: 1 }, opts("d")).await;
+    assert!(matches!(late, Err(EngineError::Finished { .. })), "{late:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_update_times_out_stays_queued_and_is_answered_later() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::default();
+    let engine = build(&storage, &clock).await;
+    let id = engine.start::<busy>(()).await.unwrap().id().to_string();
+    let short = UpdateOptions {
+        update_id: "u1".to_string(),
+        timeout: Duration::from_millis(20),
+    };
+    let timed_out = engine.update(&id, AddItem { n: 4 }, short).await;
+    match timed_out {
+        Err(e @ EngineError::UpdateTimedOut { .. }) => {
+            assert_eq!(e.code(), "engine.update_timed_out")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    engine.signal(&id, Poke).await.unwrap();
+    // The queued update is delivered once the workflow waits for it; a retry gets the answer.
+    assert_eq!(engine.update(&id, AddItem { n: 99 }, opts("u1")).await.unwrap(), 4);
+    assert_eq!(engine.result::<busy>(&id).await.unwrap().unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_restart() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::default();
+    let engine = build(&storage, &clock).await;
+    let id = engine
+        .start::<approval>("refund #7".to_string())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    let other = engine
+        .start::<approval>("refund #8".to_string())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    engine.shutdown().await;
+
+    let engine = build(&storage, &clock).await;
+    let all = engine.pending_reviews(&ReviewFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let mine = all.iter().find(|r| r.workflow_id == id).unwrap();
+    assert_eq!(mine.title, "refund #7");
+    assert_eq!(mine.reviewers, vec!["ana".to_string(), "bo".to_string()]);
+    assert_eq!(mine.deadline, mine.requested_at + Duration::from_secs(3600));
+    let nobody = ReviewFilter {
+        reviewer: Some("cy".to_string()),
+        ..ReviewFilter::default()
+    };
+    assert!(engine.pending_reviews(&nobody).await.unwrap().is_empty());
+    let first_page = ReviewFilter {
+        page_size: 1,
+        ..ReviewFilter::default()
+    };
+    let page = engine.pending_reviews(&first_page).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let next = ReviewFilter {
+        page_size: 1,
+        after: Some(page[0].id.clone()),
+        ..ReviewFilter::default()
+    };
+    let page2 = engine.pending_reviews(&next).await.unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_ne!(page[0].workflow_id, page2[0].workflow_id);
+
+    let approve = Decision::Approved {
+        by: "ana".to_string(),
+        comment: "ok".to_string(),
+    };
+    engine.decide_review(&id, approve.clone()).await.unwrap();
+    let twice = engine.decide_review(&id, approve).await;
+    assert!(matches!(twice, Err(EngineError::ReviewNotPending { .. })), "{twice:?}");
+    assert_eq!(
+        engine.result::<approval>(&id).await.unwrap().unwrap(),
+        "approved by ana: ok"
+    );
+    engine
+        .decide_review(
+            &other,
+            Decision::Rejected {
+                by: "bo".to_string(),
+                comment: "no receipt".to_string(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.result::<approval>(&other).await.unwrap().unwrap(),
+        "rejected by bo: no receipt"
+    );
+    assert!(engine.pending_reviews(&ReviewFilter::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::default();
+    let engine = build(&storage, &clock).await;
+    let id = engine
+        .start::<approval>("refund #9".to_string())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    assert_eq!(engine.pending_reviews(&ReviewFilter::default()).await.unwrap().len(), 1);
+    clock.advance(Duration::from_secs(3601));
+    assert_eq!(engine.result::<approval>(&id).await.unwrap().unwrap(), "timed out");
+    assert!(engine.pending_reviews(&ReviewFilter::default()).await.unwrap().is_empty());
+    let late = engine
+        .decide_review(
+            &id,
+            Decision::Approved {
+                by: "ana".to_string(),
+                comment: "late".to_string(),
+            },
+        )
+        .await;
+    assert!(matches!(late, Err(EngineError::ReviewNotPending { .. })), "{late:?}");
+}
