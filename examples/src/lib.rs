@@ -1,6 +1,8 @@
 //! Runnable Weft examples. The workflows live here, in the library, so that tests can run them;
 //! the programs in `src/bin/` drive them.
 //!
+//! - [`approvals`]: updates answered by a workflow and a human review with a deadline; run by
+//!   `cargo run -p weft-examples --bin approvals`.
 //! - [`checkout`]: the README's main example, run by `cargo run -p weft-examples --bin checkout`.
 //! - [`crash_job`]: the workload the crash test runs in its `crash_worker` child process.
 //! - [`fan_out`]: `ctx.all` over a list, a race with a deadline, child workflows; run by
@@ -8,6 +10,7 @@
 //! - [`trip`]: a saga that undoes bookings when one fails; run by
 //!   `cargo run -p weft-examples --bin trip`.
 
+pub mod approvals;
 pub mod checkout;
 pub mod crash_job;
 pub mod fan_out;

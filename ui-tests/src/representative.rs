@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weft_runtime::{
-    ActivityError, ChildError, Race2, Saga, Signal, WorkflowContext, WorkflowError, activity,
-    workflow,
+    ActivityError, ChildError, Race2, ReviewOutcome, ReviewRequest, Saga, Signal, Update,
+    WorkflowContext, WorkflowError, activity, workflow,
 };
 
 /// Adds one to its input.
@@ -54,6 +54,14 @@ pub struct Approval {
     pub approved: bool,
     /// Who decided.
     pub by: String,
+}
+
+/// An update: adds to a running total, answered with the new total.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Update)]
+#[update(response = u64)]
+pub struct AddAmount {
+    /// How much to add.
+    pub n: u64,
 }
 
 /// A workflow-defined error: activity errors convert into it, so `?` works.
@@ -372,4 +380,30 @@ pub async fn composition(
     let ok = checks.iter().filter(|c| matches!(c, Ok(true))).count()
         + children.iter().filter(|c| matches!(c, Ok(true))).count();
     Ok(format!("{}:{}:{ok}", first?, loud?))
+}
+
+/// Messages: updates answered in a loop (the reply token kept across a durable await), then a
+/// human review whose three outcomes are handled.
+#[workflow]
+pub async fn messages(ctx: &mut WorkflowContext, limit: u64) -> Result<String, WorkflowError> {
+    let mut total: u64 = 0;
+    while total < limit {
+        let (amount, reply) = ctx.wait_for_update::<AddAmount>().await;
+        total = ctx.run(add_one, total + amount.n).await? - 1;
+        ctx.respond(reply, total);
+    }
+    let outcome = ctx
+        .review(ReviewRequest {
+            title: format!("total {total}"),
+            reviewers: vec!["ann".to_string()],
+            timeout: Duration::from_secs(60),
+        })
+        .await;
+    match outcome {
+        ReviewOutcome::Approved { by, .. } => Ok(format!("{total} approved by {by}")),
+        ReviewOutcome::Rejected { by, comment } => Err(WorkflowError::failed(format!(
+            "{total} rejected by {by}: {comment}"
+        ))),
+        ReviewOutcome::TimedOut => Ok(format!("{total} unreviewed")),
+    }
 }

@@ -9,9 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use weft_runtime::codec::{decode, encode};
 use weft_runtime::group;
+use weft_runtime::review::REVIEW_QUEUE;
 use weft_runtime::{
-    Activity, ActivityContext, ActivityError, ActivitySet, ChildError, Command, Race2, Resume,
-    Saga, Signal, Transition, Workflow, WorkflowContext, WorkflowError,
+    Activity, ActivityContext, ActivityError, ActivitySet, ChildError, Command, Decision, Race2,
+    Resume, ReviewOutcome, Saga, Signal, Transition, Update, UpdateReply, Workflow,
+    WorkflowContext, WorkflowError,
 };
 use weft_ui_tests::representative::*;
 
@@ -21,6 +23,8 @@ enum Event {
     Run { name: String, input: Vec<u8> },
     Sleep(Duration),
     Signal(String),
+    /// An update answered with `ctx.respond`: the update id and the encoded response.
+    Respond(String, Vec<u8>),
 }
 
 type ChildRunner = fn(&mut Script, Vec<u8>) -> Result<Vec<u8>, ChildError>;
@@ -32,6 +36,8 @@ struct Script {
     /// How to run a child workflow by name: the child's generated machine, driven inline.
     children: Vec<(&'static str, ChildRunner)>,
     signals: VecDeque<Approval>,
+    /// Updates and review decisions, each with the queue it arrives on.
+    messages: VecDeque<(String, Vec<u8>)>,
     fail_calls: HashSet<usize>,
     calls: usize,
     events: Vec<Event>,
@@ -45,6 +51,7 @@ impl Script {
             activities,
             children: Vec::new(),
             signals: signals.into(),
+            messages: VecDeque::new(),
             fail_calls: fail_calls.iter().copied().collect(),
             calls: 0,
             events: Vec::new(),
@@ -83,8 +90,28 @@ impl Script {
             .block_on(activity.call(ctx, input))
     }
 
+    /// Queues the messages (updates, review decisions) the workflow receives, in order.
+    fn with_messages(mut self, queued: Vec<(String, Vec<u8>)>) -> Self {
+        self.messages = queued.into();
+        self
+    }
+
+    /// Whether a signal or message for queue `name` is waiting.
+    fn has_signal(&self, name: &str) -> bool {
+        if name.starts_with("weft.") {
+            self.messages.front().is_some_and(|(queue, _)| queue == name)
+        } else {
+            !self.signals.is_empty()
+        }
+    }
+
     fn signal_encoded(&mut self, name: &str) -> Vec<u8> {
         self.events.push(Event::Signal(name.to_string()));
+        if name.starts_with("weft.") {
+            let (queue, payload) = self.messages.pop_front().expect("the script has a message left");
+            assert_eq!(queue, name, "the workflow waits on another queue than scripted");
+            return payload;
+        }
         let next = self
             .signals
             .pop_front()
@@ -133,7 +160,7 @@ impl Script {
                 let winner = branches
                     .iter()
                     .position(|b| {
-                        matches!(b, Command::WaitForSignal { .. }) && !self.signals.is_empty()
+                        matches!(b, Command::WaitForSignal { name } if self.has_signal(name))
                     })
                     .or_else(|| {
                         branches
@@ -163,6 +190,28 @@ impl Script {
         let bytes = self.signal_encoded(S::NAME);
         decode(&bytes).unwrap()
     }
+
+    fn update<U: Update>(&mut self) -> (U, UpdateReply<U>) {
+        let bytes = self.signal_encoded(U::QUEUE);
+        decode(&bytes).unwrap()
+    }
+
+    fn respond<U: Update>(&mut self, reply: UpdateReply<U>, response: U::Response) {
+        self.events.push(Event::Respond(
+            reply.update_id().to_string(),
+            encode(&response).unwrap(),
+        ));
+    }
+
+    fn review(&mut self, timeout: Duration) -> ReviewOutcome {
+        if self.has_signal(REVIEW_QUEUE) {
+            let bytes = self.signal_encoded(REVIEW_QUEUE);
+            decode::<Decision>(&bytes).unwrap().into()
+        } else {
+            self.sleep(timeout);
+            ReviewOutcome::TimedOut
+        }
+    }
 }
 
 /// Drives the generated state machine to completion, restarting from bytes at every suspension.
@@ -173,7 +222,12 @@ fn drive<W: Workflow>(input: W::Input, script: &mut Script) -> Result<W::Output,
         // A fresh decode at every step: nothing survives between steps but the bytes.
         let state: W::State = decode(&state_bytes).unwrap();
         let mut ctx = WorkflowContext::new("differential", step, SystemTime::UNIX_EPOCH);
-        match W::step(&mut ctx, state, resume).expect("the step runs") {
+        let transition = W::step(&mut ctx, state, resume).expect("the step runs");
+        for response in ctx.take_effects().responses {
+            let (update_id, payload) = response.expect("the response encodes");
+            script.events.push(Event::Respond(update_id, payload));
+        }
+        match transition {
             Transition::Suspend { state, command } => {
                 state_bytes = encode(&state).unwrap();
                 resume = script.complete(command);
@@ -588,5 +642,73 @@ fn composition_matches() {
         let want = reference(&mut plain, lines.clone());
         assert_eq!(machine.events, plain.events, "durable operations differ");
         assert_eq!(got, want);
+    }
+}
+
+fn update_message(n: u64, update_id: &str) -> (String, Vec<u8>) {
+    let request = (AddAmount { n }, UpdateReply::<AddAmount>::new(update_id));
+    (AddAmount::QUEUE.to_string(), encode(&request).unwrap())
+}
+
+fn decision_message(decision: Decision) -> (String, Vec<u8>) {
+    (REVIEW_QUEUE.to_string(), encode(&decision).unwrap())
+}
+
+#[test]
+fn messages_match() {
+    let reference = |s: &mut Script, limit: u64| -> Result<String, WorkflowError> {
+        let mut total = 0;
+        while total < limit {
+            let (amount, reply) = s.update::<AddAmount>();
+            total = s.run(add_one, total + amount.n)? - 1;
+            s.respond(reply, total);
+        }
+        match s.review(Duration::from_secs(60)) {
+            ReviewOutcome::Approved { by, .. } => Ok(format!("{total} approved by {by}")),
+            ReviewOutcome::Rejected { by, comment } => Err(WorkflowError::failed(format!(
+                "{total} rejected by {by}: {comment}"
+            ))),
+            ReviewOutcome::TimedOut => Ok(format!("{total} unreviewed")),
+        }
+    };
+    let approved = Decision::Approved {
+        by: "ann".to_string(),
+        comment: "fine".to_string(),
+    };
+    let rejected = Decision::Rejected {
+        by: "ann".to_string(),
+        comment: "too much".to_string(),
+    };
+    let cases: Vec<(Vec<(String, Vec<u8>)>, &[usize])> = vec![
+        (
+            vec![
+                update_message(3, "a"),
+                update_message(4, "b"),
+                decision_message(approved),
+            ],
+            &[],
+        ),
+        (
+            vec![update_message(9, "a"), decision_message(rejected)],
+            &[],
+        ),
+        (vec![update_message(2, "a"), update_message(5, "b")], &[]),
+        (vec![update_message(2, "a")], &[1]),
+    ];
+    for (queued, fail) in cases {
+        let mut machine = Script::new::<messages>(Vec::new(), fail).with_messages(queued.clone());
+        let got = drive::<messages>(5, &mut machine);
+        let mut plain = Script::new::<messages>(Vec::new(), fail).with_messages(queued);
+        let want = reference(&mut plain, 5);
+        assert_eq!(machine.events, plain.events, "durable operations differ");
+        assert!(
+            machine.events.iter().any(|e| matches!(e, Event::Respond(..))) || !fail.is_empty(),
+            "the workflow answered no update"
+        );
+        match (&got, &want) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            _ => panic!("outcomes differ"),
+        }
     }
 }

@@ -28,7 +28,8 @@ use weft_runtime::activity::BoxFuture;
 use weft_runtime::codec::Payload;
 use weft_runtime::engine::{Pending, WorkflowStatus};
 use weft_runtime::{
-    Activity, ActivityError, Engine, EngineError, Resources, Signal, StartOptions, Workflow,
+    Activity, ActivityError, Decision, Engine, EngineError, Resources, Signal, StartOptions,
+    Update, UpdateOptions, Workflow,
 };
 
 use crate::mock::Mock;
@@ -37,7 +38,9 @@ use crate::test_engine::{TestEngine, TestEngineBuilder, TestError, waiting_on};
 /// The id harness runs give their workflow unless told otherwise.
 const DEFAULT_WORKFLOW_ID: &str = "crash-test";
 
-type SendSignal = dyn Fn(Engine, String) -> BoxFuture<Result<(), EngineError>> + Send + Sync;
+/// Sends one scripted message; `Ok(Some(why))` when an update was answered wrongly.
+type SendSignal =
+    dyn Fn(Engine, String) -> BoxFuture<Result<Option<String>, EngineError>> + Send + Sync;
 
 /// The signals a crash test sends, in order. Each is sent when the workflow waits for a signal
 /// of its type; signals of different types keep their own order. A workflow waiting on a group
@@ -74,7 +77,50 @@ impl Signals {
             name: S::NAME,
             send: Arc::new(move |engine: Engine, id: String| {
                 let value = value.clone();
-                Box::pin(async move { engine.signal(&id, value).await })
+                Box::pin(async move { engine.signal(&id, value).await.map(|()| None) })
+            }),
+        });
+        self
+    }
+
+    /// Adds an update to the script, sent with `update_id` when the workflow waits for an
+    /// update of its type. Every run must answer it with `expected`. A crash that interrupts
+    /// the call sends it again with the same update id, so it is delivered once and the
+    /// answer is the one committed.
+    pub fn then_update<U>(mut self, value: U, update_id: &str, expected: U::Response) -> Self
+    where
+        U: Update + Clone + Sync,
+        U::Response: PartialEq + std::fmt::Debug + Clone + Sync,
+    {
+        let update_id = update_id.to_string();
+        self.queue.push_back(ScriptedSignal {
+            name: U::QUEUE,
+            send: Arc::new(move |engine: Engine, id: String| {
+                let value = value.clone();
+                let expected = expected.clone();
+                let options = UpdateOptions {
+                    update_id: update_id.clone(),
+                    timeout: std::time::Duration::from_secs(60),
+                };
+                Box::pin(async move {
+                    let answer = engine.update(&id, value, options).await?;
+                    Ok((answer != expected).then(|| {
+                        format!("update answered {answer:?}, expected {expected:?}")
+                    }))
+                })
+            }),
+        });
+        self
+    }
+
+    /// Adds a review decision to the script, given with `Engine::decide_review` when the
+    /// workflow waits on a group (a review is a race of a decision against its deadline).
+    pub fn then_decision(mut self, decision: Decision) -> Self {
+        self.queue.push_back(ScriptedSignal {
+            name: weft_runtime::review::REVIEW_QUEUE,
+            send: Arc::new(move |engine: Engine, id: String| {
+                let decision = decision.clone();
+                Box::pin(async move { engine.decide_review(&id, decision).await.map(|()| None) })
             }),
         });
         self
@@ -101,6 +147,14 @@ pub enum CrashFailure {
         run: CrashPoint,
         /// What the workflow waits on.
         waiting_on: String,
+    },
+    /// A run answered a scripted update with another response than the script expects.
+    #[error("{run}: {message}")]
+    WrongAnswer {
+        /// The run that failed.
+        run: CrashPoint,
+        /// Which answer, and what was expected.
+        message: String,
     },
     /// The workflow was parked: its state and code do not fit together.
     #[error("{run}: the workflow was parked ({code}): {message}")]
@@ -168,6 +222,7 @@ impl CrashFailure {
         match self {
             CrashFailure::Engine { .. } => "crash.engine",
             CrashFailure::Stuck { .. } => "crash.stuck",
+            CrashFailure::WrongAnswer { .. } => "crash.wrong_answer",
             CrashFailure::Parked { .. } => "crash.parked",
             CrashFailure::OutputDiffers { .. } => "crash.output_differs",
             CrashFailure::ActivityDiffers { .. } => "crash.activity_differs",
@@ -579,9 +634,10 @@ impl<W: Workflow> CrashTest<W> {
                 };
                 let send = Arc::clone(&signals[at].send);
                 match send(engine.engine().clone(), self.workflow_id.clone()).await {
-                    Ok(()) => {
+                    Ok(None) => {
                         signals.remove(at);
                     }
+                    Ok(Some(message)) => return Err(CrashFailure::WrongAnswer { run, message }),
                     // The crash hit the signal's own commit: it was not stored, and is sent
                     // again after the restart.
                     Err(_) if crashed(crashes) => {}

@@ -59,6 +59,7 @@ snapshot!(
     several_inputs,
     line_check,
     composition,
+    messages,
 );
 
 #[test]
@@ -91,6 +92,7 @@ fn every_representative_workflow_has_a_snapshot() {
         "several_inputs",
         "line_check",
         "composition",
+        "messages",
     ];
     for w in &workflows {
         assert!(
