@@ -84,6 +84,7 @@ pub async fn expense_report(
         .await;
     match outcome {
         ReviewOutcome::Approved { by, .. } => {
+            let by: String = by;
             let reference = ctx.run(pay, (employee, total)).await?;
             Ok(Settlement::Paid {
                 cents: total,

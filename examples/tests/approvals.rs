@@ -79,6 +79,9 @@ fn the_program_runs() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.contains("not added twice"), "{stdout}");
     assert!(stdout.contains("report-ada: paid 15200 cents"), "{stdout}");
-    assert!(stdout.contains("report-bob: rejected by manager"), "{stdout}");
+    assert!(
+        stdout.contains("report-bob: rejected by manager"),
+        "{stdout}"
+    );
     assert!(stdout.contains("pending reviews left: 0"), "{stdout}");
 }

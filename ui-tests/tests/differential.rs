@@ -20,7 +20,10 @@ use weft_ui_tests::representative::*;
 /// One durable operation, as issued.
 #[derive(Debug, Clone, PartialEq)]
 enum Event {
-    Run { name: String, input: Vec<u8> },
+    Run {
+        name: String,
+        input: Vec<u8>,
+    },
     Sleep(Duration),
     Signal(String),
     /// An update answered with `ctx.respond`: the update id and the encoded response.
@@ -99,7 +102,9 @@ impl Script {
     /// Whether a signal or message for queue `name` is waiting.
     fn has_signal(&self, name: &str) -> bool {
         if name.starts_with("weft.") {
-            self.messages.front().is_some_and(|(queue, _)| queue == name)
+            self.messages
+                .front()
+                .is_some_and(|(queue, _)| queue == name)
         } else {
             !self.signals.is_empty()
         }
@@ -108,8 +113,14 @@ impl Script {
     fn signal_encoded(&mut self, name: &str) -> Vec<u8> {
         self.events.push(Event::Signal(name.to_string()));
         if name.starts_with("weft.") {
-            let (queue, payload) = self.messages.pop_front().expect("the script has a message left");
-            assert_eq!(queue, name, "the workflow waits on another queue than scripted");
+            let (queue, payload) = self
+                .messages
+                .pop_front()
+                .expect("the script has a message left");
+            assert_eq!(
+                queue, name,
+                "the workflow waits on another queue than scripted"
+            );
             return payload;
         }
         let next = self
@@ -159,9 +170,9 @@ impl Script {
                 // The script's rule: a signal wins if one is queued, else the first sleep.
                 let winner = branches
                     .iter()
-                    .position(|b| {
-                        matches!(b, Command::WaitForSignal { name } if self.has_signal(name))
-                    })
+                    .position(
+                        |b| matches!(b, Command::WaitForSignal { name } if self.has_signal(name)),
+                    )
                     .or_else(|| {
                         branches
                             .iter()
@@ -645,6 +656,9 @@ fn composition_matches() {
     }
 }
 
+/// A scripted update or review decision: its queue and payload.
+type Message = (String, Vec<u8>);
+
 fn update_message(n: u64, update_id: &str) -> (String, Vec<u8>) {
     let request = (AddAmount { n }, UpdateReply::<AddAmount>::new(update_id));
     (AddAmount::QUEUE.to_string(), encode(&request).unwrap())
@@ -679,7 +693,7 @@ fn messages_match() {
         by: "ann".to_string(),
         comment: "too much".to_string(),
     };
-    let cases: Vec<(Vec<(String, Vec<u8>)>, &[usize])> = vec![
+    let cases: Vec<(Vec<Message>, &[usize])> = vec![
         (
             vec![
                 update_message(3, "a"),
@@ -702,7 +716,11 @@ fn messages_match() {
         let want = reference(&mut plain, 5);
         assert_eq!(machine.events, plain.events, "durable operations differ");
         assert!(
-            machine.events.iter().any(|e| matches!(e, Event::Respond(..))) || !fail.is_empty(),
+            machine
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Respond(..)))
+                || !fail.is_empty(),
             "the workflow answered no update"
         );
         match (&got, &want) {

@@ -88,20 +88,59 @@ async fn updates_are_answered_and_a_duplicate_gets_the_first_answer_after_a_rest
     let clock = ManualClock::default();
     let engine = build(&storage, &clock).await;
     let id = engine.start::<cart>(100).await.unwrap().id().to_string();
-    assert_eq!(engine.update(&id, AddItem { n: 5 }, opts("a")).await.unwrap(), 105);
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 5 }, opts("a"))
+            .await
+            .unwrap(),
+        105
+    );
     // The same update id again, even with another request, is not applied twice.
-    assert_eq!(engine.update(&id, AddItem { n: 50 }, opts("a")).await.unwrap(), 105);
-    assert_eq!(engine.update(&id, AddItem { n: 2 }, opts("b")).await.unwrap(), 107);
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 50 }, opts("a"))
+            .await
+            .unwrap(),
+        105
+    );
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 2 }, opts("b"))
+            .await
+            .unwrap(),
+        107
+    );
     engine.shutdown().await;
 
     let engine = build(&storage, &clock).await;
-    assert_eq!(engine.update(&id, AddItem { n: 9 }, opts("b")).await.unwrap(), 107);
-    assert_eq!(engine.update(&id, AddItem { n: 0 }, opts("c")).await.unwrap(), 107);
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 9 }, opts("b"))
+            .await
+            .unwrap(),
+        107
+    );
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 0 }, opts("c"))
+            .await
+            .unwrap(),
+        107
+    );
     assert_eq!(engine.result::<cart>(&id).await.unwrap().unwrap(), 107);
     // Answers outlive the workflow; a new update to a finished workflow is refused.
-    assert_eq!(engine.update(&id, AddItem { n: 1 }, opts("a")).await.unwrap(), 105);
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 1 }, opts("a"))
+            .await
+            .unwrap(),
+        105
+    );
     let late = engine.update(&id, AddItem { n: 1 }, opts("d")).await;
-    assert!(matches!(late, Err(EngineError::Finished { .. })), "{late:?}");
+    assert!(
+        matches!(late, Err(EngineError::Finished { .. })),
+        "{late:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +162,13 @@ async fn an_unanswered_update_times_out_stays_queued_and_is_answered_later() {
     }
     engine.signal(&id, Poke).await.unwrap();
     // The queued update is delivered once the workflow waits for it; a retry gets the answer.
-    assert_eq!(engine.update(&id, AddItem { n: 99 }, opts("u1")).await.unwrap(), 4);
+    assert_eq!(
+        engine
+            .update(&id, AddItem { n: 99 }, opts("u1"))
+            .await
+            .unwrap(),
+        4
+    );
     assert_eq!(engine.result::<busy>(&id).await.unwrap().unwrap(), 4);
 }
 
@@ -147,7 +192,10 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
     engine.shutdown().await;
 
     let engine = build(&storage, &clock).await;
-    let all = engine.pending_reviews(&ReviewFilter::default()).await.unwrap();
+    let all = engine
+        .pending_reviews(&ReviewFilter::default())
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
     let mine = all.iter().find(|r| r.workflow_id == id).unwrap();
     assert_eq!(mine.title, "refund #7");
@@ -179,7 +227,10 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
     };
     engine.decide_review(&id, approve.clone()).await.unwrap();
     let twice = engine.decide_review(&id, approve).await;
-    assert!(matches!(twice, Err(EngineError::ReviewNotPending { .. })), "{twice:?}");
+    assert!(
+        matches!(twice, Err(EngineError::ReviewNotPending { .. })),
+        "{twice:?}"
+    );
     assert_eq!(
         engine.result::<approval>(&id).await.unwrap().unwrap(),
         "approved by ana: ok"
@@ -198,7 +249,13 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
         engine.result::<approval>(&other).await.unwrap().unwrap(),
         "rejected by bo: no receipt"
     );
-    assert!(engine.pending_reviews(&ReviewFilter::default()).await.unwrap().is_empty());
+    assert!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,10 +269,26 @@ async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
         .unwrap()
         .id()
         .to_string();
-    assert_eq!(engine.pending_reviews(&ReviewFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     clock.advance(Duration::from_secs(3601));
-    assert_eq!(engine.result::<approval>(&id).await.unwrap().unwrap(), "timed out");
-    assert!(engine.pending_reviews(&ReviewFilter::default()).await.unwrap().is_empty());
+    assert_eq!(
+        engine.result::<approval>(&id).await.unwrap().unwrap(),
+        "timed out"
+    );
+    assert!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let late = engine
         .decide_review(
             &id,
@@ -225,5 +298,8 @@ async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
             },
         )
         .await;
-    assert!(matches!(late, Err(EngineError::ReviewNotPending { .. })), "{late:?}");
+    assert!(
+        matches!(late, Err(EngineError::ReviewNotPending { .. })),
+        "{late:?}"
+    );
 }

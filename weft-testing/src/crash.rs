@@ -104,9 +104,8 @@ impl Signals {
                 };
                 Box::pin(async move {
                     let answer = engine.update(&id, value, options).await?;
-                    Ok((answer != expected).then(|| {
-                        format!("update answered {answer:?}, expected {expected:?}")
-                    }))
+                    Ok((answer != expected)
+                        .then(|| format!("update answered {answer:?}, expected {expected:?}")))
                 })
             }),
         });

@@ -57,7 +57,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("ada: hotel added, total {total} cents, sent to review");
     let total = engine
-        .update("report-bob", line("gold-plated stapler", 99_900, true), once("bob-1"))
+        .update(
+            "report-bob",
+            line("gold-plated stapler", 99_900, true),
+            once("bob-1"),
+        )
         .await?;
     println!("bob: stapler added, total {total} cents, sent to review");
 
