@@ -117,7 +117,7 @@ pub fn resume_update<U: Update, S, O>(
             Ok(value) => Resumed::Value(value),
             Err(e) => Resumed::Exit(Next::Fault(e.into())),
         },
-        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "update", &other)),
     }
 }
@@ -135,7 +135,7 @@ pub fn resume_review<S, O>(
             Ok(Race2::Second(())) => Resumed::Value(ReviewOutcome::TimedOut),
             Err(e) => Resumed::Exit(Next::Fault(e.into())),
         },
-        Resume::Cancelled => Resumed::Exit(Next::Cancelled),
+        Resume::Cancelled | Resume::Interrupted => Resumed::Exit(Next::Cancelled),
         other => Resumed::Exit(unexpected(state, "review", &other)),
     }
 }

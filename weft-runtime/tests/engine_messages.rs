@@ -303,3 +303,37 @@ async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
         "{late:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_workflow_at_a_review_ends_it_and_removes_the_review() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::default();
+    let engine = build(&storage, &clock).await;
+    let id = engine
+        .start::<approval>("refund #10".to_string())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    assert_eq!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    engine.cancel(&id).await.unwrap();
+    let ended = engine.result::<approval>(&id).await;
+    assert!(
+        matches!(ended, Err(EngineError::Cancelled { .. })),
+        "{ended:?}"
+    );
+    assert!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
