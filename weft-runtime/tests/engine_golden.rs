@@ -283,3 +283,29 @@ fn attributes_record_and_index_keys() {
         &record::attribute_index_key("placed", &StoredValue::TimeMs(1_893_456_000_000), "wf-1"),
     );
 }
+
+#[test]
+fn update_answer_and_review_records_and_keys() {
+    golden(
+        "update_response",
+        &record::UpdateResponseRecord {
+            payload: vec![1, 2, 3],
+            answered_ms: 1_893_456_000_000,
+        },
+    );
+    golden(
+        "review",
+        &record::ReviewRecord {
+            workflow_id: "wf-1".to_string(),
+            step: 4,
+            title: "refund #7".to_string(),
+            reviewers: vec!["ana".to_string(), "bo".to_string()],
+            created_ms: 1_893_456_000_000,
+            deadline_ms: 1_893_459_600_000,
+            decided_by: Some("ana".to_string()),
+        },
+    );
+    assert_eq!(record::update_response_key("wf-1", "u1"), b"upd/wf-1\0u1");
+    assert_eq!(record::update_queued_key("wf-1", "u1"), b"updq/wf-1\0u1");
+    assert_eq!(record::review_key("wf-1"), b"review/wf-1");
+}
