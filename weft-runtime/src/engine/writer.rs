@@ -163,6 +163,7 @@ fn commit(
     // Ids and idempotency keys created earlier in this batch, not yet visible in storage.
     let mut new_ids: HashMap<String, ()> = HashMap::new();
     let mut new_keys: HashMap<String, String> = HashMap::new();
+    let mut deferred: Vec<(oneshot::Sender<Result<Created, EngineError>>, String)> = Vec::new();
     for op in ops {
         match op {
             WriteOp::Create {
@@ -184,6 +185,11 @@ fn commit(
                     }
                     batch.extend(writes);
                     accepted.push(Accepted::Create(reply));
+                }
+                // The run this key names is created earlier in this very batch: answer once
+                // it is durable, so the caller can read it.
+                Ok(Created::Existing(existing)) if new_ids.contains_key(&existing) => {
+                    deferred.push((reply, existing));
                 }
                 other => {
                     let _ = reply.send(other);
@@ -221,6 +227,7 @@ fn commit(
         }
     }
     if accepted.is_empty() {
+        // A deferred answer always names a run created in this batch, so it is never alone.
         return;
     }
     let result = if batch.is_empty() {
@@ -247,6 +254,9 @@ fn commit(
                     }
                 }
             }
+            for (reply, existing) in deferred {
+                let _ = reply.send(Ok(Created::Existing(existing)));
+            }
             return;
         }
         Err(StorageError::ConditionFailed { .. }) => {
@@ -269,6 +279,9 @@ fn commit(
                 let _ = reply.send(Err(error.clone()));
             }
         }
+    }
+    for (reply, _) in deferred {
+        let _ = reply.send(Err(error.clone()));
     }
 }
 
