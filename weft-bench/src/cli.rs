@@ -25,6 +25,12 @@ pub struct Opts {
     pub write: Option<PathBuf>,
     /// `all`: a peers JSONL file from `run_all.sh` to put beside our figures.
     pub peers: Option<PathBuf>,
+    /// `versus` and `all`: the peer variants to pair with weft, comma-separated.
+    pub versus: Option<String>,
+    /// `versus`: rounds per variant.
+    pub rounds: Option<usize>,
+    /// `versus`: the peer scripts' folder (`bench/peers` of the shared folder).
+    pub peers_dir: PathBuf,
     /// `parked-child`: the store to recover.
     pub store: Option<PathBuf>,
     /// `parked-child`: `storage` (only scan the store) or `engine` (build an engine on it).
@@ -41,9 +47,11 @@ scenarios:
   recovery     workflows parked after each of STEPS completed steps (--steps 10,1000,10000 --pad 1024)
   parked       N sleeping workflows: resident memory                (--n 100000 --pad 0)
   ceiling      the engine vs the same writes straight into redb     (--n 1000 --k 10 --c 64 --pad 1024)
-  all          every scenario at sizes that finish in a few minutes (--write docs/benchmarks.md --peers FILE.jsonl)
+  versus       a peer's script, then weft on the same workload, per round (--versus restate-wf,restate-svc,restate-wf-c256 --rounds 3)
+  all          every scenario at sizes that finish in a few minutes (--write docs/benchmarks.md --peers FILE.jsonl --versus LIST)
 
 common options: --repeats 3 (figures are medians), --dir DIR (where stores are created; default the temp dir)
+peer options:   --peers-dir ../shared/bench/peers (the peer scripts), --peers FILE.jsonl (a run_all.sh result)
 ";
 
 impl Opts {
@@ -60,6 +68,9 @@ impl Opts {
             dir: std::env::temp_dir(),
             write: None,
             peers: None,
+            versus: None,
+            rounds: None,
+            peers_dir: crate::versus::default_peers_dir(),
             store: None,
             mode: None,
         };
@@ -94,6 +105,9 @@ impl Opts {
                 "--dir" => opts.dir = PathBuf::from(value),
                 "--write" => opts.write = Some(PathBuf::from(value)),
                 "--peers" => opts.peers = Some(PathBuf::from(value)),
+                "--versus" => opts.versus = Some(value.clone()),
+                "--rounds" => opts.rounds = Some(number()?.max(1) as usize),
+                "--peers-dir" => opts.peers_dir = PathBuf::from(value),
                 "--store" => opts.store = Some(PathBuf::from(value)),
                 "--mode" => opts.mode = Some(value.clone()),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),

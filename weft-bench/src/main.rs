@@ -19,6 +19,7 @@ mod recovery;
 mod report;
 mod results;
 mod throughput;
+mod versus;
 mod workload;
 
 use cli::{Opts, USAGE};
@@ -96,6 +97,13 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
             let mode = o.mode.as_deref().unwrap_or("engine");
             return parked::child_main(store, mode, o.n.unwrap_or(100_000), o.pad.unwrap_or(0))
                 .await;
+        }
+        "versus" => {
+            let names = o.versus.as_deref().unwrap_or(versus::DEFAULT_VARIANTS);
+            let variants = versus::variants(names)?;
+            versus::run(&o.dir, &o.peers_dir, &variants, o.rounds.unwrap_or(3), r)
+                .await?
+                .0
         }
         "all" => return results::all(o).await,
         other => return Err(format!("unknown scenario `{other}`\n\n{USAGE}").into()),

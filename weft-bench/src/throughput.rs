@@ -130,19 +130,22 @@ pub async fn run(
     }
     let mut table = Table::new(
         &format!("Throughput: W(N={n}, K={k}), C={c}, state pad {pad} B"),
-        &[
-            ("workflows/s", 0),
-            ("durable steps/s", 0),
-            ("transitions/s", 0),
-            ("mean commit batch", 1),
-            ("commits (fsyncs)/s", 0),
-            ("workflow p50 ms", 2),
-            ("workflow p99 ms", 2),
-        ],
+        &COLUMNS,
     );
     table.row("weft (redb)", columns(&runs));
     Ok((table, runs))
 }
+
+/// The throughput table's columns and their decimal places, in [`columns`]' order.
+pub const COLUMNS: [(&str, usize); 7] = [
+    ("workflows/s", 0),
+    ("durable steps/s", 0),
+    ("transitions/s", 0),
+    ("mean commit batch", 1),
+    ("commits (fsyncs)/s", 0),
+    ("workflow p50 ms", 2),
+    ("workflow p99 ms", 2),
+];
 
 /// The figures of each run, column by column.
 pub fn columns(runs: &[Figures]) -> Vec<Vec<f64>> {
