@@ -232,6 +232,27 @@ async fn decide(
             followup,
         ));
     }
+    // A child the parent must wait for, as with a cancellation: the deadline waits until the
+    // child has ended (it stays stored, and the child's end wakes a new runner that reads it
+    // again), then the parent resumes with the child's result and the timeout reaches it at
+    // its next durable await.
+    if let Some(at) = *deadline
+        && to_millis(inner.clock.now()) >= at
+        && let Some(PendingCommand::Child {
+            child_id,
+            policy: ParentClosePolicy::Wait,
+        }) = &record.pending
+    {
+        return Ok(match composite::child_result(inner, child_id)? {
+            None => {
+                wake(inner, child_id);
+                Decision::Idle
+            }
+            Some(result) => {
+                Decision::Resume(Resume::Child(result), Vec::new(), Followup::default())
+            }
+        });
+    }
     if deadline_passed(inner, deadline) {
         let (resume, consumed, followup) = timeout_resume(inner, id, record.pending.as_ref())?;
         return Ok(Decision::Resume(resume, consumed, followup));
