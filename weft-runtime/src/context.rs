@@ -310,8 +310,9 @@ impl WorkflowContext {
     /// (at least once, as for [`run`](Self::run)); the ones already committed do not run again
     /// and the ones still in the saga run after it. Make compensations idempotent.
     ///
-    /// It runs under the default retry policy (5 attempts, backoff from 100 ms), not the
-    /// options declared on the activity. Cancellation while it runs asks the activity to stop
+    /// It runs with the retry policy and timeout of the activity registered under the
+    /// compensation's name (declared with `#[activity(max_attempts = .., ..)]`, or an
+    /// override's), looked up when it is scheduled. Cancellation while it runs asks the activity to stop
     /// and resumes with `Err(ActivityError::Cancelled)`; `ctx.compensate(step).await?` then
     /// ends the workflow (as cancelled), leaving the rest of the saga undone. To compensate
     /// fully even when cancelled, handle the error instead of `?`: the durable awaits after a

@@ -109,9 +109,9 @@ fn plan_group(
                 options,
             },
             Command::Compensate { activity, input } => PendingCommand::Activity {
+                options: runner::compensation_options(inner, &activity),
                 name: activity,
                 input,
-                options: Default::default(),
             },
             Command::Sleep { duration } => {
                 let deadline_ms = to_millis(now + duration);

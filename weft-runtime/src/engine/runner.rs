@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use crate::activity::ActivityOptions;
 use crate::child::ParentClosePolicy;
 use crate::codec::{self, Payload};
 use crate::context::{StepEffects, WorkflowContext};
@@ -666,9 +667,9 @@ pub(crate) fn transition(
                     (
                         RecordStatus::Running,
                         PendingCommand::Activity {
+                            options: compensation_options(inner, &activity),
                             name: activity,
                             input,
-                            options: crate::activity::ActivityOptions::default(),
                         },
                     )
                 }
@@ -796,6 +797,17 @@ fn purge_review_decisions(inner: &Inner, id: &str, batch: &mut Batch) -> Result<
 }
 
 /// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
+/// The retry policy and timeout of a compensation: those of the activity registered under its
+/// name (the `#[activity]`'s own, or an override's). A saga stores only the name and input, so
+/// the options are looked up when the compensation is scheduled.
+pub(crate) fn compensation_options(inner: &Inner, name: &str) -> ActivityOptions {
+    inner
+        .registry
+        .activity(name)
+        .map(|activity| activity.options())
+        .unwrap_or_default()
+}
+
 fn timed_out(inner: &Inner, id: &str, kind: ResumeKind) -> Result<bool, EngineError> {
     Ok(kind == ResumeKind::TimedOut || inner.storage.get(&record::timedout_key(id))?.is_some())
 }
