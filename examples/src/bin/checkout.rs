@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use weft_examples::checkout::{
     Approval, Fulfilment, Order, Receipt, Shop, checkout, dollars, review, sample_orders,
 };
+use weft_examples::cli::{self, Flags};
 use weft_runtime::engine::Pending;
 use weft_runtime::storage::RedbStorage;
 use weft_runtime::{Engine, ListFilter, Resources, Signal, StartOptions, WorkflowStatus};
@@ -56,26 +57,16 @@ fn parse_args() -> Result<Option<Args>, String> {
         crash_after: None,
         fresh: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value; see --help"))
-        };
-        match arg.as_str() {
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--db" => args.db = PathBuf::from(value("--db")?),
-            "--orders" => args.orders = number(&value("--orders")?, "--orders")?,
-            "--hold-ms" => args.hold_ms = number(&value("--hold-ms")?, "--hold-ms")?,
-            "--crash-after" => {
-                let n = number(&value("--crash-after")?, "--crash-after")?;
-                if n == 0 {
-                    return Err("--crash-after must be at least 1".into());
-                }
-                args.crash_after = Some(n);
-            }
+            "--db" => args.db = PathBuf::from(flags.value()?),
+            "--orders" => args.orders = flags.number()?,
+            "--hold-ms" => args.hold_ms = flags.number()?,
+            "--crash-after" => args.crash_after = Some(flags.positive()?),
             "--fresh" => args.fresh = true,
-            other => return Err(format!("unknown argument `{other}`; see --help")),
+            other => return Err(cli::unknown(other)),
         }
     }
     if args.orders == 0 {
@@ -84,44 +75,16 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn number<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{name} takes a whole number, not `{text}`"))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("checkout: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("checkout: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("checkout", USAGE, parse_args, run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     let ledger = args.db.with_extension("payments.log");
     if args.fresh {
-        for path in [&args.db, &ledger] {
-            match std::fs::remove_file(path) {
-                Ok(()) => println!("--fresh: deleted {}", path.display()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot delete {}: {e}", path.display())),
-            }
-        }
+        cli::delete_fresh(&[&args.db, &ledger])?;
     }
     let existed = args.db.exists();
     let storage = RedbStorage::create(&args.db).map_err(|e| e.to_string())?;

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use weft_examples::cli::{self, Flags};
 use weft_examples::fan_out::{Outcome, PartialAnswer, bulk_order, pack_line, sample};
 use weft_runtime::engine::Pending;
 use weft_runtime::storage::RedbStorage;
@@ -67,19 +68,15 @@ fn parse_args() -> Result<Option<Args>, String> {
         all_in_stock: false,
         fresh: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value; see --help"))
-        };
-        match arg.as_str() {
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--db" => args.db = PathBuf::from(value("--db")?),
-            "--order" => args.order = value("--order")?,
-            "--lines" => args.lines = number(&value("--lines")?, "--lines")?,
+            "--db" => args.db = PathBuf::from(flags.value()?),
+            "--order" => args.order = flags.value()?,
+            "--lines" => args.lines = flags.number()?,
             "--answer" => {
-                args.answer = match value("--answer")?.as_str() {
+                args.answer = match flags.value()?.as_str() {
                     "accept" => Answer::Accept,
                     "decline" => Answer::Decline,
                     "none" => Answer::Never,
@@ -90,12 +87,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                     }
                 }
             }
-            "--answer-within-ms" => {
-                args.answer_within_ms = number(&value("--answer-within-ms")?, "--answer-within-ms")?
-            }
+            "--answer-within-ms" => args.answer_within_ms = flags.number()?,
             "--all-in-stock" => args.all_in_stock = true,
             "--fresh" => args.fresh = true,
-            other => return Err(format!("unknown argument `{other}`; see --help")),
+            other => return Err(cli::unknown(other)),
         }
     }
     if !(1..=8).contains(&args.lines) {
@@ -104,41 +99,15 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn number<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{name} takes a whole number, not `{text}`"))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("fan_out: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("fan_out: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("fan_out", USAGE, parse_args, run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     if args.fresh {
-        match std::fs::remove_file(&args.db) {
-            Ok(()) => println!("--fresh: deleted {}", args.db.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot delete {}: {e}", args.db.display())),
-        }
+        cli::delete_fresh(&[&args.db])?;
     }
     let (order, warehouse) = sample(
         &args.order,

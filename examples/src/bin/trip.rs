@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use weft_examples::cli::{self, Flags};
 use weft_examples::trip::{Agency, TripRequest, trip};
 use weft_runtime::engine::Pending;
 use weft_runtime::storage::RedbStorage;
@@ -54,35 +55,22 @@ fn parse_args() -> Result<Option<Args>, String> {
         crash_after: None,
         fresh: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value; see --help"))
-        };
-        match arg.as_str() {
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--db" => args.db = PathBuf::from(value("--db")?),
-            "--trip" => args.trip = value("--trip")?,
+            "--db" => args.db = PathBuf::from(flags.value()?),
+            "--trip" => args.trip = flags.value()?,
             "--car" => {
-                args.fail_car = match value("--car")?.as_str() {
+                args.fail_car = match flags.value()?.as_str() {
                     "ok" => false,
                     "fail" => true,
                     other => return Err(format!("--car takes ok or fail, not `{other}`")),
                 }
             }
-            "--crash-after" => {
-                let text = value("--crash-after")?;
-                let n: u64 = text
-                    .parse()
-                    .map_err(|_| format!("--crash-after takes a whole number, not `{text}`"))?;
-                if n == 0 {
-                    return Err("--crash-after must be at least 1".into());
-                }
-                args.crash_after = Some(n);
-            }
+            "--crash-after" => args.crash_after = Some(flags.positive()?),
             "--fresh" => args.fresh = true,
-            other => return Err(format!("unknown argument `{other}`; see --help")),
+            other => return Err(cli::unknown(other)),
         }
     }
     Ok(Some(args))
@@ -90,36 +78,13 @@ fn parse_args() -> Result<Option<Args>, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("trip: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("trip: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("trip", USAGE, parse_args, run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let ledger = args.db.with_extension("bookings.log");
     if args.fresh {
-        for path in [&args.db, &ledger] {
-            match std::fs::remove_file(path) {
-                Ok(()) => println!("--fresh: deleted {}", path.display()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot delete {}: {e}", path.display())),
-            }
-        }
+        cli::delete_fresh(&[&args.db, &ledger])?;
     }
     let storage = Arc::new(RedbStorage::create(&args.db).map_err(|e| e.to_string())?);
 
