@@ -9,19 +9,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use weft_examples::cli;
 use weft_examples::crash_job::{EffectLog, Job, crash_job};
 use weft_runtime::storage::RedbStorage;
 use weft_runtime::{Engine, EngineError, Resources, StartOptions};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("crash_worker: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("crash_worker", run().await)
 }
 
 async fn run() -> Result<(), String> {
