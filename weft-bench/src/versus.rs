@@ -179,7 +179,7 @@ pub async fn run(
     }
     let mut table = Table::new(
         &format!(
-            "Paired with peers: each round runs the peer, then weft on the same W(N, K) and C (rounds: {rounds})"
+            "Paired with peers: each round runs the peer and weft back to back (alternating which goes first) on the same W(N, K) and C (rounds: {rounds})"
         ),
         &[
             ("N", 0),
