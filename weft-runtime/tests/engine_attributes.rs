@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use engine_support::FlakyStorage;
+use engine_support::{FlakyStorage, engine_for};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use weft_runtime::engine::{GroupBy, ListFilter, ManualClock, WorkflowStatus};
@@ -96,11 +96,7 @@ async fn wait_step(engine: &Engine, id: &str, step: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_set_at_each_step_are_committed_with_it_and_reindexed() {
-    let engine = Engine::builder(MemoryStorage::new())
-        .register::<order_flow>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<order_flow>(MemoryStorage::new()).await;
     let order = Order {
         customer: "ada".into(),
         cents: 4200,
@@ -187,11 +183,7 @@ async fn phases(ctx: &mut WorkflowContext, _unit: ()) -> Result<(), WorkflowErro
 async fn an_attribute_set_in_a_step_that_did_not_commit_is_not_visible() {
     let memory = MemoryStorage::new();
     let storage = FlakyStorage::new(memory.clone());
-    let engine = Engine::builder(storage.clone())
-        .register::<phases>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<phases>(storage.clone()).await;
     let handle = engine.start::<phases>(()).await.unwrap();
     let id = handle.id().to_string();
     // The step after the activity sets `phase = after`; its commit fails (the process "dies").
@@ -215,11 +207,7 @@ async fn an_attribute_set_in_a_step_that_did_not_commit_is_not_visible() {
     // Recovery runs the activity and the step again; this time the step and its attribute
     // commit together.
     GATE.add_permits(1);
-    let engine = Engine::builder(memory.clone())
-        .register::<phases>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<phases>(memory.clone()).await;
     wait_step(&engine, &id, 2).await;
     assert_eq!(
         ids(&engine, &by("phase", "after"), 10).await,

@@ -15,11 +15,7 @@ use weft_runtime::{ActivityError, WorkflowError};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_workflow_waiting_for_a_signal_ends_it_as_cancelled() {
     let storage = MemoryStorage::new();
-    let engine = Engine::builder(storage.clone())
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<waiter>(storage.clone()).await;
     let handle = engine.start::<waiter>(1).await.unwrap();
     wait_status(&engine, handle.id(), WorkflowStatus::Waiting).await;
     handle.cancel().await.unwrap();

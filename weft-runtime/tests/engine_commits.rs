@@ -17,11 +17,7 @@ async fn concurrent_workflows_share_batches() {
     let mut storage = FlakyStorage::new(MemoryStorage::new());
     // A slow durable commit, as on a real disk: transitions queue up behind it.
     storage.write_delay = Some(Duration::from_millis(2));
-    let engine = Engine::builder(storage.clone())
-        .register::<single>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<single>(storage.clone()).await;
     let mut tasks = Vec::new();
     for i in 0..N {
         let engine = engine.clone();
@@ -46,11 +42,7 @@ async fn concurrent_workflows_share_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_is_an_error_and_applies_nothing() {
     let storage = FlakyStorage::new(MemoryStorage::new());
-    let engine = Engine::builder(storage.clone())
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<waiter>(storage.clone()).await;
     let handle = engine.start::<waiter>(1).await.unwrap();
     wait_status(&engine, handle.id(), WorkflowStatus::Waiting).await;
 
@@ -104,11 +96,7 @@ async fn a_failed_step_commit_reaches_the_result_waiter_and_a_restart_resumes() 
     engine.shutdown().await;
 
     storage.fail(false);
-    let engine = Engine::builder(storage.clone())
-        .register::<single>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<single>(storage.clone()).await;
     let result = engine.result::<single>(&d.id).await.unwrap().unwrap();
     assert_eq!(result, "hello, z");
 }

@@ -101,16 +101,8 @@ async fn a_second_engine_fences_the_first_and_nothing_the_first_tries_lands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_engine_with_nothing_in_flight_fails_on_its_next_write() {
     let storage = MemoryStorage::new();
-    let first = Engine::builder(storage.clone())
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
-    let _second = Engine::builder(storage.clone())
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let first = engine_for::<waiter>(storage.clone()).await;
+    let _second = engine_for::<waiter>(storage.clone()).await;
     let before = dump(&storage);
     let err = first.start::<waiter>(1).await.unwrap_err();
     assert_eq!(
@@ -128,18 +120,10 @@ async fn fencing_holds_on_redb() {
     let dir = tempfile::tempdir().unwrap();
     let storage =
         Arc::new(weft_runtime::storage::RedbStorage::create(dir.path().join("weft.redb")).unwrap());
-    let first = Engine::builder(Arc::clone(&storage))
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let first = engine_for::<waiter>(Arc::clone(&storage)).await;
     let waiting = first.start::<waiter>(1).await.unwrap();
     wait_status(&first, waiting.id(), WorkflowStatus::Waiting).await;
-    let second = Engine::builder(Arc::clone(&storage))
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let second = engine_for::<waiter>(Arc::clone(&storage)).await;
     let before = dump(&*storage);
     let err = first
         .signal(waiting.id(), Approval { by: "old".into() })

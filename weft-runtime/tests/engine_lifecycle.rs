@@ -120,11 +120,7 @@ async fn result_works_for_a_workflow_that_finished_earlier_and_after_a_restart()
         Vec::<String>::new()
     );
     first.shutdown().await;
-    let second = Engine::builder(storage)
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let second = engine_for::<waiter>(storage).await;
     assert_eq!(
         second.result::<waiter>(&id).await.unwrap().unwrap(),
         Vec::<String>::new()
@@ -137,11 +133,7 @@ async fn result_works_for_a_workflow_that_finished_earlier_and_after_a_restart()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unregistered_workflows_and_bad_ids_are_refused() {
-    let engine = Engine::builder(MemoryStorage::new())
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<waiter>(MemoryStorage::new()).await;
     let err = engine.start::<flow>("x".into()).await.unwrap_err();
     assert_eq!(err.code(), "engine.not_registered");
     let err = engine

@@ -102,11 +102,7 @@ async fn a_corrupt_record_is_parked_and_kept_while_others_run() {
     storage
         .put(b"wf/alien", b"\x7fwritten by the future")
         .unwrap();
-    let engine = Engine::builder(storage.clone())
-        .register::<single>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<single>(storage.clone()).await;
     others_still_run(&engine).await;
 
     let d = engine.describe("broken").await.unwrap();
@@ -142,22 +138,14 @@ async fn a_corrupt_record_is_parked_and_kept_while_others_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_types_and_fingerprint_mismatches_park_until_the_right_code_is_registered() {
     let storage = MemoryStorage::new();
-    let first = Engine::builder(storage.clone())
-        .register::<waiter>()
-        .build()
-        .await
-        .unwrap();
+    let first = engine_for::<waiter>(storage.clone()).await;
     let id = first.start::<waiter>(1).await.unwrap().id().to_string();
     wait_status(&first, &id, WorkflowStatus::Waiting).await;
     first.shutdown().await;
     let stored = storage.get(&record::workflow_key(&id)).unwrap();
 
     // Another deployment without `waiter`: it is parked as unknown, the rest runs.
-    let without = Engine::builder(storage.clone())
-        .register::<single>()
-        .build()
-        .await
-        .unwrap();
+    let without = engine_for::<single>(storage.clone()).await;
     others_still_run(&without).await;
     let d = without.describe(&id).await.unwrap();
     assert_eq!(d.status, WorkflowStatus::Parked);

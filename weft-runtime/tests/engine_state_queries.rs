@@ -170,11 +170,7 @@ async fn asking_the_wrong_workflow_or_an_unregistered_name_is_a_typed_error() {
 async fn a_query_reads_a_parked_workflow() {
     let storage = MemoryStorage::new();
     let id = {
-        let engine = Engine::builder(storage.clone())
-            .register::<basket>()
-            .build()
-            .await
-            .unwrap();
+        let engine = engine_for::<basket>(storage.clone()).await;
         let h = engine.start::<basket>(2).await.unwrap();
         h.signal(item("tea", 350)).await.unwrap();
         wait_state_count(&engine, h.id(), 1).await;
@@ -183,11 +179,7 @@ async fn a_query_reads_a_parked_workflow() {
         id
     };
     // A deployment without `basket`: the instance is parked, and still answers.
-    let engine = Engine::builder(storage.clone())
-        .register::<other>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<other>(storage.clone()).await;
     assert_eq!(
         engine.describe(&id).await.unwrap().status,
         WorkflowStatus::Parked

@@ -79,11 +79,7 @@ fn v2_to_v3(old: CheckoutV2State) -> Result<CheckoutV3State, MigrationError> {
 
 /// Starts a version 1 checkout on `storage` and leaves it waiting for its approval.
 async fn parked_v1(storage: &MemoryStorage, order: &str) -> String {
-    let engine = Engine::builder(storage.clone())
-        .register::<checkout_v1>()
-        .build()
-        .await
-        .unwrap();
+    let engine = engine_for::<checkout_v1>(storage.clone()).await;
     let id = engine
         .start::<checkout_v1>(order.into())
         .await
@@ -158,11 +154,7 @@ async fn a_version_no_registered_code_matches_is_parked_and_resumes_once_it_is_r
     let id = parked_v1(&storage, "tea").await;
     let before = storage.get(&record::workflow_key(&id)).unwrap();
 
-    let v2_only = Engine::builder(storage.clone())
-        .register::<checkout_v2>()
-        .build()
-        .await
-        .unwrap();
+    let v2_only = engine_for::<checkout_v2>(storage.clone()).await;
     let d = v2_only.describe(&id).await.unwrap();
     assert_eq!(d.status, WorkflowStatus::Parked);
     let reason = d.park_reason.unwrap();
@@ -211,11 +203,7 @@ async fn a_parked_workflow_is_upgraded_through_a_migration_committed_before_it_r
     let storage = MemoryStorage::new();
     let id = parked_v1(&storage, "tea").await;
     let finished = {
-        let engine = Engine::builder(storage.clone())
-            .register::<checkout_v1>()
-            .build()
-            .await
-            .unwrap();
+        let engine = engine_for::<checkout_v1>(storage.clone()).await;
         let h = engine.start::<checkout_v1>("done".into()).await.unwrap();
         h.signal(approve("zed")).await.unwrap();
         h.result().await.unwrap().unwrap();

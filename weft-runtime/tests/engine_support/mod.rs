@@ -517,6 +517,16 @@ impl<S: Storage> Storage for FlakyStorage<S> {
     }
 }
 
+/// An engine on `storage` with only `W` registered and every other setting at its default: the
+/// setup most tests start from.
+pub async fn engine_for<W: Workflow>(storage: impl Storage) -> Engine {
+    Engine::builder(storage)
+        .register::<W>()
+        .build()
+        .await
+        .unwrap()
+}
+
 /// All keys and values of a storage, for before/after comparisons.
 pub fn dump(storage: &dyn Storage) -> HashMap<Vec<u8>, Vec<u8>> {
     storage
