@@ -239,20 +239,9 @@ async fn decide(
     // its next durable await.
     if let Some(at) = *deadline
         && to_millis(inner.clock.now()) >= at
-        && let Some(PendingCommand::Child {
-            child_id,
-            policy: ParentClosePolicy::Wait,
-        }) = &record.pending
+        && let Some(decision) = await_wait_child(inner, record, Followup::default())?
     {
-        return Ok(match composite::child_result(inner, child_id)? {
-            None => {
-                wake(inner, child_id);
-                Decision::Idle
-            }
-            Some(result) => {
-                Decision::Resume(Resume::Child(result), Vec::new(), Followup::default())
-            }
-        });
+        return Ok(decision);
     }
     if deadline_passed(inner, deadline) {
         let (resume, consumed, followup) = timeout_resume(inner, id, record.pending.as_ref())?;
@@ -282,28 +271,15 @@ async fn decide(
             ));
         }
         // A child the parent must wait for: the cancellation waits until the child has ended,
-        // and reaches the parent at its next durable await.
-        if let Some(PendingCommand::Child {
-            child_id,
-            policy: ParentClosePolicy::Wait,
-        }) = &record.pending
-        {
-            // While it runs, the stored request (`cancel/<id>`) keeps the cancellation: the
-            // child's end wakes a new runner that reads it again.
-            return Ok(match composite::child_result(inner, child_id)? {
-                None => {
-                    wake(inner, child_id);
-                    Decision::Idle
-                }
-                Some(result) => Decision::Resume(
-                    Resume::Child(result),
-                    Vec::new(),
-                    Followup {
-                        keep_cancel: true,
-                        ..Followup::default()
-                    },
-                ),
-            });
+        // and reaches the parent at its next durable await. While it runs, the stored request
+        // (`cancel/<id>`) keeps the cancellation: the child's end wakes a new runner that reads
+        // it again.
+        let keep = Followup {
+            keep_cancel: true,
+            ..Followup::default()
+        };
+        if let Some(decision) = await_wait_child(inner, record, keep)? {
+            return Ok(decision);
         }
         let mut consumed = vec![record::cancel_key(id)];
         let followup = composite::on_cancel(
@@ -797,6 +773,30 @@ fn purge_review_decisions(inner: &Inner, id: &str, batch: &mut Batch) -> Result<
 }
 
 /// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
+/// When the workflow waits on a child under [`ParentClosePolicy::Wait`], what a cancellation or
+/// timeout does meanwhile: nothing until the child has ended (`Idle`; the child's end wakes the
+/// parent again), then resume with the child's result and `followup`. `None` for any other wait.
+fn await_wait_child(
+    inner: &Arc<Inner>,
+    record: &WorkflowRecord,
+    followup: Followup,
+) -> Result<Option<Decision>, EngineError> {
+    let Some(PendingCommand::Child {
+        child_id,
+        policy: ParentClosePolicy::Wait,
+    }) = &record.pending
+    else {
+        return Ok(None);
+    };
+    Ok(Some(match composite::child_result(inner, child_id)? {
+        None => {
+            wake(inner, child_id);
+            Decision::Idle
+        }
+        Some(result) => Decision::Resume(Resume::Child(result), Vec::new(), followup),
+    }))
+}
+
 /// The retry policy and timeout of a compensation: those of the activity registered under its
 /// name (the `#[activity]`'s own, or an override's). A saga stores only the name and input, so
 /// the options are looked up when the compensation is scheduled.
