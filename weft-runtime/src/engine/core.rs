@@ -21,7 +21,7 @@ use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
 use super::registry::Registry;
 use super::timers::Timers;
-use super::writer::{Created, Signalled, WriteOp, WriterStats};
+use super::writer::{Check, Created, ReadView, Signalled, WriteOp, WriterStats};
 
 /// A workflow driven by a runner task right now.
 #[derive(Default)]
@@ -104,6 +104,25 @@ impl Inner {
         let (reply, answer) = oneshot::channel();
         self.writer_tx
             .send(WriteOp::Update { batch, reply })
+            .map_err(|_| self.stopped_error())?;
+        answer.await.map_err(|_| self.stopped_error())?
+    }
+
+    /// Runs `check` in the writer, against storage and the writes queued before it, and commits
+    /// what it returns. `Ok(true)` once those writes are durable, `Ok(false)` when it wrote
+    /// nothing. Use this, not a read and then [`Inner::commit`], for any write that is only
+    /// valid in some stored state: between a caller's read and its commit, another write may
+    /// land (say, the workflow's final transition), and the writer is the only place that sees
+    /// every write in order.
+    pub async fn commit_checked(
+        &self,
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+    ) -> Result<bool, EngineError> {
+        self.check_live()?;
+        let check: Check = Box::new(check);
+        let (reply, answer) = oneshot::channel();
+        self.writer_tx
+            .send(WriteOp::Checked { check, reply })
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }

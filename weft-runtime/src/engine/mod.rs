@@ -581,15 +581,15 @@ impl Engine {
 
     /// Sends a typed signal to workflow `id`. It is stored durably before this returns, even if
     /// the workflow does not wait for it yet; a workflow waiting for it is resumed.
+    ///
+    /// Fails with `EngineError::Finished`, writing nothing, when the workflow has finished: the
+    /// engine's writer checks that in the order of its writes, so a signal is never accepted
+    /// after the workflow's final transition, even one committed concurrently.
     pub async fn signal<S: Signal>(&self, id: &str, value: S) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
         let payload = codec::encode(&value)?;
         inner.check_size("the signal", &payload)?;
-        let record = inner.read_record(id)?;
-        if record.status.is_terminal() {
-            return Err(EngineError::Finished { id: id.to_string() });
-        }
         let signal = record::SignalRecord {
             name: S::NAME.to_string(),
             payload,
@@ -602,7 +602,15 @@ impl Engine {
         );
         let mut batch = Batch::new();
         batch.put(key, record::encode_record(&signal)?);
-        inner.commit(batch).await?;
+        let owned_id = id.to_string();
+        inner
+            .commit_checked(move |view| {
+                if view.workflow(&owned_id)?.status.is_terminal() {
+                    return Err(EngineError::Finished { id: owned_id });
+                }
+                Ok(Some(batch))
+            })
+            .await?;
         runner::wake(inner, id);
         Ok(())
     }
@@ -696,18 +704,12 @@ impl Engine {
 
     /// Cancels workflow `id`: the request is stored durably, then the workflow resumes with
     /// `Resume::Cancelled` at its current durable await (an in-flight activity sees
-    /// `ActivityContext::is_cancelled`). Cancelling a finished workflow does nothing.
+    /// `ActivityContext::is_cancelled`). Cancelling a finished workflow does nothing and writes
+    /// nothing, even when it finishes concurrently (the writer decides, in the order of its
+    /// writes).
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
-        let bytes = inner
-            .read_raw(id)?
-            .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-        if let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes)
-            && record.status.is_terminal()
-        {
-            return Ok(());
-        }
         let mut batch = Batch::new();
         batch.put(
             record::cancel_key(id),
@@ -715,8 +717,24 @@ impl Engine {
                 requested_ms: to_millis(inner.clock.now()),
             })?,
         );
-        inner.commit(batch).await?;
-        runner::wake_cancel(inner, id);
+        let owned_id = id.to_string();
+        let requested = inner
+            .commit_checked(move |view| {
+                let bytes = view
+                    .get(&record::workflow_key(&owned_id))?
+                    .ok_or(EngineError::NotFound { id: owned_id })?;
+                // An unreadable record is parked, not finished: the request is stored for it.
+                if let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes)
+                    && record.status.is_terminal()
+                {
+                    return Ok(None);
+                }
+                Ok(Some(batch))
+            })
+            .await?;
+        if requested {
+            runner::wake_cancel(inner, id);
+        }
         Ok(())
     }
 

@@ -117,21 +117,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
-        let key = record::review_key(workflow_id);
-        let not_pending = || EngineError::ReviewNotPending {
-            id: workflow_id.to_string(),
-        };
-        let bytes = inner.storage.get(&key)?.ok_or_else(not_pending)?;
-        let mut review: ReviewRecord =
-            record::decode_record(&bytes).map_err(|source| EngineError::Record {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                source,
-            })?;
-        if review.decided_by.is_some() {
-            return Err(not_pending());
-        }
         let (Decision::Approved { by, .. } | Decision::Rejected { by, .. }) = &decision;
-        review.decided_by = Some(by.clone());
+        let by = by.clone();
         let payload = codec::encode(&decision)?;
         inner.check_size("the review decision", &payload)?;
         let signal = record::SignalRecord {
@@ -144,10 +131,32 @@ impl Engine {
             inner.epoch,
             inner.next_signal.fetch_add(1, Ordering::Relaxed),
         );
-        let mut batch = Batch::new();
-        batch.put(signal_key, record::encode_record(&signal)?);
-        batch.put(key, record::encode_record(&review)?);
-        inner.commit(batch).await?;
+        let signal = record::encode_record(&signal)?;
+        let owned_id = workflow_id.to_string();
+        // Checked and written by the writer, so of concurrent deciders exactly one finds the
+        // review undecided; the others get `ReviewNotPending`.
+        inner
+            .commit_checked(move |view| {
+                let key = record::review_key(&owned_id);
+                let not_pending = || EngineError::ReviewNotPending {
+                    id: owned_id.clone(),
+                };
+                let bytes = view.get(&key)?.ok_or_else(not_pending)?;
+                let mut review: ReviewRecord =
+                    record::decode_record(&bytes).map_err(|source| EngineError::Record {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        source,
+                    })?;
+                if review.decided_by.is_some() {
+                    return Err(not_pending());
+                }
+                review.decided_by = Some(by);
+                let mut batch = Batch::new();
+                batch.put(signal_key, signal);
+                batch.put(key, record::encode_record(&review)?);
+                Ok(Some(batch))
+            })
+            .await?;
         runner::wake(inner, workflow_id);
         Ok(())
     }

@@ -35,8 +35,8 @@ impl Engine {
     /// without answering, `Parked` when it is parked, `Finished` when it had already ended
     /// before the update was stored.
     ///
-    /// Two concurrent first calls with the same update id may both queue the update; retries
-    /// after a call returned (or timed out) are deduplicated.
+    /// The update is delivered once per update id, however many calls use it, concurrent or
+    /// not: the engine's writer queues it for the first and the others wait for its answer.
     pub async fn update<U: Update>(
         &self,
         id: &str,
@@ -51,11 +51,10 @@ impl Engine {
         if let Some(answer) = read_answer::<U>(self, &answer_key)? {
             return Ok(answer);
         }
+        // The marker is never removed, so a retry that sees it can skip the writer. A first
+        // call is decided by the writer: of concurrent calls with one update id, the first it
+        // checks queues the update and the others find the marker and just wait.
         if inner.storage.get(&queued_key)?.is_none() {
-            let record = inner.read_record(id)?;
-            if record.status.is_terminal() {
-                return Err(EngineError::Finished { id: id.to_string() });
-            }
             let payload = codec::encode(&(request, UpdateReply::<U>::new(update_id.clone())))?;
             inner.check_size("the update", &payload)?;
             let signal = record::SignalRecord {
@@ -70,9 +69,22 @@ impl Engine {
             );
             let mut batch = Batch::new();
             batch.put(key, record::encode_record(&signal)?);
-            batch.put(queued_key, Vec::new());
-            inner.commit(batch).await?;
-            runner::wake(inner, id);
+            batch.put(queued_key.clone(), Vec::new());
+            let owned_id = id.to_string();
+            let queued = inner
+                .commit_checked(move |view| {
+                    if view.get(&queued_key)?.is_some() {
+                        return Ok(None);
+                    }
+                    if view.workflow(&owned_id)?.status.is_terminal() {
+                        return Err(EngineError::Finished { id: owned_id });
+                    }
+                    Ok(Some(batch))
+                })
+                .await?;
+            if queued {
+                runner::wake(inner, id);
+            }
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

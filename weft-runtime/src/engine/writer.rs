@@ -4,6 +4,12 @@
 //! The writer is the engine's only writer, so the checks it makes before a batch (is this id
 //! free, was this idempotency key used) cannot race with another write of the same engine, and
 //! the epoch condition rules out every other engine.
+//!
+//! A check made outside the writer can: a caller that reads "live" and then commits may commit
+//! after another write made its read stale. So every write that depends on what is stored
+//! (a signal needs a live workflow, an update is queued once, a review is decided once) is a
+//! [`WriteOp::Checked`]: its check runs here, in batch order, against storage overlaid with the
+//! writes accepted earlier in the batch being built ([`ReadView`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::storage::{Batch, Condition, Storage, StorageError};
+use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
 use super::error::EngineError;
 use super::record::{self, IdempotencyRecord};
@@ -74,8 +80,101 @@ pub(crate) enum WriteOp {
         batch: Batch,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// Runs `check` in the writer and writes what it returns. Answers `Ok(true)` once those
+    /// writes are durable, `Ok(false)` when it returned nothing to write, or its error; a
+    /// check's answer waits for the batch it ran in, since it may have read that batch's writes.
+    Checked {
+        check: Check,
+        reply: oneshot::Sender<Result<bool, EngineError>>,
+    },
     /// Stops after the requests queued before it.
     Stop,
+}
+
+/// A check run by the writer: the writes to add (`None` or empty: write nothing, answer
+/// `Ok(false)`), or an error answered to the caller without writing.
+pub(crate) type Check =
+    Box<dyn FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static>;
+
+/// What a [`Check`] reads: storage as it will be once the writes accepted earlier in the current
+/// batch are applied.
+///
+/// This is what makes a check linearizable with the writes around it. Take a signal and the
+/// workflow's final transition: a signal checked before the final transition, in an earlier
+/// batch or earlier in the same one, was accepted while the workflow was live; one checked
+/// after it, even in the same batch, reads the terminal record and is refused with `Finished`.
+/// Either way nothing is accepted that the engine's order of writes contradicts.
+pub(crate) trait ReadView {
+    /// The value `key` holds after the writes accepted so far.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
+
+    /// The workflow record of `id`, decoded; `NotFound` when there is none.
+    fn workflow(&self, id: &str) -> Result<record::WorkflowRecord, EngineError> {
+        let bytes = self
+            .get(&record::workflow_key(id))?
+            .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+        record::decode_record(&bytes).map_err(|source| EngineError::Record {
+            key: format!("wf/{id}"),
+            source,
+        })
+    }
+}
+
+/// Where each key written so far in a batch was last written. Built only when a batch holds an
+/// op that reads ([`WriteOp::Checked`], [`WriteOp::SignalWithStart`]), so a batch of plain
+/// transitions never pays for it.
+#[derive(Default)]
+struct Overlay {
+    last_write: HashMap<Vec<u8>, usize>,
+    /// How many writes of the batch are indexed.
+    indexed: usize,
+}
+
+impl Overlay {
+    /// Indexes the writes added to `batch` since the last call.
+    fn catch_up(&mut self, batch: &Batch) {
+        for (at, write) in batch.writes.iter().enumerate().skip(self.indexed) {
+            let (Write::Put(key, _) | Write::Delete(key)) = write;
+            self.last_write.insert(key.clone(), at);
+        }
+        self.indexed = batch.writes.len();
+    }
+}
+
+/// Storage seen through the writes of the batch being built.
+struct BatchView<'a> {
+    storage: &'a dyn Storage,
+    batch: &'a Batch,
+    overlay: &'a Overlay,
+}
+
+impl ReadView for BatchView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        match self.overlay.last_write.get(key) {
+            Some(&at) => Ok(match &self.batch.writes[at] {
+                Write::Put(_, value) => Some(value.clone()),
+                Write::Delete(_) => None,
+            }),
+            None => Ok(self.storage.get(key)?),
+        }
+    }
+}
+
+/// Runs `f` on a view of `storage` under the writes of `batch` so far, building the overlay on
+/// first use.
+fn with_view<T>(
+    storage: &dyn Storage,
+    batch: &Batch,
+    overlay: &mut Option<Overlay>,
+    f: impl FnOnce(&dyn ReadView) -> T,
+) -> T {
+    let overlay = overlay.get_or_insert_with(Overlay::default);
+    overlay.catch_up(batch);
+    f(&BatchView {
+        storage,
+        batch,
+        overlay,
+    })
 }
 
 /// Counters behind [`super::EngineStats`].
@@ -147,6 +246,18 @@ enum Accepted {
     Create(oneshot::Sender<Result<Created, EngineError>>),
     SignalWithStart(oneshot::Sender<Result<Signalled, EngineError>>, Signalled),
     Update(oneshot::Sender<Result<(), EngineError>>),
+    /// A check's reply and its answer, sent when the batch is durable.
+    Checked(
+        oneshot::Sender<Result<bool, EngineError>>,
+        Result<bool, EngineError>,
+    ),
+}
+
+impl Accepted {
+    /// Whether this counts as a transition in the stats: a check that wrote nothing does not.
+    fn counts(&self) -> bool {
+        !matches!(self, Accepted::Checked(_, Ok(false) | Err(_)))
+    }
 }
 
 fn commit(
@@ -164,6 +275,8 @@ fn commit(
     let mut new_ids: HashMap<String, ()> = HashMap::new();
     let mut new_keys: HashMap<String, String> = HashMap::new();
     let mut deferred: Vec<(oneshot::Sender<Result<Created, EngineError>>, String)> = Vec::new();
+    // Built at the first op that reads; None for a batch of plain transitions.
+    let mut overlay: Option<Overlay> = None;
     for op in ops {
         match op {
             WriteOp::Create {
@@ -201,7 +314,9 @@ fn commit(
                 start,
                 signal,
                 reply,
-            } => match check_signal_with_start(storage, &id, workflow_type, &new_ids) {
+            } => match with_view(storage, &batch, &mut overlay, |view| {
+                check_signal_with_start(view, &id, workflow_type)
+            }) {
                 Ok(Signalled::Started) => {
                     new_ids.insert(id, ());
                     batch.extend(start);
@@ -223,6 +338,17 @@ fn commit(
                 batch.extend(writes);
                 accepted.push(Accepted::Update(reply));
             }
+            WriteOp::Checked { check, reply } => {
+                let answer = match with_view(storage, &batch, &mut overlay, check) {
+                    Ok(Some(writes)) if !writes.is_empty() => {
+                        batch.extend(writes);
+                        Ok(true)
+                    }
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                accepted.push(Accepted::Checked(reply, answer));
+            }
             WriteOp::Stop => {}
         }
     }
@@ -237,10 +363,13 @@ fn commit(
     };
     let error = match result {
         Ok(()) => {
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-            stats
-                .transitions
-                .fetch_add(accepted.len() as u64, Ordering::Relaxed);
+            let transitions = accepted.iter().filter(|a| a.counts()).count();
+            if transitions > 0 {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .transitions
+                    .fetch_add(transitions as u64, Ordering::Relaxed);
+            }
             for reply in accepted {
                 match reply {
                     Accepted::Create(reply) => {
@@ -251,6 +380,9 @@ fn commit(
                     }
                     Accepted::SignalWithStart(reply, done) => {
                         let _ = reply.send(Ok(done));
+                    }
+                    Accepted::Checked(reply, answer) => {
+                        let _ = reply.send(answer);
                     }
                 }
             }
@@ -278,6 +410,10 @@ fn commit(
             Accepted::SignalWithStart(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
+            // Even a refusal: it may rest on a write of this batch that never landed.
+            Accepted::Checked(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
     }
     for (reply, _) in deferred {
@@ -286,25 +422,18 @@ fn commit(
 }
 
 /// Whether a signal-with-start creates workflow `id` or signals it; an error when it exists
-/// but has finished, is of another type, or does not decode.
+/// but has finished, is of another type, or does not decode. It reads through the batch, so a
+/// workflow created earlier in it is signalled, and one finished earlier in it is `Finished`.
 fn check_signal_with_start(
-    storage: &dyn Storage,
+    view: &dyn ReadView,
     id: &str,
     workflow_type: &str,
-    new_ids: &HashMap<String, ()>,
 ) -> Result<Signalled, EngineError> {
-    if new_ids.contains_key(id) {
-        // Created earlier in this batch, by a start or another signal-with-start.
-        return Ok(Signalled::Existing);
-    }
-    let Some(bytes) = storage.get(&record::workflow_key(id))? else {
-        return Ok(Signalled::Started);
+    let existing = match view.workflow(id) {
+        Ok(existing) => existing,
+        Err(EngineError::NotFound { .. }) => return Ok(Signalled::Started),
+        Err(e) => return Err(e),
     };
-    let existing: record::WorkflowRecord =
-        record::decode_record(&bytes).map_err(|source| EngineError::Record {
-            key: format!("wf/{id}"),
-            source,
-        })?;
     if existing.workflow_type != workflow_type {
         return Err(EngineError::WrongType {
             id: id.to_string(),
@@ -356,7 +485,247 @@ fn fail_all(ops: Vec<WriteOp>, error: EngineError) {
             WriteOp::SignalWithStart { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
+            WriteOp::Checked { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
             WriteOp::Stop => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer's checked op, one batch at a time: what a check reads is storage under the
+    //! writes accepted before it in the same batch, and its answer waits for that batch.
+
+    use super::*;
+    use crate::storage::MemoryStorage;
+    use record::{RecordStatus, WorkflowRecord};
+
+    const EPOCH: u64 = 7;
+
+    fn workflow(status: RecordStatus) -> Vec<u8> {
+        record::encode_record(&WorkflowRecord {
+            workflow_type: "wf".to_string(),
+            version: 1,
+            fingerprint: 1,
+            status,
+            step: 1,
+            state: None,
+            pending: None,
+            created_ms: 0,
+            updated_ms: 0,
+            outcome: None,
+            idempotency_key: None,
+            last_resume: None,
+            signals_consumed: 0,
+        })
+        .unwrap()
+    }
+
+    fn storage_with(id: &str, status: RecordStatus) -> MemoryStorage {
+        let storage = MemoryStorage::new();
+        storage
+            .put(record::EPOCH_KEY, &record::encode_epoch(EPOCH))
+            .unwrap();
+        storage
+            .put(&record::workflow_key(id), &workflow(status))
+            .unwrap();
+        storage
+    }
+
+    /// Runs one batch of `ops`, fenced on `epoch`.
+    fn run_batch(storage: &MemoryStorage, epoch: u64, ops: Vec<WriteOp>) -> WriterStats {
+        let condition = [Condition {
+            key: record::EPOCH_KEY.to_vec(),
+            expected: Some(record::encode_epoch(epoch)),
+        }];
+        let stats = WriterStats::default();
+        commit(
+            storage,
+            &condition,
+            ops,
+            &stats,
+            epoch,
+            &AtomicBool::new(false),
+            &|| {},
+        );
+        stats
+    }
+
+    fn update(writes: Batch) -> (WriteOp, oneshot::Receiver<Result<(), EngineError>>) {
+        let (reply, answer) = oneshot::channel();
+        (
+            WriteOp::Update {
+                batch: writes,
+                reply,
+            },
+            answer,
+        )
+    }
+
+    fn checked(
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+    ) -> (WriteOp, oneshot::Receiver<Result<bool, EngineError>>) {
+        let (reply, answer) = oneshot::channel();
+        (
+            WriteOp::Checked {
+                check: Box::new(check),
+                reply,
+            },
+            answer,
+        )
+    }
+
+    /// What `Engine::signal` asks of the writer: queue `key` while `id` is live.
+    fn signal(id: &str, key: &[u8]) -> (WriteOp, oneshot::Receiver<Result<bool, EngineError>>) {
+        let (id, key) = (id.to_string(), key.to_vec());
+        checked(move |view| {
+            if view.workflow(&id)?.status.is_terminal() {
+                return Err(EngineError::Finished { id });
+            }
+            let mut batch = Batch::new();
+            batch.put(key, b"signal".to_vec());
+            Ok(Some(batch))
+        })
+    }
+
+    fn finish(id: &str) -> Batch {
+        let mut batch = Batch::new();
+        batch.put(record::workflow_key(id), workflow(RecordStatus::Completed));
+        batch
+    }
+
+    #[test]
+    fn a_check_after_the_final_transition_in_the_same_batch_is_refused_and_writes_nothing() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let (done, mut done_answer) = update(finish("a"));
+        let (late, mut late_answer) = signal("a", b"sig/a/1");
+        run_batch(&storage, EPOCH, vec![done, late]);
+
+        assert_eq!(done_answer.try_recv().unwrap(), Ok(()));
+        assert_eq!(
+            late_answer.try_recv().unwrap(),
+            Err(EngineError::Finished { id: "a".into() })
+        );
+        assert_eq!(storage.get(b"sig/a/1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_check_before_the_final_transition_in_the_same_batch_is_accepted_and_both_land() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let (early, mut early_answer) = signal("a", b"sig/a/1");
+        let (done, mut done_answer) = update(finish("a"));
+        let stats = run_batch(&storage, EPOCH, vec![early, done]);
+
+        assert_eq!(early_answer.try_recv().unwrap(), Ok(true));
+        assert_eq!(done_answer.try_recv().unwrap(), Ok(()));
+        assert_eq!(
+            storage.get(b"sig/a/1").unwrap().as_deref(),
+            Some(&b"signal"[..])
+        );
+        assert_eq!(
+            storage.get(&record::workflow_key("a")).unwrap(),
+            Some(workflow(RecordStatus::Completed))
+        );
+        assert_eq!(stats.transitions.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_check_reads_the_latest_write_of_a_key_earlier_in_the_batch_then_storage() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        storage.put(b"k", b"stored").unwrap();
+        storage.put(b"gone", b"stored").unwrap();
+        let mut writes = Batch::new();
+        writes.put(b"k".to_vec(), b"first".to_vec());
+        writes.delete(b"gone".to_vec());
+        writes.put(b"k".to_vec(), b"second".to_vec());
+        writes.put(b"back".to_vec(), b"x".to_vec());
+        writes.delete(b"back".to_vec());
+        let (transition, _) = update(writes);
+        let (read, mut answer) = checked(|view| {
+            assert_eq!(view.get(b"k")?.as_deref(), Some(&b"second"[..]));
+            assert_eq!(view.get(b"gone")?, None);
+            assert_eq!(view.get(b"back")?, None);
+            assert_eq!(view.workflow("a")?.status, RecordStatus::Waiting);
+            assert_eq!(
+                view.workflow("nobody"),
+                Err(EngineError::NotFound {
+                    id: "nobody".into()
+                })
+            );
+            Ok(None)
+        });
+        run_batch(&storage, EPOCH, vec![transition, read]);
+        assert_eq!(answer.try_recv().unwrap(), Ok(false));
+    }
+
+    #[test]
+    fn two_checks_of_one_marker_in_one_batch_write_once_and_both_answer_when_durable() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        // What `Engine::update` asks: queue the request unless its marker is there.
+        let queue_once = |n: u8| {
+            checked(move |view| {
+                if view.get(b"updq/a\0u1")?.is_some() {
+                    return Ok(None);
+                }
+                let mut batch = Batch::new();
+                batch.put(vec![b'q', n], vec![n]);
+                batch.put(b"updq/a\0u1".to_vec(), Vec::new());
+                Ok(Some(batch))
+            })
+        };
+        let (first, mut first_answer) = queue_once(1);
+        let (second, mut second_answer) = queue_once(2);
+        let stats = run_batch(&storage, EPOCH, vec![first, second]);
+
+        assert_eq!(first_answer.try_recv().unwrap(), Ok(true));
+        assert_eq!(second_answer.try_recv().unwrap(), Ok(false));
+        assert_eq!(storage.get(b"q\x01").unwrap(), Some(vec![1]));
+        assert_eq!(storage.get(b"q\x02").unwrap(), None);
+        // A check that wrote nothing is not a transition.
+        assert_eq!(stats.transitions.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn when_the_batch_fails_every_check_of_it_gets_the_failure_even_a_refusal() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let (done, _) = update(finish("a"));
+        let (late, mut late_answer) = signal("a", b"sig/a/1");
+        let (nothing, mut nothing_answer) = checked(|_| Ok(None));
+        // Another engine took over: the epoch condition fails.
+        run_batch(&storage, EPOCH - 1, vec![done, late, nothing]);
+
+        let fenced = Err(EngineError::Fenced { epoch: EPOCH - 1 });
+        // The refusal rested on a final transition that never landed.
+        assert_eq!(late_answer.try_recv().unwrap(), fenced);
+        assert_eq!(nothing_answer.try_recv().unwrap(), fenced);
+        assert_eq!(
+            storage.get(&record::workflow_key("a")).unwrap(),
+            Some(workflow(RecordStatus::Waiting))
+        );
+    }
+
+    #[test]
+    fn a_signal_with_start_after_the_final_transition_in_the_same_batch_is_finished() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let (done, _) = update(finish("a"));
+        let (reply, mut answer) = oneshot::channel();
+        let mut signal = Batch::new();
+        signal.put(b"sig/a/1".to_vec(), b"signal".to_vec());
+        let late = WriteOp::SignalWithStart {
+            id: "a".into(),
+            workflow_type: "wf",
+            start: finish("never"),
+            signal,
+            reply,
+        };
+        run_batch(&storage, EPOCH, vec![done, late]);
+
+        assert_eq!(
+            answer.try_recv().unwrap(),
+            Err(EngineError::Finished { id: "a".into() })
+        );
+        assert_eq!(storage.get(b"sig/a/1").unwrap(), None);
     }
 }
