@@ -98,7 +98,9 @@ impl Inner {
         }
     }
 
-    /// Commits a transition through the writer and waits until it is durable.
+    /// Commits a transition through the writer and waits until it is durable. For writes valid
+    /// whatever is stored meanwhile (a workflow's own transitions, made by its one runner); a
+    /// write that is valid only in some stored state goes through [`Inner::commit_checked`].
     pub async fn commit(&self, batch: Batch) -> Result<(), EngineError> {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
