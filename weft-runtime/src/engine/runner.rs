@@ -772,7 +772,6 @@ fn purge_review_decisions(inner: &Inner, id: &str, batch: &mut Batch) -> Result<
     Ok(())
 }
 
-/// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
 /// When the workflow waits on a child under [`ParentClosePolicy::Wait`], what a cancellation or
 /// timeout does meanwhile: nothing until the child has ended (`Idle`; the child's end wakes the
 /// parent again), then resume with the child's result and `followup`. `None` for any other wait.
@@ -808,6 +807,7 @@ pub(crate) fn compensation_options(inner: &Inner, name: &str) -> ActivityOptions
         .unwrap_or_default()
 }
 
+/// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
 fn timed_out(inner: &Inner, id: &str, kind: ResumeKind) -> Result<bool, EngineError> {
     Ok(kind == ResumeKind::TimedOut || inner.storage.get(&record::timedout_key(id))?.is_some())
 }
