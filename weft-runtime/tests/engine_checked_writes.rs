@@ -10,6 +10,13 @@
 //! are not held. An engine that decides in its writer passes whatever the gate does; one that
 //! checks in the caller accepts a signal or a cancellation after the workflow's final
 //! transition, delivers an update twice, or lets two reviewers decide one review.
+//!
+//! The review tests hold the other side: the workflow's runner, which prepares a transition out
+//! of a review from what it read. The gate holds its scan of the signal queue (where a decision
+//! is queued) until a decision has been written, so the decision is checked after the runner
+//! read "no decision" and before the runner's commit. An engine that commits that transition
+//! unguarded times the review out over a decision it reported taken, or lets that decision
+//! answer the next review.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -35,12 +42,18 @@ enum Hold {
     /// Runs the closure (which makes the workflow finish), then waits until the key has been
     /// written: the caller goes on with a value that is stale by then.
     UntilWritten(Box<dyn Fn() + Send + Sync>),
+    /// Holds nothing of the callers. Holds the `nth` scan under `prefix` made by the engine's
+    /// runner tasks (not a caller, not the writer thread), after it read, until the key has been
+    /// written: the runner goes on with what it read, stale by then.
+    RunnerScan { prefix: Vec<u8>, nth: usize },
 }
 
 #[derive(Default)]
 struct GateState {
     /// Reads of the key made by callers.
     caller_reads: usize,
+    /// Scans under [`Hold::RunnerScan`]'s prefix made by runners.
+    runner_scans: usize,
     /// Committed batches that wrote the key.
     key_writes: usize,
     /// Every committed batch, in order.
@@ -98,7 +111,10 @@ impl Gate {
 impl Storage for Gate {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let value = self.inner.get(key)?;
-        if key == self.key.as_slice() && CALLER.try_with(|_| ()).is_ok() {
+        if key == self.key.as_slice()
+            && CALLER.try_with(|_| ()).is_ok()
+            && !matches!(self.hold, Hold::RunnerScan { .. })
+        {
             let mut state = self.lock();
             state.caller_reads += 1;
             match &self.hold {
@@ -113,6 +129,7 @@ impl Storage for Gate {
                     finish();
                     self.wait_until(|s| s.key_writes > seen);
                 }
+                Hold::RunnerScan { .. } => {}
             }
         }
         Ok(value)
@@ -124,7 +141,23 @@ impl Storage for Gate {
         end: std::ops::Bound<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.inner.scan(start, end, limit)
+        let entries = self.inner.scan(start, end, limit)?;
+        if let Hold::RunnerScan { prefix, nth } = &self.hold
+            && let std::ops::Bound::Included(from) | std::ops::Bound::Excluded(from) = start
+            && from.starts_with(prefix)
+            && by_runner()
+        {
+            let mut state = self.lock();
+            state.runner_scans += 1;
+            let held = state.runner_scans == *nth;
+            let seen = state.key_writes;
+            drop(state);
+            self.changed.notify_all();
+            if held {
+                self.wait_until(|s| s.key_writes > seen);
+            }
+        }
+        Ok(entries)
     }
 
     fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
@@ -138,6 +171,11 @@ impl Storage for Gate {
         self.changed.notify_all();
         Ok(())
     }
+}
+
+/// Whether this read is made by a runner task: neither a caller under test nor the writer.
+fn by_runner() -> bool {
+    CALLER.try_with(|_| ()).is_err() && std::thread::current().name() != Some("weft-writer")
 }
 
 fn writes_key(write: &Write, key: &[u8]) -> bool {
@@ -205,11 +243,42 @@ async fn sign_off(ctx: &mut WorkflowContext, _input: ()) -> Result<String, Workf
     })
 }
 
+/// A review of `title` that times out after an hour.
+fn review_of(title: &str) -> ReviewRequest {
+    ReviewRequest {
+        title: title.to_string(),
+        reviewers: vec!["ana".to_string()],
+        timeout: Duration::from_secs(3600),
+    }
+}
+
+/// How a review ended, in words.
+fn ended(outcome: &ReviewOutcome) -> String {
+    match outcome {
+        ReviewOutcome::Approved { by, .. } => format!("approved by {by}"),
+        ReviewOutcome::Rejected { by, .. } => format!("rejected by {by}"),
+        ReviewOutcome::TimedOut => "timed out".to_string(),
+    }
+}
+
+/// Asks for a review; when it times out, asks at once for a second one. Says which review
+/// ended, and how.
+#[workflow]
+async fn escalate(ctx: &mut WorkflowContext, _input: ()) -> Result<String, WorkflowError> {
+    let first = ctx.review(review_of("release")).await;
+    if first != ReviewOutcome::TimedOut {
+        return Ok(format!("first {}", ended(&first)));
+    }
+    let second = ctx.review(review_of("release, escalated")).await;
+    Ok(format!("second {}", ended(&second)))
+}
+
 async fn build(storage: &Arc<Gate>, clock: &ManualClock) -> Engine {
     Engine::builder(Arc::clone(storage))
         .register::<nap>()
         .register::<tally>()
         .register::<sign_off>()
+        .register::<escalate>()
         .clock(Arc::new(clock.clone()))
         .build()
         .await
@@ -393,4 +462,138 @@ async fn of_two_concurrent_decisions_on_one_review_exactly_one_is_taken() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A gate on workflow `id`'s review record that holds the runner's `nth` scan of the
+/// workflow's signal queue until a decision has marked the record.
+fn hold_runner_scan(id: &str, nth: usize) -> Arc<Gate> {
+    Gate::new(
+        record::review_key(id),
+        Hold::RunnerScan {
+            prefix: record::signal_queue_prefix(id),
+            nth,
+        },
+    )
+}
+
+/// Starts workflow `W` as `id` at its first review and fires that review's timer.
+///
+/// The runner's first scan of the signal queue is its pass after the start, which finds no
+/// decision with the clock before the deadline (it reads the time before it scans). Only after
+/// that scan does the clock move, so every later pass finds the timer due.
+async fn start_and_time_out<W: weft_runtime::Workflow<Input = ()>>(
+    engine: &Engine,
+    storage: &Gate,
+    clock: &ManualClock,
+    id: &str,
+) -> weft_runtime::WorkflowHandle<W> {
+    let handle = engine
+        .start_with::<W>(
+            (),
+            weft_runtime::StartOptions {
+                id: Some(id.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    storage.wait_until(|s| s.runner_scans >= 1);
+    clock.advance(Duration::from_secs(7200));
+    handle
+}
+
+fn approve(by: &str) -> Decision {
+    Decision::Approved {
+        by: by.to_string(),
+        comment: String::new(),
+    }
+}
+
+/// Review decisions still queued for `id`.
+fn queued_decisions(storage: &Gate, id: &str) -> usize {
+    storage
+        .inner
+        .scan_prefix(&record::signal_queue_prefix(id), None, usize::MAX)
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_checked_while_the_runner_times_the_review_out_is_the_one_the_workflow_gets() {
+    let clock = ManualClock::default();
+    // Scan 2 is the timeout pass reading "no decision".
+    let storage = hold_runner_scan("gate", 2);
+    let engine = build(&storage, &clock).await;
+    let handle = start_and_time_out::<sign_off>(&engine, &storage, &clock, "gate").await;
+
+    // The runner has read "no decision" with the timer due, and waits before stepping.
+    storage.wait_until(|s| s.runner_scans >= 2);
+    let decided = engine.decide_review("gate", approve("ana")).await;
+
+    // The approver was told the decision was taken: the workflow must resume with it.
+    assert_eq!(decided, Ok(()));
+    assert_eq!(
+        handle.result().await.unwrap(),
+        Ok("approved by ana".to_string())
+    );
+    assert!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(queued_decisions(&storage, "gate"), 0);
+    assert_eq!(
+        storage.inner.get(&record::review_key("gate")).unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_racing_a_timeout_never_answers_the_review_opened_after_it() {
+    let clock = ManualClock::default();
+    // Scan 2 is the timeout pass reading "no decision"; scan 3 is its step purging the
+    // decisions of the first review before it opens the second.
+    let storage = hold_runner_scan("esc", 3);
+    let engine = build(&storage, &clock).await;
+    let handle = start_and_time_out::<escalate>(&engine, &storage, &clock, "esc").await;
+
+    // The runner has stepped past the timeout and purged, and waits before its commit.
+    storage.wait_until(|s| s.runner_scans >= 3);
+    let decided = engine.decide_review("esc", approve("ana")).await;
+
+    match decided {
+        // Taken on the first review, which must resume with it.
+        Ok(()) => {
+            assert_eq!(
+                handle.result().await.unwrap(),
+                Ok("first approved by ana".to_string())
+            );
+        }
+        // Refused: it answers nothing, so the second review is still waiting and times out.
+        Err(EngineError::ReviewNotPending { .. }) => {
+            let pending = engine
+                .pending_reviews(&ReviewFilter::default())
+                .await
+                .unwrap();
+            assert_eq!(pending.len(), 1);
+            assert_eq!(pending[0].title, "release, escalated");
+            assert_eq!(queued_decisions(&storage, "esc"), 0);
+            clock.advance(Duration::from_secs(7200));
+            assert_eq!(
+                handle.result().await.unwrap(),
+                Ok("second timed out".to_string())
+            );
+        }
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        engine
+            .pending_reviews(&ReviewFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(queued_decisions(&storage, "esc"), 0);
 }

@@ -21,7 +21,7 @@ use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
 use super::registry::Registry;
 use super::timers::Timers;
-use super::writer::{Check, Created, ReadView, Signalled, WriteOp, WriterStats};
+use super::writer::{Check, Created, Expect, Guarded, ReadView, Signalled, WriteOp, WriterStats};
 
 /// A workflow driven by a runner task right now.
 #[derive(Default)]
@@ -106,6 +106,27 @@ impl Inner {
         let (reply, answer) = oneshot::channel();
         self.writer_tx
             .send(WriteOp::Update { batch, reply })
+            .map_err(|_| self.stopped_error())?;
+        answer.await.map_err(|_| self.stopped_error())?
+    }
+
+    /// Commits a transition prepared from the values in `expect`, only if they still hold when
+    /// the writer reaches it (read through the writes queued before it). For a transition whose
+    /// preparation a checked write can make stale; [`Guarded::Conflict`] means nothing was
+    /// written and the caller must read again.
+    pub async fn commit_guarded(
+        &self,
+        expect: Vec<Expect>,
+        batch: Batch,
+    ) -> Result<Guarded, EngineError> {
+        self.check_live()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer_tx
+            .send(WriteOp::Guarded {
+                expect,
+                batch,
+                reply,
+            })
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }

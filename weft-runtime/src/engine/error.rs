@@ -215,6 +215,16 @@ pub enum EngineError {
         /// The workflow.
         id: String,
     },
+    /// A runner's transition out of a review was refused twice in a row because the review
+    /// record changed under it. Only a decision changes it, once, so this means something else
+    /// writes the record: an engine bug.
+    #[error(
+        "workflow `{id}`: the review record changed under its transition twice in a row; nothing was written, the workflow resumes from its last step after a restart; please report this as an engine bug"
+    )]
+    ReviewConflict {
+        /// The workflow.
+        id: String,
+    },
 }
 
 impl EngineError {
@@ -246,6 +256,7 @@ impl EngineError {
             EngineError::UpdateTimedOut { .. } => "engine.update_timed_out",
             EngineError::UpdateNotAnswered { .. } => "engine.update_not_answered",
             EngineError::ReviewNotPending { .. } => "engine.review_not_pending",
+            EngineError::ReviewConflict { .. } => "engine.review_conflict",
         }
     }
 }

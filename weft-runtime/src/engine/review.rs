@@ -4,15 +4,89 @@
 //! that suspended there) and waits on a race of a decision signal against the review's
 //! deadline. `decide_review` queues the decision and marks the record decided in one commit;
 //! the resume removes the record.
+//!
+//! How a review ends is decided by the workflow's runner from what it read, while a decision is
+//! decided by the writer. So every transition out of a review is guarded
+//! ([`ReviewSnapshot::expect`]) on the review record as the runner read it before deciding:
+//! a decision checked after that read and before the transition changes the record, the
+//! transition is refused, and the runner decides again, now with the decision.
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::clock::{from_millis, to_millis};
-use super::record::{self, ReviewRecord};
+use super::core::Inner;
+use super::record::{self, PendingCommand, ReviewRecord, WorkflowRecord};
+use super::writer::Expect;
 use super::{Engine, EngineError, runner};
 use crate::codec;
 use crate::review::{Decision, REVIEW_QUEUE};
 use crate::storage::Batch;
+
+/// The review record of a workflow waiting at `ctx.review(..)`, as its runner read it before
+/// deciding how the review ends.
+pub(crate) struct ReviewSnapshot {
+    key: Vec<u8>,
+    bytes: Option<Vec<u8>>,
+    /// The record holds a decision: its signal was queued in the same commit.
+    pub decided: bool,
+}
+
+impl ReviewSnapshot {
+    /// Reads the review record of `id` when `record` waits at a review, else `None`: only a
+    /// transition out of a review pays for the read and the guard.
+    ///
+    /// Read before anything decides how the review ends (the scan for a decision, the timer,
+    /// a cancellation): the guard then covers every read made after it.
+    pub fn read(
+        inner: &Inner,
+        id: &str,
+        record: &WorkflowRecord,
+    ) -> Result<Option<ReviewSnapshot>, EngineError> {
+        if !waits_at_review(record.pending.as_ref()) {
+            return Ok(None);
+        }
+        let key = record::review_key(id);
+        let bytes = inner.storage.get(&key)?;
+        // An unreadable record counts as undecided; the guard still compares its bytes.
+        let decided = bytes.as_deref().is_some_and(|bytes| {
+            record::decode_record::<ReviewRecord>(bytes)
+                .is_ok_and(|review| review.decided_by.is_some())
+        });
+        Ok(Some(ReviewSnapshot {
+            key,
+            bytes,
+            decided,
+        }))
+    }
+
+    /// The guard of a transition out of the review: the record must still be what was read.
+    ///
+    /// Why bytes suffice: besides the runner (one per workflow, which is the one committing
+    /// this), only `decide_review` writes the record, and only to mark it decided, which it
+    /// does once (a decided record refuses further decisions). A new review has another step,
+    /// so its bytes differ too. The record therefore never returns to bytes it held before: if
+    /// they are unchanged, no decision was accepted since the read.
+    pub fn expect(&self) -> Vec<Expect> {
+        vec![Expect {
+            key: self.key.clone(),
+            value: self.bytes.clone(),
+        }]
+    }
+}
+
+/// Whether `pending` is the race `ctx.review(..)` waits on: a decision signal against a timer.
+fn waits_at_review(pending: Option<&PendingCommand>) -> bool {
+    match pending {
+        Some(PendingCommand::Group {
+            race: true,
+            branches,
+            ..
+        }) => branches.iter().any(|branch| {
+            matches!(&branch.pending, PendingCommand::Signal { name } if name == REVIEW_QUEUE)
+        }),
+        _ => false,
+    }
+}
 
 /// Which pending reviews [`Engine::pending_reviews`] returns, and how many.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -29,6 +29,15 @@ use super::error::EngineError;
 use super::execute::{self, Call};
 use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
+use super::review::ReviewSnapshot;
+use super::writer::Guarded;
+
+/// How many times in a row a transition out of a review may be refused before the runner gives
+/// up with [`EngineError::ReviewConflict`]. A refusal means a decision was accepted after the
+/// runner read the review record; the decision marks the record decided, after which nothing
+/// but this runner changes it, so the second attempt, prepared from the decided record, always
+/// holds. One retry settles it; a second refusal is a bug, not a race to retry forever.
+const REVIEW_RETRIES: u32 = 1;
 
 /// A workflow record with the code that runs it.
 pub(crate) struct Loaded {
@@ -121,12 +130,50 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
     {
         inner.timers.arm(at, id);
     }
+    // Transitions out of a review refused in a row.
+    let mut conflicts = 0;
     loop {
-        let decision = decide(inner, id, &mut record, check_stored_cancel, &mut deadline).await?;
+        // Read before `decide`, so the guard covers everything it reads.
+        let review = ReviewSnapshot::read(inner, id, &record)?;
+        let decision = decide(
+            inner,
+            id,
+            &mut record,
+            check_stored_cancel,
+            &mut deadline,
+            review.as_ref(),
+        )
+        .await?;
         check_stored_cancel = false;
         match decision {
             Decision::Resume(resume, consumed, followup) => {
-                record = advance(inner, id, record, &*workflow, resume, consumed, followup).await?;
+                let stepped = advance(
+                    inner,
+                    id,
+                    &record,
+                    &*workflow,
+                    (resume, consumed, followup),
+                    review.as_ref(),
+                )
+                .await?;
+                match stepped {
+                    Some(next) => {
+                        record = next;
+                        conflicts = 0;
+                    }
+                    None => {
+                        // A decision came first. Nothing was written or run (a step is pure,
+                        // and its command runs only after its commit), so decide again from
+                        // the same record: the cancellation or execution deadline this
+                        // attempt delivered is still stored, so read both again.
+                        conflicts += 1;
+                        if conflicts > REVIEW_RETRIES {
+                            return Err(EngineError::ReviewConflict { id: id.to_string() });
+                        }
+                        check_stored_cancel = true;
+                        deadline = read_deadline(inner, id)?;
+                    }
+                }
             }
             Decision::Idle => {
                 if inner.try_release(id) {
@@ -205,16 +252,38 @@ pub(crate) fn timeout_resume(
     Ok((Resume::Cancelled, consumed, followup))
 }
 
-/// What resumes the workflow now, if anything.
+/// What resumes the workflow now, if anything. `review` is the review record as read before
+/// this, when the workflow waits at a review.
 async fn decide(
     inner: &Arc<Inner>,
     id: &str,
     record: &mut WorkflowRecord,
     check_stored_cancel: bool,
     deadline: &mut Option<u64>,
+    review: Option<&ReviewSnapshot>,
 ) -> Result<Decision, EngineError> {
     if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
         return Ok(Decision::Done);
+    }
+    // A decided review resumes with its decision before a passed execution deadline or a
+    // cancellation is delivered: the approver was told the decision was taken. Both stay
+    // stored and reach the workflow at its next durable await. (Within the race the decision
+    // beats the timer too: its branch comes first.)
+    if review.is_some_and(|review| review.decided)
+        && inner
+            .first_signal(id, crate::review::REVIEW_QUEUE)?
+            .is_some()
+    {
+        let cancel = inner
+            .with_active(id, |entry| std::mem::take(&mut entry.cancel))
+            .unwrap_or(false)
+            || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some());
+        let decided = composite::drive_group(inner, id, record, deadline).await?;
+        let mut decision = composite_decision(inner, id, record, decided).await?;
+        if let Decision::Resume(_, _, followup) = &mut decision {
+            followup.keep_cancel |= cancel;
+        }
+        return Ok(decision);
     }
     // The execution deadline acts like a cancellation: it cuts a sleep short once (the deadline
     // stays stored, and reaches the next durable await as an error), else it is delivered.
@@ -430,16 +499,17 @@ async fn composite_decision(
     })
 }
 
-/// Steps the workflow with `resume` and commits the result; returns the committed record.
+/// Steps the workflow with `resume` and commits the result; returns the committed record, or
+/// `None` when the workflow waited at a review (`review`) whose record changed since it was
+/// read: then nothing was written and nothing set in motion.
 async fn advance(
     inner: &Arc<Inner>,
     id: &str,
-    record: WorkflowRecord,
+    record: &WorkflowRecord,
     workflow: &dyn ErasedWorkflow,
-    resume: Resume,
-    consumed: Vec<Vec<u8>>,
-    followup: Followup,
-) -> Result<WorkflowRecord, EngineError> {
+    (resume, consumed, followup): (Resume, Vec<Vec<u8>>, Followup),
+    review: Option<&ReviewSnapshot>,
+) -> Result<Option<WorkflowRecord>, EngineError> {
     let now = inner.clock.now();
     let mut ctx = WorkflowContext::new(id, record.step, now);
     let kind = if followup.timed_out {
@@ -456,10 +526,19 @@ async fn advance(
     };
     let effects = ctx.take_effects();
     let answered = effects.responses.iter().any(Result::is_ok);
-    let (next, mut batch) = transition(inner, id, &record, stepped, effects, kind, consumed, now)?;
+    let (next, mut batch) = transition(inner, id, record, stepped, effects, kind, consumed, now)?;
     attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
     batch.extend(followup.writes);
-    inner.commit(batch).await?;
+    match review {
+        // Every transition from a review wait ends the review (decision, timeout, cancellation,
+        // execution deadline) or replaces it: guarded on the record as read before deciding.
+        Some(review) => {
+            if inner.commit_guarded(review.expect(), batch).await? == Guarded::Conflict {
+                return Ok(None);
+            }
+        }
+        None => inner.commit(batch).await?,
+    }
     after_commit(inner, id, &next)?;
     if answered {
         // Update callers wait on the workflow's waiters for their answer.
@@ -471,7 +550,7 @@ async fn advance(
     if followup.keep_cancel {
         inner.with_active(id, |entry| entry.cancel = true);
     }
-    Ok(next)
+    Ok(Some(next))
 }
 
 /// What a committed step sets in motion elsewhere: its new children start running, and a
@@ -729,6 +808,15 @@ pub(crate) fn transition(
                 decided_by: None,
             };
             if kind == ResumeKind::Group {
+                // Decisions queued for the review that just ended must not answer this one.
+                // The scan reads storage as it is now, so a decision could slip in after it;
+                // but a runner's step out of a review is guarded on the review record as read
+                // before deciding (see `advance`), and a decision writes its signal and marks
+                // that record decided in one commit. So a decision accepted before this
+                // transition, in writer order, either was stored before the guarded read (the
+                // runner then resumed with it and this scan sees it) or fails the guard (the
+                // runner decides again and finds it). One accepted after reads the replaced
+                // record: it is a decision on this new review, queued after the scan.
                 purge_review_decisions(inner, id, &mut batch)?;
             }
             batch.put(record::review_key(id), record::encode_record(&review)?);
@@ -738,7 +826,9 @@ pub(crate) fn transition(
         }
         _ if kind == ResumeKind::Group && inner.storage.get(&record::review_key(id))?.is_some() => {
             // The review ended: decisions queued after the one taken (or after the deadline
-            // won) are stale and must not answer a later review.
+            // won) are stale and must not answer a later review. A decision accepted after this
+            // transition finds no record and is refused; one accepted before it fails the
+            // guard on the record (see above).
             batch.delete(record::review_key(id));
             purge_review_decisions(inner, id, &mut batch)?;
         }

@@ -10,6 +10,12 @@
 //! (a signal needs a live workflow, an update is queued once, a review is decided once) is a
 //! [`WriteOp::Checked`]: its check runs here, in batch order, against storage overlaid with the
 //! writes accepted earlier in the batch being built ([`ReadView`]).
+//!
+//! A runner's transition is prepared from what it read before it reached the writer. When that
+//! read can be made stale by a checked write (a review decision marks the review record the
+//! runner read as decided), the transition is a [`WriteOp::Guarded`]: it carries the values it
+//! was prepared from, checked through the same [`ReadView`], and is refused whole
+//! ([`Guarded::Conflict`]) when one of them changed, so the runner prepares it again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +86,14 @@ pub(crate) enum WriteOp {
         batch: Batch,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// Writes a transition only if every expectation still holds, read through the batch; when
+    /// one does not, writes nothing of it and answers [`Guarded::Conflict`]. Answers once the
+    /// batch it was decided in is durable (or failed), like a check.
+    Guarded {
+        expect: Vec<Expect>,
+        batch: Batch,
+        reply: oneshot::Sender<Result<Guarded, EngineError>>,
+    },
     /// Runs `check` in the writer and writes what it returns. Answers `Ok(true)` once those
     /// writes are durable, `Ok(false)` when it returned nothing to write, or its error; a
     /// check's answer waits for the batch it ran in, since it may have read that batch's writes.
@@ -89,6 +103,26 @@ pub(crate) enum WriteOp {
     },
     /// Stops after the requests queued before it.
     Stop,
+}
+
+/// A value a [`WriteOp::Guarded`] transition was prepared from: `key` must still hold `value`
+/// (`None`: must be absent) when the writer reaches the transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expect {
+    /// The key read.
+    pub key: Vec<u8>,
+    /// What it held when read.
+    pub value: Option<Vec<u8>>,
+}
+
+/// What a [`WriteOp::Guarded`] transition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guarded {
+    /// Every expectation held; the transition is durable.
+    Written,
+    /// An expectation failed: a write the transition was not prepared from came first. Nothing
+    /// of it was written; read again and prepare it again.
+    Conflict,
 }
 
 /// A check run by the writer: the writes to add (`None` or empty: write nothing, answer
@@ -121,7 +155,7 @@ pub(crate) trait ReadView {
 }
 
 /// Where each key written so far in a batch was last written. Built only when a batch holds an
-/// op that reads ([`WriteOp::Checked`], [`WriteOp::SignalWithStart`]), so a batch of plain
+/// op that reads ([`WriteOp::Checked`], [`WriteOp::SignalWithStart`], [`WriteOp::Guarded`]), so a batch of plain
 /// transitions never pays for it.
 #[derive(Default)]
 struct Overlay {
@@ -246,6 +280,8 @@ enum Accepted {
     Create(oneshot::Sender<Result<Created, EngineError>>),
     SignalWithStart(oneshot::Sender<Result<Signalled, EngineError>>, Signalled),
     Update(oneshot::Sender<Result<(), EngineError>>),
+    /// A guarded transition's reply and what it did, sent when the batch is durable.
+    Guarded(oneshot::Sender<Result<Guarded, EngineError>>, Guarded),
     /// A check's reply and its answer, sent when the batch is durable.
     Checked(
         oneshot::Sender<Result<bool, EngineError>>,
@@ -256,7 +292,10 @@ enum Accepted {
 impl Accepted {
     /// Whether this counts as a transition in the stats: a check that wrote nothing does not.
     fn counts(&self) -> bool {
-        !matches!(self, Accepted::Checked(_, Ok(false) | Err(_)))
+        !matches!(
+            self,
+            Accepted::Checked(_, Ok(false) | Err(_)) | Accepted::Guarded(_, Guarded::Conflict)
+        )
     }
 }
 
@@ -338,6 +377,21 @@ fn commit(
                 batch.extend(writes);
                 accepted.push(Accepted::Update(reply));
             }
+            WriteOp::Guarded {
+                expect,
+                batch: writes,
+                reply,
+            } => match with_view(storage, &batch, &mut overlay, |view| holds(view, &expect)) {
+                Ok(true) => {
+                    batch.extend(writes);
+                    accepted.push(Accepted::Guarded(reply, Guarded::Written));
+                }
+                // Answered with the batch: the conflict may rest on a write of it.
+                Ok(false) => accepted.push(Accepted::Guarded(reply, Guarded::Conflict)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             WriteOp::Checked { check, reply } => {
                 let answer = match with_view(storage, &batch, &mut overlay, check) {
                     Ok(Some(writes)) if !writes.is_empty() => {
@@ -381,6 +435,9 @@ fn commit(
                     Accepted::SignalWithStart(reply, done) => {
                         let _ = reply.send(Ok(done));
                     }
+                    Accepted::Guarded(reply, done) => {
+                        let _ = reply.send(Ok(done));
+                    }
                     Accepted::Checked(reply, answer) => {
                         let _ = reply.send(answer);
                     }
@@ -410,7 +467,11 @@ fn commit(
             Accepted::SignalWithStart(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
-            // Even a refusal: it may rest on a write of this batch that never landed.
+            // Even a refusal or a conflict: it may rest on a write of this batch that never
+            // landed.
+            Accepted::Guarded(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
             Accepted::Checked(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -419,6 +480,16 @@ fn commit(
     for (reply, _) in deferred {
         let _ = reply.send(Err(error.clone()));
     }
+}
+
+/// Whether every expectation of a guarded transition holds in `view`.
+fn holds(view: &dyn ReadView, expect: &[Expect]) -> Result<bool, EngineError> {
+    for Expect { key, value } in expect {
+        if view.get(key)? != *value {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a signal-with-start creates workflow `id` or signals it; an error when it exists
@@ -485,6 +556,9 @@ fn fail_all(ops: Vec<WriteOp>, error: EngineError) {
             WriteOp::SignalWithStart { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
+            WriteOp::Guarded { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
             WriteOp::Checked { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -495,8 +569,9 @@ fn fail_all(ops: Vec<WriteOp>, error: EngineError) {
 
 #[cfg(test)]
 mod tests {
-    //! The writer's checked op, one batch at a time: what a check reads is storage under the
-    //! writes accepted before it in the same batch, and its answer waits for that batch.
+    //! The writer's checked and guarded ops, one batch at a time: what a check or a guard reads
+    //! is storage under the writes accepted before it in the same batch, and its answer waits
+    //! for that batch.
 
     use super::*;
     use crate::storage::MemoryStorage;
@@ -685,6 +760,128 @@ mod tests {
         assert_eq!(storage.get(b"q\x02").unwrap(), None);
         // A check that wrote nothing is not a transition.
         assert_eq!(stats.transitions.load(Ordering::Relaxed), 1);
+    }
+
+    fn guarded(
+        expect: Vec<Expect>,
+        writes: Batch,
+    ) -> (WriteOp, oneshot::Receiver<Result<Guarded, EngineError>>) {
+        let (reply, answer) = oneshot::channel();
+        (
+            WriteOp::Guarded {
+                expect,
+                batch: writes,
+                reply,
+            },
+            answer,
+        )
+    }
+
+    /// What `decide_review` asks of the writer, reduced: mark `review/a` decided.
+    fn decide() -> (WriteOp, oneshot::Receiver<Result<bool, EngineError>>) {
+        checked(|view| {
+            if view.get(b"review/a")?.as_deref() != Some(b"open") {
+                return Err(EngineError::ReviewNotPending { id: "a".into() });
+            }
+            let mut batch = Batch::new();
+            batch.put(b"review/a".to_vec(), b"decided".to_vec());
+            batch.put(b"sig/a/1".to_vec(), b"approved".to_vec());
+            Ok(Some(batch))
+        })
+    }
+
+    /// A transition out of the review, prepared from `review/a` reading "open".
+    fn time_out() -> (WriteOp, oneshot::Receiver<Result<Guarded, EngineError>>) {
+        let mut writes = finish("a");
+        writes.delete(b"review/a".to_vec());
+        guarded(
+            vec![Expect {
+                key: b"review/a".to_vec(),
+                value: Some(b"open".to_vec()),
+            }],
+            writes,
+        )
+    }
+
+    #[test]
+    fn a_guarded_transition_after_a_check_that_changed_what_it_expects_writes_nothing() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        storage.put(b"review/a", b"open").unwrap();
+        let (decision, mut decision_answer) = decide();
+        let (timeout, mut timeout_answer) = time_out();
+        let stats = run_batch(&storage, EPOCH, vec![decision, timeout]);
+
+        assert_eq!(decision_answer.try_recv().unwrap(), Ok(true));
+        assert_eq!(timeout_answer.try_recv().unwrap(), Ok(Guarded::Conflict));
+        assert_eq!(
+            storage.get(b"review/a").unwrap().as_deref(),
+            Some(&b"decided"[..])
+        );
+        assert_eq!(
+            storage.get(&record::workflow_key("a")).unwrap(),
+            Some(workflow(RecordStatus::Waiting))
+        );
+        // A refused transition is not one.
+        assert_eq!(stats.transitions.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_guarded_transition_before_the_check_lands_and_the_check_reads_its_writes() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        storage.put(b"review/a", b"open").unwrap();
+        let (timeout, mut timeout_answer) = time_out();
+        let (decision, mut decision_answer) = decide();
+        run_batch(&storage, EPOCH, vec![timeout, decision]);
+
+        assert_eq!(timeout_answer.try_recv().unwrap(), Ok(Guarded::Written));
+        assert_eq!(
+            decision_answer.try_recv().unwrap(),
+            Err(EngineError::ReviewNotPending { id: "a".into() })
+        );
+        assert_eq!(storage.get(b"review/a").unwrap(), None);
+        assert_eq!(storage.get(b"sig/a/1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_guarded_transition_expecting_a_key_absent_is_refused_once_it_is_written() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let mut first = Batch::new();
+        first.put(b"review/a".to_vec(), b"open".to_vec());
+        let (put, _) = update(first);
+        let absent = || {
+            guarded(
+                vec![Expect {
+                    key: b"review/a".to_vec(),
+                    value: None,
+                }],
+                finish("a"),
+            )
+        };
+        let (before, mut before_answer) = absent();
+        let (after, mut after_answer) = absent();
+        run_batch(&storage, EPOCH, vec![before, put, after]);
+
+        assert_eq!(before_answer.try_recv().unwrap(), Ok(Guarded::Written));
+        assert_eq!(after_answer.try_recv().unwrap(), Ok(Guarded::Conflict));
+    }
+
+    #[test]
+    fn when_the_batch_fails_a_guarded_transition_gets_the_failure_even_a_conflict() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        storage.put(b"review/a", b"open").unwrap();
+        let (decision, _) = decide();
+        let (timeout, mut timeout_answer) = time_out();
+        run_batch(&storage, EPOCH - 1, vec![decision, timeout]);
+
+        // The conflict rested on a decision that never landed.
+        assert_eq!(
+            timeout_answer.try_recv().unwrap(),
+            Err(EngineError::Fenced { epoch: EPOCH - 1 })
+        );
+        assert_eq!(
+            storage.get(b"review/a").unwrap().as_deref(),
+            Some(&b"open"[..])
+        );
     }
 
     #[test]
