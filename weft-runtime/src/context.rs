@@ -372,7 +372,10 @@ impl WorkflowContext {
     /// removes the review record. It is a race of a decision against a timer (see
     /// [`race`](Self::race)); a decision and the deadline found together resolve as the
     /// decision. Cancellation while the review waits ends the workflow as cancelled here, as
-    /// for a race. One review at a time per workflow: do not put it in a group.
+    /// for a race. A decision `decide_review` accepted is never dropped: it wins over the
+    /// review's timeout, a cancellation or the execution deadline still being delivered, which
+    /// then reach the workflow at its next durable await. One review at a time per workflow: do
+    /// not put it in a group.
     pub fn review(&self, request: ReviewRequest) -> Durable<ReviewOutcome> {
         let timeout = request.timeout;
         self.lock_effects().review = Some(request);

@@ -194,7 +194,7 @@ fn finishes(write: &Write, id: &str) -> bool {
     }
 }
 
-/// Never waited for: only sent.
+/// Carries nothing: only its arrival counts.
 #[derive(Debug, Clone, Serialize, Deserialize, Signal)]
 struct Poke;
 
@@ -273,12 +273,21 @@ async fn escalate(ctx: &mut WorkflowContext, _input: ()) -> Result<String, Workf
     Ok(format!("second {}", ended(&second)))
 }
 
+/// Asks for a review, then waits for a poke before it says how the review ended.
+#[workflow]
+async fn sign_then_wait(ctx: &mut WorkflowContext, _input: ()) -> Result<String, WorkflowError> {
+    let outcome = ctx.review(review_of("release")).await;
+    ctx.wait_for_signal::<Poke>().await;
+    Ok(ended(&outcome))
+}
+
 async fn build(storage: &Arc<Gate>, clock: &ManualClock) -> Engine {
     Engine::builder(Arc::clone(storage))
         .register::<nap>()
         .register::<tally>()
         .register::<sign_off>()
         .register::<escalate>()
+        .register::<sign_then_wait>()
         .clock(Arc::new(clock.clone()))
         .build()
         .await
@@ -596,4 +605,62 @@ async fn a_decision_racing_a_timeout_never_answers_the_review_opened_after_it() 
             .is_empty()
     );
     assert_eq!(queued_decisions(&storage, "esc"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_checked_while_the_runner_cancels_the_review_wins_and_the_cancellation_waits() {
+    let clock = ManualClock::default();
+    // Scan 1 is the pass after the start; scan 2 is the cancelled step clearing the queue of
+    // the workflow it ends.
+    let storage = hold_runner_scan("gate", 2);
+    let engine = build(&storage, &clock).await;
+    let handle = engine
+        .start_with::<sign_then_wait>(
+            (),
+            weft_runtime::StartOptions {
+                id: Some("gate".to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    storage.wait_until(|s| s.runner_scans >= 1);
+    engine.cancel("gate").await.unwrap();
+
+    // The runner has stepped the cancellation and waits before its commit.
+    storage.wait_until(|s| s.runner_scans >= 2);
+    let decided = engine.decide_review("gate", approve("ana")).await;
+    assert_eq!(decided, Ok(()));
+    // Had the cancellation been lost, this poke would complete the workflow.
+    let _ = engine.signal("gate", Poke).await;
+    assert_eq!(
+        handle.result().await,
+        Err(EngineError::Cancelled {
+            id: "gate".to_string()
+        })
+    );
+    // Taken before the cancellation was committed, the decision resumes the review: the
+    // step that consumes it commits a workflow that goes on.
+    let decision = storage
+        .first_batch(|w| match w {
+            Write::Delete(key) => key.starts_with(&record::signal_queue_prefix("gate")),
+            Write::Put(..) => false,
+        })
+        .expect("the decision was consumed");
+    let resumed = storage.lock().batches[decision]
+        .writes
+        .iter()
+        .any(|w| match w {
+            Write::Put(key, value) if *key == record::workflow_key("gate") => {
+                record::decode_record::<WorkflowRecord>(value)
+                    .is_ok_and(|record| !record.status.is_terminal())
+            }
+            _ => false,
+        });
+    assert!(resumed, "the decision was dropped by the cancellation");
+    assert_eq!(queued_decisions(&storage, "gate"), 0);
+    assert_eq!(
+        storage.inner.get(&record::cancel_key("gate")).unwrap(),
+        None
+    );
 }
