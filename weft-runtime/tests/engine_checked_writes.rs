@@ -607,47 +607,64 @@ async fn a_decision_racing_a_timeout_never_answers_the_review_opened_after_it() 
     assert_eq!(queued_decisions(&storage, "esc"), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_decision_checked_while_the_runner_cancels_the_review_wins_and_the_cancellation_waits() {
+/// What ends the review under the decision in [`decision_against_an_interruption`].
+enum Interruption {
+    /// `Engine::cancel`.
+    Cancel,
+    /// The workflow's execution deadline, half the review's timeout.
+    Deadline,
+}
+
+/// Starts `sign_then_wait` at its review, interrupts it, holds the runner's interrupted step
+/// before its commit, decides the review meanwhile, and checks that the decision resumed the
+/// review and the interruption reached the next await. Returns the workflow's result.
+async fn decision_against_an_interruption(interruption: Interruption) -> EngineError {
     let clock = ManualClock::default();
-    // Scan 1 is the pass after the start; scan 2 is the cancelled step clearing the queue of
+    // Scan 1 is the pass after the start; scan 2 is the interrupted step clearing the queue of
     // the workflow it ends.
     let storage = hold_runner_scan("gate", 2);
     let engine = build(&storage, &clock).await;
+    let execution_timeout = match interruption {
+        Interruption::Cancel => None,
+        Interruption::Deadline => Some(Duration::from_secs(1800)),
+    };
     let handle = engine
         .start_with::<sign_then_wait>(
             (),
             weft_runtime::StartOptions {
                 id: Some("gate".to_string()),
+                execution_timeout,
                 ..Default::default()
             },
         )
         .await
         .unwrap();
     storage.wait_until(|s| s.runner_scans >= 1);
-    engine.cancel("gate").await.unwrap();
+    match interruption {
+        Interruption::Cancel => engine.cancel("gate").await.unwrap(),
+        // Past the deadline, before the review's own timeout.
+        Interruption::Deadline => clock.advance(Duration::from_secs(2400)),
+    }
 
-    // The runner has stepped the cancellation and waits before its commit.
+    // The runner has stepped the interruption and waits before its commit.
     storage.wait_until(|s| s.runner_scans >= 2);
     let decided = engine.decide_review("gate", approve("ana")).await;
     assert_eq!(decided, Ok(()));
-    // Had the cancellation been lost, this poke would complete the workflow.
+    // Had the interruption been lost, this poke would complete the workflow.
     let _ = engine.signal("gate", Poke).await;
-    assert_eq!(
-        handle.result().await,
-        Err(EngineError::Cancelled {
-            id: "gate".to_string()
-        })
-    );
-    // Taken before the cancellation was committed, the decision resumes the review: the
-    // step that consumes it commits a workflow that goes on.
-    let decision = storage
+    let Err(error) = handle.result().await else {
+        panic!("the interruption was lost after the decision");
+    };
+
+    // Taken before the interruption was committed, the decision resumed the review: the step
+    // that consumed it committed a workflow that goes on.
+    let consumed = storage
         .first_batch(|w| match w {
             Write::Delete(key) => key.starts_with(&record::signal_queue_prefix("gate")),
             Write::Put(..) => false,
         })
-        .expect("the decision was consumed");
-    let resumed = storage.lock().batches[decision]
+        .expect("the decision was never consumed: the interruption dropped it");
+    let resumed = storage.lock().batches[consumed]
         .writes
         .iter()
         .any(|w| match w {
@@ -657,10 +674,35 @@ async fn a_decision_checked_while_the_runner_cancels_the_review_wins_and_the_can
             }
             _ => false,
         });
-    assert!(resumed, "the decision was dropped by the cancellation");
+    assert!(resumed, "the decision was dropped by the interruption");
     assert_eq!(queued_decisions(&storage, "gate"), 0);
     assert_eq!(
         storage.inner.get(&record::cancel_key("gate")).unwrap(),
         None
+    );
+    assert_eq!(
+        storage.inner.get(&record::deadline_key("gate")).unwrap(),
+        None
+    );
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_checked_while_the_runner_cancels_the_review_wins_and_the_cancellation_waits() {
+    assert_eq!(
+        decision_against_an_interruption(Interruption::Cancel).await,
+        EngineError::Cancelled {
+            id: "gate".to_string()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_checked_while_the_deadline_ends_the_review_wins_and_the_deadline_waits() {
+    assert_eq!(
+        decision_against_an_interruption(Interruption::Deadline).await,
+        EngineError::TimedOut {
+            id: "gate".to_string()
+        }
     );
 }
