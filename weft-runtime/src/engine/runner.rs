@@ -814,9 +814,10 @@ pub(crate) fn transition(
                 // before deciding (see `advance`), and a decision writes its signal and marks
                 // that record decided in one commit. So a decision accepted before this
                 // transition, in writer order, either was stored before the guarded read (the
-                // runner then resumed with it and this scan sees it) or fails the guard (the
-                // runner decides again and finds it). One accepted after reads the replaced
-                // record: it is a decision on this new review, queued after the scan.
+                // runner resumed with it: this step consumes it) or fails the guard (nothing of
+                // this step is written; the runner decides again and resumes with it). One
+                // accepted after reads the replaced record: it is a decision on this new
+                // review, queued after the scan.
                 purge_review_decisions(inner, id, &mut batch)?;
             }
             batch.put(record::review_key(id), record::encode_record(&review)?);
