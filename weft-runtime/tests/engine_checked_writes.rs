@@ -518,13 +518,18 @@ fn approve(by: &str) -> Decision {
     }
 }
 
-/// Review decisions still queued for `id`.
+/// Review decisions still queued for `id` (other signals are not counted).
 fn queued_decisions(storage: &Gate, id: &str) -> usize {
     storage
         .inner
         .scan_prefix(&record::signal_queue_prefix(id), None, usize::MAX)
         .unwrap()
-        .len()
+        .into_iter()
+        .filter(|(_, value)| {
+            record::decode_record::<record::SignalRecord>(value)
+                .is_ok_and(|signal| signal.name == weft_runtime::review::REVIEW_QUEUE)
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
