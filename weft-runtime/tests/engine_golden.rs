@@ -257,6 +257,13 @@ fn epoch_and_index_keys() {
 }
 
 #[test]
+fn live_index_key_and_marker() {
+    assert_eq!(record::live_key("wf-1"), b"live/wf-1");
+    assert_eq!(record::LIVE_INDEX_KEY, b"meta/live-index");
+    golden_bytes("live_index_marker", record::LIVE_INDEX_V1);
+}
+
+#[test]
 fn attributes_record_and_index_keys() {
     use record::{AttributesRecord, StoredValue};
     let stored = AttributesRecord {

@@ -22,7 +22,7 @@ use super::record;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
-use super::{Engine, recovery};
+use super::{Engine, live_index, recovery};
 
 /// The default payload limit: 1 MiB.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
@@ -154,6 +154,7 @@ impl EngineBuilder {
         registry.add_migrations(self.migrations)?;
         registry.add_queries(self.queries)?;
         let epoch = take_ownership(&*self.storage)?;
+        live_index::ensure(&*self.storage, epoch)?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         let stats = Arc::new(WriterStats::default());
@@ -226,6 +227,10 @@ fn take_ownership(storage: &dyn Storage) -> Result<u64, EngineError> {
     let next = epoch + 1;
     let mut batch = Batch::new();
     batch.put(record::EPOCH_KEY, record::encode_epoch(next));
+    if current.is_none() {
+        // A new store holds no workflows, so its live index is complete from the start.
+        batch.put(record::LIVE_INDEX_KEY, record::LIVE_INDEX_V1.to_vec());
+    }
     storage
         .apply_if(
             &[Condition {

@@ -44,6 +44,7 @@ mod composite;
 mod core;
 pub mod error;
 mod execute;
+mod live_index;
 mod migration;
 mod query;
 pub mod record;
@@ -748,9 +749,10 @@ impl Engine {
     /// previous page's `next_page_token` to continue.
     ///
     /// What it reads: with an attribute condition, only the workflows the attribute index
-    /// holds for the first one; else, with `id_prefix`, the records in that id range; else every
-    /// record after the token until the page is full. Status, type and time conditions are
-    /// checked on the records read, so a rare status alone costs a scan.
+    /// holds for the first one; else, for status `Running` or `Waiting`, only the workflows not
+    /// finished (the live index, however many finished ones the store keeps); else every record
+    /// after the token (within `id_prefix`) until the page is full. The other conditions are
+    /// checked on the records read, so a rare finished status or type alone costs a scan.
     pub async fn list(
         &self,
         filter: &ListFilter,

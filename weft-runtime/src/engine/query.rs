@@ -458,28 +458,35 @@ fn for_each_match(
     mut on_match: impl FnMut(WorkflowSummary) -> bool,
 ) -> Result<(), EngineError> {
     let chunk = page_size.clamp(64, 1024);
-    // The index of the first attribute when there is one (one value's workflows, in id order),
-    // else the workflow records under the id prefix.
-    let (prefix, from_index) = match filter.attributes.first() {
-        Some((key, value)) => (record::attribute_value_prefix(key, &value.into()), true),
+    let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
+    // Where the candidates come from, each in id order: the index of the first attribute when
+    // there is one (one value's workflows); the live index when only running or waiting ones
+    // are wanted (a record that does not decode is listed as parked, so it is never missed
+    // there); else every workflow record under the id prefix. An index names ids only, so the
+    // record is read for each.
+    let (prefix, id_start, from_index) = match filter.attributes.first() {
+        Some((key, value)) => {
+            let prefix = record::attribute_value_prefix(key, &value.into());
+            let start = prefix.len();
+            (prefix, start, true)
+        }
+        None if matches!(
+            filter.status,
+            Some(WorkflowStatus::Running | WorkflowStatus::Waiting)
+        ) =>
+        {
+            (record::live_key(id_prefix), record::LIVE_PREFIX.len(), true)
+        }
         None => (
-            record::workflow_key(filter.id_prefix.as_deref().unwrap_or("")),
+            record::workflow_key(id_prefix),
+            record::WORKFLOW_PREFIX.len(),
             false,
         ),
-    };
-    let id_start = if from_index {
-        prefix.len()
-    } else {
-        record::WORKFLOW_PREFIX.len()
     };
     let mut cursor: Option<Vec<u8>> = match after {
         None => None,
         Some(after) => {
-            let key = if from_index {
-                [prefix.as_slice(), after.as_bytes()].concat()
-            } else {
-                record::workflow_key(after)
-            };
+            let key = [&prefix[..id_start], after.as_bytes()].concat();
             if key.starts_with(&prefix) {
                 Some(key)
             } else if key < prefix {

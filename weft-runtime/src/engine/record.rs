@@ -7,7 +7,9 @@
 //! | key | value | purpose |
 //! | --- | --- | --- |
 //! | `meta/epoch` | `[0x01][u64 big-endian]` | the owner epoch; every engine write checks it |
+//! | `meta/live-index` | `[0x01]` | the `live/` index is complete (written once, by the first engine that built it) |
 //! | `wf/<id>` | `[0x01][WorkflowRecord]` | one per workflow: state, pending command, status |
+//! | `live/<id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
 //! | `tm/<deadline ms: u64 BE><id>` | empty | timer index: a range scan finds due timers |
 //! | `sig/<id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
 //! | `idem/<key>` | `[0x01][IdempotencyRecord]` | idempotency key of a start -> workflow id |
@@ -58,6 +60,15 @@ pub const ATTRIBUTE_INDEX_PREFIX: &[u8] = b"attr/";
 pub const EPOCH_KEY: &[u8] = b"meta/epoch";
 /// The prefix of workflow records.
 pub const WORKFLOW_PREFIX: &[u8] = b"wf/";
+/// The prefix of the live index: `live/<id>` for every workflow not finished, so recovery and
+/// listings of running, waiting or parked workflows read those alone, however many finished
+/// ones the store holds.
+pub const LIVE_PREFIX: &[u8] = b"live/";
+/// Marks the live index complete. Stores written before the index existed lack it; the first
+/// engine built on one fills the index in and then writes this key.
+pub const LIVE_INDEX_KEY: &[u8] = b"meta/live-index";
+/// The value of [`LIVE_INDEX_KEY`]: the index's format.
+pub const LIVE_INDEX_V1: &[u8] = &[FORMAT_V1];
 /// The prefix of the timer index.
 pub const TIMER_PREFIX: &[u8] = b"tm/";
 /// The prefix of signal queues.
@@ -224,6 +235,11 @@ pub fn decode_epoch(bytes: &[u8]) -> Result<u64, RecordError> {
 /// `wf/<id>`
 pub fn workflow_key(id: &str) -> Vec<u8> {
     [WORKFLOW_PREFIX, id.as_bytes()].concat()
+}
+
+/// `live/<id>`: empty value.
+pub fn live_key(id: &str) -> Vec<u8> {
+    [LIVE_PREFIX, id.as_bytes()].concat()
 }
 
 /// `tm/<deadline ms BE><id>`

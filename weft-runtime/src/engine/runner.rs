@@ -618,6 +618,8 @@ fn parked(
     };
     next.updated_ms = to_millis(now);
     let mut batch = Batch::new();
+    // A workflow parked by its first step is created here, so it joins the live index here.
+    batch.put(record::live_key(id), Vec::new());
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
 }
@@ -836,7 +838,9 @@ pub(crate) fn transition(
         _ => {}
     }
     if next.status.is_terminal() {
-        // A finished workflow takes no more signals or cancellations: clear what is queued.
+        // A finished workflow leaves the live index, and takes no more signals or
+        // cancellations: clear what is queued.
+        batch.delete(record::live_key(id));
         batch.delete(record::cancel_key(id));
         batch.delete(record::cancelled_key(id));
         batch.delete(record::deadline_key(id));
@@ -845,6 +849,9 @@ pub(crate) fn transition(
         for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
             batch.delete(key);
         }
+    }
+    if kind == ResumeKind::Start && !next.status.is_terminal() {
+        batch.put(record::live_key(id), Vec::new());
     }
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
