@@ -17,6 +17,8 @@ pub struct Opts {
     pub pad: Option<usize>,
     /// Latency: workflows run one after another per repeat.
     pub runs: Option<u64>,
+    /// Recovery: finished workflows to put in one more store beside its parked ones.
+    pub finished: Option<u64>,
     /// Recovery: the history lengths (completed steps) to park workflows at.
     pub steps: Option<Vec<u64>>,
     /// Where the stores are created (a fresh temporary directory inside it per run).
@@ -44,7 +46,7 @@ usage: weft-bench <scenario> [options]
 scenarios:
   throughput   N workflows of K sequential steps, C in flight     (--n 1000 --k 10 --c 64 --pad 0)
   latency      one workflow of K steps alone, RUNS times            (--k 10 --runs 100 --pad 0)
-  recovery     workflows parked after each of STEPS completed steps (--steps 10,1000,10000 --pad 1024)
+  recovery     workflows parked after each of STEPS completed steps (--steps 10,1000,10000 --pad 1024 --finished 0)
   parked       N sleeping workflows: resident memory                (--n 100000 --pad 0)
   ceiling      the engine vs the same writes straight into redb     (--n 1000 --k 10 --c 64 --pad 1024)
   versus       a peer's script, then weft on the same workload, per round (--versus restate-wf,restate-svc,restate-wf-c256 --rounds 3)
@@ -64,6 +66,7 @@ impl Opts {
             repeats: 3,
             pad: None,
             runs: None,
+            finished: None,
             steps: None,
             dir: std::env::temp_dir(),
             write: None,
@@ -92,6 +95,7 @@ impl Opts {
                 "--repeats" => opts.repeats = number()?.max(1) as usize,
                 "--pad" => opts.pad = Some(number()? as usize),
                 "--runs" => opts.runs = Some(number()?.max(1)),
+                "--finished" => opts.finished = Some(number()?),
                 "--steps" => {
                     let steps = value
                         .split(',')

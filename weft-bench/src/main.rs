@@ -77,9 +77,15 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
         }
         "recovery" => {
             let steps = o.steps.clone().unwrap_or_else(|| vec![10, 1_000, 10_000]);
-            recovery::run(&o.dir, &steps, o.pad.unwrap_or(1024), r)
-                .await?
-                .0
+            recovery::run(
+                &o.dir,
+                &steps,
+                o.finished.unwrap_or(0),
+                o.pad.unwrap_or(1024),
+                r,
+            )
+            .await?
+            .0
         }
         "parked" => {
             parked::run(&o.dir, o.n.unwrap_or(100_000), o.pad.unwrap_or(0), r)

@@ -1,6 +1,8 @@
 //! Recovery vs history length: workflows parked on a signal after H completed steps; the time to
 //! open the store, build the engine (which recovers) and resume one to completion, and the bytes
-//! stored per workflow. The design claim is that none of it grows with H.
+//! stored per workflow. The design claim is that none of it grows with H. With `finished`, one
+//! more store also holds that many finished workflows beside its parked ones: recovery reads the
+//! live index, so they should not slow it down either.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -12,13 +14,16 @@ use weft_runtime::{Engine, StartOptions, WorkflowStatus};
 
 use crate::BenchResult;
 use crate::report::{Table, median, ms, settle_io};
-use crate::workload::{Go, StepsInput, parked};
+use crate::throughput;
+use crate::workload::{Go, StepsInput, parked, steps};
 
 /// What one history length measured: one value per repeat (one parked workflow each).
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
     /// Completed steps before parking.
     pub history: u64,
+    /// Finished workflows in the store beside the parked ones.
+    pub finished: u64,
     /// `RedbStorage::open`, ms.
     pub open_ms: Vec<f64>,
     /// `EngineBuilder::build` (ownership, writer, recovery scan), ms.
@@ -66,6 +71,7 @@ struct Prepared {
 async fn prepare(
     dir: &Path,
     history: u64,
+    finished: u64,
     pad: usize,
     repeats: usize,
 ) -> BenchResult<(Prepared, Figures)> {
@@ -74,6 +80,7 @@ async fn prepare(
     let ids: Vec<String> = (0..repeats).map(|i| format!("parked-{i}")).collect();
     let mut figures = Figures {
         history,
+        finished,
         ..Figures::default()
     };
 
@@ -81,8 +88,13 @@ async fn prepare(
     let storage = Arc::new(RedbStorage::create(&path)?);
     let engine = Engine::builder(Arc::clone(&storage))
         .register::<parked>()
+        .register::<steps>()
         .build()
         .await?;
+    if finished > 0 {
+        // Workflows of one step each, run to their end before the parked ones start.
+        throughput::timed(&engine, finished, 1, 256, 0).await?;
+    }
     for id in &ids {
         let options = StartOptions {
             id: Some(id.clone()),
@@ -119,9 +131,10 @@ async fn prepare(
     engine.shutdown().await;
     close(storage).await?;
     let file_len = std::fs::metadata(&path)?.len() as f64;
-    figures
-        .file_bytes
-        .extend(std::iter::repeat_n(file_len / ids.len() as f64, ids.len()));
+    figures.file_bytes.extend(std::iter::repeat_n(
+        file_len / (ids.len() as u64 + finished) as f64,
+        ids.len(),
+    ));
     Ok((
         Prepared {
             _tmp: tmp,
@@ -170,6 +183,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub async fn run(
     dir: &Path,
     histories: &[u64],
+    finished: u64,
     pad: usize,
     repeats: usize,
 ) -> BenchResult<(Table, Vec<Figures>)> {
@@ -177,10 +191,14 @@ pub async fn run(
     // on the shared machine, or writeback left by the setup, does not favour one length.
     let mut prepared = Vec::new();
     let mut all = Vec::new();
-    for &h in histories {
-        let (store, figures) = prepare(dir, h, pad, repeats).await?;
+    let mut stores: Vec<(u64, u64)> = histories.iter().map(|&h| (h, 0)).collect();
+    if finished > 0 {
+        stores.push((histories.first().copied().unwrap_or(10), finished));
+    }
+    for (h, finished) in stores {
+        let (store, figures) = prepare(dir, h, finished, pad, repeats).await?;
         eprintln!(
-            "recovery: {} workflows parked after {h} steps in {:.1} s",
+            "recovery: {} workflows parked after {h} steps beside {finished} finished in {:.1} s",
             repeats, figures.setup_s
         );
         prepared.push(store);
@@ -205,7 +223,7 @@ pub async fn run(
     }
     let mut table = Table::new(
         &format!(
-            "Recovery vs history: {repeats} workflows parked on a signal per store, state pad {pad} B; one recovered per repeat"
+            "Recovery vs history: {repeats} workflows parked on a signal per store, state pad {pad} B; one recovered per repeat (file bytes: over every workflow in the file)"
         ),
         &[
             ("open store ms", 2),
@@ -217,8 +235,16 @@ pub async fn run(
         ],
     );
     for f in &all {
+        let label = if f.finished > 0 {
+            format!(
+                "{} completed steps, {} finished workflows beside",
+                f.history, f.finished
+            )
+        } else {
+            format!("{} completed steps", f.history)
+        };
         table.row(
-            format!("{} completed steps", f.history),
+            label,
             vec![
                 f.open_ms.clone(),
                 f.build_ms.clone(),
