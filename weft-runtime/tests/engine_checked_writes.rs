@@ -22,8 +22,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::ManualClock;
 use weft_runtime::engine::record::{self, WorkflowRecord};
+use weft_runtime::engine::{ManualClock, WorkflowHandle};
 use weft_runtime::storage::{Batch, Condition, Entry, MemoryStorage, Storage, StorageError, Write};
 use weft_runtime::{
     Decision, Engine, EngineError, ReviewFilter, ReviewOutcome, ReviewRequest, Signal, Update,
@@ -303,8 +303,9 @@ fn finish_nap_on_read(id: &str, clock: &ManualClock) -> Arc<Gate> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signal_is_never_accepted_after_the_final_transition() {
+/// `nap` started as `napper` on an engine whose storage, when a caller under test reads the
+/// record, makes the nap finish before answering (see [`finish_nap_on_read`]).
+async fn napping() -> (ManualClock, Arc<Gate>, Engine, WorkflowHandle<nap>) {
     let clock = ManualClock::default();
     let storage = finish_nap_on_read("napper", &clock);
     let engine = build(&storage, &clock).await;
@@ -318,6 +319,12 @@ async fn a_signal_is_never_accepted_after_the_final_transition() {
         )
         .await
         .unwrap();
+    (clock, storage, engine, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_is_never_accepted_after_the_final_transition() {
+    let (clock, storage, engine, handle) = napping().await;
 
     let sent = CALLER.scope((), engine.signal("napper", Poke)).await;
     if storage.caller_reads() == 0 {
@@ -350,19 +357,7 @@ async fn a_signal_is_never_accepted_after_the_final_transition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_workflow_as_it_finishes_leaves_no_cancel_request_behind() {
-    let clock = ManualClock::default();
-    let storage = finish_nap_on_read("napper", &clock);
-    let engine = build(&storage, &clock).await;
-    let handle = engine
-        .start_with::<nap>(
-            (),
-            weft_runtime::StartOptions {
-                id: Some("napper".to_string()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (clock, storage, engine, handle) = napping().await;
 
     CALLER
         .scope((), engine.cancel("napper"))
