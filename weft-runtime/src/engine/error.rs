@@ -127,6 +127,25 @@ pub enum EngineError {
         /// The workflow's id.
         id: String,
     },
+    /// The workflow has not finished, so it cannot be purged.
+    #[error(
+        "workflow `{id}` has not finished, so it cannot be purged; cancel it or wait for its result first"
+    )]
+    NotFinished {
+        /// The workflow's id.
+        id: String,
+    },
+    /// The workflow is a child whose parent has not finished and may still read its result,
+    /// so it cannot be purged yet.
+    #[error(
+        "workflow `{id}` is a child of `{parent}`, which has not finished and may still read its result; purge it after its parent has finished"
+    )]
+    ParentNotFinished {
+        /// The child's id.
+        id: String,
+        /// The parent's id.
+        parent: String,
+    },
     /// A stored engine record could not be read.
     #[error("stored record `{key}` is unreadable: {source}")]
     Record {
@@ -247,6 +266,8 @@ impl EngineError {
             EngineError::Cancelled { .. } => "engine.cancelled",
             EngineError::TimedOut { .. } => "engine.timed_out",
             EngineError::Finished { .. } => "engine.finished",
+            EngineError::NotFinished { .. } => "engine.not_finished",
+            EngineError::ParentNotFinished { .. } => "engine.parent_not_finished",
             EngineError::Record { source, .. } => source.code(),
             EngineError::InvalidPageToken => "engine.invalid_page_token",
             EngineError::InvalidMigration { .. } => "engine.invalid_migration",

@@ -46,6 +46,7 @@ pub mod error;
 mod execute;
 mod live_index;
 mod migration;
+mod purge;
 mod query;
 pub mod record;
 mod recovery;
