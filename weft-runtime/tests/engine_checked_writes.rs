@@ -353,6 +353,15 @@ async fn a_signal_is_never_accepted_after_the_final_transition() {
         Err(EngineError::Finished { .. }) => assert_eq!(signal_batch, None),
         Err(other) => panic!("unexpected {other:?}"),
     }
+    // Either way nothing is left queued for a finished workflow: one accepted while the runner
+    // prepared the final transition is cleared by the writer with it.
+    assert_eq!(
+        storage
+            .inner
+            .scan_prefix(&prefix, None, usize::MAX)
+            .unwrap(),
+        Vec::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,10 +102,24 @@ impl Inner {
     /// whatever is stored meanwhile (a workflow's own transitions, made by its one runner); a
     /// write that is valid only in some stored state goes through [`Inner::commit_checked`].
     pub async fn commit(&self, batch: Batch) -> Result<(), EngineError> {
+        self.commit_sweeping(batch, None).await
+    }
+
+    /// [`Inner::commit`], also clearing every key under `sweep` (a finishing workflow's signal
+    /// queue) as the writer sees it then, including keys put earlier in the same batch.
+    pub async fn commit_sweeping(
+        &self,
+        batch: Batch,
+        sweep: Option<Vec<u8>>,
+    ) -> Result<(), EngineError> {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Update { batch, reply })
+            .send(WriteOp::Update {
+                batch,
+                sweep,
+                reply,
+            })
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -114,10 +128,12 @@ impl Inner {
     /// the writer reaches it (read through the writes queued before it). For a transition whose
     /// preparation a checked write can make stale; [`Guarded::Conflict`] means nothing was
     /// written and the caller must read again.
+    /// `sweep` as for [`Inner::commit_sweeping`].
     pub async fn commit_guarded(
         &self,
         expect: Vec<Expect>,
         batch: Batch,
+        sweep: Option<Vec<u8>>,
     ) -> Result<Guarded, EngineError> {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
@@ -125,6 +141,7 @@ impl Inner {
             .send(WriteOp::Guarded {
                 expect,
                 batch,
+                sweep,
                 reply,
             })
             .map_err(|_| self.stopped_error())?;

@@ -529,15 +529,20 @@ async fn advance(
     let (next, mut batch) = transition(inner, id, record, stepped, effects, kind, consumed, now)?;
     attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
     batch.extend(followup.writes);
+    // A final transition's signal queue is cleared by the writer (see `writer::swept`).
+    let sweep = next
+        .status
+        .is_terminal()
+        .then(|| record::signal_queue_prefix(id));
     match review {
         // Every transition from a review wait ends the review (decision, timeout, cancellation,
         // execution deadline) or replaces it: guarded on the record as read before deciding.
         Some(review) => {
-            if inner.commit_guarded(review.expect(), batch).await? == Guarded::Conflict {
+            if inner.commit_guarded(review.expect(), batch, sweep).await? == Guarded::Conflict {
                 return Ok(None);
             }
         }
-        None => inner.commit(batch).await?,
+        None => inner.commit_sweeping(batch, sweep).await?,
     }
     after_commit(inner, id, &next)?;
     if answered {
@@ -839,7 +844,8 @@ pub(crate) fn transition(
     }
     if next.status.is_terminal() {
         // A finished workflow leaves the live index, and takes no more signals or
-        // cancellations: clear what is queued.
+        // cancellations: clear what is queued. (The writer clears the signal queue again as it
+        // commits this, for a signal accepted after this read: see `writer::swept`.)
         batch.delete(record::live_key(id));
         batch.delete(record::cancel_key(id));
         batch.delete(record::cancelled_key(id));

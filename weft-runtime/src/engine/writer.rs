@@ -84,6 +84,8 @@ pub(crate) enum WriteOp {
     /// Writes a transition.
     Update {
         batch: Batch,
+        /// A workflow's final transition: its signal queue, cleared by the writer.
+        sweep: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
     /// Writes a transition only if every expectation still holds, read through the batch; when
@@ -92,6 +94,8 @@ pub(crate) enum WriteOp {
     Guarded {
         expect: Vec<Expect>,
         batch: Batch,
+        /// As for [`WriteOp::Update`].
+        sweep: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<Guarded, EngineError>>,
     },
     /// Runs `check` in the writer and writes what it returns. Answers `Ok(true)` once those
@@ -211,6 +215,61 @@ fn with_view<T>(
     })
 }
 
+/// The signal queues (`sig/<id>\0`) this writer has put a signal into since it started.
+///
+/// A workflow's final transition clears its queue: its runner deletes what it read while
+/// preparing the transition, and the writer, as it commits it, clears what was accepted after
+/// that read (see [`swept`]). Only a queue this writer has written to can hold such a signal,
+/// so the writer reads storage for those alone, and the common final transition (no signal
+/// since the engine started) costs no read in the writer, the engine's one serial stage.
+#[derive(Debug, Default)]
+pub(crate) struct SignalQueues(std::collections::HashSet<Vec<u8>>);
+
+impl SignalQueues {
+    /// Notes the queues `writes` put signals into.
+    fn note(&mut self, writes: &Batch) {
+        for write in &writes.writes {
+            if let Write::Put(key, _) = write
+                && let Some(rest) = key.strip_prefix(record::SIGNAL_PREFIX)
+                && let Some(end) = rest.iter().position(|&b| b == 0)
+            {
+                self.0
+                    .insert(key[..record::SIGNAL_PREFIX.len() + end + 1].to_vec());
+            }
+        }
+    }
+}
+
+/// The deletes that clear signal queue `queue` for a workflow's final transition: the signals
+/// put earlier in the batch being built, and, when this writer has written to the queue, those
+/// stored. A signal accepted after the runner read the queue to prepare the transition (checked
+/// while the workflow was still live) is so not left behind; one checked after the final
+/// transition reads the finished record and is refused.
+fn swept(
+    storage: &dyn Storage,
+    batch: &Batch,
+    queue: Option<&[u8]>,
+    queues: &mut SignalQueues,
+) -> Result<Batch, EngineError> {
+    let mut deletes = Batch::new();
+    let Some(queue) = queue else {
+        return Ok(deletes);
+    };
+    if queues.0.remove(queue) {
+        for (key, _) in storage.scan_prefix(queue, None, usize::MAX)? {
+            deletes.delete(key);
+        }
+        for write in &batch.writes {
+            if let Write::Put(key, _) = write
+                && key.starts_with(queue)
+            {
+                deletes.delete(key.clone());
+            }
+        }
+    }
+    Ok(deletes)
+}
+
 /// Counters behind [`super::EngineStats`].
 #[derive(Debug, Default)]
 pub(crate) struct WriterStats {
@@ -236,6 +295,7 @@ pub(crate) fn run(
     let mut stop = false;
     // The size of the previous batch: whether the engine is busy enough to wait for more.
     let mut previous = 0;
+    let mut queues = SignalQueues::default();
     while !stop {
         let Some(first) = rx.blocking_recv() else {
             return;
@@ -261,7 +321,14 @@ pub(crate) fn run(
             continue;
         }
         commit(
-            &*storage, &condition, ops, &stats, epoch, &fenced, &on_fenced,
+            &*storage,
+            &condition,
+            ops,
+            &stats,
+            epoch,
+            &fenced,
+            &on_fenced,
+            &mut queues,
         );
     }
 }
@@ -299,6 +366,7 @@ impl Accepted {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn commit(
     storage: &dyn Storage,
     condition: &[Condition],
@@ -307,6 +375,7 @@ fn commit(
     epoch: u64,
     fenced: &AtomicBool,
     on_fenced: &impl Fn(),
+    queues: &mut SignalQueues,
 ) {
     let mut batch = Batch::new();
     let mut accepted = Vec::with_capacity(ops.len());
@@ -359,10 +428,12 @@ fn commit(
                 Ok(Signalled::Started) => {
                     new_ids.insert(id, ());
                     batch.extend(start);
+                    queues.note(&signal);
                     batch.extend(signal);
                     accepted.push(Accepted::SignalWithStart(reply, Signalled::Started));
                 }
                 Ok(Signalled::Existing) => {
+                    queues.note(&signal);
                     batch.extend(signal);
                     accepted.push(Accepted::SignalWithStart(reply, Signalled::Existing));
                 }
@@ -372,22 +443,33 @@ fn commit(
             },
             WriteOp::Update {
                 batch: writes,
+                sweep,
                 reply,
-            } => {
-                batch.extend(writes);
-                accepted.push(Accepted::Update(reply));
-            }
+            } => match swept(storage, &batch, sweep.as_deref(), queues) {
+                Ok(deletes) => {
+                    batch.extend(writes);
+                    batch.extend(deletes);
+                    accepted.push(Accepted::Update(reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             WriteOp::Guarded {
                 expect,
                 batch: writes,
+                sweep,
                 reply,
-            } => match with_view(storage, &batch, &mut overlay, |view| holds(view, &expect)) {
-                Ok(true) => {
+            } => match with_view(storage, &batch, &mut overlay, |view| holds(view, &expect))
+                .and_then(|holds| Ok((holds, swept(storage, &batch, sweep.as_deref(), queues)?)))
+            {
+                Ok((true, deletes)) => {
                     batch.extend(writes);
+                    batch.extend(deletes);
                     accepted.push(Accepted::Guarded(reply, Guarded::Written));
                 }
                 // Answered with the batch: the conflict may rest on a write of it.
-                Ok(false) => accepted.push(Accepted::Guarded(reply, Guarded::Conflict)),
+                Ok((false, _)) => accepted.push(Accepted::Guarded(reply, Guarded::Conflict)),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
@@ -395,6 +477,7 @@ fn commit(
             WriteOp::Checked { check, reply } => {
                 let answer = match with_view(storage, &batch, &mut overlay, check) {
                     Ok(Some(writes)) if !writes.is_empty() => {
+                        queues.note(&writes);
                         batch.extend(writes);
                         Ok(true)
                     }
@@ -624,6 +707,7 @@ mod tests {
             epoch,
             &AtomicBool::new(false),
             &|| {},
+            &mut SignalQueues::default(),
         );
         stats
     }
@@ -633,6 +717,7 @@ mod tests {
         (
             WriteOp::Update {
                 batch: writes,
+                sweep: None,
                 reply,
             },
             answer,
@@ -707,6 +792,28 @@ mod tests {
     }
 
     #[test]
+    fn a_final_transition_sweeps_signals_stored_and_accepted_earlier_in_its_batch() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        storage.put(b"sig/a\0stored", b"signal").unwrap();
+        storage.put(b"sig/ab\0other", b"signal").unwrap();
+        let (early, mut early_answer) = signal("a", b"sig/a\0early");
+        let (reply, mut done_answer) = oneshot::channel();
+        let done = WriteOp::Update {
+            batch: finish("a"),
+            sweep: Some(record::signal_queue_prefix("a")),
+            reply,
+        };
+        run_batch(&storage, EPOCH, vec![early, done]);
+
+        assert_eq!(early_answer.try_recv().unwrap(), Ok(true));
+        assert_eq!(done_answer.try_recv().unwrap(), Ok(()));
+        assert_eq!(storage.get(b"sig/a\0stored").unwrap(), None);
+        assert_eq!(storage.get(b"sig/a\0early").unwrap(), None);
+        // Another workflow's queue, even one whose id extends this one, is not touched.
+        assert!(storage.get(b"sig/ab\0other").unwrap().is_some());
+    }
+
+    #[test]
     fn a_check_reads_the_latest_write_of_a_key_earlier_in_the_batch_then_storage() {
         let storage = storage_with("a", RecordStatus::Waiting);
         storage.put(b"k", b"stored").unwrap();
@@ -771,6 +878,7 @@ mod tests {
             WriteOp::Guarded {
                 expect,
                 batch: writes,
+                sweep: None,
                 reply,
             },
             answer,
