@@ -14,13 +14,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weft_runtime::{
     ActivityContext, ActivityError, Signal, WorkflowContext, WorkflowError, activity, workflow,
 };
+
+use crate::crash_point::CrashPoint;
 
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,8 +336,7 @@ pub async fn send_receipt(ctx: ActivityContext, receipt: Receipt) -> Result<(), 
 pub struct Shop {
     payments: PaymentProvider,
     quiet: bool,
-    crash_after: Option<u64>,
-    executions: AtomicU64,
+    crash: CrashPoint,
 }
 
 impl Shop {
@@ -345,8 +345,7 @@ impl Shop {
         Shop {
             payments: PaymentProvider::new(ledger),
             quiet: false,
-            crash_after: None,
-            executions: AtomicU64::new(0),
+            crash: CrashPoint::default(),
         }
     }
 
@@ -360,7 +359,7 @@ impl Shop {
     /// side effect of the `n`-th activity execution in this process, before its result is
     /// committed.
     pub fn crash_after(mut self, n: u64) -> Self {
-        self.crash_after = Some(n);
+        self.crash = CrashPoint::after(n);
         self
     }
 
@@ -385,16 +384,7 @@ impl Shop {
     }
 
     fn after_side_effect(&self) {
-        let done = self.executions.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.crash_after == Some(done) {
-            println!(
-                "!! --crash-after {done}: aborting the process now, after that side effect and \
-                 before its result is committed (like kill -9). Run the same command without \
-                 --crash-after to resume."
-            );
-            let _ = std::io::stdout().flush();
-            std::process::abort();
-        }
+        self.crash.after_side_effect();
     }
 }
 

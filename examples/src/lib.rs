@@ -5,6 +5,7 @@
 //!   `cargo run -p weft-examples --bin approvals`.
 //! - [`checkout`]: the README's main example, run by `cargo run -p weft-examples --bin checkout`.
 //! - [`cli`]: the argument parsing and `main` the example programs share.
+//! - [`crash_point`]: the `--crash-after N` switch of the checkout and trip examples.
 //! - [`crash_job`]: the workload the crash test runs in its `crash_worker` child process.
 //! - [`fan_out`]: `ctx.all` over a list, a race with a deadline, child workflows; run by
 //!   `cargo run -p weft-examples --bin fan_out`.
@@ -15,6 +16,7 @@ pub mod approvals;
 pub mod checkout;
 pub mod cli;
 pub mod crash_job;
+pub mod crash_point;
 pub mod fan_out;
 pub mod trip;
 

@@ -16,12 +16,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use weft_runtime::{
     ActivityContext, ActivityError, Saga, WorkflowContext, WorkflowError, activity, workflow,
 };
+
+use crate::crash_point::CrashPoint;
 
 /// A trip to book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,8 +188,7 @@ pub struct Agency {
     ledger: Ledger,
     fail_car: bool,
     quiet: bool,
-    crash_after: Option<u64>,
-    executions: AtomicU64,
+    crash: CrashPoint,
 }
 
 impl Agency {
@@ -198,8 +198,7 @@ impl Agency {
             ledger: Ledger::new(ledger),
             fail_car: false,
             quiet: false,
-            crash_after: None,
-            executions: AtomicU64::new(0),
+            crash: CrashPoint::default(),
         }
     }
 
@@ -219,7 +218,7 @@ impl Agency {
     /// effect of the `n`-th booking or cancellation in this process, before its result is
     /// committed.
     pub fn crash_after(mut self, n: u64) -> Self {
-        self.crash_after = Some(n);
+        self.crash = CrashPoint::after(n);
         self
     }
 
@@ -263,16 +262,7 @@ impl Agency {
     }
 
     fn after_side_effect(&self) {
-        let done = self.executions.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.crash_after == Some(done) {
-            println!(
-                "!! --crash-after {done}: aborting the process now, after that side effect and \
-                 before its result is committed (like kill -9). Run the same command without \
-                 --crash-after to resume."
-            );
-            let _ = std::io::stdout().flush();
-            std::process::abort();
-        }
+        self.crash.after_side_effect();
     }
 }
 
