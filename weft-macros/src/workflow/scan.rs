@@ -103,15 +103,7 @@ pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
             })
         }
         "wait_for_signal" => {
-            let ty = mc.turbofish.as_ref().and_then(|tf| {
-                if tf.args.len() != 1 {
-                    return None;
-                }
-                match tf.args.first() {
-                    Some(GenericArgument::Type(t)) => Some(t.clone()),
-                    _ => None,
-                }
-            });
+            let ty = single_turbofish_type(mc);
             match ty {
                 Some(ty) if args.is_empty() => Some(Op::Signal { ty: Box::new(ty) }),
                 _ => {
@@ -124,15 +116,7 @@ pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
             }
         }
         "wait_for_update" => {
-            let ty = mc.turbofish.as_ref().and_then(|tf| {
-                if tf.args.len() != 1 {
-                    return None;
-                }
-                match tf.args.first() {
-                    Some(GenericArgument::Type(t)) => Some(t.clone()),
-                    _ => None,
-                }
-            });
+            let ty = single_turbofish_type(mc);
             match ty {
                 Some(ty) if args.is_empty() => Some(Op::Update { ty: Box::new(ty) }),
                 _ => {
@@ -210,6 +194,15 @@ pub(crate) fn parse_op(expr: &Expr, diags: &mut Diagnostics) -> Option<Op> {
                 Op::Race { group }
             })
         }
+        _ => None,
+    }
+}
+
+/// The one type of a call's turbofish (`ctx.wait_for_signal::<T>()`), if it has exactly one.
+fn single_turbofish_type(mc: &syn::ExprMethodCall) -> Option<syn::Type> {
+    let tf = mc.turbofish.as_ref()?;
+    match (tf.args.len(), tf.args.first()) {
+        (1, Some(GenericArgument::Type(t))) => Some(t.clone()),
         _ => None,
     }
 }
