@@ -82,6 +82,15 @@ async fn build(storage: &MemoryStorage, clock: &ManualClock) -> Engine {
         .unwrap()
 }
 
+/// How many reviews are pending, over every workflow.
+async fn pending(engine: &Engine) -> usize {
+    engine
+        .pending_reviews(&ReviewFilter::default())
+        .await
+        .unwrap()
+        .len()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_are_answered_and_a_duplicate_gets_the_first_answer_after_a_restart() {
     let storage = MemoryStorage::new();
@@ -249,13 +258,7 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
         engine.result::<approval>(&other).await.unwrap().unwrap(),
         "rejected by bo: no receipt"
     );
-    assert!(
-        engine
-            .pending_reviews(&ReviewFilter::default())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(pending(&engine).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,26 +272,13 @@ async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
         .unwrap()
         .id()
         .to_string();
-    assert_eq!(
-        engine
-            .pending_reviews(&ReviewFilter::default())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(pending(&engine).await, 1);
     clock.advance(Duration::from_secs(3601));
     assert_eq!(
         engine.result::<approval>(&id).await.unwrap().unwrap(),
         "timed out"
     );
-    assert!(
-        engine
-            .pending_reviews(&ReviewFilter::default())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(pending(&engine).await, 0);
     let late = engine
         .decide_review(
             &id,
@@ -315,25 +305,12 @@ async fn cancelling_a_workflow_at_a_review_ends_it_and_removes_the_review() {
         .unwrap()
         .id()
         .to_string();
-    assert_eq!(
-        engine
-            .pending_reviews(&ReviewFilter::default())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(pending(&engine).await, 1);
     engine.cancel(&id).await.unwrap();
     let ended = engine.result::<approval>(&id).await;
     assert!(
         matches!(ended, Err(EngineError::Cancelled { .. })),
         "{ended:?}"
     );
-    assert!(
-        engine
-            .pending_reviews(&ReviewFilter::default())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(pending(&engine).await, 0);
 }
