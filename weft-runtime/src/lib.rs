@@ -38,8 +38,8 @@ pub use attribute::AttributeValue;
 pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
-    Engine, EngineBuilder, EngineError, GroupBy, ListFilter, PendingReview, ReviewFilter,
-    SignalWithStart, StartOptions, UpdateOptions, WorkflowHandle, WorkflowStatus,
+    Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, PendingReview,
+    ReviewFilter, SignalWithStart, StartOptions, UpdateOptions, WorkflowHandle, WorkflowStatus,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};

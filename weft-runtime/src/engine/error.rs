@@ -1,4 +1,5 @@
-//! [`EngineError`]: everything an engine operation can fail with, each with a stable code.
+//! [`EngineError`]: everything an engine operation can fail with, each with a stable code and
+//! an [`ErrorKind`] that says what a caller (or an HTTP server) should do about it.
 
 use crate::codec::CodecError;
 use crate::storage::StorageError;
@@ -278,6 +279,90 @@ impl EngineError {
             EngineError::UpdateNotAnswered { .. } => "engine.update_not_answered",
             EngineError::ReviewNotPending { .. } => "engine.review_not_pending",
             EngineError::ReviewConflict { .. } => "engine.review_conflict",
+        }
+    }
+}
+
+/// What kind of failure an [`EngineError`] is: the coarse class a caller acts on, and what a
+/// server maps onto a status (404, 409, 400, 503, 500). Stable: a variant's kind never changes
+/// without a new major version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The workflow (or review, query, page) asked for does not exist.
+    NotFound,
+    /// The request is valid but conflicts with what is stored: the id is taken, the workflow
+    /// has finished, is parked, or is of another type. Retrying the same request fails again.
+    Conflict,
+    /// The request itself is wrong: a bad id, an oversized payload, an unregistered type, a
+    /// value that does not decode. Fix the request; retrying it unchanged fails again.
+    InvalidInput,
+    /// The engine cannot serve the request now (shut down, fenced, storage failing, overloaded,
+    /// a wait ran out): the same request may succeed later or on another engine.
+    Unavailable,
+    /// Stored data is unreadable or the engine broke an invariant: an operator must look.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind as a lowercase word (`not_found`, `conflict`, ...), for logs and wire formats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl EngineError {
+    /// What kind of failure this is; see [`ErrorKind`].
+    ///
+    /// ```
+    /// use weft_runtime::{EngineError, ErrorKind};
+    /// let error = EngineError::NotFound { id: "order-7".into() };
+    /// assert_eq!(error.kind(), ErrorKind::NotFound);
+    /// assert_eq!(EngineError::Shutdown.kind(), ErrorKind::Unavailable);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Fenced { .. } | EngineError::Shutdown | EngineError::Storage(_) => {
+                ErrorKind::Unavailable
+            }
+            EngineError::UpdateTimedOut { .. } => ErrorKind::Unavailable,
+            EngineError::NotFound { .. } | EngineError::ReviewNotPending { .. } => {
+                ErrorKind::NotFound
+            }
+            EngineError::AlreadyExists { .. }
+            | EngineError::WrongType { .. }
+            | EngineError::Parked { .. }
+            | EngineError::Cancelled { .. }
+            | EngineError::TimedOut { .. }
+            | EngineError::Finished { .. }
+            | EngineError::NotFinished { .. }
+            | EngineError::ParentNotFinished { .. }
+            | EngineError::UpdateNotAnswered { .. }
+            | EngineError::NotLatest { .. } => ErrorKind::Conflict,
+            EngineError::NotRegistered { .. }
+            | EngineError::InvalidId { .. }
+            | EngineError::PayloadTooLarge { .. }
+            | EngineError::UnknownQuery { .. }
+            | EngineError::InvalidPageToken
+            | EngineError::Codec(_) => ErrorKind::InvalidInput,
+            EngineError::MissingActivity { .. }
+            | EngineError::ConflictingRegistration { .. }
+            | EngineError::InvalidMigration { .. }
+            | EngineError::ConflictingQuery { .. }
+            | EngineError::Record { .. }
+            | EngineError::ReviewConflict { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -69,7 +69,7 @@ use crate::workflow::{Resume, Workflow};
 
 pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::EngineError;
+pub use error::{EngineError, ErrorKind};
 pub use query::{
     GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
