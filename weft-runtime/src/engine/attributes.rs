@@ -55,6 +55,16 @@ fn read_stored(inner: &Inner, id: &str) -> Result<Option<AttributesRecord>, Engi
         })
 }
 
+/// Whether the stored attributes of workflow `id` decode (or it has none). A workflow whose
+/// attributes do not is parked where it is, like one whose record does not.
+pub(crate) fn readable(inner: &Inner, id: &str) -> Result<bool, EngineError> {
+    match read_stored(inner, id) {
+        Ok(_) => Ok(true),
+        Err(EngineError::Record { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// The committed attributes of workflow `id` (empty when it set none).
 pub(crate) fn read(
     inner: &Inner,

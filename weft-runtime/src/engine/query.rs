@@ -208,26 +208,66 @@ pub(crate) struct Inspected<'a> {
     pub status: WorkflowStatus,
     pub park_reason: Option<ParkReason>,
     pub workflow: Option<&'a dyn ErasedWorkflow>,
+    /// Its committed search attributes (empty when they do not decode).
+    pub attributes: BTreeMap<String, AttributeValue>,
 }
 
-/// Reads a stored workflow against the registry. Never fails: what cannot run is parked.
-pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
+/// Reads stored workflow `id` (its record `bytes` and its search attributes) against the
+/// registry. A record of its that does not decode parks it, here and in what its runner loads;
+/// only a failing storage read is an error, so one bad record never fails a call about others.
+pub(crate) fn inspect<'a>(
+    inner: &'a Inner,
+    id: &str,
+    bytes: &[u8],
+) -> Result<Inspected<'a>, EngineError> {
+    let mut inspected = inspect_record(inner, bytes);
+    match attributes::read(inner, id) {
+        Ok(attributes) => inspected.attributes = attributes,
+        Err(EngineError::Record { key, source }) => {
+            // A finished workflow keeps its status and result; the attributes are only gone
+            // from view. An unfinished one is parked where it is: its runner refuses it too.
+            if !inspected.status.is_terminal() && inspected.park_reason.is_none() {
+                inspected.status = WorkflowStatus::Parked;
+                inspected.park_reason = Some(ParkReason {
+                    code: "record.corrupt".into(),
+                    message: format!(
+                        "the search attributes record `{key}` does not decode ({source}); it is kept as stored"
+                    ),
+                });
+            }
+        }
+        Err(other) => return Err(other),
+    }
+    Ok(inspected)
+}
+
+/// Reads a stored workflow record against the registry. Never fails: what cannot run is parked.
+fn inspect_record<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
+    let corrupt = |message: String| Inspected {
+        record: None,
+        status: WorkflowStatus::Parked,
+        park_reason: Some(ParkReason {
+            code: "record.corrupt".into(),
+            message,
+        }),
+        workflow: None,
+        attributes: BTreeMap::new(),
+    };
     let record = match record::decode_record::<WorkflowRecord>(bytes) {
         Ok(record) => record,
         Err(e) => {
-            return Inspected {
-                record: None,
-                status: WorkflowStatus::Parked,
-                park_reason: Some(ParkReason {
-                    code: "record.corrupt".into(),
-                    message: format!(
-                        "the workflow record does not decode ({e}); it is kept as stored"
-                    ),
-                }),
-                workflow: None,
-            };
+            return corrupt(format!(
+                "the workflow record does not decode ({e}); it is kept as stored"
+            ));
         }
     };
+    if record.status.is_terminal() && record.outcome.is_none() {
+        // Nothing could ever be answered from it: a waiter would wait forever.
+        return corrupt(format!(
+            "the workflow record says it ended ({:?}) but holds no outcome; it is kept as stored",
+            record.status
+        ));
+    }
     let lookup = inner
         .registry
         .lookup(&record.workflow_type, record.version, record.fingerprint);
@@ -263,6 +303,7 @@ pub(crate) fn inspect<'a>(inner: &'a Inner, bytes: &[u8]) -> Inspected<'a> {
         status,
         park_reason,
         workflow,
+        attributes: BTreeMap::new(),
     }
 }
 
@@ -334,7 +375,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
     let bytes = inner
         .read_raw(id)?
         .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-    let inspected = inspect(inner, &bytes);
+    let inspected = inspect(inner, id, &bytes)?;
     let mut description = WorkflowDescription {
         id: id.to_string(),
         workflow_type: String::new(),
@@ -349,7 +390,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         pending: None,
         error: None,
         parent: parent_of(inner, id)?,
-        attributes: attributes::read(inner, id)?,
+        attributes: inspected.attributes,
     };
     let Some(record) = inspected.record else {
         return Ok(description);
@@ -524,7 +565,7 @@ fn for_each_match(
             {
                 continue;
             }
-            let inspected = inspect(inner, &bytes);
+            let inspected = inspect(inner, &id, &bytes)?;
             if filter.status.is_some_and(|s| s != inspected.status) {
                 continue;
             }
@@ -548,7 +589,7 @@ fn for_each_match(
             {
                 continue;
             }
-            let attributes = attributes::read(inner, &id)?;
+            let attributes = inspected.attributes;
             if !wanted.iter().all(|(key, value)| {
                 attributes
                     .get(key)

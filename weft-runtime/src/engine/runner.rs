@@ -198,7 +198,10 @@ fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
     let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes) else {
         return Ok(None);
     };
-    if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
+    if record.status.is_terminal()
+        || matches!(record.status, RecordStatus::Parked { .. })
+        || !attributes::readable(inner, id)?
+    {
         return Ok(None);
     }
     match inner

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::clock::to_millis;
-use super::record::{self, RecordStatus};
-use super::{Engine, EngineError, runner};
+use super::record;
+use super::{Engine, EngineError, query, runner};
 use crate::codec;
 use crate::storage::Batch;
 use crate::update::{Update, UpdateReply};
@@ -50,6 +50,14 @@ impl Engine {
         let queued_key = record::update_queued_key(id, &update_id);
         if let Some(answer) = read_answer::<U>(self, &answer_key)? {
             return Ok(answer);
+        }
+        // A record that does not decode cannot be checked for having ended, so nothing is
+        // queued for it: the caller learns at once that it is parked.
+        let stored = inspect(self, id)?;
+        if !stored.readable
+            && let Some(error) = stored.parked
+        {
+            return Err(error);
         }
         // The marker is never removed, so a retry that sees it can skip the writer. A first
         // call is decided by the writer: of concurrent calls with one update id, the first it
@@ -92,15 +100,13 @@ impl Engine {
             if let Some(answer) = read_answer::<U>(self, &answer_key)? {
                 return Ok(answer);
             }
-            let record = inner.read_record(id)?;
-            if let RecordStatus::Parked { code, message } = record.status {
-                return Err(EngineError::Parked {
-                    id: id.to_string(),
-                    code,
-                    message,
-                });
+            // Parked as stored, or as read against the registered code (an unknown type or
+            // version): either way nothing will answer until an operator acts.
+            let stored = inspect(self, id)?;
+            if let Some(error) = stored.parked {
+                return Err(error);
             }
-            if record.status.is_terminal() {
+            if stored.terminal {
                 // The answer may have been committed between the two reads above.
                 if let Some(answer) = read_answer::<U>(self, &answer_key)? {
                     return Ok(answer);
@@ -126,6 +132,35 @@ impl Engine {
             }
         }
     }
+}
+
+/// What an update call needs to know about the stored workflow.
+struct Stored {
+    /// The error that says why it is parked, when it is.
+    parked: Option<EngineError>,
+    /// It has finished.
+    terminal: bool,
+    /// Its record decodes.
+    readable: bool,
+}
+
+/// Reads workflow `id` as describe does: parked when its record or attributes do not decode, or
+/// match no registered code.
+fn inspect(engine: &Engine, id: &str) -> Result<Stored, EngineError> {
+    let inner = &engine.inner;
+    let bytes = inner
+        .read_raw(id)?
+        .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+    let inspected = query::inspect(inner, id, &bytes)?;
+    Ok(Stored {
+        parked: inspected.park_reason.map(|reason| EngineError::Parked {
+            id: id.to_string(),
+            code: reason.code,
+            message: reason.message,
+        }),
+        terminal: inspected.status.is_terminal(),
+        readable: inspected.record.is_some(),
+    })
 }
 
 /// The stored answer at `key`, decoded as `U::Response`.
