@@ -496,3 +496,125 @@ async fn a_parent_waits_for_a_wait_child_before_its_cancellation_lands() {
         WorkflowStatus::Completed
     );
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Signal)]
+struct Approve {
+    note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Signal)]
+struct Reject {
+    note: String,
+}
+
+/// Waits for the gate, then races an approval against a rejection (approval listed first),
+/// then reads the losing kind's signal, which must still be queued.
+#[workflow]
+async fn expense(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let _gated: String = ctx.run(gate, name).await?;
+    let decided = ctx
+        .race((
+            ctx.wait_for_signal::<Approve>(),
+            ctx.wait_for_signal::<Reject>(),
+        ))
+        .await;
+    let out = match decided {
+        Race2::First(approve) => {
+            let first: String = approve.note;
+            let reject: Reject = ctx.wait_for_signal::<Reject>().await;
+            format!("approved ({first}), then rejected ({})", reject.note)
+        }
+        Race2::Second(reject) => {
+            let first: String = reject.note;
+            let approve: Approve = ctx.wait_for_signal::<Approve>().await;
+            format!("rejected ({first}), then approved ({})", approve.note)
+        }
+    };
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_race_of_signals_takes_the_one_sent_first_and_keeps_the_loser_queued() {
+    let s = setup().await;
+    let engine = Engine::builder(MemoryStorage::new())
+        .register::<expense>()
+        .resources(Resources::new().with_arc(Arc::clone(&s.gates)))
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<expense>("trip".into()).await.unwrap();
+    eventually(|| s.gates.started.load(Ordering::SeqCst) == 1).await;
+    // Both are queued before the race is reached: the rejection was sent first.
+    handle.signal(Reject { note: "r".into() }).await.unwrap();
+    handle.signal(Approve { note: "a".into() }).await.unwrap();
+    s.gates.notify.notify_one();
+    // Bounded: before the fix the approval won and the rejection was consumed with it, so the
+    // workflow waited forever for a rejection.
+    let out = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("the losing signal stays queued, so the workflow finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, "rejected (r), then approved (a)");
+    assert_eq!(handle.describe().await.unwrap().signals_consumed, 2);
+}
+
+#[workflow]
+async fn two_signals_or_timeout(
+    ctx: &mut WorkflowContext,
+    secs: u64,
+) -> Result<String, WorkflowError> {
+    let (approve, reject) = ctx
+        .all((
+            ctx.wait_for_signal::<Approve>(),
+            ctx.wait_for_signal::<Reject>(),
+        ))
+        .await;
+    let raced = ctx
+        .race((
+            ctx.wait_for_signal::<Go>(),
+            ctx.sleep(Duration::from_secs(secs)),
+        ))
+        .await;
+    let go = matches!(raced, Race2::First(_));
+    Ok(format!("{} {} {go}", approve.note, reject.note))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_waiting_on_a_group_of_signals_and_timers_is_waiting() {
+    let clock = ManualClock::default();
+    let engine = Engine::builder(MemoryStorage::new())
+        .register::<two_signals_or_timeout>()
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<two_signals_or_timeout>(60).await.unwrap();
+    let waiting = |engine: Engine, id: String| async move {
+        let filter = weft_runtime::ListFilter {
+            status: Some(WorkflowStatus::Waiting),
+            ..Default::default()
+        };
+        let listed = engine.list(&filter, 10, None).await.unwrap().items;
+        listed.iter().any(|w| w.id == id)
+    };
+    let described = handle.describe().await.unwrap();
+    assert_eq!(described.status, WorkflowStatus::Waiting);
+    assert!(waiting(engine.clone(), handle.id().to_string()).await);
+    // One branch done: still waiting, and that signal is counted.
+    handle.signal(Approve { note: "a".into() }).await.unwrap();
+    eventually(|| engine.active_workflows() == 0).await;
+    let described = handle.describe().await.unwrap();
+    assert_eq!(described.status, WorkflowStatus::Waiting);
+    assert_eq!(described.signals_consumed, 1);
+    handle.signal(Reject { note: "r".into() }).await.unwrap();
+    wait_state(&engine, handle.id(), "AwaitRace").await;
+    eventually(|| engine.active_workflows() == 0).await;
+    let described = handle.describe().await.unwrap();
+    assert_eq!(described.status, WorkflowStatus::Waiting);
+    assert_eq!(described.signals_consumed, 2);
+    assert!(waiting(engine.clone(), handle.id().to_string()).await);
+    handle.signal(Go { ok: true }).await.unwrap();
+    assert_eq!(handle.result().await.unwrap().unwrap(), "a r true");
+    assert_eq!(handle.describe().await.unwrap().signals_consumed, 3);
+}

@@ -247,6 +247,34 @@ fn start_child(
     Ok(Ok(pending))
 }
 
+/// The status of a workflow suspended on a group or a child: `Running` while a branch's
+/// activity runs (the workflow holds a task), `Waiting` when it only waits for signals, timers
+/// or children, like a top-level signal wait or sleep.
+pub(crate) fn status_of(pending: &PendingCommand) -> RecordStatus {
+    let runs_activity = match pending {
+        PendingCommand::Activity { .. } => true,
+        PendingCommand::Group { branches, .. } => branches
+            .iter()
+            .any(|b| b.value.is_none() && matches!(b.pending, PendingCommand::Activity { .. })),
+        _ => false,
+    };
+    if runs_activity {
+        RecordStatus::Running
+    } else {
+        RecordStatus::Waiting
+    }
+}
+
+/// How many of `consumed` (keys a step deletes) are signals of workflow `id`'s queue: what
+/// [`WorkflowRecord::signals_consumed`] grows by.
+pub(crate) fn signals_among(id: &str, consumed: &[Vec<u8>]) -> u64 {
+    let prefix = record::signal_queue_prefix(id);
+    consumed
+        .iter()
+        .filter(|key| key.starts_with(&prefix))
+        .count() as u64
+}
+
 /// Child ids a pending command waits on, to drive them after a commit.
 pub(crate) fn children_of(pending: Option<&PendingCommand>) -> Vec<String> {
     match pending {
@@ -444,6 +472,9 @@ pub(crate) async fn drive_group(
         // A race whose winner was committed (before a crash, say) resolves below without
         // starting its losers again.
         let race_won = race && branches.iter().any(|b| b.value.is_some());
+        // In a race, the branches ready in this pass are candidates; one wins below, and only
+        // the winner consumes what it read (a losing signal stays queued).
+        let mut candidates: Vec<Candidate> = Vec::new();
         for (index, branch) in branches.iter_mut().enumerate() {
             if race_won {
                 break;
@@ -451,25 +482,33 @@ pub(crate) async fn drive_group(
             if branch.value.is_some() {
                 continue;
             }
-            let done: Option<Resume> = match &branch.pending {
+            let done: Option<Ready> = match &branch.pending {
                 PendingCommand::Timer { deadline_ms } => {
-                    (to_millis(now) >= *deadline_ms).then(|| {
-                        consumed.push(record::timer_key(*deadline_ms, id));
-                        Resume::Timer
+                    (to_millis(now) >= *deadline_ms).then(|| Ready {
+                        resume: Resume::Timer,
+                        consumes: Some(record::timer_key(*deadline_ms, id)),
+                        signal_key: None,
                     })
                 }
                 PendingCommand::Signal { name } => {
                     match first_untaken_signal(inner, id, name, &taken_signals)? {
                         Some((key, payload)) => {
                             taken_signals.push(key.clone());
-                            consumed.push(key);
-                            Some(Resume::Signal(payload))
+                            Some(Ready {
+                                resume: Resume::Signal(payload),
+                                consumes: Some(key.clone()),
+                                signal_key: Some(key),
+                            })
                         }
                         None => None,
                     }
                 }
                 PendingCommand::Child { child_id, .. } => match child_result(inner, child_id)? {
-                    Some(result) => Some(Resume::Child(result)),
+                    Some(result) => Some(Ready {
+                        resume: Resume::Child(result),
+                        consumes: None,
+                        signal_key: None,
+                    }),
                     None => {
                         runner::wake(inner, child_id);
                         None
@@ -515,10 +554,21 @@ pub(crate) async fn drive_group(
                 }
                 PendingCommand::Group { .. } => None,
             };
-            if let Some(resume) = done {
-                branch.value = Some(group::branch_value(&resume).map_err(value_error)?);
-                newly = true;
+            if let Some(ready) = done {
+                if race {
+                    candidates.push(Candidate { index, ready });
+                } else {
+                    consumed.extend(ready.consumes);
+                    branch.value = Some(group::branch_value(&ready.resume).map_err(value_error)?);
+                    newly = true;
+                }
             }
+        }
+        if let Some(winner) = race_winner(candidates) {
+            consumed.extend(winner.ready.consumes);
+            branches[winner.index].value =
+                Some(group::branch_value(&winner.ready.resume).map_err(value_error)?);
+            newly = true;
         }
         // Finished?
         let winner = branches.iter().position(|b| b.value.is_some());
@@ -561,11 +611,16 @@ pub(crate) async fn drive_group(
         if newly {
             // Persist the branches that finished, with what they consumed, before going on.
             let mut next = record.clone();
-            next.pending = Some(PendingCommand::Group {
+            let pending = PendingCommand::Group {
                 race,
                 shape,
                 branches: branches.clone(),
-            });
+            };
+            next.status = status_of(&pending);
+            next.signals_consumed = next
+                .signals_consumed
+                .saturating_add(signals_among(id, &consumed));
+            next.pending = Some(pending);
             next.updated_ms = to_millis(now);
             let mut batch = Batch::new();
             for key in consumed {
@@ -615,11 +670,13 @@ pub(crate) async fn drive_group(
                 branches[index].value = Some(value);
                 // Commit it on the next pass (with anything else that finished meanwhile).
                 let mut next = record.clone();
-                next.pending = Some(PendingCommand::Group {
+                let pending = PendingCommand::Group {
                     race,
                     shape,
                     branches: branches.clone(),
-                });
+                };
+                next.status = status_of(&pending);
+                next.pending = Some(pending);
                 next.updated_ms = to_millis(inner.clock.now());
                 let mut batch = Batch::new();
                 batch.put(record::workflow_key(id), record::encode_record(&next)?);
@@ -661,6 +718,45 @@ pub(crate) async fn drive_group(
                 }
             }
         }
+    }
+}
+
+/// A branch found ready in one pass of [`drive_group`].
+struct Ready {
+    /// What it resumes with.
+    resume: Resume,
+    /// The key it consumes if it wins (its signal, its timer).
+    consumes: Option<Vec<u8>>,
+    /// For a signal branch, the key of the signal it read: its place in the queue.
+    signal_key: Option<Vec<u8>>,
+}
+
+/// A race branch found ready in one pass, before the winner is chosen.
+struct Candidate {
+    /// The branch's position in the race.
+    index: usize,
+    /// What it found.
+    ready: Ready,
+}
+
+/// Which of the race branches found ready in one pass wins.
+///
+/// A signal that was accepted is answered: ready signal branches beat the others, and among
+/// them the signal that arrived first wins (queue keys sort in arrival order), whatever the
+/// order the branches were written in. So `ctx.race((approve, reject))` resumes with `reject`
+/// when it was sent before `approve`, even if both are queued by the time the workflow looks.
+/// Otherwise (timers, children) the first branch listed wins.
+fn race_winner(mut candidates: Vec<Candidate>) -> Option<Candidate> {
+    let first_signal = candidates
+        .iter()
+        .enumerate()
+        .filter_map(|(at, c)| c.ready.signal_key.as_ref().map(|key| (key, at)))
+        .min()
+        .map(|(_, at)| at);
+    match first_signal {
+        Some(at) => Some(candidates.swap_remove(at)),
+        None if candidates.is_empty() => None,
+        None => Some(candidates.swap_remove(0)),
     }
 }
 

@@ -111,6 +111,8 @@ pub struct WorkflowDescription {
     pub park_reason: Option<ParkReason>,
     /// How many steps have been committed.
     pub step: u64,
+    /// How many signals it has consumed (by top-level waits and by group branches).
+    pub signals_consumed: u64,
     /// When it started.
     pub created_at: SystemTime,
     /// When its record was last written.
@@ -383,6 +385,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         status: inspected.status,
         park_reason: inspected.park_reason,
         step: 0,
+        signals_consumed: 0,
         created_at: SystemTime::UNIX_EPOCH,
         updated_at: SystemTime::UNIX_EPOCH,
         state_name: None,
@@ -398,6 +401,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
     description.workflow_type = record.workflow_type.clone();
     description.version = record.version;
     description.step = record.step;
+    description.signals_consumed = record.signals_consumed;
     description.created_at = from_millis(record.created_ms);
     description.updated_at = from_millis(record.updated_ms);
     description.pending = record.pending.as_ref().map(|pending| match pending {

@@ -674,9 +674,11 @@ pub(crate) fn transition(
     next.step = prev.step + 1;
     next.updated_ms = now_ms;
     next.last_resume = Some(kind);
-    if kind == ResumeKind::Signal {
-        next.signals_consumed += 1;
-    }
+    // A top-level signal wait consumes its signal; a group resumes with the signals its
+    // branches took (the ones it took earlier were counted as they were committed).
+    next.signals_consumed = next
+        .signals_consumed
+        .saturating_add(composite::signals_among(id, &consumed));
     let mut batch = Batch::new();
     for key in consumed {
         batch.delete(key);
@@ -740,7 +742,7 @@ pub(crate) fn transition(
                 }
                 command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
                     match composite::plan(inner, id, next.step, command, now, &mut batch)? {
-                        Ok(pending) => (RecordStatus::Running, pending),
+                        Ok(pending) => (composite::status_of(&pending), pending),
                         Err(fault) => return parked(prev, fault, now, id),
                     }
                 }
