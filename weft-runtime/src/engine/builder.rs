@@ -20,6 +20,7 @@ use super::error::EngineError;
 use super::migration::{self, ErasedMigration};
 use super::record;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
+use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
 use super::{Engine, live_index, recovery};
@@ -160,6 +161,7 @@ impl EngineBuilder {
         let stats = Arc::new(WriterStats::default());
         let fenced = Arc::new(AtomicBool::new(false));
         let timers = Arc::new(Timers::default());
+        let tasks = Arc::new(Tasks::default());
         let inner = Arc::new(Inner {
             storage: Arc::clone(&self.storage),
             registry,
@@ -177,6 +179,7 @@ impl EngineBuilder {
             stalled: Mutex::new(HashMap::new()),
             timers: Arc::clone(&timers),
             background: Mutex::new(Vec::new()),
+            tasks: Arc::clone(&tasks),
             next_id: AtomicU64::new(0),
             next_signal: AtomicU64::new(0),
         });
@@ -193,7 +196,7 @@ impl EngineBuilder {
                 let _ = done_tx.send(());
             })
             .map_err(|e| EngineError::Storage(crate::storage::StorageError::backend(e)))?;
-        let timer_task = tokio::spawn(timers::run(
+        let timer_task = tasks.spawn(timers::run(
             Arc::downgrade(&inner),
             timers,
             Arc::clone(&self.clock),

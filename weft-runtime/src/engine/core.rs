@@ -20,6 +20,7 @@ use super::clock::Clock;
 use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
 use super::registry::Registry;
+use super::tasks::Tasks;
 use super::timers::Timers;
 use super::writer::{Check, Created, Expect, Guarded, ReadView, Signalled, WriteOp, WriterStats};
 
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     pub stalled: Mutex<HashMap<String, EngineError>>,
     pub timers: Arc<Timers>,
     pub background: Mutex<Vec<AbortHandle>>,
+    /// The tasks holding this state (runners, the timer service), counted for shutdown.
+    pub tasks: Arc<Tasks>,
     pub next_id: AtomicU64,
     pub next_signal: AtomicU64,
 }

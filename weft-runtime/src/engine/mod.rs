@@ -53,6 +53,7 @@ mod recovery;
 mod registry;
 mod review;
 mod runner;
+mod tasks;
 mod timers;
 mod update;
 mod views;
@@ -805,8 +806,15 @@ impl Engine {
     }
 
     /// Stops the engine: aborts running tasks (their workflows resume from their last commit
-    /// when an engine is built again), and waits until the writer has stopped, so a new engine
-    /// can be built on the same storage at once.
+    /// when an engine is built again), and waits until the writer has stopped and every task of
+    /// the engine has dropped the storage. Once the last clone of this engine (and every
+    /// [`WorkflowHandle`]) is gone too, the storage is dropped, so a new engine can be built on
+    /// the same redb file at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// The engine stops at the first poll, whatever happens to this future; dropping it only
+    /// gives up waiting for the writer and the tasks to let go of the storage.
     pub async fn shutdown(self) {
         self.inner.halt();
         let done = self
@@ -818,5 +826,6 @@ impl Engine {
         if let Some(done) = done {
             let _ = done.await;
         }
+        self.inner.tasks.idle().await;
     }
 }

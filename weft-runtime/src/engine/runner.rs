@@ -92,7 +92,9 @@ pub(crate) fn spawn(inner: &Arc<Inner>, id: String, loaded: Option<Loaded>) {
         inner.release(&id);
         return;
     }
-    let task = tokio::spawn(run(Arc::clone(inner), id.clone(), loaded));
+    let task = inner
+        .tasks
+        .spawn(run(Arc::clone(inner), id.clone(), loaded));
     inner.add_task(&id, task.abort_handle());
 }
 
