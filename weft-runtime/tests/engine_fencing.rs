@@ -149,3 +149,129 @@ async fn fencing_holds_on_redb() {
         vec!["new"]
     );
 }
+
+/// What `stubborn` does in one engine: counts its attempts there, and either fails every
+/// attempt (input "fail") or holds its attempt open, watching for its cancellation (input
+/// "hold"). The new owner's `Behaviour` lets every attempt succeed.
+#[derive(Default)]
+struct Behaviour {
+    succeed: bool,
+    attempts: AtomicUsize,
+    held: AtomicUsize,
+    saw_cancel: std::sync::atomic::AtomicBool,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+/// Sets `stopped` when the attempt holding it is dropped (the engine stopped it).
+struct StopGuard(Arc<Behaviour>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// An activity retried almost forever, 5 ms apart (lowercase like the `#[activity]` structs).
+#[allow(non_camel_case_types)]
+struct stubborn;
+
+impl weft_runtime::Activity for stubborn {
+    type Input = String;
+    type Output = String;
+    const NAME: &'static str = "stubborn";
+
+    fn options(&self) -> weft_runtime::ActivityOptions {
+        weft_runtime::ActivityOptions {
+            retry: weft_runtime::RetryPolicy {
+                max_attempts: 1_000_000,
+                initial_backoff: std::time::Duration::from_millis(5),
+                backoff_percent: 100,
+                max_backoff: std::time::Duration::from_millis(5),
+            },
+            attempt_timeout: None,
+        }
+    }
+
+    async fn execute(
+        &self,
+        ctx: weft_runtime::ActivityContext,
+        mode: String,
+    ) -> Result<String, weft_runtime::ActivityError> {
+        let behaviour = ctx.resource::<Behaviour>().unwrap();
+        behaviour.attempts.fetch_add(1, Ordering::SeqCst);
+        if behaviour.succeed {
+            return Ok(format!("{mode} done"));
+        }
+        if mode == "hold" {
+            let watcher = ctx.clone();
+            let seen = Arc::clone(&behaviour);
+            tokio::spawn(async move {
+                watcher.cancelled().await;
+                seen.saw_cancel.store(true, Ordering::SeqCst);
+            });
+            let _guard = StopGuard(Arc::clone(&behaviour));
+            behaviour.held.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        Err(weft_runtime::ActivityError::failed("not yet"))
+    }
+}
+
+#[weft_runtime::workflow]
+async fn persist(
+    ctx: &mut weft_runtime::WorkflowContext,
+    mode: String,
+) -> Result<String, weft_runtime::WorkflowError> {
+    let out = ctx.run(stubborn, mode).await?;
+    Ok(out)
+}
+
+async fn persist_engine(storage: &MemoryStorage, behaviour: &Arc<Behaviour>) -> Engine {
+    Engine::builder(storage.clone())
+        .register::<persist>()
+        .resources(weft_runtime::Resources::new().with_arc(Arc::clone(behaviour)))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_engine_stops_its_activities_before_their_next_attempt_and_reports_fenced() {
+    let storage = MemoryStorage::new();
+    let old = Arc::new(Behaviour::default());
+    let first = persist_engine(&storage, &old).await;
+    let failing = first.start::<persist>("fail".into()).await.unwrap();
+    let held = first.start::<persist>("hold".into()).await.unwrap();
+    eventually(|| old.attempts.load(Ordering::SeqCst) >= 4 && old.held.load(Ordering::SeqCst) == 1)
+        .await;
+
+    let new = Arc::new(Behaviour {
+        succeed: true,
+        ..Behaviour::default()
+    });
+    let second = persist_engine(&storage, &new).await;
+
+    // The failing activity's next attempt finds the store taken over: the old engine stops,
+    // says so, and tells the activity it holds open to stop.
+    eventually(|| first.is_fenced()).await;
+    eventually(|| old.saw_cancel.load(Ordering::SeqCst)).await;
+    eventually(|| old.stopped.load(Ordering::SeqCst)).await;
+    let attempts = old.attempts.load(Ordering::SeqCst);
+    // Twenty retry periods later, the old engine has made no further attempt.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(old.attempts.load(Ordering::SeqCst), attempts);
+
+    // The new owner runs both to the end.
+    assert_eq!(
+        second
+            .result::<persist>(failing.id())
+            .await
+            .unwrap()
+            .unwrap(),
+        "fail done"
+    );
+    assert_eq!(
+        second.result::<persist>(held.id()).await.unwrap().unwrap(),
+        "hold done"
+    );
+}

@@ -541,6 +541,7 @@ pub(crate) async fn drive_group(
                             cancel: cancel_rx,
                             payload_limit: inner.payload_limit,
                             branch: Some(index as u32),
+                            engine: Arc::downgrade(inner),
                         };
                         let task = tokio::spawn(execute::execute(call));
                         inner.add_task(id, task.abort_handle());

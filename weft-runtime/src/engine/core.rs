@@ -83,6 +83,33 @@ impl Inner {
         }
     }
 
+    /// Fails when this engine no longer owns the store: the stored owner epoch is no longer its
+    /// own. One read, made before each activity attempt, so a deposed engine stops running
+    /// activities as soon as it is deposed, not only when its next write fails. Finding itself
+    /// deposed, it stops (see [`Inner::depose`]). A read that fails, or an epoch that does not
+    /// decode, proves nothing: the caller goes on, and its writes stay fenced in the writer.
+    pub fn check_owner(&self) -> Result<(), EngineError> {
+        self.check_live()?;
+        let stored = match self.storage.get(record::EPOCH_KEY) {
+            Ok(Some(bytes)) => record::decode_epoch(&bytes).ok(),
+            Ok(None) | Err(_) => None,
+        };
+        match stored {
+            Some(stored) if stored != self.epoch => {
+                self.depose();
+                Err(EngineError::Fenced { epoch: self.epoch })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Stops an engine another one took the store from: `is_fenced` says so, every later call
+    /// fails with [`EngineError::Fenced`], and every task stops (activities are told first).
+    pub fn depose(&self) {
+        self.fenced.store(true, Ordering::SeqCst);
+        self.halt();
+    }
+
     /// The error for an engine that stopped under a caller.
     pub fn stopped_error(&self) -> EngineError {
         self.check_live().err().unwrap_or(EngineError::Shutdown)
@@ -364,6 +391,12 @@ impl Inner {
             let _waiters = lock(&self.waiters).drain().count();
         }
         for entry in lock(&self.active).drain().map(|(_, e)| e) {
+            // An activity's cancellation fires before its task is aborted, so work it handed
+            // elsewhere (watching `ActivityContext::cancelled`) stops too. A group's branches
+            // are told when their runner is dropped.
+            if let Some(cancel) = &entry.cancel_tx {
+                let _ = cancel.send(true);
+            }
             for task in entry.tasks {
                 task.abort();
             }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use tokio::sync::watch;
@@ -13,6 +13,7 @@ use crate::activity::{ActivityContext, ActivityError, ActivityOptions, DynActivi
 use crate::codec::Payload;
 
 use super::clock::Clock;
+use super::core::Inner;
 
 /// Everything one activity call needs.
 pub(crate) struct Call {
@@ -27,6 +28,8 @@ pub(crate) struct Call {
     pub payload_limit: usize,
     /// The branch of a group this call runs for.
     pub branch: Option<u32>,
+    /// The engine, asked before each attempt whether it still owns the store.
+    pub engine: Weak<Inner>,
 }
 
 /// Runs the call to its final result: success, a non-retryable error, or the last attempt's error.
@@ -34,6 +37,16 @@ pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
     let max_attempts = call.options.retry.max_attempts.max(1);
     let mut attempt = 1;
     loop {
+        // A deposed engine runs no further attempt: its successor runs the activity. (It stops
+        // itself on finding out, which cancels and aborts this call; the error is for the
+        // record only, nothing of this engine commits any more.)
+        let owned = call
+            .engine
+            .upgrade()
+            .is_some_and(|engine| engine.check_owner().is_ok());
+        if !owned {
+            return Err(ActivityError::Cancelled);
+        }
         let mut ctx = ActivityContext::new(
             call.workflow_id.clone(),
             call.step,

@@ -424,6 +424,7 @@ async fn decide(
                 cancel: cancel_rx,
                 payload_limit: inner.payload_limit,
                 branch: None,
+                engine: Arc::downgrade(inner),
             };
             let mut task = tokio::spawn(execute::execute(call));
             inner.add_task(id, task.abort_handle());
