@@ -30,6 +30,7 @@ use super::execute::{self, Call};
 use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
 use super::review::ReviewSnapshot;
+use super::timers;
 use super::writer::Guarded;
 
 /// How many times in a row a transition out of a review may be refused before the runner gives
@@ -540,6 +541,7 @@ async fn advance(
         .status
         .is_terminal()
         .then(|| record::signal_queue_prefix(id));
+    let disarm = timers::deleted_by(&batch);
     match review {
         // Every transition from a review wait ends the review (decision, timeout, cancellation,
         // execution deadline) or replaces it: guarded on the record as read before deciding.
@@ -549,6 +551,11 @@ async fn advance(
             }
         }
         None => inner.commit_sweeping(batch, sweep).await?,
+    }
+    // A sleep cut short or a race's losing timer: its stored timer is gone, so its in-memory
+    // one must not stay armed until its deadline.
+    for (deadline_ms, timer_id) in disarm {
+        inner.timers.disarm(deadline_ms, &timer_id);
     }
     after_commit(inner, id, &next)?;
     if answered {
@@ -572,6 +579,10 @@ pub(crate) fn after_commit(
     next: &WorkflowRecord,
 ) -> Result<(), EngineError> {
     finish_notify(inner, id, next);
+    if next.status.is_terminal() {
+        // Nothing can wake a finished workflow to any end: its execution deadline, say.
+        inner.timers.disarm_all(id);
+    }
     for child in composite::children_of(next.pending.as_ref()) {
         wake(inner, &child);
     }
