@@ -49,6 +49,7 @@ scenarios:
   recovery     workflows parked after each of STEPS completed steps (--steps 10,1000,10000 --pad 1024 --finished 0)
   parked       N sleeping workflows: resident memory                (--n 100000 --pad 0)
   ceiling      the engine vs the same writes straight into redb     (--n 1000 --k 10 --c 64 --pad 1024)
+  visibility   a page of 50 by type and a count by status among N finished workflows, vs FINISHED (--n 1000000 --finished 1000; stores kept in --dir)
   versus       a peer's script, then weft on the same workload, per round (--versus restate-wf,restate-svc,restate-wf-c256 --rounds 3)
   all          every scenario at sizes that finish in a few minutes (--write docs/benchmarks.md --peers FILE.jsonl --versus LIST)
 

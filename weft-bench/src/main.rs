@@ -20,6 +20,7 @@ mod report;
 mod results;
 mod throughput;
 mod versus;
+mod visibility;
 mod workload;
 
 use cli::{Opts, USAGE};
@@ -110,6 +111,10 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
             versus::run(&o.dir, &o.peers_dir, &variants, o.rounds.unwrap_or(3), r)
                 .await?
                 .0
+        }
+        "visibility" => {
+            let (small, large) = (o.finished.unwrap_or(1_000), o.n.unwrap_or(1_000_000));
+            visibility::run(&o.dir, small, large, r).await?.0
         }
         "all" => return results::all(o).await,
         other => return Err(format!("unknown scenario `{other}`\n\n{USAGE}").into()),
