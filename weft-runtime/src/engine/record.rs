@@ -199,6 +199,14 @@ pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Decodes a tagged record.
+///
+/// Stored bytes may be corrupt: the decode is bounded by `bytes` (see [`crate::codec`]), so
+/// whatever they hold, the answer is a [`RecordError`], never a panic or an abort.
+///
+/// # Errors
+///
+/// [`RecordError::Empty`], [`RecordError::UnknownFormat`], or [`RecordError::Codec`] when the
+/// body does not decode as a `T`.
 pub fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
     match bytes.split_first() {
         None => Err(RecordError::Empty),
@@ -651,5 +659,90 @@ mod tests {
             Err(RecordError::UnknownFormat { tag: 9 })
         );
         assert_eq!(decode_epoch(&encode_epoch(7)), Ok(7));
+    }
+
+    #[test]
+    fn an_idempotency_record_claiming_a_terabyte_string_is_an_error() {
+        // Issue 12: these 10 bytes aborted the process ("memory allocation of 1099511627776
+        // bytes failed"), killing the writer thread that decodes `idem/` records.
+        let bytes = [0x01, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
+        let err = decode_record::<IdempotencyRecord>(&bytes).unwrap_err();
+        assert_eq!(err.code(), "codec.decode", "{err}");
+    }
+
+    #[test]
+    fn a_length_above_isize_max_is_an_error_not_a_panic() {
+        // Issue 12: this panicked with "capacity overflow".
+        let mut bytes = vec![FORMAT_V1, 0xfd];
+        bytes.extend_from_slice(&(isize::MAX as u64 + 1).to_le_bytes());
+        assert!(decode_record::<IdempotencyRecord>(&bytes).is_err());
+        assert!(decode_record::<SignalRecord>(&bytes).is_err());
+    }
+
+    fn a_workflow_record() -> WorkflowRecord {
+        WorkflowRecord {
+            workflow_type: "checkout".into(),
+            version: 1,
+            fingerprint: 7,
+            status: RecordStatus::Waiting,
+            step: 2,
+            state: Some(vec![1, 2, 3]),
+            pending: Some(PendingCommand::Signal {
+                name: "approve".into(),
+            }),
+            created_ms: 1,
+            updated_ms: 2,
+            outcome: None,
+            idempotency_key: Some("k".into()),
+            last_resume: Some(ResumeKind::Activity),
+            signals_consumed: 0,
+        }
+    }
+
+    #[test]
+    fn a_workflow_record_with_a_huge_type_name_length_is_an_error() {
+        // Issue 12: a live `wf/` record like this aborted `build()` on every restart.
+        let valid = encode_record(&a_workflow_record()).unwrap();
+        assert_eq!(
+            valid[1] as usize,
+            "checkout".len(),
+            "the type name's length"
+        );
+        for claimed in [1u64 << 40, isize::MAX as u64 + 1, u64::MAX] {
+            let mut bytes = vec![FORMAT_V1, 0xfd];
+            bytes.extend_from_slice(&claimed.to_le_bytes());
+            bytes.extend_from_slice(&valid[2..]);
+            let err = decode_record::<WorkflowRecord>(&bytes).unwrap_err();
+            assert_eq!(err.code(), "codec.decode", "{err}");
+        }
+        assert_eq!(
+            decode_record::<WorkflowRecord>(&valid),
+            Ok(a_workflow_record())
+        );
+    }
+
+    #[test]
+    fn a_group_nested_past_the_depth_limit_is_an_error_not_a_stack_overflow() {
+        // A group whose one branch is a group, 50,000 deep: four bytes per level (variant 3,
+        // `race`, `shape`, one branch), one chain of stack frames per level.
+        let pending = PendingCommand::Group {
+            race: false,
+            shape: crate::group::GroupShape::Tuple,
+            branches: vec![Branch {
+                pending: PendingCommand::Timer { deadline_ms: 1 },
+                value: None,
+            }],
+        };
+        let level = [3u8, 0, 0, 1];
+        assert!(encode_record(&pending).unwrap()[1..].starts_with(&level));
+        let deep = [[FORMAT_V1].as_slice(), &level.repeat(50_000)].concat();
+        let err = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || decode_record::<PendingCommand>(&deep))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.code(), "codec.too_deep", "{err}");
     }
 }
