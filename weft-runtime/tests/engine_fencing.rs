@@ -275,3 +275,27 @@ async fn a_deposed_engine_stops_its_activities_before_their_next_attempt_and_rep
         "hold done"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_answers_while_the_engine_owns_the_store_and_fails_fenced_once_deposed() {
+    let storage = MemoryStorage::new();
+    let first = Engine::builder(storage.clone())
+        .register::<waiter>()
+        .build()
+        .await
+        .unwrap();
+    first.probe().await.unwrap();
+    let before = dump(&storage);
+    first.probe().await.unwrap();
+    assert_eq!(dump(&storage), before, "a probe changes nothing stored");
+
+    let second = Engine::builder(storage.clone())
+        .register::<waiter>()
+        .build()
+        .await
+        .unwrap();
+    let err = first.probe().await.unwrap_err();
+    assert!(matches!(err, EngineError::Fenced { .. }), "{err:?}");
+    assert!(first.is_fenced());
+    second.probe().await.unwrap();
+}

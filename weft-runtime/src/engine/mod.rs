@@ -34,7 +34,7 @@
 //! Modules: [`builder`] (registration, ownership, recovery at build), `registry` (type-erased
 //! workflows), [`record`] (stored formats and key layout), `writer` (grouped, fenced commits),
 //! `runner` (the step protocol), `execute` (activity retries), `timers`, `recovery`, [`clock`],
-//! `query` (describe, list and count), `attributes` (search attributes), `migration` (checked migrations at build), `views` (typed
+//! `query` (describe, list and count), `attributes` (search attributes), `probe` (readiness), `migration` (checked migrations at build), `views` (typed
 //! queries), [`error`].
 
 mod attributes;
@@ -46,6 +46,7 @@ pub mod error;
 mod execute;
 mod live_index;
 mod migration;
+mod probe;
 mod purge;
 mod query;
 pub mod record;
