@@ -1,0 +1,105 @@
+//! The routes under `/v1`: one table of (method, path, access, handler), from which the router
+//! is built and against which the OpenAPI document is checked.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+
+use crate::auth::Access;
+use crate::server::Shared;
+
+mod body;
+pub mod bulk;
+pub mod cluster;
+pub mod openapi;
+pub mod reviews;
+pub mod types;
+pub mod workflows;
+
+/// One route.
+pub(crate) struct RouteDef {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter<Arc<Shared>>,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<Arc<Shared>>,
+) -> RouteDef {
+    RouteDef {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+/// Every route under `/v1`.
+pub(crate) fn routes() -> Vec<RouteDef> {
+    use Access::*;
+    vec![
+        route(Method::GET, "/v1/cluster/info", AnyRole, get(cluster::info)),
+        route(
+            Method::GET,
+            "/v1/openapi.json",
+            AnyRole,
+            get(openapi::document),
+        ),
+        route(Method::GET, "/v1/workflows", Operator, get(workflows::list)),
+        route(
+            Method::GET,
+            "/v1/workflow-counts",
+            Operator,
+            get(workflows::count),
+        ),
+        route(
+            Method::GET,
+            "/v1/workflows/{id}",
+            Operator,
+            get(workflows::describe),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/workflows/{id}",
+            Admin,
+            delete(workflows::purge),
+        ),
+        route(
+            Method::POST,
+            "/v1/workflows/{id}/cancel",
+            Operator,
+            post(workflows::cancel),
+        ),
+        route(
+            Method::GET,
+            "/v1/workflows/{id}/queries/{name}",
+            Operator,
+            get(workflows::query),
+        ),
+        route(Method::GET, "/v1/reviews", Operator, get(reviews::list)),
+        route(
+            Method::POST,
+            "/v1/workflows/{id}/review",
+            Operator,
+            post(reviews::decide),
+        ),
+        route(Method::POST, "/v1/bulk/cancel", Admin, post(bulk::cancel)),
+        route(Method::POST, "/v1/bulk/purge", Admin, post(bulk::purge)),
+        route(Method::GET, "/v1/audit", Admin, get(cluster::audit)),
+    ]
+}
+
+/// (method, path, access) of every route under `/v1`, for the tests that hold the OpenAPI
+/// document and the auth rules to the router.
+#[doc(hidden)]
+pub fn route_table() -> Vec<(Method, &'static str, Access)> {
+    routes()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect()
+}

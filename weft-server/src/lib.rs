@@ -1,0 +1,61 @@
+//! # weft-server: Weft as a service
+//!
+//! An HTTP server over a Weft [`Engine`](weft_runtime::Engine): a JSON API under `/v1`,
+//! `/health` and `/ready` for orchestrators, named bearer tokens with roles, an audit log, and
+//! an OpenAPI document generated from the same types as the routes.
+//!
+//! A user's own binary registers its workflows with the engine and serves them:
+//!
+//! ```no_run
+//! # async fn run(engine: weft_runtime::Engine) -> Result<(), Box<dyn std::error::Error>> {
+//! use weft_server::{Server, TokenSet};
+//! Server::builder(engine)
+//!     .address("0.0.0.0:8080".parse()?)
+//!     .tokens(TokenSet::from_env()?) // WEFT_ADMIN_TOKEN, WEFT_OPERATOR_TOKEN, WEFT_TOKENS_FILE
+//!     .build()?
+//!     .serve() // until SIGTERM or Ctrl-C, then a graceful drain
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Routes
+//!
+//! | route | role |
+//! | --- | --- |
+//! | `GET /health`, `GET /ready` | none |
+//! | `GET /v1/cluster/info`, `GET /v1/openapi.json` | any |
+//! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}` | operator |
+//! | `POST /v1/workflows/{id}/cancel`, `GET /v1/workflows/{id}/queries/{name}` | operator |
+//! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
+//! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,purge}`, `GET /v1/audit` | admin |
+//!
+//! Admins may do everything operators may. Errors are one JSON shape, [`ErrorBody`]
+//! (`{code, message, details}`), with the engine's stable code and a status from
+//! `EngineError::kind()`: not found 404, conflict 409, invalid input 400 (an oversized payload
+//! 413), unavailable 503 with `Retry-After`, internal 500.
+//!
+//! ## Security
+//!
+//! Authentication fails closed: a `/v1` request without a valid token is answered `401` before
+//! routing, and the role check runs before any extractor or engine call, so a token without the
+//! role learns nothing about what exists. Tokens come from the environment or a file
+//! ([`TokenSet::from_env`]), never the command line, and only their SHA-256 hashes are kept,
+//! compared in constant time. Without tokens the server binds loopback only, unless
+//! `insecure_no_auth` is set. TLS is not built in: put a TLS-terminating proxy in front of a
+//! non-loopback address (the server warns at start that tokens otherwise cross in clear).
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod limits;
+mod log;
+pub mod server;
+
+pub use api::openapi::ApiDoc;
+pub use audit::{AuditEntry, AuditLog};
+pub use auth::{Access, Principal, Role, TokenError, TokenSet};
+pub use error::{ApiError, ErrorBody};
+pub use limits::Limits;
+pub use server::{DEFAULT_ADDRESS, Listening, Server, ServerBuilder, ServerError};

@@ -1,0 +1,392 @@
+//! [`Server`]: configuration, the router with its layers, binding, and graceful shutdown.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use weft_runtime::Engine;
+
+use crate::api;
+use crate::audit::AuditLog;
+use crate::auth::{self, TokenSet};
+use crate::error::ApiError;
+use crate::health::{self, Readiness};
+use crate::limits::{self, Limits};
+
+/// The default address: loopback only, port 8080.
+pub const DEFAULT_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A non-loopback address without tokens would let anyone drive the engine.
+    #[error(
+        "refusing to listen on {address} without tokens: anyone who reaches it could start, cancel and purge workflows; set WEFT_ADMIN_TOKEN / WEFT_OPERATOR_TOKEN or WEFT_TOKENS_FILE, or pass `insecure_no_auth` explicitly"
+    )]
+    InsecureBind {
+        /// The address asked for.
+        address: SocketAddr,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server failed: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub engine: Engine,
+    pub tokens: TokenSet,
+    pub insecure_no_auth: bool,
+    pub limits: Limits,
+    pub audit: AuditLog,
+    pub readiness: Arc<Readiness>,
+    pub in_flight: Arc<Semaphore>,
+    pub started: Instant,
+}
+
+/// Configures a [`Server`]; see [`Server::builder`].
+#[derive(Debug)]
+pub struct ServerBuilder {
+    engine: Engine,
+    address: SocketAddr,
+    tokens: TokenSet,
+    insecure_no_auth: bool,
+    limits: Limits,
+    probe_interval: Duration,
+    audit_capacity: usize,
+}
+
+impl ServerBuilder {
+    /// The address to listen on; default [`DEFAULT_ADDRESS`] (loopback). Port 0 picks a free
+    /// port ([`Listening::local_addr`] says which).
+    pub fn address(mut self, address: SocketAddr) -> Self {
+        self.address = address;
+        self
+    }
+
+    /// The tokens accepted (see [`TokenSet::from_env`]). Without tokens the server listens on
+    /// loopback only, unless [`ServerBuilder::insecure_no_auth`] is set.
+    pub fn tokens(mut self, tokens: TokenSet) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Serves without tokens, even on a non-loopback address, treating every caller as an
+    /// admin named `anonymous`. For a trusted network or a proxy that authenticates; never the
+    /// default. Ignored when tokens are configured.
+    pub fn insecure_no_auth(mut self, insecure: bool) -> Self {
+        self.insecure_no_auth = insecure;
+        self
+    }
+
+    /// The limits (see [`Limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How often the storage is probed for `/ready`; default 2 s.
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// How many audit entries are kept in memory; default 10,000.
+    pub fn audit_capacity(mut self, capacity: usize) -> Self {
+        self.audit_capacity = capacity;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::InsecureBind`] for a non-loopback address without tokens and without
+    /// `insecure_no_auth`.
+    pub fn build(self) -> Result<Server, ServerError> {
+        let loopback = self.address.ip().is_loopback();
+        if !loopback && self.tokens.is_empty() && !self.insecure_no_auth {
+            return Err(ServerError::InsecureBind {
+                address: self.address,
+            });
+        }
+        if self.tokens.is_empty() {
+            tracing::warn!(
+                address = %self.address,
+                "no tokens configured: every caller is treated as an admin"
+            );
+        } else if !loopback {
+            tracing::warn!(
+                address = %self.address,
+                "serving plain HTTP on a non-loopback address: bearer tokens cross the network in clear unless a TLS-terminating proxy is in front"
+            );
+        }
+        let shared = Arc::new(Shared {
+            in_flight: Arc::new(Semaphore::new(self.limits.max_in_flight.max(1))),
+            engine: self.engine,
+            tokens: self.tokens,
+            insecure_no_auth: self.insecure_no_auth,
+            limits: self.limits,
+            audit: AuditLog::new(self.audit_capacity),
+            readiness: Arc::new(Readiness::new(self.probe_interval)),
+            started: Instant::now(),
+        });
+        Ok(Server {
+            address: self.address,
+            shared,
+        })
+    }
+}
+
+/// An HTTP server over an [`Engine`]: the JSON API under `/v1`, `/health`, `/ready`, role
+/// tokens and live events.
+///
+/// ```no_run
+/// # async fn run(engine: weft_runtime::Engine) -> Result<(), Box<dyn std::error::Error>> {
+/// use weft_server::{Server, TokenSet};
+/// Server::builder(engine)
+///     .address("0.0.0.0:8080".parse()?)
+///     .tokens(TokenSet::from_env()?)
+///     .build()?
+///     .serve()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Starts configuring a server over `engine` (built with every workflow it serves).
+    pub fn builder(engine: Engine) -> ServerBuilder {
+        ServerBuilder {
+            engine,
+            address: DEFAULT_ADDRESS,
+            tokens: TokenSet::new(),
+            insecure_no_auth: false,
+            limits: Limits::default(),
+            probe_interval: Duration::from_secs(2),
+            audit_capacity: 10_000,
+        }
+    }
+
+    /// The router with every route and layer, for embedding in another axum application or
+    /// serving on a listener of your own. Readiness probes and events need the tasks
+    /// [`Server::bind`] starts.
+    pub fn router(&self) -> Router {
+        let shared = &self.shared;
+        let api = api::routes()
+            .into_iter()
+            .fold(Router::new(), |router, route| {
+                router.route(
+                    route.path,
+                    route
+                        .handler
+                        .route_layer(from_fn_with_state(route.access, auth::require)),
+                )
+            })
+            .route("/v1/{*rest}", axum::routing::any(not_found))
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(from_fn_with_state(Arc::clone(shared), auth::authenticate))
+            .layer(DefaultBodyLimit::max(shared.limits.max_body_bytes))
+            .layer(from_fn_with_state(
+                shared.limits.request_timeout,
+                limits::timeout,
+            ))
+            .layer(from_fn_with_state(
+                Arc::clone(&shared.in_flight),
+                limits::concurrency,
+            ));
+        Router::new()
+            .route("/health", get(health::health))
+            .route("/ready", get(health::ready))
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(Arc::clone(shared))
+            .merge(api.with_state(Arc::clone(shared)))
+            .fallback(not_found)
+            .layer(from_fn(limits::catch_panic))
+            .layer(from_fn(crate::log::requests))
+    }
+
+    /// Binds the address and starts the storage heartbeat that `/ready` reports.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Bind`] when the address cannot be bound.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it before it returns leaves nothing bound.
+    pub async fn bind(self) -> Result<Listening, ServerError> {
+        let listener =
+            TcpListener::bind(self.address)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    address: self.address,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(ServerError::Io)?;
+        let heartbeat =
+            tokio::spawn(Arc::clone(&self.shared.readiness).heartbeat(self.shared.engine.clone()));
+        tracing::info!(address = %local_addr, "weft server listening");
+        Ok(Listening {
+            router: self.router(),
+            listener,
+            local_addr,
+            shared: self.shared,
+            heartbeat,
+        })
+    }
+
+    /// Binds and serves until SIGTERM or Ctrl-C, then shuts down gracefully (see
+    /// [`Listening::serve_until`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`Server::bind`] and [`Listening::serve_until`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping it stops serving at once, without the graceful drain.
+    pub async fn serve(self) -> Result<(), ServerError> {
+        self.bind().await?.serve_until(shutdown_signal()).await
+    }
+}
+
+/// A bound server, not yet serving.
+pub struct Listening {
+    router: Router,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl Listening {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then: `/ready` turns `503`, no new connection is
+    /// accepted, event streams end, requests in flight get up to `Limits::shutdown_grace` to
+    /// finish, and the engine shuts down (letting its current commit finish). Everything a
+    /// `2xx` acknowledged is durable by then.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Io`] when accepting connections fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping it stops serving at once, without the graceful drain; the
+    /// engine then stops when its last handle is dropped.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let shared = Arc::clone(&self.shared);
+        let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<()>();
+        let drain = {
+            let shared = Arc::clone(&shared);
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining requests in flight");
+                shared.readiness.drain();
+                let _ = begun_tx.send(());
+            }
+        };
+        let serving = axum::serve(self.listener, self.router).with_graceful_shutdown(drain);
+        let grace = shared.limits.shutdown_grace;
+        let result = tokio::select! {
+            result = serving => result.map_err(ServerError::Io),
+            () = async {
+                let _ = begun_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "requests still in flight after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        self.heartbeat.abort();
+        shared.engine.clone().shutdown().await;
+        tracing::info!("server stopped");
+        result
+    }
+}
+
+/// Completes at SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route.not_found",
+        "no such route; see /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> axum::response::Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "route.method_not_allowed",
+        "this route does not take that method; see /v1/openapi.json",
+    )
+    .into_response()
+}

@@ -1,0 +1,515 @@
+//! The workflow, review, bulk and cluster routes against a real server, and the one error shape.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::*;
+use weft_runtime::WorkflowStatus;
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_the_live_checkpoint_and_the_pending_command_in_words() {
+    let server = TestServer::start().await;
+    server.parcel("p-1", "Lyon").await;
+    let (status, d) = json_of(
+        server
+            .get("/v1/workflows/p-1", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["type"], "parcel");
+    assert_eq!(d["status"], "waiting");
+    assert_eq!(d["state_name"], "AwaitSignalShip");
+    assert_eq!(d["state"]["AwaitSignalShip"]["to"], "Lyon", "{d}");
+    assert_eq!(d["pending"], json!({"kind": "signal", "name": "Ship"}));
+    assert_eq!(d["waiting_on"], "waiting on signal Ship");
+
+    let (status, q) = json_of(
+        server
+            .get("/v1/workflows/p-1/queries/destination", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, q["result"].clone()),
+        (StatusCode::OK, json!("Lyon"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_one_shape_with_the_engine_code_and_a_status_from_its_kind() {
+    let server = TestServer::start().await;
+    server.parcel("p-1", "Lyon").await;
+    let cases = [
+        (
+            server.get("/v1/workflows/missing", Some(OPERATOR)),
+            StatusCode::NOT_FOUND,
+            "engine.not_found",
+        ),
+        (
+            server.get("/v1/workflows?status=sleeping", Some(OPERATOR)),
+            StatusCode::BAD_REQUEST,
+            "request.invalid_query",
+        ),
+        (
+            server.get("/v1/workflows?stauts=waiting", Some(OPERATOR)),
+            StatusCode::BAD_REQUEST,
+            "request.invalid_query",
+        ),
+        (
+            server.get("/v1/workflows?cursor=zz", Some(OPERATOR)),
+            StatusCode::BAD_REQUEST,
+            "request.invalid_cursor",
+        ),
+        (
+            server
+                .post("/v1/workflows/p-1/review", Some(OPERATOR))
+                .body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "request.invalid_json",
+        ),
+        (
+            server
+                .post("/v1/workflows/p-1/review", Some(OPERATOR))
+                .json(&json!({"decision": "approve"})),
+            StatusCode::NOT_FOUND,
+            "engine.review_not_pending",
+        ),
+        (
+            server.request(reqwest::Method::DELETE, "/v1/workflows/p-1", Some(ADMIN)),
+            StatusCode::CONFLICT,
+            "engine.not_finished",
+        ),
+        (
+            server.get("/v1/workflows/p-1/queries/nope", Some(OPERATOR)),
+            StatusCode::BAD_REQUEST,
+            "engine.unknown_query",
+        ),
+        (
+            server.request(reqwest::Method::PUT, "/v1/workflows/p-1", Some(OPERATOR)),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "route.method_not_allowed",
+        ),
+        (
+            server.get("/nowhere", None),
+            StatusCode::NOT_FOUND,
+            "route.not_found",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = json_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (got, body["code"].as_str().unwrap()),
+            (status, code),
+            "{body}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body["details"]["kind"].is_string(), "{body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_with_an_opaque_cursor_and_count_groups() {
+    let server = TestServer::start().await;
+    for i in 0..5 {
+        server.parcel(&format!("p-{i}"), "Lyon").await;
+    }
+    server.engine.cancel("p-4").await.unwrap();
+    eventually(|| async {
+        server.engine.describe("p-4").await.unwrap().status == WorkflowStatus::Cancelled
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/workflows?type=parcel&page_size=2&cursor={c}"),
+            None => "/v1/workflows?type=parcel&page_size=2".to_string(),
+        };
+        let (status, page) = json_of(server.get(&path, Some(OPERATOR)).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["p-0", "p-1", "p-2", "p-3", "p-4"]);
+    let (_, waiting) = json_of(
+        server
+            .get("/v1/workflows?status=waiting", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(waiting["items"].as_array().unwrap().len(), 4);
+    let (status, counts) = json_of(
+        server
+            .get("/v1/workflow-counts?group_by=status", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(counts["total"], 5);
+    assert_eq!(
+        counts["groups"],
+        json!([{"group": "Cancelled", "count": 1}, {"group": "Waiting", "count": 4}])
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_purge_are_audited_with_their_principal() {
+    let server = TestServer::start().await;
+    server.parcel("p-1", "Lyon").await;
+    let (status, body) = json_of(
+        server
+            .post("/v1/workflows/p-1/cancel", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    eventually(|| async {
+        server.engine.describe("p-1").await.unwrap().status == WorkflowStatus::Cancelled
+    })
+    .await;
+    let (status, _) = json_of(
+        server
+            .request(reqwest::Method::DELETE, "/v1/workflows/p-1", Some(ADMIN))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(matches!(
+        server.engine.describe("p-1").await,
+        Err(weft_runtime::EngineError::NotFound { .. })
+    ));
+    let (_, audit) = json_of(
+        server
+            .get("/v1/audit?target=p-1", Some(ADMIN))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let entries: Vec<(String, String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["principal"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("ops".into(), "workflow.cancel".into(), "ok".into()),
+            ("root".into(), "workflow.purge".into(), "ok".into())
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_is_listed_and_decided_in_the_name_of_the_token() {
+    let server = TestServer::start().await;
+    server
+        .engine
+        .start_with::<expense>(
+            "ada".into(),
+            weft_runtime::StartOptions {
+                id: Some("e-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, list) = json_of(
+        server
+            .get("/v1/reviews?reviewer=manager", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["items"][0]["workflow_id"], "e-1");
+    assert_eq!(list["items"][0]["title"], "expense of ada");
+    let (_, d) = json_of(
+        server
+            .get("/v1/workflows/e-1", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        d["waiting_on"],
+        "waiting on the first of 2 branches (0 finished)"
+    );
+    let (status, body) = json_of(
+        server
+            .post("/v1/workflows/e-1/review", Some(OPERATOR))
+            .json(&json!({"decision": "approve", "comment": "fine"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = server
+        .engine
+        .result::<expense>("e-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, "approved by ops");
+    // Decided once: a second decision finds no pending review.
+    let (status, body) = json_of(
+        server
+            .post("/v1/workflows/e-1/review", Some(ADMIN))
+            .json(&json!({"decision": "reject"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("engine.review_not_pending"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_cancel_counts_in_a_dry_run_then_acts_within_its_limit() {
+    let server = TestServer::start().await;
+    for i in 0..5 {
+        server.parcel(&format!("bulk-{i}"), "Lyon").await;
+    }
+    server.parcel("other-1", "Lyon").await;
+    let filter = json!({"id_prefix": "bulk-", "status": "waiting"});
+    let (status, dry) = json_of(
+        server
+            .post("/v1/bulk/cancel", Some(ADMIN))
+            .json(&json!({"filter": filter, "dry_run": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(
+        (dry["matched"].clone(), dry["succeeded"].clone()),
+        (json!(5), json!(0))
+    );
+    assert_eq!(
+        server.engine.describe("bulk-0").await.unwrap().status,
+        WorkflowStatus::Waiting,
+        "a dry run changes nothing"
+    );
+    let (_, first) = json_of(
+        server
+            .post("/v1/bulk/cancel", Some(ADMIN))
+            .json(&json!({"filter": filter, "limit": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first["succeeded"], 3, "{first}");
+    assert_eq!(first["truncated"], true);
+    let (_, bad) = json_of(
+        server
+            .post("/v1/bulk/cancel", Some(ADMIN))
+            .json(&json!({"filter": {"colour": "red"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bad["code"], "request.invalid_json");
+    for i in 0..3 {
+        let id = format!("bulk-{i}");
+        eventually(|| async {
+            server.engine.describe(&id).await.unwrap().status == WorkflowStatus::Cancelled
+        })
+        .await;
+    }
+    assert_eq!(
+        server.engine.describe("other-1").await.unwrap().status,
+        WorkflowStatus::Waiting
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_nothing_ready_reports_each_check_and_cluster_info_any_role() {
+    let server = TestServer::start().await;
+    let (status, health) = json_of(server.get("/health", None).send().await.unwrap()).await;
+    assert_eq!(
+        (status, health["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
+    eventually(|| async {
+        server.get("/ready", None).send().await.unwrap().status() == StatusCode::OK
+    })
+    .await;
+    let (_, ready) = json_of(server.get("/ready", None).send().await.unwrap()).await;
+    let names: Vec<&str> = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["storage", "ownership", "recovery", "serving"]);
+    let (status, info) = json_of(
+        server
+            .get("/v1/cluster/info", Some(WORKER))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["api_version"], "v1");
+    assert_eq!(info["ownership_epoch"], server.engine.epoch());
+
+    // A second engine takes the store over: this one is fenced and /ready says so, with why.
+    let storage = weft_runtime::storage::MemoryStorage::new();
+    let first = weft_runtime::Engine::builder(storage.clone())
+        .register::<parcel>()
+        .build()
+        .await
+        .unwrap();
+    let listening = weft_server::Server::builder(first.clone())
+        .address("127.0.0.1:0".parse().unwrap())
+        .tokens(tokens())
+        .probe_interval(std::time::Duration::from_millis(20))
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let addr = listening.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(listening.serve_until(async {
+        let _ = stopped.await;
+    }));
+    let ready_url = format!("http://{addr}/ready");
+    let http = reqwest::Client::new();
+    eventually(|| async { http.get(&ready_url).send().await.unwrap().status() == StatusCode::OK })
+        .await;
+    let _second = weft_runtime::Engine::builder(storage.clone())
+        .register::<parcel>()
+        .build()
+        .await
+        .unwrap();
+    eventually(|| async {
+        http.get(&ready_url).send().await.unwrap().status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let report: Value = http
+        .get(&ready_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ownership = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ownership")
+        .unwrap()
+        .clone();
+    assert_eq!(ownership["ok"], false, "{report}");
+    assert!(
+        ownership["action"]
+            .as_str()
+            .unwrap()
+            .contains("stop this process")
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_address_without_tokens_is_refused_unless_insecure_is_explicit() {
+    let engine = engine().await;
+    let refused = weft_server::Server::builder(engine.clone())
+        .address("0.0.0.0:0".parse().unwrap())
+        .build();
+    assert!(matches!(
+        refused,
+        Err(weft_server::ServerError::InsecureBind { .. })
+    ));
+    assert!(
+        weft_server::Server::builder(engine.clone())
+            .address("0.0.0.0:0".parse().unwrap())
+            .insecure_no_auth(true)
+            .build()
+            .is_ok()
+    );
+    assert!(
+        weft_server::Server::builder(engine)
+            .address("0.0.0.0:0".parse().unwrap())
+            .tokens(tokens())
+            .build()
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused_with_413_before_it_is_read_whole() {
+    let server = TestServer::with_limits(weft_server::Limits {
+        max_body_bytes: 64,
+        ..weft_server::Limits::default()
+    })
+    .await;
+    let comment = "x".repeat(1_000);
+    let (status, body) = json_of(
+        server
+            .post("/v1/workflows/p-1/review", Some(OPERATOR))
+            .json(&json!({"decision": "approve", "comment": comment}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!("request.body_too_large")
+        )
+    );
+    server.stop().await;
+}

@@ -1,0 +1,190 @@
+//! A real server on a loopback port, a real HTTP client, and small workflows to drive.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use weft_runtime::query::Query;
+use weft_runtime::storage::MemoryStorage;
+use weft_runtime::{
+    Engine, ReviewOutcome, ReviewRequest, Signal, StartOptions, WorkflowContext, WorkflowError,
+    workflow,
+};
+use weft_server::{Limits, Server, ServerError, TokenSet};
+
+pub const ADMIN: &str = "admin-token-0123456789";
+pub const OPERATOR: &str = "operator-token-0123456789";
+pub const WORKER: &str = "worker-token-0123456789";
+
+/// Lets a parcel go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Signal)]
+pub struct Ship {
+    pub carrier: String,
+}
+
+/// Waits for `Ship`, then says where it went.
+#[workflow]
+pub async fn parcel(ctx: &mut WorkflowContext, to: String) -> Result<String, WorkflowError> {
+    let ship = ctx.wait_for_signal::<Ship>().await;
+    Ok(format!("{to} by {}", ship.carrier))
+}
+
+/// Where a waiting parcel goes.
+pub struct Destination;
+
+impl Query for Destination {
+    type Workflow = parcel;
+    type Output = String;
+    const NAME: &'static str = "destination";
+    fn answer(state: &ParcelState) -> String {
+        match state {
+            ParcelState::AwaitSignalShip { to, .. } => to.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Asks a manager to review an expense.
+#[workflow]
+pub async fn expense(ctx: &mut WorkflowContext, who: String) -> Result<String, WorkflowError> {
+    let outcome = ctx
+        .review(ReviewRequest {
+            title: format!("expense of {who}"),
+            reviewers: vec!["manager".to_string()],
+            timeout: Duration::from_secs(3600),
+        })
+        .await;
+    match outcome {
+        ReviewOutcome::Approved { by, .. } => {
+            let by: String = by;
+            Ok(format!("approved by {by}"))
+        }
+        ReviewOutcome::Rejected { by, .. } => {
+            let by: String = by;
+            Ok(format!("rejected by {by}"))
+        }
+        ReviewOutcome::TimedOut => Ok("expired".to_string()),
+    }
+}
+
+pub fn tokens() -> TokenSet {
+    TokenSet::parse(&format!(
+        "root admin {ADMIN}\nops operator {OPERATOR}\nrunner worker {WORKER}\n"
+    ))
+    .unwrap()
+}
+
+pub async fn engine() -> Engine {
+    Engine::builder(MemoryStorage::new())
+        .register::<parcel>()
+        .register::<expense>()
+        .query::<Destination>()
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A server serving on a free loopback port, stopped (gracefully) on drop of `stop`.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with_limits(Limits::default()).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> TestServer {
+        let engine = engine().await;
+        let listening = Server::builder(engine.clone())
+            .address("127.0.0.1:0".parse().unwrap())
+            .tokens(tokens())
+            .limits(limits)
+            .probe_interval(Duration::from_millis(50))
+            .build()
+            .unwrap()
+            .bind()
+            .await
+            .unwrap();
+        let addr = listening.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(listening.serve_until(async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            engine,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path, token)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path, token)
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Starts a parcel (typed, through the engine) that waits for its signal.
+    pub async fn parcel(&self, id: &str, to: &str) {
+        self.engine
+            .start_with::<parcel>(
+                to.to_string(),
+                StartOptions {
+                    id: Some(id.to_string()),
+                    ..StartOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Stops the server gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Waits until `check` holds, polling; fails after 10 s.
+pub async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
