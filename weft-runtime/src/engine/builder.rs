@@ -182,6 +182,7 @@ impl EngineBuilder {
             tasks: Arc::clone(&tasks),
             next_id: AtomicU64::new(0),
             next_signal: AtomicU64::new(0),
+            events: tokio::sync::broadcast::channel(super::events::CAPACITY).0,
         });
         let weak = Arc::downgrade(&inner);
         let storage = Arc::clone(&self.storage);

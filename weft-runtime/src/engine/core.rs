@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub tasks: Arc<Tasks>,
     pub next_id: AtomicU64,
     pub next_signal: AtomicU64,
+    /// Committed steps, for [`super::Engine::subscribe`].
+    pub events: tokio::sync::broadcast::Sender<super::events::StepEvent>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

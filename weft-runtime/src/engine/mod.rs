@@ -34,7 +34,7 @@
 //! Modules: [`builder`] (registration, ownership, recovery at build), `registry` (type-erased
 //! workflows), [`record`] (stored formats and key layout), `writer` (grouped, fenced commits),
 //! `runner` (the step protocol), `execute` (activity retries), `timers`, `recovery`, [`clock`],
-//! `query` (describe, list and count), `attributes` (search attributes), `probe` (readiness), `migration` (checked migrations at build), `views` (typed
+//! `query` (describe, list and count), `attributes` (search attributes), `probe` (readiness), `events` (committed steps), `migration` (checked migrations at build), `views` (typed
 //! queries), [`error`].
 
 mod attributes;
@@ -43,6 +43,7 @@ pub mod clock;
 mod composite;
 mod core;
 pub mod error;
+mod events;
 mod execute;
 mod live_index;
 mod migration;
@@ -72,6 +73,7 @@ use crate::workflow::{Resume, Workflow};
 pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, ErrorKind};
+pub use events::StepEvent;
 pub use query::{
     GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,

@@ -26,6 +26,7 @@ use super::clock::to_millis;
 use super::composite::{self, Decided, Followup};
 use super::core::Inner;
 use super::error::EngineError;
+use super::events;
 use super::execute::{self, Call};
 use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
@@ -572,12 +573,13 @@ async fn advance(
 }
 
 /// What a committed step sets in motion elsewhere: its new children start running, and a
-/// finished child wakes its parent.
+/// finished child wakes its parent, and watchers hear of the step.
 pub(crate) fn after_commit(
     inner: &Arc<Inner>,
     id: &str,
     next: &WorkflowRecord,
 ) -> Result<(), EngineError> {
+    events::committed(inner, id, next);
     finish_notify(inner, id, next);
     if next.status.is_terminal() {
         // Nothing can wake a finished workflow to any end: its execution deadline, say.
@@ -604,6 +606,7 @@ async fn park(
 ) -> Result<(), EngineError> {
     let (next, batch) = parked(record, fault, inner.clock.now(), id)?;
     inner.commit(batch).await?;
+    events::committed(inner, id, &next);
     finish_notify(inner, id, &next);
     Ok(())
 }
