@@ -1,7 +1,7 @@
 //! # weft-server: Weft as a service
 //!
 //! An HTTP server over a Weft [`Engine`](weft_runtime::Engine): a JSON API under `/v1`,
-//! `/health` and `/ready` for orchestrators, named bearer tokens with roles, an audit log, and
+//! `/health` and `/ready` for orchestrators, live events resumable with `Last-Event-ID`, named bearer tokens with roles, an audit log, and
 //! an OpenAPI document generated from the same types as the routes.
 //!
 //! A user's own binary registers its workflows with the engine and serves them:
@@ -27,6 +27,7 @@
 //! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}` | operator |
 //! | `POST /v1/workflows/{id}/cancel`, `GET /v1/workflows/{id}/queries/{name}` | operator |
 //! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
+//! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,purge}`, `GET /v1/audit` | admin |
 //!
 //! Admins may do everything operators may. Errors are one JSON shape, [`ErrorBody`]
@@ -48,6 +49,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod limits;
 mod log;

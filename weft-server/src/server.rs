@@ -19,6 +19,7 @@ use crate::api;
 use crate::audit::AuditLog;
 use crate::auth::{self, TokenSet};
 use crate::error::ApiError;
+use crate::events::Events;
 use crate::health::{self, Readiness};
 use crate::limits::{self, Limits};
 
@@ -58,6 +59,7 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub audit: AuditLog,
     pub readiness: Arc<Readiness>,
+    pub events: Arc<Events>,
     pub in_flight: Arc<Semaphore>,
     pub started: Instant,
 }
@@ -72,6 +74,7 @@ pub struct ServerBuilder {
     limits: Limits,
     probe_interval: Duration,
     audit_capacity: usize,
+    event_window: usize,
 }
 
 impl ServerBuilder {
@@ -115,6 +118,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How many events the catch-up ring keeps for clients that reconnect with
+    /// `Last-Event-ID`; default 10,000.
+    pub fn event_window(mut self, events: usize) -> Self {
+        self.event_window = events;
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -144,9 +154,10 @@ impl ServerBuilder {
             engine: self.engine,
             tokens: self.tokens,
             insecure_no_auth: self.insecure_no_auth,
-            limits: self.limits,
             audit: AuditLog::new(self.audit_capacity),
             readiness: Arc::new(Readiness::new(self.probe_interval)),
+            events: Events::new(self.event_window, self.limits.max_event_streams),
+            limits: self.limits,
             started: Instant::now(),
         });
         Ok(Server {
@@ -194,6 +205,7 @@ impl Server {
             limits: Limits::default(),
             probe_interval: Duration::from_secs(2),
             audit_capacity: 10_000,
+            event_window: 10_000,
         }
     }
 
@@ -255,13 +267,14 @@ impl Server {
         let local_addr = listener.local_addr().map_err(ServerError::Io)?;
         let heartbeat =
             tokio::spawn(Arc::clone(&self.shared.readiness).heartbeat(self.shared.engine.clone()));
+        let pump = tokio::spawn(Arc::clone(&self.shared.events).pump(self.shared.engine.clone()));
         tracing::info!(address = %local_addr, "weft server listening");
         Ok(Listening {
             router: self.router(),
             listener,
             local_addr,
             shared: self.shared,
-            heartbeat,
+            tasks: [heartbeat, pump],
         })
     }
 
@@ -286,7 +299,7 @@ pub struct Listening {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    heartbeat: tokio::task::JoinHandle<()>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl std::fmt::Debug for Listening {
@@ -328,6 +341,7 @@ impl Listening {
                 shutdown.await;
                 tracing::info!("shutting down: draining requests in flight");
                 shared.readiness.drain();
+                shared.events.close();
                 let _ = begun_tx.send(());
             }
         };
@@ -343,7 +357,9 @@ impl Listening {
                 Ok(())
             }
         };
-        self.heartbeat.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
         shared.engine.clone().shutdown().await;
         tracing::info!("server stopped");
         result

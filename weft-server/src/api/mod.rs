@@ -12,6 +12,7 @@ use crate::server::Shared;
 mod body;
 pub mod bulk;
 pub mod cluster;
+pub mod events;
 pub mod openapi;
 pub mod reviews;
 pub mod types;
@@ -91,6 +92,13 @@ pub(crate) fn routes() -> Vec<RouteDef> {
         route(Method::POST, "/v1/bulk/cancel", Admin, post(bulk::cancel)),
         route(Method::POST, "/v1/bulk/purge", Admin, post(bulk::purge)),
         route(Method::GET, "/v1/audit", Admin, get(cluster::audit)),
+        route(Method::GET, "/v1/events", Operator, get(events::all)),
+        route(
+            Method::GET,
+            "/v1/workflows/{id}/events",
+            Operator,
+            get(events::workflow),
+        ),
     ]
 }
 

@@ -46,6 +46,8 @@ impl Modify for BearerScheme {
         super::reviews::decide,
         super::bulk::cancel,
         super::bulk::purge,
+        super::events::workflow,
+        super::events::all,
     ),
     components(schemas(ErrorBody, crate::auth::Role)),
     modifiers(&BearerScheme)

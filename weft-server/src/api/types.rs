@@ -91,7 +91,12 @@ impl Status {
         }
     }
 
-    fn parse(text: &str) -> Option<Status> {
+    /// Whether the workflow has finished for good.
+    pub fn is_terminal(self) -> bool {
+        WorkflowStatus::from(self).is_terminal()
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Status> {
         serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
     }
 }

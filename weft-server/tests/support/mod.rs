@@ -188,3 +188,65 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl F
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// One Server-Sent Event as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sse {
+    pub id: Option<u64>,
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
+/// Reads Server-Sent Events from a streaming response.
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        SseReader {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, skipping keep-alive comments; `None` when the stream ended. Fails after
+    /// 10 s without one.
+    pub async fn next(&mut self) -> Option<Sse> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut sse = Sse {
+                    id: None,
+                    event: "message".into(),
+                    data: serde_json::Value::Null,
+                };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        sse.id = Some(v.trim().parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        sse.event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() && sse.id.is_none() {
+                    continue;
+                }
+                sse.data = serde_json::from_str(&data).unwrap();
+                return Some(sse);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("no event within 10 s")
+                .unwrap();
+            match chunk {
+                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                None => return None,
+            }
+        }
+    }
+}
