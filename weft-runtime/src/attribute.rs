@@ -44,10 +44,12 @@ pub(crate) fn to_millis(time: SystemTime) -> i64 {
 
 /// The inverse of [`to_millis`].
 pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    // Saturating at the platform's range (i64 ms fit on Unix; not on every platform).
+    let by = Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 {
-        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+        crate::engine::clock::later(UNIX_EPOCH, by)
     } else {
-        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        UNIX_EPOCH.checked_sub(by).unwrap_or(UNIX_EPOCH)
     }
 }
 

@@ -76,6 +76,15 @@ pub enum CodecError {
         /// The nesting limit.
         limit: usize,
     },
+    /// The value's `Serialize` or `Deserialize` impl panicked. Caught, so the panic stays with
+    /// the value: a step that decodes it parks its workflow, a call that encodes it fails.
+    #[error("the serde impl of {type_name} panicked: {message}")]
+    Panicked {
+        /// The Rust type whose impl panicked.
+        type_name: &'static str,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl CodecError {
@@ -87,6 +96,7 @@ impl CodecError {
             CodecError::TrailingBytes { .. } => "codec.trailing_bytes",
             CodecError::LengthOverrun { .. } => "codec.length_overrun",
             CodecError::TooDeep { .. } => "codec.too_deep",
+            CodecError::Panicked { .. } => "codec.panicked",
         }
     }
 }
@@ -97,12 +107,15 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-/// Encodes a value to bytes.
+/// Encodes a value to bytes. A panic in the value's `Serialize` impl is caught and returned as
+/// [`CodecError::Panicked`].
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode {
-        type_name: std::any::type_name::<T>(),
-        reason: e.to_string(),
-    })
+    crate::contain::catch(|| bincode::serde::encode_to_vec(value, config()))
+        .map_err(|message| panicked::<T>(message))?
+        .map_err(|e| CodecError::Encode {
+            type_name: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })
 }
 
 /// Decodes a value from bytes, refusing trailing bytes.
@@ -114,7 +127,8 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 ///
 /// [`CodecError::Decode`] when the bytes do not hold a `T`, [`CodecError::TrailingBytes`] when
 /// bytes are left over, [`CodecError::LengthOverrun`] when a length prefix claims more than the
-/// bytes hold, and [`CodecError::TooDeep`] when values nest deeper than [`MAX_DEPTH`].
+/// bytes hold, [`CodecError::TooDeep`] when values nest deeper than [`MAX_DEPTH`], and
+/// [`CodecError::Panicked`] when `T`'s `Deserialize` impl panicked.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let type_name = std::any::type_name::<T>();
     let limits = bounded::Limits::for_input(bytes.len());
@@ -124,24 +138,25 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     };
     // The slice decoder borrows strings and bytes from the input, which the bounded adapter
     // relies on to check their lengths before copying.
-    let (value, read) =
-        bincode::serde::seed_decode_from_slice(seed, bytes, config()).map_err(|e| match limits
-            .violation()
-        {
-            Some(bounded::Violation::Length { claimed, available }) => CodecError::LengthOverrun {
-                type_name,
-                claimed,
-                available,
-            },
-            Some(bounded::Violation::Depth) => CodecError::TooDeep {
-                type_name,
-                limit: MAX_DEPTH,
-            },
-            None => CodecError::Decode {
-                type_name,
-                reason: e.to_string(),
-            },
-        })?;
+    // A panic in the type's `Deserialize` impl is caught and returned as a typed error.
+    let decoded =
+        crate::contain::catch(|| bincode::serde::seed_decode_from_slice(seed, bytes, config()))
+            .map_err(|message| panicked::<T>(message))?;
+    let (value, read) = decoded.map_err(|e| match limits.violation() {
+        Some(bounded::Violation::Length { claimed, available }) => CodecError::LengthOverrun {
+            type_name,
+            claimed,
+            available,
+        },
+        Some(bounded::Violation::Depth) => CodecError::TooDeep {
+            type_name,
+            limit: MAX_DEPTH,
+        },
+        None => CodecError::Decode {
+            type_name,
+            reason: e.to_string(),
+        },
+    })?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes {
             type_name,
@@ -151,6 +166,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+fn panicked<T: ?Sized>(message: String) -> CodecError {
+    CodecError::Panicked {
+        type_name: std::any::type_name::<T>(),
+        message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -158,6 +180,36 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+
+    /// Serializes fine, panics when read back, and panics when written while `explode`.
+    #[derive(Debug)]
+    struct Touchy {
+        explode: bool,
+    }
+
+    impl Serialize for Touchy {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            assert!(!self.explode, "cannot write this");
+            s.serialize_bool(self.explode)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Touchy {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            panic!("cannot read this")
+        }
+    }
+
+    #[test]
+    fn panicking_serde_impls_are_typed_errors() {
+        let bytes = encode(&Touchy { explode: false }).unwrap();
+        let error = decode::<Touchy>(&bytes).unwrap_err();
+        assert_eq!(error.code(), "codec.panicked");
+        assert!(error.to_string().contains("cannot read this"), "{error}");
+        let error = encode(&Touchy { explode: true }).unwrap_err();
+        assert_eq!(error.code(), "codec.panicked");
+        assert!(error.to_string().contains("cannot write this"), "{error}");
+    }
 
     #[test]
     fn round_trips_and_refuses_trailing_bytes() {

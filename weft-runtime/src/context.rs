@@ -168,6 +168,9 @@ impl WorkflowContext {
     /// `ctx.child` and `ctx.compensate` report it as an error the workflow can handle (for
     /// example by running cleanup activities). If that next await is another sleep, a signal
     /// wait or a group, the workflow ends there as cancelled.
+    ///
+    /// A duration whose deadline cannot be represented (say `Duration::MAX`) saturates: the
+    /// deadline is stored as "never", so the sleep ends only by cancellation.
     pub fn sleep(&self, duration: Duration) -> Durable<()> {
         Durable::new(Ok(Command::Sleep { duration }))
     }

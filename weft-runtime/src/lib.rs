@@ -9,6 +9,7 @@ pub mod activity;
 pub mod attribute;
 pub mod child;
 pub mod codec;
+mod contain;
 pub mod context;
 pub mod engine;
 pub mod error;

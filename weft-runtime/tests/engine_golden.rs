@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_runtime::engine::record::{
-    self, CancelRecord, DeadlineRecord, IdempotencyRecord, Outcome, PendingCommand, RecordStatus,
-    ResumeKind, SignalRecord, WorkflowRecord,
+    self, ActivityResultRecord, CancelRecord, DeadlineRecord, IdempotencyRecord, Outcome,
+    PendingCommand, RecordStatus, ResumeKind, SignalRecord, WorkflowRecord,
 };
 use weft_runtime::{ActivityOptions, RetryPolicy};
 
@@ -206,6 +206,30 @@ fn workflow_record_parked() {
         ..base()
     };
     golden("workflow_parked", &record);
+}
+
+#[test]
+fn kept_activity_results_and_their_key() {
+    golden(
+        "activity_result_ok",
+        &ActivityResultRecord {
+            step: 3,
+            result: Ok(vec![7, 0, 255]),
+        },
+    );
+    golden(
+        "activity_result_error",
+        &ActivityResultRecord {
+            step: u64::MAX,
+            result: Err(weft_runtime::ActivityError::NonRetryable {
+                message: "card declined".into(),
+            }),
+        },
+    );
+    golden_bytes(
+        "activity_result_key",
+        &record::activity_result_key("order-42"),
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
-use super::{Engine, live_index, recovery};
+use super::{Engine, live_index, recovery, retry};
 
 /// The default payload limit: 1 MiB.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
@@ -97,12 +97,18 @@ impl EngineBuilder {
     {
         let answer = |bytes: &[u8]| -> Result<serde_json::Value, EngineError> {
             let state: <Q::Workflow as Workflow>::State = codec::decode(bytes)?;
-            serde_json::to_value(Q::answer(&state)).map_err(|e| {
-                EngineError::Codec(crate::codec::CodecError::Encode {
-                    type_name: std::any::type_name::<Q::Output>(),
-                    reason: e.to_string(),
+            let answer = super::views::answer_guarded::<Q>(&state)?;
+            crate::contain::catch(|| serde_json::to_value(answer))
+                .map_err(|message| EngineError::Panicked {
+                    what: format!("the `Serialize` impl of query `{}`'s answer", Q::NAME),
+                    message,
+                })?
+                .map_err(|e| {
+                    EngineError::Codec(crate::codec::CodecError::Encode {
+                        type_name: std::any::type_name::<Q::Output>(),
+                        reason: e.to_string(),
+                    })
                 })
-            })
         };
         self.queries.push(ErasedQuery {
             workflow: migration::key_of::<Q::Workflow>(),
@@ -147,7 +153,13 @@ impl EngineBuilder {
     }
 
     /// Checks the registrations, takes ownership of the storage by incrementing its owner epoch
-    /// (deposing any earlier engine), starts the writer and timer service, and recovers.
+    /// (deposing any earlier engine), starts the writer and timer service, runs the registered
+    /// migrations, and recovers: with [`EngineBuilder::recover`] on (the default), every
+    /// workflow stored as parked is retried on the code registered now, and every in-flight
+    /// workflow resumes.
+    ///
+    /// In a program built with `panic = "abort"`, where no panic can be contained, it prints a
+    /// warning on stderr (see [`Engine::panics_contained`]).
     ///
     /// Must be called inside a tokio runtime.
     pub async fn build(self) -> Result<Engine, EngineError> {
@@ -184,20 +196,35 @@ impl EngineBuilder {
             next_signal: AtomicU64::new(0),
             events: tokio::sync::broadcast::channel(super::events::CAPACITY).0,
         });
+        if !crate::contain::PANICS_CONTAINED {
+            // No logging dependency: one line on stderr, and `Engine::panics_contained` for
+            // callers that report it their own way.
+            eprintln!(
+                "weft: warning: this program is built with `panic = \"abort\"`, so a panic in workflow code ends the process instead of parking that one workflow; build with `panic = \"unwind\"` (Cargo's default) to contain panics"
+            );
+        }
         let weak = Arc::downgrade(&inner);
         let storage = Arc::clone(&self.storage);
         std::thread::Builder::new()
             .name("weft-writer".into())
             .spawn(move || {
-                writer::run(storage, epoch, writer_rx, stats, fenced, || {
+                let halt = || {
                     if let Some(inner) = weak.upgrade() {
                         inner.halt();
                     }
-                });
+                };
+                // A panic in the writer would leave every later commit unanswered: stop the
+                // engine instead, so callers get `Shutdown` and a new engine can take over.
+                if let Err(message) = crate::contain::catch(|| {
+                    writer::run(storage, epoch, writer_rx, stats, fenced, halt)
+                }) {
+                    eprintln!("weft: the engine's writer panicked ({message}); the engine stops, build a new one on the same storage to continue");
+                    halt();
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|e| EngineError::Storage(crate::storage::StorageError::backend(e)))?;
-        let timer_task = tasks.spawn(timers::run(
+        let timer_task = tasks.spawn(timers::serve(
             Arc::downgrade(&inner),
             timers,
             Arc::clone(&self.clock),
@@ -211,6 +238,8 @@ impl EngineBuilder {
         // Migrated records are committed before anything resumes from them.
         migration::upgrade_all(&engine.inner).await?;
         if self.recover {
+            // Parked workflows are retried on the code registered now (see `retry`).
+            retry::unpark_all(&engine.inner).await?;
             recovery::recover(&engine.inner)?;
         }
         Ok(engine)
@@ -228,7 +257,9 @@ fn take_ownership(storage: &dyn Storage) -> Result<u64, EngineError> {
             source,
         })?,
     };
-    let next = epoch + 1;
+    let next = epoch.checked_add(1).ok_or(EngineError::CounterOverflow {
+        counter: "the owner epoch",
+    })?;
     let mut batch = Batch::new();
     batch.put(record::EPOCH_KEY, record::encode_epoch(next));
     if current.is_none() {

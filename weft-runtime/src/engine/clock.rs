@@ -23,9 +23,35 @@ pub fn to_millis(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The inverse of [`to_millis`].
+/// The inverse of [`to_millis`]. Saturates at the latest time the platform's `SystemTime` can
+/// hold (a stored deadline of `u64::MAX` ms means "never").
 pub fn from_millis(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    later(UNIX_EPOCH, Duration::from_millis(ms))
+}
+
+/// `time + by`, saturating at the latest time the platform's `SystemTime` can hold instead of
+/// panicking: a deadline past it is never reached.
+pub(crate) fn later(time: SystemTime, by: Duration) -> SystemTime {
+    if let Some(at) = time.checked_add(by) {
+        return at;
+    }
+    // Out of range: find the latest representable time after `time` by halving the step.
+    let mut at = time;
+    let mut step = by;
+    while !step.is_zero() {
+        match at.checked_add(step) {
+            Some(next) => at = next,
+            None => step /= 2,
+        }
+    }
+    at
+}
+
+/// The deadline `after` from `now`, in ms since the Unix epoch: saturating at `u64::MAX`, which
+/// no clock reaches, so a sleep or timeout too long to represent never fires. Computed on
+/// integers, so no duration, however long, panics.
+pub(crate) fn deadline_ms(now: SystemTime, after: Duration) -> u64 {
+    to_millis(now).saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The wall clock, waiting with tokio timers. The default.
@@ -77,10 +103,10 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`, stopping at the latest time `SystemTime` can hold.
     pub fn advance(&self, by: Duration) {
         let mut now = self.lock();
-        *now += by;
+        *now = later(*now, by);
         self.shared.changed.send_replace(*now);
     }
 
@@ -125,5 +151,29 @@ impl Clock for ManualClock {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_saturate_instead_of_panicking() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_893_456_000);
+        assert_eq!(deadline_ms(now, Duration::MAX), u64::MAX);
+        assert_eq!(
+            deadline_ms(now, Duration::from_millis(5)),
+            to_millis(now) + 5
+        );
+        let far = later(now, Duration::MAX);
+        assert!(far > now);
+        assert!(far.checked_add(Duration::from_secs(1)).is_none());
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        // A stored "never" reads back as a time, not a panic.
+        assert!(from_millis(u64::MAX) > now);
     }
 }

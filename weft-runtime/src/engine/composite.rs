@@ -21,7 +21,7 @@ use crate::storage::Batch;
 use crate::workflow::{Command, Resume};
 
 use super::attributes;
-use super::clock::to_millis;
+use super::clock::{deadline_ms, to_millis};
 use super::core::Inner;
 use super::error::EngineError;
 use super::execute::{self, Call};
@@ -114,7 +114,7 @@ fn plan_group(
                 input,
             },
             Command::Sleep { duration } => {
-                let deadline_ms = to_millis(now + duration);
+                let deadline_ms = deadline_ms(now, duration);
                 batch.put(record::timer_key(deadline_ms, id), Vec::new());
                 PendingCommand::Timer { deadline_ms }
             }
@@ -239,7 +239,7 @@ fn start_child(
         batch.put(
             record::deadline_key(child_id),
             record::encode_record(&record::DeadlineRecord {
-                deadline_ms: to_millis(now + timeout),
+                deadline_ms: deadline_ms(now, timeout),
             })?,
         );
     }
@@ -618,9 +618,17 @@ pub(crate) async fn drive_group(
                 branches: branches.clone(),
             };
             next.status = status_of(&pending);
-            next.signals_consumed = next
+            // A stored counter never wraps: at its largest value the workflow parks.
+            let Some(signals_consumed) = next
                 .signals_consumed
-                .saturating_add(signals_among(id, &consumed));
+                .checked_add(signals_among(id, &consumed))
+            else {
+                stop(&mut running);
+                return Ok(Decided::Park(StepFault::overflow(
+                    "consumed signal counter",
+                )));
+            };
+            next.signals_consumed = signals_consumed;
             next.pending = Some(pending);
             next.updated_ms = to_millis(now);
             let mut batch = Batch::new();

@@ -73,6 +73,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Takes the next value of `counter`, refusing to wrap.
+fn next(counter: &AtomicU64, name: &'static str) -> Result<u64, EngineError> {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        .map_err(|_| EngineError::CounterOverflow { counter: name })
+}
+
 impl Inner {
     /// Fails when the engine may no longer act.
     pub fn check_live(&self) -> Result<(), EngineError> {
@@ -282,6 +289,17 @@ impl Inner {
                 return Ok(None);
             }
         }
+    }
+
+    /// The next number of a signal this engine sends, refused once the counter is exhausted:
+    /// with the epoch it orders a workflow's queue, so it must never wrap onto a queued key.
+    pub fn next_signal_seq(&self) -> Result<u64, EngineError> {
+        next(&self.next_signal, "this engine's signal sequence number")
+    }
+
+    /// The number in the next generated workflow id, refused once the counter is exhausted.
+    pub fn next_id_seq(&self) -> Result<u64, EngineError> {
+        next(&self.next_id, "this engine's generated workflow id counter")
     }
 
     /// Claims `id` for a new runner. `false` when a runner already drives it.

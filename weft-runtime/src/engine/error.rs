@@ -245,6 +245,31 @@ pub enum EngineError {
         /// The workflow.
         id: String,
     },
+    /// A counter the engine stores or hands out (the owner epoch, a signal sequence number) is
+    /// at its largest value, so the call was refused rather than let it wrap.
+    #[error(
+        "{counter} is at its largest value and cannot grow; nothing was written. Move the workflows to a new store to continue"
+    )]
+    CounterOverflow {
+        /// Which counter.
+        counter: &'static str,
+    },
+    /// User code called by this operation (a query's `answer`, a `Serialize` impl) panicked.
+    /// The panic was caught; nothing was written.
+    #[error("{what} panicked: {message}")]
+    Panicked {
+        /// What panicked, for people.
+        what: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// `Engine::retry` was asked for a workflow that is not parked and has not stalled: it is
+    /// running or waiting as it should.
+    #[error("workflow `{id}` is not parked, so there is nothing to retry")]
+    NotParked {
+        /// The workflow.
+        id: String,
+    },
 }
 
 impl EngineError {
@@ -279,6 +304,9 @@ impl EngineError {
             EngineError::UpdateNotAnswered { .. } => "engine.update_not_answered",
             EngineError::ReviewNotPending { .. } => "engine.review_not_pending",
             EngineError::ReviewConflict { .. } => "engine.review_conflict",
+            EngineError::CounterOverflow { .. } => "engine.counter_overflow",
+            EngineError::Panicked { .. } => "engine.panicked",
+            EngineError::NotParked { .. } => "engine.not_parked",
         }
     }
 }
@@ -350,6 +378,7 @@ impl EngineError {
             | EngineError::NotFinished { .. }
             | EngineError::ParentNotFinished { .. }
             | EngineError::UpdateNotAnswered { .. }
+            | EngineError::NotParked { .. }
             | EngineError::NotLatest { .. } => ErrorKind::Conflict,
             EngineError::NotRegistered { .. }
             | EngineError::InvalidId { .. }
@@ -362,6 +391,8 @@ impl EngineError {
             | EngineError::InvalidMigration { .. }
             | EngineError::ConflictingQuery { .. }
             | EngineError::Record { .. }
+            | EngineError::CounterOverflow { .. }
+            | EngineError::Panicked { .. }
             | EngineError::ReviewConflict { .. } => ErrorKind::Internal,
         }
     }

@@ -58,10 +58,15 @@ pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
             ctx = ctx.in_branch(branch);
         }
         let run = CatchUnwind(call.activity.clone().call(ctx, call.input.clone()));
-        let result = match call.options.attempt_timeout {
+        // A timeout too long to represent as a time (say `Duration::MAX`) never fires: the
+        // attempt runs as if it had none.
+        let deadline = call
+            .options
+            .attempt_timeout
+            .and_then(|timeout| Some((timeout, call.clock.now().checked_add(timeout)?)));
+        let result = match deadline {
             None => run.await,
-            Some(timeout) => {
-                let deadline = call.clock.now() + timeout;
+            Some((timeout, deadline)) => {
                 tokio::select! {
                     result = run => result,
                     () = call.clock.sleep_until(deadline) => Err(ActivityError::TimedOut {
@@ -85,7 +90,11 @@ pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
             return Err(error);
         }
         let backoff = call.options.retry.backoff_after(attempt);
-        call.clock.sleep_until(call.clock.now() + backoff).await;
+        // A next attempt after the end of representable time never comes: this error is final.
+        let Some(next_attempt) = call.clock.now().checked_add(backoff) else {
+            return Err(error);
+        };
+        call.clock.sleep_until(next_attempt).await;
         attempt += 1;
     }
 }

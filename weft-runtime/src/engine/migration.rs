@@ -61,7 +61,18 @@ where
                 From::VERSION
             ),
         })?;
-        let new = f(old).map_err(|e| StepFault {
+        // A panicking migration parks its workflow (the record stays as stored, reported with
+        // this reason) instead of taking `build` down with it.
+        let migrated = crate::contain::catch(|| f(old)).map_err(|message| StepFault {
+            code: "migration.panicked".into(),
+            message: format!(
+                "migrating `{}` from version {} to version {} panicked: {message}; the record is kept as stored, deploy a fixed migration to resume it",
+                From::NAME,
+                From::VERSION,
+                To::VERSION
+            ),
+        })?;
+        let new = migrated.map_err(|e| StepFault {
             code: e.code().into(),
             message: format!(
                 "migrating `{}` from version {} to version {} failed: {e}; the record is kept as stored, deploy a fixed migration to resume it",

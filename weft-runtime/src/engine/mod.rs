@@ -53,6 +53,7 @@ mod query;
 pub mod record;
 mod recovery;
 mod registry;
+mod retry;
 mod review;
 mod runner;
 mod tasks;
@@ -272,6 +273,17 @@ impl Engine {
         self.inner.fenced.load(Ordering::SeqCst)
     }
 
+    /// Whether this program contains panics: `true` when it is built with `panic = "unwind"`
+    /// (Cargo's default), where a panic in workflow code (a step, a migration, a query, a
+    /// `Serialize` or `Deserialize` impl) parks that one workflow or fails that one call.
+    /// `false` with `panic = "abort"`: then the first such panic ends the process, and with it
+    /// every workflow's progress until the next engine is built (nothing acknowledged is lost;
+    /// the workflow that panicked panics again when resumed). The engine warns on stderr at
+    /// build when this is `false`.
+    pub fn panics_contained(&self) -> bool {
+        crate::contain::PANICS_CONTAINED
+    }
+
     /// How many workflows have a runner task right now (stepping, committing, or running an
     /// activity). Waiting workflows are not counted: they hold no task. Zero means the engine is
     /// settled until a timer fires or a signal arrives, which is what a test kit waits for.
@@ -355,12 +367,7 @@ impl Engine {
             let generated = options.id.is_none();
             let id = match &options.id {
                 Some(id) => id.clone(),
-                None => format!(
-                    "{}-{}-{}",
-                    W::NAME,
-                    inner.epoch,
-                    inner.next_id.fetch_add(1, Ordering::Relaxed)
-                ),
+                None => format!("{}-{}-{}", W::NAME, inner.epoch, inner.next_id_seq()?),
             };
             validate_id(&id)?;
             let input = match input.take() {
@@ -440,7 +447,7 @@ impl Engine {
         let inner = &self.inner;
         let id = id.to_string();
         let now = inner.clock.now();
-        let deadline_ms = execution_timeout.map(|timeout| to_millis(now + timeout));
+        let deadline_ms = execution_timeout.map(|timeout| clock::deadline_ms(now, timeout));
         let initial = W::start(input);
         let initial_bytes = codec::encode(&initial)?;
         inner.check_size("the workflow state", &initial_bytes)?;
@@ -601,11 +608,7 @@ impl Engine {
             payload,
             sent_ms: to_millis(inner.clock.now()),
         };
-        let key = record::signal_key(
-            id,
-            inner.epoch,
-            inner.next_signal.fetch_add(1, Ordering::Relaxed),
-        );
+        let key = record::signal_key(id, inner.epoch, inner.next_signal_seq()?);
         let mut batch = Batch::new();
         batch.put(key, record::encode_record(&signal)?);
         let owned_id = id.to_string();
@@ -671,11 +674,7 @@ impl Engine {
         inner.check_size("the workflow input", &encoded_input)?;
         let mut signal_batch = Batch::new();
         signal_batch.put(
-            record::signal_key(
-                id,
-                inner.epoch,
-                inner.next_signal.fetch_add(1, Ordering::Relaxed),
-            ),
+            record::signal_key(id, inner.epoch, inner.next_signal_seq()?),
             record::encode_record(&record::SignalRecord {
                 name: S::NAME.to_string(),
                 payload,

@@ -46,14 +46,18 @@ impl WorkflowStatus {
 }
 
 /// Why a workflow is parked. Nothing of it was deleted; fixing the cause (registering the right
-/// code, for example) and restarting the engine resumes it.
+/// code, for example) and building the engine again resumes it (a workflow stored as parked is
+/// retried at build), as does `Engine::retry` for a cause fixed without a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkReason {
     /// A stable code: `record.corrupt`, `workflow.unknown_type` (no version of the name is
     /// registered), `workflow.version_mismatch` (other versions are, not this one),
     /// `workflow.fingerprint_mismatch` (this version is, with another shape),
-    /// `migration.failed`, `migration.pending`, `state.corrupt`, `activity.not_registered`,
-    /// `engine.payload_too_large`, or a step error's code.
+    /// `workflow.panicked` (a step panicked; the message names the step),
+    /// `codec.panicked` (a `Serialize` or `Deserialize` impl panicked),
+    /// `migration.failed`, `migration.panicked`, `migration.pending`, `state.corrupt`,
+    /// `activity.not_registered`, `engine.payload_too_large`, `engine.counter_overflow` (a
+    /// stored counter is at its largest value), or a step error's code.
     pub code: String,
     /// The reason for people.
     pub message: String,

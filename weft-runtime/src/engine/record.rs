@@ -19,6 +19,7 @@
 //! | `timedout/<id>` | empty | the deadline fired; the workflow ends as timed out |
 //! | `parent/<child id>` | the parent's id (UTF-8) | a finished child wakes its parent |
 //! | `wfattr/<id>` | `[0x01][AttributesRecord]` | a workflow's search attributes |
+//! | `actres/<id>` | `[0x01][ActivityResultRecord]` | the activity result a parked workflow resumes with when retried |
 //! | `attr/<key>/<value>/<id>` | empty | attribute index: a prefix scan finds one value's workflows, in id order |
 //!
 //! The attribute index key is `attr/`, then the attribute key and the value, each in an
@@ -94,6 +95,10 @@ pub const TIMEDOUT_PREFIX: &[u8] = b"timedout/";
 pub const UPDATE_RESPONSE_PREFIX: &[u8] = b"upd/";
 /// `updq/<id>\0<update id>`: an update was queued, so a duplicate is not queued again.
 pub const UPDATE_QUEUED_PREFIX: &[u8] = b"updq/";
+/// `actres/<id>`: the activity result that resumed a step that then parked
+/// ([`ActivityResultRecord`]), delivered again when the workflow is retried, so the activity
+/// does not run again.
+pub const ACTIVITY_RESULT_PREFIX: &[u8] = b"actres/";
 /// `review/<id>`: the review a workflow waits on ([`ReviewRecord`]).
 pub const REVIEW_PREFIX: &[u8] = b"review/";
 
@@ -117,6 +122,25 @@ pub fn update_queued_key(id: &str, update_id: &str) -> Vec<u8> {
         update_id.as_bytes(),
     ]
     .concat()
+}
+
+/// `actres/<id>`
+pub fn activity_result_key(id: &str) -> Vec<u8> {
+    [ACTIVITY_RESULT_PREFIX, id.as_bytes()].concat()
+}
+
+/// The result of a workflow's pending activity, stored at `actres/<id>` (format tag `0x01`)
+/// when the step it resumed parked the workflow (the step panicked, say), and deleted by the
+/// step that consumes it on retry or when the workflow finishes. The activity ran; its result
+/// is kept so retrying the step does not run it again.
+///
+/// Layout: `step: u64, result: Result<bytes, ActivityError>` (bincode: variant 0 `Ok`, 1 `Err`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityResultRecord {
+    /// The workflow's step number when the activity was pending: the result belongs to it.
+    pub step: u64,
+    /// The activity's encoded output, or its final error.
+    pub result: Result<Vec<u8>, crate::activity::ActivityError>,
 }
 
 /// `review/<id>`

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::activity::DynActivity;
 use crate::codec::{self, CodecError, Payload};
+use crate::contain;
 use crate::context::WorkflowContext;
 use crate::workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
 
@@ -35,7 +36,12 @@ pub(crate) struct StepFault {
 impl StepFault {
     fn state_decode(e: &CodecError) -> Self {
         StepFault {
-            code: "state.corrupt".into(),
+            // A state whose `Deserialize` impl panicked is not corrupt: the code is at fault.
+            code: match e {
+                CodecError::Panicked { .. } => e.code(),
+                _ => "state.corrupt",
+            }
+            .into(),
             message: format!("the stored state does not decode: {e}"),
         }
     }
@@ -43,6 +49,24 @@ impl StepFault {
         StepFault {
             code: e.code().into(),
             message: e.to_string(),
+        }
+    }
+    /// User code panicked while stepping at `step`, resumed by `resumed_by`.
+    pub(crate) fn panicked(step: u64, resumed_by: &str, message: String) -> Self {
+        StepFault {
+            code: "workflow.panicked".into(),
+            message: format!(
+                "the workflow panicked in step {step} (resumed by {resumed_by}): {message}; nothing of the step was committed and the value that resumed it is kept; fix the code and retry it with `Engine::retry` or by building the engine again"
+            ),
+        }
+    }
+    /// A stored counter of the workflow is at its largest value.
+    pub(crate) fn overflow(counter: &str) -> Self {
+        StepFault {
+            code: "engine.counter_overflow".into(),
+            message: format!(
+                "the workflow's {counter} is at its largest value and cannot count another step; it is parked with its state kept"
+            ),
         }
     }
     fn encode(e: &CodecError) -> Self {
@@ -74,8 +98,21 @@ pub(crate) trait ErasedWorkflow: Send + Sync + 'static {
     fn start(&self, input: &[u8]) -> Result<Vec<u8>, StepFault>;
 }
 
-/// Steps a typed state and encodes what comes out.
+/// Steps a typed state and encodes what comes out. A panic in the step (the user's code, or a
+/// `Serialize` impl) is caught and returned as a `workflow.panicked` fault, which parks the
+/// workflow with its state and the value that resumed it kept.
 pub(crate) fn step_typed<W: Workflow>(
+    ctx: &mut WorkflowContext,
+    state: W::State,
+    resume: Resume,
+) -> Result<Stepped, StepFault> {
+    let step = ctx.step();
+    let resumed_by = resume.kind();
+    contain::catch(|| step_unguarded::<W>(ctx, state, resume))
+        .unwrap_or_else(|message| Err(StepFault::panicked(step, resumed_by, message)))
+}
+
+fn step_unguarded<W: Workflow>(
     ctx: &mut WorkflowContext,
     state: W::State,
     resume: Resume,
@@ -129,11 +166,15 @@ impl<W: Workflow> ErasedWorkflow for Typed<W> {
     }
     fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, String> {
         let state: W::State = codec::decode(state).map_err(|e| e.to_string())?;
-        serde_json::to_value(&state).map_err(|e| e.to_string())
+        contain::catch(|| serde_json::to_value(&state))
+            .map_err(|message| format!("its `Serialize` impl panicked: {message}"))?
+            .map_err(|e| e.to_string())
     }
     fn start(&self, input: &[u8]) -> Result<Vec<u8>, StepFault> {
         let input: W::Input = codec::decode(input).map_err(|e| StepFault::encode(&e))?;
-        codec::encode(&W::start(input)).map_err(|e| StepFault::encode(&e))
+        let state = contain::catch(|| W::start(input))
+            .map_err(|message| StepFault::panicked(0, "start", message))?;
+        codec::encode(&state).map_err(|e| StepFault::encode(&e))
     }
 }
 

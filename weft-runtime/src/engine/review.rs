@@ -10,7 +10,6 @@
 //! ([`ReviewSnapshot::expect`]) on the review record as the runner read it before deciding:
 //! a decision checked after that read and before the transition changes the record, the
 //! transition is refused, and the runner decides again, now with the decision.
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::clock::{from_millis, to_millis};
@@ -200,11 +199,7 @@ impl Engine {
             payload,
             sent_ms: to_millis(inner.clock.now()),
         };
-        let signal_key = record::signal_key(
-            workflow_id,
-            inner.epoch,
-            inner.next_signal.fetch_add(1, Ordering::Relaxed),
-        );
+        let signal_key = record::signal_key(workflow_id, inner.epoch, inner.next_signal_seq()?);
         let signal = record::encode_record(&signal)?;
         let owned_id = workflow_id.to_string();
         // Checked and written by the writer, so of concurrent deciders exactly one finds the

@@ -17,12 +17,13 @@ use tokio::sync::watch;
 use crate::activity::ActivityOptions;
 use crate::child::ParentClosePolicy;
 use crate::codec::{self, Payload};
+use crate::contain;
 use crate::context::{StepEffects, WorkflowContext};
 use crate::storage::Batch;
 use crate::workflow::{Command, Resume};
 
 use super::attributes;
-use super::clock::to_millis;
+use super::clock::{deadline_ms, to_millis};
 use super::composite::{self, Decided, Followup};
 use super::core::Inner;
 use super::error::EngineError;
@@ -101,11 +102,20 @@ pub(crate) fn spawn(inner: &Arc<Inner>, id: String, loaded: Option<Loaded>) {
 }
 
 async fn run(inner: Arc<Inner>, id: String, loaded: Option<Loaded>) {
-    if let Err(error) = drive(&inner, &id, loaded).await {
-        // The stored record is still the last committed one; a later wake or a restart
-        // resumes from it. Whoever waits for the result learns what went wrong.
-        inner.stall(&id, error);
-    }
+    // A panic in user code is caught where the code is called (and parks the workflow); this
+    // catches one in the engine's own code, so the runner's slot is still given back and
+    // whoever waits learns of it, instead of the workflow staying claimed with no runner.
+    let error = match contain::Caught::new(drive(&inner, &id, loaded)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error,
+        Err(message) => EngineError::Panicked {
+            what: format!("the runner of workflow `{id}`"),
+            message,
+        },
+    };
+    // The stored record is still the last committed one; a later wake, `Engine::retry` or a
+    // restart resumes from it. Whoever waits for the result learns what went wrong.
+    inner.stall(&id, error);
 }
 
 enum Decision {
@@ -115,7 +125,7 @@ enum Decision {
 }
 
 async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(), EngineError> {
-    let (mut record, workflow, mut check_stored_cancel) = match loaded {
+    let (mut record, mut workflow, mut check_stored_cancel) = match loaded {
         Some(loaded) => (loaded.record, loaded.workflow, false),
         None => match load(inner, id)? {
             Some(loaded) => (loaded.record, loaded.workflow, true),
@@ -185,8 +195,24 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                 }
             }
             Decision::Done => {
-                inner.release(id);
-                return Ok(());
+                if inner.try_release(id) {
+                    return Ok(());
+                }
+                // Woken meanwhile: say, `Engine::retry` restored the record this runner just
+                // parked, and its wake found this runner still holding the workflow. Look at
+                // the stored record again rather than drop the wake.
+                match load(inner, id)? {
+                    Some(loaded) => {
+                        record = loaded.record;
+                        workflow = loaded.workflow;
+                        check_stored_cancel = true;
+                        deadline = read_deadline(inner, id)?;
+                    }
+                    None => {
+                        inner.release(id);
+                        return Ok(());
+                    }
+                }
             }
         }
     }
@@ -367,6 +393,12 @@ async fn decide(
         return Ok(Decision::Resume(Resume::Cancelled, consumed, followup));
     }
     match &record.pending {
+        // Parked by its first step and retried: the first step runs again.
+        None if record.step == 0 && record.state.is_some() => Ok(Decision::Resume(
+            Resume::Start,
+            Vec::new(),
+            Followup::default(),
+        )),
         None => Ok(Decision::Done),
         Some(PendingCommand::Timer { deadline_ms }) => {
             if to_millis(inner.clock.now()) >= *deadline_ms {
@@ -393,6 +425,20 @@ async fn decide(
             input,
             options,
         }) => {
+            // The activity ran before the workflow parked: resume with its kept result.
+            if let Some(kept) = kept_result(inner, id, record.step)? {
+                return Ok(match kept {
+                    Kept::Result(result) => Decision::Resume(
+                        Resume::Activity(result),
+                        vec![record::activity_result_key(id)],
+                        Followup::default(),
+                    ),
+                    Kept::Unreadable(fault) => {
+                        park(inner, id, record, fault).await?;
+                        Decision::Done
+                    }
+                });
+            }
             let Some(activity) = inner.registry.activity(name) else {
                 park(
                     inner,
@@ -525,7 +571,14 @@ async fn advance(
     } else {
         resume_kind(&resume)
     };
+    // An activity's result exists only here until this step commits: kept, in case the step
+    // parks, so a retry resumes with it instead of running the activity again.
+    let activity_result = match &resume {
+        Resume::Activity(result) => Some(result.clone()),
+        _ => None,
+    };
     let stepped = match record.state.as_deref() {
+        // A panic in the step is caught inside it and comes back as a fault that parks.
         Some(state) => workflow.step(&mut ctx, state, resume),
         None => Err(StepFault {
             code: "state.missing".into(),
@@ -535,6 +588,16 @@ async fn advance(
     let effects = ctx.take_effects();
     let answered = effects.responses.iter().any(Result::is_ok);
     let (next, mut batch) = transition(inner, id, record, stepped, effects, kind, consumed, now)?;
+    if let (RecordStatus::Parked { .. }, Some(result)) = (&next.status, activity_result) {
+        let kept = record::ActivityResultRecord {
+            step: record.step,
+            result,
+        };
+        batch.put(
+            record::activity_result_key(id),
+            record::encode_record(&kept)?,
+        );
+    }
     attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
     batch.extend(followup.writes);
     // A final transition's signal queue is cleared by the writer (see `writer::swept`).
@@ -688,14 +751,25 @@ pub(crate) fn transition(
     }
     let now_ms = to_millis(now);
     let mut next = prev.clone();
-    next.step = prev.step + 1;
+    // Stored counters never wrap: at their largest value the workflow parks, state kept.
+    let Some(step) = prev.step.checked_add(1) else {
+        return parked(prev, StepFault::overflow("step counter"), now, id);
+    };
+    next.step = step;
     next.updated_ms = now_ms;
     next.last_resume = Some(kind);
     // A top-level signal wait consumes its signal; a group resumes with the signals its
     // branches took (the ones it took earlier were counted as they were committed).
-    next.signals_consumed = next
-        .signals_consumed
-        .saturating_add(composite::signals_among(id, &consumed));
+    let taken = composite::signals_among(id, &consumed);
+    let Some(signals_consumed) = next.signals_consumed.checked_add(taken) else {
+        return parked(
+            prev,
+            StepFault::overflow("consumed signal counter"),
+            now,
+            id,
+        );
+    };
+    next.signals_consumed = signals_consumed;
     let mut batch = Batch::new();
     for key in consumed {
         batch.delete(key);
@@ -734,7 +808,7 @@ pub(crate) fn transition(
                     )
                 }
                 Command::Sleep { duration } => {
-                    let deadline_ms = to_millis(now + duration);
+                    let deadline_ms = deadline_ms(now, duration);
                     batch.put(record::timer_key(deadline_ms, id), Vec::new());
                     (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
                 }
@@ -833,7 +907,7 @@ pub(crate) fn transition(
                 title: request.title,
                 reviewers: request.reviewers,
                 created_ms: now_ms,
-                deadline_ms: to_millis(now + request.timeout),
+                deadline_ms: deadline_ms(now, request.timeout),
                 decided_by: None,
             };
             if kind == ResumeKind::Group {
@@ -873,6 +947,7 @@ pub(crate) fn transition(
         batch.delete(record::cancelled_key(id));
         batch.delete(record::deadline_key(id));
         batch.delete(record::timedout_key(id));
+        batch.delete(record::activity_result_key(id));
         let prefix = record::signal_queue_prefix(id);
         for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
             batch.delete(key);
@@ -883,6 +958,37 @@ pub(crate) fn transition(
     }
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
+}
+
+/// What is kept for a parked workflow's pending activity.
+enum Kept {
+    /// The activity's result, to resume with instead of running it again.
+    Result(Result<Payload, crate::activity::ActivityError>),
+    /// The kept record does not decode: a fault to park with.
+    Unreadable(StepFault),
+}
+
+/// The activity result kept for `id` when the step it resumed at `step` parked; `None` when
+/// none is kept for this step.
+fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>, EngineError> {
+    let Some(bytes) = inner.storage.get(&record::activity_result_key(id))? else {
+        return Ok(None);
+    };
+    Ok(
+        match record::decode_record::<record::ActivityResultRecord>(&bytes) {
+            Ok(kept) if kept.step == step => Some(Kept::Result(kept.result)),
+            // Left by an earlier step that then moved on another way (a cancellation): stale.
+            Ok(_) => None,
+            // The activity's result is lost to this engine; running it again could repeat its
+            // side effect, so the workflow stays parked for an operator.
+            Err(e) => Some(Kept::Unreadable(StepFault {
+                code: e.code().into(),
+                message: format!(
+                    "the kept result of the pending activity (at `actres/{id}`) does not decode: {e}"
+                ),
+            })),
+        },
+    )
 }
 
 /// Deletes the review decisions queued for `id`.

@@ -127,8 +127,20 @@ pub(crate) fn deleted_by(batch: &Batch) -> Vec<(u64, String)> {
     deleted
 }
 
+/// Runs the service, starting it again after a panic (an engine bug: timers are kept in
+/// `timers`, so none is lost), so no timer of any workflow stops firing.
+pub(crate) async fn serve(inner: Weak<Inner>, timers: Arc<Timers>, clock: Arc<dyn Clock>) {
+    loop {
+        let run = run(inner.clone(), Arc::clone(&timers), Arc::clone(&clock));
+        match crate::contain::Caught::new(run).await {
+            Ok(()) => return,
+            Err(message) => eprintln!("weft: the timer service panicked ({message}); restarted"),
+        }
+    }
+}
+
 /// The service loop. Holds the engine weakly, so it never keeps a dropped engine alive.
-pub(crate) async fn run(inner: Weak<Inner>, timers: Arc<Timers>, clock: Arc<dyn Clock>) {
+async fn run(inner: Weak<Inner>, timers: Arc<Timers>, clock: Arc<dyn Clock>) {
     loop {
         let changed = timers.changed.notified();
         match timers.pop_due(to_millis(clock.now())) {

@@ -4,7 +4,6 @@
 //! update id so a retry does not queue it twice). The workflow's answer is committed with its
 //! next state at `upd/<id>\0<update id>` and kept, so a retry with the same update id returns
 //! the first answer even after the workflow ended.
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::clock::to_millis;
@@ -70,11 +69,7 @@ impl Engine {
                 payload,
                 sent_ms: to_millis(inner.clock.now()),
             };
-            let key = record::signal_key(
-                id,
-                inner.epoch,
-                inner.next_signal.fetch_add(1, Ordering::Relaxed),
-            );
+            let key = record::signal_key(id, inner.epoch, inner.next_signal_seq()?);
             let mut batch = Batch::new();
             batch.put(key, record::encode_record(&signal)?);
             batch.put(queued_key.clone(), Vec::new());
@@ -94,7 +89,8 @@ impl Engine {
                 runner::wake(inner, id);
             }
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A timeout too long to represent waits without a deadline.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         loop {
             let waiter = inner.wait_for(id)?;
             if let Some(answer) = read_answer::<U>(self, &answer_key)? {
@@ -119,7 +115,11 @@ impl Engine {
             if let Some(error) = inner.stalled(id) {
                 return Err(error);
             }
-            match tokio::time::timeout_at(deadline, waiter).await {
+            let waited = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, waiter).await,
+                None => Ok(waiter.await),
+            };
+            match waited {
                 Err(_) => {
                     return Err(EngineError::UpdateTimedOut {
                         id: id.to_string(),

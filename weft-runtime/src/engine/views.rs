@@ -26,7 +26,7 @@ impl Engine {
             .state
             .ok_or_else(|| EngineError::Finished { id: id.to_string() })?;
         let state: <Q::Workflow as Workflow>::State = codec::decode(&state)?;
-        Ok(Q::answer(&state))
+        answer_guarded::<Q>(&state)
     }
 
     /// Answers the query named `query`, registered with `EngineBuilder::query` for the version
@@ -59,6 +59,17 @@ impl Engine {
             .ok_or_else(|| EngineError::Finished { id: id.to_string() })?;
         (registered.answer)(&state)
     }
+}
+
+/// Runs `Q::answer`, user code, turning a panic into `EngineError::Panicked` for this caller
+/// alone.
+pub(crate) fn answer_guarded<Q: Query>(
+    state: &<Q::Workflow as Workflow>::State,
+) -> Result<Q::Output, EngineError> {
+    crate::contain::catch(|| Q::answer(state)).map_err(|message| EngineError::Panicked {
+        what: format!("query `{}`", Q::NAME),
+        message,
+    })
 }
 
 /// Checks that `record` was written by exactly the version the query reads.
