@@ -506,8 +506,17 @@ impl<'a> Generator<'a> {
             Op::Review { request } => quote!(#ctx.#method(#request)),
             Op::All { group } | Op::Race { group } => quote!(#ctx.#method(#group)),
         };
+        // A group's value type is inferred from its branches: naming it here makes a wrong
+        // inference a type error at the user's call instead of a value decoded as another type.
+        let value_ty = match &a.op {
+            Op::All { .. } | Op::Race { .. } => match types::await_type(&a.op, false, ctx) {
+                TypeInfo::Known(ty) => quote!(::<#ty>),
+                _ => TokenStream::new(),
+            },
+            _ => TokenStream::new(),
+        };
         let command = quote! {
-            match ::weft_runtime::__private::command(#call) {
+            match ::weft_runtime::__private::command #value_ty (#call) {
                 ::core::result::Result::Ok(command) => command,
                 ::core::result::Result::Err(e) => return ::core::result::Result::Ok(::weft_runtime::__private::Next::Fault(e)),
             }
@@ -551,15 +560,17 @@ impl<'a> Generator<'a> {
             Op::Review { .. } => {
                 quote!(::weft_runtime::__private::resume_review::<#state, #output>(#vname, __weft_resume))
             }
-            Op::All { .. } | Op::Race { .. } => match types::await_type(&a.op, false) {
-                TypeInfo::Known(ty) => {
-                    quote!(::weft_runtime::__private::resume_group::<#ty, #state, #output>(#vname, __weft_resume))
+            Op::All { .. } | Op::Race { .. } => {
+                match types::await_type(&a.op, false, &self.sig.ctx) {
+                    TypeInfo::Known(ty) => {
+                        quote!(::weft_runtime::__private::resume_group::<#ty, #state, #output>(#vname, __weft_resume))
+                    }
+                    // A `Vec` group: its value's type comes from how the user binds it.
+                    _ => {
+                        quote!(::weft_runtime::__private::resume_group::<_, #state, #output>(#vname, __weft_resume))
+                    }
                 }
-                // A `Vec` group: its value's type comes from how the user binds it.
-                _ => {
-                    quote!(::weft_runtime::__private::resume_group::<_, #state, #output>(#vname, __weft_resume))
-                }
-            },
+            }
         };
         let value = Ident::new("__weft_resumed", Span::mixed_site());
         let value_expr = if a.try_ {

@@ -43,6 +43,30 @@ pub(crate) struct Binding {
     /// Declared without a value (`let x;`) or assigned as a whole (`x = ..`) somewhere, so a
     /// resume point inside its scope that does not carry it must declare it again.
     pub(crate) assigned: bool,
+    /// Where it is introduced, for a hint whose fix fits there.
+    pub(crate) site: Site,
+}
+
+/// Where a binding is introduced: each place takes a type annotation in its own form.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Site {
+    /// A parameter, or a binding the macro made: its type is always written or known.
+    #[default]
+    Other,
+    /// In the pattern of a `let` without `else`, which takes `let PAT: Type = ..`.
+    Let(Pat),
+    /// In the pattern of a `let .. else`, which takes the whole value's type after the pattern.
+    LetElse(Pat),
+    /// In a pattern that takes no annotation: a `while let`, an `if let`, a `match` arm or a
+    /// `for`.
+    Pattern {
+        pat: Pat,
+        /// How the user wrote the construct: `while let`, `if let`, `match`, `for`.
+        keyword: &'static str,
+        /// The variable the matched value is taken from (`queue` in `queue.pop_front()`), whose
+        /// own annotation would make this binding's type known, and that annotation.
+        source: Option<(String, String)>,
+    },
 }
 
 /// Every binding of the function, indexed by [`BindingId`].

@@ -152,10 +152,9 @@ pub(crate) fn check_types(lowered: &Lowered, saved: &[Set], diags: &mut Diagnost
                     binding.ident.span(),
                     format!("`{name}` borrows data and is held across a durable await: the workflow state is saved and restored, so it cannot hold references; own the data instead, for example with `.clone()` or `.to_owned()`"),
                 ),
-                TypeInfo::Unknown => diags.error_at(
-                    binding.ident.span(),
-                    format!("cannot tell the type of `{name}`, which is held across a durable await: the workflow state stores it and must name its type; annotate it, for example `let {name}: Type = ...`"),
-                ),
+                TypeInfo::Unknown => {
+                    diags.error_at(binding.ident.span(), super::hint::unknown_type(binding))
+                }
             }
         }
     }

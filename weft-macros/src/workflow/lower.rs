@@ -125,6 +125,15 @@ fn plain_diverges(stmt: &Stmt) -> bool {
     }
 }
 
+/// Where a pattern stands, which decides the form of its type annotation.
+enum At {
+    Let,
+    LetElse,
+    /// A pattern that takes no annotation, with the construct's keyword and the variable its
+    /// value is taken from.
+    Pattern(&'static str, Option<(String, String)>),
+}
+
 #[derive(Default)]
 struct NameCollector(HashSet<String>);
 
@@ -166,6 +175,32 @@ impl Lowerer<'_> {
             .map(|id| self.bindings.all[*id].ty.clone())
     }
 
+    /// The variable whose item a scrutinee takes (`queue` in `queue.pop_front()`), when its
+    /// type is not known, and the collection its method suggests.
+    fn item_source(&self, scrutinee: &Expr) -> Option<(String, String)> {
+        let Expr::MethodCall(mc) = scrutinee else {
+            return None;
+        };
+        let (collection, mut_) = match mc.method.to_string().as_str() {
+            "pop_front" | "pop_back" => ("VecDeque", "mut "),
+            "pop" | "remove" | "swap_remove" => ("Vec", "mut "),
+            "front" | "back" => ("VecDeque", ""),
+            "first" | "last" | "get" => ("Vec", ""),
+            _ => return None,
+        };
+        let Expr::Path(p) = &*mc.receiver else {
+            return None;
+        };
+        let name = p.path.get_ident()?.to_string();
+        match self.var_type(&name)? {
+            TypeInfo::Unknown => {
+                let annotated = format!("let {mut_}{name}: {collection}<Type> = ..");
+                Some((name, annotated))
+            }
+            _ => None,
+        }
+    }
+
     /// Declares a binding in the current scope; renames it if it shadows an outer scope's.
     fn declare(
         &mut self,
@@ -197,6 +232,7 @@ impl Lowerer<'_> {
             ty,
             synthetic,
             assigned: false,
+            site: Site::Other,
         });
         self.scopes
             .last_mut()
@@ -206,7 +242,16 @@ impl Lowerer<'_> {
     }
 
     /// Declares every binding of `pat` (renaming them in place), typed against `ty`.
-    fn declare_pattern(&mut self, pat: &mut Pat, ty: TypeInfo) -> Vec<BindingId> {
+    fn declare_pattern(&mut self, pat: &mut Pat, ty: TypeInfo, at: At) -> Vec<BindingId> {
+        let site = match at {
+            At::Let => Site::Let(pat.clone()),
+            At::LetElse => Site::LetElse(pat.clone()),
+            At::Pattern(keyword, source) => Site::Pattern {
+                pat: pat.clone(),
+                keyword,
+                source,
+            },
+        };
         let mut typed = Vec::new();
         types::bind_pattern(pat, ty, &mut typed);
         let mut ids = Vec::new();
@@ -219,6 +264,7 @@ impl Lowerer<'_> {
                 .find(|(n, _)| *n == name)
                 .map_or(TypeInfo::Unknown, |(_, t)| t.clone());
             let (id, final_ident) = self.declare(&ident, mutable, ty, false);
+            self.bindings.all[id].site = site.clone();
             ids.push(id);
             if final_ident != name {
                 renames.push((name, final_ident));
@@ -359,7 +405,7 @@ impl Lowerer<'_> {
                 .as_ref()
                 .map_or(TypeInfo::Unknown, types::from_annotation);
             let mut pat = local.pat.clone();
-            let defs = self.declare_pattern(&mut pat, ty);
+            let defs = self.declare_pattern(&mut pat, ty, At::Let);
             for d in &defs {
                 self.bindings.all[*d].assigned = true;
             }
@@ -385,10 +431,10 @@ impl Lowerer<'_> {
             };
             let ty = match &ty_annotation {
                 Some(t) => types::from_annotation(t),
-                None => types::await_type(&op.0, try_),
+                None => types::await_type(&op.0, try_, &self.ctx),
             };
             let mut pat = pat;
-            let binds = self.declare_pattern(&mut pat, ty);
+            let binds = self.declare_pattern(&mut pat, ty, At::Let);
             self.push_await(
                 op,
                 try_,
@@ -437,10 +483,14 @@ impl Lowerer<'_> {
                 exits.continues.extend(r.exits.continues);
             }
         }
+        let at = match &local.init {
+            Some(init) if init.diverge.is_some() => At::LetElse,
+            _ => At::Let,
+        };
         let mut pat = local.pat.clone();
         let mut guard_uses = resolve::resolve_pat(&mut pat, &self.visible(), &self.bindings);
         uses.append(&mut guard_uses.uses);
-        let defs = self.declare_pattern(&mut pat, ty);
+        let defs = self.declare_pattern(&mut pat, ty, at);
         local.pat = pat;
         out.push(Node::Plain {
             stmt: Stmt::Local(local),
@@ -476,7 +526,7 @@ impl Lowerer<'_> {
             .as_ref()
             .map_or(TypeInfo::Unknown, types::from_annotation);
         let mut pat = local.pat.clone();
-        let defs = self.declare_pattern(&mut pat, ty);
+        let defs = self.declare_pattern(&mut pat, ty, At::Let);
         let target = defs[0];
         self.bindings.all[target].assigned = true;
         // Declared without `mut`: each path assigns it once, as the original `let` did.
@@ -569,7 +619,7 @@ impl Lowerer<'_> {
             };
             let ident = format_ident!("__weft_value{}", self.temps, span = Span::mixed_site());
             self.temps += 1;
-            let ty = types::await_type(&op.0, try_);
+            let ty = types::await_type(&op.0, try_, &self.ctx);
             let (bid, _) = self.declare(&ident, false, ty, true);
             let pat: Pat = parse_quote!(#ident);
             self.push_await(
@@ -805,11 +855,12 @@ impl Lowerer<'_> {
                 let var = |n: &str| self.var_type(n);
                 types::infer(&scrutinee, &var)
             };
+            let source = self.item_source(&scrutinee);
             let uses = self.resolve_expr(&mut scrutinee).uses;
             let mut arms = Vec::new();
             arms.push(self.with_scope(|lw| {
                 let mut pat = pat;
-                let binds = lw.declare_pattern(&mut pat, scrut_ty);
+                let binds = lw.declare_pattern(&mut pat, scrut_ty, At::Pattern("if let", source));
                 let body = lw.lower_block(&i.then_branch, tail);
                 MatchArm {
                     pat,
@@ -878,12 +929,17 @@ impl Lowerer<'_> {
             let var = |n: &str| self.var_type(n);
             types::infer(&scrutinee, &var)
         };
+        let source = self.item_source(&scrutinee);
         let uses = self.resolve_expr(&mut scrutinee).uses;
         let mut arms = Vec::new();
         for arm in m.arms {
             arms.push(self.with_scope(|lw| {
                 let mut pat = arm.pat.clone();
-                let binds = lw.declare_pattern(&mut pat, scrut_ty.clone());
+                let binds = lw.declare_pattern(
+                    &mut pat,
+                    scrut_ty.clone(),
+                    At::Pattern("match", source.clone()),
+                );
                 // Guards read bindings of the pattern and of the body's scope.
                 let guard = resolve::resolve_pat(&mut pat, &lw.visible(), &lw.bindings);
                 let body = match *arm.body {
@@ -941,11 +997,13 @@ impl Lowerer<'_> {
                     let var = |n: &str| lw.var_type(n);
                     types::infer(&scrutinee, &var)
                 };
+                let source = lw.item_source(&scrutinee);
                 let uses = lw.resolve_expr(&mut scrutinee).uses;
                 let id = *lw.loop_stack.last().expect("inside the loop");
                 let arm = lw.with_scope(|lw| {
                     let mut pat = (*l.pat).clone();
-                    let binds = lw.declare_pattern(&mut pat, scrut_ty);
+                    let binds =
+                        lw.declare_pattern(&mut pat, scrut_ty, At::Pattern("while let", source));
                     let body = lw.lower_block(&body, Tail::None);
                     MatchArm {
                         pat,
@@ -990,8 +1048,12 @@ impl Lowerer<'_> {
             let var = |n: &str| self.var_type(n);
             types::iteration_types(&iterable, &var)
         };
+        let mut array = false;
         let (iter_ty, item_ty) = match types {
-            Ok((iter, item)) => (TypeInfo::Known(iter), TypeInfo::Known(item)),
+            Ok(it) => {
+                array = it.array;
+                (TypeInfo::Known(it.iter), TypeInfo::Known(it.item))
+            }
             Err(kind) => {
                 let message = match kind {
                     "range" => {
@@ -1013,7 +1075,11 @@ impl Lowerer<'_> {
         self.temps += 1;
         let (iter_id, _) = self.declare(&iter_ident, true, iter_ty, true);
         out.push(Node::Plain {
-            stmt: parse_quote!(let mut #iter_ident = ::weft_runtime::__private::durable_iter(#iterable);),
+            stmt: if array {
+                parse_quote!(let mut #iter_ident = ::weft_runtime::__private::durable_iter(::weft_runtime::__private::VecDeque::from(#iterable));)
+            } else {
+                parse_quote!(let mut #iter_ident = ::weft_runtime::__private::durable_iter(#iterable);)
+            },
             uses,
             defs: vec![iter_id],
             exits: Exits::default(),
@@ -1024,7 +1090,7 @@ impl Lowerer<'_> {
         self.lower_loop(label, out, |lw, seq| {
             let id = *lw.loop_stack.last().expect("inside the loop");
             let mut pat = pat;
-            let binds = lw.declare_pattern(&mut pat, item_ty);
+            let binds = lw.declare_pattern(&mut pat, item_ty, At::Pattern("for", None));
             let mut uses = BTreeSet::new();
             uses.insert(iter_id);
             let mut exits = Exits::default();

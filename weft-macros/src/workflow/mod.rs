@@ -3,10 +3,12 @@
 //! The pipeline, one stage per module: [`signature`] checks the signature; [`scan`] recognises
 //! durable operations and rejects every other `.await`; [`lower`] normalises loops and `if let`,
 //! hoists awaits out of expressions, resolves names ([`resolve`]) and works out types
-//! ([`types`]) into structured nodes ([`ir`]); [`liveness`] finds what each await must save;
+//! ([`types`]) into structured nodes ([`ir`]); [`liveness`] finds what each await must save and
+//! asks for the types it cannot tell, in the form [`hint`] fits to where each binding stands;
 //! [`codegen`] writes the expansion. Errors of all stages are collected and reported together.
 
 mod codegen;
+mod hint;
 mod ir;
 mod liveness;
 mod lower;

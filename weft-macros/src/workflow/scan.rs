@@ -1,5 +1,5 @@
-//! Finds durable operations (`ctx.run`, `ctx.sleep`, `ctx.wait_for_signal`) and rejects every
-//! other `.await`, and every durable operation in a place the state machine cannot suspend.
+//! Finds durable operations (the `ctx` methods in [`DURABLE_METHODS`]) and rejects every other
+//! `.await`, and every durable operation in a place the state machine cannot suspend.
 //!
 //! In: expressions and statements of the body. Out: recognised operations, and errors.
 
@@ -24,6 +24,48 @@ pub(crate) const DURABLE_METHODS: &[&str] = &[
     "wait_for_update",
     "review",
 ];
+
+/// The error for `.await` on a future that is not a durable operation. It lists every durable
+/// operation, and says what to do with an async helper that waits: it cannot suspend the
+/// workflow, since only the workflow's own body becomes the state machine.
+fn not_durable_message(awaited: &Expr, ctx: &Ident) -> String {
+    let mut ops: Vec<String> = DURABLE_METHODS
+        .iter()
+        .filter(|m| **m != "child_with")
+        .map(|m| match *m {
+            "child" => format!("`{ctx}.child`/`{ctx}.child_with`"),
+            _ => format!("`{ctx}.{m}`"),
+        })
+        .collect();
+    let last = ops.pop().unwrap_or_default();
+    let ops = format!("{}, and {last}", ops.join(", "));
+    let helper = format!(
+        "an async helper that waits on a durable operation cannot suspend the workflow either: inline its body into the workflow, or make it a `#[workflow]` of its own and call it with `{ctx}.child(helper, input).await`"
+    );
+    if passes_ctx(awaited, ctx) {
+        format!(
+            "`.await` on a helper given the workflow context: only the workflow's own body can suspend at a durable operation ({ops}), and {helper}"
+        )
+    } else {
+        format!(
+            "`.await` on something that is not a durable operation: only the workflow context's durable operations survive a restart ({ops}), any other future would be lost; move the work into an `#[activity]` and call it with `{ctx}.run(activity, input).await`; {helper}"
+        )
+    }
+}
+
+/// Whether an awaited call hands the context to a helper: `helper(ctx, ..)`, `x.helper(ctx)`.
+fn passes_ctx(expr: &Expr, ctx: &Ident) -> bool {
+    let args = match expr {
+        Expr::Call(c) => &c.args,
+        Expr::MethodCall(mc) => &mc.args,
+        Expr::Paren(p) => return passes_ctx(&p.expr, ctx),
+        _ => return false,
+    };
+    args.iter().any(|a| match a {
+        Expr::Reference(r) => is_ctx(&r.expr, ctx),
+        other => is_ctx(other, ctx),
+    })
+}
 
 /// A durable operation written as an expression, not yet checked for its arguments.
 pub(crate) fn is_durable_call(expr: &Expr, ctx: &Ident) -> bool {
@@ -318,6 +360,31 @@ pub(crate) fn check_group_expr(expr: &Expr, ctx: &Ident, diags: &mut Diagnostics
     checker.visit_expr(expr);
 }
 
+/// The durable calls written inside `expr` (closures included, not inside another durable
+/// call), in source order: the branches of a `Vec` group.
+pub(crate) fn durable_calls<'e>(expr: &'e Expr, ctx: &Ident) -> Vec<&'e Expr> {
+    struct Collect<'a, 'e> {
+        ctx: &'a Ident,
+        out: Vec<&'e Expr>,
+    }
+    impl<'e> Visit<'e> for Collect<'_, 'e> {
+        fn visit_expr(&mut self, e: &'e Expr) {
+            if is_durable_call(e, self.ctx) {
+                self.out.push(e);
+            } else {
+                syn::visit::visit_expr(self, e);
+            }
+        }
+        fn visit_item(&mut self, _: &'e syn::Item) {}
+    }
+    let mut c = Collect {
+        ctx,
+        out: Vec::new(),
+    };
+    c.visit_expr(expr);
+    c.out
+}
+
 /// The `ctx.run(activity, ..)` activity paths written inside a group, to register them.
 pub(crate) fn group_activities(expr: &Expr, ctx: &Ident) -> Vec<syn::Path> {
     struct Collect<'a> {
@@ -404,10 +471,8 @@ impl<'ast> Visit<'ast> for Checker<'_> {
                         }
                     }
                 } else {
-                    self.diags.error_at(
-                        aw.await_token.span,
-                        "`.await` on something that is not a durable operation: only `ctx.run`, `ctx.sleep` and `ctx.wait_for_signal` survive a restart, any other future would be lost; move it into an `#[activity]` and call it with `ctx.run(..).await`",
-                    );
+                    let message = not_durable_message(&aw.base, self.ctx);
+                    self.diags.error_at(aw.await_token.span, message);
                     self.visit_expr(&aw.base);
                 }
             }
