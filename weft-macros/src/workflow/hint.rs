@@ -20,6 +20,12 @@ pub(crate) fn unknown_type(binding: &Binding) -> String {
     let rebind = format!("`let {mut_}{name}: Type = {name};`");
     let fix = match &binding.site {
         Site::Other => format!("annotate it, for example `let {mut_}{name}: Type = ...`"),
+        // Annotated, yet unknown: the annotation leaves this binding's part to inference.
+        Site::Let(Pat::Type(pt)) | Site::LetElse(Pat::Type(pt))
+            if is_whole(&pt.pat, name) || skeleton(&pt.pat, name).is_some() =>
+        {
+            "its part of the annotation is left to inference (`_`), which the workflow state cannot name; write the type there in full".to_string()
+        }
         Site::Let(pat) if is_whole(pat, name) => {
             format!("annotate it, for example `let {mut_}{name}: Type = ...`")
         }
@@ -66,8 +72,13 @@ pub(crate) fn unknown_type(binding: &Binding) -> String {
             options.push(format!(
                 "bind it again with its type as the first statement of {body}, {rebind}"
             ));
+            let what = match *keyword {
+                "match" => "a `match` arm's pattern".to_string(),
+                "if let" => "an `if let` pattern".to_string(),
+                other => format!("a `{other}` pattern"),
+            };
             format!(
-                "a `{keyword}` pattern cannot take a type annotation; {}",
+                "{what} cannot take a type annotation; {}",
                 options.join(", or ")
             )
         }

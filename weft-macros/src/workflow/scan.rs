@@ -39,16 +39,13 @@ fn not_durable_message(awaited: &Expr, ctx: &Ident) -> String {
         .collect();
     let last = ops.pop().unwrap_or_default();
     let ops = format!("{}, and {last}", ops.join(", "));
-    let helper = format!(
-        "an async helper that waits on a durable operation cannot suspend the workflow either: inline its body into the workflow, or make it a `#[workflow]` of its own and call it with `{ctx}.child(helper, input).await`"
-    );
     if passes_ctx(awaited, ctx) {
         format!(
-            "`.await` on a helper given the workflow context: only the workflow's own body can suspend at a durable operation ({ops}), and {helper}"
+            "`.await` on a helper given the workflow context: only the workflow's own body can suspend, at its durable operations ({ops}), and a helper cannot wait on them for it; inline the helper's body into the workflow, or make it a `#[workflow]` of its own and call it with `{ctx}.child(helper, input).await`"
         )
     } else {
         format!(
-            "`.await` on something that is not a durable operation: only the workflow context's durable operations survive a restart ({ops}), any other future would be lost; move the work into an `#[activity]` and call it with `{ctx}.run(activity, input).await`; {helper}"
+            "`.await` on something that is not a durable operation: only the workflow context's durable operations survive a restart ({ops}), any other future would be lost; move the work into an `#[activity]` and call it with `{ctx}.run(activity, input).await`, and if it is an async helper that waits on durable operations itself, inline its body into the workflow or make it a `#[workflow]` called with `{ctx}.child(helper, input).await`"
         )
     }
 }
