@@ -102,6 +102,65 @@ fn every_representative_workflow_has_a_snapshot() {
     }
 }
 
+/// Expansions of workflows whose saved types the macro infers from what is written: each
+/// snapshot shows the state field's type it found.
+fn expand_inline(item: proc_macro2::TokenStream) -> String {
+    crate::pretty(super::expand(proc_macro2::TokenStream::new(), item))
+}
+
+#[test]
+fn inferred_queue_item() {
+    insta::assert_snapshot!(expand_inline(quote! {
+        async fn drain(ctx: &mut WorkflowContext, docs: Vec<Document>) -> Result<u64, WorkflowError> {
+            let mut queue: VecDeque<Document> = docs.into();
+            let mut saga = Saga::new();
+            let mut sum: u64 = 0;
+            while let Some(doc) = queue.pop_front() {
+                sum += ctx.run(index, doc.clone()).await?;
+                saga.add(unindex, doc.clone());
+                sum += ctx.run(index, doc).await?;
+            }
+            while let Some(step) = saga.pop() {
+                ctx.compensate(step).await?;
+            }
+            Ok(sum)
+        }
+    }));
+}
+
+#[test]
+fn inferred_for_items() {
+    insta::assert_snapshot!(expand_inline(quote! {
+        async fn each(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+            let docs = ctx.run(list_documents, n).await?;
+            let mut sum: u64 = 0;
+            for doc in docs {
+                sum += ctx.run(index, doc.clone()).await?;
+                sum += doc.id;
+            }
+            for id in [1u64, 2, 3] {
+                ctx.sleep(Duration::from_secs(1)).await;
+                sum += id;
+            }
+            Ok(sum)
+        }
+    }));
+}
+
+#[test]
+fn inferred_vec_group() {
+    insta::assert_snapshot!(expand_inline(quote! {
+        async fn fan_out(ctx: &mut WorkflowContext, docs: Vec<Document>) -> Result<u64, WorkflowError> {
+            let results = ctx
+                .all(docs.iter().map(|d| ctx.run(index, d.clone())).collect::<Vec<_>>())
+                .await;
+            let names = vec![String::from("a"), "b".to_string()];
+            ctx.sleep(Duration::from_secs(1)).await;
+            Ok(results.into_iter().filter_map(|r| r.ok()).sum::<u64>() + names.len() as u64)
+        }
+    }));
+}
+
 #[test]
 fn fingerprint_changes_with_the_shape_and_not_with_the_code() {
     let base = quote! {
