@@ -340,3 +340,31 @@ fn update_answer_and_review_records_and_keys() {
     assert_eq!(record::update_queued_key("wf-1", "u1"), b"updq/wf-1\0u1");
     assert_eq!(record::review_key("wf-1"), b"review/wf-1");
 }
+
+#[test]
+fn visibility_index_keys_records_and_marker() {
+    assert_eq!(record::type_index_key("order", "wf-1"), b"ty/order\0wf-1");
+    assert_eq!(
+        record::counter_key("Completed", "order"),
+        b"cnt/Completed\0order"
+    );
+    assert_eq!(
+        record::parse_counter_key(b"cnt/Completed\0order"),
+        Some(("Completed".to_string(), "order".to_string()))
+    );
+    golden_bytes(
+        "finished_key",
+        &record::finished_key(1_893_456_060_000, "wf-1"),
+    );
+    golden(
+        "finished",
+        &record::FinishedRecord {
+            status: "Completed".into(),
+            workflow_type: "order".into(),
+        },
+    );
+    let counter = golden_bytes("counter", &record::encode_counter(1_000_001));
+    assert_eq!(record::decode_counter(&counter).unwrap(), 1_000_001);
+    assert_eq!(record::VISIBILITY_INDEX_KEY, b"meta/visibility-index");
+    golden_bytes("visibility_index_marker", record::VISIBILITY_INDEX_V1);
+}

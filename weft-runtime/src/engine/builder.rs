@@ -23,7 +23,7 @@ use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
-use super::{Engine, live_index, recovery, retry};
+use super::{Engine, live_index, recovery, retry, visibility};
 
 /// The default payload limit: 1 MiB.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
@@ -168,6 +168,7 @@ impl EngineBuilder {
         registry.add_queries(self.queries)?;
         let epoch = take_ownership(&*self.storage)?;
         live_index::ensure(&*self.storage, epoch)?;
+        visibility::ensure(&*self.storage, epoch)?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         let stats = Arc::new(WriterStats::default());
@@ -263,8 +264,12 @@ fn take_ownership(storage: &dyn Storage) -> Result<u64, EngineError> {
     let mut batch = Batch::new();
     batch.put(record::EPOCH_KEY, record::encode_epoch(next));
     if current.is_none() {
-        // A new store holds no workflows, so its live index is complete from the start.
+        // A new store holds no workflows, so its indexes are complete from the start.
         batch.put(record::LIVE_INDEX_KEY, record::LIVE_INDEX_V1.to_vec());
+        batch.put(
+            record::VISIBILITY_INDEX_KEY,
+            record::VISIBILITY_INDEX_V1.to_vec(),
+        );
     }
     storage
         .apply_if(

@@ -60,6 +60,7 @@ mod tasks;
 mod timers;
 mod update;
 mod views;
+mod visibility;
 mod writer;
 
 use std::marker::PhantomData;
@@ -754,9 +755,10 @@ impl Engine {
     ///
     /// What it reads: with an attribute condition, only the workflows the attribute index
     /// holds for the first one; else, for status `Running` or `Waiting`, only the workflows not
-    /// finished (the live index, however many finished ones the store keeps); else every record
-    /// after the token (within `id_prefix`) until the page is full. The other conditions are
-    /// checked on the records read, so a rare finished status or type alone costs a scan.
+    /// finished (the live index, however many finished ones the store keeps); else, with a
+    /// type, only that type's workflows (the type index); else every record after the token
+    /// (within `id_prefix`) until the page is full. The other conditions are checked on the
+    /// records read, so a rare finished status alone costs a scan.
     pub async fn list(
         &self,
         filter: &ListFilter,
@@ -769,7 +771,12 @@ impl Engine {
 
     /// How many workflows matching `filter` fall in each group of `group_by` (a status, a type
     /// name or a search attribute's value), sorted by group name; empty groups are left out.
-    /// It reads what [`Engine::list`] would read for the same filter.
+    /// Grouped by status or type, with no condition but a status or a type, it reads counters
+    /// for the finished workflows (kept up to date by every commit) and the records of the
+    /// unfinished ones (the live index), so its cost follows the workflows in flight, not the
+    /// store's age; a finished workflow is counted under the status it finished with. With any
+    /// other condition, or grouped by an attribute, it reads what [`Engine::list`] would read
+    /// for the same filter.
     ///
     /// ```text
     /// let by_status = engine.count(&ListFilter::default(), GroupBy::Status).await?;

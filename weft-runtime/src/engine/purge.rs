@@ -7,6 +7,7 @@ use crate::storage::Batch;
 use super::Engine;
 use super::error::EngineError;
 use super::record::{self, AttributesRecord, IdempotencyRecord, WorkflowRecord};
+use super::visibility;
 
 impl Engine {
     /// Deletes finished workflow `id` and everything stored under its id: its record and result,
@@ -86,6 +87,7 @@ impl Engine {
         ] {
             batch.delete(key);
         }
+        visibility::stage_purge(id, &stored, &mut batch);
         if let Some(bytes) = inner.storage.get(&record::attributes_key(id))? {
             let attributes: AttributesRecord =
                 record::decode_record(&bytes).map_err(|source| EngineError::Record {

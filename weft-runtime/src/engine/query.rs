@@ -12,6 +12,7 @@ use super::error::EngineError;
 use super::migration;
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup};
+use super::visibility;
 
 /// Where a workflow is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -461,7 +462,7 @@ pub(crate) fn list(
         Some(token) => Some(token),
     };
     let mut items = Vec::new();
-    for_each_match(inner, filter, after, page_size, |summary| {
+    for_each_match(inner, filter, Source::Best, after, page_size, |summary| {
         items.push(summary);
         items.len() < page_size
     })?;
@@ -483,7 +484,49 @@ pub(crate) fn count(
     group_by: &GroupBy,
 ) -> Result<Vec<(String, u64)>, EngineError> {
     let mut groups: BTreeMap<String, u64> = BTreeMap::new();
-    for_each_match(inner, filter, None, 1024, |summary| {
+    // Grouped by status or type with no condition but those two, finished workflows are read
+    // from the counters and unfinished ones from the live index: the cost follows the
+    // workflows in flight, not how many finished ones the store keeps.
+    let from_counters = filter.attributes.is_empty()
+        && filter.id_prefix.is_none()
+        && filter.created_after.is_none()
+        && filter.created_before.is_none()
+        && filter.updated_after.is_none()
+        && filter.updated_before.is_none()
+        && matches!(group_by, GroupBy::Status | GroupBy::Type);
+    if from_counters {
+        if filter.status.is_none_or(WorkflowStatus::is_terminal) {
+            let status = filter.status.map(|status| format!("{status:?}"));
+            for (status, workflow_type, n) in visibility::finished_counts(
+                &*inner.storage,
+                status.as_deref(),
+                filter.workflow_type.as_deref(),
+            )? {
+                let group = match group_by {
+                    GroupBy::Type => workflow_type,
+                    _ => status,
+                };
+                *groups.entry(group).or_default() += n;
+            }
+        }
+        if filter.status.is_none_or(|status| !status.is_terminal()) {
+            for_each_match(inner, filter, Source::Live, None, 1024, |summary| {
+                // Counted above (a live index entry only outlives its workflow's end if the
+                // record was rewritten by hand).
+                if summary.status.is_terminal() {
+                    return true;
+                }
+                let group = match group_by {
+                    GroupBy::Type => summary.workflow_type,
+                    _ => format!("{:?}", summary.status),
+                };
+                *groups.entry(group).or_default() += 1;
+                true
+            })?;
+        }
+        return Ok(groups.into_iter().collect());
+    }
+    for_each_match(inner, filter, Source::Best, None, 1024, |summary| {
         let group = match group_by {
             GroupBy::Status => Some(format!("{:?}", summary.status)),
             GroupBy::Type => Some(summary.workflow_type),
@@ -497,11 +540,21 @@ pub(crate) fn count(
     Ok(groups.into_iter().collect())
 }
 
+/// Where [`for_each_match`] reads its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The narrowest index the filter allows.
+    Best,
+    /// The live index: only the workflows not finished.
+    Live,
+}
+
 /// Calls `on_match` with each workflow matching `filter` whose id is after `after`, in id
 /// order, until it returns `false`.
 fn for_each_match(
     inner: &Inner,
     filter: &ListFilter,
+    source: Source,
     after: Option<&str>,
     page_size: usize,
     mut on_match: impl FnMut(WorkflowSummary) -> bool,
@@ -511,9 +564,12 @@ fn for_each_match(
     // Where the candidates come from, each in id order: the index of the first attribute when
     // there is one (one value's workflows); the live index when only running or waiting ones
     // are wanted (a record that does not decode is listed as parked, so it is never missed
-    // there); else every workflow record under the id prefix. An index names ids only, so the
-    // record is read for each.
+    // there); the type index when a type is wanted; else every workflow record under the id
+    // prefix. An index names ids only, so the record is read for each.
     let (prefix, id_start, from_index) = match filter.attributes.first() {
+        _ if source == Source::Live => {
+            (record::live_key(id_prefix), record::LIVE_PREFIX.len(), true)
+        }
         Some((key, value)) => {
             let prefix = record::attribute_value_prefix(key, &value.into());
             let start = prefix.len();
@@ -525,6 +581,15 @@ fn for_each_match(
         ) =>
         {
             (record::live_key(id_prefix), record::LIVE_PREFIX.len(), true)
+        }
+        None if let Some(workflow_type) = &filter.workflow_type => {
+            let by_type = record::type_index_prefix(workflow_type);
+            let start = by_type.len();
+            (
+                [by_type, id_prefix.as_bytes().to_vec()].concat(),
+                start,
+                true,
+            )
         }
         None => (
             record::workflow_key(id_prefix),

@@ -21,6 +21,10 @@
 //! | `wfattr/<id>` | `[0x01][AttributesRecord]` | a workflow's search attributes |
 //! | `actres/<id>` | `[0x01][ActivityResultRecord]` | the activity result a parked workflow resumes with when retried |
 //! | `attr/<key>/<value>/<id>` | empty | attribute index: a prefix scan finds one value's workflows, in id order |
+//! | `meta/visibility-index` | `[0x01]` | the `ty/` and `fin/` indexes and the `cnt/` counters are complete |
+//! | `ty/<type>\0<id>` | empty | type index: a prefix scan finds one type's workflows, in id order |
+//! | `fin/<finish ms: u64 BE><id>` | `[0x01][FinishedRecord]` | finish-time index: finished workflows by when they finished |
+//! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
 //!
 //! The attribute index key is `attr/`, then the attribute key and the value, each in an
 //! order-preserving, self-delimiting encoding, then the workflow id:
@@ -70,6 +74,22 @@ pub const LIVE_PREFIX: &[u8] = b"live/";
 pub const LIVE_INDEX_KEY: &[u8] = b"meta/live-index";
 /// The value of [`LIVE_INDEX_KEY`]: the index's format.
 pub const LIVE_INDEX_V1: &[u8] = &[FORMAT_V1];
+/// `ty/<type>\0<id>`: the type index, every workflow by its type name (empty value), so a
+/// listing by type reads that type's workflows alone.
+pub const TYPE_INDEX_PREFIX: &[u8] = b"ty/";
+/// `fin/<finish ms BE><id>`: the finish-time index, every finished workflow by when it
+/// finished ([`FinishedRecord`]), so a purge by age and the finished counters read no records.
+pub const FINISHED_PREFIX: &[u8] = b"fin/";
+/// `cnt/<status>\0<type>`: how many finished workflows of a type ended with a status
+/// (`Completed`, `Failed`, `Cancelled`, `TimedOut`), as `[0x01][u64 BE]`. Kept by the writer
+/// from the finish-time index entries each batch adds or deletes, so counting finished
+/// workflows reads a few counters, not every record.
+pub const COUNTER_PREFIX: &[u8] = b"cnt/";
+/// Marks the type index, finish-time index and counters complete. Stores written before they
+/// existed lack it; the first engine built on one fills them in and then writes this key.
+pub const VISIBILITY_INDEX_KEY: &[u8] = b"meta/visibility-index";
+/// The value of [`VISIBILITY_INDEX_KEY`]: the indexes' format.
+pub const VISIBILITY_INDEX_V1: &[u8] = &[FORMAT_V1];
 /// The prefix of the timer index.
 pub const TIMER_PREFIX: &[u8] = b"tm/";
 /// The prefix of signal queues.
@@ -272,6 +292,77 @@ pub fn workflow_key(id: &str) -> Vec<u8> {
 /// `live/<id>`: empty value.
 pub fn live_key(id: &str) -> Vec<u8> {
     [LIVE_PREFIX, id.as_bytes()].concat()
+}
+
+/// `ty/<type>\0`: where the type index lists workflows of `workflow_type`.
+pub fn type_index_prefix(workflow_type: &str) -> Vec<u8> {
+    [TYPE_INDEX_PREFIX, workflow_type.as_bytes(), b"\0"].concat()
+}
+
+/// `ty/<type>\0<id>`: empty value.
+pub fn type_index_key(workflow_type: &str, id: &str) -> Vec<u8> {
+    [type_index_prefix(workflow_type).as_slice(), id.as_bytes()].concat()
+}
+
+/// `fin/<finish ms BE><id>`: a [`FinishedRecord`].
+pub fn finished_key(finished_ms: u64, id: &str) -> Vec<u8> {
+    [FINISHED_PREFIX, &finished_ms.to_be_bytes(), id.as_bytes()].concat()
+}
+
+/// `cnt/<status>\0<type>`: a counter (see [`encode_counter`]).
+pub fn counter_key(status: &str, workflow_type: &str) -> Vec<u8> {
+    [
+        COUNTER_PREFIX,
+        status.as_bytes(),
+        b"\0",
+        workflow_type.as_bytes(),
+    ]
+    .concat()
+}
+
+/// Splits a counter key into its status and type name.
+pub fn parse_counter_key(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.strip_prefix(COUNTER_PREFIX)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let status = std::str::from_utf8(&rest[..end]).ok()?;
+    let workflow_type = std::str::from_utf8(&rest[end + 1..]).ok()?;
+    Some((status.to_string(), workflow_type.to_string()))
+}
+
+/// The stored form of a counter: `[0x01][u64 BE]`, fixed-width like the epoch.
+pub fn encode_counter(n: u64) -> Vec<u8> {
+    encode_epoch(n)
+}
+
+/// Reads a stored counter.
+pub fn decode_counter(bytes: &[u8]) -> Result<u64, RecordError> {
+    decode_epoch(bytes)
+}
+
+/// What the finish-time index holds for a finished workflow, at `fin/<finish ms BE><id>`
+/// (format tag `0x01`): enough to count it and purge it without reading its record.
+///
+/// Layout: `status: String, workflow_type: String`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedRecord {
+    /// How it ended, named as `WorkflowStatus`'s `Debug` (`Completed`, `Failed`, ...).
+    pub status: String,
+    /// Its type name.
+    pub workflow_type: String,
+}
+
+impl RecordStatus {
+    /// The name a finished status is counted under (`WorkflowStatus`'s `Debug`), or `None`
+    /// while the workflow has not finished.
+    pub fn finished_name(&self) -> Option<&'static str> {
+        match self {
+            RecordStatus::Completed => Some("Completed"),
+            RecordStatus::Failed => Some("Failed"),
+            RecordStatus::Cancelled => Some("Cancelled"),
+            RecordStatus::TimedOut => Some("TimedOut"),
+            RecordStatus::Running | RecordStatus::Waiting | RecordStatus::Parked { .. } => None,
+        }
+    }
 }
 
 /// `tm/<deadline ms BE><id>`

@@ -33,6 +33,7 @@ use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, Wor
 use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
 use super::review::ReviewSnapshot;
 use super::timers;
+use super::visibility;
 use super::writer::Guarded;
 
 /// How many times in a row a transition out of a review may be refused before the runner gives
@@ -956,6 +957,9 @@ pub(crate) fn transition(
     if kind == ResumeKind::Start && !next.status.is_terminal() {
         batch.put(record::live_key(id), Vec::new());
     }
+    // The first step's `prev` is the record being created, not one stored.
+    let stored_prev = (kind != ResumeKind::Start).then_some(prev);
+    visibility::stage_transition(id, stored_prev, &next, &mut batch)?;
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
 }

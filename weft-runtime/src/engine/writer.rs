@@ -28,6 +28,7 @@ use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
 use super::error::EngineError;
 use super::record::{self, IdempotencyRecord};
+use super::visibility::Counters;
 
 /// Most transitions put in one batch.
 const MAX_BATCH: usize = 1024;
@@ -296,6 +297,7 @@ pub(crate) fn run(
     // The size of the previous batch: whether the engine is busy enough to wait for more.
     let mut previous = 0;
     let mut queues = SignalQueues::default();
+    let mut counters = Counters::default();
     while !stop {
         let Some(first) = rx.blocking_recv() else {
             return;
@@ -329,6 +331,7 @@ pub(crate) fn run(
             &fenced,
             &on_fenced,
             &mut queues,
+            &mut counters,
         );
     }
 }
@@ -376,6 +379,7 @@ fn commit(
     fenced: &AtomicBool,
     on_fenced: &impl Fn(),
     queues: &mut SignalQueues,
+    counters: &mut Counters,
 ) {
     let mut batch = Batch::new();
     let mut accepted = Vec::with_capacity(ops.len());
@@ -496,8 +500,13 @@ fn commit(
     let result = if batch.is_empty() {
         Ok(())
     } else {
-        storage.apply_if(condition, batch)
+        counters
+            .stage(storage, &mut batch)
+            .and_then(|()| storage.apply_if(condition, batch))
     };
+    if result.is_err() {
+        counters.forget();
+    }
     let error = match result {
         Ok(()) => {
             let transitions = accepted.iter().filter(|a| a.counts()).count();
@@ -708,6 +717,7 @@ mod tests {
             &AtomicBool::new(false),
             &|| {},
             &mut SignalQueues::default(),
+            &mut Counters::default(),
         );
         stats
     }

@@ -1,0 +1,337 @@
+//! Visibility indexes: what lets `list` and `count` answer among millions of finished
+//! workflows without reading them.
+//!
+//! - The type index, `ty/<type>\0<id>`, names every workflow by its type. A workflow joins it in
+//!   the commit that creates it (`runner::transition` of its first step) and leaves it when
+//!   purged. A listing by type reads that type's entries alone.
+//! - The finish-time index, `fin/<finish ms BE><id>` ([`FinishedRecord`]: status and type), names
+//!   every finished workflow by when it finished. It is written by the transition that finishes
+//!   the workflow and deleted by its purge, so a purge by age reads no records.
+//! - Counters, `cnt/<status>\0<type>`, count finished workflows per status and type. Only the
+//!   writer writes them: as it commits a batch, [`Counters::stage`] looks at the finish-time
+//!   entries the batch adds or deletes, compares each with what is stored, and puts the new
+//!   counter values into the same batch. So a counter moves exactly when its entry does, in the
+//!   same transaction, whichever code path wrote the entry, and a batch retried after a torn
+//!   commit (the entry already stored) counts nothing twice.
+//!
+//! Unfinished workflows are not counted here: they are few next to the finished ones, and the
+//! live index names them, so `count` reads their records (which also finds a corrupt one and
+//! reports it parked). A finished workflow is counted under the status it finished with.
+//!
+//! Stores written before these indexes existed lack them: the first engine built on one fills
+//! them in from the workflow records, a page per commit fenced on its epoch, and writes the
+//! counters with [`record::VISIBILITY_INDEX_KEY`] in the last commit. It runs in
+//! `EngineBuilder::build` before the writer starts, so nothing else writes meanwhile; a crash
+//! part-way leaves the marker unwritten and the next build starts over (every write is an
+//! idempotent put, and the counters are computed afresh).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::storage::{Batch, Condition, Storage, StorageError, Write};
+
+use super::error::EngineError;
+use super::record::{self, FinishedRecord, WorkflowRecord};
+
+/// Workflow records read per backfill commit.
+const PAGE: usize = 512;
+
+/// The counters' values as the writer last wrote them, read from storage on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    values: HashMap<Vec<u8>, u64>,
+}
+
+impl Counters {
+    /// Adds to `batch` the counter values that follow from its finish-time entries.
+    ///
+    /// Reads storage once for every finish-time entry the batch writes (once per workflow, when
+    /// it finishes or is purged) and once per counter the first time it moves; a batch of plain
+    /// steps reads nothing.
+    pub(crate) fn stage(
+        &mut self,
+        storage: &dyn Storage,
+        batch: &mut Batch,
+    ) -> Result<(), StorageError> {
+        // Each touched entry's value as it stands after the writes seen so far.
+        let mut entries: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+        let mut stored: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        let mut deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        for write in &batch.writes {
+            let (key, value) = match write {
+                Write::Put(key, value) => (key.as_slice(), Some(value.as_slice())),
+                Write::Delete(key) => (key.as_slice(), None),
+            };
+            if !key.starts_with(record::FINISHED_PREFIX) {
+                continue;
+            }
+            let before: Option<Vec<u8>> = match entries.get(key) {
+                Some(value) => value.map(<[u8]>::to_vec),
+                None => {
+                    if !stored.contains_key(key) {
+                        stored.insert(key.to_vec(), storage.get(key)?);
+                    }
+                    stored[key].clone()
+                }
+            };
+            if before.as_deref() != value {
+                if let Some(counter) = before.as_deref().and_then(counter_of) {
+                    *deltas.entry(counter).or_default() -= 1;
+                }
+                if let Some(counter) = value.and_then(counter_of) {
+                    *deltas.entry(counter).or_default() += 1;
+                }
+            }
+            entries.insert(key, value);
+        }
+        let mut puts = Vec::new();
+        for (key, delta) in deltas {
+            if delta == 0 {
+                continue;
+            }
+            let current = match self.values.get(&key) {
+                Some(&n) => n,
+                // An unreadable counter restarts from zero rather than stopping every commit.
+                None => storage
+                    .get(&key)?
+                    .and_then(|bytes| record::decode_counter(&bytes).ok())
+                    .unwrap_or(0),
+            };
+            let next = current.saturating_add_signed(delta);
+            self.values.insert(key.clone(), next);
+            puts.push((key, record::encode_counter(next)));
+        }
+        for (key, value) in puts {
+            batch.put(key, value);
+        }
+        Ok(())
+    }
+
+    /// Forgets the cached values, after a batch that may not have landed: the next batch reads
+    /// them from storage again.
+    pub(crate) fn forget(&mut self) {
+        self.values.clear();
+    }
+}
+
+/// The counter a finish-time entry counts in.
+fn counter_of(entry: &[u8]) -> Option<Vec<u8>> {
+    let finished: FinishedRecord = record::decode_record(entry).ok()?;
+    Some(record::counter_key(
+        &finished.status,
+        &finished.workflow_type,
+    ))
+}
+
+/// The index writes for workflow `id` as `next` is committed after `prev` (`None` when this
+/// commit creates it): its type index entry when it is created, its finish-time entry when it
+/// finishes.
+pub(crate) fn stage_transition(
+    id: &str,
+    prev: Option<&WorkflowRecord>,
+    next: &WorkflowRecord,
+    batch: &mut Batch,
+) -> Result<(), EngineError> {
+    if prev.is_none() {
+        batch.put(record::type_index_key(&next.workflow_type, id), Vec::new());
+    }
+    let was_finished = prev.is_some_and(|prev| prev.status.is_terminal());
+    if let Some(status) = next.status.finished_name()
+        && !was_finished
+    {
+        batch.put(
+            record::finished_key(next.updated_ms, id),
+            record::encode_record(&FinishedRecord {
+                status: status.to_string(),
+                workflow_type: next.workflow_type.clone(),
+            })?,
+        );
+    }
+    Ok(())
+}
+
+/// The index deletes that purge finished workflow `id`, stored as `stored`.
+pub(crate) fn stage_purge(id: &str, stored: &WorkflowRecord, batch: &mut Batch) {
+    batch.delete(record::type_index_key(&stored.workflow_type, id));
+    batch.delete(record::finished_key(stored.updated_ms, id));
+}
+
+/// Finished workflows counted per `(status, type)`, optionally of one status and one type,
+/// from the counters alone.
+pub(crate) fn finished_counts(
+    storage: &dyn Storage,
+    status: Option<&str>,
+    workflow_type: Option<&str>,
+) -> Result<Vec<(String, String, u64)>, EngineError> {
+    let prefix = match status {
+        Some(status) => [record::COUNTER_PREFIX, status.as_bytes(), b"\0"].concat(),
+        None => record::COUNTER_PREFIX.to_vec(),
+    };
+    let mut counts = Vec::new();
+    for (key, value) in storage.scan_prefix(&prefix, None, usize::MAX)? {
+        let Some((status, found_type)) = record::parse_counter_key(&key) else {
+            continue;
+        };
+        if workflow_type.is_some_and(|wanted| wanted != found_type) {
+            continue;
+        }
+        let n = record::decode_counter(&value).map_err(|source| EngineError::Record {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            source,
+        })?;
+        if n > 0 {
+            counts.push((status, found_type, n));
+        }
+    }
+    Ok(counts)
+}
+
+/// Fills the indexes and counters in when the store does not have them yet, as the owner of
+/// `epoch`.
+pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineError> {
+    if storage.get(record::VISIBILITY_INDEX_KEY)?.is_some() {
+        return Ok(());
+    }
+    let fenced = [Condition {
+        key: record::EPOCH_KEY.to_vec(),
+        expected: Some(record::encode_epoch(epoch)),
+    }];
+    let commit = |batch: Batch| {
+        storage.apply_if(&fenced, batch).map_err(|e| match e {
+            StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
+            other => EngineError::Storage(other),
+        })
+    };
+    let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = storage.scan_prefix(record::WORKFLOW_PREFIX, after.as_deref(), PAGE)?;
+        let done = page.len() < PAGE;
+        let mut batch = Batch::new();
+        for (key, value) in &page {
+            let Ok(id) = std::str::from_utf8(&key[record::WORKFLOW_PREFIX.len()..]) else {
+                continue;
+            };
+            // A record that does not decode is left out: its type and status are unknown. It
+            // is still listed (and reported parked) by a listing that scans the records.
+            let Ok(stored) = record::decode_record::<WorkflowRecord>(value) else {
+                continue;
+            };
+            stage_transition(id, None, &stored, &mut batch)?;
+            if let Some(status) = stored.status.finished_name() {
+                *counts
+                    .entry(record::counter_key(status, &stored.workflow_type))
+                    .or_default() += 1;
+            }
+        }
+        if done {
+            for (key, _) in storage.scan_prefix(record::COUNTER_PREFIX, None, usize::MAX)? {
+                batch.delete(key);
+            }
+            for (key, n) in counts {
+                batch.put(key, record::encode_counter(n));
+            }
+            batch.put(
+                record::VISIBILITY_INDEX_KEY,
+                record::VISIBILITY_INDEX_V1.to_vec(),
+            );
+            return commit(batch);
+        }
+        if !batch.is_empty() {
+            commit(batch)?;
+        }
+        after = page.last().map(|(key, _)| key.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    fn entry(status: &str, workflow_type: &str) -> Vec<u8> {
+        record::encode_record(&FinishedRecord {
+            status: status.into(),
+            workflow_type: workflow_type.into(),
+        })
+        .unwrap()
+    }
+
+    fn counter(storage: &MemoryStorage, status: &str, workflow_type: &str) -> Option<u64> {
+        storage
+            .get(&record::counter_key(status, workflow_type))
+            .unwrap()
+            .map(|bytes| record::decode_counter(&bytes).unwrap())
+    }
+
+    fn commit(storage: &MemoryStorage, counters: &mut Counters, mut batch: Batch) {
+        counters.stage(storage, &mut batch).unwrap();
+        storage.apply(batch).unwrap();
+    }
+
+    #[test]
+    fn counters_follow_the_finish_time_entries_a_batch_adds_and_deletes() {
+        let storage = MemoryStorage::new();
+        let mut counters = Counters::default();
+        let mut batch = Batch::new();
+        batch.put(record::finished_key(5, "a"), entry("Completed", "order"));
+        batch.put(record::finished_key(6, "b"), entry("Completed", "order"));
+        batch.put(record::finished_key(6, "c"), entry("Failed", "order"));
+        batch.put(b"wf/a".to_vec(), b"ignored".to_vec());
+        commit(&storage, &mut counters, batch);
+        assert_eq!(counter(&storage, "Completed", "order"), Some(2));
+        assert_eq!(counter(&storage, "Failed", "order"), Some(1));
+
+        let mut purge = Batch::new();
+        purge.delete(record::finished_key(5, "a"));
+        // Deleting an entry that is not stored counts nothing.
+        purge.delete(record::finished_key(7, "nothing"));
+        commit(&storage, &mut counters, purge);
+        assert_eq!(counter(&storage, "Completed", "order"), Some(1));
+    }
+
+    #[test]
+    fn a_batch_written_again_after_a_torn_commit_counts_nothing_twice() {
+        let storage = MemoryStorage::new();
+        let mut counters = Counters::default();
+        let mut batch = Batch::new();
+        batch.put(record::finished_key(5, "a"), entry("Completed", "order"));
+        commit(&storage, &mut counters, batch.clone());
+        // The commit landed but was reported failed: the writer forgets and writes it again.
+        counters.forget();
+        commit(&storage, &mut counters, batch);
+        assert_eq!(counter(&storage, "Completed", "order"), Some(1));
+    }
+
+    #[test]
+    fn an_entry_put_and_deleted_in_one_batch_leaves_the_counter_as_it_was() {
+        let storage = MemoryStorage::new();
+        let mut counters = Counters::default();
+        let mut batch = Batch::new();
+        batch.put(record::finished_key(5, "a"), entry("Completed", "order"));
+        batch.delete(record::finished_key(5, "a"));
+        commit(&storage, &mut counters, batch);
+        assert_eq!(counter(&storage, "Completed", "order"), None);
+    }
+
+    #[test]
+    fn finished_counts_read_the_counters_by_status_and_type() {
+        let storage = MemoryStorage::new();
+        let mut counters = Counters::default();
+        let mut batch = Batch::new();
+        batch.put(record::finished_key(1, "a"), entry("Completed", "order"));
+        batch.put(record::finished_key(1, "b"), entry("Completed", "refund"));
+        batch.put(record::finished_key(1, "c"), entry("Cancelled", "order"));
+        commit(&storage, &mut counters, batch);
+        let all = finished_counts(&storage, None, None).unwrap();
+        assert_eq!(
+            all,
+            vec![
+                ("Cancelled".into(), "order".into(), 1),
+                ("Completed".into(), "order".into(), 1),
+                ("Completed".into(), "refund".into(), 1),
+            ]
+        );
+        let orders = finished_counts(&storage, Some("Completed"), Some("order")).unwrap();
+        assert_eq!(orders, vec![("Completed".into(), "order".into(), 1)]);
+    }
+}
