@@ -1,0 +1,197 @@
+//! The HTTP client of weft-server's API, and the CLI's errors with their exit codes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Exit codes, one per kind of failure, so scripts can tell them apart.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The server failed (500) or answered something unexpected.
+    pub const SERVER: u8 = 1;
+    /// The command line is wrong (clap uses 2 too).
+    pub const USAGE: u8 = 2;
+    /// What was asked for does not exist (404).
+    pub const NOT_FOUND: u8 = 3;
+    /// The request conflicts with what is stored (409): finished, not finished, id taken...
+    pub const CONFLICT: u8 = 4;
+    /// The server refused the input (400, 413).
+    pub const INVALID: u8 = 5;
+    /// No valid token, or a token without the role (401, 403).
+    pub const AUTH: u8 = 6;
+    /// The server cannot be reached or cannot serve now (503, 429); retrying may help.
+    pub const UNAVAILABLE: u8 = 7;
+    /// `weft doctor` found a problem.
+    pub const DOCTOR: u8 = 8;
+}
+
+/// A command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The server answered with an error.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The stable error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error(
+        "cannot reach the server at {addr}: {source}; is it running? (set --addr or WEFT_ADDR)"
+    )]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered something that is not the API's JSON.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+    /// `weft doctor` found problems.
+    #[error("{0} check(s) failed")]
+    Doctor(usize),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Api { status, .. } => match *status {
+                404 => exit::NOT_FOUND,
+                409 => exit::CONFLICT,
+                400 | 413 | 422 => exit::INVALID,
+                401 | 403 => exit::AUTH,
+                429 | 503 => exit::UNAVAILABLE,
+                _ => exit::SERVER,
+            },
+            CliError::Connect { .. } => exit::UNAVAILABLE,
+            CliError::Protocol(_) => exit::SERVER,
+            CliError::Doctor(_) => exit::DOCTOR,
+        }
+    }
+}
+
+/// A client of one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `addr` (`http://host:port`; `host:port` means plain HTTP),
+    /// sending `token` as a bearer token when given.
+    pub fn new(addr: &str, token: Option<String>) -> Client {
+        let base = if addr.contains("://") {
+            addr.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{}", addr.trim_end_matches('/'))
+        };
+        Client {
+            http: reqwest::Client::new(),
+            base,
+            token: token.filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Starts a request to `path`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends `request` and reads its JSON body: the value on success, the API's error shape as
+    /// [`CliError::Api`] otherwise. Returns the status too.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Value), CliError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|source| self.connect_error(source))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| CliError::Protocol(e.to_string()))?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|_| CliError::Protocol(format!("HTTP {status}: {text}")))?
+        };
+        if status.is_success() {
+            Ok((status, value))
+        } else {
+            Err(CliError::Api {
+                status: status.as_u16(),
+                code: value["code"].as_str().unwrap_or("unknown").to_string(),
+                message: value["message"]
+                    .as_str()
+                    .map_or_else(|| text.clone(), str::to_string),
+            })
+        }
+    }
+
+    /// GET `path` with `query`, as JSON.
+    pub async fn get(&self, path: &str, query: &[(String, String)]) -> Result<Value, CliError> {
+        Ok(self
+            .send(self.request(Method::GET, path).query(query))
+            .await?
+            .1)
+    }
+
+    /// `method` `path` with a JSON `body`, as JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Ok(self.send(request).await?.1)
+    }
+
+    /// The error for a request that did not get an answer.
+    pub fn connect_error(&self, source: reqwest::Error) -> CliError {
+        CliError::Connect {
+            addr: self.base.clone(),
+            source,
+        }
+    }
+}
+
+/// Percent-encodes one path segment (a workflow id may hold any character).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,227 @@
+//! `weft doctor`: checks that the server answers, what the token may do, readiness, and that
+//! the server's versions suit this CLI; says how to fix each failure.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::{CliError, Client};
+use crate::output::{Format, table};
+
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+    fix: Option<String>,
+}
+
+/// The API version this CLI speaks.
+const API_VERSION: &str = "v1";
+
+async fn status_of(client: &Client, path: &str) -> Result<u16, CliError> {
+    let response = client
+        .request(Method::GET, path)
+        .send()
+        .await
+        .map_err(|source| client.connect_error(source))?;
+    Ok(response.status().as_u16())
+}
+
+/// Runs the checks and prints them.
+///
+/// # Errors
+///
+/// [`CliError::Doctor`] with the number of failed checks.
+pub async fn run(client: &Client, format: Format) -> Result<(), CliError> {
+    let mut checks = Vec::new();
+    let health = status_of(client, "/health").await;
+    checks.push(match &health {
+        Ok(200) => Check {
+            name: "address",
+            ok: true,
+            detail: format!("{} answers /health", client.base()),
+            fix: None,
+        },
+        Ok(status) => Check {
+            name: "address",
+            ok: false,
+            detail: format!("{} answered /health with HTTP {status}", client.base()),
+            fix: Some("check that --addr / WEFT_ADDR points at a Weft server".into()),
+        },
+        Err(e) => Check {
+            name: "address",
+            ok: false,
+            detail: e.to_string(),
+            fix: Some("start the server, or set --addr / WEFT_ADDR to where it listens".into()),
+        },
+    });
+    if health.is_ok() {
+        checks.push(if client.base().starts_with("https://") {
+            Check {
+                name: "tls",
+                ok: false,
+                detail: "this CLI is built without TLS".into(),
+                fix: Some(
+                    "reach the server over http on a trusted network or through a local tunnel"
+                        .into(),
+                ),
+            }
+        } else {
+            Check {
+                name: "tls",
+                ok: true,
+                detail: "plain HTTP: keep the server on loopback or behind a TLS-terminating proxy"
+                    .into(),
+                fix: None,
+            }
+        });
+        let info = client.get("/v1/cluster/info", &[]).await;
+        checks.push(role_check(client, &info).await?);
+        let ready = client.send(client.request(Method::GET, "/ready")).await;
+        checks.push(match ready {
+            Ok(_) => Check {
+                name: "ready",
+                ok: true,
+                detail: "every readiness check passes".into(),
+                fix: None,
+            },
+            Err(CliError::Api { message, .. }) => {
+                let report: Value = client
+                    .request(Method::GET, "/ready")
+                    .send()
+                    .await
+                    .map_err(|source| client.connect_error(source))?
+                    .json()
+                    .await
+                    .unwrap_or(Value::Null);
+                let failing: Vec<&Value> = report["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["ok"] == json!(false))
+                    .collect();
+                Check {
+                    name: "ready",
+                    ok: false,
+                    detail: if failing.is_empty() {
+                        message
+                    } else {
+                        failing
+                            .iter()
+                            .map(|c| {
+                                format!(
+                                    "{}: {}",
+                                    c["name"].as_str().unwrap_or("?"),
+                                    c["detail"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                    fix: failing
+                        .iter()
+                        .filter_map(|c| c["action"].as_str())
+                        .next()
+                        .map(str::to_string),
+                }
+            }
+            Err(e) => Check {
+                name: "ready",
+                ok: false,
+                detail: e.to_string(),
+                fix: Some("see the server's log".into()),
+            },
+        });
+        if let Ok(info) = &info {
+            let api = info["api_version"].as_str().unwrap_or("");
+            let server = info["server_version"].as_str().unwrap_or("?");
+            checks.push(if api == API_VERSION {
+                Check {
+                    name: "versions",
+                    ok: true,
+                    detail: format!(
+                        "server {server}, CLI {}, both API {API_VERSION}",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    fix: None,
+                }
+            } else {
+                Check {
+                    name: "versions",
+                    ok: false,
+                    detail: format!("the server speaks API {api}, this CLI {API_VERSION}"),
+                    fix: Some("install the CLI of the server's release".into()),
+                }
+            });
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    let report = json!({
+        "ok": failed == 0,
+        "checks": checks.iter().map(|c| json!({
+            "name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix,
+        })).collect::<Vec<_>>(),
+    });
+    crate::output::print(format, &report, Some("checks"), |_| {
+        let rows: Vec<Vec<String>> = checks
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.to_string(),
+                    if c.ok { "ok" } else { "FAIL" }.to_string(),
+                    match &c.fix {
+                        Some(fix) => format!("{} (fix: {fix})", c.detail),
+                        None => c.detail.clone(),
+                    },
+                ]
+            })
+            .collect();
+        table(&["CHECK", "RESULT", "DETAIL"], &rows)
+    });
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Doctor(failed))
+    }
+}
+
+/// What the token may do: any role reads cluster info; operators list workflows; admins read
+/// the audit log.
+async fn role_check(client: &Client, info: &Result<Value, CliError>) -> Result<Check, CliError> {
+    let no_token = Some(
+        "set WEFT_TOKEN to a token the server was given (WEFT_*_TOKEN or its tokens file)"
+            .to_string(),
+    );
+    match info {
+        Err(CliError::Api {
+            status: 401,
+            message,
+            ..
+        }) => Ok(Check {
+            name: "token",
+            ok: false,
+            detail: message.clone(),
+            fix: no_token,
+        }),
+        Err(e) => Ok(Check {
+            name: "token",
+            ok: false,
+            detail: e.to_string(),
+            fix: None,
+        }),
+        Ok(_) => {
+            let operator = status_of(client, "/v1/workflows?page_size=1").await? == 200;
+            let admin = status_of(client, "/v1/audit").await? == 200;
+            let role = match (operator, admin) {
+                (_, true) => "admin",
+                (true, false) => "operator",
+                _ => "worker",
+            };
+            Ok(Check {
+                name: "token",
+                ok: true,
+                detail: format!("the token is accepted with role {role}"),
+                fix: None,
+            })
+        }
+    }
+}

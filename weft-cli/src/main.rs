@@ -1,0 +1,533 @@
+//! `weft`: the command line client of a Weft server.
+//!
+//! ```text
+//! export WEFT_ADDR=http://127.0.0.1:8080 WEFT_TOKEN=...
+//! weft list --status waiting
+//! weft describe order-42
+//! weft decide expense-7 approve --comment "fine"
+//! weft events order-42
+//! ```
+//!
+//! The token comes from `WEFT_TOKEN` only, never from a flag (a process's arguments are
+//! visible to every user of the machine). Exit codes tell failures apart: see `client::exit`.
+
+mod client;
+mod doctor;
+mod events;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use client::{CliError, Client, segment};
+use output::{Format, ago, cell, table};
+
+/// The Weft command line: a client of a Weft server's HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about = None)]
+struct Cli {
+    /// The server's address.
+    #[arg(
+        long,
+        env = "WEFT_ADDR",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    addr: String,
+    /// How to print results.
+    #[arg(long, short, value_enum, default_value = "table", global = true)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which workflows.
+#[derive(Debug, Clone, Default, Args)]
+struct FilterArgs {
+    /// Only this status: running, waiting, completed, failed, cancelled, parked, timed_out.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only this workflow type.
+    #[arg(long = "type")]
+    workflow_type: Option<String>,
+    /// Only ids starting with this.
+    #[arg(long)]
+    id_prefix: Option<String>,
+    /// Only workflows whose search attribute NAME has the text VALUE (repeatable).
+    #[arg(long = "attr", value_name = "NAME=VALUE")]
+    attributes: Vec<String>,
+    /// Only workflows whose search attribute NAME has the integer VALUE (repeatable).
+    #[arg(long = "attr-int", value_name = "NAME=VALUE")]
+    int_attributes: Vec<String>,
+}
+
+impl FilterArgs {
+    fn split(pair: &str) -> Result<(&str, &str), CliError> {
+        pair.split_once('=')
+            .ok_or_else(|| CliError::Usage(format!("`{pair}` is not NAME=VALUE")))
+    }
+
+    /// As query parameters.
+    fn query(&self) -> Result<Vec<(String, String)>, CliError> {
+        let mut query = Vec::new();
+        let mut push = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                query.push((k.to_string(), v.clone()));
+            }
+        };
+        push("status", &self.status);
+        push("type", &self.workflow_type);
+        push("id_prefix", &self.id_prefix);
+        for pair in &self.attributes {
+            let (name, value) = Self::split(pair)?;
+            query.push((format!("attr.{name}"), value.to_string()));
+        }
+        for pair in &self.int_attributes {
+            let (name, value) = Self::split(pair)?;
+            query.push((format!("attr_int.{name}"), value.to_string()));
+        }
+        Ok(query)
+    }
+
+    /// As the JSON filter of a bulk request.
+    fn json(&self) -> Result<Value, CliError> {
+        let mut filter = serde_json::Map::new();
+        if let Some(s) = &self.status {
+            filter.insert("status".into(), json!(s));
+        }
+        if let Some(t) = &self.workflow_type {
+            filter.insert("type".into(), json!(t));
+        }
+        if let Some(p) = &self.id_prefix {
+            filter.insert("id_prefix".into(), json!(p));
+        }
+        let mut attributes = serde_json::Map::new();
+        for pair in &self.attributes {
+            let (name, value) = Self::split(pair)?;
+            attributes.insert(name.into(), json!(value));
+        }
+        for pair in &self.int_attributes {
+            let (name, value) = Self::split(pair)?;
+            let value: i64 = value
+                .parse()
+                .map_err(|_| CliError::Usage(format!("`{pair}`: VALUE must be an integer")))?;
+            attributes.insert(name.into(), json!(value));
+        }
+        if !attributes.is_empty() {
+            filter.insert("attributes".into(), Value::Object(attributes));
+        }
+        Ok(Value::Object(filter))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List workflows, a page at a time.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// How many per page.
+        #[arg(long, default_value_t = 50)]
+        page_size: usize,
+        /// Continue after a previous page (its next_cursor).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Follow the cursor to the last page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Count workflows, grouped.
+    Count {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// status, type, or attribute:NAME.
+        #[arg(long, default_value = "status")]
+        group_by: String,
+    },
+    /// Show one workflow: status, the live checkpoint as JSON, and what it waits on.
+    Describe {
+        /// The workflow id.
+        id: String,
+    },
+    /// Answer a query registered for the workflow.
+    Query {
+        /// The workflow id.
+        id: String,
+        /// The query's name.
+        name: String,
+    },
+    /// Request cancellation of a workflow.
+    Cancel {
+        /// The workflow id.
+        id: String,
+    },
+    /// Delete a finished workflow and everything stored under its id (admin).
+    Purge {
+        /// The workflow id.
+        id: String,
+    },
+    /// List pending reviews.
+    Reviews {
+        /// Only reviews listing this reviewer.
+        #[arg(long)]
+        reviewer: Option<String>,
+        /// Only workflows whose id starts with this.
+        #[arg(long)]
+        id_prefix: Option<String>,
+    },
+    /// Decide the review a workflow waits on, in the name of your token.
+    Decide {
+        /// The workflow id.
+        id: String,
+        /// approve or reject.
+        #[arg(value_parser = ["approve", "reject"])]
+        decision: String,
+        /// Why, or any remark.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Act on every workflow matching a filter (admin).
+    Bulk {
+        /// cancel or purge.
+        #[arg(value_parser = ["cancel", "purge"])]
+        action: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Only say how many match.
+        #[arg(long)]
+        dry_run: bool,
+        /// Act on at most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Follow live events: one workflow's, or every workflow's.
+    Events {
+        /// Only this workflow (its stream ends when it finishes).
+        id: Option<String>,
+        /// Only this workflow type (all workflows only).
+        #[arg(long = "type")]
+        workflow_type: Option<String>,
+        /// Only steps that leave this status (all workflows only).
+        #[arg(long)]
+        status: Option<String>,
+        /// Resume after this event id.
+        #[arg(long)]
+        last_event_id: Option<u64>,
+    },
+    /// Show the server's identity, versions, ownership epoch and limits.
+    ClusterInfo,
+    /// Check the server, the token and readiness, with a fix for each failure.
+    Doctor,
+    /// Print the CLI's version.
+    Version,
+}
+
+fn token() -> Option<String> {
+    std::env::var("WEFT_TOKEN").ok()
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let client = Client::new(&cli.addr, token());
+    let format = cli.output;
+    match cli.command {
+        Command::List {
+            filter,
+            page_size,
+            mut cursor,
+            all,
+        } => {
+            let mut items = Vec::new();
+            let next = loop {
+                let mut query = filter.query()?;
+                query.push(("page_size".into(), page_size.to_string()));
+                if let Some(c) = &cursor {
+                    query.push(("cursor".into(), c.clone()));
+                }
+                let page = client.get("/v1/workflows", &query).await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                let next = page["next_cursor"].as_str().map(str::to_string);
+                match next {
+                    Some(next) if all => cursor = Some(next),
+                    other => break other,
+                }
+            };
+            let page = json!({ "items": items, "next_cursor": next });
+            output::print(format, &page, Some("items"), |page| {
+                let rows: Vec<Vec<String>> = page["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| {
+                        vec![
+                            cell(&w["id"]),
+                            cell(&w["type"]),
+                            cell(&w["status"]),
+                            cell(&w["step"]),
+                            ago(&w["updated_at_ms"]),
+                        ]
+                    })
+                    .collect();
+                let mut out = table(&["ID", "TYPE", "STATUS", "STEP", "UPDATED"], &rows);
+                if let Some(next) = page["next_cursor"].as_str() {
+                    out.push_str(&format!("(more: --cursor {next})\n"));
+                }
+                out
+            });
+        }
+        Command::Count { filter, group_by } => {
+            let mut query = filter.query()?;
+            query.push(("group_by".into(), group_by));
+            let counts = client.get("/v1/workflow-counts", &query).await?;
+            output::print(format, &counts, Some("groups"), |counts| {
+                let mut rows: Vec<Vec<String>> = counts["groups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|g| vec![cell(&g["group"]), cell(&g["count"])])
+                    .collect();
+                rows.push(vec!["total".into(), cell(&counts["total"])]);
+                table(&["GROUP", "COUNT"], &rows)
+            });
+        }
+        Command::Describe { id } => {
+            let d = client
+                .get(&format!("/v1/workflows/{}", segment(&id)), &[])
+                .await?;
+            output::print(format, &d, None, describe_text);
+        }
+        Command::Query { id, name } => {
+            let answer = client
+                .get(
+                    &format!("/v1/workflows/{}/queries/{}", segment(&id), segment(&name)),
+                    &[],
+                )
+                .await?;
+            output::print(format, &answer, None, |a| {
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&a["result"]).unwrap_or_default()
+                )
+            });
+        }
+        Command::Cancel { id } => {
+            let done = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/workflows/{}/cancel", segment(&id)),
+                    None,
+                )
+                .await?;
+            output::print(format, &done, None, |_| {
+                format!("cancellation of {id} stored\n")
+            });
+        }
+        Command::Purge { id } => {
+            let done = client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/workflows/{}", segment(&id)),
+                    None,
+                )
+                .await?;
+            output::print(format, &done, None, |_| format!("{id} purged\n"));
+        }
+        Command::Reviews {
+            reviewer,
+            id_prefix,
+        } => {
+            let mut query = Vec::new();
+            if let Some(r) = reviewer {
+                query.push(("reviewer".to_string(), r));
+            }
+            if let Some(p) = id_prefix {
+                query.push(("workflow_id_prefix".to_string(), p));
+            }
+            let list = client.get("/v1/reviews", &query).await?;
+            output::print(format, &list, Some("items"), |list| {
+                let rows: Vec<Vec<String>> = list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        vec![
+                            cell(&r["workflow_id"]),
+                            cell(&r["title"]),
+                            r["reviewers"]
+                                .as_array()
+                                .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(","))
+                                .unwrap_or_default(),
+                            ago(&r["deadline_ms"]),
+                        ]
+                    })
+                    .collect();
+                table(&["WORKFLOW", "TITLE", "REVIEWERS", "DEADLINE"], &rows)
+            });
+        }
+        Command::Decide {
+            id,
+            decision,
+            comment,
+        } => {
+            let done = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/workflows/{}/review", segment(&id)),
+                    Some(json!({ "decision": decision, "comment": comment })),
+                )
+                .await?;
+            output::print(format, &done, None, |_| {
+                format!("review of {id}: {decision} recorded\n")
+            });
+        }
+        Command::Bulk {
+            action,
+            filter,
+            dry_run,
+            limit,
+        } => {
+            let mut body = json!({ "filter": filter.json()?, "dry_run": dry_run });
+            if let Some(limit) = limit {
+                body["limit"] = json!(limit);
+            }
+            let done = client
+                .call(Method::POST, &format!("/v1/bulk/{action}"), Some(body))
+                .await?;
+            output::print(format, &done, None, |r| {
+                let mut out = if dry_run {
+                    format!(
+                        "{} workflow(s) match; nothing changed\n",
+                        cell(&r["matched"])
+                    )
+                } else {
+                    format!(
+                        "{action}: {} of {} succeeded, {} failed\n",
+                        cell(&r["succeeded"]),
+                        cell(&r["matched"]),
+                        cell(&r["failed"])
+                    )
+                };
+                for f in r["failures"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("  {}: {}\n", cell(&f["id"]), cell(&f["message"])));
+                }
+                if r["truncated"] == json!(true) {
+                    out.push_str("more match: run it again to go on\n");
+                }
+                out
+            });
+        }
+        Command::Events {
+            id,
+            workflow_type,
+            status,
+            last_event_id,
+        } => {
+            events::follow(&client, format, id, workflow_type, status, last_event_id).await?;
+        }
+        Command::ClusterInfo => {
+            let info = client.get("/v1/cluster/info", &[]).await?;
+            output::print(format, &info, None, |i| {
+                let rows = vec![
+                    vec!["server version".into(), cell(&i["server_version"])],
+                    vec!["build commit".into(), cell(&i["build_commit"])],
+                    vec!["api version".into(), cell(&i["api_version"])],
+                    vec!["payload codec".into(), cell(&i["payload_codec"])],
+                    vec!["ownership epoch".into(), cell(&i["ownership_epoch"])],
+                    vec!["fenced".into(), cell(&i["fenced"])],
+                    vec!["uptime (s)".into(), cell(&i["uptime_seconds"])],
+                    vec!["limits".into(), i["limits"].to_string()],
+                    vec!["stats".into(), i["stats"].to_string()],
+                ];
+                table(&["FIELD", "VALUE"], &rows)
+            });
+        }
+        Command::Doctor => doctor::run(&client, format).await?,
+        Command::Version => {
+            let v = json!({ "cli_version": env!("CARGO_PKG_VERSION") });
+            output::print(format, &v, None, |_| {
+                format!("weft {}\n", env!("CARGO_PKG_VERSION"))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `describe` for people: the fields, the pending command in words, the state as indented JSON.
+fn describe_text(d: &Value) -> String {
+    let mut rows = vec![
+        vec!["id".to_string(), cell(&d["id"])],
+        vec![
+            "type".into(),
+            format!("{} v{}", cell(&d["type"]), cell(&d["version"])),
+        ],
+        vec!["status".into(), cell(&d["status"])],
+        vec!["step".into(), cell(&d["step"])],
+        vec!["created".into(), ago(&d["created_at_ms"])],
+        vec!["updated".into(), ago(&d["updated_at_ms"])],
+    ];
+    if let Some(words) = d["waiting_on"].as_str() {
+        rows.push(vec!["waiting on".into(), words.to_string()]);
+    }
+    if !d["park_reason"].is_null() {
+        rows.push(vec![
+            "parked".into(),
+            format!(
+                "{}: {}",
+                cell(&d["park_reason"]["code"]),
+                cell(&d["park_reason"]["message"])
+            ),
+        ]);
+    }
+    if !d["error"].is_null() {
+        rows.push(vec!["error".into(), cell(&d["error"])]);
+    }
+    if !d["parent"].is_null() {
+        rows.push(vec!["parent".into(), cell(&d["parent"])]);
+    }
+    if d["attributes"].as_object().is_some_and(|a| !a.is_empty()) {
+        rows.push(vec!["attributes".into(), d["attributes"].to_string()]);
+    }
+    let mut out = table(&["FIELD", "VALUE"], &rows);
+    if let Some(name) = d["state_name"].as_str() {
+        out.push_str(&format!(
+            "\nstate ({name}):\n{}\n",
+            serde_json::to_string_pretty(&d["state"]).unwrap_or_default()
+        ));
+    }
+    if let Some(audit) = d["audit"].as_array().filter(|a| !a.is_empty()) {
+        out.push_str("\naudit:\n");
+        for e in audit {
+            out.push_str(&format!(
+                "  {} {} by {} ({})\n",
+                ago(&e["at_ms"]),
+                cell(&e["action"]),
+                cell(&e["principal"]),
+                cell(&e["outcome"])
+            ));
+        }
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("weft: cannot start: {e}");
+            return ExitCode::from(client::exit::SERVER);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::from(client::exit::OK),
+        Err(error) => {
+            eprintln!("weft: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The `weft` binary against a real server on a loopback port: output formats, exit codes,
+//! reviews, events and doctor.
+
+#[path = "../../weft-server/tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Output, Stdio};
+
+use support::*;
+
+/// Runs `weft args` against `server` with `token`, off the async workers.
+async fn weft(server: &TestServer, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .args(args)
+        .env("WEFT_ADDR", server.url(""))
+        .env_remove("WEFT_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        command.env("WEFT_TOKEN", token);
+    }
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_describe_print_tables_and_json_lines() {
+    let server = TestServer::start().await;
+    server.parcel("order-1", "Lyon").await;
+    server.parcel("o-2", "Oslo").await;
+    let out = weft(&server, Some(OPERATOR), &["list"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("ID       TYPE    STATUS   STEP  UPDATED"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("o-2      parcel  waiting  1"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("order-1  parcel  waiting  1"),
+        "{text}"
+    );
+
+    let out = weft(&server, Some(OPERATOR), &["list", "--output", "jsonl"]).await;
+    let ids: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["o-2", "order-1"]);
+
+    let out = weft(&server, Some(OPERATOR), &["describe", "order-1"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("waiting on  waiting on signal Ship"),
+        "{text}"
+    );
+    assert!(text.contains("state (AwaitSignalShip):"), "{text}");
+    assert!(
+        text.contains("\"to\": \"Lyon\""),
+        "the state is indented JSON: {text}"
+    );
+
+    let out = weft(&server, Some(OPERATOR), &["count", "-o", "json"]).await;
+    let counts: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(counts["total"], 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_tell_failures_apart() {
+    let server = TestServer::start().await;
+    server.parcel("p-1", "Lyon").await;
+    let cases: [(Option<&str>, &[&str], i32); 7] = [
+        (Some(OPERATOR), &["describe", "missing"], 3),
+        (Some(ADMIN), &["purge", "p-1"], 4),
+        (Some(OPERATOR), &["list", "--status", "sleeping"], 5),
+        (None, &["list"], 6),
+        (Some(WORKER), &["list"], 6),
+        (Some(OPERATOR), &["list", "--bogus"], 2),
+        (Some(OPERATOR), &["version"], 0),
+    ];
+    for (token, args, code) in cases {
+        let out = weft(&server, token, args).await;
+        assert_eq!(out.status.code(), Some(code), "weft {args:?}: {out:?}");
+    }
+    // Nobody listens there.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command.args(["--addr", "http://127.0.0.1:1", "list"]);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_is_listed_and_decided_from_the_command_line() {
+    let server = TestServer::start().await;
+    server
+        .engine
+        .start_with::<expense>(
+            "ada".into(),
+            weft_runtime::StartOptions {
+                id: Some("e-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let out = weft(&server, Some(OPERATOR), &["reviews"]).await;
+    assert!(
+        stdout(&out).contains("e-1       expense of ada  manager"),
+        "{}",
+        stdout(&out)
+    );
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &["decide", "e-1", "approve", "--comment", "ok"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let result = server
+        .engine
+        .result::<expense>("e-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, "approved by ops");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_a_workflow_until_it_finishes() {
+    let server = TestServer::start().await;
+    server.parcel("p-1", "Lyon").await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .args(["events", "p-1", "-o", "jsonl"])
+        .env("WEFT_ADDR", server.url(""))
+        .env("WEFT_TOKEN", OPERATOR)
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let output = child.stdout.take().unwrap();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<String>();
+    let reader = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(output).lines();
+        let first = lines.next().unwrap().unwrap();
+        let _ = first_tx.send(first.clone());
+        let mut all = vec![first];
+        all.extend(lines.map(Result::unwrap));
+        (child.wait().unwrap(), all)
+    });
+    // The CLI printed the description: it is subscribed, so the step cannot be missed.
+    let first = first_rx.await.unwrap();
+    server
+        .engine
+        .signal(
+            "p-1",
+            Ship {
+                carrier: "rail".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let (status, lines) = reader.await.unwrap();
+    assert!(status.success(), "{first}");
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "description");
+    let last = events.last().unwrap();
+    assert_eq!(last["data"]["status"], "completed", "{events:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_role_and_fails_with_a_fix_for_a_bad_token() {
+    let server = TestServer::start().await;
+    eventually(|| async {
+        server.get("/ready", None).send().await.unwrap().status() == reqwest::StatusCode::OK
+    })
+    .await;
+    let out = weft(&server, Some(OPERATOR), &["doctor"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("accepted with role operator"),
+        "{}",
+        stdout(&out)
+    );
+    let out = weft(&server, Some("wrong-token-0123456789"), &["doctor"]).await;
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    assert!(
+        stdout(&out).contains("fix: set WEFT_TOKEN"),
+        "{}",
+        stdout(&out)
+    );
+    server.stop().await;
+}
