@@ -112,8 +112,9 @@ use proc_macro::TokenStream;
 /// before the rest of that expression.
 ///
 /// A `for` loop that awaits saves its position in the state, so it must iterate something whose
-/// position can be stored: an integer range (`0..n`, `1..=k`, `0..items.len()`) or an owned
-/// `Vec`/`VecDeque` whose type the macro can name.
+/// position can be stored: an integer range (`0..n`, `1..=k`, `0..items.len()`), an owned
+/// `Vec`/`VecDeque` or array whose type the macro can name, or an activity's output that is one
+/// (`for doc in ctx.run(list_documents, n).await? { .. }`): the item's type follows.
 ///
 /// # What may be held across an await
 ///
@@ -121,8 +122,16 @@ use proc_macro::TokenStream;
 ///
 /// - its type must be nameable by the macro, which sees no types: it is known from a `let`
 ///   annotation, a parameter, an activity's result (`<charge_card as Activity>::Output`), a signal
-///   type, a literal with a suffix, a cast, a struct literal, `format!`, `.to_string()`,
-///   `.clone()` of a known variable, or a move of one. Otherwise annotate: `let total: u64 = ...`;
+///   type, the value of `ctx.all`/`ctx.race` (from the operations written in it), a literal with
+///   a suffix, a cast, a struct literal or enum variant (`Order { .. }`, `Status::Pending`), a
+///   constructor of a named type (`Saga::new()`, `Config::default()`,
+///   `Buffer::with_capacity(n)`, `Vec::<u64>::new()`), `vec![..]` or an array of a known element,
+///   an item taken from a known collection (`queue.pop_front()`, `items.pop()`,
+///   `items.first().cloned()`, `items.into_iter().next()`, `.unwrap()` of those), the item of a
+///   `for` over a known collection, `format!`, `.to_string()`, `.clone()` of a known variable,
+///   or a move of one. Otherwise the error says where to write the type, in the form that fits
+///   the binding's place: `let total: u64 = ...`, `while let Some::<Document>(doc) = ..`,
+///   `let Some(doc): Option<Document> = .. else { .. }`;
 /// - it must be owned data (`Serialize + DeserializeOwned`): references cannot be stored.
 ///
 /// # Errors and how to fix them
@@ -131,13 +140,13 @@ use proc_macro::TokenStream;
 ///
 /// | error | fix |
 /// |---|---|
-/// | `.await` on something that is not a durable operation | move the async work into an `#[activity]` and `ctx.run` it |
+/// | `.await` on something that is not a durable operation | move the async work into an `#[activity]` and `ctx.run` it; inline an async helper that waits on `ctx`, or make it a child `#[workflow]` |
 /// | `ctx.run(..)` must be awaited where it is written | write `ctx.run(..).await` in place |
 /// | durable operation inside a closure, async block or macro | move it into its own statement in the body, e.g. `let v = ctx.run(..).await?;` |
 /// | durable operation inside the right side of `&&`/`||` or an `if` used as a value | bind it first with its own `let` |
-/// | cannot tell the type of `x`, which is held across a durable await | annotate it: `let x: Type = ...` |
+/// | cannot tell the type of `x`, which is held across a durable await | annotate it as the message shows for its place: `let x: Type = ...`, `while let Some::<Type>(x) = ..`, `let Some(x): Option<Type> = .. else { .. }` |
 /// | `x` borrows data and is held across a durable await | own it: `.clone()`, `.to_owned()`, `.to_string()` |
-/// | unsupported iterable in a `for` loop that suspends | iterate a range or an owned, annotated `Vec`/`VecDeque` |
+/// | unsupported iterable in a `for` loop that suspends | iterate a range or an owned, annotated `Vec`/`VecDeque`/array |
 /// | `break` with a value out of a loop that suspends | assign to a variable declared before the loop, then `break` |
 /// | the first argument of `ctx.run` must name an activity | pass the `#[activity]` function's name |
 /// | a branch of `ctx.all`/`ctx.race` is written without `.await` | remove the branch's `.await`: `ctx.all((ctx.run(a, x), ctx.sleep(d))).await` |

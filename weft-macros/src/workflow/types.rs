@@ -1,9 +1,12 @@
 //! Works out the type of each binding the state may have to hold, from what is written.
 //!
 //! A proc macro sees no types, so a type is known only from a `let` annotation, a parameter, an
-//! activity's output, a signal's type, a move or clone of a known variable, a literal with a
-//! suffix, a cast, a struct literal, or a few well-known constructors. Everything else must be
-//! annotated by the user, and the liveness stage asks for that only where it matters.
+//! activity's output, a signal's type, a group's branches, a move or clone of a known variable,
+//! a literal with a suffix, a cast, a struct literal or enum variant, a constructor of a type the
+//! path names (`Saga::new()`), `vec![..]` or an array of a known element, or an item taken out of
+//! a known collection (`queue.pop_front()`). Everything else must be annotated by the user, and
+//! the liveness stage asks for that only where it matters. A wrong guess is never silent: the
+//! state names the guessed type, so a value of another type is a compile error.
 //!
 //! In: an expression or pattern and the known types. Out: [`TypeInfo`]s.
 

@@ -138,6 +138,18 @@ async fn destructured(ctx: &mut WorkflowContext, n: u64) -> Result<u64, Workflow
     Ok(low + high + only_low + id + lines.len() as u64)
 }
 
+/// `let id: Type = id;` as the first statement of a `for` body.
+#[workflow]
+async fn for_pattern(ctx: &mut WorkflowContext, orders: Vec<Order>) -> Result<u64, WorkflowError> {
+    let mut sum: u64 = 0;
+    for Order { id, .. } in orders {
+        let id: u64 = id;
+        ctx.sleep(Duration::from_millis(1)).await;
+        sum += id;
+    }
+    Ok(sum)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,6 +164,7 @@ fn main() {
             .register::<if_let>()
             .register::<match_arm>()
             .register::<destructured>()
+            .register::<for_pattern>()
             .build()
             .await
             .expect("the engine builds");
@@ -170,6 +183,9 @@ fn main() {
         assert_eq!(m.result().await.unwrap().unwrap(), 8);
         let d = engine.start::<destructured>(4).await.unwrap();
         assert_eq!(d.result().await.unwrap().unwrap(), 4 + 5 + 4 + 4 + 1);
+        let orders = vec![find(3).unwrap(), find(4).unwrap()];
+        let f = engine.start::<for_pattern>(orders).await.unwrap();
+        assert_eq!(f.result().await.unwrap().unwrap(), 7);
         engine.shutdown().await;
     });
 }
