@@ -76,6 +76,9 @@ fn group_type(op: &Op, group: &Expr, ctx: &Ident) -> TypeInfo {
         super::scan::parse_op(call, &mut sink).map(|branch| await_type(&branch, false, ctx))
     };
     let Expr::Tuple(tuple) = strip(group) else {
+        if !builds_vec(strip(group)) {
+            return TypeInfo::Unknown;
+        }
         let branch = super::scan::durable_calls(group, ctx)
             .into_iter()
             .find_map(|call| match one(call) {
@@ -102,6 +105,28 @@ fn group_type(op: &Op, group: &Expr, ctx: &Ident) -> TypeInfo {
             TypeInfo::Known(parse_quote!(::weft_runtime::#name<#(#branches),*>))
         }
         _ => TypeInfo::Unknown,
+    }
+}
+
+/// Whether a group expression evidently builds a `Vec`: `.collect()` (to a `Vec`, if it says),
+/// `Vec::from(..)` or `Vec::from_iter(..)`. Anything else keeps its type unknown.
+fn builds_vec(expr: &Expr) -> bool {
+    match expr {
+        Expr::MethodCall(mc) if mc.method == "collect" && mc.args.is_empty() => {
+            match &mc.turbofish {
+                None => true,
+                Some(tf) => matches!(
+                    tf.args.first(),
+                    Some(GenericArgument::Type(t)) if is_sequence(t, &["Vec"])
+                ),
+            }
+        }
+        Expr::Call(call) => matches!(&*call.func, Expr::Path(p)
+            if p.qself.is_none()
+                && p.path.segments.len() >= 2
+                && p.path.segments[p.path.segments.len() - 2].ident == "Vec"
+                && p.path.segments.last().is_some_and(|s| s.ident == "from" || s.ident == "from_iter")),
+        _ => false,
     }
 }
 
@@ -305,6 +330,10 @@ fn infer_method(mc: &syn::ExprMethodCall, var: &dyn Fn(&str) -> Option<TypeInfo>
         // An owning iterator's next item: `docs.into_iter().next()`.
         ("next" | "last", 0) | ("nth", 1) if owned_items(&mc.receiver, var).is_some() => {
             some(owned_items(&mc.receiver, var))
+        }
+        // An item of an iterator over references borrows: `docs.iter().next()`.
+        ("next" | "last", 0) | ("nth", 1) if iterated_by_ref(&mc.receiver, var).is_some() => {
+            Borrow(mc.method.span())
         }
         // A copy of a borrowed item: `docs.first().cloned()`, `docs.iter().next().cloned()`.
         ("cloned" | "copied", 0) if borrowed_item(&mc.receiver, var).is_some() => {
@@ -796,5 +825,144 @@ fn iteration_of(ty: &Type) -> Result<Iteration, &'static str> {
             })
         }
         _ => Err("collection"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens;
+
+    /// The inferred type of `src` as compact text, with `queue: VecDeque<Document>`,
+    /// `docs: Vec<Document>`, `saga: Saga` and `ids: [u64; 3]` known.
+    fn inferred(src: &str) -> String {
+        let var = |name: &str| {
+            let ty: Type = match name {
+                "queue" => parse_quote!(VecDeque<Document>),
+                "docs" => parse_quote!(Vec<Document>),
+                "saga" => parse_quote!(Saga),
+                "ids" => parse_quote!([u64; 3]),
+                "doc" => parse_quote!(Document),
+                _ => return None,
+            };
+            Some(TypeInfo::Known(ty))
+        };
+        match infer(&syn::parse_str(src).unwrap(), &var) {
+            TypeInfo::Known(t) => t.to_token_stream().to_string().replace(' ', ""),
+            TypeInfo::Borrow(_) => "borrow".into(),
+            TypeInfo::Unknown => "unknown".into(),
+        }
+    }
+
+    #[test]
+    fn items_taken_from_known_collections() {
+        let option = "::core::option::Option<Document>";
+        assert_eq!(inferred("queue.pop_front()"), option);
+        assert_eq!(inferred("queue.pop_back()"), option);
+        assert_eq!(inferred("docs.pop()"), option);
+        assert_eq!(inferred("docs.remove(0)"), "Document");
+        assert_eq!(inferred("queue.remove(0)"), option);
+        assert_eq!(inferred("docs.into_iter().next()"), option);
+        assert_eq!(inferred("docs.iter().next().cloned()"), option);
+        assert_eq!(inferred("docs.first().cloned()"), option);
+        assert_eq!(inferred("docs.pop().unwrap()"), "Document");
+        assert_eq!(inferred("docs[0].clone()"), "Document");
+        assert_eq!(inferred("ids[1]"), "u64");
+        assert_eq!(
+            inferred("saga.pop()"),
+            "::core::option::Option<::weft_runtime::Compensation>"
+        );
+        // A borrowed item is a borrow, and an unknown collection says nothing.
+        assert_eq!(inferred("docs.iter().next()"), "borrow");
+        assert_eq!(inferred("docs.first()"), "borrow");
+        assert_eq!(inferred("other.pop_front()"), "unknown");
+    }
+
+    #[test]
+    fn constructors_of_a_named_type() {
+        assert_eq!(inferred("Saga::new()"), "Saga");
+        assert_eq!(inferred("weft_runtime::Saga::new()"), "weft_runtime::Saga");
+        assert_eq!(inferred("Config::default()"), "Config");
+        assert_eq!(inferred("Buffer::with_capacity(8)"), "Buffer");
+        assert_eq!(inferred("Id::from(7u64)"), "Id");
+        assert_eq!(inferred("Vec::<u64>::new()"), "Vec::<u64>");
+        assert_eq!(
+            inferred("VecDeque::from(docs)"),
+            "::std::collections::VecDeque<Document>"
+        );
+        assert_eq!(inferred("Status::Pending"), "Status");
+        assert_eq!(inferred("Event::Created(7)"), "Event");
+        assert_eq!(inferred("Event::Shipped { at: 7 }"), "Event");
+        assert_eq!(
+            inferred("billing::Invoice { total: 1 }"),
+            "billing::Invoice"
+        );
+        assert_eq!(inferred("Some(doc)"), "::core::option::Option<Document>");
+        // Generic arguments left to inference, traits called by name, constants and functions
+        // of a module name no type.
+        assert_eq!(inferred("Vec::new()"), "unknown");
+        assert_eq!(inferred("HashMap::with_capacity(4)"), "unknown");
+        assert_eq!(inferred("Default::default()"), "unknown");
+        assert_eq!(inferred("Duration::MAX"), "unknown");
+        assert_eq!(inferred("orders::load()"), "unknown");
+    }
+
+    #[test]
+    fn vectors_and_arrays_of_a_known_element() {
+        assert_eq!(
+            inferred("vec![doc.clone(), doc]"),
+            "::std::vec::Vec<Document>"
+        );
+        assert_eq!(
+            inferred("vec![String::from(\"a\")]"),
+            "::std::vec::Vec<String>"
+        );
+        assert_eq!(
+            inferred("vec![\"a\".to_string(); 3]"),
+            "::std::vec::Vec<String>"
+        );
+        assert_eq!(inferred("vec![1u8, 2]"), "::std::vec::Vec<u8>");
+        assert_eq!(inferred("[doc.clone(), doc]"), "[Document;2usize]");
+        assert_eq!(inferred("[true; 4]"), "[bool;4]");
+        // Unsuffixed integers may become any integer type; string literals borrow.
+        assert_eq!(inferred("vec![1, 2]"), "unknown");
+        assert_eq!(inferred("vec![\"a\", \"b\"]"), "borrow");
+    }
+
+    #[test]
+    fn a_group_is_typed_from_its_operations() {
+        let ctx: Ident = parse_quote!(ctx);
+        let all = |src: &str| {
+            let group: Expr = syn::parse_str(src).unwrap();
+            match await_type(
+                &Op::All {
+                    group: Box::new(group),
+                },
+                false,
+                &ctx,
+            ) {
+                TypeInfo::Known(t) => t.to_token_stream().to_string().replace(' ', ""),
+                _ => "unknown".into(),
+            }
+        };
+        let branch = "::core::result::Result<<indexas::weft_runtime::Activity>::Output,::weft_runtime::ActivityError>";
+        assert_eq!(
+            all("docs.iter().map(|d| ctx.run(index, d.clone())).collect::<Vec<_>>()"),
+            format!("::std::vec::Vec<{branch}>")
+        );
+        assert_eq!(
+            all("Vec::from([ctx.run(index, a), ctx.run(index, b)])"),
+            format!("::std::vec::Vec<{branch}>")
+        );
+        assert_eq!(
+            all("(ctx.run(index, a), ctx.sleep(d))"),
+            format!("({branch},(),)")
+        );
+        // Not evidently a `Vec`: left to an annotation.
+        assert_eq!(
+            all("if c { (ctx.run(index, a),) } else { (ctx.run(index, b),) }"),
+            "unknown"
+        );
+        assert_eq!(all("made_elsewhere(ctx)"), "unknown");
     }
 }
