@@ -101,15 +101,19 @@ fn is_whole(pat: &Pat, name: &str) -> bool {
 /// it: `Type` where the binding stands, `_` elsewhere. Only through tuples, `Some`, `Ok` and
 /// `Err`: a struct or slice pattern cannot pass a type down to its fields.
 fn skeleton(pat: &Pat, name: &str) -> Option<String> {
+    part(pat, name).filter(|ty| ty.contains("Type"))
+}
+
+fn part(pat: &Pat, name: &str) -> Option<String> {
     match pat {
         Pat::Ident(pi) if pi.ident == name && pi.subpat.is_none() => Some("Type".into()),
         Pat::Ident(_) | Pat::Wild(_) => Some("_".into()),
-        Pat::Paren(p) => skeleton(&p.pat, name),
+        Pat::Paren(p) => part(&p.pat, name),
         Pat::Tuple(t) => {
             let elems: Vec<String> = t
                 .elems
                 .iter()
-                .map(|e| skeleton(e, name))
+                .map(|e| part(e, name))
                 .collect::<Option<_>>()?;
             if !elems.iter().any(|e| e.contains("Type")) {
                 return None;
@@ -120,7 +124,7 @@ fn skeleton(pat: &Pat, name: &str) -> Option<String> {
             })
         }
         Pat::TupleStruct(ts) if ts.qself.is_none() && ts.elems.len() == 1 => {
-            let inner = skeleton(&ts.elems[0], name)?;
+            let inner = part(&ts.elems[0], name)?;
             if !inner.contains("Type") {
                 return None;
             }
@@ -222,6 +226,7 @@ mod tests {
             Some("Result<_, Type>")
         );
         assert_eq!(skeleton(&pat("Order { id, .. }"), "id"), None);
+        assert_eq!(skeleton(&pat("x @ Some(_)"), "x"), None);
     }
 
     #[test]

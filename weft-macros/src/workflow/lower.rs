@@ -1042,6 +1042,14 @@ impl Lowerer<'_> {
 
     fn lower_for(&mut self, f: syn::ExprForLoop, out: &mut Seq) {
         let mut iterable = (*f.expr).clone();
+        // `for x in v.into_iter()` is `for x in v`: iterate what the position can be saved for.
+        while let Expr::MethodCall(mc) = &iterable
+            && mc.method == "into_iter"
+            && mc.args.is_empty()
+            && mc.turbofish.is_none()
+        {
+            iterable = (*mc.receiver).clone();
+        }
         self.hoist(&mut iterable, out);
         scan::check_plain_expr(&iterable, &self.ctx, self.diags);
         let types = {

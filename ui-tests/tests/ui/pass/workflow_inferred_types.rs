@@ -103,7 +103,7 @@ async fn for_outputs(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowE
         ctx.sleep(Duration::from_millis(1)).await;
         sum += id;
     }
-    for doc in [Document { id: 7 }, Document { id: 8 }] {
+    for doc in [Document { id: 7 }, Document { id: 8 }].into_iter() {
         ctx.sleep(Duration::from_millis(1)).await;
         sum += doc.id;
     }
