@@ -138,6 +138,20 @@ async fn destructured(ctx: &mut WorkflowContext, n: u64) -> Result<u64, Workflow
     Ok(low + high + only_low + id + lines.len() as u64)
 }
 
+fn refuse(n: u64) -> Result<u64, String> {
+    Err(format!("no {n}"))
+}
+
+/// `if let Err::<_, Type>(e) = ..`
+#[workflow]
+async fn err_turbofish(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    if let Err::<_, String>(reason) = refuse(n) {
+        ctx.sleep(Duration::from_millis(1)).await;
+        return Ok(reason.len() as u64);
+    }
+    Ok(0)
+}
+
 /// `let id: Type = id;` as the first statement of a `for` body.
 #[workflow]
 async fn for_pattern(ctx: &mut WorkflowContext, orders: Vec<Order>) -> Result<u64, WorkflowError> {
@@ -165,6 +179,7 @@ fn main() {
             .register::<match_arm>()
             .register::<destructured>()
             .register::<for_pattern>()
+            .register::<err_turbofish>()
             .build()
             .await
             .expect("the engine builds");
@@ -186,6 +201,8 @@ fn main() {
         let orders = vec![find(3).unwrap(), find(4).unwrap()];
         let f = engine.start::<for_pattern>(orders).await.unwrap();
         assert_eq!(f.result().await.unwrap().unwrap(), 7);
+        let r = engine.start::<err_turbofish>(12).await.unwrap();
+        assert_eq!(r.result().await.unwrap().unwrap(), "no 12".len() as u64);
         engine.shutdown().await;
     });
 }
