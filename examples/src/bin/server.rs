@@ -1,0 +1,108 @@
+//! Serves the checkout and approvals workflows over HTTP on a redb file: the self-hosting
+//! surface of Weft (`/v1` API, `/health`, `/ready`, role tokens, live events) in one binary.
+//!
+//! ```text
+//! export WEFT_ADMIN_TOKEN=$(openssl rand -hex 32) WEFT_OPERATOR_TOKEN=$(openssl rand -hex 32)
+//! cargo run -p weft-examples --bin server                 # http://127.0.0.1:8080, ./server.redb
+//! WEFT_TOKEN=$WEFT_OPERATOR_TOKEN weft list               # from another shell
+//! ```
+//!
+//! Run with `--help` for every option.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use weft_examples::approvals::expense_report;
+use weft_examples::checkout::{Shop, checkout};
+use weft_examples::cli::{self, Flags};
+use weft_runtime::storage::RedbStorage;
+use weft_runtime::{Engine, Resources};
+use weft_server::{Server, TokenSet};
+
+const USAGE: &str = "\
+Serves the checkout and approvals workflows over HTTP, on a redb file.
+
+usage: server [--db PATH] [--listen ADDR] [--insecure-no-auth] [--fresh]
+
+  --db PATH            the redb file holding the workflows (default: server.redb); the payment
+                       provider's ledger goes next to it, with the extension .payments.log
+  --listen ADDR        the address to listen on (default: 127.0.0.1:8080); a non-loopback
+                       address needs tokens, or --insecure-no-auth
+  --insecure-no-auth   serve without tokens even on a non-loopback address (every caller is an
+                       admin); never do this on a network you do not trust
+  --fresh              delete the database and the ledger first
+  -h, --help           print this help
+
+Tokens come from the environment, never the command line: WEFT_ADMIN_TOKEN,
+WEFT_OPERATOR_TOKEN, WEFT_WORKER_TOKEN (at least 16 characters each), or WEFT_TOKENS_FILE, a
+file of `NAME ROLE TOKEN` lines. Without any, the server listens on loopback only.
+Stop it with Ctrl-C or SIGTERM: it drains requests in flight, then exits.
+";
+
+struct Args {
+    db: PathBuf,
+    listen: SocketAddr,
+    insecure_no_auth: bool,
+    fresh: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        db: PathBuf::from("server.redb"),
+        listen: weft_server::DEFAULT_ADDRESS,
+        insecure_no_auth: false,
+        fresh: false,
+    };
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--db" => args.db = PathBuf::from(flags.value()?),
+            "--listen" => {
+                let value = flags.value()?;
+                args.listen = value.parse().map_err(|_| {
+                    format!("--listen: `{value}` is not an address like 127.0.0.1:8080")
+                })?;
+            }
+            "--insecure-no-auth" => args.insecure_no_auth = true,
+            "--fresh" => args.fresh = true,
+            other => return Err(cli::unknown(other)),
+        }
+    }
+    Ok(Some(args))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let ledger = args.db.with_extension("payments.log");
+    if args.fresh {
+        cli::delete_fresh(&[&args.db, &ledger])?;
+    }
+    let storage = RedbStorage::create(&args.db).map_err(|e| e.to_string())?;
+    let engine = Engine::builder(storage)
+        .register::<checkout>()
+        .register::<expense_report>()
+        .resources(Resources::new().with(Shop::new(&ledger).quiet()))
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens = TokenSet::from_env().map_err(|e| e.to_string())?;
+    tracing::info!(db = %args.db.display(), tokens = tokens.len(), "engine ready");
+    Server::builder(engine)
+        .address(args.listen)
+        .tokens(tokens)
+        .insecure_no_auth(args.insecure_no_auth)
+        .build()
+        .map_err(|e| e.to_string())?
+        .serve()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cli::main("server", USAGE, parse_args, run).await
+}
