@@ -358,8 +358,10 @@ impl Listening {
                 Ok(())
             }
         };
-        for task in &self.tasks {
+        // Awaited after the abort, so their engine handles are gone when this returns.
+        for task in self.tasks {
             task.abort();
+            let _ = task.await;
         }
         shared.engine.clone().shutdown().await;
         tracing::info!("server stopped");
