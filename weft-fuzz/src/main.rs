@@ -37,6 +37,7 @@ OPTIONS:
     --payload-limit BYTES no decode may allocate more (default: the engine's, 1 MiB)
     --out DIR             where failing inputs are saved (default: fuzz-failures)
     --replay FILE         decode one saved input again, with the target its name gives
+    (--worker, --from N, --trace and --abort-at N are the supervisor's and the tests' own)
 
 Exits 0 when no decode panicked, aborted, allocated over the limit or refused a valid encoding;
 1 otherwise, with each failing input saved as <target>--seed-<seed>--input-<index>.bin.";
@@ -50,6 +51,7 @@ struct Args {
     worker: bool,
     trace: bool,
     first: u64,
+    abort_at: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         worker: false,
         trace: false,
         first: 0,
+        abort_at: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +86,8 @@ fn parse_args() -> Result<Args, String> {
             "--worker" => args.worker = true,
             "--trace" => args.trace = true,
             "--from" => args.first = number(value()?)?,
+            // Aborts the worker at this input: how the tests check that an abort is found.
+            "--abort-at" => args.abort_at = Some(number(value()?)?),
             "-h" | "--help" => return Err(HELP.to_string()),
             other => return Err(format!("unknown option `{other}`\n\n{HELP}")),
         }
@@ -116,7 +121,10 @@ fn worker(args: &Args) -> ExitCode {
         payload_limit: args.payload_limit,
         out_dir: args.out_dir.clone(),
     };
-    let mut lines = Lines { trace: args.trace };
+    let mut lines = Lines {
+        trace: args.trace,
+        abort_at: args.abort_at,
+    };
     let report = run::run(&config, &ALLOCATOR, &mut lines);
     print_report(&report);
     if report.clean() {
@@ -130,6 +138,7 @@ fn worker(args: &Args) -> ExitCode {
 /// knows where an abort happened; failures as they happen, so an abort later loses none.
 struct Lines {
     trace: bool,
+    abort_at: Option<u64>,
 }
 
 impl Observer for Lines {
@@ -138,6 +147,9 @@ impl Observer for Lines {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "progress {index}");
             let _ = stdout.flush();
+        }
+        if self.abort_at == Some(index) {
+            std::process::abort();
         }
     }
 
@@ -198,6 +210,9 @@ fn run_worker(args: &Args, first: u64, budget: Budget, trace: bool) -> (Option<i
     };
     if trace {
         command.arg("--trace");
+    }
+    if let Some(index) = args.abort_at {
+        command.args(["--abort-at", &index.to_string()]);
     }
     let mut child = command
         .stdout(Stdio::piped())
