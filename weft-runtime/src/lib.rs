@@ -40,7 +40,8 @@ pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
     Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, PendingReview,
-    ReviewFilter, SignalWithStart, StartOptions, UpdateOptions, WorkflowHandle, WorkflowStatus,
+    RetentionPolicy, ReviewFilter, SignalWithStart, StartOptions, SweepReport, UpdateOptions,
+    WorkflowHandle, WorkflowStatus,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};

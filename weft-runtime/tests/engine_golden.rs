@@ -356,6 +356,10 @@ fn visibility_index_keys_records_and_marker() {
         "finished_key",
         &record::finished_key(1_893_456_060_000, "wf-1"),
     );
+    golden_bytes(
+        "idempotency_expiry_key",
+        &record::idempotency_expiry_key(1_893_456_060_000, "checkout-1"),
+    );
     golden(
         "finished",
         &record::FinishedRecord {

@@ -20,6 +20,7 @@ use super::error::EngineError;
 use super::migration::{self, ErasedMigration};
 use super::record;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
+use super::retention::{self, RetentionPolicy};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
@@ -39,6 +40,7 @@ pub struct EngineBuilder {
     payload_limit: usize,
     recover: bool,
     clock: Arc<dyn Clock>,
+    retention: Option<RetentionPolicy>,
 }
 
 impl EngineBuilder {
@@ -53,7 +55,16 @@ impl EngineBuilder {
             payload_limit: DEFAULT_PAYLOAD_LIMIT,
             recover: true,
             clock: Arc::new(SystemClock),
+            retention: None,
         }
+    }
+
+    /// Purges finished workflows in the background under `policy` (see [`RetentionPolicy`]):
+    /// one sweep every `policy.interval` on the engine's clock, starting once the engine is
+    /// built. Without it, finished workflows are kept until [`Engine::purge`] deletes them.
+    pub fn retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = Some(policy);
+        self
     }
 
     /// Registers a workflow and the activities it declares. Several versions of one name may be
@@ -242,6 +253,18 @@ impl EngineBuilder {
             // Parked workflows are retried on the code registered now (see `retry`).
             retry::unpark_all(&engine.inner).await?;
             recovery::recover(&engine.inner)?;
+        }
+        if let Some(policy) = self.retention {
+            let sweeper = engine
+                .inner
+                .tasks
+                .spawn(retention::serve(Arc::downgrade(&engine.inner), policy));
+            engine
+                .inner
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(sweeper.abort_handle());
         }
         Ok(engine)
     }

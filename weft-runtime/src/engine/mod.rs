@@ -53,6 +53,7 @@ mod query;
 pub mod record;
 mod recovery;
 mod registry;
+mod retention;
 mod retry;
 mod review;
 mod runner;
@@ -80,6 +81,7 @@ pub use query::{
     GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
+pub use retention::{RetentionPolicy, SweepReport};
 pub use review::{PendingReview, ReviewFilter};
 pub use update::UpdateOptions;
 
@@ -158,6 +160,8 @@ pub struct EngineStats {
     pub transitions: u64,
     /// Batches that failed (storage error or fencing).
     pub failed_batches: u64,
+    /// Finished workflows purged by retention (see [`EngineBuilder::retention`]).
+    pub purged: u64,
 }
 
 impl EngineStats {
@@ -308,6 +312,7 @@ impl Engine {
             batches: stats.batches.load(Ordering::Relaxed),
             transitions: stats.transitions.load(Ordering::Relaxed),
             failed_batches: stats.failed_batches.load(Ordering::Relaxed),
+            purged: stats.purged.load(Ordering::Relaxed),
         }
     }
 
@@ -410,7 +415,13 @@ impl Engine {
                 if claimed {
                     runner::hand_back(inner, &id);
                 }
-                let record = inner.read_record(&existing)?;
+                let record = match inner.read_record(&existing) {
+                    Ok(record) => record,
+                    // Purged by retention, which keeps the key for its window: the retry is
+                    // answered with the run the key started, not started again.
+                    Err(EngineError::NotFound { .. }) => return Ok(self.handle(&existing)),
+                    Err(e) => return Err(e),
+                };
                 if record.workflow_type != W::NAME {
                     return Err(EngineError::WrongType {
                         id: existing,

@@ -24,6 +24,7 @@
 //! | `meta/visibility-index` | `[0x01]` | the `ty/` and `fin/` indexes and the `cnt/` counters are complete |
 //! | `ty/<type>\0<id>` | empty | type index: a prefix scan finds one type's workflows, in id order |
 //! | `fin/<finish ms: u64 BE><id>` | `[0x01][FinishedRecord]` | finish-time index: finished workflows by when they finished |
+//! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
 //!
 //! The attribute index key is `attr/`, then the attribute key and the value, each in an
@@ -96,6 +97,9 @@ pub const TIMER_PREFIX: &[u8] = b"tm/";
 pub const SIGNAL_PREFIX: &[u8] = b"sig/";
 /// The prefix of idempotency keys.
 pub const IDEMPOTENCY_PREFIX: &[u8] = b"idem/";
+/// `idemx/<expires ms BE><key>`: an idempotency key kept after a retention purge of its
+/// workflow, until it expires (empty value), so its deletion reads no records.
+pub const IDEMPOTENCY_EXPIRY_PREFIX: &[u8] = b"idemx/";
 /// The prefix of cancellation requests.
 pub const CANCEL_PREFIX: &[u8] = b"cancel/";
 /// `cancelled/<id>`: cancellation was delivered; an error the workflow ends with after it
@@ -292,6 +296,16 @@ pub fn workflow_key(id: &str) -> Vec<u8> {
 /// `live/<id>`: empty value.
 pub fn live_key(id: &str) -> Vec<u8> {
     [LIVE_PREFIX, id.as_bytes()].concat()
+}
+
+/// `idemx/<expires ms BE><key>`: empty value.
+pub fn idempotency_expiry_key(expires_ms: u64, key: &str) -> Vec<u8> {
+    [
+        IDEMPOTENCY_EXPIRY_PREFIX,
+        &expires_ms.to_be_bytes(),
+        key.as_bytes(),
+    ]
+    .concat()
 }
 
 /// `ty/<type>\0`: where the type index lists workflows of `workflow_type`.

@@ -277,6 +277,8 @@ pub(crate) struct WriterStats {
     pub batches: AtomicU64,
     pub transitions: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// Finished workflows purged by retention sweeps.
+    pub purged: AtomicU64,
 }
 
 /// Runs the writer loop on the calling (dedicated) thread until [`WriteOp::Stop`] or until every
