@@ -537,3 +537,92 @@ async fn durations_too_long_to_represent_saturate_instead_of_panicking() {
     let patient_one = engine.start::<waits_patiently>(41).await.unwrap();
     assert_eq!(settled(patient_one.result()).await.unwrap().unwrap(), 42);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Update handlers and reviews.
+
+/// Adds `n`; the handler panics on 13.
+#[derive(Debug, Clone, Serialize, Deserialize, weft_runtime::Update)]
+#[update(response = u64, name = "panics.add")]
+struct Add {
+    n: u64,
+}
+
+#[workflow]
+async fn superstitious(ctx: &mut WorkflowContext, start: u64) -> Result<u64, WorkflowError> {
+    let mut total: u64 = start;
+    loop {
+        let (add, reply) = ctx.wait_for_update::<Add>().await;
+        assert_ne!(add.n, 13, "unlucky");
+        total += add.n;
+        ctx.respond(reply, total);
+        if add.n == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+fn forever(update_id: &str) -> weft_runtime::UpdateOptions {
+    weft_runtime::UpdateOptions {
+        update_id: update_id.into(),
+        timeout: Duration::MAX,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_update_handler_parks_the_workflow_and_endless_timeouts_are_no_deadline() {
+    let engine = engine_for::<superstitious>(MemoryStorage::new()).await;
+    let handle = engine.start::<superstitious>(1).await.unwrap();
+    // A timeout too long to represent waits for the answer instead of panicking.
+    let answer = settled(engine.update(handle.id(), Add { n: 2 }, forever("first")))
+        .await
+        .unwrap();
+    assert_eq!(answer, 3);
+    let error = settled(engine.update(handle.id(), Add { n: 13 }, forever("second")))
+        .await
+        .unwrap_err();
+    let EngineError::Parked { code, message, .. } = error else {
+        panic!("expected Parked, got {error:?}");
+    };
+    assert_eq!(code, "workflow.panicked");
+    assert!(message.contains("unlucky"), "{message}");
+    assert_eq!(
+        parked_code(settled(handle.result()).await.unwrap_err()),
+        "workflow.panicked"
+    );
+}
+
+#[workflow]
+async fn reviewed(ctx: &mut WorkflowContext, title: String) -> Result<String, WorkflowError> {
+    let outcome = ctx
+        .review(weft_runtime::ReviewRequest {
+            title,
+            reviewers: vec!["ops".into()],
+            timeout: Duration::MAX,
+        })
+        .await;
+    Ok(format!("{outcome:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_that_never_times_out_starts_and_takes_its_decision() {
+    let engine = engine_for::<reviewed>(MemoryStorage::new()).await;
+    let handle = engine.start::<reviewed>("deploy".into()).await.unwrap();
+    assert_eq!(
+        engine.describe(handle.id()).await.unwrap().status,
+        WorkflowStatus::Waiting
+    );
+    engine
+        .decide_review(
+            handle.id(),
+            weft_runtime::Decision::Approved {
+                by: "ops".into(),
+                comment: "fine".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let text = settled(handle.result()).await.unwrap().unwrap();
+    assert!(text.contains("Approved"), "{text}");
+}
