@@ -626,3 +626,55 @@ async fn a_review_that_never_times_out_starts_and_takes_its_decision() {
     let text = settled(handle.result()).await.unwrap().unwrap();
     assert!(text.contains("Approved"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The engine's own tasks.
+
+/// A manual clock whose `sleep_until` panics the first `hiccups` times it is called.
+struct HiccupClock {
+    clock: ManualClock,
+    hiccups: std::sync::atomic::AtomicUsize,
+}
+
+impl weft_runtime::engine::Clock for HiccupClock {
+    fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+
+    fn sleep_until(
+        &self,
+        deadline: std::time::SystemTime,
+    ) -> weft_runtime::activity::BoxFuture<()> {
+        use std::sync::atomic::Ordering;
+        let hiccup = self
+            .hiccups
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        assert!(!hiccup, "the clock hiccuped");
+        self.clock.sleep_until(deadline)
+    }
+}
+
+#[workflow]
+async fn naps(ctx: &mut WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+    ctx.sleep(Duration::from_secs(60)).await;
+    Ok(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timer_service_survives_a_panic_and_still_fires_timers() {
+    let clock = ManualClock::default();
+    let engine = Engine::builder(MemoryStorage::new())
+        .register::<naps>()
+        .clock(Arc::new(HiccupClock {
+            clock: clock.clone(),
+            hiccups: 1.into(),
+        }))
+        .build()
+        .await
+        .unwrap();
+    // Arming the nap's timer makes the service wait on the clock, which panics once.
+    let handle = engine.start::<naps>(5).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(settled(handle.result()).await.unwrap().unwrap(), 5);
+}

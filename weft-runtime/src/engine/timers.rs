@@ -127,6 +127,9 @@ pub(crate) fn deleted_by(batch: &Batch) -> Vec<(u64, String)> {
     deleted
 }
 
+/// How long the timer service pauses before it starts again after a panic.
+const RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs the service, starting it again after a panic (an engine bug: timers are kept in
 /// `timers`, so none is lost), so no timer of any workflow stops firing.
 pub(crate) async fn serve(inner: Weak<Inner>, timers: Arc<Timers>, clock: Arc<dyn Clock>) {
@@ -134,7 +137,12 @@ pub(crate) async fn serve(inner: Weak<Inner>, timers: Arc<Timers>, clock: Arc<dy
         let run = run(inner.clone(), Arc::clone(&timers), Arc::clone(&clock));
         match crate::contain::Caught::new(run).await {
             Ok(()) => return,
-            Err(message) => eprintln!("weft: the timer service panicked ({message}); restarted"),
+            Err(message) => {
+                eprintln!("weft: the timer service panicked ({message}); restarting it in 1 s");
+                // On tokio's clock, not the engine's: the engine's clock may be what panicked.
+                // The pause keeps a panic that recurs (a broken clock) from spinning a core.
+                tokio::time::sleep(RESTART_PAUSE).await;
+            }
         }
     }
 }
