@@ -678,3 +678,33 @@ async fn the_timer_service_survives_a_panic_and_still_fires_timers() {
     clock.advance(Duration::from_secs(61));
     assert_eq!(settled(handle.result()).await.unwrap().unwrap(), 5);
 }
+
+/// Panics in its first step, before any durable await, while its key is buggy.
+#[workflow]
+async fn eager(ctx: &mut WorkflowContext, key: String) -> Result<u32, WorkflowError> {
+    let found: Option<u32> = (!is_buggy(&key)).then_some(1);
+    let first: u32 = found.unwrap();
+    let counted = ctx.run(count, key).await?;
+    Ok(first + counted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_first_step_parks_the_new_workflow_and_retry_starts_it() {
+    let engine = engine_for::<eager>(MemoryStorage::new()).await;
+    set_buggy("eager-a", true);
+    // The first step runs in the caller of `start`: the panic is caught there too.
+    let handle = engine.start::<eager>("eager-a".into()).await.unwrap();
+    let error = settled(handle.result()).await.unwrap_err();
+    let EngineError::Parked { code, message, .. } = error else {
+        panic!("expected Parked, got {error:?}");
+    };
+    assert_eq!(code, "workflow.panicked");
+    assert!(message.contains("step 0"), "{message}");
+    assert_eq!(engine.describe(handle.id()).await.unwrap().step, 0);
+    assert_eq!(calls("eager-a"), 0);
+
+    set_buggy("eager-a", false);
+    engine.retry(handle.id()).await.unwrap();
+    assert_eq!(settled(handle.result()).await.unwrap().unwrap(), 4);
+    assert_eq!(calls("eager-a"), 1);
+}
