@@ -11,6 +11,10 @@
 //!   are one-write batches and count once;
 //! - a **read** is one call of `get` or `scan`; `scan_prefix` is one scan and counts once.
 //!
+//! A write can also be made slow ([`FaultControl::delay_writes`]): every write then takes that
+//! long before it reaches the store, as on a busy disk or a remote database, which widens the
+//! window in which a caller may give up on a call whose commit is under way.
+//!
 //! Real backends commit a batch atomically (redb does), so a write can never land halfway. A
 //! crash or I/O error during a commit leaves one of two outcomes, and [`WriteFault`] models
 //! both, plus the plain failure before anything reached the disk.
@@ -18,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use weft_runtime::storage::{Batch, Condition, Entry, Storage, StorageError};
 
@@ -68,6 +73,7 @@ struct Script {
     read_faults: BTreeSet<u64>,
     reads_fail_from: Option<u64>,
     injected: Vec<InjectedFault>,
+    write_delay: Duration,
 }
 
 /// The handle that scripts a [`FaultyStorage`]'s faults and reads its counters.
@@ -130,6 +136,13 @@ impl FaultControl {
     pub fn fail_all_reads(&self) {
         let next = self.reads() + 1;
         self.fail_reads_from(next);
+    }
+
+    /// Makes every write from now on take `delay` (on the thread that calls the store) before it
+    /// reaches the wrapped store, faulted or not; `Duration::ZERO` makes writes fast again. Not
+    /// a fault: [`FaultControl::heal`] keeps it.
+    pub fn delay_writes(&self, delay: Duration) {
+        self.lock().write_delay = delay;
     }
 
     /// Removes every fault still scripted. Counters and the injected log are kept.
@@ -226,6 +239,10 @@ impl<S: Storage> FaultyStorage<S> {
         &self,
         commit: impl FnOnce(&S) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
+        let delay = self.control.lock().write_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let (number, fault) = self.control.next_write();
         let injected = |what: &str| {
             Err(StorageError::backend(format!(
@@ -316,6 +333,7 @@ mod tests {
         torn_rolled_back_write_is_not_applied,
         torn_landed_conditional_write_still_honours_its_condition,
         write_fault_takes_precedence_and_fires_once,
+        a_delayed_write_takes_at_least_its_delay_and_still_lands,
     );
 
     fn put<S: Storage>(store: &FaultyStorage<S>, key: &str) -> Result<(), StorageError> {
@@ -331,6 +349,21 @@ mod tests {
             .into_iter()
             .map(|(k, _)| String::from_utf8(k).unwrap())
             .collect()
+    }
+
+    fn a_delayed_write_takes_at_least_its_delay_and_still_lands<S: Storage>(
+        store: &FaultyStorage<S>,
+    ) {
+        let control = store.control();
+        control.delay_writes(Duration::from_millis(20));
+        let started = std::time::Instant::now();
+        put(store, "slow").unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert_eq!(keys(store), ["slow"]);
+        control.delay_writes(Duration::ZERO);
+        control.heal();
+        put(store, "fast").unwrap();
+        assert!(control.injected().is_empty());
     }
 
     fn assert_injected_backend_error(result: Result<(), StorageError>) {
