@@ -16,6 +16,7 @@ use crate::workflow::Workflow;
 
 use super::clock::{Clock, SystemClock};
 use super::core::Inner;
+use super::effects;
 use super::error::EngineError;
 use super::migration::{self, ErasedMigration};
 use super::record;
@@ -173,6 +174,12 @@ impl EngineBuilder {
     /// warning on stderr (see [`Engine::panics_contained`]).
     ///
     /// Must be called inside a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it returns stops the engine it was building (its writer and
+    /// tasks end). What it committed stands (ownership, migrated records), and the next build
+    /// takes over from there.
     pub async fn build(self) -> Result<Engine, EngineError> {
         let mut registry = Registry::build(self.workflows, self.overrides)?;
         registry.add_migrations(self.migrations)?;
@@ -217,18 +224,26 @@ impl EngineBuilder {
         }
         let weak = Arc::downgrade(&inner);
         let storage = Arc::clone(&self.storage);
+        // The writer runs the effects of its commits (see `effects`), which spawn runner tasks.
+        let runtime = tokio::runtime::Handle::current();
         std::thread::Builder::new()
             .name("weft-writer".into())
             .spawn(move || {
+                let _runtime = runtime.enter();
                 let halt = || {
                     if let Some(inner) = weak.upgrade() {
                         inner.halt();
                     }
                 };
+                let run_effects = |then| {
+                    if let Some(inner) = weak.upgrade() {
+                        effects::run(&inner, then);
+                    }
+                };
                 // A panic in the writer would leave every later commit unanswered: stop the
                 // engine instead, so callers get `Shutdown` and a new engine can take over.
                 if let Err(message) = crate::contain::catch(|| {
-                    writer::run(storage, epoch, writer_rx, stats, fenced, halt)
+                    writer::run(storage, epoch, writer_rx, stats, fenced, halt, run_effects)
                 }) {
                     eprintln!("weft: the engine's writer panicked ({message}); the engine stops, build a new one on the same storage to continue");
                     halt();

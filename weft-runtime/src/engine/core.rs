@@ -17,6 +17,7 @@ use crate::codec::Payload;
 use crate::storage::{Batch, Storage};
 
 use super::clock::Clock;
+use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
 use super::registry::Registry;
@@ -197,21 +198,41 @@ impl Inner {
         &self,
         check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
     ) -> Result<bool, EngineError> {
+        self.commit_checked_then(check, Vec::new()).await
+    }
+
+    /// [`Inner::commit_checked`], and when `check` wrote something, runs `effects` once it is
+    /// durable, in the engine (see `effects`): they happen even if the caller stops waiting.
+    ///
+    /// The request reaches the writer at the first poll, so dropping the future after it
+    /// loses nothing: the write is decided and its effects run all the same.
+    pub async fn commit_checked_then(
+        &self,
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+        effects: Vec<Effect>,
+    ) -> Result<bool, EngineError> {
         self.check_live()?;
         let check: Check = Box::new(check);
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Checked { check, reply })
+            .send(WriteOp::Checked {
+                check,
+                effects,
+                reply,
+            })
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
 
     /// Commits a new workflow through the writer unless its id or idempotency key is taken.
+    /// The writer runs `launch` once the creation is durable, or wakes the workflow it found
+    /// existing; both happen whether or not the caller still waits (see `effects`).
     pub async fn create(
         &self,
         id: String,
         idempotency_key: Option<String>,
         batch: Batch,
+        launch: Vec<Effect>,
     ) -> Result<Created, EngineError> {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
@@ -220,6 +241,7 @@ impl Inner {
                 id,
                 idempotency_key,
                 batch,
+                launch,
                 reply,
             })
             .map_err(|_| self.stopped_error())?;
@@ -227,13 +249,16 @@ impl Inner {
     }
 
     /// Commits a signal-with-start through the writer: `start` and `signal` when no workflow
-    /// `id` exists, `signal` alone when a live one does, decided and written in one batch.
+    /// `id` exists, `signal` alone when a live one does, decided and written in one batch. The
+    /// writer runs `launch` when it started the workflow and wakes it when it signalled it,
+    /// whether or not the caller still waits.
     pub async fn signal_with_start(
         &self,
         id: String,
         workflow_type: &'static str,
         start: Batch,
         signal: Batch,
+        launch: Vec<Effect>,
     ) -> Result<Signalled, EngineError> {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
@@ -243,6 +268,7 @@ impl Inner {
                 workflow_type,
                 start,
                 signal,
+                launch,
                 reply,
             })
             .map_err(|_| self.stopped_error())?;
@@ -302,7 +328,9 @@ impl Inner {
         next(&self.next_id, "this engine's generated workflow id counter")
     }
 
-    /// Claims `id` for a new runner. `false` when a runner already drives it.
+    /// Claims `id` for a new runner. `false` when a runner already drives it. For recovery,
+    /// which runs before any call; a created workflow is claimed by its launch, once its
+    /// creation is durable (see `effects`).
     pub fn claim(&self, id: &str) -> bool {
         let mut active = lock(&self.active);
         if active.contains_key(id) {

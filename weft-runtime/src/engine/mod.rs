@@ -33,6 +33,7 @@
 //!
 //! Modules: [`builder`] (registration, ownership, recovery at build), `registry` (type-erased
 //! workflows), [`record`] (stored formats and key layout), `writer` (grouped, fenced commits),
+//! `effects` (what a commit sets in motion, run by the engine once it is durable),
 //! `runner` (the step protocol), `execute` (activity retries), `timers`, `recovery`, [`clock`],
 //! `query` (describe, list and count), `attributes` (search attributes), `probe` (readiness), `events` (committed steps), `migration` (checked migrations at build), `views` (typed
 //! queries), [`error`].
@@ -42,6 +43,7 @@ pub mod builder;
 pub mod clock;
 mod composite;
 mod core;
+mod effects;
 pub mod error;
 mod events;
 mod execute;
@@ -87,6 +89,7 @@ pub use update::UpdateOptions;
 
 use self::core::Inner;
 use clock::to_millis;
+use effects::{Effect, Launch};
 use record::{Outcome, RecordStatus, ResumeKind, WorkflowRecord};
 use writer::{Created, Signalled};
 
@@ -209,21 +212,37 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// Waits until the workflow finishes and returns what it returned. Works for workflows that
     /// finished long ago and for recovered ones.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Engine::result`].
     pub async fn result(&self) -> Result<Result<W::Output, W::Error>, EngineError> {
         self.engine.result::<W>(&self.id).await
     }
 
     /// Sends a signal to this workflow.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Engine::signal`].
     pub async fn signal<S: Signal>(&self, value: S) -> Result<(), EngineError> {
         self.engine.signal(&self.id, value).await
     }
 
     /// Cancels this workflow.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Engine::cancel`].
     pub async fn cancel(&self) -> Result<(), EngineError> {
         self.engine.cancel(&self.id).await
     }
 
     /// Describes this workflow.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn describe(&self) -> Result<WorkflowDescription, EngineError> {
         self.engine.describe(&self.id).await
     }
@@ -317,6 +336,14 @@ impl Engine {
     }
 
     /// Starts a workflow with a generated id.
+    ///
+    /// # Cancel safety
+    ///
+    /// The start reaches the engine's writer at the first poll. From then on, dropping this
+    /// future changes nothing: if the writer creates the workflow, the engine runs it once the
+    /// commit is durable; only the handle is lost ([`Engine::handle`] makes one from the id).
+    /// A retry with the same idempotency key finds the workflow (and makes sure it runs),
+    /// so use one when the id is generated. Dropped before its first poll, it does nothing.
     pub async fn start<W: Workflow>(
         &self,
         input: W::Input,
@@ -331,6 +358,14 @@ impl Engine {
     /// beside `W`, this fails with `EngineError::NotLatest` (older versions stay registered so
     /// their in-flight instances finish). Use [`Engine::start_pinned`] to start an older one on
     /// purpose.
+    ///
+    /// # Cancel safety
+    ///
+    /// The start reaches the engine's writer at the first poll. From then on, dropping this
+    /// future changes nothing: if the writer creates the workflow, the engine runs it once the
+    /// commit is durable; only the handle is lost ([`Engine::handle`] makes one from the id).
+    /// A retry with the same idempotency key finds the workflow (and makes sure it runs),
+    /// so use one when the id is generated. Dropped before its first poll, it does nothing.
     pub async fn start_with<W: Workflow>(
         &self,
         input: W::Input,
@@ -350,6 +385,14 @@ impl Engine {
 
     /// Starts exactly version `W`, even when a newer version of its name is registered (say, to
     /// finish a rollout on the old code). Otherwise like [`Engine::start_with`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The start reaches the engine's writer at the first poll. From then on, dropping this
+    /// future changes nothing: if the writer creates the workflow, the engine runs it once the
+    /// commit is durable; only the handle is lost ([`Engine::handle`] makes one from the id).
+    /// A retry with the same idempotency key finds the workflow (and makes sure it runs),
+    /// so use one when the id is generated. Dropped before its first poll, it does nothing.
     pub async fn start_pinned<W: Workflow>(
         &self,
         input: W::Input,
@@ -406,15 +449,16 @@ impl Engine {
         let inner = &self.inner;
         let (record, batch, deadline_ms) =
             self.prepare_start::<W>(&id, input, idempotency_key.clone(), execution_timeout)?;
-        // Claimed before the commit, so nothing else drives the new workflow meanwhile.
-        let claimed = inner.claim(&id);
-        let outcome = inner.create(id.clone(), idempotency_key, batch).await;
-        match outcome {
-            Ok(Created::New) => self.launch::<W>(&id, &record, deadline_ms, claimed),
-            Ok(Created::Existing(existing)) => {
-                if claimed {
-                    runner::hand_back(inner, &id);
-                }
+        // Run by the writer if, and only if, it accepts this create: of concurrent starts of one
+        // id, the one whose create it accepted runs the workflow, whoever waits for what.
+        let launch = self.launch_effect::<W>(&id, record, deadline_ms)?;
+        match inner
+            .create(id.clone(), idempotency_key, batch, launch)
+            .await?
+        {
+            Created::New => Ok(self.handle(&id)),
+            // The writer woke it, in case the start that created it never set it running.
+            Created::Existing(existing) => {
                 let record = match inner.read_record(&existing) {
                     Ok(record) => record,
                     // Purged by retention, which keeps the key for its window: the retry is
@@ -431,18 +475,7 @@ impl Engine {
                 }
                 Ok(self.handle(&existing))
             }
-            Ok(Created::IdTaken) => {
-                if claimed {
-                    runner::hand_back(inner, &id);
-                }
-                Err(EngineError::AlreadyExists { id })
-            }
-            Err(e) => {
-                if claimed {
-                    runner::hand_back(inner, &id);
-                }
-                Err(e)
-            }
+            Created::IdTaken => Err(EngineError::AlreadyExists { id }),
         }
     }
 
@@ -510,35 +543,30 @@ impl Engine {
         Ok((record, batch, deadline_ms))
     }
 
-    /// After a new workflow's commit: arms its deadline and, when this call claimed it, starts
-    /// its runner.
-    fn launch<W: Workflow>(
+    /// What runs a new workflow `id` of type `W` once its creation is durable: the effect the
+    /// writer runs when it accepts the create.
+    fn launch_effect<W: Workflow>(
         &self,
         id: &str,
-        record: &WorkflowRecord,
+        record: WorkflowRecord,
         deadline_ms: Option<u64>,
-        claimed: bool,
-    ) -> Result<WorkflowHandle<W>, EngineError> {
-        let inner = &self.inner;
-        if let Some(deadline_ms) = deadline_ms {
-            inner.timers.arm(deadline_ms, id);
-        }
-        if claimed {
-            runner::after_commit(inner, id, record)?;
-            let workflow = match inner.registry.lookup(W::NAME, W::VERSION, W::FINGERPRINT) {
-                registry::Lookup::Found(workflow) => Arc::clone(workflow),
-                _ => unreachable!("checked by the caller that W is registered"),
-            };
-            runner::spawn(
-                inner,
-                id.to_string(),
-                Some(runner::Loaded {
-                    record: record.clone(),
-                    workflow,
-                }),
-            );
-        }
-        Ok(self.handle(id))
+    ) -> Result<Vec<Effect>, EngineError> {
+        let registry::Lookup::Found(workflow) =
+            self.inner
+                .registry
+                .lookup(W::NAME, W::VERSION, W::FINGERPRINT)
+        else {
+            return Err(EngineError::NotRegistered {
+                workflow: W::NAME.to_string(),
+                version: W::VERSION,
+            });
+        };
+        Ok(vec![Effect::Launch(Box::new(Launch {
+            id: id.to_string(),
+            record,
+            workflow: Arc::clone(workflow),
+            deadline_ms,
+        }))])
     }
 
     /// A typed handle to an existing workflow (not checked until used).
@@ -551,6 +579,11 @@ impl Engine {
     }
 
     /// Waits until workflow `id` finishes, and returns its typed result.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads and waits, so dropping it changes nothing; call again to
+    /// keep waiting.
     pub async fn result<W: Workflow>(
         &self,
         id: &str,
@@ -610,6 +643,13 @@ impl Engine {
     /// Fails with `EngineError::Finished`, writing nothing, when the workflow has finished: the
     /// engine's writer checks that in the order of its writes, so a signal is never accepted
     /// after the workflow's final transition, even one committed concurrently.
+    ///
+    /// # Cancel safety
+    ///
+    /// The signal reaches the engine's writer at the first poll, and dropping this future
+    /// after that does not withdraw it: if the writer accepts it, it is stored and the engine
+    /// wakes the workflow once it is durable. A caller that never saw the answer cannot tell
+    /// whether it was accepted, so sending it again may deliver it twice.
     pub async fn signal<S: Signal>(&self, id: &str, value: S) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
@@ -625,14 +665,16 @@ impl Engine {
         batch.put(key, record::encode_record(&signal)?);
         let owned_id = id.to_string();
         inner
-            .commit_checked(move |view| {
-                if view.workflow(&owned_id)?.status.is_terminal() {
-                    return Err(EngineError::Finished { id: owned_id });
-                }
-                Ok(Some(batch))
-            })
+            .commit_checked_then(
+                move |view| {
+                    if view.workflow(&owned_id)?.status.is_terminal() {
+                        return Err(EngineError::Finished { id: owned_id });
+                    }
+                    Ok(Some(batch))
+                },
+                vec![Effect::Wake(id.to_string())],
+            )
             .await?;
-        runner::wake(inner, id);
         Ok(())
     }
 
@@ -656,6 +698,13 @@ impl Engine {
     ///     SignalWithStart::Signalled(cart) => println!("added to cart {}", cart.id()),
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// The call reaches the engine's writer at the first poll; dropping this future after that
+    /// changes nothing: the writer starts or signals the workflow, and the engine runs or wakes
+    /// it once the commit is durable. Called again, it signals the workflow the first call
+    /// started (so the signal may be delivered twice).
     pub async fn signal_with_start<W: Workflow, S: Signal>(
         &self,
         id: &str,
@@ -694,28 +743,14 @@ impl Engine {
             })?,
         );
         let (record, start_batch, deadline_ms) = self.prepare_start::<W>(id, input, None, None)?;
-        let claimed = inner.claim(id);
-        let outcome = inner
-            .signal_with_start(id.to_string(), W::NAME, start_batch, signal_batch)
-            .await;
-        match outcome {
-            Ok(Signalled::Started) => {
-                let handle = self.launch::<W>(id, &record, deadline_ms, claimed)?;
-                Ok(SignalWithStart::Started(handle))
-            }
-            Ok(Signalled::Existing) => {
-                if claimed {
-                    runner::hand_back(inner, id);
-                }
-                runner::wake(inner, id);
-                Ok(SignalWithStart::Signalled(self.handle(id)))
-            }
-            Err(e) => {
-                if claimed {
-                    runner::hand_back(inner, id);
-                }
-                Err(e)
-            }
+        // The writer launches the workflow if it starts it, or wakes it if it signals it.
+        let launch = self.launch_effect::<W>(id, record, deadline_ms)?;
+        match inner
+            .signal_with_start(id.to_string(), W::NAME, start_batch, signal_batch, launch)
+            .await?
+        {
+            Signalled::Started => Ok(SignalWithStart::Started(self.handle(id))),
+            Signalled::Existing => Ok(SignalWithStart::Signalled(self.handle(id))),
         }
     }
 
@@ -724,6 +759,12 @@ impl Engine {
     /// `ActivityContext::is_cancelled`). Cancelling a finished workflow does nothing and writes
     /// nothing, even when it finishes concurrently (the writer decides, in the order of its
     /// writes).
+    ///
+    /// # Cancel safety
+    ///
+    /// The request reaches the engine's writer at the first poll; dropping this future after
+    /// that does not withdraw it: once stored, the engine delivers it. Cancelling again is
+    /// harmless, so a caller that did not see the answer calls again.
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
@@ -735,27 +776,31 @@ impl Engine {
             })?,
         );
         let owned_id = id.to_string();
-        let requested = inner
-            .commit_checked(move |view| {
-                let bytes = view
-                    .get(&record::workflow_key(&owned_id))?
-                    .ok_or(EngineError::NotFound { id: owned_id })?;
-                // An unreadable record is parked, not finished: the request is stored for it.
-                if let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes)
-                    && record.status.is_terminal()
-                {
-                    return Ok(None);
-                }
-                Ok(Some(batch))
-            })
+        inner
+            .commit_checked_then(
+                move |view| {
+                    let bytes = view
+                        .get(&record::workflow_key(&owned_id))?
+                        .ok_or(EngineError::NotFound { id: owned_id })?;
+                    // An unreadable record is parked, not finished: the request is stored for it.
+                    if let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes)
+                        && record.status.is_terminal()
+                    {
+                        return Ok(None);
+                    }
+                    Ok(Some(batch))
+                },
+                vec![Effect::Cancel(id.to_string())],
+            )
             .await?;
-        if requested {
-            runner::wake_cancel(inner, id);
-        }
         Ok(())
     }
 
     /// Status, type, timestamps, step, pending command, and the current state as JSON.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn describe(&self, id: &str) -> Result<WorkflowDescription, EngineError> {
         self.inner.check_live()?;
         query::describe(&self.inner, id)
@@ -770,6 +815,10 @@ impl Engine {
     /// type, only that type's workflows (the type index); else every record after the token
     /// (within `id_prefix`) until the page is full. The other conditions are checked on the
     /// records read, so a rare finished status alone costs a scan.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn list(
         &self,
         filter: &ListFilter,
@@ -793,6 +842,10 @@ impl Engine {
     /// let by_status = engine.count(&ListFilter::default(), GroupBy::Status).await?;
     /// // [("Completed", 12), ("Waiting", 3)]
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn count(
         &self,
         filter: &ListFilter,
@@ -803,6 +856,10 @@ impl Engine {
     }
 
     /// The current state of workflow `id`, decoded as `W::State` (for tests and tooling).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn state<W: Workflow>(&self, id: &str) -> Result<W::State, EngineError> {
         self.inner.check_live()?;
         let record = self.inner.read_record(id)?;

@@ -14,9 +14,10 @@ use std::time::SystemTime;
 
 use super::clock::{from_millis, to_millis};
 use super::core::Inner;
+use super::effects::Effect;
 use super::record::{self, PendingCommand, ReviewRecord, WorkflowRecord};
 use super::writer::Expect;
-use super::{Engine, EngineError, runner};
+use super::{Engine, EngineError};
 use crate::codec;
 use crate::review::{Decision, REVIEW_QUEUE};
 use crate::storage::Batch;
@@ -119,6 +120,10 @@ pub struct PendingReview {
 
 impl Engine {
     /// Reviews waiting for a decision, in workflow id order, one page at a time.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn pending_reviews(
         &self,
         filter: &ReviewFilter,
@@ -183,6 +188,12 @@ impl Engine {
     /// Errors with `ReviewNotPending` when the workflow has no undecided review (none
     /// requested, already decided, or timed out). The engine does not check that `by` is one of
     /// the listed reviewers: authorize in the caller.
+    ///
+    /// # Cancel safety
+    ///
+    /// The decision reaches the engine's writer at the first poll; dropping this future after
+    /// that does not withdraw it: if the writer accepts it, the engine wakes the workflow once
+    /// it is durable. Deciding again then answers `ReviewNotPending`.
     pub async fn decide_review(
         &self,
         workflow_id: &str,
@@ -205,28 +216,30 @@ impl Engine {
         // Checked and written by the writer, so of concurrent deciders exactly one finds the
         // review undecided; the others get `ReviewNotPending`.
         inner
-            .commit_checked(move |view| {
-                let key = record::review_key(&owned_id);
-                let not_pending = || EngineError::ReviewNotPending {
-                    id: owned_id.clone(),
-                };
-                let bytes = view.get(&key)?.ok_or_else(not_pending)?;
-                let mut review: ReviewRecord =
-                    record::decode_record(&bytes).map_err(|source| EngineError::Record {
-                        key: String::from_utf8_lossy(&key).into_owned(),
-                        source,
-                    })?;
-                if review.decided_by.is_some() {
-                    return Err(not_pending());
-                }
-                review.decided_by = Some(by);
-                let mut batch = Batch::new();
-                batch.put(signal_key, signal);
-                batch.put(key, record::encode_record(&review)?);
-                Ok(Some(batch))
-            })
+            .commit_checked_then(
+                move |view| {
+                    let key = record::review_key(&owned_id);
+                    let not_pending = || EngineError::ReviewNotPending {
+                        id: owned_id.clone(),
+                    };
+                    let bytes = view.get(&key)?.ok_or_else(not_pending)?;
+                    let mut review: ReviewRecord =
+                        record::decode_record(&bytes).map_err(|source| EngineError::Record {
+                            key: String::from_utf8_lossy(&key).into_owned(),
+                            source,
+                        })?;
+                    if review.decided_by.is_some() {
+                        return Err(not_pending());
+                    }
+                    review.decided_by = Some(by);
+                    let mut batch = Batch::new();
+                    batch.put(signal_key, signal);
+                    batch.put(key, record::encode_record(&review)?);
+                    Ok(Some(batch))
+                },
+                vec![Effect::Wake(workflow_id.to_string())],
+            )
             .await?;
-        runner::wake(inner, workflow_id);
         Ok(())
     }
 }

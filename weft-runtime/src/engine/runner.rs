@@ -81,12 +81,18 @@ pub(crate) fn wake_cancel(inner: &Arc<Inner>, id: &str) {
     }
 }
 
-/// Gives back a claim taken without running the workflow (a start that found the workflow
-/// existing). A wake that arrived meanwhile poked the claim instead of starting a runner, so
-/// start that runner now rather than lose the wake.
-pub(crate) fn hand_back(inner: &Arc<Inner>, id: &str) {
-    if !inner.try_release(id) {
-        spawn(inner, id.to_string(), None);
+/// Runs a workflow whose creation was just committed, from its committed record: claims it and
+/// spawns its runner, or, when a wake claimed it first (its runner read the same record from
+/// storage), pokes that runner.
+pub(crate) fn launch(inner: &Arc<Inner>, id: String, loaded: Loaded) {
+    if inner.check_live().is_err() {
+        return;
+    }
+    if inner.poke_or_claim(&id, |entry| {
+        entry.poke = true;
+        entry.wake.notify_one();
+    }) {
+        spawn(inner, id, Some(loaded));
     }
 }
 

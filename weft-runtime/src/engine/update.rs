@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::clock::to_millis;
+use super::effects::Effect;
 use super::record;
 use super::{Engine, EngineError, query, runner};
 use crate::codec;
@@ -36,6 +37,13 @@ impl Engine {
     ///
     /// The update is delivered once per update id, however many calls use it, concurrent or
     /// not: the engine's writer queues it for the first and the others wait for its answer.
+    ///
+    /// # Cancel safety
+    ///
+    /// The update reaches the engine's writer at the first poll; dropping this future after
+    /// that gives up only the wait for the answer: the update is queued and delivered, and the
+    /// engine wakes the workflow once it is durable. Call again with the same `update_id` to
+    /// wait for the answer; the update is not delivered twice.
     pub async fn update<U: Update>(
         &self,
         id: &str,
@@ -74,20 +82,26 @@ impl Engine {
             batch.put(key, record::encode_record(&signal)?);
             batch.put(queued_key.clone(), Vec::new());
             let owned_id = id.to_string();
-            let queued = inner
-                .commit_checked(move |view| {
-                    if view.get(&queued_key)?.is_some() {
-                        return Ok(None);
-                    }
-                    if view.workflow(&owned_id)?.status.is_terminal() {
-                        return Err(EngineError::Finished { id: owned_id });
-                    }
-                    Ok(Some(batch))
-                })
+            // The writer wakes the workflow once the update is durable, even if this call is
+            // dropped while it waits.
+            inner
+                .commit_checked_then(
+                    move |view| {
+                        if view.get(&queued_key)?.is_some() {
+                            return Ok(None);
+                        }
+                        if view.workflow(&owned_id)?.status.is_terminal() {
+                            return Err(EngineError::Finished { id: owned_id });
+                        }
+                        Ok(Some(batch))
+                    },
+                    vec![Effect::Wake(id.to_string())],
+                )
                 .await?;
-            if queued {
-                runner::wake(inner, id);
-            }
+        } else {
+            // Queued by an earlier call, whose commit may have landed with its success never
+            // reported (nothing woken then): make sure the workflow looks at its queue.
+            runner::wake(inner, id);
         }
         // A timeout too long to represent waits without a deadline.
         let deadline = tokio::time::Instant::now().checked_add(timeout);

@@ -18,6 +18,10 @@ impl Engine {
     /// Fails with `EngineError::UnknownQuery` when the workflow is not the exact version
     /// (name, version, fingerprint) `Q` reads, and with `EngineError::Finished` once it has
     /// finished and holds no state.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn query<Q: Query>(&self, id: &str) -> Result<Q::Output, EngineError> {
         self.inner.check_live()?;
         let record = self.inner.read_record(id)?;
@@ -32,6 +36,10 @@ impl Engine {
     /// Answers the query named `query`, registered with `EngineBuilder::query` for the version
     /// of workflow `id`, as JSON: for tools and gateways that do not know the Rust types. Like
     /// [`Engine::query`], it reads and never writes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn query_by_name(
         &self,
         id: &str,

@@ -16,6 +16,12 @@
 //! runner read as decided), the transition is a [`WriteOp::Guarded`]: it carries the values it
 //! was prepared from, checked through the same [`ReadView`], and is refused whole
 //! ([`Guarded::Conflict`]) when one of them changed, so the runner prepares it again.
+//!
+//! What follows a caller's write (run the workflow it created, wake the one it signalled) rides
+//! on the write as [`Effect`]s, run here once the batch is durable and before any answer (see
+//! `effects`), so a caller that stops waiting strands nothing. Every answer that rests on a
+//! write of the batch being built (an id or key created earlier in it, a workflow finished
+//! earlier in it) waits for that batch too, and becomes its failure if it fails.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
+use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, IdempotencyRecord};
 use super::visibility::Counters;
@@ -66,20 +73,25 @@ pub(crate) enum Signalled {
 
 /// A request to the writer.
 pub(crate) enum WriteOp {
-    /// Writes a new workflow unless its id or idempotency key is taken.
+    /// Writes a new workflow unless its id or idempotency key is taken. `launch` runs when it
+    /// is created; a workflow found existing is woken instead (it may have been created by a
+    /// commit whose success was never reported, with nothing set in motion).
     Create {
         id: String,
         idempotency_key: Option<String>,
         batch: Batch,
+        launch: Vec<Effect>,
         reply: oneshot::Sender<Result<Created, EngineError>>,
     },
     /// Signal-with-start: writes `start` and `signal` when no workflow `id` exists, only
-    /// `signal` when a live one of `workflow_type` does, nothing otherwise.
+    /// `signal` when a live one of `workflow_type` does, nothing otherwise. `launch` runs when
+    /// it starts the workflow; when it signals a live one, that one is woken.
     SignalWithStart {
         id: String,
         workflow_type: &'static str,
         start: Batch,
         signal: Batch,
+        launch: Vec<Effect>,
         reply: oneshot::Sender<Result<Signalled, EngineError>>,
     },
     /// Writes a transition.
@@ -102,8 +114,10 @@ pub(crate) enum WriteOp {
     /// Runs `check` in the writer and writes what it returns. Answers `Ok(true)` once those
     /// writes are durable, `Ok(false)` when it returned nothing to write, or its error; a
     /// check's answer waits for the batch it ran in, since it may have read that batch's writes.
+    /// `effects` run when the check wrote something.
     Checked {
         check: Check,
+        effects: Vec<Effect>,
         reply: oneshot::Sender<Result<bool, EngineError>>,
     },
     /// Stops after the requests queued before it.
@@ -282,7 +296,8 @@ pub(crate) struct WriterStats {
 }
 
 /// Runs the writer loop on the calling (dedicated) thread until [`WriteOp::Stop`] or until every
-/// sender is gone. `on_fenced` runs once, when the epoch condition fails.
+/// sender is gone. `on_fenced` runs once, when the epoch condition fails; `run_effects` runs the
+/// effects of the writes accepted in each batch once it is durable, before any answer.
 pub(crate) fn run(
     storage: Arc<dyn Storage>,
     epoch: u64,
@@ -290,6 +305,7 @@ pub(crate) fn run(
     stats: Arc<WriterStats>,
     fenced: Arc<AtomicBool>,
     on_fenced: impl Fn(),
+    run_effects: impl Fn(Vec<Effect>),
 ) {
     let condition = [Condition {
         key: record::EPOCH_KEY.to_vec(),
@@ -332,6 +348,7 @@ pub(crate) fn run(
             epoch,
             &fenced,
             &on_fenced,
+            &run_effects,
             &mut queues,
             &mut counters,
         );
@@ -348,9 +365,18 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<WriteOp>, ops: &mut Vec<WriteOp>) {
     }
 }
 
+/// An op decided in the batch being built, with its answer, sent when the batch is durable
+/// (or replaced by its failure).
 enum Accepted {
-    Create(oneshot::Sender<Result<Created, EngineError>>),
-    SignalWithStart(oneshot::Sender<Result<Signalled, EngineError>>, Signalled),
+    /// A create and what it found; `Existing` and `IdTaken` here name an id or key created
+    /// earlier in this batch, so they rest on the batch landing.
+    Create(oneshot::Sender<Result<Created, EngineError>>, Created),
+    /// A signal-with-start and what it did, or its refusal (which may rest on a write of this
+    /// batch, say the workflow's final transition).
+    SignalWithStart(
+        oneshot::Sender<Result<Signalled, EngineError>>,
+        Result<Signalled, EngineError>,
+    ),
     Update(oneshot::Sender<Result<(), EngineError>>),
     /// A guarded transition's reply and what it did, sent when the batch is durable.
     Guarded(oneshot::Sender<Result<Guarded, EngineError>>, Guarded),
@@ -366,7 +392,10 @@ impl Accepted {
     fn counts(&self) -> bool {
         !matches!(
             self,
-            Accepted::Checked(_, Ok(false) | Err(_)) | Accepted::Guarded(_, Guarded::Conflict)
+            Accepted::Checked(_, Ok(false) | Err(_))
+                | Accepted::Guarded(_, Guarded::Conflict)
+                | Accepted::Create(_, Created::Existing(_) | Created::IdTaken)
+                | Accepted::SignalWithStart(_, Err(_))
         )
     }
 }
@@ -380,15 +409,17 @@ fn commit(
     epoch: u64,
     fenced: &AtomicBool,
     on_fenced: &impl Fn(),
+    run_effects: &impl Fn(Vec<Effect>),
     queues: &mut SignalQueues,
     counters: &mut Counters,
 ) {
     let mut batch = Batch::new();
     let mut accepted = Vec::with_capacity(ops.len());
+    // The effects of the accepted writes, in batch order, run once the batch is durable.
+    let mut effects = Vec::new();
     // Ids and idempotency keys created earlier in this batch, not yet visible in storage.
     let mut new_ids: HashMap<String, ()> = HashMap::new();
     let mut new_keys: HashMap<String, String> = HashMap::new();
-    let mut deferred: Vec<(oneshot::Sender<Result<Created, EngineError>>, String)> = Vec::new();
     // Built at the first op that reads; None for a batch of plain transitions.
     let mut overlay: Option<Overlay> = None;
     for op in ops {
@@ -397,6 +428,7 @@ fn commit(
                 id,
                 idempotency_key,
                 batch: writes,
+                launch,
                 reply,
             } => match check_create(
                 storage,
@@ -411,15 +443,29 @@ fn commit(
                         new_keys.insert(key, id);
                     }
                     batch.extend(writes);
-                    accepted.push(Accepted::Create(reply));
+                    effects.extend(launch);
+                    accepted.push(Accepted::Create(reply, Created::New));
                 }
-                // The run this key names is created earlier in this very batch: answer once
-                // it is durable, so the caller can read it.
+                // The run this key or id names is created earlier in this very batch (and
+                // launched by it): answer once it is durable, so the caller can read it and
+                // is never told of a workflow that then fails to land.
                 Ok(Created::Existing(existing)) if new_ids.contains_key(&existing) => {
-                    deferred.push((reply, existing));
+                    accepted.push(Accepted::Create(reply, Created::Existing(existing)));
                 }
-                other => {
-                    let _ = reply.send(other);
+                Ok(Created::IdTaken) if new_ids.contains_key(&id) => {
+                    accepted.push(Accepted::Create(reply, Created::IdTaken));
+                }
+                // Stored already: make sure it is driven, then answer.
+                Ok(Created::Existing(existing)) => {
+                    run_effects(vec![Effect::Wake(existing.clone())]);
+                    let _ = reply.send(Ok(Created::Existing(existing)));
+                }
+                Ok(Created::IdTaken) => {
+                    run_effects(vec![Effect::Wake(id)]);
+                    let _ = reply.send(Ok(Created::IdTaken));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                 }
             },
             WriteOp::SignalWithStart {
@@ -427,6 +473,7 @@ fn commit(
                 workflow_type,
                 start,
                 signal,
+                launch,
                 reply,
             } => match with_view(storage, &batch, &mut overlay, |view| {
                 check_signal_with_start(view, &id, workflow_type)
@@ -436,16 +483,17 @@ fn commit(
                     batch.extend(start);
                     queues.note(&signal);
                     batch.extend(signal);
-                    accepted.push(Accepted::SignalWithStart(reply, Signalled::Started));
+                    effects.extend(launch);
+                    accepted.push(Accepted::SignalWithStart(reply, Ok(Signalled::Started)));
                 }
                 Ok(Signalled::Existing) => {
                     queues.note(&signal);
                     batch.extend(signal);
-                    accepted.push(Accepted::SignalWithStart(reply, Signalled::Existing));
+                    effects.push(Effect::Wake(id));
+                    accepted.push(Accepted::SignalWithStart(reply, Ok(Signalled::Existing)));
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+                // Answered with the batch: the refusal may rest on a write of it.
+                Err(e) => accepted.push(Accepted::SignalWithStart(reply, Err(e))),
             },
             WriteOp::Update {
                 batch: writes,
@@ -480,11 +528,16 @@ fn commit(
                     let _ = reply.send(Err(e));
                 }
             },
-            WriteOp::Checked { check, reply } => {
+            WriteOp::Checked {
+                check,
+                effects: then,
+                reply,
+            } => {
                 let answer = match with_view(storage, &batch, &mut overlay, check) {
                     Ok(Some(writes)) if !writes.is_empty() => {
                         queues.note(&writes);
                         batch.extend(writes);
+                        effects.extend(then);
                         Ok(true)
                     }
                     Ok(_) => Ok(false),
@@ -496,7 +549,6 @@ fn commit(
         }
     }
     if accepted.is_empty() {
-        // A deferred answer always names a run created in this batch, so it is never alone.
         return;
     }
     let result = if batch.is_empty() {
@@ -518,16 +570,19 @@ fn commit(
                     .transitions
                     .fetch_add(transitions as u64, Ordering::Relaxed);
             }
+            if !effects.is_empty() {
+                run_effects(effects);
+            }
             for reply in accepted {
                 match reply {
-                    Accepted::Create(reply) => {
-                        let _ = reply.send(Ok(Created::New));
+                    Accepted::Create(reply, created) => {
+                        let _ = reply.send(Ok(created));
                     }
                     Accepted::Update(reply) => {
                         let _ = reply.send(Ok(()));
                     }
                     Accepted::SignalWithStart(reply, done) => {
-                        let _ = reply.send(Ok(done));
+                        let _ = reply.send(done);
                     }
                     Accepted::Guarded(reply, done) => {
                         let _ = reply.send(Ok(done));
@@ -536,9 +591,6 @@ fn commit(
                         let _ = reply.send(answer);
                     }
                 }
-            }
-            for (reply, existing) in deferred {
-                let _ = reply.send(Ok(Created::Existing(existing)));
             }
             return;
         }
@@ -550,9 +602,10 @@ fn commit(
         Err(e) => EngineError::Storage(e),
     };
     stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+    // Even a refusal or a conflict: it may rest on a write of this batch that never landed.
     for reply in accepted {
         match reply {
-            Accepted::Create(reply) => {
+            Accepted::Create(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
             Accepted::Update(reply) => {
@@ -561,8 +614,6 @@ fn commit(
             Accepted::SignalWithStart(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
-            // Even a refusal or a conflict: it may rest on a write of this batch that never
-            // landed.
             Accepted::Guarded(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -570,9 +621,6 @@ fn commit(
                 let _ = reply.send(Err(error.clone()));
             }
         }
-    }
-    for (reply, _) in deferred {
-        let _ = reply.send(Err(error.clone()));
     }
 }
 
@@ -705,11 +753,23 @@ mod tests {
 
     /// Runs one batch of `ops`, fenced on `epoch`.
     fn run_batch(storage: &MemoryStorage, epoch: u64, ops: Vec<WriteOp>) -> WriterStats {
+        run_batch_effects(storage, epoch, ops, &[]).0
+    }
+
+    /// [`run_batch`], also returning the effects it ran, in order, each with whether any of
+    /// `answers` (create replies) had been answered when it ran.
+    fn run_batch_effects(
+        storage: &MemoryStorage,
+        epoch: u64,
+        ops: Vec<WriteOp>,
+        answers: &[&oneshot::Receiver<Result<Created, EngineError>>],
+    ) -> (WriterStats, Vec<(String, bool)>) {
         let condition = [Condition {
             key: record::EPOCH_KEY.to_vec(),
             expected: Some(record::encode_epoch(epoch)),
         }];
         let stats = WriterStats::default();
+        let ran = std::sync::Mutex::new(Vec::new());
         commit(
             storage,
             &condition,
@@ -718,10 +778,15 @@ mod tests {
             epoch,
             &AtomicBool::new(false),
             &|| {},
+            &|effects| {
+                let answered = answers.iter().any(|answer| !answer.is_empty());
+                let mut ran = ran.lock().unwrap();
+                ran.extend(effects.iter().map(|e| (format!("{e:?}"), answered)));
+            },
             &mut SignalQueues::default(),
             &mut Counters::default(),
         );
-        stats
+        (stats, ran.into_inner().unwrap())
     }
 
     fn update(writes: Batch) -> (WriteOp, oneshot::Receiver<Result<(), EngineError>>) {
@@ -743,6 +808,7 @@ mod tests {
         (
             WriteOp::Checked {
                 check: Box::new(check),
+                effects: Vec::new(),
                 reply,
             },
             answer,
@@ -1035,6 +1101,7 @@ mod tests {
             workflow_type: "wf",
             start: finish("never"),
             signal,
+            launch: Vec::new(),
             reply,
         };
         run_batch(&storage, EPOCH, vec![done, late]);
@@ -1044,5 +1111,162 @@ mod tests {
             Err(EngineError::Finished { id: "a".into() })
         );
         assert_eq!(storage.get(b"sig/a/1").unwrap(), None);
+    }
+
+    /// A create of `id` whose launch is stood in for by a wake of `launch`.
+    fn create(
+        id: &str,
+        key: Option<&str>,
+        launch: &str,
+    ) -> (WriteOp, oneshot::Receiver<Result<Created, EngineError>>) {
+        let (reply, answer) = oneshot::channel();
+        let mut writes = Batch::new();
+        writes.put(record::workflow_key(id), workflow(RecordStatus::Running));
+        if let Some(key) = key {
+            writes.put(
+                record::idempotency_key(key),
+                record::encode_record(&IdempotencyRecord {
+                    workflow_id: id.to_string(),
+                })
+                .unwrap(),
+            );
+        }
+        (
+            WriteOp::Create {
+                id: id.to_string(),
+                idempotency_key: key.map(str::to_string),
+                batch: writes,
+                launch: vec![Effect::Wake(launch.to_string())],
+                reply,
+            },
+            answer,
+        )
+    }
+
+    #[test]
+    fn of_two_creates_of_one_id_only_the_accepted_one_launches_once_durable_before_any_answer() {
+        let storage = storage_with("other", RecordStatus::Running);
+        let (first, mut first_answer) = create("a", None, "launch a, first");
+        let (second, mut second_answer) = create("a", None, "launch a, second");
+        let (keyed, mut keyed_answer) = create("b", Some("k"), "launch b");
+        let (retry, mut retry_answer) = create("b2", Some("k"), "launch b, retried");
+        let (stats, ran) = run_batch_effects(
+            &storage,
+            EPOCH,
+            vec![first, second, keyed, retry],
+            &[&first_answer, &second_answer, &keyed_answer, &retry_answer],
+        );
+
+        assert_eq!(
+            ran,
+            [
+                ("Wake(\"launch a, first\")".to_string(), false),
+                ("Wake(\"launch b\")".to_string(), false),
+            ]
+        );
+        assert_eq!(first_answer.try_recv().unwrap(), Ok(Created::New));
+        assert_eq!(second_answer.try_recv().unwrap(), Ok(Created::IdTaken));
+        assert_eq!(keyed_answer.try_recv().unwrap(), Ok(Created::New));
+        assert_eq!(
+            retry_answer.try_recv().unwrap(),
+            Ok(Created::Existing("b".into()))
+        );
+        assert_eq!(stats.transitions.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn when_the_batch_fails_no_effect_runs_and_an_id_taken_by_it_is_not_reported_taken() {
+        let storage = storage_with("other", RecordStatus::Running);
+        let (first, mut first_answer) = create("a", Some("k"), "launch a");
+        let (second, mut second_answer) = create("a", None, "launch a, second");
+        let (retry, mut retry_answer) = create("a", Some("k"), "launch a, retried");
+        let (signal, mut signal_answer) = signal("a", b"sig/a\0one");
+        let (_, ran) = run_batch_effects(
+            &storage,
+            EPOCH - 1,
+            vec![first, second, retry, signal],
+            &[&first_answer, &second_answer, &retry_answer],
+        );
+
+        assert_eq!(ran, []);
+        let fenced = Err(EngineError::Fenced { epoch: EPOCH - 1 });
+        assert_eq!(first_answer.try_recv().unwrap(), fenced);
+        // Both rested on the create that never landed.
+        assert_eq!(second_answer.try_recv().unwrap(), fenced);
+        assert_eq!(retry_answer.try_recv().unwrap(), fenced);
+        assert_eq!(
+            signal_answer.try_recv().unwrap(),
+            Err(EngineError::Fenced { epoch: EPOCH - 1 })
+        );
+        assert_eq!(storage.get(&record::workflow_key("a")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_create_that_finds_its_workflow_stored_wakes_it_before_answering() {
+        let storage = storage_with("a", RecordStatus::Running);
+        storage
+            .put(
+                &record::idempotency_key("k"),
+                &record::encode_record(&IdempotencyRecord {
+                    workflow_id: "a".into(),
+                })
+                .unwrap(),
+            )
+            .unwrap();
+        let (retry, mut retry_answer) = create("a2", Some("k"), "launch again");
+        let (same_id, mut same_id_answer) = create("a", None, "launch again");
+        let (_, ran) = run_batch_effects(
+            &storage,
+            EPOCH,
+            vec![retry, same_id],
+            &[&retry_answer, &same_id_answer],
+        );
+
+        // Its first start may have landed with its success lost, and nothing set it running.
+        assert_eq!(
+            ran,
+            [
+                ("Wake(\"a\")".to_string(), false),
+                ("Wake(\"a\")".to_string(), true)
+            ]
+        );
+        assert_eq!(
+            retry_answer.try_recv().unwrap(),
+            Ok(Created::Existing("a".into()))
+        );
+        assert_eq!(same_id_answer.try_recv().unwrap(), Ok(Created::IdTaken));
+    }
+
+    #[test]
+    fn a_checked_write_runs_its_effects_only_when_it_wrote() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let (reply, mut wrote_answer) = oneshot::channel();
+        let wrote = WriteOp::Checked {
+            check: Box::new(|_| {
+                let mut batch = Batch::new();
+                batch.put(b"k".to_vec(), b"v".to_vec());
+                Ok(Some(batch))
+            }),
+            effects: vec![Effect::Wake("wrote".into())],
+            reply,
+        };
+        let (reply, mut nothing_answer) = oneshot::channel();
+        let nothing = WriteOp::Checked {
+            check: Box::new(|_| Ok(None)),
+            effects: vec![Effect::Wake("nothing".into())],
+            reply,
+        };
+        let (reply, mut refused_answer) = oneshot::channel();
+        let refused = WriteOp::Checked {
+            check: Box::new(|_| Err(EngineError::NotFound { id: "x".into() })),
+            effects: vec![Effect::Cancel("refused".into())],
+            reply,
+        };
+        let (_, ran) = run_batch_effects(&storage, EPOCH, vec![wrote, nothing, refused], &[]);
+
+        assert_eq!(ran, [("Wake(\"wrote\")".to_string(), false)]);
+        assert_eq!(wrote_answer.try_recv().unwrap(), Ok(true));
+        assert_eq!(nothing_answer.try_recv().unwrap(), Ok(false));
+        assert!(refused_answer.try_recv().unwrap().is_err());
     }
 }
