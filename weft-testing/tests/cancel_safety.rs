@@ -85,6 +85,20 @@ async fn sign_off(ctx: &mut WorkflowContext, _input: ()) -> Result<String, Workf
     })
 }
 
+/// Ids whose `fragile` run panics after its signal, until a test fixes them: a bug fixed
+/// without a restart.
+static BROKEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits for a `Go`, then panics while its id is in [`BROKEN`].
+#[workflow]
+async fn fragile(ctx: &mut WorkflowContext, id: String) -> Result<u32, WorkflowError> {
+    let go = ctx.wait_for_signal::<Go>().await;
+    if BROKEN.lock().unwrap().contains(&id) {
+        panic!("fragile {id} is broken");
+    }
+    Ok(go.0)
+}
+
 /// Answers whether `gate` has state at all (it always has while it runs).
 struct GateAlive;
 
@@ -106,6 +120,7 @@ async fn slow_engine() -> (Engine, FaultControl) {
         .register::<gate>()
         .register::<adder>()
         .register::<sign_off>()
+        .register::<fragile>()
         .query::<GateAlive>()
         .build()
         .await
@@ -530,4 +545,34 @@ async fn dropped_waits_and_reads_strand_nothing() {
     assert_eq!(engine.query::<GateAlive>(id).await, Ok(true));
     handle.signal(Go(4)).await.unwrap();
     assert_eq!(finished::<gate>(&engine, id).await, Ok(Ok(4)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_retry_still_resumes_the_parked_workflow() {
+    let (engine, _control) = slow_engine().await;
+    at_every_poll(|polls| {
+        let engine = engine.clone();
+        async move {
+            let id = format!("fragile-{polls}");
+            BROKEN.lock().unwrap().push(id.clone());
+            engine
+                .start_with::<fragile>(id.clone(), with_id(&id))
+                .await
+                .unwrap();
+            engine.signal(&id, Go(6)).await.unwrap();
+            assert!(matches!(
+                finished::<fragile>(&engine, &id).await,
+                Err(EngineError::Parked { .. })
+            ));
+            BROKEN.lock().unwrap().retain(|broken| *broken != id);
+            let done = drop_after(engine.retry(&id), polls).await;
+            if let Some(done) = &done {
+                assert_eq!(*done, Ok(()));
+            }
+            barrier(&engine).await;
+            assert_eq!(finished::<fragile>(&engine, &id).await, Ok(Ok(6)));
+            done.is_some()
+        }
+    })
+    .await;
 }

@@ -13,6 +13,7 @@ use crate::storage::Batch;
 
 use super::clock::to_millis;
 use super::core::Inner;
+use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
 use super::{Engine, query, runner};
@@ -95,9 +96,10 @@ impl Engine {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe in effect: the restored status is written by the engine's writer, and once
-    /// it is durable the engine drives the workflow whether or not this future is polled again
-    /// (a restored workflow with no runner is resumed at the latest by the next build).
+    /// The restore reaches the engine's writer at the first poll that gets past the checks
+    /// above; dropping this future after that changes nothing: if the writer restores the
+    /// workflow, the engine wakes it once that is durable. Retrying again answers `NotParked`
+    /// once it runs.
     pub async fn retry(&self, id: &str) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
@@ -133,23 +135,24 @@ impl Engine {
         let now_ms = to_millis(inner.clock.now());
         // Decided by the writer, on the record as its writes leave it: of concurrent retries
         // one restores it, and a workflow that moved on meanwhile is left alone.
-        let restored = inner
-            .commit_checked(move |view| {
-                let current = view.workflow(&owned_id)?;
-                let Some(next) = unparked(&current, now_ms) else {
-                    return Ok(None);
-                };
-                let mut batch = Batch::new();
-                batch.put(
-                    record::workflow_key(&owned_id),
-                    record::encode_record(&next)?,
-                );
-                Ok(Some(batch))
-            })
+        // The writer wakes it once the restore is durable, even if this call is dropped.
+        inner
+            .commit_checked_then(
+                move |view| {
+                    let current = view.workflow(&owned_id)?;
+                    let Some(next) = unparked(&current, now_ms) else {
+                        return Ok(None);
+                    };
+                    let mut batch = Batch::new();
+                    batch.put(
+                        record::workflow_key(&owned_id),
+                        record::encode_record(&next)?,
+                    );
+                    Ok(Some(batch))
+                },
+                vec![Effect::Wake(id.to_string())],
+            )
             .await?;
-        if restored {
-            runner::wake(inner, id);
-        }
         Ok(())
     }
 }
