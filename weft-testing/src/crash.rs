@@ -310,6 +310,11 @@ impl std::fmt::Display for CrashReport {
 /// assert_eq!(report.output, serde_json::json!({ "Ok": 3 }));
 /// # }
 /// ```
+///
+/// # Cancel safety
+///
+/// Each run uses its own engine on its own memory store; dropping this future drops them,
+/// and nothing outlives it.
 pub async fn survives_crashes<W>(input: W::Input, signals: Signals) -> CrashReport
 where
     W: Workflow,
@@ -484,6 +489,11 @@ impl<W: Workflow> CrashTest<W> {
 
     /// Runs the test: the normal run, then one run crashing after each commit, then one run
     /// crashing after every commit.
+    ///
+    /// # Cancel safety
+    ///
+    /// Each run uses its own engine on its own memory store; dropping this future drops them,
+    /// and nothing outlives it.
     pub async fn run(self, input: W::Input) -> Result<CrashReport, CrashFailure>
     where
         W::Input: Clone,

@@ -206,6 +206,10 @@ impl TestEngineBuilder {
 
     /// Builds the engine on a fresh memory store behind a [`FaultyStorage`], with a fresh
     /// virtual clock. Must be called inside a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// As `EngineBuilder::build`: dropped before it returns, the engine it built stops.
     pub async fn build(self) -> Result<TestEngine, TestError> {
         let clock = self
             .start
@@ -314,6 +318,11 @@ impl TestEngine {
 
     /// Starts a workflow and returns once the engine has settled: the workflow has reached
     /// its first wait on time or a signal, or finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// As the engine's own call: once its first poll has reached the engine, dropping this
+    /// future gives up only the wait for the engine to settle.
     pub async fn start<W: Workflow>(
         &self,
         input: W::Input,
@@ -322,6 +331,11 @@ impl TestEngine {
     }
 
     /// [`TestEngine::start`] with an id or idempotency key.
+    ///
+    /// # Cancel safety
+    ///
+    /// As the engine's own call: once its first poll has reached the engine, dropping this
+    /// future gives up only the wait for the engine to settle.
     pub async fn start_with<W: Workflow>(
         &self,
         input: W::Input,
@@ -333,6 +347,11 @@ impl TestEngine {
     }
 
     /// Sends a signal and returns once the engine has settled.
+    ///
+    /// # Cancel safety
+    ///
+    /// As the engine's own call: once its first poll has reached the engine, dropping this
+    /// future gives up only the wait for the engine to settle.
     pub async fn signal<S: Signal>(&self, id: &str, value: S) -> Result<(), TestError> {
         self.engine.signal(id, value).await?;
         self.settle().await;
@@ -340,6 +359,11 @@ impl TestEngine {
     }
 
     /// Cancels a workflow and returns once the engine has settled.
+    ///
+    /// # Cancel safety
+    ///
+    /// As the engine's own call: once its first poll has reached the engine, dropping this
+    /// future gives up only the wait for the engine to settle.
     pub async fn cancel(&self, id: &str) -> Result<(), TestError> {
         self.engine.cancel(id).await?;
         self.settle().await;
@@ -349,6 +373,11 @@ impl TestEngine {
     /// The workflow's result. While it is not finished, virtual time jumps to the next timer
     /// or retry backoff whenever the engine settles; if nothing is pending at all (it waits for
     /// a signal nobody sent), this fails with [`TestError::Stuck`] instead of hanging.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it reads, waits and moves the virtual clock, which stays where it was
+    /// moved to; dropping it changes nothing else.
     pub async fn result<W: Workflow>(
         &self,
         id: &str,
@@ -372,6 +401,10 @@ impl TestEngine {
     }
 
     /// Status, step, pending command and state as JSON, as `Engine::describe` gives them.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
     pub async fn describe(&self, id: &str) -> Result<WorkflowDescription, TestError> {
         Ok(self.engine.describe(id).await?)
     }
@@ -379,22 +412,38 @@ impl TestEngine {
     /// The workflow's current state enum, typed, for assertions such as
     /// `assert!(matches!(state, CheckoutState::AwaitSleep1 { .. }))`. Fails with
     /// `EngineError::Finished` once the workflow has finished (its state is gone).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
     pub async fn state<W: Workflow>(&self, id: &str) -> Result<W::State, TestError> {
         Ok(self.engine.state::<W>(id).await?)
     }
 
     /// Answers query `Q` from the workflow's persisted state, as `Engine::query` does: it reads,
     /// never writes, and never wakes the workflow.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
     pub async fn query<Q: weft_runtime::Query>(&self, id: &str) -> Result<Q::Output, TestError> {
         Ok(self.engine.query::<Q>(id).await?)
     }
 
     /// The name of the workflow's current state variant; `None` once it has finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
     pub async fn state_name(&self, id: &str) -> Result<Option<&'static str>, TestError> {
         Ok(self.engine.describe(id).await?.state_name)
     }
 
     /// The workflow's status.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
     pub async fn status(&self, id: &str) -> Result<WorkflowStatus, TestError> {
         Ok(self.engine.describe(id).await?.status)
     }
@@ -402,6 +451,11 @@ impl TestEngine {
     /// Moves virtual time forward by `by`. Timers and retry backoffs that fall due on the way
     /// fire in deadline order, each at its own deadline; this returns once the woken workflows
     /// have reached their next wait or finished (the engine has settled).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped midway, the clock stays at the last deadline it reached; calling again with the
+    /// remaining time continues from there.
     pub async fn advance_time(&self, by: Duration) {
         let target = self.clock.now() + by;
         loop {
@@ -428,6 +482,11 @@ impl TestEngine {
     /// Stops the engine and builds a new one on the same storage, as after a crash: nothing in
     /// memory survives, the new engine recovers every in-flight workflow from its last commit.
     /// The clock, the mocks and the activity log carry over. Returns once it has settled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped midway, the old engine may be stopped while this still holds it, or the new
+    /// one may not have settled yet: call again to restart.
     pub async fn restart(&mut self) -> Result<(), TestError> {
         self.engine.clone().shutdown().await;
         self.engine = self
@@ -470,6 +529,10 @@ impl TestEngine {
     /// Waits until no workflow can make progress without virtual time passing or a signal
     /// arriving. Never advances the clock. An activity that never returns keeps the engine
     /// from settling.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
     pub async fn settle(&self) {
         const QUIET_POLLS: u32 = 3;
         let mut quiet = 0;
