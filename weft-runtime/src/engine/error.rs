@@ -2,7 +2,7 @@
 //! an [`ErrorKind`] that says what a caller (or an HTTP server) should do about it.
 
 use crate::codec::CodecError;
-use crate::storage::StorageError;
+use crate::storage::{BackupError, StorageError};
 
 /// An engine operation failed. Nothing of a failed write was applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,6 +270,9 @@ pub enum EngineError {
         /// The workflow.
         id: String,
     },
+    /// A backup could not be written; nothing was left at its path.
+    #[error("backup failed: {0}")]
+    Backup(#[from] BackupError),
 }
 
 impl EngineError {
@@ -307,6 +310,7 @@ impl EngineError {
             EngineError::CounterOverflow { .. } => "engine.counter_overflow",
             EngineError::Panicked { .. } => "engine.panicked",
             EngineError::NotParked { .. } => "engine.not_parked",
+            EngineError::Backup(e) => e.code(),
         }
     }
 }
@@ -394,6 +398,14 @@ impl EngineError {
             | EngineError::CounterOverflow { .. }
             | EngineError::Panicked { .. }
             | EngineError::ReviewConflict { .. } => ErrorKind::Internal,
+            EngineError::Backup(e) => match e {
+                BackupError::Exists { .. } | BackupError::InUse { .. } => ErrorKind::Conflict,
+                BackupError::Unsupported { .. }
+                | BackupError::NotABackup { .. }
+                | BackupError::NewerFormat { .. } => ErrorKind::InvalidInput,
+                BackupError::Io { .. } => ErrorKind::Unavailable,
+                BackupError::Corrupt { .. } => ErrorKind::Internal,
+            },
         }
     }
 }

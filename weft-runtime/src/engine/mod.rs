@@ -39,6 +39,7 @@
 //! queries), [`error`].
 
 mod attributes;
+mod backup;
 pub mod builder;
 pub mod clock;
 mod composite;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Batch, Condition, Entry, Storage, StorageError, Write};
+use super::{
+    BackupError, BackupMeta, BackupReport, Batch, Condition, Entry, Storage, StorageError, Write,
+};
 
 /// A store held in memory. Clones share the same data, so a test can "restart" an engine on it.
 #[derive(Clone, Default, Debug)]
@@ -79,5 +81,15 @@ impl Storage for MemoryStorage {
             }
         }
         Ok(())
+    }
+
+    /// Writes the map, as one snapshot taken under the lock, to a redb backup file.
+    fn backup_to(
+        &self,
+        path: &std::path::Path,
+        meta: &BackupMeta,
+    ) -> Result<BackupReport, BackupError> {
+        let snapshot = self.lock().clone();
+        super::backup::write_backup(snapshot.into_iter().map(Ok), path, meta)
     }
 }

@@ -4,13 +4,19 @@
 //! that applies only when stated keys hold stated values. The engine's fencing and grouped
 //! commits are built on the conditional batch alone, so any store that offers it can host Weft.
 
+mod backup;
 mod memory;
 mod redb;
 
+pub use backup::{
+    BackupError, BackupManifest, BackupMeta, BackupReport, RestoreOptions, STORE_FORMAT_VERSION,
+    read_manifest, restore,
+};
 pub use memory::MemoryStorage;
 pub use redb::RedbStorage;
 
 use std::ops::Bound;
+use std::path::Path;
 
 /// A storage operation failed. Nothing of the failed call was applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +166,25 @@ pub trait Storage: Send + Sync + 'static {
         };
         self.scan(start, end_bound, limit)
     }
+
+    /// Writes a verified copy of the whole store, from one consistent snapshot, to a new redb
+    /// file at `path` (the layout is in the `backup` module's docs), labelled with `meta`.
+    ///
+    /// An optional capability: the default refuses with [`BackupError::Unsupported`].
+    /// [`RedbStorage`] and [`MemoryStorage`] implement it. Writes go on while it runs, and the
+    /// copy holds none of them. The file appears at `path` only once it is complete, durable and
+    /// verified; an existing file is never overwritten. Blocks for as long as the copy takes.
+    ///
+    /// # Errors
+    ///
+    /// [`BackupError::Exists`] when `path` exists; [`BackupError::Io`] when reading the store
+    /// or writing the file fails; [`BackupError::Corrupt`] when the copy does not verify.
+    fn backup_to(&self, path: &Path, meta: &BackupMeta) -> Result<BackupReport, BackupError> {
+        let _ = (path, meta);
+        Err(BackupError::Unsupported {
+            backend: std::any::type_name::<Self>(),
+        })
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
@@ -179,6 +204,9 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     }
     fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
         (**self).apply_if(conditions, batch)
+    }
+    fn backup_to(&self, path: &Path, meta: &BackupMeta) -> Result<BackupReport, BackupError> {
+        (**self).backup_to(path, meta)
     }
 }
 

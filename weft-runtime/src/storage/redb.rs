@@ -28,10 +28,12 @@ use std::path::{Path, PathBuf};
 
 use ::redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Batch, Condition, Entry, Storage, StorageError, Write};
+use super::{
+    BackupError, BackupMeta, BackupReport, Batch, Condition, Entry, Storage, StorageError, Write,
+};
 
 /// The one table of a Weft store: raw keys to raw values. Its name carries the layout version.
-const TABLE: TableDefinition<'static, &'static [u8], &'static [u8]> =
+pub(super) const TABLE: TableDefinition<'static, &'static [u8], &'static [u8]> =
     TableDefinition::new("weft.kv.v1");
 
 /// A store in one redb file. Share it between threads with an `Arc`; redb serialises writers.
@@ -198,6 +200,10 @@ impl RedbStorage {
 }
 
 impl Storage for RedbStorage {
+    fn backup_to(&self, path: &Path, meta: &BackupMeta) -> Result<BackupReport, BackupError> {
+        super::backup::backup_database(&self.db, &self.path, path, meta)
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let path = &self.path;
         let txn = self
