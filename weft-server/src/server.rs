@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use weft_runtime::Engine;
@@ -346,7 +347,15 @@ impl Listening {
                 let _ = begun_tx.send(());
             }
         };
-        let serving = axum::serve(self.listener, self.router).with_graceful_shutdown(drain);
+        // Without TCP_NODELAY an answer written in two segments waits for the client's delayed
+        // ACK (~40 ms) under Nagle's algorithm: a request served in well under a millisecond
+        // would take 40.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+            }
+        });
+        let serving = axum::serve(listener, self.router).with_graceful_shutdown(drain);
         let grace = shared.limits.shutdown_grace;
         let result = tokio::select! {
             result = serving => result.map_err(ServerError::Io),
