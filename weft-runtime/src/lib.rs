@@ -39,9 +39,10 @@ pub use attribute::AttributeValue;
 pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
-    Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, PendingReview,
-    RetentionPolicy, ReviewFilter, SignalWithStart, StartOptions, SweepReport, UpdateOptions,
-    WorkflowHandle, WorkflowStatus,
+    Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, OverlapPolicy,
+    PendingReview, RetentionPolicy, ReviewFilter, ScheduleDescription, ScheduleError, ScheduleRun,
+    ScheduleSpec, ScheduleSummary, SignalWithStart, StartOptions, SweepReport, Trigger,
+    UpdateOptions, WorkflowHandle, WorkflowStatus,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};

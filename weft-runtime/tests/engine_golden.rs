@@ -372,3 +372,51 @@ fn visibility_index_keys_records_and_marker() {
     assert_eq!(record::VISIBILITY_INDEX_KEY, b"meta/visibility-index");
     golden_bytes("visibility_index_marker", record::VISIBILITY_INDEX_V1);
 }
+
+#[test]
+fn schedule_records_and_their_index() {
+    use weft_runtime::engine::schedule::store::{self, ScheduleRecord};
+    use weft_runtime::{OverlapPolicy, Trigger};
+
+    assert_eq!(store::schedule_key("nightly"), b"sched/nightly");
+    golden_bytes(
+        "schedule_due_key",
+        &store::schedule_due_key(1_893_456_060_000, "nightly"),
+    );
+    let cron = ScheduleRecord {
+        workflow_type: "report".into(),
+        input_json: r#"{"team":"ops"}"#.into(),
+        trigger: Trigger::cron_in("30 2 * * *", "Europe/Berlin"),
+        overlap: OverlapPolicy::BufferAll,
+        catchup_window_ms: 3_600_000,
+        jitter_ms: 30_000,
+        paused: true,
+        note: Some("maintenance".into()),
+        remaining_runs: Some(5),
+        next_fire_ms: Some(1_893_461_400_000),
+        due_ms: None,
+        missed: 2,
+        skipped: 1,
+        started: 3,
+        buffered: vec![1_893_375_000_000],
+        running: Some("nightly@2030-01-01T01:30:00Z".into()),
+        recent: vec![(1_893_461_400_000, "nightly@2030-01-01T01:30:00Z".into())],
+        last_error: Some("workflow type `report` is not registered".into()),
+        revision: 9,
+        created_ms: 1_893_456_000_000,
+    };
+    golden("schedule_cron", &cron);
+    let interval = ScheduleRecord {
+        trigger: Trigger::every(Duration::from_secs(90)),
+        overlap: OverlapPolicy::Skip,
+        paused: false,
+        note: None,
+        remaining_runs: None,
+        due_ms: Some(1_893_461_400_000),
+        buffered: Vec::new(),
+        running: None,
+        last_error: None,
+        ..cron
+    };
+    golden("schedule_interval", &interval);
+}

@@ -25,7 +25,7 @@ use super::retention::{self, RetentionPolicy};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
-use super::{Engine, live_index, recovery, retry, visibility};
+use super::{Engine, live_index, recovery, retry, schedule, visibility};
 
 /// The default payload limit: 1 MiB.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
@@ -214,6 +214,7 @@ impl EngineBuilder {
             next_id: AtomicU64::new(0),
             next_signal: AtomicU64::new(0),
             events: tokio::sync::broadcast::channel(super::events::CAPACITY).0,
+            schedules: Arc::new(tokio::sync::Notify::new()),
         });
         if !crate::contain::PANICS_CONTAINED {
             // No logging dependency: one line on stderr, and `Engine::panics_contained` for
@@ -269,6 +270,16 @@ impl EngineBuilder {
             retry::unpark_all(&engine.inner).await?;
             recovery::recover(&engine.inner)?;
         }
+        let scheduler = engine.inner.tasks.spawn(schedule::scheduler::serve(
+            Arc::downgrade(&engine.inner),
+            Arc::downgrade(&engine._owner),
+        ));
+        engine
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(scheduler.abort_handle());
         if let Some(policy) = self.retention {
             let sweeper = engine
                 .inner

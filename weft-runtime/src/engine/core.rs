@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub next_signal: AtomicU64,
     /// Committed steps, for [`super::Engine::subscribe`].
     pub events: tokio::sync::broadcast::Sender<super::events::StepEvent>,
+    /// Wakes the scheduler when a schedule's next fire may have moved earlier.
+    pub schedules: Arc<tokio::sync::Notify>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -60,6 +60,7 @@ mod retention;
 mod retry;
 mod review;
 mod runner;
+pub mod schedule;
 mod tasks;
 mod timers;
 mod update;
@@ -86,6 +87,10 @@ pub use query::{
 };
 pub use retention::{RetentionPolicy, SweepReport};
 pub use review::{PendingReview, ReviewFilter};
+pub use schedule::{
+    OverlapPolicy, ScheduleDescription, ScheduleError, ScheduleRun, ScheduleSpec, ScheduleSummary,
+    Trigger,
+};
 pub use update::UpdateOptions;
 
 use self::core::Inner;

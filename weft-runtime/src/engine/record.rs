@@ -26,6 +26,7 @@
 //! | `fin/<finish ms: u64 BE><id>` | `[0x01][FinishedRecord]` | finish-time index: finished workflows by when they finished |
 //! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
+//! | `sched/<id>`, `schedx/<due ms: u64 BE><id>` | see `engine::schedule::store` | durable schedules and their fire-time index |
 //!
 //! The attribute index key is `attr/`, then the attribute key and the value, each in an
 //! order-preserving, self-delimiting encoding, then the workflow id:

@@ -77,6 +77,10 @@ impl StepFault {
     }
 }
 
+/// A start by JSON under way, answering the new workflow's id.
+pub(crate) type StartFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, EngineError>> + Send + 'a>>;
+
 /// A registered workflow type, operating on encoded values.
 pub(crate) trait ErasedWorkflow: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -96,6 +100,14 @@ pub(crate) trait ErasedWorkflow: Send + Sync + 'static {
     fn state_json(&self, state: &[u8]) -> Result<serde_json::Value, String>;
     /// The encoded initial state for an encoded input (starting a child workflow).
     fn start(&self, input: &[u8]) -> Result<Vec<u8>, StepFault>;
+    /// Starts this workflow with `input` as JSON (a durable schedule's fire): `Err` with the
+    /// reason when the JSON does not fit the input type.
+    fn start_json<'a>(
+        &self,
+        engine: &'a super::Engine,
+        input: serde_json::Value,
+        options: super::StartOptions,
+    ) -> Result<StartFuture<'a>, String>;
 }
 
 /// Steps a typed state and encodes what comes out. A panic in the step (the user's code, or a
@@ -175,6 +187,18 @@ impl<W: Workflow> ErasedWorkflow for Typed<W> {
         let state = contain::catch(|| W::start(input))
             .map_err(|message| StepFault::panicked(0, "start", message))?;
         codec::encode(&state).map_err(|e| StepFault::encode(&e))
+    }
+    fn start_json<'a>(
+        &self,
+        engine: &'a super::Engine,
+        input: serde_json::Value,
+        options: super::StartOptions,
+    ) -> Result<StartFuture<'a>, String> {
+        let input: W::Input = serde_json::from_value(input).map_err(|e| e.to_string())?;
+        Ok(Box::pin(async move {
+            let handle = engine.start_with::<W>(input, options).await?;
+            Ok(handle.id().to_string())
+        }))
     }
 }
 
