@@ -155,7 +155,8 @@ async fn skip_drops_a_fire_while_the_previous_run_is_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffer_one_keeps_the_latest_fire_until_the_run_finishes() {
     let clock = ManualClock::default();
-    let engine = engine_on(MemoryStorage::new(), &clock).await;
+    let storage = MemoryStorage::new();
+    let engine = engine_on(storage.clone(), &clock).await;
     engine
         .create_schedule("s", every_minute("job", OverlapPolicy::BufferOne))
         .await
@@ -168,6 +169,26 @@ async fn buffer_one_keeps_the_latest_fire_until_the_run_finishes() {
     // The fire at 00:03 replaces the one kept from 00:02.
     let described = wait_for(&engine, "s", |d| d.skipped == 1).await;
     assert_eq!((described.buffered, described.started), (1, 1));
+    // While it waits, its index entry stays ahead of the clock: the scheduler does not spin.
+    clock.advance(Duration::from_secs(1));
+    let due = |storage: &MemoryStorage| {
+        let entries = storage.scan_prefix(b"schedx/", None, 10).unwrap();
+        assert_eq!(entries.len(), 1);
+        u64::from_be_bytes(entries[0].0[7..15].try_into().unwrap())
+    };
+    let now_ms = |clock: &ManualClock| {
+        use weft_runtime::engine::Clock;
+        weft_runtime::engine::clock::to_millis(clock.now())
+    };
+    let mut ahead = false;
+    for _ in 0..5_000 {
+        ahead = due(&storage) > now_ms(&clock);
+        if ahead {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(ahead, "the index entry stayed behind the clock");
     finish(&engine, FIRE_1).await;
     clock.advance(Duration::from_secs(1));
     let described = wait_for(&engine, "s", |d| d.started == 2).await;

@@ -48,6 +48,17 @@ pub(crate) fn due_of(record: &ScheduleRecord, id: &str, now_ms: u64) -> Option<u
     }
 }
 
+/// Whether the stored index entry of `record` must move: it is not where `due_of` puts it,
+/// except for the buffer's recheck, which moves only once it has passed (else the scheduler
+/// would wake for it again at once, and spin while the run it waits for runs).
+fn stale_due(record: &ScheduleRecord, id: &str, now_ms: u64) -> bool {
+    let wanted = due_of(record, id, now_ms);
+    if record.due_ms == wanted {
+        return false;
+    }
+    record.buffered.is_empty() || record.due_ms.is_none_or(|due| due <= now_ms)
+}
+
 /// Reads schedule `id`; `None` when there is none.
 pub(crate) fn read(inner: &Inner, id: &str) -> Result<Option<ScheduleRecord>, EngineError> {
     let Some(bytes) = inner.storage.get(&store::schedule_key(id))? else {
@@ -190,8 +201,8 @@ pub(crate) async fn step(engine: &Engine, id: &str) -> Result<bool, ScheduleErro
     }
     let due = record.next_fire_ms.filter(|_| !record.exhausted());
     let Some(next) = due else {
-        // Nothing more to fire: make sure its index entry is gone.
-        if record.due_ms != due_of(&record, id, now_ms) {
+        // Nothing more to fire: make sure its index entry is gone (or rechecks the buffer).
+        if stale_due(&record, id, now_ms) {
             write(inner, id, record).await?;
         }
         return Ok(false);
@@ -202,7 +213,7 @@ pub(crate) async fn step(engine: &Engine, id: &str) -> Result<bool, ScheduleErro
         Duration::from_millis(record.jitter_ms),
     ));
     if fires_at > now_ms {
-        if record.due_ms != due_of(&record, id, now_ms) && record.buffered.is_empty() {
+        if stale_due(&record, id, now_ms) {
             write(inner, id, record).await?;
         }
         return Ok(false);
