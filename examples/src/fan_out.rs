@@ -209,7 +209,11 @@ pub async fn pack_line(
 }
 
 /// Looks up how many units of the line's product are on the shelf.
-#[activity(name = "warehouse.check_stock")]
+///
+/// Every line is checked at once, so a crash cuts off every check still in flight, and an
+/// attempt cut off by a crash counts against `max_attempts` (attempts are durable, so an
+/// activity that kills the process is not retried forever). Ten leave room for a crash per line.
+#[activity(name = "warehouse.check_stock", max_attempts = 10)]
 pub async fn check_stock(ctx: ActivityContext, line: Line) -> Result<Stock, ActivityError> {
     let warehouse = warehouse(&ctx)?;
     let on_hand = warehouse.on_hand(&line.sku);

@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_runtime::engine::record::{
-    self, ActivityResultRecord, CancelRecord, DeadlineRecord, IdempotencyRecord, Outcome,
-    PendingCommand, RecordStatus, ResumeKind, SignalRecord, WorkflowRecord,
+    self, ActivityResultRecord, AttemptRecord, CancelRecord, DeadlineRecord, IdempotencyRecord,
+    Outcome, PendingCommand, RecordStatus, ResumeKind, SignalRecord, WorkflowRecord,
 };
 use weft_runtime::{ActivityOptions, RetryPolicy};
 
@@ -278,6 +278,25 @@ fn epoch_and_index_keys() {
     assert_eq!(record::deadline_key("wf-1"), b"deadline/wf-1");
     assert_eq!(record::timedout_key("wf-1"), b"timedout/wf-1");
     assert_eq!(record::EPOCH_KEY, b"meta/epoch");
+}
+
+/// `attempt/<id>\0[<branch BE>]` -> `[0x01][AttemptRecord]`: added after the first release.
+/// Stores without it read as attempt 1 (see `tests/engine_attempts.rs`).
+#[test]
+fn attempt_record_and_keys() {
+    golden(
+        "attempt",
+        &AttemptRecord {
+            step: 3,
+            attempt: 2,
+        },
+    );
+    assert_eq!(record::attempt_key("wf-1", None), b"attempt/wf-1\0");
+    golden_bytes(
+        "attempt_branch_key",
+        &record::attempt_key("wf-1", Some(258)),
+    );
+    assert!(record::attempt_key("wf-1", Some(0)).starts_with(&record::attempt_key("wf-1", None)));
 }
 
 #[test]

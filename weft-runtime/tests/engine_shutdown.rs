@@ -18,7 +18,9 @@ async fn a_redb_file_reopens_at_once_after_shutdown_with_runners_in_flight() {
     // An activity that never finishes keeps each workflow's runner task alive (it holds the
     // engine's state, and so the storage) until shutdown aborts it.
     let stuck = || FnActivity::new("greet", |_ctx, _input| std::future::pending());
-    let mut started = 0;
+    // Attempts are durable: each engine that recovers a workflow counts the attempt the last
+    // one cut off, so a workflow is live for `max` engines and then fails for want of attempts.
+    let max = weft_runtime::RetryPolicy::default().max_attempts as usize;
     for cycle in 0..CYCLES {
         let storage = match RedbStorage::create(&path) {
             Ok(storage) => storage,
@@ -32,13 +34,15 @@ async fn a_redb_file_reopens_at_once_after_shutdown_with_runners_in_flight() {
             .unwrap();
         for _ in 0..WORKFLOWS {
             engine.start::<single>("ada".into()).await.unwrap();
-            started += 1;
         }
-        // Every started workflow is live again (recovered) or just started, each with a runner.
-        eventually(|| engine.active_workflows() == started).await;
+        // Every workflow with attempts left is live again (recovered) or just started, each
+        // with a runner.
+        let live = WORKFLOWS * (cycle + 1).min(max);
+        eventually(|| engine.active_workflows() == live).await;
         engine.shutdown().await;
     }
-    // The store kept every workflow: the last engine recovered all of them.
+    // The store kept every workflow: the last engine recovered all with attempts left, and the
+    // others are stored as failed.
     let storage = RedbStorage::open(&path).unwrap();
     let engine = Engine::builder(storage)
         .register::<single>()
@@ -46,7 +50,14 @@ async fn a_redb_file_reopens_at_once_after_shutdown_with_runners_in_flight() {
         .build()
         .await
         .unwrap();
-    eventually(|| engine.active_workflows() == CYCLES * WORKFLOWS).await;
+    eventually(|| engine.active_workflows() == WORKFLOWS * (max - 1)).await;
+    let filter = weft_runtime::engine::ListFilter::default();
+    let counts = engine
+        .count(&filter, weft_runtime::engine::GroupBy::Status)
+        .await
+        .unwrap();
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total as usize, CYCLES * WORKFLOWS);
     tokio::time::timeout(Duration::from_secs(10), engine.shutdown())
         .await
         .unwrap();

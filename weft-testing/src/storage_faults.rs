@@ -24,7 +24,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use weft_runtime::storage::{Batch, Condition, Entry, Storage, StorageError};
+use weft_runtime::storage::{Batch, Condition, Entry, Storage, StorageError, Write};
 
 /// What a scripted write fault does to the call it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +74,8 @@ struct Script {
     reads_fail_from: Option<u64>,
     injected: Vec<InjectedFault>,
     write_delay: Duration,
+    /// Writes whose every key starts with this pass through unnumbered and unfaulted.
+    pass_through: Option<Vec<u8>>,
 }
 
 /// The handle that scripts a [`FaultyStorage`]'s faults and reads its counters.
@@ -152,6 +154,25 @@ impl FaultControl {
         script.writes_fail_from = None;
         script.read_faults.clear();
         script.reads_fail_from = None;
+    }
+
+    /// Lets every write whose keys all start with `prefix` through, neither numbered nor
+    /// faulted, as if the wrapper were not there; `None` numbers every write again. For a
+    /// harness whose crash points are some kinds of commit only.
+    pub fn pass_through(&self, prefix: Option<Vec<u8>>) {
+        self.lock().pass_through = prefix;
+    }
+
+    /// Whether `batch` passes through (see [`FaultControl::pass_through`]).
+    fn passes(&self, batch: &Batch) -> bool {
+        let script = self.lock();
+        let Some(prefix) = &script.pass_through else {
+            return false;
+        };
+        !batch.writes.is_empty()
+            && batch.writes.iter().all(|write| match write {
+                Write::Put(key, _) | Write::Delete(key) => key.starts_with(prefix),
+            })
     }
 
     /// How many writes were made so far, failed ones included.
@@ -279,10 +300,16 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     }
 
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        if self.control.passes(&batch) {
+            return self.inner.apply(batch);
+        }
         self.write(|inner| inner.apply(batch))
     }
 
     fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+        if self.control.passes(&batch) {
+            return self.inner.apply_if(conditions, batch);
+        }
         self.write(|inner| inner.apply_if(conditions, batch))
     }
 }
@@ -327,6 +354,7 @@ mod tests {
         failed_write_writes_nothing_and_only_it_fails,
         fail_next_write_hits_the_next_write_only,
         writes_fail_from_a_point_until_healed,
+        pass_through_writes_are_neither_numbered_nor_faulted,
         read_fault_hits_only_its_read,
         reads_fail_from_a_point_until_healed,
         torn_landed_write_is_applied_but_reported_failed,
@@ -454,6 +482,21 @@ mod tests {
         assert_eq!(keys(store), ["w1", "w2", "w5"]);
         assert_eq!(control.injected().len(), 2);
         assert_eq!(control.writes(), 5);
+    }
+
+    fn pass_through_writes_are_neither_numbered_nor_faulted<S: Storage>(store: &FaultyStorage<S>) {
+        let control = store.control();
+        control.pass_through(Some(b"p/".to_vec()));
+        control.fail_writes_from(1);
+        put(store, "p/1").unwrap();
+        // A batch with any other key is numbered, and faulted.
+        let mixed = Batch::new().put("p/2", "").put("w", "").clone();
+        assert_injected_backend_error(store.apply(mixed));
+        assert_eq!(control.writes(), 1);
+        control.pass_through(None);
+        assert_injected_backend_error(put(store, "p/3"));
+        assert_eq!(keys(store), ["p/1"]);
+        assert_eq!(control.writes(), 2);
     }
 
     fn read_fault_hits_only_its_read<S: Storage>(store: &FaultyStorage<S>) {

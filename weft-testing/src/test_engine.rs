@@ -567,7 +567,11 @@ pub(crate) fn waiting_on(description: &WorkflowDescription) -> String {
     match &description.pending {
         Some(Pending::Signal { name }) => format!("signal `{name}`"),
         Some(Pending::Timer { .. }) => "a timer".to_string(),
-        Some(Pending::Activity { name }) => format!("activity `{name}`"),
+        Some(Pending::Activity {
+            name,
+            attempt,
+            max_attempts,
+        }) => format!("activity `{name}`, attempt {attempt} of {max_attempts}"),
         Some(Pending::Group {
             race,
             branches,

@@ -272,7 +272,13 @@ async fn fraud_desk(engine: Engine, order: Order) -> Result<(), String> {
 
 fn pending_text(pending: Option<&Pending>) -> String {
     match pending {
-        Some(Pending::Activity { name }) => format!("activity {name} (it runs again)"),
+        Some(Pending::Activity {
+            name,
+            attempt,
+            max_attempts,
+        }) => format!(
+            "activity {name} (attempt {attempt} of {max_attempts}; it runs again as the next attempt)"
+        ),
         Some(Pending::Timer { deadline }) => {
             let left = deadline
                 .duration_since(std::time::SystemTime::now())

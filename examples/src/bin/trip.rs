@@ -108,7 +108,13 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         Some(stored) => {
             let waiting = match &stored.pending {
-                Some(Pending::Activity { name }) => format!("activity {name}, which runs again"),
+                Some(Pending::Activity {
+                    name,
+                    attempt,
+                    max_attempts,
+                }) => format!(
+                    "activity {name} (attempt {attempt} of {max_attempts}; it runs again as the next attempt)"
+                ),
                 other => format!("{other:?}"),
             };
             println!(

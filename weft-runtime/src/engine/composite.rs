@@ -24,7 +24,7 @@ use super::attributes;
 use super::clock::{deadline_ms, to_millis};
 use super::core::Inner;
 use super::error::EngineError;
-use super::execute::{self, Call};
+use super::execute::{self, Call, Origin};
 use super::record::{
     self, Branch, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord,
 };
@@ -406,7 +406,7 @@ pub(crate) fn decide_child(inner: &Arc<Inner>, child_id: &str) -> Result<Decided
 
 struct RunningBranch {
     index: usize,
-    task: JoinHandle<Result<Payload, ActivityError>>,
+    task: JoinHandle<Result<Result<Payload, ActivityError>, EngineError>>,
     cancel: watch::Sender<bool>,
 }
 
@@ -444,6 +444,7 @@ pub(crate) async fn drive_group(
     id: &str,
     record: &mut WorkflowRecord,
     deadline: &mut Option<u64>,
+    origin: Origin,
 ) -> Result<Decided, EngineError> {
     let Some(PendingCommand::Group {
         race,
@@ -529,6 +530,20 @@ pub(crate) async fn drive_group(
                                 ),
                             }));
                         };
+                        let branch_index = index as u32;
+                        let first_attempt = match execute::first_attempt(
+                            inner,
+                            id,
+                            record.step,
+                            Some(branch_index),
+                            origin,
+                        )? {
+                            Ok(attempt) => attempt,
+                            Err(fault) => {
+                                stop(&mut running);
+                                return Ok(Decided::Park(fault));
+                            }
+                        };
                         let (cancel, cancel_rx) = watch::channel(false);
                         let call = Call {
                             activity: Arc::clone(activity),
@@ -540,8 +555,9 @@ pub(crate) async fn drive_group(
                             clock: Arc::clone(&inner.clock),
                             cancel: cancel_rx,
                             payload_limit: inner.payload_limit,
-                            branch: Some(index as u32),
+                            branch: Some(branch_index),
                             engine: Arc::downgrade(inner),
+                            first_attempt,
                         };
                         let task = tokio::spawn(execute::execute(call));
                         inner.add_task(id, task.abort_handle());
@@ -672,9 +688,10 @@ pub(crate) async fn drive_group(
         match finished {
             Some((index, joined)) => {
                 running.retain(|r| r.index != index);
-                let outcome = joined.unwrap_or_else(|e| {
-                    Err(ActivityError::failed(format!("activity task failed: {e}")))
-                });
+                let outcome = match joined {
+                    Ok(ended) => ended?,
+                    Err(e) => Err(ActivityError::failed(format!("activity task failed: {e}"))),
+                };
                 let value = group::branch_value(&Resume::Activity(outcome)).map_err(value_error)?;
                 branches[index].value = Some(value);
                 // Commit it on the next pass (with anything else that finished meanwhile).

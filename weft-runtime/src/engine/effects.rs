@@ -104,5 +104,14 @@ fn launch(inner: &Arc<Inner>, launch: Launch) {
         inner.stall(&id, error);
         return;
     }
-    runner::launch(inner, id, Loaded { record, workflow });
+    runner::launch(
+        inner,
+        id,
+        Loaded {
+            record,
+            workflow,
+            // Its first step was committed just now: nothing of it has run.
+            origin: super::execute::Origin::Committed,
+        },
+    );
 }

@@ -1,5 +1,11 @@
 //! Runs one activity call under its retry policy: attempts, exponential backoff through the
 //! engine's clock, non-retryable errors, per-attempt timeouts, and panics turned into failures.
+//!
+//! Attempts are durable: the first rides on the commit of the step that asked for the activity,
+//! and each later one is committed (`attempt/<id>\0`, see [`record::AttemptRecord`]) before it
+//! starts. An engine that recovers the activity pending from storage counts the stored attempt
+//! as spent (it may have been cut off by a crash) and goes on with the next, so `max_attempts`
+//! holds however often the process dies during an attempt.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -14,6 +20,10 @@ use crate::codec::Payload;
 
 use super::clock::Clock;
 use super::core::Inner;
+use super::error::EngineError;
+use super::record::{self, AttemptRecord, RecordStatus};
+use super::registry::StepFault;
+use crate::storage::Batch;
 
 /// Everything one activity call needs.
 pub(crate) struct Call {
@@ -28,14 +38,116 @@ pub(crate) struct Call {
     pub payload_limit: usize,
     /// The branch of a group this call runs for.
     pub branch: Option<u32>,
-    /// The engine, asked before each attempt whether it still owns the store.
+    /// The engine, asked before each attempt whether it still owns the store, and through
+    /// which each attempt after the first is committed.
     pub engine: Weak<Inner>,
+    /// The attempt to run first (see [`first_attempt`]).
+    pub first_attempt: u32,
 }
 
-/// Runs the call to its final result: success, a non-retryable error, or the last attempt's error.
-pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
+/// The attempt of `id`'s pending activity (of group branch `branch`) started last, as stored
+/// for step `step`: 1 when nothing is stored for that step (the first attempt rides on the
+/// step's commit; records written before attempts were stored read so too). A stored attempt
+/// that does not decode is a fault that parks the workflow.
+pub(crate) fn stored_attempt(
+    inner: &Inner,
+    id: &str,
+    step: u64,
+    branch: Option<u32>,
+) -> Result<Result<u32, StepFault>, EngineError> {
+    let key = record::attempt_key(id, branch);
+    let Some(bytes) = inner.storage.get(&key)? else {
+        return Ok(Ok(1));
+    };
+    Ok(match record::decode_record::<AttemptRecord>(&bytes) {
+        Ok(stored) if stored.step == step => Ok(stored.attempt.max(1)),
+        Ok(_) => Ok(1),
+        Err(e) => Err(StepFault {
+            code: "record.corrupt".into(),
+            message: format!(
+                "the attempt record `{}` does not decode ({e}); it is kept as stored",
+                String::from_utf8_lossy(&key)
+            ),
+        }),
+    })
+}
+
+/// How a runner came by the record whose activity it is about to run, which says what it knows
+/// of the attempts already started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// It committed the step that asked for the activity itself: no attempt has started.
+    Committed,
+    /// A wake in this engine read it from storage (a child its parent created, a runner that
+    /// stalled): the attempts started past the first are the stored ones.
+    Read,
+    /// The engine's recovery read it when the engine was built: the stored attempt (the first
+    /// when none is stored) may have been cut off by a crash, so it counts as spent.
+    Recovered,
+}
+
+/// The attempt a runner runs first, given where its record came from.
+pub(crate) fn first_attempt(
+    inner: &Inner,
+    id: &str,
+    step: u64,
+    branch: Option<u32>,
+    origin: Origin,
+) -> Result<Result<u32, StepFault>, EngineError> {
+    Ok(match origin {
+        Origin::Committed => Ok(1),
+        Origin::Read => stored_attempt(inner, id, step, branch)?.map(|stored| {
+            if stored > 1 {
+                stored.saturating_add(1)
+            } else {
+                1
+            }
+        }),
+        Origin::Recovered => {
+            stored_attempt(inner, id, step, branch)?.map(|spent| spent.saturating_add(1))
+        }
+    })
+}
+
+/// Commits that `attempt` of the call starts, if the workflow still waits on this step's
+/// activity. `Ok(false)` when it does not (the workflow moved on without awaiting this call,
+/// say after a cancellation): then the attempt must not run.
+async fn commit_attempt(call: &Call, attempt: u32) -> Result<bool, EngineError> {
+    let Some(inner) = call.engine.upgrade() else {
+        return Ok(false);
+    };
+    let mut batch = Batch::new();
+    batch.put(
+        record::attempt_key(&call.workflow_id, call.branch),
+        record::encode_record(&AttemptRecord {
+            step: call.step,
+            attempt,
+        })?,
+    );
+    let id = call.workflow_id.to_string();
+    let step = call.step;
+    inner
+        .commit_checked(move |view| {
+            let stored = view.workflow(&id)?;
+            let waits = stored.step == step
+                && matches!(stored.status, RecordStatus::Running | RecordStatus::Waiting);
+            Ok(waits.then_some(batch))
+        })
+        .await
+}
+
+/// Runs the call to its final result: success, a non-retryable error, or the last attempt's
+/// error. An attempt that could not be committed stops the call with the engine's error: the
+/// runner stalls, and the next one resumes from what is stored.
+pub(crate) async fn execute(call: Call) -> Result<Result<Payload, ActivityError>, EngineError> {
     let max_attempts = call.options.retry.max_attempts.max(1);
-    let mut attempt = 1;
+    let mut attempt = call.first_attempt.max(1);
+    if attempt > max_attempts {
+        return Ok(Err(ActivityError::failed(format!(
+            "attempt {} of {max_attempts} was cut off by an engine stop (a crash or a restart) and no attempts are left",
+            attempt - 1
+        ))));
+    }
     loop {
         // A deposed engine runs no further attempt: its successor runs the activity. (It stops
         // itself on finding out, which cancels and aborts this call; the error is for the
@@ -45,7 +157,10 @@ pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
             .upgrade()
             .is_some_and(|engine| engine.check_owner().is_ok());
         if !owned {
-            return Err(ActivityError::Cancelled);
+            return Ok(Err(ActivityError::Cancelled));
+        }
+        if attempt > 1 && !commit_attempt(&call, attempt).await? {
+            return Ok(Err(ActivityError::Cancelled));
         }
         let mut ctx = ActivityContext::new(
             call.workflow_id.clone(),
@@ -83,11 +198,11 @@ pub(crate) async fn execute(call: Call) -> Result<Payload, ActivityError> {
                     call.payload_limit
                 ),
             },
-            Ok(output) => return Ok(output),
+            Ok(output) => return Ok(Ok(output)),
             Err(error) => error,
         };
         if !error.is_retryable() || attempt >= max_attempts || *call.cancel.borrow() {
-            return Err(error);
+            return Ok(Err(error));
         }
         let backoff = call.options.retry.backoff_after(attempt);
         // A next attempt after the end of representable time never comes: this error is final.

@@ -9,6 +9,7 @@ use super::attributes;
 use super::clock::{from_millis, to_millis};
 use super::core::Inner;
 use super::error::EngineError;
+use super::execute;
 use super::migration;
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup};
@@ -71,6 +72,11 @@ pub enum Pending {
     Activity {
         /// The activity's name.
         name: String,
+        /// The attempt running or due next, 1-based (stored before each attempt after the
+        /// first, so it survives restarts).
+        attempt: u32,
+        /// How many attempts its retry policy allows in all.
+        max_attempts: u32,
     },
     /// A timer.
     Timer {
@@ -96,6 +102,38 @@ pub enum Pending {
         /// The child's id.
         id: String,
     },
+}
+
+/// The pending command in words, as an operator reads it: `activity shop.charge_card, attempt
+/// 2 of 5`, `timer until 2026-01-01T00:00:00Z` (ms since the Unix epoch), `signal approval`.
+impl std::fmt::Display for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Activity {
+                name,
+                attempt,
+                max_attempts,
+            } => write!(f, "activity {name}, attempt {attempt} of {max_attempts}"),
+            Pending::Timer { deadline } => {
+                write!(
+                    f,
+                    "timer until {} ms since the Unix epoch",
+                    to_millis(*deadline)
+                )
+            }
+            Pending::Signal { name } => write!(f, "signal {name}"),
+            Pending::Group {
+                race,
+                branches,
+                finished,
+            } => write!(
+                f,
+                "{} of {branches} branches, {finished} finished",
+                if *race { "race" } else { "all" }
+            ),
+            Pending::Child { id } => write!(f, "child workflow {id}"),
+        }
+    }
 }
 
 /// One workflow, as `Engine::describe` shows it.
@@ -409,8 +447,28 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
     description.signals_consumed = record.signals_consumed;
     description.created_at = from_millis(record.created_ms);
     description.updated_at = from_millis(record.updated_ms);
+    let mut attempt = 1;
+    if let Some(PendingCommand::Activity { .. }) = &record.pending {
+        match execute::stored_attempt(inner, id, record.step, None)? {
+            Ok(stored) => attempt = stored,
+            Err(fault)
+                if !description.status.is_terminal() && description.park_reason.is_none() =>
+            {
+                description.status = WorkflowStatus::Parked;
+                description.park_reason = Some(ParkReason {
+                    code: fault.code,
+                    message: fault.message,
+                });
+            }
+            Err(_) => {}
+        }
+    }
     description.pending = record.pending.as_ref().map(|pending| match pending {
-        PendingCommand::Activity { name, .. } => Pending::Activity { name: name.clone() },
+        PendingCommand::Activity { name, options, .. } => Pending::Activity {
+            name: name.clone(),
+            attempt,
+            max_attempts: options.retry.max_attempts.max(1),
+        },
         PendingCommand::Timer { deadline_ms } => Pending::Timer {
             deadline: from_millis(*deadline_ms),
         },

@@ -27,6 +27,7 @@
 //! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
 //! | `sched/<id>`, `schedx/<due ms: u64 BE><id>` | see `engine::schedule::store` | durable schedules and their fire-time index |
+//! | `attempt/<id>\0[<branch: u32 BE>]` | `[0x01][AttemptRecord]` | the activity attempt started last, when past the first (the first rides on the step's commit) |
 //!
 //! The attribute index key is `attr/`, then the attribute key and the value, each in an
 //! order-preserving, self-delimiting encoding, then the workflow id:
@@ -115,6 +116,13 @@ pub const DEADLINE_PREFIX: &[u8] = b"deadline/";
 /// workflow ends as timed out whatever it returns.
 pub const TIMEDOUT_PREFIX: &[u8] = b"timedout/";
 
+/// `attempt/<id>\0`, then a group branch's index (`u32` big-endian) for a branch: the attempt
+/// of the workflow's pending activity that was started last ([`AttemptRecord`]), written before
+/// each attempt after the first. Kept apart from the workflow record so records written before
+/// attempts were stored decode unchanged; a missing one, or one of an earlier step, reads as
+/// attempt 1.
+pub const ATTEMPT_PREFIX: &[u8] = b"attempt/";
+
 /// `upd/<id>\0<update id>`: an update's committed answer ([`UpdateResponseRecord`]), kept so
 /// a duplicate update gets the first answer.
 pub const UPDATE_RESPONSE_PREFIX: &[u8] = b"upd/";
@@ -166,6 +174,29 @@ pub struct ActivityResultRecord {
     pub step: u64,
     /// The activity's encoded output, or its final error.
     pub result: Result<Vec<u8>, crate::activity::ActivityError>,
+}
+
+/// `attempt/<id>\0` for the workflow's pending activity, `attempt/<id>\0<branch BE>` for the
+/// activity of a group's branch `branch`.
+pub fn attempt_key(id: &str, branch: Option<u32>) -> Vec<u8> {
+    let mut key = [ATTEMPT_PREFIX, id.as_bytes(), b"\0"].concat();
+    if let Some(branch) = branch {
+        key.extend_from_slice(&branch.to_be_bytes());
+    }
+    key
+}
+
+/// The attempt of a pending activity started last, stored at [`attempt_key`] (format tag
+/// `0x01`) before each attempt after the first, so `max_attempts` holds across restarts: after
+/// one, the stored attempt counts as spent and the next one runs.
+///
+/// Layout: `step: u64, attempt: u32`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The workflow step whose activity it is: a record of an earlier step is stale.
+    pub step: u64,
+    /// The attempt number, 1-based.
+    pub attempt: u32,
 }
 
 /// `review/<id>`

@@ -90,7 +90,16 @@ fn resume(inner: &Arc<Inner>, id: &str, value: &[u8]) {
     };
     let workflow = Arc::clone(workflow);
     if inner.claim(id) {
-        runner::spawn(inner, id.to_string(), Some(Loaded { record, workflow }));
+        runner::spawn(
+            inner,
+            id.to_string(),
+            Some(Loaded {
+                record,
+                workflow,
+                // An attempt of its activity may have been cut off by a crash.
+                origin: super::execute::Origin::Recovered,
+            }),
+        );
     }
 }
 

@@ -28,7 +28,7 @@ use super::composite::{self, Decided, Followup};
 use super::core::Inner;
 use super::error::EngineError;
 use super::events;
-use super::execute::{self, Call};
+use super::execute::{self, Call, Origin};
 use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
 use super::review::ReviewSnapshot;
@@ -47,6 +47,9 @@ const REVIEW_RETRIES: u32 = 1;
 pub(crate) struct Loaded {
     pub record: WorkflowRecord,
     pub workflow: Arc<dyn ErasedWorkflow>,
+    /// Whether the caller committed the record's last step itself (a start) or recovered it
+    /// from storage: what is known of the attempts of an activity it waits on.
+    pub origin: Origin,
 }
 
 /// Wakes `id`: pokes its runner, or claims it and spawns one that reads its record.
@@ -132,10 +135,11 @@ enum Decision {
 }
 
 async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(), EngineError> {
-    let (mut record, mut workflow, mut check_stored_cancel) = match loaded {
-        Some(loaded) => (loaded.record, loaded.workflow, false),
+    // Where the record came from, for the attempts of the activity it waits on.
+    let (mut record, mut workflow, mut check_stored_cancel, mut origin) = match loaded {
+        Some(loaded) => (loaded.record, loaded.workflow, false, loaded.origin),
         None => match load(inner, id)? {
-            Some(loaded) => (loaded.record, loaded.workflow, true),
+            Some(loaded) => (loaded.record, loaded.workflow, true, loaded.origin),
             None => {
                 inner.release(id);
                 return Ok(());
@@ -163,9 +167,11 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
             check_stored_cancel,
             &mut deadline,
             review.as_ref(),
+            origin,
         )
         .await?;
         check_stored_cancel = false;
+        origin = Origin::Read;
         match decision {
             Decision::Resume(resume, consumed, followup) => {
                 let stepped = advance(
@@ -181,6 +187,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                     Some(next) => {
                         record = next;
                         conflicts = 0;
+                        origin = Origin::Committed;
                     }
                     None => {
                         // A decision came first. Nothing was written or run (a step is pure,
@@ -248,6 +255,7 @@ fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
         Lookup::Found(workflow) => Ok(Some(Loaded {
             workflow: Arc::clone(workflow),
             record,
+            origin: Origin::Read,
         })),
         Lookup::UnknownType | Lookup::FingerprintMismatch { .. } => Ok(None),
     }
@@ -293,7 +301,7 @@ pub(crate) fn timeout_resume(
 }
 
 /// What resumes the workflow now, if anything. `review` is the review record as read before
-/// this, when the workflow waits at a review.
+/// this, when the workflow waits at a review. `origin` says where `record` came from.
 async fn decide(
     inner: &Arc<Inner>,
     id: &str,
@@ -301,6 +309,7 @@ async fn decide(
     check_stored_cancel: bool,
     deadline: &mut Option<u64>,
     review: Option<&ReviewSnapshot>,
+    origin: Origin,
 ) -> Result<Decision, EngineError> {
     if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
         return Ok(Decision::Done);
@@ -318,7 +327,7 @@ async fn decide(
             .with_active(id, |entry| std::mem::take(&mut entry.cancel))
             .unwrap_or(false)
             || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some());
-        let decided = composite::drive_group(inner, id, record, deadline).await?;
+        let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
         let mut decision = composite_decision(inner, id, record, decided).await?;
         if let Decision::Resume(_, _, followup) = &mut decision {
             followup.keep_cancel |= cancel;
@@ -461,6 +470,14 @@ async fn decide(
                 .await?;
                 return Ok(Decision::Done);
             };
+            let first_attempt = match execute::first_attempt(inner, id, record.step, None, origin)?
+            {
+                Ok(attempt) => attempt,
+                Err(fault) => {
+                    park(inner, id, record, fault).await?;
+                    return Ok(Decision::Done);
+                }
+            };
             let (cancel_tx, cancel_rx) = watch::channel(false);
             let wake = inner
                 .with_active(id, |entry| {
@@ -480,15 +497,19 @@ async fn decide(
                 payload_limit: inner.payload_limit,
                 branch: None,
                 engine: Arc::downgrade(inner),
+                first_attempt,
             };
             let mut task = tokio::spawn(execute::execute(call));
             inner.add_task(id, task.abort_handle());
             let outcome = loop {
                 tokio::select! {
                     joined = &mut task => {
-                        break joined.unwrap_or_else(|e| {
-                            Err(crate::activity::ActivityError::failed(format!("activity task failed: {e}")))
-                        });
+                        break match joined {
+                            Ok(ended) => ended?,
+                            Err(e) => Err(crate::activity::ActivityError::failed(format!(
+                                "activity task failed: {e}"
+                            ))),
+                        };
                     }
                     () = wake.notified() => {
                         let cancelled = inner
@@ -538,7 +559,7 @@ async fn decide(
             composite_decision(inner, id, record, composite::decide_child(inner, child_id)?).await
         }
         Some(PendingCommand::Group { .. }) => {
-            let decided = composite::drive_group(inner, id, record, deadline).await?;
+            let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
             composite_decision(inner, id, record, decided).await
         }
     }
@@ -783,6 +804,21 @@ pub(crate) fn transition(
     }
     if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
         batch.delete(record::timer_key(deadline_ms, id));
+    }
+    // The attempts of the activities this step resumes from are spent with it.
+    match &prev.pending {
+        Some(PendingCommand::Activity { .. }) => {
+            batch.delete(record::attempt_key(id, None));
+        }
+        Some(PendingCommand::Group { branches, .. }) => {
+            for (index, branch) in branches.iter().enumerate() {
+                if matches!(branch.pending, PendingCommand::Activity { .. }) {
+                    let index = u32::try_from(index).unwrap_or(u32::MAX);
+                    batch.delete(record::attempt_key(id, Some(index)));
+                }
+            }
+        }
+        _ => {}
     }
     let finished = |next: &mut WorkflowRecord, status, outcome| {
         next.status = status;
