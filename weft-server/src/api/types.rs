@@ -288,6 +288,10 @@ pub enum PendingView {
     Activity {
         /// The activity's name.
         name: String,
+        /// The attempt running or due next, 1-based (durable across restarts).
+        attempt: u32,
+        /// How many attempts its retry policy allows in all.
+        max_attempts: u32,
     },
     /// A timer.
     Timer {
@@ -318,7 +322,15 @@ pub enum PendingView {
 impl From<&Pending> for PendingView {
     fn from(pending: &Pending) -> Self {
         match pending {
-            Pending::Activity { name } => PendingView::Activity { name: name.clone() },
+            Pending::Activity {
+                name,
+                attempt,
+                max_attempts,
+            } => PendingView::Activity {
+                name: name.clone(),
+                attempt: *attempt,
+                max_attempts: *max_attempts,
+            },
             Pending::Timer { deadline } => PendingView::Timer {
                 deadline_ms: millis(*deadline),
             },
@@ -338,10 +350,14 @@ impl From<&Pending> for PendingView {
 }
 
 impl PendingView {
-    /// The pending command in words: `waiting on activity shop.charge_card`.
+    /// The pending command in words: `waiting on activity shop.charge_card, attempt 2 of 5`.
     pub fn words(&self, now: SystemTime) -> String {
         match self {
-            PendingView::Activity { name } => format!("waiting on activity {name}"),
+            PendingView::Activity {
+                name,
+                attempt,
+                max_attempts,
+            } => format!("waiting on activity {name}, attempt {attempt} of {max_attempts}"),
             PendingView::Timer { deadline_ms } => {
                 let left = millis(now).saturating_sub(*deadline_ms).saturating_neg();
                 if left > 0 {
@@ -580,10 +596,12 @@ mod tests {
         let now = from_millis(1_000_000);
         assert_eq!(
             PendingView::Activity {
-                name: "shop.charge_card".into()
+                name: "shop.charge_card".into(),
+                attempt: 2,
+                max_attempts: 5,
             }
             .words(now),
-            "waiting on activity shop.charge_card"
+            "waiting on activity shop.charge_card, attempt 2 of 5"
         );
         assert_eq!(
             PendingView::Timer {
