@@ -249,7 +249,10 @@ pub async fn notify_customer(
 }
 
 /// Takes a line's items off the shelf.
-#[activity(name = "warehouse.pick_items")]
+///
+/// Lines are packed side by side, so a crash cuts off the attempts of every line in flight;
+/// like `check_stock`, it has room for that.
+#[activity(name = "warehouse.pick_items", max_attempts = 10)]
 pub async fn pick_items(
     ctx: ActivityContext,
     request: PackRequest,
@@ -270,7 +273,10 @@ pub async fn pick_items(
 }
 
 /// Packs the picked items and prints the carrier label.
-#[activity(name = "warehouse.print_label")]
+///
+/// Lines are packed side by side, so a crash cuts off the attempts of every line in flight;
+/// like `check_stock`, it has room for that.
+#[activity(name = "warehouse.print_label", max_attempts = 10)]
 pub async fn print_label(ctx: ActivityContext, picked: Picked) -> Result<Parcel, ActivityError> {
     let warehouse = warehouse(&ctx)?;
     let label = format!("LBL{:08}", fnv1a(&ctx.idempotency_key()) % 100_000_000);

@@ -207,7 +207,7 @@ pub(crate) async fn execute(call: Call) -> Result<Result<Payload, ActivityError>
         let backoff = call.options.retry.backoff_after(attempt);
         // A next attempt after the end of representable time never comes: this error is final.
         let Some(next_attempt) = call.clock.now().checked_add(backoff) else {
-            return Err(error);
+            return Ok(Err(error));
         };
         call.clock.sleep_until(next_attempt).await;
         attempt += 1;
