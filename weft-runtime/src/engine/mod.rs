@@ -263,6 +263,28 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Runs a storage read on tokio's blocking pool, off the async worker threads: a listing or a
+/// count may read thousands of records, which would stall every task sharing the worker (on a
+/// `current_thread` runtime, all of them). Dropping the returned future leaves the read to
+/// finish unobserved; it writes nothing.
+async fn read_blocking<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    read: impl FnOnce(&Inner) -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    let inner = Arc::clone(inner);
+    match tokio::task::spawn_blocking(move || read(&inner)).await {
+        Ok(result) => result,
+        Err(join) => Err(EngineError::Panicked {
+            what: "a storage read".to_string(),
+            message: if join.is_panic() {
+                crate::contain::message(&*join.into_panic())
+            } else {
+                "it was cancelled".to_string()
+            },
+        }),
+    }
+}
+
 fn validate_id(id: &str) -> Result<(), EngineError> {
     let reason = if id.is_empty() {
         "it is empty"
@@ -809,7 +831,8 @@ impl Engine {
     /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn describe(&self, id: &str) -> Result<WorkflowDescription, EngineError> {
         self.inner.check_live()?;
-        query::describe(&self.inner, id)
+        let id = id.to_string();
+        read_blocking(&self.inner, move |inner| query::describe(inner, &id)).await
     }
 
     /// Workflows matching `filter`, in id order, `page_size` (at least 1) at a time. Pass the
@@ -832,7 +855,12 @@ impl Engine {
         page_token: Option<&str>,
     ) -> Result<ListPage, EngineError> {
         self.inner.check_live()?;
-        query::list(&self.inner, filter, page_size, page_token)
+        let filter = filter.clone();
+        let page_token = page_token.map(str::to_string);
+        read_blocking(&self.inner, move |inner| {
+            query::list(inner, &filter, page_size, page_token.as_deref())
+        })
+        .await
     }
 
     /// How many workflows matching `filter` fall in each group of `group_by` (a status, a type
@@ -858,7 +886,11 @@ impl Engine {
         group_by: GroupBy,
     ) -> Result<Vec<(String, u64)>, EngineError> {
         self.inner.check_live()?;
-        query::count(&self.inner, filter, &group_by)
+        let filter = filter.clone();
+        read_blocking(&self.inner, move |inner| {
+            query::count(inner, &filter, &group_by)
+        })
+        .await
     }
 
     /// The current state of workflow `id`, decoded as `W::State` (for tests and tooling).
