@@ -11,12 +11,15 @@ use engine_support::*;
 use weft_runtime::engine::{Engine, GroupBy, ListFilter};
 use weft_runtime::storage::{Batch, Condition, Entry, MemoryStorage, Storage, StorageError};
 
+/// The key prefix whose next scan waits, and what releases it.
+type Gate = (&'static [u8], mpsc::Receiver<()>);
+
 /// Memory storage whose next scan under a chosen prefix, once armed, blocks its thread until
 /// released (or until a bound passes, which the test reports as the stall it guards against).
 #[derive(Clone, Default)]
 struct Gated {
     inner: MemoryStorage,
-    gate: Arc<Mutex<Option<(&'static [u8], mpsc::Receiver<()>)>>>,
+    gate: Arc<Mutex<Option<Gate>>>,
     scanning: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
 }
