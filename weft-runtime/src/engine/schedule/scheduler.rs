@@ -349,13 +349,17 @@ pub(in crate::engine) async fn serve(inner: Weak<Inner>, owner: Weak<Owner>) {
             };
             (Arc::clone(&inner.clock), next, wake)
         };
-        let sleep = clock.sleep_until(next.map_or_else(
-            || crate::engine::clock::later(clock.now(), Duration::MAX),
-            from_millis,
-        ));
-        tokio::select! {
-            () = sleep => {}
-            () = wake => {}
+        // With nothing due, wait for a change alone: a sleeper on the clock would show a
+        // virtual clock a deadline to jump to, and a test kit that skips time would never see
+        // the engine settle.
+        match next {
+            Some(next) => {
+                tokio::select! {
+                    () = clock.sleep_until(from_millis(next)) => {}
+                    () = wake => {}
+                }
+            }
+            None => wake.await,
         }
     }
 }
