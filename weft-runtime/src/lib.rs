@@ -14,6 +14,7 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod group;
+pub mod interface;
 pub mod migration;
 pub mod query;
 pub mod review;
@@ -41,11 +42,12 @@ pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
     Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, OverlapPolicy,
     PendingReview, RetentionPolicy, ReviewFilter, ScheduleDescription, ScheduleError, ScheduleRun,
-    ScheduleSpec, ScheduleSummary, SignalWithStart, StartOptions, SweepReport, Trigger,
-    UpdateOptions, WorkflowHandle, WorkflowStatus,
+    ScheduleSpec, ScheduleSummary, SignalOptions, SignalWithStart, StartOptions, SweepReport,
+    Trigger, UpdateOptions, WorkflowHandle, WorkflowStatus, WorkflowType,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};
+pub use interface::Interface;
 pub use migration::MigrationError;
 pub use query::Query;
 pub use review::{Decision, ReviewOutcome, ReviewRequest};

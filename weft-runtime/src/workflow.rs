@@ -17,6 +17,7 @@ use crate::child::{ChildError, ParentClosePolicy};
 use crate::codec::{CodecError, Payload};
 use crate::context::WorkflowContext;
 use crate::group::GroupShape;
+use crate::interface::Interface;
 
 /// A durable workflow: implemented by `#[workflow]` on an `async fn`.
 #[diagnostic::on_unimplemented(
@@ -57,6 +58,14 @@ pub trait Workflow: Send + Sync + 'static {
 
     /// Declares the activities this workflow runs, so registering the workflow registers them.
     fn activities(set: &mut ActivitySet);
+
+    /// Declares what the workflow accepts and returns for calls by name: the signals and
+    /// updates it waits for and, where its types have them, their JSON Schemas. `#[workflow]`
+    /// writes it from the workflow's durable calls; by default nothing is declared, and
+    /// `Engine::signal_by_name` and `Engine::update_by_name` refuse every name.
+    fn interface(interface: &mut Interface) {
+        let _ = interface;
+    }
 }
 
 /// What a step function returns.

@@ -300,6 +300,21 @@ fn attempt_record_and_keys() {
 }
 
 #[test]
+fn signal_id_record_and_key() {
+    golden(
+        "signal_id",
+        &record::SignalIdRecord {
+            accepted_ms: 1_893_456_004_000,
+        },
+    );
+    let key = golden_bytes("signal_id_key", &record::signal_id_key("wf-1", "hook-7"));
+    assert_eq!(key, b"sigid/wf-1\0hook-7");
+    assert!(key.starts_with(&record::signal_id_prefix("wf-1")));
+    // Not inside any workflow's signal queue, whose keys all start `sig/`.
+    assert!(!key.starts_with(record::SIGNAL_PREFIX));
+}
+
+#[test]
 fn live_index_key_and_marker() {
     assert_eq!(record::live_key("wf-1"), b"live/wf-1");
     assert_eq!(record::LIVE_INDEX_KEY, b"meta/live-index");

@@ -283,6 +283,13 @@ impl<'a> Generator<'a> {
             .filter(|activity| seen.insert(quote!(#activity).to_string()))
             .map(|activity| quote_spanned!(activity_span(&activity)=> set.add(#activity);))
             .collect();
+        let interface = super::interface::interface_fn(
+            (0..self.lowered.awaits).map(|k| &self.awaits[&k].op),
+            ctx,
+            &input_ty,
+            output,
+            error,
+        );
         let body_fn = Ident::new("__weft_body", Span::mixed_site());
         let st = Ident::new("__weft_state", Span::mixed_site());
         let fp_lit = syn::LitInt::new(&format!("{fingerprint:#018x}"), Span::call_site());
@@ -327,6 +334,8 @@ impl<'a> Generator<'a> {
                 fn activities(set: &mut ::weft_runtime::__private::ActivitySet) {
                     #(#activities)*
                 }
+
+                #interface
             }
 
             impl ::core::fmt::Debug for #state {

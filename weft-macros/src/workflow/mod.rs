@@ -5,10 +5,12 @@
 //! hoists awaits out of expressions, resolves names ([`resolve`]) and works out types
 //! ([`types`]) into structured nodes ([`ir`]); [`liveness`] finds what each await must save and
 //! asks for the types it cannot tell, in the form [`hint`] fits to where each binding stands;
-//! [`codegen`] writes the expansion. Errors of all stages are collected and reported together.
+//! [`codegen`] writes the expansion, with [`interface`] for what it accepts by name. Errors of
+//! all stages are collected and reported together.
 
 mod codegen;
 mod hint;
+mod interface;
 mod ir;
 mod liveness;
 mod lower;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,7 +26,7 @@ use super::retention::{self, RetentionPolicy};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
-use super::{Engine, live_index, recovery, retry, schedule, visibility};
+use super::{Engine, live_index, recovery, retry, schedule, signal_ids, visibility};
 
 /// The default payload limit: 1 MiB.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
@@ -39,6 +40,7 @@ pub struct EngineBuilder {
     queries: Vec<ErasedQuery>,
     resources: Resources,
     payload_limit: usize,
+    signal_id_window: Duration,
     recover: bool,
     clock: Arc<dyn Clock>,
     retention: Option<RetentionPolicy>,
@@ -54,6 +56,7 @@ impl EngineBuilder {
             queries: Vec::new(),
             resources: Resources::default(),
             payload_limit: DEFAULT_PAYLOAD_LIMIT,
+            signal_id_window: signal_ids::DEFAULT_SIGNAL_ID_WINDOW,
             recover: true,
             clock: Arc::new(SystemClock),
             retention: None,
@@ -142,6 +145,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a caller's signal id (`SignalOptions::signal_id`) is remembered: a signal with
+    /// the same id to the same workflow within this window, measured on the engine's clock
+    /// from the first one's acceptance, is not queued again. Default: one day.
+    pub fn signal_id_window(mut self, window: Duration) -> Self {
+        self.signal_id_window = window;
+        self
+    }
+
     /// Whether `build` resumes in-flight workflows (default `true`).
     pub fn recover(mut self, recover: bool) -> Self {
         self.recover = recover;
@@ -199,6 +210,7 @@ impl EngineBuilder {
             resources: self.resources,
             clock: Arc::clone(&self.clock),
             payload_limit: self.payload_limit,
+            signal_id_window: self.signal_id_window,
             epoch,
             writer_tx,
             writer_done: Mutex::new(Some(done_rx)),

@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub resources: Resources,
     pub clock: Arc<dyn Clock>,
     pub payload_limit: usize,
+    /// How long a caller's signal id is remembered (see `signal_ids`).
+    pub signal_id_window: std::time::Duration,
     pub epoch: u64,
     pub writer_tx: mpsc::UnboundedSender<WriteOp>,
     pub writer_done: Mutex<Option<oneshot::Receiver<()>>>,

@@ -235,6 +235,57 @@ pub enum EngineError {
         /// The workflow.
         id: String,
     },
+    /// No workflow type of this name is registered (a call by name).
+    #[error(
+        "no workflow type named `{workflow}` is registered with this engine (registered: {registered:?}); check the name, or register the workflow with `EngineBuilder::register`"
+    )]
+    UnknownWorkflowType {
+        /// The name asked for.
+        workflow: String,
+        /// The names that are registered.
+        registered: Vec<String>,
+    },
+    /// The workflow does not wait for a signal of this name (a call by name), so its JSON
+    /// cannot be decoded.
+    #[error(
+        "workflow `{id}` (`{workflow}`) accepts no signal named `{signal}` (it accepts: {accepted:?})"
+    )]
+    UnknownSignal {
+        /// The workflow's id.
+        id: String,
+        /// The workflow's type name.
+        workflow: String,
+        /// The signal name asked for.
+        signal: String,
+        /// The signal names the workflow's code waits for.
+        accepted: Vec<String>,
+    },
+    /// The workflow does not wait for an update of this name (a call by name).
+    #[error(
+        "workflow `{id}` (`{workflow}`) accepts no update named `{update}` (it accepts: {accepted:?})"
+    )]
+    UnknownUpdate {
+        /// The workflow's id.
+        id: String,
+        /// The workflow's type name.
+        workflow: String,
+        /// The update name asked for.
+        update: String,
+        /// The update names the workflow's code waits for.
+        accepted: Vec<String>,
+    },
+    /// JSON given to a call by name does not fit the Rust type it stands for.
+    #[error("{what} does not fit `{type_name}` at `{path}`: {message}")]
+    InvalidJson {
+        /// What the JSON was for: "the input of workflow `checkout`", "signal `Approval`", ...
+        what: String,
+        /// The Rust type expected.
+        type_name: String,
+        /// serde's path to the bad value (`.` for the whole value, `items[2].price` for a field).
+        path: String,
+        /// What serde reported.
+        message: String,
+    },
     /// A runner's transition out of a review was refused twice in a row because the review
     /// record changed under it. Only a decision changes it, once, so this means something else
     /// writes the record: an engine bug.
@@ -311,6 +362,10 @@ impl EngineError {
             EngineError::Panicked { .. } => "engine.panicked",
             EngineError::NotParked { .. } => "engine.not_parked",
             EngineError::Backup(e) => e.code(),
+            EngineError::UnknownWorkflowType { .. } => "engine.unknown_workflow_type",
+            EngineError::UnknownSignal { .. } => "engine.unknown_signal",
+            EngineError::UnknownUpdate { .. } => "engine.unknown_update",
+            EngineError::InvalidJson { .. } => "engine.invalid_json",
         }
     }
 }
@@ -388,6 +443,10 @@ impl EngineError {
             | EngineError::InvalidId { .. }
             | EngineError::PayloadTooLarge { .. }
             | EngineError::UnknownQuery { .. }
+            | EngineError::UnknownWorkflowType { .. }
+            | EngineError::UnknownSignal { .. }
+            | EngineError::UnknownUpdate { .. }
+            | EngineError::InvalidJson { .. }
             | EngineError::InvalidPageToken
             | EngineError::Codec(_) => ErrorKind::InvalidInput,
             EngineError::MissingActivity { .. }

@@ -41,6 +41,7 @@
 mod attributes;
 mod backup;
 pub mod builder;
+mod by_name;
 pub mod clock;
 mod composite;
 mod core;
@@ -61,23 +62,26 @@ mod retry;
 mod review;
 mod runner;
 pub mod schedule;
+mod signal_ids;
 mod tasks;
 mod timers;
 mod update;
 mod views;
 mod visibility;
+mod words;
 mod writer;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::codec;
+use crate::codec::{self, Payload};
 use crate::signal::Signal;
 use crate::storage::{Batch, Storage};
 use crate::workflow::{Resume, Workflow};
 
 pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
+pub use by_name::{SignalType, UpdateType, WorkflowType};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, ErrorKind};
 pub use events::StepEvent;
@@ -91,12 +95,14 @@ pub use schedule::{
     OverlapPolicy, ScheduleDescription, ScheduleError, ScheduleRun, ScheduleSpec, ScheduleSummary,
     Trigger,
 };
+pub use signal_ids::{DEFAULT_SIGNAL_ID_WINDOW, SignalOptions};
 pub use update::UpdateOptions;
 
 use self::core::Inner;
 use clock::to_millis;
 use effects::{Effect, Launch};
 use record::{Outcome, RecordStatus, ResumeKind, WorkflowRecord};
+use registry::ErasedWorkflow;
 use writer::{Created, Signalled};
 
 /// The longest workflow id accepted, in bytes.
@@ -285,6 +291,22 @@ async fn read_blocking<T: Send + 'static>(
     }
 }
 
+/// What runs new workflow `id` once its creation is durable: the effect the writer runs when it
+/// accepts the create.
+fn launch_effect(
+    workflow: &Arc<dyn ErasedWorkflow>,
+    id: &str,
+    record: WorkflowRecord,
+    deadline_ms: Option<u64>,
+) -> Vec<Effect> {
+    vec![Effect::Launch(Box::new(Launch {
+        id: id.to_string(),
+        record,
+        workflow: Arc::clone(workflow),
+        deadline_ms,
+    }))]
+}
+
 fn validate_id(id: &str) -> Result<(), EngineError> {
     let reason = if id.is_empty() {
         "it is empty"
@@ -426,35 +448,59 @@ impl Engine {
         input: W::Input,
         options: StartOptions,
     ) -> Result<WorkflowHandle<W>, EngineError> {
-        let inner = &self.inner;
-        inner.check_live()?;
-        if !inner.registry.has::<W>() {
-            return Err(EngineError::NotRegistered {
+        let workflow = self.registered::<W>()?;
+        let id = self
+            .start_encoded(&workflow, codec::encode(&input)?, options)
+            .await?;
+        Ok(self.handle(&id))
+    }
+
+    /// The registered code of `W`, or `NotRegistered`.
+    fn registered<W: Workflow>(&self) -> Result<Arc<dyn ErasedWorkflow>, EngineError> {
+        match self
+            .inner
+            .registry
+            .lookup(W::NAME, W::VERSION, W::FINGERPRINT)
+        {
+            registry::Lookup::Found(workflow) => Ok(Arc::clone(workflow)),
+            _ => Err(EngineError::NotRegistered {
                 workflow: W::NAME.to_string(),
                 version: W::VERSION,
-            });
+            }),
         }
-        let encoded_input = codec::encode(&input)?;
-        inner.check_size("the workflow input", &encoded_input)?;
+    }
+
+    /// Starts `workflow` with its encoded input: the one start path, typed and by name. Returns
+    /// the workflow's id (the existing one, for a repeated idempotency key).
+    pub(crate) async fn start_encoded(
+        &self,
+        workflow: &Arc<dyn ErasedWorkflow>,
+        input: Payload,
+        options: StartOptions,
+    ) -> Result<String, EngineError> {
+        let inner = &self.inner;
+        inner.check_live()?;
+        inner.check_size("the workflow input", &input)?;
         if let Some(key) = &options.idempotency_key {
             validate_id(key)?;
         }
-        let mut input = Some(input);
         loop {
             let generated = options.id.is_none();
             let id = match &options.id {
                 Some(id) => id.clone(),
-                None => format!("{}-{}-{}", W::NAME, inner.epoch, inner.next_id_seq()?),
+                None => format!(
+                    "{}-{}-{}",
+                    workflow.name(),
+                    inner.epoch,
+                    inner.next_id_seq()?
+                ),
             };
             validate_id(&id)?;
-            let input = match input.take() {
-                Some(input) => input,
-                None => codec::decode(&encoded_input)?,
-            };
             match self
-                .start_once::<W>(
+                .start_once(
+                    workflow,
                     id,
-                    input,
+                    &input,
                     options.idempotency_key.clone(),
                     options.execution_timeout,
                 )
@@ -467,41 +513,47 @@ impl Engine {
         }
     }
 
-    async fn start_once<W: Workflow>(
+    async fn start_once(
         &self,
+        workflow: &Arc<dyn ErasedWorkflow>,
         id: String,
-        input: W::Input,
+        input: &[u8],
         idempotency_key: Option<String>,
         execution_timeout: Option<std::time::Duration>,
-    ) -> Result<WorkflowHandle<W>, EngineError> {
+    ) -> Result<String, EngineError> {
         let inner = &self.inner;
-        let (record, batch, deadline_ms) =
-            self.prepare_start::<W>(&id, input, idempotency_key.clone(), execution_timeout)?;
+        let (record, batch, deadline_ms) = self.prepare_start(
+            workflow,
+            &id,
+            input,
+            idempotency_key.clone(),
+            execution_timeout,
+        )?;
         // Run by the writer if, and only if, it accepts this create: of concurrent starts of one
         // id, the one whose create it accepted runs the workflow, whoever waits for what.
-        let launch = self.launch_effect::<W>(&id, record, deadline_ms)?;
+        let launch = launch_effect(workflow, &id, record, deadline_ms);
         match inner
             .create(id.clone(), idempotency_key, batch, launch)
             .await?
         {
-            Created::New => Ok(self.handle(&id)),
+            Created::New => Ok(id),
             // The writer woke it, in case the start that created it never set it running.
             Created::Existing(existing) => {
                 let record = match inner.read_record(&existing) {
                     Ok(record) => record,
                     // Purged by retention, which keeps the key for its window: the retry is
                     // answered with the run the key started, not started again.
-                    Err(EngineError::NotFound { .. }) => return Ok(self.handle(&existing)),
+                    Err(EngineError::NotFound { .. }) => return Ok(existing),
                     Err(e) => return Err(e),
                 };
-                if record.workflow_type != W::NAME {
+                if record.workflow_type != workflow.name() {
                     return Err(EngineError::WrongType {
                         id: existing,
-                        expected: W::NAME.to_string(),
+                        expected: workflow.name().to_string(),
                         found: record.workflow_type,
                     });
                 }
-                Ok(self.handle(&existing))
+                Ok(existing)
             }
             Created::IdTaken => Err(EngineError::AlreadyExists { id }),
         }
@@ -510,10 +562,11 @@ impl Engine {
     /// Runs the first step of a new workflow `id` and builds the batch that creates it: its
     /// record, attributes, idempotency key and deadline. Returns the record, the batch and the
     /// deadline to arm.
-    fn prepare_start<W: Workflow>(
+    fn prepare_start(
         &self,
+        workflow: &Arc<dyn ErasedWorkflow>,
         id: &str,
-        input: W::Input,
+        input: &[u8],
         idempotency_key: Option<String>,
         execution_timeout: Option<std::time::Duration>,
     ) -> Result<(WorkflowRecord, Batch, Option<u64>), EngineError> {
@@ -521,13 +574,26 @@ impl Engine {
         let id = id.to_string();
         let now = inner.clock.now();
         let deadline_ms = execution_timeout.map(|timeout| clock::deadline_ms(now, timeout));
-        let initial = W::start(input);
-        let initial_bytes = codec::encode(&initial)?;
+        let initial_bytes = workflow.start(input).map_err(|fault| {
+            if fault.code == "workflow.panicked" {
+                EngineError::Panicked {
+                    what: format!("the start of workflow `{}`", workflow.name()),
+                    message: fault.message,
+                }
+            } else {
+                EngineError::Codec(crate::codec::CodecError::Decode {
+                    type_name: "the workflow input",
+                    reason: fault.message,
+                })
+            }
+        })?;
         inner.check_size("the workflow state", &initial_bytes)?;
+        let mut ctx = crate::context::WorkflowContext::new(id.clone(), 0, now);
+        let stepped = workflow.step(&mut ctx, &initial_bytes, Resume::Start);
         let created = WorkflowRecord {
-            workflow_type: W::NAME.to_string(),
-            version: W::VERSION,
-            fingerprint: W::FINGERPRINT,
+            workflow_type: workflow.name().to_string(),
+            version: workflow.version(),
+            fingerprint: workflow.fingerprint(),
             status: RecordStatus::Running,
             step: 0,
             state: Some(initial_bytes),
@@ -539,8 +605,6 @@ impl Engine {
             last_resume: None,
             signals_consumed: 0,
         };
-        let mut ctx = crate::context::WorkflowContext::new(id.clone(), 0, now);
-        let stepped = registry::step_typed::<W>(&mut ctx, initial, Resume::Start);
         let (record, mut batch) = runner::transition(
             inner,
             &id,
@@ -571,32 +635,6 @@ impl Engine {
         Ok((record, batch, deadline_ms))
     }
 
-    /// What runs a new workflow `id` of type `W` once its creation is durable: the effect the
-    /// writer runs when it accepts the create.
-    fn launch_effect<W: Workflow>(
-        &self,
-        id: &str,
-        record: WorkflowRecord,
-        deadline_ms: Option<u64>,
-    ) -> Result<Vec<Effect>, EngineError> {
-        let registry::Lookup::Found(workflow) =
-            self.inner
-                .registry
-                .lookup(W::NAME, W::VERSION, W::FINGERPRINT)
-        else {
-            return Err(EngineError::NotRegistered {
-                workflow: W::NAME.to_string(),
-                version: W::VERSION,
-            });
-        };
-        Ok(vec![Effect::Launch(Box::new(Launch {
-            id: id.to_string(),
-            record,
-            workflow: Arc::clone(workflow),
-            deadline_ms,
-        }))])
-    }
-
     /// A typed handle to an existing workflow (not checked until used).
     pub fn handle<W: Workflow>(&self, id: &str) -> WorkflowHandle<W> {
         WorkflowHandle {
@@ -616,6 +654,20 @@ impl Engine {
         &self,
         id: &str,
     ) -> Result<Result<W::Output, W::Error>, EngineError> {
+        match self.finished(id, Some(W::NAME)).await? {
+            (_, Ok(payload)) => Ok(Ok(runner::decode_payload(&payload)?)),
+            (_, Err(payload)) => Ok(Err(runner::decode_payload(&payload)?)),
+        }
+    }
+
+    /// Waits until workflow `id` finishes (checking, when `expected_type` is given, that it is of
+    /// that type), and returns its record with the encoded output (`Ok`) or error (`Err`). The one
+    /// wait for a result, typed and by name.
+    pub(crate) async fn finished(
+        &self,
+        id: &str,
+        expected_type: Option<&str>,
+    ) -> Result<(WorkflowRecord, Result<Payload, Payload>), EngineError> {
         let inner = &self.inner;
         loop {
             let waiter = inner.wait_for(id)?;
@@ -630,21 +682,19 @@ impl Engine {
                     message: reason.message,
                 });
             }
-            if let Some(record) = inspected.record {
-                if record.workflow_type != W::NAME {
+            if let Some(mut record) = inspected.record {
+                if let Some(expected) = expected_type
+                    && record.workflow_type != expected
+                {
                     return Err(EngineError::WrongType {
                         id: id.to_string(),
-                        expected: W::NAME.to_string(),
+                        expected: expected.to_string(),
                         found: record.workflow_type,
                     });
                 }
-                match record.outcome {
-                    Some(Outcome::Output(payload)) => {
-                        return Ok(Ok(runner::decode_payload(&payload)?));
-                    }
-                    Some(Outcome::Error { payload, .. }) => {
-                        return Ok(Err(runner::decode_payload(&payload)?));
-                    }
+                match record.outcome.take() {
+                    Some(Outcome::Output(payload)) => return Ok((record, Ok(payload))),
+                    Some(Outcome::Error { payload, .. }) => return Ok((record, Err(payload))),
                     Some(Outcome::Cancelled) => {
                         return Err(EngineError::Cancelled { id: id.to_string() });
                     }
@@ -679,22 +729,74 @@ impl Engine {
     /// wakes the workflow once it is durable. A caller that never saw the answer cannot tell
     /// whether it was accepted, so sending it again may deliver it twice.
     pub async fn signal<S: Signal>(&self, id: &str, value: S) -> Result<(), EngineError> {
+        self.signal_with(id, value, SignalOptions::default()).await
+    }
+
+    /// [`Engine::signal`] with options: with a `signal_id`, a signal repeated with the same id
+    /// (a retried webhook, say) is queued once and every call answers as the first did, also
+    /// when the repeats are concurrent, come after a restart, or come after the workflow has
+    /// finished (see [`SignalOptions`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::signal`] (`NotFound`, `Finished`, `PayloadTooLarge`, ...), and `InvalidId`
+    /// for a signal id that is empty, longer than 256 bytes or holds a NUL. A repeat of an
+    /// accepted id is not an error.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Engine::signal`], and with a signal id a caller that did not see the answer can
+    /// simply send again: the signal and its id are committed together, so it is queued at most
+    /// once.
+    pub async fn signal_with<S: Signal>(
+        &self,
+        id: &str,
+        value: S,
+        options: SignalOptions,
+    ) -> Result<(), EngineError> {
+        self.send_signal(id, S::NAME, codec::encode(&value)?, options)
+            .await
+    }
+
+    /// Queues the encoded signal `name` for workflow `id`, and has the engine wake it once that
+    /// is durable: the one signal path, typed and by name.
+    pub(crate) async fn send_signal(
+        &self,
+        id: &str,
+        name: &str,
+        payload: Payload,
+        options: SignalOptions,
+    ) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
-        let payload = codec::encode(&value)?;
         inner.check_size("the signal", &payload)?;
+        if let Some(signal_id) = &options.signal_id {
+            validate_id(signal_id)?;
+        }
+        let now_ms = to_millis(inner.clock.now());
         let signal = record::SignalRecord {
-            name: S::NAME.to_string(),
+            name: name.to_string(),
             payload,
-            sent_ms: to_millis(inner.clock.now()),
+            sent_ms: now_ms,
         };
         let key = record::signal_key(id, inner.epoch, inner.next_signal_seq()?);
         let mut batch = Batch::new();
         batch.put(key, record::encode_record(&signal)?);
+        if let Some(signal_id) = &options.signal_id {
+            signal_ids::remember(&mut batch, id, signal_id, now_ms)?;
+        }
         let owned_id = id.to_string();
+        let window = inner.signal_id_window;
         inner
             .commit_checked_then(
                 move |view| {
+                    // A repeat answers as the first call did, whatever happened since, and
+                    // wakes nothing.
+                    if let Some(signal_id) = &options.signal_id
+                        && signal_ids::seen(view, &owned_id, signal_id, now_ms, window)?
+                    {
+                        return Ok(None);
+                    }
                     if view.workflow(&owned_id)?.status.is_terminal() {
                         return Err(EngineError::Finished { id: owned_id });
                     }
@@ -741,12 +843,7 @@ impl Engine {
     ) -> Result<SignalWithStart<W>, EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
-        if !inner.registry.has::<W>() {
-            return Err(EngineError::NotRegistered {
-                workflow: W::NAME.to_string(),
-                version: W::VERSION,
-            });
-        }
+        let workflow = self.registered::<W>()?;
         if let Some(latest) = inner.registry.latest(W::NAME)
             && latest.version() > W::VERSION
         {
@@ -770,9 +867,10 @@ impl Engine {
                 sent_ms: to_millis(inner.clock.now()),
             })?,
         );
-        let (record, start_batch, deadline_ms) = self.prepare_start::<W>(id, input, None, None)?;
+        let (record, start_batch, deadline_ms) =
+            self.prepare_start(&workflow, id, &encoded_input, None, None)?;
         // The writer launches the workflow if it starts it, or wakes it if it signals it.
-        let launch = self.launch_effect::<W>(id, record, deadline_ms)?;
+        let launch = launch_effect(&workflow, id, record, deadline_ms);
         match inner
             .signal_with_start(id.to_string(), W::NAME, start_batch, signal_batch, launch)
             .await?

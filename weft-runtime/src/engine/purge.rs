@@ -16,8 +16,9 @@ use super::visibility;
 impl Engine {
     /// Deletes finished workflow `id` and everything stored under its id: its record and result,
     /// its search attributes and their index entries, its idempotency key (which a new start may
-    /// then use again), stored update answers, a leftover review and signals, and its link to a
-    /// parent. Its children are workflows of their own and are not touched.
+    /// then use again), the signal ids it accepted, stored update answers, a leftover review and
+    /// signals, and its link to a parent. Its children are workflows of their own and are not
+    /// touched.
     ///
     /// Afterwards the id is free: `describe` and `result` answer `NotFound`, and a start may
     /// use it again. Errors with `NotFinished` for a workflow still running, waiting or parked
@@ -172,6 +173,7 @@ fn prepare_purge(
     }
     for prefix in [
         record::signal_queue_prefix(id),
+        record::signal_id_prefix(id),
         [record::UPDATE_RESPONSE_PREFIX, id.as_bytes(), b"\0"].concat(),
         [record::UPDATE_QUEUED_PREFIX, id.as_bytes(), b"\0"].concat(),
     ] {

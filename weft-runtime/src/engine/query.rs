@@ -14,6 +14,7 @@ use super::migration;
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup};
 use super::visibility;
+use super::words;
 
 /// Where a workflow is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,6 +167,12 @@ pub struct WorkflowDescription {
     pub state: Option<serde_json::Value>,
     /// What it waits on, while suspended.
     pub pending: Option<Pending>,
+    /// What it waits on, in words, while suspended: "waiting for signal `Approval` since
+    /// 2026-12-05 10:42:07 UTC" (times in UTC, from the commit that suspended it).
+    pub pending_text: Option<String>,
+    /// How many signals are queued for it and not yet consumed (updates and review decisions
+    /// not counted). A finished workflow's queue is cleared with its final step.
+    pub signals_queued: u64,
     /// The error message, when it failed.
     pub error: Option<String>,
     /// The parent workflow's id, for a child workflow.
@@ -407,7 +414,6 @@ fn not_runnable(inner: &Inner, record: &WorkflowRecord, lookup: Lookup<'_>) -> P
     }
 }
 
-/// The full description of a stored workflow.
 /// The parent of a child workflow, from its `parent/<id>` link.
 fn parent_of(inner: &Inner, id: &str) -> Result<Option<String>, EngineError> {
     Ok(inner
@@ -416,6 +422,23 @@ fn parent_of(inner: &Inner, id: &str) -> Result<Option<String>, EngineError> {
         .and_then(|bytes| String::from_utf8(bytes).ok()))
 }
 
+/// How many user signals wait in the queue of `id` (update and review queues left out).
+fn queued_signals(inner: &Inner, id: &str) -> Result<u64, EngineError> {
+    let queue = inner
+        .storage
+        .scan_prefix(&record::signal_queue_prefix(id), None, usize::MAX)?;
+    Ok(queue
+        .iter()
+        .filter(|(_, value)| {
+            record::decode_record::<record::SignalRecord>(value).is_ok_and(|signal| {
+                signal.name != crate::review::REVIEW_QUEUE
+                    && !signal.name.starts_with("weft.update/")
+            })
+        })
+        .count() as u64)
+}
+
+/// The full description of a stored workflow.
 pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, EngineError> {
     let bytes = inner
         .read_raw(id)?
@@ -434,6 +457,8 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         state_name: None,
         state: None,
         pending: None,
+        pending_text: None,
+        signals_queued: queued_signals(inner, id)?,
         error: None,
         parent: parent_of(inner, id)?,
         attributes: inspected.attributes,
@@ -482,6 +507,10 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
             id: child_id.clone(),
         },
     });
+    description.pending_text = record
+        .pending
+        .as_ref()
+        .map(|pending| words::pending(pending, record.updated_ms));
     if let Some(record::Outcome::Error { message, .. }) = &record.outcome {
         description.error = Some(message.clone());
     }

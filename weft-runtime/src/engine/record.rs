@@ -12,6 +12,7 @@
 //! | `live/<id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
 //! | `tm/<deadline ms: u64 BE><id>` | empty | timer index: a range scan finds due timers |
 //! | `sig/<id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
+//! | `sigid/<id>\0<signal id>` | `[0x01][SignalIdRecord]` | a caller's signal id was accepted: a repeat within the window is not queued again |
 //! | `idem/<key>` | `[0x01][IdempotencyRecord]` | idempotency key of a start -> workflow id |
 //! | `cancel/<id>` | `[0x01][CancelRecord]` | a durable cancellation request not yet delivered |
 //! | `cancelled/<id>` | empty | cancellation was delivered; an error after it ends the workflow as cancelled |
@@ -97,6 +98,8 @@ pub const VISIBILITY_INDEX_V1: &[u8] = &[FORMAT_V1];
 pub const TIMER_PREFIX: &[u8] = b"tm/";
 /// The prefix of signal queues.
 pub const SIGNAL_PREFIX: &[u8] = b"sig/";
+/// The prefix of caller signal ids (see [`signal_id_key`]).
+pub const SIGNAL_ID_PREFIX: &[u8] = b"sigid/";
 /// The prefix of idempotency keys.
 pub const IDEMPOTENCY_PREFIX: &[u8] = b"idem/";
 /// `idemx/<expires ms BE><key>`: an idempotency key kept after a retention purge of its
@@ -442,6 +445,17 @@ pub fn signal_key(id: &str, epoch: u64, n: u64) -> Vec<u8> {
     .concat()
 }
 
+/// `sigid/<id>\0`: the prefix of one workflow's signal ids.
+pub fn signal_id_prefix(id: &str) -> Vec<u8> {
+    [SIGNAL_ID_PREFIX, id.as_bytes(), b"\0"].concat()
+}
+
+/// `sigid/<id>\0<signal id>`: the record of a caller's signal id. Workflow ids hold no NUL, so
+/// the prefix names one workflow's ids whatever bytes the signal id holds.
+pub fn signal_id_key(id: &str, signal_id: &str) -> Vec<u8> {
+    [signal_id_prefix(id).as_slice(), signal_id.as_bytes()].concat()
+}
+
 /// `idem/<key>`
 pub fn idempotency_key(key: &str) -> Vec<u8> {
     [IDEMPOTENCY_PREFIX, key.as_bytes()].concat()
@@ -747,6 +761,17 @@ pub struct SignalRecord {
     pub payload: Vec<u8>,
     /// When it was sent, in ms since the Unix epoch.
     pub sent_ms: u64,
+}
+
+/// A caller's signal id, stored at `sigid/<id>\0<signal id>` (format tag `0x01`) in the batch
+/// that queues its signal, and deleted when its workflow is purged. Added after the first
+/// release as a new key, so stores written before it need no upgrade.
+///
+/// Layout: `accepted_ms: u64` (ms since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalIdRecord {
+    /// When the signal was accepted: the id is remembered for the engine's window from then.
+    pub accepted_ms: u64,
 }
 
 /// An idempotency key's target, stored at `idem/<key>` (format tag `0x01`).

@@ -9,6 +9,7 @@ use crate::activity::DynActivity;
 use crate::codec::{self, CodecError, Payload};
 use crate::contain;
 use crate::context::WorkflowContext;
+use crate::interface::{self, Interface, JsonError};
 use crate::workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};
 
 use super::error::EngineError;
@@ -108,6 +109,14 @@ pub(crate) trait ErasedWorkflow: Send + Sync + 'static {
         input: serde_json::Value,
         options: super::StartOptions,
     ) -> Result<StartFuture<'a>, String>;
+    /// What the workflow accepts and returns by name (see [`Workflow::interface`]).
+    fn interface(&self) -> &Interface;
+    /// JSON input in, the encoded `W::Input` out.
+    fn input_from_json(&self, json: serde_json::Value) -> Result<Payload, JsonError>;
+    /// An encoded `W::Output` rendered as JSON.
+    fn output_json(&self, output: &[u8]) -> Result<serde_json::Value, CodecError>;
+    /// An encoded `W::Error` rendered as JSON.
+    fn error_json(&self, error: &[u8]) -> Result<serde_json::Value, CodecError>;
 }
 
 /// Steps a typed state and encodes what comes out. A panic in the step (the user's code, or a
@@ -146,7 +155,11 @@ fn step_unguarded<W: Workflow>(
     }
 }
 
-struct Typed<W>(PhantomData<fn() -> W>);
+struct Typed<W> {
+    /// Collected once, at registration.
+    interface: Interface,
+    workflow: PhantomData<fn() -> W>,
+}
 
 impl<W: Workflow> ErasedWorkflow for Typed<W> {
     fn name(&self) -> &'static str {
@@ -200,11 +213,28 @@ impl<W: Workflow> ErasedWorkflow for Typed<W> {
             Ok(handle.id().to_string())
         }))
     }
+    fn interface(&self) -> &Interface {
+        &self.interface
+    }
+    fn input_from_json(&self, json: serde_json::Value) -> Result<Payload, JsonError> {
+        interface::payload_from_json::<W::Input>(json)
+    }
+    fn output_json(&self, output: &[u8]) -> Result<serde_json::Value, CodecError> {
+        interface::payload_to_json::<W::Output>(output)
+    }
+    fn error_json(&self, error: &[u8]) -> Result<serde_json::Value, CodecError> {
+        interface::payload_to_json::<W::Error>(error)
+    }
 }
 
 /// Erases a workflow type.
 pub(crate) fn erase<W: Workflow>() -> Arc<dyn ErasedWorkflow> {
-    Arc::new(Typed::<W>(PhantomData))
+    let mut interface = Interface::new();
+    W::interface(&mut interface);
+    Arc::new(Typed::<W> {
+        interface,
+        workflow: PhantomData,
+    })
 }
 
 /// Decodes a stored state and answers a query about it in JSON.
@@ -416,12 +446,31 @@ impl Registry {
             .map(|(_, workflow)| workflow)
     }
 
-    /// Whether `W` itself is registered.
-    pub(crate) fn has<W: Workflow>(&self) -> bool {
-        matches!(
-            self.lookup(W::NAME, W::VERSION, W::FINGERPRINT),
-            Lookup::Found(_)
-        )
+    /// Every registered workflow version, by name then version.
+    pub(crate) fn workflows(&self) -> Vec<&Arc<dyn ErasedWorkflow>> {
+        let mut all: Vec<_> = self.workflows.values().collect();
+        all.sort_by_key(|w| (w.name(), w.version()));
+        all
+    }
+
+    /// Every registered workflow name, sorted, once.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.workflows.keys().map(|(n, _)| n.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The names of the by-name queries of workflow `name` version `version`, sorted.
+    pub(crate) fn query_names(&self, name: &str, version: u32) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .queries
+            .keys()
+            .filter(|(n, v, _)| n == name && *v == version)
+            .map(|(_, _, query)| query.clone())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// The implementation of an activity.

@@ -10,7 +10,7 @@ use super::clock::to_millis;
 use super::effects::Effect;
 use super::record;
 use super::{Engine, EngineError, query, runner};
-use crate::codec;
+use crate::codec::{self, Payload};
 use crate::storage::Batch;
 use crate::update::{Update, UpdateReply};
 
@@ -50,12 +50,27 @@ impl Engine {
         request: U,
         options: UpdateOptions,
     ) -> Result<U::Response, EngineError> {
+        let payload = codec::encode(&(request, UpdateReply::<U>::new(options.update_id.clone())))?;
+        let answer = self.send_update(id, U::QUEUE, payload, options).await?;
+        runner::decode_payload(&answer)
+    }
+
+    /// Queues the encoded update (request and reply token) on queue `queue` of workflow `id`,
+    /// unless its update id was queued before, and waits for the encoded answer: the one update
+    /// path, typed and by name.
+    pub(crate) async fn send_update(
+        &self,
+        id: &str,
+        queue: &str,
+        payload: Payload,
+        options: UpdateOptions,
+    ) -> Result<Payload, EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
         let UpdateOptions { update_id, timeout } = options;
         let answer_key = record::update_response_key(id, &update_id);
         let queued_key = record::update_queued_key(id, &update_id);
-        if let Some(answer) = read_answer::<U>(self, &answer_key)? {
+        if let Some(answer) = read_answer(self, &answer_key)? {
             return Ok(answer);
         }
         // A record that does not decode cannot be checked for having ended, so nothing is
@@ -70,10 +85,9 @@ impl Engine {
         // call is decided by the writer: of concurrent calls with one update id, the first it
         // checks queues the update and the others find the marker and just wait.
         if inner.storage.get(&queued_key)?.is_none() {
-            let payload = codec::encode(&(request, UpdateReply::<U>::new(update_id.clone())))?;
             inner.check_size("the update", &payload)?;
             let signal = record::SignalRecord {
-                name: U::QUEUE.to_string(),
+                name: queue.to_string(),
                 payload,
                 sent_ms: to_millis(inner.clock.now()),
             };
@@ -107,7 +121,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now().checked_add(timeout);
         loop {
             let waiter = inner.wait_for(id)?;
-            if let Some(answer) = read_answer::<U>(self, &answer_key)? {
+            if let Some(answer) = read_answer(self, &answer_key)? {
                 return Ok(answer);
             }
             // Parked as stored, or as read against the registered code (an unknown type or
@@ -118,7 +132,7 @@ impl Engine {
             }
             if stored.terminal {
                 // The answer may have been committed between the two reads above.
-                if let Some(answer) = read_answer::<U>(self, &answer_key)? {
+                if let Some(answer) = read_answer(self, &answer_key)? {
                     return Ok(answer);
                 }
                 return Err(EngineError::UpdateNotAnswered {
@@ -177,8 +191,8 @@ fn inspect(engine: &Engine, id: &str) -> Result<Stored, EngineError> {
     })
 }
 
-/// The stored answer at `key`, decoded as `U::Response`.
-fn read_answer<U: Update>(engine: &Engine, key: &[u8]) -> Result<Option<U::Response>, EngineError> {
+/// The stored, encoded answer at `key`.
+fn read_answer(engine: &Engine, key: &[u8]) -> Result<Option<Payload>, EngineError> {
     match engine.inner.storage.get(key)? {
         None => Ok(None),
         Some(bytes) => {
@@ -187,7 +201,7 @@ fn read_answer<U: Update>(engine: &Engine, key: &[u8]) -> Result<Option<U::Respo
                     key: String::from_utf8_lossy(key).into_owned(),
                     source,
                 })?;
-            Ok(Some(runner::decode_payload(&answer.payload)?))
+            Ok(Some(answer.payload))
         }
     }
 }
