@@ -1,6 +1,7 @@
 //! `#[derive(Signal)]`: a type in, its `Signal` impl with a stable name out.
 //!
-//! The name is the type's name unless `#[signal(name = "...")]` pins it. Generic types are
+//! The name is the type's name unless `#[signal(name = "...")]` pins it. The impl also gives the
+//! type's JSON Schema when it has one (see `weft_runtime::interface`). Generic types are
 //! rejected: every instantiation would share one name, so a workflow waiting for
 //! `Envelope<u32>` could be handed an `Envelope<String>` and fail to decode it.
 
@@ -36,6 +37,11 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
             #[automatically_derived]
             impl ::weft_runtime::__private::Signal for #ident {
                 const NAME: &'static str = #name;
+                fn json_schema() -> ::core::option::Option<::weft_runtime::__private::SchemaFn> {
+                    #[allow(unused_imports)]
+                    use ::weft_runtime::__private::{ViaJsonSchema as _, WithoutJsonSchema as _};
+                    (&::weft_runtime::__private::SchemaProbe::<Self>::new()).schema_fn()
+                }
             }
         };
         #errors

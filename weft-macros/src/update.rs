@@ -1,5 +1,5 @@
 //! `#[derive(Update)]`: a request type in, its `Update` impl (response type, stable name, queue
-//! name) out.
+//! name, and the JSON Schemas of request and response where they have one) out.
 //!
 //! `#[update(response = T)]` is required; `name = "..."` pins the name, which defaults to the
 //! type's name. Generic types are rejected for the reason given in `signal.rs`.
@@ -47,6 +47,16 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
                 type Response = #response;
                 const NAME: &'static str = #name;
                 const QUEUE: &'static str = #queue;
+                fn request_schema() -> ::core::option::Option<::weft_runtime::__private::SchemaFn> {
+                    #[allow(unused_imports)]
+                    use ::weft_runtime::__private::{ViaJsonSchema as _, WithoutJsonSchema as _};
+                    (&::weft_runtime::__private::SchemaProbe::<Self>::new()).schema_fn()
+                }
+                fn response_schema() -> ::core::option::Option<::weft_runtime::__private::SchemaFn> {
+                    #[allow(unused_imports)]
+                    use ::weft_runtime::__private::{ViaJsonSchema as _, WithoutJsonSchema as _};
+                    (&::weft_runtime::__private::SchemaProbe::<#response>::new()).schema_fn()
+                }
             }
         };
         #errors

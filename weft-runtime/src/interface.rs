@@ -16,7 +16,9 @@
 //! so the choice is made per type at compile time: with the feature on, a type deriving
 //! `JsonSchema` gets its schema and any other type gets `None`; with it off, every type gets
 //! `None` and schemars is not compiled at all. A hand-written `Workflow` passes the schemas it
-//! has (see `schema_of`, with the feature) or `None`.
+//! has (see `schema_of`, with the feature) or `None`. `#[derive(Signal)]` and
+//! `#[derive(Update)]` probe their types the same way, in `Signal::json_schema` and
+//! `Update::request_schema`/`response_schema`.
 
 use std::any::type_name;
 use std::marker::PhantomData;
@@ -158,23 +160,19 @@ impl Interface {
     }
 
     /// Records that the workflow waits for signal `S` (once per name; a repeat is ignored).
-    pub fn signal<S: Signal>(&mut self, schema: Option<SchemaFn>) {
+    pub fn signal<S: Signal>(&mut self) {
         if self.signals.iter().any(|s| s.name == S::NAME) {
             return;
         }
         self.signals.push(SignalCodec {
             name: S::NAME,
             decode: payload_from_json::<S>,
-            schema,
+            schema: S::json_schema(),
         });
     }
 
     /// Records that the workflow waits for update `U` (once per name; a repeat is ignored).
-    pub fn update<U: Update>(
-        &mut self,
-        request_schema: Option<SchemaFn>,
-        response_schema: Option<SchemaFn>,
-    ) {
+    pub fn update<U: Update>(&mut self) {
         if self.updates.iter().any(|u| u.name == U::NAME) {
             return;
         }
@@ -183,8 +181,8 @@ impl Interface {
             queue: U::QUEUE,
             decode: decode_update::<U>,
             response_json: payload_to_json::<U::Response>,
-            request_schema,
-            response_schema,
+            request_schema: U::request_schema(),
+            response_schema: U::response_schema(),
         });
     }
 
@@ -295,6 +293,63 @@ impl<T: ?Sized> WithoutJsonSchema for &SchemaProbe<T> {
         None
     }
 }
+
+/// Records a type the workflow waits for, as a signal or an update, without a trait bound
+/// that could fail: a type that is not a signal (or not an update) is already an error at its
+/// `ctx.wait_for_signal::<T>()` (or `wait_for_update`), and the fallback keeps the recording
+/// from reporting it a second time.
+#[doc(hidden)]
+pub struct MessageProbe<T: ?Sized>(PhantomData<fn() -> Box<T>>);
+
+impl<T: ?Sized> MessageProbe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        MessageProbe(PhantomData)
+    }
+}
+
+impl<T: ?Sized> Default for MessageProbe<T> {
+    fn default() -> Self {
+        MessageProbe::new()
+    }
+}
+
+/// Records a signal type: chosen first by method resolution.
+#[doc(hidden)]
+pub trait ViaSignal {
+    /// Records the signal.
+    fn add_signal(&self, interface: &mut Interface);
+}
+
+impl<T: Signal> ViaSignal for MessageProbe<T> {
+    fn add_signal(&self, interface: &mut Interface) {
+        interface.signal::<T>();
+    }
+}
+
+/// Records an update type: chosen first by method resolution.
+#[doc(hidden)]
+pub trait ViaUpdate {
+    /// Records the update.
+    fn add_update(&self, interface: &mut Interface);
+}
+
+impl<T: Update> ViaUpdate for MessageProbe<T> {
+    fn add_update(&self, interface: &mut Interface) {
+        interface.update::<T>();
+    }
+}
+
+/// Records nothing, for a type that is not a message (the program does not compile anyway).
+#[doc(hidden)]
+pub trait NotAMessage {
+    /// Nothing.
+    fn add_signal(&self, _interface: &mut Interface) {}
+    /// Nothing.
+    fn add_update(&self, _interface: &mut Interface) {}
+}
+
+impl<T: ?Sized> NotAMessage for &MessageProbe<T> {}
 
 #[cfg(test)]
 mod tests {

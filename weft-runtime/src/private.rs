@@ -12,7 +12,10 @@ pub use crate::activity::{Activity, ActivityContext, ActivityError, ActivityOpti
 pub use crate::child::ChildError;
 pub use crate::codec::{decode, encode};
 pub use crate::context::WorkflowContext;
-pub use crate::interface::{Interface, SchemaProbe, ViaJsonSchema, WithoutJsonSchema};
+pub use crate::interface::{
+    Interface, MessageProbe, NotAMessage, SchemaFn, SchemaProbe, ViaJsonSchema, ViaSignal,
+    ViaUpdate, WithoutJsonSchema,
+};
 pub use crate::signal::Signal;
 pub use crate::update::{Update, UpdateReply};
 pub use crate::workflow::{ActivitySet, Command, Resume, StepError, Transition, Workflow};

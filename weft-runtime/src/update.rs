@@ -10,6 +10,8 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::interface::SchemaFn;
+
 /// A request type a workflow waits for with `ctx.wait_for_update::<U>()` and answers with a
 /// [`Update::Response`].
 ///
@@ -28,6 +30,17 @@ pub trait Update: Serialize + DeserializeOwned + Send + 'static {
     /// The name of the queue updates of this type are stored in: `weft.update/{NAME}`, kept apart
     /// from signal names so a signal can never be taken for an update.
     const QUEUE: &'static str;
+
+    /// The request type's JSON Schema, for callers by name. `#[derive(Update)]` provides it with
+    /// the `schemars` feature when the type derives `schemars::JsonSchema`; `None` otherwise.
+    fn request_schema() -> Option<SchemaFn> {
+        None
+    }
+
+    /// The response type's JSON Schema, as [`Update::request_schema`] for `Response`.
+    fn response_schema() -> Option<SchemaFn> {
+        None
+    }
 }
 
 /// The token a workflow answers an update with: `ctx.respond(reply, response)`.

@@ -2,8 +2,9 @@
 //!
 //! In: the durable operations of the body (a group's branches included) and the signature's
 //! types. Out: the `fn interface` item, recording each signal and update type the workflow waits
-//! for, once, and the JSON Schema probes of those types and of the input, output and error
-//! (see `weft_runtime::interface` for how a probe picks a schema without a trait bound).
+//! for, once, and the JSON Schema probes of the input, output and error (see
+//! `weft_runtime::interface` for how a probe picks an impl without a trait bound; the message
+//! types carry their own schemas, from their derives).
 
 use std::collections::BTreeSet;
 
@@ -76,20 +77,20 @@ pub(crate) fn interface_fn<'a>(
         if !seen.insert(format!("{kind} {}", quote!(#ty))) {
             continue;
         }
-        let schema = probe(ty);
+        let message_probe = quote!((&::weft_runtime::__private::MessageProbe::<#ty>::new()));
         records.push(match message {
-            Message::Signal(_) => quote!(interface.signal::<#ty>(#schema);),
-            Message::Update(_) => {
-                let response = probe(&quote!(<#ty as ::weft_runtime::__private::Update>::Response));
-                quote!(interface.update::<#ty>(#schema, #response);)
-            }
+            Message::Signal(_) => quote!(#message_probe.add_signal(interface);),
+            Message::Update(_) => quote!(#message_probe.add_update(interface);),
         });
     }
     let (input, output, error) = (probe(input), probe(output), probe(error));
     quote! {
         fn interface(interface: &mut ::weft_runtime::__private::Interface) {
             #[allow(unused_imports)]
-            use ::weft_runtime::__private::{ViaJsonSchema as _, WithoutJsonSchema as _};
+            use ::weft_runtime::__private::{
+                NotAMessage as _, ViaJsonSchema as _, ViaSignal as _, ViaUpdate as _,
+                WithoutJsonSchema as _,
+            };
             interface.schemas(#input, #output, #error);
             #(#records)*
         }
