@@ -920,6 +920,52 @@ mod tests {
         assert_eq!(answer.try_recv().unwrap(), Ok(false));
     }
 
+    /// What `Engine::signal_with` asks of the writer: queue `key` for live `a` unless signal id
+    /// `hook` was accepted within an hour of `now_ms`.
+    fn signal_with_id(
+        key: &'static [u8],
+        now_ms: u64,
+    ) -> (WriteOp, oneshot::Receiver<Result<bool, EngineError>>) {
+        use super::super::signal_ids;
+        checked(move |view| {
+            let window = std::time::Duration::from_secs(3600);
+            if signal_ids::seen(view, "a", "hook", now_ms, window)? {
+                return Ok(None);
+            }
+            if view.workflow("a")?.status.is_terminal() {
+                return Err(EngineError::Finished { id: "a".into() });
+            }
+            let mut batch = Batch::new();
+            batch.put(key.to_vec(), b"signal".to_vec());
+            signal_ids::remember(&mut batch, "a", "hook", now_ms)?;
+            Ok(Some(batch))
+        })
+    }
+
+    #[test]
+    fn repeats_of_one_signal_id_in_one_batch_queue_once_and_all_answer_ok() {
+        let storage = storage_with("a", RecordStatus::Waiting);
+        let (first, mut first_answer) = signal_with_id(b"sig/a\0one", 1_000);
+        let (again, mut again_answer) = signal_with_id(b"sig/a\0two", 2_000);
+        // After the final transition a repeat still answers as the first did.
+        let (done, _) = update(finish("a"));
+        let (late, mut late_answer) = signal_with_id(b"sig/a\0three", 3_000);
+        run_batch(&storage, EPOCH, vec![first, again, done, late]);
+
+        assert_eq!(first_answer.try_recv().unwrap(), Ok(true));
+        assert_eq!(again_answer.try_recv().unwrap(), Ok(false));
+        assert_eq!(late_answer.try_recv().unwrap(), Ok(false));
+        assert!(storage.get(b"sig/a\0one").unwrap().is_some());
+        assert_eq!(storage.get(b"sig/a\0two").unwrap(), None);
+        assert_eq!(storage.get(b"sig/a\0three").unwrap(), None);
+        assert!(
+            storage
+                .get(&record::signal_id_key("a", "hook"))
+                .unwrap()
+                .is_some()
+        );
+    }
+
     #[test]
     fn two_checks_of_one_marker_in_one_batch_write_once_and_both_answer_when_durable() {
         let storage = storage_with("a", RecordStatus::Waiting);
