@@ -201,6 +201,14 @@ impl Events {
         let _ = self.live.send(event);
     }
 
+    /// Records a signal accepted through this server.
+    pub(crate) fn signal_accepted(&self, workflow_id: &str, signal: &str) {
+        let mut event = ServerEvent::new(EventKind::Signal);
+        event.workflow_id = Some(workflow_id.to_string());
+        event.signal = Some(signal.to_string());
+        self.publish(event);
+    }
+
     /// Feeds the engine's committed steps into the ring until the engine stops.
     ///
     /// # Cancel safety

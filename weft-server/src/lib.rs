@@ -24,13 +24,16 @@
 //! | --- | --- |
 //! | `GET /health`, `GET /ready` | none |
 //! | `GET /v1/cluster/info`, `GET /v1/openapi.json` | any |
-//! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}` | operator |
+//! | `POST /v1/workflows` (start by type name; `wait_ms` waits for the result too) | operator |
+//! | `GET /v1/workflows/{id}/result`, `POST /v1/workflows/{id}/signals/{name}`, `POST /v1/workflows/{id}/updates/{name}` | operator |
+//! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}`, `GET /v1/workflow-types` | operator |
 //! | `POST /v1/workflows/{id}/cancel`, `GET /v1/workflows/{id}/queries/{name}` | operator |
 //! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
 //! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
-//! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,purge}`, `GET /v1/audit` | admin |
+//! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |
 //!
-//! Admins may do everything operators may. Errors are one JSON shape, [`ErrorBody`]
+//! Admins may do everything operators may. Every engine call that writes runs in a task of its
+//! own, so a client that disconnects mid-request never leaves an acknowledged write half done. Errors are one JSON shape, [`ErrorBody`]
 //! (`{code, message, details}`), with the engine's stable code and a status from
 //! `EngineError::kind()`: not found 404, conflict 409, invalid input 400 (an oversized payload
 //! 413), unavailable 503 with `Retry-After`, internal 500.

@@ -14,6 +14,8 @@ fn concrete(path: &str) -> String {
 fn body_for(path: &str) -> serde_json::Value {
     if path.starts_with("/v1/bulk/") {
         serde_json::json!({ "dry_run": true })
+    } else if path == "/v1/workflows" {
+        serde_json::json!({ "type": "parcel", "input": "Lyon" })
     } else if path.ends_with("/review") {
         serde_json::json!({ "decision": "approve" })
     } else {
@@ -83,7 +85,7 @@ async fn every_route_answers_each_token_as_its_roles_say() {
             walked += 1;
         }
     }
-    assert!(walked >= 13, "walked {walked} routes");
+    assert!(walked >= 20, "walked {walked} routes");
     // A token without the role cannot tell an existing workflow from a missing one.
     let existing = server
         .get("/v1/workflows/auth-probe", Some(WORKER))

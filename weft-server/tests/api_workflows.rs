@@ -30,7 +30,13 @@ async fn describe_shows_the_live_checkpoint_and_the_pending_command_in_words() {
     assert_eq!(d["state_name"], "AwaitSignalShip");
     assert_eq!(d["state"]["AwaitSignalShip"]["to"], "Lyon", "{d}");
     assert_eq!(d["pending"], json!({"kind": "signal", "name": "Ship"}));
-    assert_eq!(d["waiting_on"], "waiting on signal Ship");
+    assert!(
+        d["waiting_on"]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting for signal `Ship` since "),
+        "{d}"
+    );
 
     let (status, q) = json_of(
         server
@@ -268,10 +274,8 @@ async fn a_review_is_listed_and_decided_in_the_name_of_the_token() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        d["waiting_on"],
-        "waiting on the first of 2 branches (0 finished)"
-    );
+    let words = d["waiting_on"].as_str().unwrap();
+    assert!(words.contains("for a review decision"), "{words}");
     let (status, body) = json_of(
         server
             .post("/v1/workflows/e-1/review", Some(OPERATOR))

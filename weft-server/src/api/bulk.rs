@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use weft_runtime::{EngineError, GroupBy};
 
 use super::body::JsonBody;
+use super::detached::detached;
 use super::types::Filter;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
@@ -61,17 +62,42 @@ pub struct BulkResponse {
     pub truncated: bool,
 }
 
-#[derive(Clone, Copy)]
+/// A bulk signal: a signal, by name with a JSON payload, to every matching workflow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkSignalRequest {
+    /// Which workflows; every field given must match.
+    #[serde(default)]
+    pub filter: Filter,
+    /// The signal's name.
+    pub signal: String,
+    /// The payload, as JSON of the signal type.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// Only count what matches; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Act on at most this many (default and cap: the server's `max_bulk`).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Clone)]
 enum Action {
     Cancel,
     Purge,
+    Signal {
+        name: String,
+        payload: serde_json::Value,
+    },
 }
 
 impl Action {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             Action::Cancel => "bulk.cancel",
             Action::Purge => "bulk.purge",
+            Action::Signal { .. } => "bulk.signal",
         }
     }
 }
@@ -118,9 +144,19 @@ async fn run(
                 break 'pages;
             }
             response.matched += 1;
-            let result: Result<(), EngineError> = match action {
+            let result: Result<(), EngineError> = match &action {
                 Action::Cancel => shared.engine.cancel(&item.id).await,
                 Action::Purge => shared.engine.purge(&item.id).await,
+                Action::Signal { name, payload } => {
+                    let sent = shared
+                        .engine
+                        .signal_by_name(&item.id, name, payload.clone(), Default::default())
+                        .await;
+                    if sent.is_ok() {
+                        shared.events.signal_accepted(&item.id, name);
+                    }
+                    sent
+                }
             };
             match result {
                 Ok(()) => response.succeeded += 1,
@@ -160,7 +196,8 @@ async fn run(
     Ok(response)
 }
 
-/// Requests cancellation of every matching workflow (finished ones are left as they are).
+/// Requests cancellation of every matching workflow; it goes on to the end of its page even
+/// when the client leaves (finished ones are left as they are).
 #[utoipa::path(post, path = "/v1/bulk/cancel", tag = "bulk",
     request_body = BulkRequest,
     responses(
@@ -173,8 +210,8 @@ pub(crate) async fn cancel(
     JsonBody(request): JsonBody<Option<BulkRequest>>,
 ) -> Result<Json<BulkResponse>, ApiError> {
     let request = request.unwrap_or_default();
-    run(&shared, &principal, Action::Cancel, request)
-        .await
+    detached(async move { run(&shared, &principal, Action::Cancel, request).await })
+        .await?
         .map(Json)
 }
 
@@ -191,7 +228,34 @@ pub(crate) async fn purge(
     JsonBody(request): JsonBody<Option<BulkRequest>>,
 ) -> Result<Json<BulkResponse>, ApiError> {
     let request = request.unwrap_or_default();
-    run(&shared, &principal, Action::Purge, request)
-        .await
+    detached(async move { run(&shared, &principal, Action::Purge, request).await })
+        .await?
+        .map(Json)
+}
+
+/// Sends a signal, by name with a JSON payload, to every matching workflow (finished ones and
+/// ones that do not take it are reported as failures).
+#[utoipa::path(post, path = "/v1/bulk/signal", tag = "bulk",
+    request_body = BulkSignalRequest,
+    responses(
+        (status = 200, description = "What was done", body = BulkResponse),
+        (status = 400, description = "A bad filter", body = ErrorBody)),
+    security(("bearer" = ["admin"])))]
+pub(crate) async fn signal(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    JsonBody(request): JsonBody<BulkSignalRequest>,
+) -> Result<Json<BulkResponse>, ApiError> {
+    let action = Action::Signal {
+        name: request.signal,
+        payload: request.payload,
+    };
+    let bulk = BulkRequest {
+        filter: request.filter,
+        dry_run: request.dry_run,
+        limit: request.limit,
+    };
+    detached(async move { run(&shared, &principal, action, bulk).await })
+        .await?
         .map(Json)
 }

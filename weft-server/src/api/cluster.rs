@@ -34,6 +34,109 @@ pub struct LimitsView {
     pub max_bulk: usize,
 }
 
+/// A signal or update a workflow type accepts by name, with its JSON Schema when the type
+/// derives `schemars::JsonSchema` (and the engine is built with its `schemars` feature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageTypeView {
+    /// The name to send it under.
+    pub name: String,
+    /// Its JSON Schema (a signal's, or an update's request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// An update's response schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<serde_json::Value>,
+}
+
+/// A registered workflow version and what it accepts by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowTypeView {
+    /// The type's name, as `POST /v1/workflows` takes it.
+    pub name: String,
+    /// The version.
+    pub version: u32,
+    /// The state machine's fingerprint, in hex.
+    pub fingerprint: String,
+    /// Whether new starts use this version.
+    pub latest: bool,
+    /// The signals it waits for.
+    pub signals: Vec<MessageTypeView>,
+    /// The updates it waits for.
+    pub updates: Vec<MessageTypeView>,
+    /// The queries registered for it.
+    pub queries: Vec<String>,
+    /// The input's JSON Schema, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
+    /// The output's JSON Schema, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
+}
+
+/// The engine's registered workflow types, as the API shows them.
+pub(crate) fn workflow_type_views(engine: &weft_runtime::Engine) -> Vec<WorkflowTypeView> {
+    engine
+        .workflow_types()
+        .into_iter()
+        .map(|t| WorkflowTypeView {
+            name: t.name,
+            version: t.version,
+            fingerprint: format!("{:#018x}", t.fingerprint),
+            latest: t.latest,
+            signals: t
+                .signals
+                .into_iter()
+                .map(|s| MessageTypeView {
+                    name: s.name,
+                    schema: s.schema,
+                    response_schema: None,
+                })
+                .collect(),
+            updates: t
+                .updates
+                .into_iter()
+                .map(|u| MessageTypeView {
+                    name: u.name,
+                    schema: u.request_schema,
+                    response_schema: u.response_schema,
+                })
+                .collect(),
+            queries: t.queries,
+            input_schema: t.input_schema,
+            output_schema: t.output_schema,
+        })
+        .collect()
+}
+
+/// The registered workflow types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowTypeList {
+    /// By name, then version.
+    pub items: Vec<WorkflowTypeView>,
+}
+
+/// Every registered workflow version, with the signals, updates and queries it accepts by
+/// name and their JSON Schemas where the engine has them.
+#[utoipa::path(get, path = "/v1/workflow-types", tag = "cluster",
+    responses((status = 200, description = "The registered types", body = WorkflowTypeList)),
+    security(("bearer" = ["operator", "admin"])))]
+pub(crate) async fn workflow_types(State(shared): State<Arc<Shared>>) -> Json<WorkflowTypeList> {
+    Json(WorkflowTypeList {
+        items: workflow_type_views(&shared.engine),
+    })
+}
+
+/// A registered workflow version, as cluster info lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TypeSummary {
+    /// The type's name.
+    pub name: String,
+    /// The version.
+    pub version: u32,
+    /// The fingerprint, in hex.
+    pub fingerprint: String,
+}
+
 /// Engine commit counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StatsView {
@@ -64,6 +167,8 @@ pub struct ClusterInfo {
     pub fenced: bool,
     /// Seconds since the server was built.
     pub uptime_seconds: u64,
+    /// The registered workflow types, versions and fingerprints.
+    pub workflow_types: Vec<TypeSummary>,
     /// The limits.
     pub limits: LimitsView,
     /// Commit counters.
@@ -88,6 +193,15 @@ pub(crate) async fn info(State(shared): State<Arc<Shared>>) -> Json<ClusterInfo>
         ownership_epoch: engine.epoch(),
         fenced: engine.is_fenced(),
         uptime_seconds: shared.started.elapsed().as_secs(),
+        workflow_types: engine
+            .workflow_types()
+            .into_iter()
+            .map(|t| TypeSummary {
+                name: t.name,
+                version: t.version,
+                fingerprint: format!("{:#018x}", t.fingerprint),
+            })
+            .collect(),
         limits: LimitsView {
             max_body_bytes: limits.max_body_bytes,
             request_timeout_ms: limits.request_timeout.as_millis() as u64,

@@ -11,7 +11,9 @@ use crate::server::Shared;
 
 mod body;
 pub mod bulk;
+pub mod calls;
 pub mod cluster;
+mod detached;
 pub mod events;
 pub mod openapi;
 pub mod reviews;
@@ -52,6 +54,32 @@ pub(crate) fn routes() -> Vec<RouteDef> {
             get(openapi::document),
         ),
         route(Method::GET, "/v1/workflows", Operator, get(workflows::list)),
+        route(Method::POST, "/v1/workflows", Operator, post(calls::start)),
+        route(
+            Method::GET,
+            "/v1/workflows/{id}/result",
+            Operator,
+            get(calls::result),
+        ),
+        route(
+            Method::POST,
+            "/v1/workflows/{id}/signals/{name}",
+            Operator,
+            post(calls::signal),
+        ),
+        route(
+            Method::POST,
+            "/v1/workflows/{id}/updates/{name}",
+            Operator,
+            post(calls::update),
+        ),
+        route(
+            Method::GET,
+            "/v1/workflow-types",
+            Operator,
+            get(cluster::workflow_types),
+        ),
+        route(Method::POST, "/v1/bulk/signal", Admin, post(bulk::signal)),
         route(
             Method::GET,
             "/v1/workflow-counts",

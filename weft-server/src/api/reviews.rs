@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use weft_runtime::{Decision, ReviewFilter};
 
 use super::body::JsonBody;
+use super::detached::detached;
 use super::types::{millis, no_unknown_params};
 use super::workflows::{ActionResponse, audited, take_usize};
 use crate::auth::Principal;
@@ -137,7 +138,9 @@ pub(crate) async fn decide(
             comment: request.comment,
         },
     };
-    let result = shared.engine.decide_review(&id, decision).await;
+    let engine = shared.engine.clone();
+    let target = id.clone();
+    let result = detached(async move { engine.decide_review(&target, decision).await }).await?;
     audited(&shared, &principal, "review.decide", &id, result)?;
     Ok(Json(ActionResponse {
         id,

@@ -349,53 +349,6 @@ impl From<&Pending> for PendingView {
     }
 }
 
-impl PendingView {
-    /// The pending command in words: `waiting on activity shop.charge_card, attempt 2 of 5`.
-    pub fn words(&self, now: SystemTime) -> String {
-        match self {
-            PendingView::Activity {
-                name,
-                attempt,
-                max_attempts,
-            } => format!("waiting on activity {name}, attempt {attempt} of {max_attempts}"),
-            PendingView::Timer { deadline_ms } => {
-                let left = millis(now).saturating_sub(*deadline_ms).saturating_neg();
-                if left > 0 {
-                    format!(
-                        "waiting on a timer that fires in {} (at {deadline_ms} ms since the epoch)",
-                        duration_words(left)
-                    )
-                } else {
-                    "waiting on a timer that is due now".to_string()
-                }
-            }
-            PendingView::Signal { name } if name == weft_runtime::review::REVIEW_QUEUE => {
-                "waiting on a review decision".to_string()
-            }
-            PendingView::Signal { name } => format!("waiting on signal {name}"),
-            PendingView::Group {
-                race,
-                branches,
-                finished,
-            } => format!(
-                "waiting on {} of {branches} branches ({finished} finished)",
-                if *race { "the first" } else { "all" }
-            ),
-            PendingView::Child { id } => format!("waiting on child workflow {id}"),
-        }
-    }
-}
-
-fn duration_words(ms: i64) -> String {
-    let s = ms / 1000;
-    match s {
-        0 => format!("{ms}ms"),
-        1..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m {}s", s / 60, s % 60),
-        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
 /// One workflow, as `GET /v1/workflows/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkflowView {
@@ -424,8 +377,10 @@ pub struct WorkflowView {
     pub state: Option<serde_json::Value>,
     /// What it waits on, while suspended.
     pub pending: Option<PendingView>,
-    /// The pending command in words.
+    /// The pending command in words, as the engine renders it.
     pub waiting_on: Option<String>,
+    /// How many signals are queued for it and not yet consumed.
+    pub signals_queued: u64,
     /// The error message, when it failed.
     pub error: Option<String>,
     /// The parent workflow's id, for a child workflow.
@@ -440,7 +395,8 @@ impl WorkflowView {
     pub(crate) fn new(d: WorkflowDescription, audit: Vec<AuditEntry>) -> Self {
         let pending = d.pending.as_ref().map(PendingView::from);
         WorkflowView {
-            waiting_on: pending.as_ref().map(|p| p.words(SystemTime::now())),
+            waiting_on: d.pending_text,
+            signals_queued: d.signals_queued,
             id: d.id,
             workflow_type: d.workflow_type,
             version: d.version,
@@ -589,33 +545,5 @@ mod tests {
         let mut bad: BTreeMap<String, String> =
             [("status".to_string(), "sleeping".to_string())].into();
         assert!(Filter::from_query(&mut bad).is_err());
-    }
-
-    #[test]
-    fn pending_commands_read_as_words() {
-        let now = from_millis(1_000_000);
-        assert_eq!(
-            PendingView::Activity {
-                name: "shop.charge_card".into(),
-                attempt: 2,
-                max_attempts: 5,
-            }
-            .words(now),
-            "waiting on activity shop.charge_card, attempt 2 of 5"
-        );
-        assert_eq!(
-            PendingView::Timer {
-                deadline_ms: 1_000_000 + 90_000
-            }
-            .words(now),
-            "waiting on a timer that fires in 90s (at 1090000 ms since the epoch)"
-        );
-        assert_eq!(
-            PendingView::Signal {
-                name: weft_runtime::review::REVIEW_QUEUE.into()
-            }
-            .words(now),
-            "waiting on a review decision"
-        );
     }
 }

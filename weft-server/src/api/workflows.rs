@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use weft_runtime::GroupBy;
 
+use super::detached::detached;
 use super::types::{
     CountGroup, CountResponse, Filter, ListResponse, SummaryView, WorkflowView, decode_cursor,
     encode_cursor, no_unknown_params,
@@ -179,7 +180,9 @@ pub(crate) async fn cancel(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<ActionResponse>), ApiError> {
     let Path(id) = id?;
-    let result = shared.engine.cancel(&id).await;
+    let engine = shared.engine.clone();
+    let target = id.clone();
+    let result = detached(async move { engine.cancel(&target).await }).await?;
     audited(&shared, &principal, "workflow.cancel", &id, result)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -204,7 +207,9 @@ pub(crate) async fn purge(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let Path(id) = id?;
-    let result = shared.engine.purge(&id).await;
+    let engine = shared.engine.clone();
+    let target = id.clone();
+    let result = detached(async move { engine.purge(&target).await }).await?;
     audited(&shared, &principal, "workflow.purge", &id, result)?;
     Ok(Json(ActionResponse {
         id,

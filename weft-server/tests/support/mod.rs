@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 use weft_runtime::query::Query;
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
-    Engine, ReviewOutcome, ReviewRequest, Signal, StartOptions, WorkflowContext, WorkflowError,
-    workflow,
+    Engine, ReviewOutcome, ReviewRequest, Signal, StartOptions, Update, WorkflowContext,
+    WorkflowError, workflow,
 };
 use weft_server::{Limits, Server, ServerError, TokenSet};
 
@@ -70,6 +70,31 @@ pub async fn expense(ctx: &mut WorkflowContext, who: String) -> Result<String, W
     }
 }
 
+/// Greets at once: no durable await.
+#[workflow]
+pub async fn hello(_ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    Ok(format!("hello, {name}"))
+}
+
+/// An update: adds to a tally; answered with the total so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Update)]
+#[update(response = u64, name = "tally.add")]
+pub struct Add {
+    pub n: u64,
+}
+
+/// Adds up updates until the total reaches `target`.
+#[workflow]
+pub async fn tally(ctx: &mut WorkflowContext, target: u64) -> Result<u64, WorkflowError> {
+    let mut total: u64 = 0;
+    while total < target {
+        let (add, reply) = ctx.wait_for_update::<Add>().await;
+        total += add.n;
+        ctx.respond(reply, total);
+    }
+    Ok(total)
+}
+
 pub fn tokens() -> TokenSet {
     TokenSet::parse(&format!(
         "root admin {ADMIN}\nops operator {OPERATOR}\nrunner worker {WORKER}\n"
@@ -81,6 +106,8 @@ pub async fn engine() -> Engine {
     Engine::builder(MemoryStorage::new())
         .register::<parcel>()
         .register::<expense>()
+        .register::<hello>()
+        .register::<tally>()
         .query::<Destination>()
         .build()
         .await
