@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! export WEFT_ADDR=http://127.0.0.1:8080 WEFT_TOKEN=...
+//! weft start --type checkout --input '{"id": "order-1", ...}' --id order-1
 //! weft list --status waiting
 //! weft describe order-42
 //! weft decide expense-7 approve --comment "fine"
@@ -125,6 +126,61 @@ impl FilterArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a workflow by type name with JSON input.
+    Start {
+        /// The workflow type's name.
+        #[arg(long = "type")]
+        workflow_type: String,
+        /// The input, as JSON.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// The workflow id (generated when absent).
+        #[arg(long)]
+        id: Option<String>,
+        /// A retried start with the same key returns the same workflow.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Wait up to this many ms for the result.
+        #[arg(long)]
+        wait_ms: Option<u64>,
+    },
+    /// Show a workflow's result, waiting up to --wait-ms for it.
+    Result {
+        /// The workflow id.
+        id: String,
+        /// Wait up to this many ms.
+        #[arg(long, default_value_t = 0)]
+        wait_ms: u64,
+    },
+    /// Send a signal by name, with a JSON payload.
+    Signal {
+        /// The workflow id.
+        id: String,
+        /// The signal's name.
+        name: String,
+        /// The payload, as JSON.
+        #[arg(long, default_value = "null")]
+        payload: String,
+        /// Deduplicate on this id.
+        #[arg(long)]
+        signal_id: Option<String>,
+    },
+    /// Send an update by name and wait for its answer.
+    Update {
+        /// The workflow id.
+        id: String,
+        /// The update's name.
+        name: String,
+        /// The request, as JSON.
+        #[arg(long, default_value = "null")]
+        request: String,
+        /// Names the update, so a retry gets the same answer.
+        #[arg(long)]
+        update_id: Option<String>,
+        /// Wait up to this many ms for the answer.
+        #[arg(long)]
+        wait_ms: Option<u64>,
+    },
     /// List workflows, a page at a time.
     List {
         #[command(flatten)]
@@ -191,9 +247,15 @@ enum Command {
     },
     /// Act on every workflow matching a filter (admin).
     Bulk {
-        /// cancel or purge.
-        #[arg(value_parser = ["cancel", "purge"])]
+        /// cancel, signal or purge.
+        #[arg(value_parser = ["cancel", "signal", "purge"])]
         action: String,
+        /// For `bulk signal`: the signal's name.
+        #[arg(long)]
+        signal: Option<String>,
+        /// For `bulk signal`: the payload, as JSON.
+        #[arg(long, default_value = "null")]
+        payload: String,
         #[command(flatten)]
         filter: FilterArgs,
         /// Only say how many match.
@@ -225,6 +287,27 @@ enum Command {
     Version,
 }
 
+/// Parses a JSON argument.
+fn json_arg(flag: &str, text: &str) -> Result<Value, CliError> {
+    serde_json::from_str(text)
+        .map_err(|e| CliError::Usage(format!("{flag} is not valid JSON ({e}): {text}")))
+}
+
+/// A result for people.
+fn result_text(r: &Value) -> String {
+    let mut rows = vec![
+        vec!["id".to_string(), cell(&r["id"])],
+        vec!["status".into(), cell(&r["status"])],
+    ];
+    if !r["output"].is_null() {
+        rows.push(vec!["output".into(), r["output"].to_string()]);
+    }
+    if !r["error"].is_null() {
+        rows.push(vec!["error".into(), r["error"].to_string()]);
+    }
+    table(&["FIELD", "VALUE"], &rows)
+}
+
 fn token() -> Option<String> {
     std::env::var("WEFT_TOKEN").ok()
 }
@@ -233,6 +316,98 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let client = Client::new(&cli.addr, token());
     let format = cli.output;
     match cli.command {
+        Command::Start {
+            workflow_type,
+            input,
+            id,
+            idempotency_key,
+            wait_ms,
+        } => {
+            let mut body = json!({ "type": workflow_type, "input": json_arg("--input", &input)? });
+            for (key, value) in [("id", id), ("idempotency_key", idempotency_key)] {
+                if let Some(value) = value {
+                    body[key] = json!(value);
+                }
+            }
+            if let Some(wait_ms) = wait_ms {
+                body["wait_ms"] = json!(wait_ms);
+            }
+            let started = client
+                .call(Method::POST, "/v1/workflows", Some(body))
+                .await?;
+            output::print(format, &started, None, |s| {
+                let mut out = format!("started {} ({})\n", cell(&s["id"]), cell(&s["type"]));
+                if s["result"].is_object() {
+                    out.push_str(&result_text(&s["result"]));
+                }
+                out
+            });
+        }
+        Command::Result { id, wait_ms } => {
+            let result = client
+                .get(
+                    &format!("/v1/workflows/{}/result", segment(&id)),
+                    &[("wait_ms".to_string(), wait_ms.to_string())],
+                )
+                .await?;
+            output::print(format, &result, None, result_text);
+        }
+        Command::Signal {
+            id,
+            name,
+            payload,
+            signal_id,
+        } => {
+            let mut body = json!({ "payload": json_arg("--payload", &payload)? });
+            if let Some(signal_id) = signal_id {
+                body["signal_id"] = json!(signal_id);
+            }
+            let done = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/workflows/{}/signals/{}", segment(&id), segment(&name)),
+                    Some(body),
+                )
+                .await?;
+            output::print(format, &done, None, |_| {
+                format!("signal {name} stored for {id}\n")
+            });
+        }
+        Command::Update {
+            id,
+            name,
+            request,
+            update_id,
+            wait_ms,
+        } => {
+            let mut body = json!({ "request": json_arg("--request", &request)? });
+            if let Some(update_id) = update_id {
+                body["update_id"] = json!(update_id);
+            }
+            if let Some(wait_ms) = wait_ms {
+                body["wait_ms"] = json!(wait_ms);
+            }
+            let done = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/workflows/{}/updates/{}", segment(&id), segment(&name)),
+                    Some(body),
+                )
+                .await?;
+            output::print(format, &done, None, |d| {
+                if d["outcome"] == json!("update_answered") {
+                    format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&d["result"]).unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "not answered yet; it stays queued: run again with --update-id {}\n",
+                        cell(&d["update_id"])
+                    )
+                }
+            });
+        }
         Command::List {
             filter,
             page_size,
@@ -384,11 +559,28 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bulk {
             action,
+            signal,
+            payload,
             filter,
             dry_run,
             limit,
         } => {
             let mut body = json!({ "filter": filter.json()?, "dry_run": dry_run });
+            match (action.as_str(), signal) {
+                ("signal", Some(signal)) => {
+                    body["signal"] = json!(signal);
+                    body["payload"] = json_arg("--payload", &payload)?;
+                }
+                ("signal", None) => {
+                    return Err(CliError::Usage("bulk signal needs --signal NAME".into()));
+                }
+                (_, Some(_)) => {
+                    return Err(CliError::Usage(
+                        "--signal goes with bulk signal only".into(),
+                    ));
+                }
+                _ => {}
+            }
             if let Some(limit) = limit {
                 body["limit"] = json!(limit);
             }

@@ -65,7 +65,7 @@ async fn list_and_describe_print_tables_and_json_lines() {
     let out = weft(&server, Some(OPERATOR), &["describe", "order-1"]).await;
     let text = stdout(&out);
     assert!(
-        text.contains("waiting on  waiting on signal Ship"),
+        text.contains("waiting on  waiting for signal `Ship` since "),
         "{text}"
     );
     assert!(text.contains("state (AwaitSignalShip):"), "{text}");
@@ -211,5 +211,92 @@ async fn doctor_names_the_role_and_fails_with_a_fix_for_a_bad_token() {
         "{}",
         stdout(&out)
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_signal_update_and_result_by_name_from_the_command_line() {
+    let server = TestServer::start().await;
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &[
+            "start", "--type", "parcel", "--input", "\"Lyon\"", "--id", "p-1",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "started p-1 (parcel)\n");
+    let out = weft(&server, Some(OPERATOR), &["result", "p-1", "-o", "json"]).await;
+    let pending: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(pending["finished"], false);
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &[
+            "signal",
+            "p-1",
+            "Ship",
+            "--payload",
+            r#"{"carrier": "rail"}"#,
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &["result", "p-1", "--wait-ms", "5000"],
+    )
+    .await;
+    assert!(
+        stdout(&out).contains("\"Lyon by rail\""),
+        "{}",
+        stdout(&out)
+    );
+
+    weft(
+        &server,
+        Some(OPERATOR),
+        &["start", "--type", "tally", "--input", "5", "--id", "t-1"],
+    )
+    .await;
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &[
+            "update",
+            "t-1",
+            "tally.add",
+            "--request",
+            r#"{"n": 2}"#,
+            "--update-id",
+            "u-1",
+        ],
+    )
+    .await;
+    assert_eq!(stdout(&out), "2\n", "{out:?}");
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &[
+            "start",
+            "--type",
+            "hello",
+            "--input",
+            "\"ada\"",
+            "--wait-ms",
+            "5000",
+        ],
+    )
+    .await;
+    assert!(stdout(&out).contains("\"hello, ada\""), "{}", stdout(&out));
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &["start", "--type", "parcel", "--input", "not json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     server.stop().await;
 }
