@@ -220,6 +220,11 @@ enum Command {
         /// The workflow id.
         id: String,
     },
+    /// Retry a parked workflow once its cause is fixed.
+    Retry {
+        /// The workflow id.
+        id: String,
+    },
     /// Delete a finished workflow and everything stored under its id (admin).
     Purge {
         /// The workflow id.
@@ -497,6 +502,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .await?;
             output::print(format, &done, None, |_| {
                 format!("cancellation of {id} stored\n")
+            });
+        }
+        Command::Retry { id } => {
+            let done = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/workflows/{}/retry", segment(&id)),
+                    None,
+                )
+                .await?;
+            output::print(format, &done, None, |_| {
+                format!("retry of {id} requested\n")
             });
         }
         Command::Purge { id } => {

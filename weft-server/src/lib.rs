@@ -27,7 +27,7 @@
 //! | `POST /v1/workflows` (start by type name; `wait_ms` waits for the result too) | operator |
 //! | `GET /v1/workflows/{id}/result`, `POST /v1/workflows/{id}/signals/{name}`, `POST /v1/workflows/{id}/updates/{name}` | operator |
 //! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}`, `GET /v1/workflow-types` | operator |
-//! | `POST /v1/workflows/{id}/cancel`, `GET /v1/workflows/{id}/queries/{name}` | operator |
+//! | `POST /v1/workflows/{id}/cancel`, `POST /v1/workflows/{id}/retry`, `GET /v1/workflows/{id}/queries/{name}` | operator |
 //! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
 //! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |

@@ -389,3 +389,58 @@ async fn workflow_types_list_what_each_accepts_by_name() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_workflow_is_retried_once_its_cause_is_fixed() {
+    let server = TestServer::start().await;
+    BREAK_FRAGILE.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (_, started) = json_of(
+        server
+            .post("/v1/workflows", Some(OPERATOR))
+            .json(&json!({"type": "fragile", "input": 1, "id": "f-1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(started["id"], "f-1", "{started}");
+    let (_, d) = json_of(
+        server
+            .get("/v1/workflows/f-1", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(d["status"], "parked", "{d}");
+    BREAK_FRAGILE.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = json_of(
+        server
+            .post("/v1/workflows/f-1/retry", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, done) = json_of(
+        server
+            .get("/v1/workflows/f-1/result?wait_ms=5000", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, done["output"].clone()), (StatusCode::OK, json!(2)));
+    // Retrying what is not parked is a conflict.
+    let (status, body) = json_of(
+        server
+            .post("/v1/workflows/f-1/retry", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    server.stop().await;
+}

@@ -117,6 +117,12 @@ pub(crate) fn routes() -> Vec<RouteDef> {
             Operator,
             post(reviews::decide),
         ),
+        route(
+            Method::POST,
+            "/v1/workflows/{id}/retry",
+            Operator,
+            post(workflows::retry),
+        ),
         route(Method::POST, "/v1/bulk/cancel", Admin, post(bulk::cancel)),
         route(Method::POST, "/v1/bulk/purge", Admin, post(bulk::purge)),
         route(Method::GET, "/v1/audit", Admin, get(cluster::audit)),

@@ -46,6 +46,7 @@ impl Modify for BearerScheme {
         super::workflows::count,
         super::workflows::describe,
         super::workflows::cancel,
+        super::workflows::retry,
         super::workflows::purge,
         super::workflows::query,
         super::reviews::list,

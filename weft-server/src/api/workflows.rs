@@ -243,3 +243,31 @@ pub(crate) async fn query(
     let result = shared.engine.query_by_name(&id, &name).await?;
     Ok(Json(QueryResponse { result }))
 }
+
+/// Retries a parked workflow without a restart (after the cause was fixed, say a dependency
+/// that is back): its last step runs again from its kept state.
+#[utoipa::path(post, path = "/v1/workflows/{id}/retry", tag = "workflows",
+    params(("id" = String, Path, description = "The workflow id")),
+    responses(
+        (status = 202, description = "Restored; the engine drives it again", body = ActionResponse),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 409, description = "Not parked, finished, or parked for a cause only new code fixes", body = ErrorBody)),
+    security(("bearer" = ["operator", "admin"])))]
+pub(crate) async fn retry(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, Json<ActionResponse>), ApiError> {
+    let Path(id) = id?;
+    let engine = shared.engine.clone();
+    let target = id.clone();
+    let result = detached(async move { engine.retry(&target).await }).await?;
+    audited(&shared, &principal, "workflow.retry", &id, result)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ActionResponse {
+            id,
+            outcome: "retry_requested".into(),
+        }),
+    ))
+}

@@ -95,6 +95,18 @@ pub async fn tally(ctx: &mut WorkflowContext, target: u64) -> Result<u64, Workfl
     Ok(total)
 }
 
+/// While set, `fragile` panics in its first step (and so parks).
+pub static BREAK_FRAGILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Panics in its first step while `BREAK_FRAGILE` is set.
+#[workflow]
+pub async fn fragile(_ctx: &mut WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+    if BREAK_FRAGILE.load(std::sync::atomic::Ordering::SeqCst) {
+        panic!("fragile is broken");
+    }
+    Ok(n + 1)
+}
+
 pub fn tokens() -> TokenSet {
     TokenSet::parse(&format!(
         "root admin {ADMIN}\nops operator {OPERATOR}\nrunner worker {WORKER}\n"
@@ -108,6 +120,7 @@ pub async fn engine() -> Engine {
         .register::<expense>()
         .register::<hello>()
         .register::<tally>()
+        .register::<fragile>()
         .query::<Destination>()
         .build()
         .await
