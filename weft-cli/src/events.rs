@@ -69,6 +69,13 @@ fn line(format: Format, sse: &Sse) -> String {
                 cell(&data["status"]),
                 cell(&data["step"])
             ),
+            "signal" => format!(
+                "{:<18} {:<11} {} {}",
+                sse.id.as_deref().unwrap_or("-"),
+                "signal",
+                cell(&data["workflow_id"]),
+                cell(&data["signal"])
+            ),
             "gap" => format!(
                 "{:<18} {:<11} {}",
                 sse.id.as_deref().unwrap_or("-"),

@@ -69,7 +69,7 @@ pub fn ago(ms: &Value) -> String {
         0..=119 => format!("{amount}s"),
         120..=7199 => format!("{}m", amount / 60),
         7200..=172_799 => format!("{}h", amount / 3600),
-        _ => format!("{}d", amount / 86_400),
+        _ => format!("{}d", (amount + 43_200) / 86_400),
     };
     if future {
         format!("in {text}")
