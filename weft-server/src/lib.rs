@@ -33,8 +33,8 @@
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |
 //!
 //! Admins may do everything operators may. Every engine call that writes runs in a task of its
-//! own, so a client that disconnects mid-request never leaves an acknowledged write half done. Errors are one JSON shape, [`ErrorBody`]
-//! (`{code, message, details}`), with the engine's stable code and a status from
+//! own, so a client that disconnects mid-request never leaves an acknowledged write half done.
+//! Errors are one JSON shape, [`ErrorBody`] (`{code, message, details}`), with the engine's stable code and a status from
 //! `EngineError::kind()`: not found 404, conflict 409, invalid input 400 (an oversized payload
 //! 413), unavailable 503 with `Retry-After`, internal 500.
 //!

@@ -387,6 +387,24 @@ async fn workflow_types_list_what_each_accepts_by_name() {
             .iter()
             .any(|t| t["name"] == "hello")
     );
+    // The signal's JSON Schema is in the type list and merged into the OpenAPI document.
+    assert_eq!(
+        parcel_type["signals"][0]["schema"]["properties"]["carrier"]["type"], "string",
+        "{parcel_type}"
+    );
+    let (_, doc) = json_of(
+        server
+            .get("/v1/openapi.json", Some(WORKER))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let schema = &doc["components"]["schemas"]["workflow.parcel.v1.signal.Ship"];
+    assert_eq!(
+        schema["properties"]["carrier"]["type"], "string",
+        "{schema}"
+    );
     server.stop().await;
 }
 

@@ -104,6 +104,12 @@ const QUERY_VALUES: &[&str] = &[
 
 const BODIES: &[&str] = &[
     r#"{"decision":"approve","comment":"ok"}"#,
+    r#"{"type":"parcel","input":"Lyon"}"#,
+    r#"{"type":"hello","input":"ada","wait_ms":20}"#,
+    r#"{"type":"tally","input":3,"id":"fuzz-t","idempotency_key":"k"}"#,
+    r#"{"payload":{"carrier":"rail"},"signal_id":"s"}"#,
+    r#"{"request":{"n":1},"update_id":"u","wait_ms":20}"#,
+    r#"{"filter":{"id_prefix":"fuzz-"},"signal":"Ship","payload":{"carrier":"air"},"dry_run":true}"#,
     r#"{"decision":"reject"}"#,
     r#"{"filter":{"id_prefix":"none-"},"dry_run":true}"#,
     r#"{"filter":{"status":"completed","type":"parcel"},"limit":2}"#,
@@ -159,9 +165,10 @@ fn path(rng: &mut Rng, templates: &[(Method, String)]) -> (Method, String) {
     } else {
         method
     };
-    let mut path = template
-        .replace("{id}", rng.word(IDS))
-        .replace("{name}", rng.word(&["destination", "Ship", "nope", "%00"]));
+    let mut path = template.replace("{id}", rng.word(IDS)).replace(
+        "{name}",
+        rng.word(&["destination", "Ship", "tally.add", "nope", "%00"]),
+    );
     if rng.chance(5) {
         path = format!(
             "/v1/{}",

@@ -67,12 +67,50 @@ pub fn json() -> &'static serde_json::Value {
     DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
 }
 
-/// This OpenAPI document.
+/// The document with the JSON Schemas the engine has for its workflows' inputs, outputs,
+/// signals and updates merged into `components.schemas`, named
+/// `workflow.{name}.v{version}.{input|output|error|signal.NAME|update.NAME|update.NAME.response}`.
+pub(crate) fn with_workflow_schemas(engine: &weft_runtime::Engine) -> serde_json::Value {
+    let mut doc = json().clone();
+    let mut schemas = serde_json::Map::new();
+    for t in engine.workflow_types() {
+        let prefix = format!("workflow.{}.v{}", t.name, t.version);
+        let mut add = |suffix: String, schema: Option<serde_json::Value>| {
+            if let Some(schema) = schema {
+                schemas.insert(format!("{prefix}.{suffix}"), schema);
+            }
+        };
+        add("input".into(), t.input_schema);
+        add("output".into(), t.output_schema);
+        add("error".into(), t.error_schema);
+        for signal in t.signals {
+            add(format!("signal.{}", signal.name), signal.schema);
+        }
+        for update in t.updates {
+            add(format!("update.{}", update.name), update.request_schema);
+            add(
+                format!("update.{}.response", update.name),
+                update.response_schema,
+            );
+        }
+    }
+    if let Some(components) = doc["components"]["schemas"].as_object_mut() {
+        components.extend(schemas);
+    }
+    doc
+}
+
+/// This OpenAPI document, with the workflows' JSON Schemas where the engine has them.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "cluster",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
     security(("bearer" = ["worker", "operator", "admin"])))]
-pub(crate) async fn document() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Json(json().clone()))
+pub(crate) async fn document(
+    axum::extract::State(shared): axum::extract::State<std::sync::Arc<crate::server::Shared>>,
+) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        Json(with_workflow_schemas(&shared.engine)),
+    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub const OPERATOR: &str = "operator-token-0123456789";
 pub const WORKER: &str = "worker-token-0123456789";
 
 /// Lets a parcel go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Signal)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Signal, schemars::JsonSchema)]
 pub struct Ship {
     pub carrier: String,
 }
