@@ -34,9 +34,9 @@
 //!
 //! Admins may do everything operators may. Every engine call that writes runs in a task of its
 //! own, so a client that disconnects mid-request never leaves an acknowledged write half done.
-//! Errors are one JSON shape, [`ErrorBody`] (`{code, message, details}`), with the engine's stable code and a status from
-//! `EngineError::kind()`: not found 404, conflict 409, invalid input 400 (an oversized payload
-//! 413), unavailable 503 with `Retry-After`, internal 500.
+//! Errors are one JSON shape, [`ErrorBody`] (`{code, message, details}`), with the engine's
+//! stable code and a status from `EngineError::kind()`: not found 404, conflict 409, invalid
+//! input 400 (an oversized payload 413), unavailable 503 with `Retry-After`, internal 500.
 //!
 //! ## Security
 //!
