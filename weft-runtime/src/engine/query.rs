@@ -510,7 +510,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
     description.pending_text = record
         .pending
         .as_ref()
-        .map(|pending| words::pending(pending, record.updated_ms));
+        .map(|pending| words::pending(pending, record.updated_ms, attempt));
     if let Some(record::Outcome::Error { message, .. }) = &record.outcome {
         description.error = Some(message.clone());
     }

@@ -11,10 +11,15 @@ use super::record::PendingCommand;
 /// The prefix of update queue names (`Update::QUEUE` is `weft.update/{NAME}`).
 const UPDATE_QUEUE_PREFIX: &str = "weft.update/";
 
-/// What a workflow suspended at `since_ms` waits on, in words.
-pub(crate) fn pending(command: &PendingCommand, since_ms: u64) -> String {
+/// What a workflow suspended at `since_ms` waits on, in words. `attempt` is a top-level
+/// activity's current attempt (1-based), shown with the retry policy's limit.
+pub(crate) fn pending(command: &PendingCommand, since_ms: u64, attempt: u32) -> String {
     let since = time(since_ms);
     match command {
+        PendingCommand::Activity { name, options, .. } => format!(
+            "waiting on activity `{name}`, attempt {attempt} of {}, since {since}",
+            options.retry.max_attempts.max(1)
+        ),
         PendingCommand::Timer { deadline_ms } => format!("sleeping until {}", time(*deadline_ms)),
         PendingCommand::Group { race, branches, .. } => {
             let done = branches.iter().filter(|b| b.value.is_some()).count();
@@ -112,15 +117,15 @@ mod tests {
             name: name.to_string(),
         };
         assert_eq!(
-            pending(&signal("Approval"), AT),
+            pending(&signal("Approval"), AT, 1),
             "waiting for signal `Approval` since 2026-12-05 10:42:07 UTC"
         );
         assert_eq!(
-            pending(&signal("weft.update/AddItem"), AT),
+            pending(&signal("weft.update/AddItem"), AT, 1),
             "waiting for update `AddItem` since 2026-12-05 10:42:07 UTC"
         );
         assert_eq!(
-            pending(&signal(REVIEW_QUEUE), AT),
+            pending(&signal(REVIEW_QUEUE), AT, 1),
             "waiting for a review decision since 2026-12-05 10:42:07 UTC"
         );
         let activity = PendingCommand::Activity {
@@ -129,11 +134,14 @@ mod tests {
             options: ActivityOptions::default(),
         };
         assert_eq!(
-            pending(&activity, AT),
-            "waiting on activity `shop.charge_card` since 2026-12-05 10:42:07 UTC"
+            pending(&activity, AT, 2),
+            format!(
+                "waiting on activity `shop.charge_card`, attempt 2 of {}, since 2026-12-05 10:42:07 UTC",
+                ActivityOptions::default().retry.max_attempts
+            )
         );
         assert_eq!(
-            pending(&PendingCommand::Timer { deadline_ms: AT }, 0),
+            pending(&PendingCommand::Timer { deadline_ms: AT }, 0, 1),
             "sleeping until 2026-12-05 10:42:07 UTC"
         );
         let race = PendingCommand::Group {
@@ -151,7 +159,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            pending(&race, AT),
+            pending(&race, AT, 1),
             "waiting on the first of 2 operations (1 done) since 2026-12-05 10:42:07 UTC: for signal `Approve`, for a timer until 2026-12-05 10:42:07 UTC (done)"
         );
     }
