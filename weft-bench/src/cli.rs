@@ -33,8 +33,10 @@ pub struct Opts {
     pub rounds: Option<usize>,
     /// `versus`: the peer scripts' folder (`bench/peers` of the shared folder).
     pub peers_dir: PathBuf,
-    /// `parked-child`: the store to recover.
+    /// `parked-child`: the store to recover; `http-server`: the store to create.
     pub store: Option<PathBuf>,
+    /// `http`: `two` (start, then result) or `one` (start and wait in one request).
+    pub call: Option<String>,
     /// `parked-child`: `storage` (only scan the store) or `engine` (build an engine on it).
     pub mode: Option<String>,
 }
@@ -51,6 +53,9 @@ scenarios:
   ceiling      the engine vs the same writes straight into redb     (--n 1000 --k 10 --c 64 --pad 1024)
   visibility   a page of 50 by type and a count by status among N finished workflows, vs FINISHED (--n 1000000 --finished 1000; stores kept in --dir)
   versus       a peer's script, then weft on the same workload, per round (--versus restate-wf,restate-svc,restate-wf-c256 --rounds 3)
+  http         W(N, K) at C through weft-server from this process, paired per round with a Restate
+               variant's ingress and the embedded engine, then one workflow alone through HTTP
+               (--n 1000 --k 10 --c 64 --runs 100 --rounds 3 --versus restate-wf|none --call two|one)
   all          every scenario at sizes that finish in a few minutes (--write docs/benchmarks.md --peers FILE.jsonl --versus LIST)
 
 common options: --repeats 3 (figures are medians), --dir DIR (where stores are created; default the temp dir)
@@ -77,6 +82,7 @@ impl Opts {
             peers_dir: crate::versus::default_peers_dir(),
             store: None,
             mode: None,
+            call: None,
         };
         let mut it = args.iter();
         while let Some(name) = it.next() {
@@ -115,6 +121,7 @@ impl Opts {
                 "--peers-dir" => opts.peers_dir = PathBuf::from(value),
                 "--store" => opts.store = Some(PathBuf::from(value)),
                 "--mode" => opts.mode = Some(value.clone()),
+                "--call" => opts.call = Some(value.clone()),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
             }
         }

@@ -11,6 +11,7 @@
 
 mod ceiling;
 mod cli;
+mod http;
 mod latency;
 mod parked;
 mod peers;
@@ -111,6 +112,34 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
             versus::run(&o.dir, &o.peers_dir, &variants, o.rounds.unwrap_or(3), r)
                 .await?
                 .0
+        }
+        "http" => {
+            let names = o.versus.as_deref().unwrap_or("restate-wf");
+            let peer = match names {
+                "none" => None,
+                names => Some(
+                    versus::variants(names)?
+                        .into_iter()
+                        .next()
+                        .ok_or("`--versus` names no variant")?,
+                ),
+            };
+            let plan = http::Plan {
+                n: o.n.unwrap_or(1000),
+                k: o.k.unwrap_or(10),
+                c: o.c.unwrap_or(64),
+                runs: o.runs.unwrap_or(100),
+                rounds: o.rounds.unwrap_or(3),
+                call: http::Call::parse(o.call.as_deref().unwrap_or("two"))?,
+                peer,
+            };
+            let (throughput, latency) = http::run(&o.dir, &o.peers_dir, &plan).await?;
+            println!("### {}\n\n{}", throughput.title, throughput.markdown());
+            latency
+        }
+        "http-server" => {
+            let store = o.store.as_ref().ok_or("http-server needs --store")?;
+            return http::server_main(store).await;
         }
         "visibility" => {
             let (small, large) = (o.finished.unwrap_or(1_000), o.n.unwrap_or(1_000_000));

@@ -222,7 +222,7 @@ async fn run_weft(dir: &Path, v: Variant, repeats: usize) -> BenchResult<f64> {
 }
 
 /// Runs one peer variant's throughput phase and returns its workflows/s.
-async fn run_peer(peers_dir: &Path, v: Variant) -> BenchResult<f64> {
+pub(crate) async fn run_peer(peers_dir: &Path, v: Variant) -> BenchResult<f64> {
     let script = peers_dir.join(v.script);
     if !script.exists() {
         return Err(format!(
