@@ -58,6 +58,9 @@ pub enum CliError {
     /// `weft doctor` found problems.
     #[error("{0} check(s) failed")]
     Doctor(usize),
+    /// `weft restore` refused or failed; nothing was left at the target.
+    #[error("restore failed: {0}")]
+    Restore(#[from] weft_runtime::storage::BackupError),
 }
 
 impl CliError {
@@ -76,6 +79,16 @@ impl CliError {
             CliError::Connect { .. } => exit::UNAVAILABLE,
             CliError::Protocol(_) => exit::SERVER,
             CliError::Doctor(_) => exit::DOCTOR,
+            CliError::Restore(e) => {
+                use weft_runtime::storage::BackupError as B;
+                match e {
+                    B::Exists { .. } | B::InUse { .. } => exit::CONFLICT,
+                    B::NotABackup { .. } | B::NewerFormat { .. } | B::Corrupt { .. } => {
+                        exit::INVALID
+                    }
+                    _ => exit::SERVER,
+                }
+            }
         }
     }
 }

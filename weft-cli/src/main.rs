@@ -284,6 +284,23 @@ enum Command {
         #[arg(long)]
         last_event_id: Option<u64>,
     },
+    /// Write a verified backup of the store into the server's backup directory, while it runs
+    /// (admin).
+    Backup {
+        /// The file name inside the server's backup directory (default `weft-<ms>.redb`).
+        name: Option<String>,
+    },
+    /// Install a backup file as a store, offline, after checking its integrity and format
+    /// version. Runs here, not on the server: stop the server before restoring over its store.
+    Restore {
+        /// The backup file.
+        backup: std::path::PathBuf,
+        /// Where the store goes (the server's store path).
+        target: std::path::PathBuf,
+        /// Replace a store already at the target.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Show the server's identity, versions, ownership epoch and limits.
     ClusterInfo,
     /// Check the server, the token and readiness, with a fix for each failure.
@@ -653,6 +670,55 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             });
         }
         Command::Doctor => doctor::run(&client, format).await?,
+        Command::Backup { name } => {
+            let body = json!({ "name": name });
+            let done = client
+                .call(Method::POST, "/v1/admin/backup", Some(body))
+                .await?;
+            output::print(format, &done, None, |b| {
+                let rows = vec![
+                    vec!["path".to_string(), cell(&b["path"])],
+                    vec!["bytes".into(), cell(&b["bytes"])],
+                    vec!["entries".into(), cell(&b["entries"])],
+                    vec!["sha256".into(), cell(&b["checksum"])],
+                    vec!["format version".into(), cell(&b["format_version"])],
+                    vec!["weft version".into(), cell(&b["weft_version"])],
+                    vec!["owner epoch".into(), cell(&b["owner_epoch"])],
+                ];
+                table(&["FIELD", "VALUE"], &rows)
+            });
+        }
+        Command::Restore {
+            backup,
+            target,
+            replace,
+        } => {
+            let options = weft_runtime::storage::RestoreOptions { replace };
+            let (from, to) = (backup.clone(), target.clone());
+            let manifest = tokio::task::spawn_blocking(move || {
+                weft_runtime::storage::restore(&from, &to, options)
+            })
+            .await
+            .map_err(|e| CliError::Protocol(e.to_string()))??;
+            let done = json!({
+                "target": target.display().to_string(),
+                "entries": manifest.entries,
+                "checksum": manifest.checksum,
+                "format_version": manifest.meta.format_version,
+                "weft_version": manifest.meta.weft_version,
+                "owner_epoch": manifest.meta.owner_epoch,
+                "created_at_ms": manifest.meta.created_at_ms,
+            });
+            output::print(format, &done, None, |d| {
+                format!(
+                    "restored {} entries (format {}, taken by weft {}) to {}; start the server on it\n",
+                    cell(&d["entries"]),
+                    cell(&d["format_version"]),
+                    cell(&d["weft_version"]),
+                    cell(&d["target"])
+                )
+            });
+        }
         Command::Version => {
             let v = json!({ "cli_version": env!("CARGO_PKG_VERSION") });
             output::print(format, &v, None, |_| {

@@ -300,3 +300,56 @@ async fn start_signal_update_and_result_by_name_from_the_command_line() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_on_the_server_then_restore_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::with_backup_dir(dir.path()).await;
+    server.parcel("order-9", "Rome").await;
+
+    let out = weft(&server, Some(OPERATOR), &["backup", "b.redb"]).await;
+    assert_eq!(out.status.code(), Some(6), "an operator may not: {out:?}");
+    let out = weft(&server, Some(ADMIN), &["-o", "json", "backup", "b.redb"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(answer["format_version"], 1);
+    let backup = dir.path().join("b.redb");
+    assert!(backup.exists());
+    let out = weft(&server, Some(ADMIN), &["backup", "b.redb"]).await;
+    assert_eq!(out.status.code(), Some(4), "exists: {out:?}");
+    server.stop().await;
+
+    let target = dir.path().join("store.redb");
+    let (b, t) = (backup.to_str().unwrap(), target.to_str().unwrap());
+    let out = weft_offline(&["restore", b, t]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("restored"), "{out:?}");
+    let store = weft_runtime::storage::RedbStorage::open(&target).unwrap();
+    use weft_runtime::storage::Storage;
+    assert_eq!(store.scan_prefix(b"wf/", None, 10).unwrap().len(), 1);
+    drop(store);
+    // Over an existing store only with --replace; a file that is no backup is refused.
+    let out = weft_offline(&["restore", b, t]).await;
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replace"),
+        "{out:?}"
+    );
+    let out = weft_offline(&["restore", b, t, "--replace"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let out = weft_offline(&["restore", t, dir.path().join("x").to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(!dir.path().join("x").exists());
+}
+
+/// Runs `weft args` with no server (offline commands).
+async fn weft_offline(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .args(args)
+        .env_remove("WEFT_TOKEN")
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}

@@ -31,6 +31,7 @@
 //! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
 //! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |
+//! | `POST /v1/admin/backup` (into [`ServerBuilder::backup_dir`]) | admin |
 //!
 //! Admins may do everything operators may. Every engine call that writes runs in a task of its
 //! own, so a client that disconnects mid-request never leaves an acknowledged write half done.

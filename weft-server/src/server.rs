@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub events: Arc<Events>,
     pub in_flight: Arc<Semaphore>,
     pub started: Instant,
+    /// Where `POST /v1/admin/backup` writes; none: backups over HTTP are off.
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// Configures a [`Server`]; see [`Server::builder`].
@@ -76,6 +78,7 @@ pub struct ServerBuilder {
     probe_interval: Duration,
     audit_capacity: usize,
     event_window: usize,
+    backup_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerBuilder {
@@ -126,6 +129,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The directory `POST /v1/admin/backup` writes backups into (the client names only the
+    /// file); default none, which turns that route off. Keep it on another disk than the store.
+    pub fn backup_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.backup_dir = Some(dir.into());
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -160,6 +170,7 @@ impl ServerBuilder {
             events: Events::new(self.event_window, self.limits.max_event_streams),
             limits: self.limits,
             started: Instant::now(),
+            backup_dir: self.backup_dir,
         });
         Ok(Server {
             address: self.address,
@@ -207,6 +218,7 @@ impl Server {
             probe_interval: Duration::from_secs(2),
             audit_capacity: 10_000,
             event_window: 10_000,
+            backup_dir: None,
         }
     }
 

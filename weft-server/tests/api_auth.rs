@@ -86,6 +86,11 @@ async fn every_route_answers_each_token_as_its_roles_say() {
         }
     }
     assert!(walked >= 20, "walked {walked} routes");
+    // The backup route is in the walk, for admins only.
+    assert_eq!(
+        doc["paths"]["/v1/admin/backup"]["post"]["security"][0]["bearer"],
+        serde_json::json!(["admin"])
+    );
     // A token without the role cannot tell an existing workflow from a missing one.
     let existing = server
         .get("/v1/workflows/auth-probe", Some(WORKER))

@@ -9,6 +9,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 use crate::auth::Access;
 use crate::server::Shared;
 
+pub mod admin;
 mod body;
 pub mod bulk;
 pub mod calls;
@@ -126,6 +127,7 @@ pub(crate) fn routes() -> Vec<RouteDef> {
         route(Method::POST, "/v1/bulk/cancel", Admin, post(bulk::cancel)),
         route(Method::POST, "/v1/bulk/purge", Admin, post(bulk::purge)),
         route(Method::GET, "/v1/audit", Admin, get(cluster::audit)),
+        route(Method::POST, "/v1/admin/backup", Admin, post(admin::backup)),
         route(Method::GET, "/v1/events", Operator, get(events::all)),
         route(
             Method::GET,

@@ -53,6 +53,7 @@ impl Modify for BearerScheme {
         super::reviews::decide,
         super::bulk::cancel,
         super::bulk::purge,
+        super::admin::backup,
         super::events::workflow,
         super::events::all,
     ),

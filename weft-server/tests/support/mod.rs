@@ -142,17 +142,25 @@ impl TestServer {
     }
 
     pub async fn with_limits(limits: Limits) -> TestServer {
+        TestServer::configured(limits, None).await
+    }
+
+    /// A server whose `POST /v1/admin/backup` writes into `dir`.
+    pub async fn with_backup_dir(dir: &std::path::Path) -> TestServer {
+        TestServer::configured(Limits::default(), Some(dir)).await
+    }
+
+    async fn configured(limits: Limits, backup_dir: Option<&std::path::Path>) -> TestServer {
         let engine = engine().await;
-        let listening = Server::builder(engine.clone())
+        let mut builder = Server::builder(engine.clone())
             .address("127.0.0.1:0".parse().unwrap())
             .tokens(tokens())
             .limits(limits)
-            .probe_interval(Duration::from_millis(50))
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap();
+            .probe_interval(Duration::from_millis(50));
+        if let Some(dir) = backup_dir {
+            builder = builder.backup_dir(dir);
+        }
+        let listening = builder.build().unwrap().bind().await.unwrap();
         let addr = listening.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(listening.serve_until(async {
