@@ -9,6 +9,7 @@
 //! Every figure is a median over `--repeats` runs; each run uses a fresh store. See
 //! `docs/benchmarks.md` for what each scenario measures and the latest figures.
 
+mod backup;
 mod ceiling;
 mod cli;
 mod http;
@@ -145,6 +146,7 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
             let (small, large) = (o.finished.unwrap_or(1_000), o.n.unwrap_or(1_000_000));
             visibility::run(&o.dir, small, large, r).await?.0
         }
+        "backup" => backup::run(&o.dir, o.n.unwrap_or(1024), o.pad.unwrap_or(4096), r).await?,
         "all" => return results::all(o).await,
         other => return Err(format!("unknown scenario `{other}`\n\n{USAGE}").into()),
     };
