@@ -65,7 +65,7 @@ async fn a_failed_write_is_an_error_and_applies_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_step_commit_reaches_the_result_waiter_and_a_restart_resumes() {
+async fn a_failed_step_commit_is_retried_until_storage_heals_on_the_same_engine() {
     let storage = FlakyStorage::new(MemoryStorage::new());
     let gate = Arc::new(Semaphore::new(0));
     let gated = {
@@ -86,17 +86,58 @@ async fn a_failed_step_commit_reaches_the_result_waiter_and_a_restart_resumes() 
         .await
         .unwrap();
     let handle = engine.start::<single>("z".into()).await.unwrap();
+    let waiting = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.result().await })
+    };
     storage.fail(true);
     gate.add_permits(1);
-    let err = handle.result().await.unwrap_err();
-    assert_eq!(err.code(), "storage.backend");
+    // The step's commit is held and retried; the caller waiting for the result keeps waiting
+    // (no stale error), new requests are refused with the storage error.
+    eventually(|| engine.transitions_awaiting_storage() == 1).await;
+    assert_eq!(engine.storage_fault().unwrap().code(), "storage.backend");
     let d = engine.describe(handle.id()).await.unwrap();
     assert_eq!(d.state_name, Some("AwaitGreet"), "no half-applied step");
+    let refused = engine.start::<single>("y".into()).await.unwrap_err();
+    assert_eq!(refused.code(), "storage.backend");
+    assert!(!waiting.is_finished());
+
+    storage.fail(false);
+    assert_eq!(waiting.await.unwrap().unwrap().unwrap(), "hi z");
+    assert_eq!(engine.storage_fault(), None);
+    assert!(engine.stats().failed_batches >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_while_a_commit_is_held_resumes_from_the_last_commit_after_a_restart() {
+    let storage = FlakyStorage::new(MemoryStorage::new());
+    let gate = Arc::new(Semaphore::new(0));
+    let gated = {
+        let gate = gate.clone();
+        FnActivity::new("greet", move |_ctx, _input| {
+            let gate = gate.clone();
+            async move {
+                let _permit = gate.acquire().await.unwrap();
+                Ok(enc(&"first engine".to_string()))
+            }
+        })
+    };
+    let engine = Engine::builder(storage.clone())
+        .register::<single>()
+        .activity_override("greet", gated)
+        .build()
+        .await
+        .unwrap();
+    let handle = engine.start::<single>("z".into()).await.unwrap();
+    let id = handle.id().to_string();
+    storage.fail(true);
+    gate.add_permits(1);
+    eventually(|| engine.transitions_awaiting_storage() == 1).await;
     drop(handle);
     engine.shutdown().await;
 
     storage.fail(false);
     let engine = engine_for::<single>(storage.clone()).await;
-    let result = engine.result::<single>(&d.id).await.unwrap().unwrap();
+    let result = engine.result::<single>(&id).await.unwrap().unwrap();
     assert_eq!(result, "hello, z");
 }

@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use weft_runtime::activity::BoxFuture;
 use weft_runtime::codec::Payload;
@@ -570,13 +571,20 @@ impl<W: Workflow> CrashTest<W> {
         // Per crash: how many attempts were logged before it, and what was committed then.
         let mut committed_at_crash: Vec<(usize, Committed)> = Vec::new();
         let status;
-        let crashed = |crashes: u64| faults.injected().len() as u64 > crashes;
+        // Faults injected up to the last crash: the engine retries a refused commit until it is shut
+        // down, so one crash may inject several.
+        let mut seen: u64 = 0;
+        let crashed = |seen: u64| faults.injected().len() as u64 > seen;
         loop {
             engine.settle().await;
-            if crashed(crashes) {
+            if crashed(seen) {
                 // The crash: nothing after the last commit reached the store. Drop the engine
                 // and recover on the same store, with the disk working again.
                 crashes += 1;
+                // The crashed engine stops before the disk works again: it holds the refused
+                // commit for a retry, which must not land late, after the "crash".
+                engine.engine().clone().shutdown().await;
+                seen = faults.injected().len() as u64;
                 faults.heal();
                 committed_at_crash.push((
                     engine.activity_calls().len(),
@@ -623,7 +631,7 @@ impl<W: Workflow> CrashTest<W> {
                 match engine.engine().cancel(&self.workflow_id).await {
                     Ok(()) => cancel_pending = None,
                     // The crash hit the cancellation's commit: it is sent again after restart.
-                    Err(_) if crashed(crashes) => {}
+                    Err(_) if crashed(seen) => {}
                     Err(e) => return Err(engine_failed(e.into())),
                 }
                 continue;
@@ -650,14 +658,31 @@ impl<W: Workflow> CrashTest<W> {
                     });
                 };
                 let send = Arc::clone(&signals[at].send);
-                match send(engine.engine().clone(), self.workflow_id.clone()).await {
+                let sent = send(engine.engine().clone(), self.workflow_id.clone());
+                // An update waits for the workflow's answer; when the crash hits the commit
+                // that carries it, the engine holds that commit for a retry and the answer never
+                // comes (as from a dead process): stop waiting then.
+                let storage_failed = async {
+                    while engine.engine().transitions_awaiting_storage() == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                };
+                let sent = tokio::select! {
+                    sent = sent => sent,
+                    () = storage_failed => Err(EngineError::Storage(
+                        engine.engine().storage_fault().unwrap_or_else(|| {
+                            weft_runtime::storage::StorageError::backend("storage failed")
+                        }),
+                    )),
+                };
+                match sent {
                     Ok(None) => {
                         signals.remove(at);
                     }
                     Ok(Some(message)) => return Err(CrashFailure::WrongAnswer { run, message }),
                     // The crash hit the signal's own commit: it was not stored, and is sent
                     // again after the restart.
-                    Err(_) if crashed(crashes) => {}
+                    Err(_) if crashed(seen) => {}
                     Err(e) => return Err(engine_failed(e.into())),
                 }
                 continue;

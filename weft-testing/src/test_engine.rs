@@ -372,7 +372,10 @@ impl TestEngine {
 
     /// The workflow's result. While it is not finished, virtual time jumps to the next timer
     /// or retry backoff whenever the engine settles; if nothing is pending at all (it waits for
-    /// a signal nobody sent), this fails with [`TestError::Stuck`] instead of hanging.
+    /// a signal nobody sent), this fails with [`TestError::Stuck`] instead of hanging. While
+    /// storage refuses the engine's commits (see `Engine::storage_fault`), it fails with that
+    /// storage error; the engine retries on its own, so asking again after the fault is gone
+    /// gives the result.
     ///
     /// # Cancel safety
     ///
@@ -386,6 +389,11 @@ impl TestEngine {
             self.settle().await;
             if let Some(result) = poll_once(self.engine.result::<W>(id)).await {
                 return Ok(result?);
+            }
+            // Storage refuses the engine's commits: it retries them on its own, on wall time,
+            // until the fault is gone; report it rather than move virtual time meanwhile.
+            if let Some(fault) = self.engine.storage_fault() {
+                return Err(EngineError::Storage(fault).into());
             }
             match self.next_deadline() {
                 Some(deadline) => self.clock.set(deadline),
@@ -514,7 +522,12 @@ impl TestEngine {
             .iter()
             .filter(|sleeper| self.log.role(sleeper.task) == TaskRole::Backoff)
             .count();
-        self.engine.active_workflows() <= in_backoff && self.log.running() == 0
+        // A runner whose commit the writer holds for a retry (storage fails) waits on wall time
+        // for storage to heal, like an activity in backoff. An activity still running then
+        // belongs to such a workflow (say, a race's loser, stopped once the winner's commit
+        // lands): whatever it returns waits for storage too.
+        let held = self.engine.transitions_awaiting_storage();
+        self.engine.active_workflows() <= in_backoff + held && (self.log.running() == 0 || held > 0)
     }
 
     fn progress(&self) -> (u64, u64, usize) {

@@ -19,7 +19,7 @@ async fn straight_line_survives_a_crash_after_every_commit() {
     assert_eq!(report.output, serde_json::json!({ "Ok": 10 }));
     assert_eq!(report.crashed_runs, report.commits - 1);
     // The chained run crashed after each commit but the last, too.
-    assert_eq!(report.chain_crashes, report.commits - 1);
+    assert_eq!(report.chain_crashes, report.commits - 1, "{report}");
     assert_eq!(report.activity_results, 2);
 }
 

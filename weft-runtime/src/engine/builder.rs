@@ -23,6 +23,7 @@ use super::migration::{self, ErasedMigration};
 use super::record;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
 use super::retention::{self, RetentionPolicy};
+use super::revive::{self, Revive};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
@@ -204,6 +205,7 @@ impl EngineBuilder {
         let fenced = Arc::new(AtomicBool::new(false));
         let timers = Arc::new(Timers::default());
         let tasks = Arc::new(Tasks::default());
+        let revive = Arc::new(Revive::default());
         let inner = Arc::new(Inner {
             storage: Arc::clone(&self.storage),
             registry,
@@ -222,6 +224,7 @@ impl EngineBuilder {
             stalled: Mutex::new(HashMap::new()),
             timers: Arc::clone(&timers),
             background: Mutex::new(Vec::new()),
+            revive: Arc::clone(&revive),
             tasks: Arc::clone(&tasks),
             next_id: AtomicU64::new(0),
             next_signal: AtomicU64::new(0),
@@ -269,11 +272,12 @@ impl EngineBuilder {
             timers,
             Arc::clone(&self.clock),
         ));
+        let revive_task = tasks.spawn(revive::run(Arc::downgrade(&inner), revive));
         inner
             .background
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(timer_task.abort_handle());
+            .extend([timer_task.abort_handle(), revive_task.abort_handle()]);
         let engine = Engine::from_inner(inner);
         // Migrated records are committed before anything resumes from them.
         migration::upgrade_all(&engine.inner).await?;

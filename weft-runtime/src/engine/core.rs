@@ -21,6 +21,7 @@ use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
 use super::registry::Registry;
+use super::revive::Revive;
 use super::tasks::Tasks;
 use super::timers::Timers;
 use super::writer::{Check, Created, Expect, Guarded, ReadView, Signalled, WriteOp, WriterStats};
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     pub stalled: Mutex<HashMap<String, EngineError>>,
     pub timers: Arc<Timers>,
     pub background: Mutex<Vec<AbortHandle>>,
+    /// Workflows to wake once storage answers again.
+    pub revive: Arc<Revive>,
     /// The tasks holding this state (runners, the timer service), counted for shutdown.
     pub tasks: Arc<Tasks>,
     pub next_id: AtomicU64,
@@ -122,6 +125,17 @@ impl Inner {
     pub fn depose(&self) {
         self.fenced.store(true, Ordering::SeqCst);
         self.halt();
+    }
+
+    /// Fails when the engine may not take a new request: it may no longer act, or storage is
+    /// failing and the writer holds the engine's own transitions for a retry (then the request
+    /// would only queue behind them; it is refused with the storage error instead).
+    pub fn check_accepting(&self) -> Result<(), EngineError> {
+        self.check_live()?;
+        match self.stats.fault() {
+            Some(fault) => Err(EngineError::Storage(fault)),
+            None => Ok(()),
+        }
     }
 
     /// The error for an engine that stopped under a caller.
@@ -215,7 +229,7 @@ impl Inner {
         check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
         effects: Vec<Effect>,
     ) -> Result<bool, EngineError> {
-        self.check_live()?;
+        self.check_accepting()?;
         let check: Check = Box::new(check);
         let (reply, answer) = oneshot::channel();
         self.writer_tx
@@ -238,7 +252,7 @@ impl Inner {
         batch: Batch,
         launch: Vec<Effect>,
     ) -> Result<Created, EngineError> {
-        self.check_live()?;
+        self.check_accepting()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
             .send(WriteOp::Create {
@@ -264,7 +278,7 @@ impl Inner {
         signal: Batch,
         launch: Vec<Effect>,
     ) -> Result<Signalled, EngineError> {
-        self.check_live()?;
+        self.check_accepting()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
             .send(WriteOp::SignalWithStart {
@@ -414,7 +428,16 @@ impl Inner {
     }
 
     /// Records that the runner of `id` stopped on `error`, and tells the waiters.
+    ///
+    /// A storage error is a fault of the moment, not of the workflow: it is not recorded or
+    /// reported (a waiter would otherwise get an error that is stale once storage heals), and
+    /// the workflow is woken again once storage answers (see [`super::revive`]).
     pub fn stall(&self, id: &str, error: EngineError) {
+        if matches!(error, EngineError::Storage(_)) && self.check_live().is_ok() {
+            self.release(id);
+            self.revive.note(id);
+            return;
+        }
         lock(&self.stalled).insert(id.to_string(), error.clone());
         self.release(id);
         self.notify(id, Some(error));

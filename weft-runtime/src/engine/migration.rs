@@ -165,7 +165,9 @@ pub(crate) async fn upgrade_all(inner: &Arc<Inner>) -> Result<usize, EngineError
             }
         }
         if !batch.is_empty() {
-            inner.commit(batch).await?;
+            // A request, not a transition the engine acknowledged: a storage failure fails the
+            // build (nothing is migrated) instead of being retried until storage heals.
+            inner.commit_checked(move |_| Ok(Some(batch))).await?;
         }
         if done {
             return Ok(migrated);

@@ -39,6 +39,7 @@
 //! queries), [`error`].
 
 mod attributes;
+mod backoff;
 mod backup;
 pub mod builder;
 mod by_name;
@@ -60,6 +61,7 @@ mod registry;
 mod retention;
 mod retry;
 mod review;
+mod revive;
 mod runner;
 pub mod schedule;
 mod signal_ids;
@@ -372,6 +374,21 @@ impl Engine {
     /// The earliest armed timer deadline, for a test kit that jumps its clock to the next timer.
     pub fn next_timer(&self) -> Option<std::time::SystemTime> {
         self.inner.timers.next_deadline().map(clock::from_millis)
+    }
+
+    /// The storage error the engine is riding out, if any: set while storage refuses the
+    /// engine's own transitions (of work it acknowledged), which its writer holds and retries
+    /// with backoff until they land. New requests (starts, signals, ...) are refused with
+    /// `EngineError::Storage` meanwhile. `None` once a commit lands again.
+    pub fn storage_fault(&self) -> Option<crate::storage::StorageError> {
+        self.inner.stats.fault()
+    }
+
+    /// How many of the engine's own transitions wait for storage to accept them again (see
+    /// [`Engine::storage_fault`]); each is a workflow whose runner waits on its commit. Zero when
+    /// storage is healthy. A test kit counts these as settled, like activities in backoff.
+    pub fn transitions_awaiting_storage(&self) -> usize {
+        self.inner.stats.held.load(Ordering::SeqCst) as usize
     }
 
     /// Commit counters.

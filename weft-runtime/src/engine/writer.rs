@@ -24,7 +24,7 @@
 //! earlier in it) waits for that batch too, and becomes its failure if it fails.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
+use super::backoff::Backoff;
 use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, IdempotencyRecord};
@@ -285,19 +286,86 @@ fn swept(
     Ok(deletes)
 }
 
-/// Counters behind [`super::EngineStats`].
+/// What the writer shares with the engine: counters behind [`super::EngineStats`], and the
+/// storage fault it is riding out.
 #[derive(Debug, Default)]
 pub(crate) struct WriterStats {
     pub batches: AtomicU64,
     pub transitions: AtomicU64,
+    /// Failed commit attempts, retries included.
     pub failed_batches: AtomicU64,
     /// Finished workflows purged by retention sweeps.
     pub purged: AtomicU64,
+    /// The engine's own transitions held for a retry because storage refused them.
+    pub held: AtomicU64,
+    /// The error of the last failed commit while transitions are held for a retry; `None` once
+    /// a commit lands. New requests are refused with it meanwhile.
+    pub fault: Mutex<Option<StorageError>>,
+}
+
+impl WriterStats {
+    /// The storage error the writer is riding out, if it holds transitions for a retry.
+    pub fn fault(&self) -> Option<StorageError> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_fault(&self, fault: Option<StorageError>, held: usize) {
+        self.held.store(held as u64, Ordering::SeqCst);
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+}
+
+impl WriteOp {
+    /// Whether this is a caller's request (a start, a signal, a cancellation, ...), as opposed
+    /// to the engine's own transition of work it acknowledged. A request may be refused (with a
+    /// storage fault); a transition is retried until it lands.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::Create { .. } | WriteOp::SignalWithStart { .. } | WriteOp::Checked { .. }
+        )
+    }
+
+    /// Answers a request with `error`. Anything else is dropped unanswered (its waiter sees the
+    /// engine stop).
+    fn refuse(self, error: &EngineError) {
+        match self {
+            WriteOp::Create { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            WriteOp::SignalWithStart { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            WriteOp::Checked { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            WriteOp::Update { .. } | WriteOp::Guarded { .. } | WriteOp::Stop => {}
+        }
+    }
+}
+
+/// The writer: one thread, the engine's only writer.
+struct Writer<'a, F: Fn(), E: Fn(Vec<Effect>)> {
+    storage: &'a dyn Storage,
+    condition: [Condition; 1],
+    epoch: u64,
+    stats: &'a WriterStats,
+    fenced: &'a AtomicBool,
+    on_fenced: F,
+    run_effects: E,
+    queues: SignalQueues,
+    counters: Counters,
 }
 
 /// Runs the writer loop on the calling (dedicated) thread until [`WriteOp::Stop`] or until every
 /// sender is gone. `on_fenced` runs once, when the epoch condition fails; `run_effects` runs the
 /// effects of the writes accepted in each batch once it is durable, before any answer.
+///
+/// A batch that storage refuses is not given up: the engine's own transitions in it (runner
+/// steps, which callers were told would happen) are retried with [`Backoff`] until they land,
+/// the engine is fenced, or it stops. A request in it (a start, a signal) is answered with the
+/// storage error, but only once the writer knows nothing of it was written (see [`Landed`]);
+/// requests that arrive while transitions are held are refused with that error at once.
 pub(crate) fn run(
     storage: Arc<dyn Storage>,
     epoch: u64,
@@ -307,51 +375,134 @@ pub(crate) fn run(
     on_fenced: impl Fn(),
     run_effects: impl Fn(Vec<Effect>),
 ) {
-    let condition = [Condition {
-        key: record::EPOCH_KEY.to_vec(),
-        expected: Some(record::encode_epoch(epoch)),
-    }];
+    let mut writer = Writer {
+        storage: &*storage,
+        condition: [Condition {
+            key: record::EPOCH_KEY.to_vec(),
+            expected: Some(record::encode_epoch(epoch)),
+        }],
+        epoch,
+        stats: &stats,
+        fenced: &fenced,
+        on_fenced,
+        run_effects,
+        queues: SignalQueues::default(),
+        counters: Counters::default(),
+    };
     let mut stop = false;
     // The size of the previous batch: whether the engine is busy enough to wait for more.
     let mut previous = 0;
-    let mut queues = SignalQueues::default();
-    let mut counters = Counters::default();
-    while !stop {
-        let Some(first) = rx.blocking_recv() else {
-            return;
-        };
-        let mut ops = vec![first];
-        drain(&mut rx, &mut ops);
-        if previous > 1 {
-            // Wait for the rest of the previous batch's workflows, but no longer than LINGER.
-            let start = Instant::now();
-            while ops.len() < previous.min(MAX_BATCH) && start.elapsed() < LINGER {
-                std::thread::sleep(LINGER_POLL);
-                drain(&mut rx, &mut ops);
+    // After a failure: transitions to commit first (their batch did not land), or a whole batch
+    // whose outcome is unknown, to commit again as it is.
+    let mut carry: Vec<WriteOp> = Vec::new();
+    let mut held: Option<Built> = None;
+    let mut backoff = Backoff::new(epoch);
+    // Whether the last commit failed: wait before the next attempt.
+    let mut failing = false;
+    loop {
+        let mut ops = std::mem::take(&mut carry);
+        if failing {
+            let error = stats
+                .fault()
+                .unwrap_or_else(|| StorageError::backend("storage failed"));
+            stop |= wait_out(&mut rx, backoff.next_delay(), &mut ops, &error);
+            if stop {
+                // What is held is dropped unanswered: its waiters see the engine stop, and
+                // the workflows resume from their last commit at the next build.
+                stats.set_fault(None, 0);
+                return;
+            }
+        } else if held.is_none() && ops.is_empty() {
+            if stop {
+                return;
+            }
+            let Some(first) = rx.blocking_recv() else {
+                return;
+            };
+            ops.push(first);
+            drain(&mut rx, &mut ops);
+            if previous > 1 {
+                // Wait for the rest of the previous batch's workflows, but no longer than LINGER.
+                let start = Instant::now();
+                while ops.len() < previous.min(MAX_BATCH) && start.elapsed() < LINGER {
+                    std::thread::sleep(LINGER_POLL);
+                    drain(&mut rx, &mut ops);
+                }
+            }
+            previous = ops.len();
+            if let Some(at) = ops.iter().position(|op| matches!(op, WriteOp::Stop)) {
+                // Requests behind the stop are dropped unanswered: their callers see a shutdown.
+                ops.truncate(at);
+                stop = true;
             }
         }
-        previous = ops.len();
-        if let Some(at) = ops.iter().position(|op| matches!(op, WriteOp::Stop)) {
-            // Requests behind the stop are dropped unanswered: their callers see a shutdown.
-            ops.truncate(at);
-            stop = true;
-        }
         if fenced.load(Ordering::SeqCst) {
+            held = None;
             fail_all(ops, EngineError::Fenced { epoch });
             continue;
         }
-        commit(
-            &*storage,
-            &condition,
-            ops,
-            &stats,
-            epoch,
-            &fenced,
-            &on_fenced,
-            &run_effects,
-            &mut queues,
-            &mut counters,
-        );
+        let built = match held.take() {
+            Some(built) => {
+                // Requests that arrived meanwhile were refused; transitions wait their turn.
+                carry = ops;
+                built
+            }
+            None => writer.build(ops),
+        };
+        failing = match writer.land(built) {
+            Landing::Done => false,
+            Landing::Retry(mut ops, error) => {
+                // Only requests failed (answered): the next request simply tries again.
+                let failing = !ops.is_empty();
+                if failing {
+                    stats.set_fault(Some(error), ops.len() + carry.len());
+                }
+                ops.append(&mut carry);
+                carry = ops;
+                failing
+            }
+            Landing::Hold(built, error) => {
+                stats.set_fault(Some(error), built.transitions() + carry.len());
+                held = Some(built);
+                true
+            }
+        };
+        if !failing {
+            backoff.reset();
+            if stats.held.load(Ordering::SeqCst) > 0 {
+                stats.set_fault(None, 0);
+            }
+        }
+    }
+}
+
+/// Waits `delay` before a retry, taking in what is queued meanwhile: requests are refused with
+/// `error`, transitions join `ops`. `true` when a stop arrived.
+fn wait_out(
+    rx: &mut mpsc::UnboundedReceiver<WriteOp>,
+    delay: Duration,
+    ops: &mut Vec<WriteOp>,
+    error: &StorageError,
+) -> bool {
+    // Requests are answered within a slice, not after the whole delay.
+    const SLICE: Duration = Duration::from_millis(10);
+    let refusal = EngineError::Storage(error.clone());
+    let until = Instant::now() + delay;
+    loop {
+        loop {
+            match rx.try_recv() {
+                Ok(WriteOp::Stop) => return true,
+                Ok(op) if op.is_request() => op.refuse(&refusal),
+                Ok(op) => ops.push(op),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        std::thread::sleep(SLICE.min(until - now));
     }
 }
 
@@ -377,9 +528,22 @@ enum Accepted {
         oneshot::Sender<Result<Signalled, EngineError>>,
         Result<Signalled, EngineError>,
     ),
-    Update(oneshot::Sender<Result<(), EngineError>>),
-    /// A guarded transition's reply and what it did, sent when the batch is durable.
-    Guarded(oneshot::Sender<Result<Guarded, EngineError>>, Guarded),
+    /// A transition: its reply, the range of its own writes in the batch, its sweep.
+    Update {
+        reply: oneshot::Sender<Result<(), EngineError>>,
+        writes: std::ops::Range<usize>,
+        sweep: Option<Vec<u8>>,
+    },
+    /// A guarded transition and what it did, answered when the batch is durable. Written: the
+    /// range of its writes in the batch; a conflict keeps its writes aside, in case the batch
+    /// fails and it must be decided again.
+    Guarded {
+        reply: oneshot::Sender<Result<Guarded, EngineError>>,
+        done: Guarded,
+        expect: Vec<Expect>,
+        writes: Result<std::ops::Range<usize>, Batch>,
+        sweep: Option<Vec<u8>>,
+    },
     /// A check's reply and its answer, sent when the batch is durable.
     Checked(
         oneshot::Sender<Result<bool, EngineError>>,
@@ -393,228 +557,55 @@ impl Accepted {
         !matches!(
             self,
             Accepted::Checked(_, Ok(false) | Err(_))
-                | Accepted::Guarded(_, Guarded::Conflict)
+                | Accepted::Guarded {
+                    done: Guarded::Conflict,
+                    ..
+                }
                 | Accepted::Create(_, Created::Existing(_) | Created::IdTaken)
                 | Accepted::SignalWithStart(_, Err(_))
         )
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-fn commit(
-    storage: &dyn Storage,
-    condition: &[Condition],
-    ops: Vec<WriteOp>,
-    stats: &WriterStats,
-    epoch: u64,
-    fenced: &AtomicBool,
-    on_fenced: &impl Fn(),
-    run_effects: &impl Fn(Vec<Effect>),
-    queues: &mut SignalQueues,
-    counters: &mut Counters,
-) {
-    let mut batch = Batch::new();
-    let mut accepted = Vec::with_capacity(ops.len());
-    // The effects of the accepted writes, in batch order, run once the batch is durable.
-    let mut effects = Vec::new();
-    // Ids and idempotency keys created earlier in this batch, not yet visible in storage.
-    let mut new_ids: HashMap<String, ()> = HashMap::new();
-    let mut new_keys: HashMap<String, String> = HashMap::new();
-    // Built at the first op that reads; None for a batch of plain transitions.
-    let mut overlay: Option<Overlay> = None;
-    for op in ops {
-        match op {
-            WriteOp::Create {
-                id,
-                idempotency_key,
-                batch: writes,
-                launch,
-                reply,
-            } => match check_create(
-                storage,
-                &id,
-                idempotency_key.as_deref(),
-                &new_ids,
-                &new_keys,
-            ) {
-                Ok(Created::New) => {
-                    new_ids.insert(id.clone(), ());
-                    if let Some(key) = idempotency_key {
-                        new_keys.insert(key, id);
-                    }
-                    batch.extend(writes);
-                    effects.extend(launch);
-                    accepted.push(Accepted::Create(reply, Created::New));
-                }
-                // The run this key or id names is created earlier in this very batch (and
-                // launched by it): answer once it is durable, so the caller can read it and
-                // is never told of a workflow that then fails to land.
-                Ok(Created::Existing(existing)) if new_ids.contains_key(&existing) => {
-                    accepted.push(Accepted::Create(reply, Created::Existing(existing)));
-                }
-                Ok(Created::IdTaken) if new_ids.contains_key(&id) => {
-                    accepted.push(Accepted::Create(reply, Created::IdTaken));
-                }
-                // Stored already: make sure it is driven, then answer.
-                Ok(Created::Existing(existing)) => {
-                    run_effects(vec![Effect::Wake(existing.clone())]);
-                    let _ = reply.send(Ok(Created::Existing(existing)));
-                }
-                Ok(Created::IdTaken) => {
-                    run_effects(vec![Effect::Wake(id)]);
-                    let _ = reply.send(Ok(Created::IdTaken));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            WriteOp::SignalWithStart {
-                id,
-                workflow_type,
-                start,
-                signal,
-                launch,
-                reply,
-            } => match with_view(storage, &batch, &mut overlay, |view| {
-                check_signal_with_start(view, &id, workflow_type)
-            }) {
-                Ok(Signalled::Started) => {
-                    new_ids.insert(id, ());
-                    batch.extend(start);
-                    queues.note(&signal);
-                    batch.extend(signal);
-                    effects.extend(launch);
-                    accepted.push(Accepted::SignalWithStart(reply, Ok(Signalled::Started)));
-                }
-                Ok(Signalled::Existing) => {
-                    queues.note(&signal);
-                    batch.extend(signal);
-                    effects.push(Effect::Wake(id));
-                    accepted.push(Accepted::SignalWithStart(reply, Ok(Signalled::Existing)));
-                }
-                // Answered with the batch: the refusal may rest on a write of it.
-                Err(e) => accepted.push(Accepted::SignalWithStart(reply, Err(e))),
-            },
-            WriteOp::Update {
-                batch: writes,
-                sweep,
-                reply,
-            } => match swept(storage, &batch, sweep.as_deref(), queues) {
-                Ok(deletes) => {
-                    batch.extend(writes);
-                    batch.extend(deletes);
-                    accepted.push(Accepted::Update(reply));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            WriteOp::Guarded {
-                expect,
-                batch: writes,
-                sweep,
-                reply,
-            } => match with_view(storage, &batch, &mut overlay, |view| holds(view, &expect))
-                .and_then(|holds| Ok((holds, swept(storage, &batch, sweep.as_deref(), queues)?)))
-            {
-                Ok((true, deletes)) => {
-                    batch.extend(writes);
-                    batch.extend(deletes);
-                    accepted.push(Accepted::Guarded(reply, Guarded::Written));
-                }
-                // Answered with the batch: the conflict may rest on a write of it.
-                Ok((false, _)) => accepted.push(Accepted::Guarded(reply, Guarded::Conflict)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            WriteOp::Checked {
-                check,
-                effects: then,
-                reply,
-            } => {
-                let answer = match with_view(storage, &batch, &mut overlay, check) {
-                    Ok(Some(writes)) if !writes.is_empty() => {
-                        queues.note(&writes);
-                        batch.extend(writes);
-                        effects.extend(then);
-                        Ok(true)
-                    }
-                    Ok(_) => Ok(false),
-                    Err(e) => Err(e),
-                };
-                accepted.push(Accepted::Checked(reply, answer));
+    /// Whether this is one of the engine's own transitions.
+    fn is_transition(&self) -> bool {
+        matches!(self, Accepted::Update { .. } | Accepted::Guarded { .. })
+    }
+
+    /// Answers as the landed batch decided.
+    fn succeed(self) {
+        match self {
+            Accepted::Create(reply, created) => {
+                let _ = reply.send(Ok(created));
             }
-            WriteOp::Stop => {}
+            Accepted::Update { reply, .. } => {
+                let _ = reply.send(Ok(()));
+            }
+            Accepted::SignalWithStart(reply, done) => {
+                let _ = reply.send(done);
+            }
+            Accepted::Guarded { reply, done, .. } => {
+                let _ = reply.send(Ok(done));
+            }
+            Accepted::Checked(reply, answer) => {
+                let _ = reply.send(answer);
+            }
         }
     }
-    if accepted.is_empty() {
-        return;
-    }
-    let result = if batch.is_empty() {
-        Ok(())
-    } else {
-        counters
-            .stage(storage, &mut batch)
-            .and_then(|()| storage.apply_if(condition, batch))
-    };
-    if result.is_err() {
-        counters.forget();
-    }
-    let error = match result {
-        Ok(()) => {
-            let transitions = accepted.iter().filter(|a| a.counts()).count();
-            if transitions > 0 {
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .transitions
-                    .fetch_add(transitions as u64, Ordering::Relaxed);
-            }
-            if !effects.is_empty() {
-                run_effects(effects);
-            }
-            for reply in accepted {
-                match reply {
-                    Accepted::Create(reply, created) => {
-                        let _ = reply.send(Ok(created));
-                    }
-                    Accepted::Update(reply) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                    Accepted::SignalWithStart(reply, done) => {
-                        let _ = reply.send(done);
-                    }
-                    Accepted::Guarded(reply, done) => {
-                        let _ = reply.send(Ok(done));
-                    }
-                    Accepted::Checked(reply, answer) => {
-                        let _ = reply.send(answer);
-                    }
-                }
-            }
-            return;
-        }
-        Err(StorageError::ConditionFailed { .. }) => {
-            fenced.store(true, Ordering::SeqCst);
-            on_fenced();
-            EngineError::Fenced { epoch }
-        }
-        Err(e) => EngineError::Storage(e),
-    };
-    stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-    // Even a refusal or a conflict: it may rest on a write of this batch that never landed.
-    for reply in accepted {
-        match reply {
+
+    /// Answers with the batch's failure: even a refusal or a conflict, which may rest on a
+    /// write of the batch that never landed.
+    fn fail(self, error: &EngineError) {
+        match self {
             Accepted::Create(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
-            Accepted::Update(reply) => {
+            Accepted::Update { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Accepted::SignalWithStart(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
-            Accepted::Guarded(reply, _) => {
+            Accepted::Guarded { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Accepted::Checked(reply, _) => {
@@ -622,6 +613,391 @@ fn commit(
             }
         }
     }
+
+    /// A transition of a batch that did not land, as the op to decide again; a request is
+    /// answered with `error` instead.
+    fn retry(self, batch: &Batch, error: &EngineError) -> Option<WriteOp> {
+        let writes_of = |range: std::ops::Range<usize>| Batch {
+            writes: batch.writes[range].to_vec(),
+        };
+        match self {
+            Accepted::Update {
+                reply,
+                writes,
+                sweep,
+            } => Some(WriteOp::Update {
+                batch: writes_of(writes),
+                sweep,
+                reply,
+            }),
+            Accepted::Guarded {
+                reply,
+                expect,
+                writes,
+                sweep,
+                ..
+            } => Some(WriteOp::Guarded {
+                expect,
+                batch: writes.map_or_else(|aside| aside, writes_of),
+                sweep,
+                reply,
+            }),
+            request => {
+                request.fail(error);
+                None
+            }
+        }
+    }
+}
+
+/// A batch built from ops, with who to answer and what to run when it lands.
+struct Built {
+    batch: Batch,
+    accepted: Vec<Accepted>,
+    /// The effects of the accepted writes, in batch order, run once the batch is durable.
+    effects: Vec<Effect>,
+    /// Whether the counters that follow from it are in `batch` already (it was tried before).
+    staged: bool,
+}
+
+impl Built {
+    fn transitions(&self) -> usize {
+        self.accepted.iter().filter(|a| a.is_transition()).count()
+    }
+}
+
+/// What became of a built batch.
+enum Landing {
+    /// Landed (or fenced): everyone was answered.
+    Done,
+    /// It did not land: its requests were answered with the error; these transitions are to be
+    /// decided and committed again.
+    Retry(Vec<WriteOp>, StorageError),
+    /// Whether it landed is unknown (storage fails reads too): commit it again as it is.
+    Hold(Built, StorageError),
+}
+
+/// Whether a batch whose commit reported a failure is in storage all the same.
+enum Landed {
+    /// Every key holds what the batch wrote: it landed (the acknowledgement was lost), or
+    /// writing it changes nothing.
+    Yes,
+    /// Some key does not: nothing of it landed (a batch lands whole or not at all).
+    No,
+    /// The epoch is no longer this engine's.
+    Fenced,
+}
+
+impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
+    /// Decides each op against storage and the writes before it, and builds the batch.
+    fn build(&mut self, ops: Vec<WriteOp>) -> Built {
+        let storage = self.storage;
+        let queues = &mut self.queues;
+        let run_effects = &self.run_effects;
+        let mut batch = Batch::new();
+        let mut accepted = Vec::with_capacity(ops.len());
+        let mut effects = Vec::new();
+        // Ids and idempotency keys created earlier in this batch, not yet visible in storage.
+        let mut new_ids: HashMap<String, ()> = HashMap::new();
+        let mut new_keys: HashMap<String, String> = HashMap::new();
+        // Built at the first op that reads; None for a batch of plain transitions.
+        let mut overlay: Option<Overlay> = None;
+        for op in ops {
+            match op {
+                WriteOp::Create {
+                    id,
+                    idempotency_key,
+                    batch: writes,
+                    launch,
+                    reply,
+                } => match check_create(
+                    storage,
+                    &id,
+                    idempotency_key.as_deref(),
+                    &new_ids,
+                    &new_keys,
+                ) {
+                    Ok(Created::New) => {
+                        new_ids.insert(id.clone(), ());
+                        if let Some(key) = idempotency_key {
+                            new_keys.insert(key, id);
+                        }
+                        batch.extend(writes);
+                        effects.extend(launch);
+                        accepted.push(Accepted::Create(reply, Created::New));
+                    }
+                    // The run this key or id names is created earlier in this very batch (and
+                    // launched by it): answer once it is durable, so the caller can read it and
+                    // is never told of a workflow that then fails to land.
+                    Ok(Created::Existing(existing)) if new_ids.contains_key(&existing) => {
+                        accepted.push(Accepted::Create(reply, Created::Existing(existing)));
+                    }
+                    Ok(Created::IdTaken) if new_ids.contains_key(&id) => {
+                        accepted.push(Accepted::Create(reply, Created::IdTaken));
+                    }
+                    // Stored already: make sure it is driven, then answer.
+                    Ok(Created::Existing(existing)) => {
+                        run_effects(vec![Effect::Wake(existing.clone())]);
+                        let _ = reply.send(Ok(Created::Existing(existing)));
+                    }
+                    Ok(Created::IdTaken) => {
+                        run_effects(vec![Effect::Wake(id)]);
+                        let _ = reply.send(Ok(Created::IdTaken));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                WriteOp::SignalWithStart {
+                    id,
+                    workflow_type,
+                    start,
+                    signal,
+                    launch,
+                    reply,
+                } => match with_view(storage, &batch, &mut overlay, |view| {
+                    check_signal_with_start(view, &id, workflow_type)
+                }) {
+                    Ok(Signalled::Started) => {
+                        new_ids.insert(id, ());
+                        batch.extend(start);
+                        queues.note(&signal);
+                        batch.extend(signal);
+                        effects.extend(launch);
+                        accepted.push(Accepted::SignalWithStart(reply, Ok(Signalled::Started)));
+                    }
+                    Ok(Signalled::Existing) => {
+                        queues.note(&signal);
+                        batch.extend(signal);
+                        effects.push(Effect::Wake(id));
+                        accepted.push(Accepted::SignalWithStart(reply, Ok(Signalled::Existing)));
+                    }
+                    // Answered with the batch: the refusal may rest on a write of it.
+                    Err(e) => accepted.push(Accepted::SignalWithStart(reply, Err(e))),
+                },
+                WriteOp::Update {
+                    batch: writes,
+                    sweep,
+                    reply,
+                } => {
+                    // A sweep that cannot read is decided with the batch: a transition is never
+                    // refused, so a failed read fails the batch it would have joined.
+                    let deletes = match swept(storage, &batch, sweep.as_deref(), queues) {
+                        Ok(deletes) => deletes,
+                        Err(_) => unreadable(&mut batch),
+                    };
+                    let start = batch.writes.len();
+                    batch.extend(writes);
+                    let range = start..batch.writes.len();
+                    batch.extend(deletes);
+                    accepted.push(Accepted::Update {
+                        reply,
+                        writes: range,
+                        sweep,
+                    });
+                }
+                WriteOp::Guarded {
+                    expect,
+                    batch: writes,
+                    sweep,
+                    reply,
+                } => {
+                    let decided =
+                        with_view(storage, &batch, &mut overlay, |view| holds(view, &expect))
+                            .and_then(|holds| {
+                                Ok((holds, swept(storage, &batch, sweep.as_deref(), queues)?))
+                            });
+                    let (done, writes) = match decided {
+                        Ok((true, deletes)) => {
+                            let start = batch.writes.len();
+                            batch.extend(writes);
+                            let range = start..batch.writes.len();
+                            batch.extend(deletes);
+                            (Guarded::Written, Ok(range))
+                        }
+                        // Answered with the batch: the conflict may rest on a write of it.
+                        Ok((false, _)) => (Guarded::Conflict, Err(writes)),
+                        // As for an update's sweep: fail the batch, decide it again.
+                        Err(_) => {
+                            unreadable(&mut batch);
+                            (Guarded::Conflict, Err(writes))
+                        }
+                    };
+                    accepted.push(Accepted::Guarded {
+                        reply,
+                        done,
+                        expect,
+                        writes,
+                        sweep,
+                    });
+                }
+                WriteOp::Checked {
+                    check,
+                    effects: then,
+                    reply,
+                } => {
+                    let answer = match with_view(storage, &batch, &mut overlay, check) {
+                        Ok(Some(writes)) if !writes.is_empty() => {
+                            queues.note(&writes);
+                            batch.extend(writes);
+                            effects.extend(then);
+                            Ok(true)
+                        }
+                        Ok(_) => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                    accepted.push(Accepted::Checked(reply, answer));
+                }
+                WriteOp::Stop => {}
+            }
+        }
+        Built {
+            batch,
+            accepted,
+            effects,
+            staged: false,
+        }
+    }
+
+    /// Commits a built batch and answers for it, or says what to retry.
+    fn land(&mut self, mut built: Built) -> Landing {
+        if built.accepted.is_empty() {
+            return Landing::Done;
+        }
+        let result = if built.batch.is_empty() {
+            Ok(())
+        } else if built.batch.writes.iter().any(is_unreadable) {
+            Err(StorageError::backend(
+                "a read the batch depends on failed; nothing was written",
+            ))
+        } else if !built.staged
+            && let Err(e) = self.counters.stage(self.storage, &mut built.batch)
+        {
+            Err(e)
+        } else {
+            built.staged = true;
+            // The batch is kept, to be committed again or read back if this fails.
+            self.storage.apply_if(&self.condition, built.batch.clone())
+        };
+        let error = match result {
+            Ok(()) => {
+                self.succeed(built);
+                return Landing::Done;
+            }
+            Err(StorageError::ConditionFailed { .. }) => {
+                self.counters.forget();
+                self.fence(built);
+                return Landing::Done;
+            }
+            Err(error) => error,
+        };
+        self.counters.forget();
+        self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        let landed = if built.staged {
+            self.landed(&built.batch)
+        } else {
+            // Never tried: a read it depends on failed.
+            Ok(Landed::No)
+        };
+        match landed {
+            Ok(Landed::Yes) => {
+                self.succeed(built);
+                Landing::Done
+            }
+            Ok(Landed::Fenced) => {
+                self.fence(built);
+                Landing::Done
+            }
+            Ok(Landed::No) => {
+                // Every sweep is made again from storage: put back the queues this one used.
+                for accepted in &built.accepted {
+                    if let Accepted::Update {
+                        sweep: Some(queue), ..
+                    }
+                    | Accepted::Guarded {
+                        sweep: Some(queue), ..
+                    } = accepted
+                    {
+                        self.queues.0.insert(queue.clone());
+                    }
+                }
+                let refusal = EngineError::Storage(error.clone());
+                let Built {
+                    batch, accepted, ..
+                } = built;
+                let retry = accepted
+                    .into_iter()
+                    .filter_map(|accepted| accepted.retry(&batch, &refusal))
+                    .collect();
+                Landing::Retry(retry, error)
+            }
+            Err(_) => Landing::Hold(built, error),
+        }
+    }
+
+    /// Reads back the keys a failed batch wrote: did it land after all?
+    fn landed(&self, batch: &Batch) -> Result<Landed, StorageError> {
+        let [condition] = &self.condition;
+        if self.storage.get(&condition.key)? != condition.expected {
+            return Ok(Landed::Fenced);
+        }
+        let mut last: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+        for write in &batch.writes {
+            match write {
+                Write::Put(key, value) => last.insert(key, Some(value)),
+                Write::Delete(key) => last.insert(key, None),
+            };
+        }
+        for (key, value) in last {
+            if self.storage.get(key)?.as_deref() != value {
+                return Ok(Landed::No);
+            }
+        }
+        Ok(Landed::Yes)
+    }
+
+    fn succeed(&mut self, built: Built) {
+        // Cleared before anyone hears of the landing, so a caller that does sees it cleared.
+        if self.stats.held.load(Ordering::SeqCst) > 0 {
+            self.stats.set_fault(None, 0);
+        }
+        let transitions = built.accepted.iter().filter(|a| a.counts()).count();
+        if transitions > 0 {
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .transitions
+                .fetch_add(transitions as u64, Ordering::Relaxed);
+        }
+        if !built.effects.is_empty() {
+            (self.run_effects)(built.effects);
+        }
+        for accepted in built.accepted {
+            accepted.succeed();
+        }
+    }
+
+    fn fence(&mut self, built: Built) {
+        self.fenced.store(true, Ordering::SeqCst);
+        (self.on_fenced)();
+        self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        let error = EngineError::Fenced { epoch: self.epoch };
+        for accepted in built.accepted {
+            accepted.fail(&error);
+        }
+    }
+}
+
+/// The key of the marker a batch gets when a read it depends on failed; never written.
+const UNREADABLE: &[u8] = b"\0weft/writer/unreadable";
+
+/// Marks `batch` as depending on a failed read, and returns no deletes for it.
+fn unreadable(batch: &mut Batch) -> Batch {
+    batch.delete(UNREADABLE.to_vec());
+    Batch::new()
+}
+
+fn is_unreadable(write: &Write) -> bool {
+    matches!(write, Write::Delete(key) if key == UNREADABLE)
 }
 
 /// Whether every expectation of a guarded transition holds in `view`.
@@ -764,28 +1140,30 @@ mod tests {
         ops: Vec<WriteOp>,
         answers: &[&oneshot::Receiver<Result<Created, EngineError>>],
     ) -> (WriterStats, Vec<(String, bool)>) {
-        let condition = [Condition {
-            key: record::EPOCH_KEY.to_vec(),
-            expected: Some(record::encode_epoch(epoch)),
-        }];
         let stats = WriterStats::default();
         let ran = std::sync::Mutex::new(Vec::new());
-        commit(
+        let fenced = AtomicBool::new(false);
+        let mut writer = Writer {
             storage,
-            &condition,
-            ops,
-            &stats,
+            condition: [Condition {
+                key: record::EPOCH_KEY.to_vec(),
+                expected: Some(record::encode_epoch(epoch)),
+            }],
             epoch,
-            &AtomicBool::new(false),
-            &|| {},
-            &|effects| {
+            stats: &stats,
+            fenced: &fenced,
+            on_fenced: || {},
+            run_effects: |effects: Vec<Effect>| {
                 let answered = answers.iter().any(|answer| !answer.is_empty());
                 let mut ran = ran.lock().unwrap();
                 ran.extend(effects.iter().map(|e| (format!("{e:?}"), answered)));
             },
-            &mut SignalQueues::default(),
-            &mut Counters::default(),
-        );
+            queues: SignalQueues::default(),
+            counters: Counters::default(),
+        };
+        let built = writer.build(ops);
+        assert!(matches!(writer.land(built), Landing::Done));
+        drop(writer);
         (stats, ran.into_inner().unwrap())
     }
 
