@@ -65,7 +65,9 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
             }
         }
         if !batch.is_empty() {
-            inner.commit(batch).await?;
+            // A request at build, not a transition the engine acknowledged: a storage failure
+            // fails the build instead of being retried until storage heals.
+            inner.commit_checked(move |_| Ok(Some(batch))).await?;
         }
         if done {
             return Ok(restored);
