@@ -7,6 +7,7 @@
 //! weft describe order-42
 //! weft decide expense-7 approve --comment "fine"
 //! weft events order-42
+//! weft schedule create nightly --type report --input '"ops"' --cron '0 2 * * *' --time-zone Europe/Berlin
 //! ```
 //!
 //! The token comes from `WEFT_TOKEN` only, never from a flag (a process's arguments are
@@ -16,6 +17,7 @@ mod client;
 mod doctor;
 mod events;
 mod output;
+mod schedule;
 
 use std::process::ExitCode;
 
@@ -301,6 +303,9 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// Durable schedules: create, list, describe, pause, resume, trigger, backfill, delete.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Show the server's identity, versions, ownership epoch and limits.
     ClusterInfo,
     /// Check the server, the token and readiness, with a fix for each failure.
@@ -670,6 +675,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             });
         }
         Command::Doctor => doctor::run(&client, format).await?,
+        Command::Schedule(command) => schedule::run(&client, format, command).await?,
         Command::Backup { name } => {
             let body = json!({ "name": name });
             let done = client

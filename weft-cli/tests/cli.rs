@@ -353,3 +353,213 @@ async fn weft_offline(args: &[&str]) -> Output {
         .await
         .unwrap()
 }
+
+/// Runs `weft -o json args` and parses what it prints.
+async fn weft_json(server: &TestServer, token: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["-o", "json"];
+    all.extend_from_slice(args);
+    let out = weft(server, Some(token), &all).await;
+    assert!(out.status.success(), "weft {args:?}: {out:?}");
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_from_the_command_line_with_the_roles_of_the_api() {
+    let server = TestServer::start().await;
+    let create: &[&str] = &[
+        "schedule",
+        "create",
+        "hourly",
+        "--type",
+        "hello",
+        "--input",
+        "\"ada\"",
+        "--every-ms",
+        "3600000",
+        "--overlap",
+        "allow_all",
+    ];
+    // Operators read and trigger; only admins create, change and delete.
+    let out = weft(&server, Some(OPERATOR), create).await;
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let out = weft(&server, Some(ADMIN), create).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "schedule hourly created\n");
+    let out = weft(&server, Some(ADMIN), create).await;
+    assert_eq!(out.status.code(), Some(4), "taken: {out:?}");
+    let out = weft(
+        &server,
+        Some(ADMIN),
+        &[
+            "schedule",
+            "create",
+            "bad",
+            "--type",
+            "hello",
+            "--cron",
+            "61 * * * *",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cron expression"),
+        "{out:?}"
+    );
+    // Neither trigger nor both: clap refuses before anything is sent.
+    let out = weft(
+        &server,
+        Some(ADMIN),
+        &["schedule", "create", "x", "--type", "hello"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    let out = weft(&server, Some(OPERATOR), &["schedule", "list"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("ID      TYPE   STATE   NEXT FIRE"),
+        "{text}"
+    );
+    assert!(text.contains("hourly  hello  active"), "{text}");
+
+    // Backfill the first two hours of 1970, twice: the second run starts nothing new.
+    let backfill: &[&str] = &[
+        "schedule",
+        "backfill",
+        "hourly",
+        "--from",
+        "1970-01-01T00:00:00Z",
+        "--to",
+        "7200000",
+    ];
+    let runs = weft_json(&server, OPERATOR, backfill).await;
+    let expected =
+        serde_json::json!(["hourly@1970-01-01T00:00:00Z", "hourly@1970-01-01T01:00:00Z"]);
+    assert_eq!(runs["workflow_ids"], expected);
+    let again = weft_json(&server, OPERATOR, backfill).await;
+    assert_eq!(again["workflow_ids"], expected);
+    let triggered = weft_json(&server, OPERATOR, &["schedule", "trigger", "hourly"]).await;
+    let now_run = triggered["workflow_ids"][0].as_str().unwrap().to_string();
+    assert!(now_run.starts_with("hourly@20"), "{now_run}");
+    for id in [
+        "hourly@1970-01-01T00:00:00Z",
+        "hourly@1970-01-01T01:00:00Z",
+        now_run.as_str(),
+    ] {
+        let result = server.engine.result::<hello>(id).await.unwrap().unwrap();
+        assert_eq!(result, "hello, ada");
+    }
+
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &["schedule", "pause", "hourly", "--note", "maintenance"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let out = weft(
+        &server,
+        Some(ADMIN),
+        &["schedule", "pause", "hourly", "--note", "maintenance"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let d = weft_json(&server, OPERATOR, &["schedule", "describe", "hourly"]).await;
+    assert_eq!(d["paused"], true);
+    assert_eq!(d["note"], "maintenance");
+    assert_eq!(d["next_fires_ms"], serde_json::json!([]));
+    assert_eq!(d["started"], 3);
+    assert_eq!(d["spec"]["overlap"], "allow_all");
+    assert_eq!(d["recent_runs"][0]["workflow_id"], now_run.as_str());
+    assert_eq!(d["recent_runs"].as_array().unwrap().len(), 3);
+
+    let out = weft(
+        &server,
+        Some(ADMIN),
+        &["schedule", "resume", "hourly", "--note", "done"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let out = weft(
+        &server,
+        Some(OPERATOR),
+        &["schedule", "describe", "hourly", "--next", "2"],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(text.contains("state           active"), "{text}");
+    assert!(text.contains("note            done"), "{text}");
+    assert!(
+        text.contains("every 3600000 ms from 1970-01-01T00:00:00Z"),
+        "{text}"
+    );
+    let next: Vec<&str> = text
+        .split("next fires:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(next.len(), 2, "{text}");
+    assert!(
+        next.iter().all(|l| l.trim_end().ends_with(":00:00Z")),
+        "hourly fires fall on the hour: {text}"
+    );
+    let run = text
+        .lines()
+        .find(|l| l.starts_with("1970-01-01T01:00:00Z"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = run.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "1970-01-01T01:00:00Z",
+            "hourly@1970-01-01T01:00:00Z",
+            "completed"
+        ]
+    );
+
+    // A change keeps the history.
+    let out = weft(
+        &server,
+        Some(ADMIN),
+        &[
+            "schedule",
+            "update",
+            "hourly",
+            "--type",
+            "hello",
+            "--input",
+            "\"bob\"",
+            "--cron",
+            "0 9 * * *",
+            "--time-zone",
+            "Europe/Berlin",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let d = weft_json(&server, OPERATOR, &["schedule", "describe", "hourly"]).await;
+    assert_eq!(d["spec"]["cron"], "0 9 * * *");
+    assert_eq!(d["spec"]["time_zone"], "Europe/Berlin");
+    assert_eq!(d["started"], 3);
+
+    let out = weft(&server, Some(OPERATOR), &["schedule", "delete", "hourly"]).await;
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let out = weft(&server, Some(ADMIN), &["schedule", "delete", "hourly"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let out = weft(&server, Some(OPERATOR), &["schedule", "describe", "hourly"]).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let out = weft(&server, Some(OPERATOR), &["schedule", "trigger", "hourly"]).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // The runs it started are not touched.
+    assert!(
+        server
+            .engine
+            .describe("hourly@1970-01-01T00:00:00Z")
+            .await
+            .is_ok()
+    );
+    server.stop().await;
+}

@@ -517,6 +517,36 @@ async fn backfill_runs_each_fire_in_the_range_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_from_the_unix_epoch_includes_a_fire_at_the_epoch() {
+    let clock = ManualClock::default();
+    let engine = engine_on(MemoryStorage::new(), &clock).await;
+    // An interval counted from 0, and a cron expression that matches 1970-01-01T00:00Z.
+    engine
+        .create_schedule("i", every_minute("quick", OverlapPolicy::AllowAll))
+        .await
+        .unwrap();
+    engine
+        .create_schedule(
+            "c",
+            ScheduleSpec::new("quick", serde_json::json!(7), Trigger::cron("0 * * * *"))
+                .overlap(OverlapPolicy::AllowAll),
+        )
+        .await
+        .unwrap();
+    let epoch = UNIX_EPOCH;
+    let ids = engine
+        .backfill_schedule("i", epoch, epoch + 2 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["i@1970-01-01T00:00:00Z", "i@1970-01-01T00:01:00Z"]);
+    let ids = engine
+        .backfill_schedule("c", epoch, epoch + Duration::from_secs(7200))
+        .await
+        .unwrap();
+    assert_eq!(ids, ["c@1970-01-01T00:00:00Z", "c@1970-01-01T01:00:00Z"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_are_refused_with_the_reason() {
     let clock = ManualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;

@@ -32,6 +32,8 @@
 //! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |
 //! | `POST /v1/admin/backup` (into [`ServerBuilder::backup_dir`]) | admin |
+//! | `GET /v1/schedules`, `GET /v1/schedules/{id}`, `POST /v1/schedules/{id}/trigger`, `POST /v1/schedules/{id}/backfill` | operator |
+//! | `POST /v1/schedules`, `PUT /v1/schedules/{id}`, `DELETE /v1/schedules/{id}`, `POST /v1/schedules/{id}/{pause,resume}` | admin |
 //!
 //! Admins may do everything operators may. Every engine call that writes runs in a task of its
 //! own, so a client that disconnects mid-request never leaves an acknowledged write half done.

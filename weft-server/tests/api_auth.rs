@@ -16,6 +16,12 @@ fn body_for(path: &str) -> serde_json::Value {
         serde_json::json!({ "dry_run": true })
     } else if path == "/v1/workflows" {
         serde_json::json!({ "type": "parcel", "input": "Lyon" })
+    } else if path == "/v1/schedules" {
+        serde_json::json!({ "id": "auth-created", "type": "hello", "input": "x", "every_ms": 3_600_000 })
+    } else if path == "/v1/schedules/{id}" {
+        serde_json::json!({ "type": "hello", "input": "y", "every_ms": 3_600_000 })
+    } else if path.ends_with("/backfill") {
+        serde_json::json!({ "from_ms": 0, "to_ms": 1 })
     } else if path.ends_with("/review") {
         serde_json::json!({ "decision": "approve" })
     } else {
@@ -27,6 +33,18 @@ fn body_for(path: &str) -> serde_json::Value {
 async fn every_route_answers_each_token_as_its_roles_say() {
     let server = TestServer::start().await;
     server.parcel("auth-probe", "Lyon").await;
+    server
+        .engine
+        .create_schedule(
+            "auth-probe",
+            weft_runtime::ScheduleSpec::new(
+                "hello",
+                serde_json::json!("x"),
+                weft_runtime::Trigger::every(std::time::Duration::from_secs(3600)),
+            ),
+        )
+        .await
+        .unwrap();
     let doc: serde_json::Value = server
         .get("/v1/openapi.json", Some(WORKER))
         .send()
@@ -117,6 +135,29 @@ async fn every_route_answers_each_token_as_its_roles_say() {
         .await
         .unwrap();
     assert_eq!(d["status"], "cancelled");
+    // Every schedule route is in the walk, with the roles the issue gives: operators read and
+    // trigger, admins create, change and delete.
+    let roles =
+        |method: &str, path: &str| doc["paths"][path][method]["security"][0]["bearer"].clone();
+    let operator = serde_json::json!(["operator", "admin"]);
+    let admin = serde_json::json!(["admin"]);
+    for (method, path, want) in [
+        ("get", "/v1/schedules", &operator),
+        ("get", "/v1/schedules/{id}", &operator),
+        ("post", "/v1/schedules/{id}/trigger", &operator),
+        ("post", "/v1/schedules/{id}/backfill", &operator),
+        ("post", "/v1/schedules", &admin),
+        ("put", "/v1/schedules/{id}", &admin),
+        ("delete", "/v1/schedules/{id}", &admin),
+        ("post", "/v1/schedules/{id}/pause", &admin),
+        ("post", "/v1/schedules/{id}/resume", &admin),
+    ] {
+        assert_eq!(&roles(method, path), want, "{method} {path}");
+    }
+    // The walk reached the engine with the admin's create and delete, and with no other token.
+    let schedules = server.engine.list_schedules().await.unwrap();
+    let ids: Vec<&str> = schedules.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["auth-created"]);
     server.stop().await;
 }
 

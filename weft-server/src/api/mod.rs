@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::Access;
 use crate::server::Shared;
@@ -18,6 +18,7 @@ mod detached;
 pub mod events;
 pub mod openapi;
 pub mod reviews;
+pub mod schedules;
 pub mod types;
 pub mod workflows;
 
@@ -128,6 +129,55 @@ pub(crate) fn routes() -> Vec<RouteDef> {
         route(Method::POST, "/v1/bulk/purge", Admin, post(bulk::purge)),
         route(Method::GET, "/v1/audit", Admin, get(cluster::audit)),
         route(Method::POST, "/v1/admin/backup", Admin, post(admin::backup)),
+        route(Method::GET, "/v1/schedules", Operator, get(schedules::list)),
+        route(
+            Method::POST,
+            "/v1/schedules",
+            Admin,
+            post(schedules::create),
+        ),
+        route(
+            Method::GET,
+            "/v1/schedules/{id}",
+            Operator,
+            get(schedules::describe),
+        ),
+        route(
+            Method::PUT,
+            "/v1/schedules/{id}",
+            Admin,
+            put(schedules::update),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/schedules/{id}",
+            Admin,
+            delete(schedules::delete),
+        ),
+        route(
+            Method::POST,
+            "/v1/schedules/{id}/pause",
+            Admin,
+            post(schedules::pause),
+        ),
+        route(
+            Method::POST,
+            "/v1/schedules/{id}/resume",
+            Admin,
+            post(schedules::resume),
+        ),
+        route(
+            Method::POST,
+            "/v1/schedules/{id}/trigger",
+            Operator,
+            post(schedules::trigger),
+        ),
+        route(
+            Method::POST,
+            "/v1/schedules/{id}/backfill",
+            Operator,
+            post(schedules::backfill),
+        ),
         route(Method::GET, "/v1/events", Operator, get(events::all)),
         route(
             Method::GET,

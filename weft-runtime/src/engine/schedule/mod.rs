@@ -535,7 +535,7 @@ impl Engine {
         let record = self.schedule_record(id)?;
         let compiled = record.trigger.compile().map_err(invalid)?;
         let mut fires = Vec::new();
-        let mut at = compiled.next_after(from_ms.saturating_sub(1));
+        let mut at = compiled.first_at_or_after(from_ms);
         while let Some(fire) = at.filter(|&fire| fire < to_ms) {
             if fires.len() == MAX_BACKFILL {
                 return Err(invalid(format!(

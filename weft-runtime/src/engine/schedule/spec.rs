@@ -100,6 +100,23 @@ impl Trigger {
 }
 
 impl Compiled {
+    /// The first nominal fire time at or after `at_ms`. Not `next_after(at_ms - 1)`: at the
+    /// Unix epoch itself there is no earlier millisecond to start from, and a backfill from
+    /// there must include a fire at 0.
+    pub(crate) fn first_at_or_after(&self, at_ms: u64) -> Option<u64> {
+        match at_ms.checked_sub(1) {
+            Some(before) => self.next_after(before),
+            None => match self {
+                Compiled::Interval { anchor_ms, .. } => Some(*anchor_ms),
+                Compiled::Cron(cron, tz) => {
+                    let at = Utc.timestamp_millis_opt(0).single()?.with_timezone(tz);
+                    let next = cron.find_next_occurrence(&at, true).ok()?;
+                    u64::try_from(next.timestamp_millis()).ok()
+                }
+            },
+        }
+    }
+
     /// The first nominal fire time strictly after `after_ms`, or `None` when there is none
     /// (a cron expression whose years are over).
     pub(crate) fn next_after(&self, after_ms: u64) -> Option<u64> {
