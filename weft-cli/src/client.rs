@@ -21,7 +21,7 @@ pub mod exit {
     pub const AUTH: u8 = 6;
     /// The server cannot be reached or cannot serve now (503, 429); retrying may help.
     pub const UNAVAILABLE: u8 = 7;
-    /// `weft doctor` found a problem.
+    /// `weft doctor` found a problem, or `weft recovery` workflows it could not resume.
     pub const DOCTOR: u8 = 8;
 }
 
@@ -58,6 +58,11 @@ pub enum CliError {
     /// `weft doctor` found problems.
     #[error("{0} check(s) failed")]
     Doctor(usize),
+    /// `weft recovery` found workflows the server could not resume.
+    #[error(
+        "{0} workflow(s) could not be resumed: register their types (or versions) and restart, or retry them once fixed"
+    )]
+    Unresolved(u64),
     /// `weft restore` refused or failed; nothing was left at the target.
     #[error("restore failed: {0}")]
     Restore(#[from] weft_runtime::storage::BackupError),
@@ -78,7 +83,7 @@ impl CliError {
             },
             CliError::Connect { .. } => exit::UNAVAILABLE,
             CliError::Protocol(_) => exit::SERVER,
-            CliError::Doctor(_) => exit::DOCTOR,
+            CliError::Doctor(_) | CliError::Unresolved(_) => exit::DOCTOR,
             CliError::Restore(e) => {
                 use weft_runtime::storage::BackupError as B;
                 match e {

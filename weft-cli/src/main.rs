@@ -306,6 +306,9 @@ enum Command {
     /// Durable schedules: create, list, describe, pause, resume, trigger, backfill, delete.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Confirm recovery after a deploy: what the engine found in flight at start, by status,
+    /// and what it resumed. Exits 8 when some workflows could not be resumed.
+    Recovery,
     /// Show the server's identity, versions, ownership epoch and limits.
     ClusterInfo,
     /// Check the server, the token and readiness, with a fix for each failure.
@@ -657,6 +660,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             events::follow(&client, format, id, workflow_type, status, last_event_id).await?;
         }
+        Command::Recovery => {
+            let report = client.get("/v1/recovery", &[]).await?;
+            output::print(format, &report, None, recovery_text);
+            let unresolved = report["unresolved"].as_u64().unwrap_or(0);
+            if unresolved > 0 {
+                return Err(CliError::Unresolved(unresolved));
+            }
+        }
         Command::ClusterInfo => {
             let info = client.get("/v1/cluster/info", &[]).await?;
             output::print(format, &info, None, |i| {
@@ -733,6 +744,38 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `recovery` for people: the counts by status, then what could not be resumed.
+fn recovery_text(r: &Value) -> String {
+    if r["ran"] != json!(true) {
+        return "recovery did not run: the engine was built with recover(false)\n".to_string();
+    }
+    let rows = vec![
+        vec!["in flight".to_string(), cell(&r["in_flight"])],
+        vec!["running".into(), cell(&r["running"])],
+        vec!["waiting".into(), cell(&r["waiting"])],
+        vec!["parked".into(), cell(&r["parked"])],
+        vec!["unreadable".into(), cell(&r["unreadable"])],
+        vec!["resumed now".into(), cell(&r["resumed"])],
+        vec!["armed (timer or signal)".into(), cell(&r["armed"])],
+        vec!["unparked at start".into(), cell(&r["unparked"])],
+        vec!["not resumable".into(), cell(&r["unresolved"])],
+        vec!["took (ms)".into(), cell(&r["duration_ms"])],
+        vec!["ownership epoch".into(), cell(&r["ownership_epoch"])],
+    ];
+    let mut out = table(&["RECOVERY", "COUNT"], &rows);
+    let unresolved: Vec<Vec<String>> = r["unresolved_workflows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| vec![cell(&u["id"]), cell(&u["reason"])])
+        .collect();
+    if !unresolved.is_empty() {
+        out.push_str("\nnot resumable:\n");
+        out.push_str(&table(&["WORKFLOW", "WHY"], &unresolved));
+    }
+    out
 }
 
 /// `describe` for people: the fields, the pending command in words, the state as indented JSON.

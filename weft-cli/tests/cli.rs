@@ -563,3 +563,85 @@ async fn schedules_from_the_command_line_with_the_roles_of_the_api() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_confirms_a_deploy_and_fails_on_workflows_it_could_not_resume() {
+    use weft_runtime::storage::MemoryStorage;
+    let storage = MemoryStorage::new();
+    let before = weft_runtime::Engine::builder(storage.clone())
+        .register::<parcel>()
+        .register::<expense>()
+        .build()
+        .await
+        .unwrap();
+    for (id, to) in [("p-1", "Lyon"), ("p-2", "Oslo")] {
+        before
+            .start_with::<parcel>(
+                to.into(),
+                weft_runtime::StartOptions {
+                    id: Some(id.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    before
+        .start_with::<expense>(
+            "ada".into(),
+            weft_runtime::StartOptions {
+                id: Some("e-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    before.shutdown().await;
+
+    // The new release forgot to register `expense`.
+    let after = weft_runtime::Engine::builder(storage.clone())
+        .register::<parcel>()
+        .build()
+        .await
+        .unwrap();
+    let server = TestServer::with_engine(after).await;
+    let out = weft(&server, Some(WORKER), &["recovery"]).await;
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let out = weft(&server, Some(OPERATOR), &["recovery"]).await;
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("in flight                3"), "{text}");
+    assert!(text.contains("waiting                  2"), "{text}");
+    assert!(text.contains("parked                   1"), "{text}");
+    assert!(text.contains("armed (timer or signal)  2"), "{text}");
+    assert!(text.contains("e-1"), "{text}");
+    assert!(text.contains("`expense`"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 workflow(s) could not be resumed"),
+        "{out:?}"
+    );
+    let out = weft(&server, Some(OPERATOR), &["-o", "json", "recovery"]).await;
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["ran"], true);
+    assert_eq!(report["waiting"], 2);
+    assert_eq!(report["unresolved_workflows"][0]["id"], "e-1");
+    assert_eq!(report["ownership_epoch"], 2);
+    server.stop().await;
+
+    // A deploy with every type registered recovers everything: exit 0.
+    let fixed = weft_runtime::Engine::builder(storage.clone())
+        .register::<parcel>()
+        .register::<expense>()
+        .build()
+        .await
+        .unwrap();
+    let server = TestServer::with_engine(fixed).await;
+    let out = weft(&server, Some(OPERATOR), &["-o", "json", "recovery"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (report["waiting"].as_u64(), report["unresolved"].as_u64()),
+        (Some(3), Some(0))
+    );
+    server.stop().await;
+}

@@ -41,9 +41,10 @@ pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
     Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, OverlapPolicy,
-    PendingReview, RetentionPolicy, ReviewFilter, ScheduleDescription, ScheduleError, ScheduleRun,
-    ScheduleSpec, ScheduleSummary, SignalOptions, SignalWithStart, StartOptions, SweepReport,
-    Trigger, UpdateOptions, WorkflowHandle, WorkflowStatus, WorkflowType,
+    PendingReview, RecoveryReport, RetentionPolicy, ReviewFilter, ScheduleDescription,
+    ScheduleError, ScheduleRun, ScheduleSpec, ScheduleSummary, SignalOptions, SignalWithStart,
+    StartOptions, SweepReport, Trigger, UpdateOptions, WorkflowHandle, WorkflowStatus,
+    WorkflowType,
 };
 pub use error::WorkflowError;
 pub use group::{Race2, Race3, Race4};

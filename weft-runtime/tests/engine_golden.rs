@@ -454,3 +454,15 @@ fn schedule_records_and_their_index() {
     };
     golden("schedule_interval", &interval);
 }
+
+/// `meta/format` -> `[0x01][u32 BE]`: the store format marker, added after the first release.
+/// Stores without it are format 1 and get it at their next build (see `tests/engine_boot.rs`).
+#[test]
+fn store_format_marker() {
+    let stored = golden_bytes("store_format", &record::encode_store_format(1));
+    assert_eq!(stored, [0x01, 0, 0, 0, 1]);
+    assert_eq!(record::decode_store_format(&stored).unwrap(), 1);
+    assert_eq!(record::FORMAT_KEY, b"meta/format");
+    assert!(record::decode_store_format(&[0x01, 0, 1]).is_err());
+    assert!(record::decode_store_format(&[0x02, 0, 0, 0, 1]).is_err());
+}

@@ -29,6 +29,7 @@
 //! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}`, `GET /v1/workflow-types` | operator |
 //! | `POST /v1/workflows/{id}/cancel`, `POST /v1/workflows/{id}/retry`, `GET /v1/workflows/{id}/queries/{name}` | operator |
 //! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
+//! | `GET /v1/recovery` (what recovery at build found and resumed) | operator |
 //! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |
 //! | `POST /v1/admin/backup` (into [`ServerBuilder::backup_dir`]) | admin |

@@ -12,7 +12,7 @@ use crate::activity::{DynActivity, Resources};
 use crate::codec;
 use crate::migration::MigrationError;
 use crate::query::Query;
-use crate::storage::{Batch, Condition, Storage};
+use crate::storage::{Batch, Condition, STORE_FORMAT_VERSION, Storage};
 use crate::workflow::Workflow;
 
 use super::clock::{Clock, SystemClock};
@@ -196,7 +196,8 @@ impl EngineBuilder {
         let mut registry = Registry::build(self.workflows, self.overrides)?;
         registry.add_migrations(self.migrations)?;
         registry.add_queries(self.queries)?;
-        let epoch = take_ownership(&*self.storage)?;
+        let format = check_store_format(&*self.storage)?;
+        let epoch = take_ownership(&*self.storage, format)?;
         live_index::ensure(&*self.storage, epoch)?;
         visibility::ensure(&*self.storage, epoch)?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
@@ -230,6 +231,7 @@ impl EngineBuilder {
             next_signal: AtomicU64::new(0),
             events: tokio::sync::broadcast::channel(super::events::CAPACITY).0,
             schedules: Arc::new(tokio::sync::Notify::new()),
+            recovery: std::sync::OnceLock::new(),
         });
         if !crate::contain::PANICS_CONTAINED {
             // No logging dependency: one line on stderr, and `Engine::panics_contained` for
@@ -283,8 +285,12 @@ impl EngineBuilder {
         migration::upgrade_all(&engine.inner).await?;
         if self.recover {
             // Parked workflows are retried on the code registered now (see `retry`).
-            retry::unpark_all(&engine.inner).await?;
-            recovery::recover(&engine.inner)?;
+            let unparked = retry::unpark_all(&engine.inner).await?;
+            let started = std::time::Instant::now();
+            let mut report = recovery::recover(&engine.inner)?;
+            report.unparked = unparked as u64;
+            report.duration = started.elapsed();
+            let _ = engine.inner.recovery.set(report);
         }
         let scheduler = engine.inner.tasks.spawn(schedule::scheduler::serve(
             Arc::downgrade(&engine.inner),
@@ -312,9 +318,32 @@ impl EngineBuilder {
     }
 }
 
+/// Reads the store format marker: `Err` when a newer build wrote the store, else the version it
+/// holds (`None` for a new store, or one from before the marker existed). Runs before any
+/// write, so a refused build leaves the store, and the engine that owns it, untouched.
+fn check_store_format(storage: &dyn Storage) -> Result<Option<u32>, EngineError> {
+    let Some(bytes) = storage.get(record::FORMAT_KEY)? else {
+        return Ok(None);
+    };
+    let found = record::decode_store_format(&bytes).map_err(|source| EngineError::Record {
+        key: "meta/format".into(),
+        source,
+    })?;
+    if found > STORE_FORMAT_VERSION {
+        return Err(EngineError::NewerStoreFormat {
+            found,
+            supported: STORE_FORMAT_VERSION,
+        });
+    }
+    Ok(Some(found))
+}
+
 /// Increments the owner epoch with a conditional write; from then on every write of an older
-/// engine fails its epoch condition.
-fn take_ownership(storage: &dyn Storage) -> Result<u64, EngineError> {
+/// engine fails its epoch condition. The same write sets the store format marker when it is
+/// missing (a new store, or one written before the marker existed: format 1, which this build
+/// reads as it is) or older. No format before this one needs its records rewritten; a format
+/// that does must upgrade them before this write raises the marker.
+fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, EngineError> {
     let current = storage.get(record::EPOCH_KEY)?;
     let epoch = match &current {
         None => 0,
@@ -328,6 +357,12 @@ fn take_ownership(storage: &dyn Storage) -> Result<u64, EngineError> {
     })?;
     let mut batch = Batch::new();
     batch.put(record::EPOCH_KEY, record::encode_epoch(next));
+    if format.is_none_or(|found| found < STORE_FORMAT_VERSION) {
+        batch.put(
+            record::FORMAT_KEY,
+            record::encode_store_format(STORE_FORMAT_VERSION),
+        );
+    }
     if current.is_none() {
         // A new store holds no workflows, so its indexes are complete from the start.
         batch.put(record::LIVE_INDEX_KEY, record::LIVE_INDEX_V1.to_vec());

@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub events: tokio::sync::broadcast::Sender<super::events::StepEvent>,
     /// Wakes the scheduler when a schedule's next fire may have moved earlier.
     pub schedules: Arc<tokio::sync::Notify>,
+    /// What recovery at build found and did; set once, at the end of the build.
+    pub recovery: std::sync::OnceLock<super::recovery::RecoveryReport>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -18,6 +18,17 @@ pub enum EngineError {
     /// The engine was shut down or dropped.
     #[error("the engine has shut down; build a new engine on the same storage to continue")]
     Shutdown,
+    /// The store was written by a newer build, in a store format this one does not understand.
+    /// The build refused it before writing anything.
+    #[error(
+        "this store was written by format {found}; this binary understands up to {supported}; run a newer weft (the release that wrote it, or later), or restore a backup taken by this release"
+    )]
+    NewerStoreFormat {
+        /// The format version the store's marker names.
+        found: u32,
+        /// The newest format this build understands.
+        supported: u32,
+    },
     /// The storage failed; nothing of the failed write was applied.
     #[error("storage failed: {0}")]
     Storage(#[source] StorageError),
@@ -332,6 +343,7 @@ impl EngineError {
         match self {
             EngineError::Fenced { .. } => "engine.fenced",
             EngineError::Shutdown => "engine.shutdown",
+            EngineError::NewerStoreFormat { .. } => "engine.newer_store_format",
             EngineError::Storage(e) => e.code(),
             EngineError::Codec(e) => e.code(),
             EngineError::NotFound { .. } => "engine.not_found",
@@ -454,6 +466,7 @@ impl EngineError {
             | EngineError::InvalidMigration { .. }
             | EngineError::ConflictingQuery { .. }
             | EngineError::Record { .. }
+            | EngineError::NewerStoreFormat { .. }
             | EngineError::CounterOverflow { .. }
             | EngineError::Panicked { .. }
             | EngineError::ReviewConflict { .. } => ErrorKind::Internal,

@@ -91,6 +91,7 @@ pub use query::{
     GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
+pub use recovery::{MAX_UNRESOLVED_LISTED, RecoveryReport, UnresolvedWorkflow};
 pub use retention::{RetentionPolicy, SweepReport};
 pub use review::{PendingReview, ReviewFilter};
 pub use schedule::{

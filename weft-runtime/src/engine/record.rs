@@ -7,6 +7,7 @@
 //! | key | value | purpose |
 //! | --- | --- | --- |
 //! | `meta/epoch` | `[0x01][u64 big-endian]` | the owner epoch; every engine write checks it |
+//! | `meta/format` | `[0x01][u32 big-endian]` | the store format version ([`crate::storage::STORE_FORMAT_VERSION`]) of the newest build that owned the store; a build refuses a newer one |
 //! | `meta/live-index` | `[0x01]` | the `live/` index is complete (written once, by the first engine that built it) |
 //! | `wf/<id>` | `[0x01][WorkflowRecord]` | one per workflow: state, pending command, status |
 //! | `live/<id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
@@ -304,6 +305,36 @@ pub fn encode_epoch(epoch: u64) -> Vec<u8> {
     let mut bytes = vec![FORMAT_V1];
     bytes.extend_from_slice(&epoch.to_be_bytes());
     bytes
+}
+
+/// The key of the store format marker: the store format version of the newest build that
+/// owned the store. Written when a store is created, and at the first build on a store from
+/// before the marker existed (those are format 1); read at every build, before anything is
+/// written, so a build that does not understand the store changes nothing in it.
+pub const FORMAT_KEY: &[u8] = b"meta/format";
+
+/// Encodes the store format marker: `[0x01][version: u32 big-endian]`.
+pub fn encode_store_format(version: u32) -> Vec<u8> {
+    let mut bytes = vec![FORMAT_V1];
+    bytes.extend_from_slice(&version.to_be_bytes());
+    bytes
+}
+
+/// Reads a stored format marker.
+pub fn decode_store_format(bytes: &[u8]) -> Result<u32, RecordError> {
+    match bytes.split_first() {
+        None => Err(RecordError::Empty),
+        Some((&FORMAT_V1, body)) => {
+            let array: [u8; 4] = body.try_into().map_err(|_| {
+                RecordError::Codec(CodecError::Decode {
+                    type_name: "store format",
+                    reason: format!("expected 4 bytes, found {}", body.len()),
+                })
+            })?;
+            Ok(u32::from_be_bytes(array))
+        }
+        Some((&tag, _)) => Err(RecordError::UnknownFormat { tag }),
+    }
 }
 
 /// Reads a stored owner epoch.

@@ -33,6 +33,16 @@ pub enum StorageError {
         /// What the backend reported.
         message: String,
     },
+    /// The store's file is open already, in another process or in this one: only one engine
+    /// may own a store, so it cannot be opened until the other one closes it.
+    #[error(
+        "the store {} is open in another process (or already in this one): only one engine may own a store; stop the other engine (check for a second instance or an overlapping deploy), or open another file",
+        path.display()
+    )]
+    InUse {
+        /// The store's file.
+        path: std::path::PathBuf,
+    },
 }
 
 impl StorageError {
@@ -48,6 +58,7 @@ impl StorageError {
         match self {
             StorageError::ConditionFailed { .. } => "storage.condition_failed",
             StorageError::Backend { .. } => "storage.backend",
+            StorageError::InUse { .. } => "storage.in_use",
         }
     }
 }

@@ -39,7 +39,7 @@ pub(super) const TABLE: TableDefinition<'static, &'static [u8], &'static [u8]> =
 /// A store in one redb file. Share it between threads with an `Arc`; redb serialises writers.
 ///
 /// Only one `RedbStorage` (in any process) may have a given file open at a time; a second open
-/// fails with [`StorageError::Backend`] until the first is dropped or [closed](Self::close).
+/// fails with [`StorageError::InUse`] until the first is dropped or [closed](Self::close).
 #[derive(Debug)]
 pub struct RedbStorage {
     db: Database,
@@ -74,7 +74,7 @@ impl RedbStorage {
 
     fn open_existing(path: PathBuf) -> Result<Self, StorageError> {
         let db = Database::create(&path)
-            .map_err(|e| backend(&path, "cannot create or open the database file", e))?;
+            .map_err(|e| open_error(&path, "cannot create or open the database file", e))?;
         Self::init(db, path)
     }
 
@@ -137,7 +137,7 @@ impl RedbStorage {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
         let db = Database::open(&path)
-            .map_err(|e| backend(&path, "cannot open the database file", e))?;
+            .map_err(|e| open_error(&path, "cannot open the database file", e))?;
         Self::init(db, path)
     }
 
@@ -304,6 +304,17 @@ fn sync_dir(path: &Path) -> Result<(), StorageError> {
 }
 
 /// A backend error naming the file, the operation that failed, and what redb reported.
+/// A failed open: [`StorageError::InUse`] when another handle holds the file (redb locks it),
+/// a backend failure otherwise.
+fn open_error(path: &Path, what: &str, error: ::redb::DatabaseError) -> StorageError {
+    match error {
+        ::redb::DatabaseError::DatabaseAlreadyOpen => StorageError::InUse {
+            path: path.to_path_buf(),
+        },
+        other => backend(path, what, other),
+    }
+}
+
 fn backend(path: &Path, what: &str, error: impl Display) -> StorageError {
     StorageError::backend(format_args!(
         "redb store {}: {what}: {error}",

@@ -17,6 +17,7 @@ pub mod cluster;
 mod detached;
 pub mod events;
 pub mod openapi;
+pub mod recovery;
 pub mod reviews;
 pub mod schedules;
 pub mod types;
@@ -129,6 +130,7 @@ pub(crate) fn routes() -> Vec<RouteDef> {
         route(Method::POST, "/v1/bulk/purge", Admin, post(bulk::purge)),
         route(Method::GET, "/v1/audit", Admin, get(cluster::audit)),
         route(Method::POST, "/v1/admin/backup", Admin, post(admin::backup)),
+        route(Method::GET, "/v1/recovery", Operator, get(recovery::report)),
         route(Method::GET, "/v1/schedules", Operator, get(schedules::list)),
         route(
             Method::POST,

@@ -56,6 +56,7 @@ impl Modify for BearerScheme {
         super::admin::backup,
         super::events::workflow,
         super::events::all,
+        super::recovery::report,
         super::schedules::list,
         super::schedules::create,
         super::schedules::describe,

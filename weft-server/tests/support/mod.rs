@@ -150,8 +150,20 @@ impl TestServer {
         TestServer::configured(Limits::default(), Some(dir)).await
     }
 
+    /// A server over `engine` (built by the test, on storage it prepared).
+    pub async fn with_engine(engine: Engine) -> TestServer {
+        TestServer::over(engine, Limits::default(), None).await
+    }
+
     async fn configured(limits: Limits, backup_dir: Option<&std::path::Path>) -> TestServer {
-        let engine = engine().await;
+        TestServer::over(engine().await, limits, backup_dir).await
+    }
+
+    async fn over(
+        engine: Engine,
+        limits: Limits,
+        backup_dir: Option<&std::path::Path>,
+    ) -> TestServer {
         let mut builder = Server::builder(engine.clone())
             .address("127.0.0.1:0".parse().unwrap())
             .tokens(tokens())
