@@ -63,6 +63,9 @@ pub enum CliError {
         "{0} workflow(s) could not be resumed: register their types (or versions) and restart, or retry them once fixed"
     )]
     Unresolved(u64),
+    /// `weft compact` refused or failed; the file is as it was (or as redb recovers it).
+    #[error("{0}")]
+    Offline(#[from] weft_runtime::storage::OfflineError),
     /// `weft restore` refused or failed; nothing was left at the target.
     #[error("restore failed: {0}")]
     Restore(#[from] weft_runtime::storage::BackupError),
@@ -84,6 +87,15 @@ impl CliError {
             CliError::Connect { .. } => exit::UNAVAILABLE,
             CliError::Protocol(_) => exit::SERVER,
             CliError::Doctor(_) | CliError::Unresolved(_) => exit::DOCTOR,
+            CliError::Offline(e) => {
+                use weft_runtime::storage::OfflineError as O;
+                match e {
+                    O::InUse { .. } => exit::CONFLICT,
+                    O::NotFound { .. } => exit::NOT_FOUND,
+                    O::NotAStore { .. } | O::Corrupt { .. } => exit::INVALID,
+                    O::Io { .. } => exit::SERVER,
+                }
+            }
             CliError::Restore(e) => {
                 use weft_runtime::storage::BackupError as B;
                 match e {

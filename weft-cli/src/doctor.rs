@@ -1,5 +1,6 @@
 //! `weft doctor`: checks that the server answers, what the token may do, readiness, and that
-//! the server's versions suit this CLI; says how to fix each failure.
+//! the server's versions suit this CLI; or, with `--store`, a store file offline (integrity
+//! and format version); says how to fix each failure.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -154,6 +155,131 @@ pub async fn run(client: &Client, format: Format) -> Result<(), CliError> {
             });
         }
     }
+    report(format, checks)
+}
+
+/// Checks the store file at `path` offline and read-only: that no process has it open, that it
+/// is a Weft store, redb's integrity check (on a copy in the temp directory), and that its
+/// format is one this build understands.
+///
+/// # Errors
+///
+/// [`CliError::Doctor`] with the number of failed checks.
+pub async fn store(path: &std::path::Path, format: Format) -> Result<(), CliError> {
+    use weft_runtime::storage::{OfflineError, inspect};
+    let owned = path.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || inspect(&owned, std::env::temp_dir()))
+        .await
+        .map_err(|e| CliError::Protocol(e.to_string()))?;
+    let shown = path.display();
+    let mut checks = Vec::new();
+    let failed = |name, detail: String, fix: &str| Check {
+        name,
+        ok: false,
+        detail,
+        fix: Some(fix.to_string()),
+    };
+    match found {
+        Err(e @ OfflineError::NotFound { .. }) => checks.push(failed(
+            "store file",
+            e.to_string(),
+            "give the path of the server's store (its redb file)",
+        )),
+        Err(e @ OfflineError::InUse { .. }) => checks.push(failed(
+            "not in use",
+            format!("{shown} is open in a running process"),
+            &format!("stop the server that owns it and run this again, or check a backup of it (`weft backup`, then `weft doctor --store BACKUP`): {e}"),
+        )),
+        Err(e @ OfflineError::NotAStore { .. }) => checks.push(failed(
+            "weft store",
+            e.to_string(),
+            "point --store at the store's redb file, not at another file",
+        )),
+        Err(e @ OfflineError::Corrupt { .. }) => checks.push(failed(
+            "integrity",
+            e.to_string(),
+            "restore the latest backup: `weft restore BACKUP PATH --replace`, with the server stopped",
+        )),
+        Err(e @ OfflineError::Io { .. }) => checks.push(failed(
+            "store file",
+            e.to_string(),
+            "check the file's permissions and that the temp directory has room for a copy of it (TMPDIR)",
+        )),
+        Ok(found) => {
+            checks.push(Check {
+                name: "not in use",
+                ok: true,
+                detail: format!("no process has {shown} open"),
+                fix: None,
+            });
+            checks.push(Check {
+                name: "weft store",
+                ok: true,
+                detail: format!(
+                    "{} entries in {} bytes, owner epoch {}, {}",
+                    found.entries,
+                    found.bytes,
+                    found
+                        .owner_epoch
+                        .map_or_else(|| "none".to_string(), |e| e.to_string()),
+                    if found.closed_cleanly {
+                        "closed cleanly"
+                    } else {
+                        "not closed cleanly (a crash; redb recovers it at the next start)"
+                    }
+                ),
+                fix: None,
+            });
+            checks.push(if found.integrity_ok {
+                Check {
+                    name: "integrity",
+                    ok: true,
+                    detail: "redb's integrity check passes".into(),
+                    fix: None,
+                }
+            } else {
+                failed(
+                    "integrity",
+                    "redb's integrity check failed and had to repair a copy: the file is damaged"
+                        .into(),
+                    "restore the latest backup: `weft restore BACKUP PATH --replace`, with the server stopped",
+                )
+            });
+            checks.push(match found.format_version {
+                Some(version) if !found.format_supported() => failed(
+                    "format",
+                    format!(
+                        "this store was written by format {version}; this binary understands up to {}",
+                        found.supported_format
+                    ),
+                    "run a newer weft (the release that wrote it, or later)",
+                ),
+                Some(version) => Check {
+                    name: "format",
+                    ok: true,
+                    detail: format!(
+                        "store format {version}; this binary understands up to {}",
+                        found.supported_format
+                    ),
+                    fix: None,
+                },
+                None => Check {
+                    name: "format",
+                    ok: true,
+                    detail: format!(
+                        "no format marker: written before it existed (format 1); the next engine start writes it; this binary understands up to {}",
+                        found.supported_format
+                    ),
+                    fix: None,
+                },
+            });
+        }
+    }
+    report(format, checks)
+}
+
+/// Prints `checks`; fails with the number that failed.
+fn report(format: Format, checks: Vec<Check>) -> Result<(), CliError> {
     let failed = checks.iter().filter(|c| !c.ok).count();
     let report = json!({
         "ok": failed == 0,

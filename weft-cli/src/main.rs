@@ -311,8 +311,20 @@ enum Command {
     Recovery,
     /// Show the server's identity, versions, ownership epoch and limits.
     ClusterInfo,
-    /// Check the server, the token and readiness, with a fix for each failure.
-    Doctor,
+    /// Check the server, the token and readiness, with a fix for each failure; with --store,
+    /// check a store file offline instead (integrity and format version, read-only).
+    Doctor {
+        /// A redb store file to check offline, read-only (stop the server that owns it first,
+        /// or check a backup). Its integrity check runs on a copy in the temp directory.
+        #[arg(long)]
+        store: Option<std::path::PathBuf>,
+    },
+    /// Compact a redb store file offline, giving the space of purged workflows back to the
+    /// file system. Needs the file to itself: stop the server first (and take a backup).
+    Compact {
+        /// The store's redb file.
+        store: std::path::PathBuf,
+    },
     /// Print the CLI's version.
     Version,
 }
@@ -685,7 +697,29 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 table(&["FIELD", "VALUE"], &rows)
             });
         }
-        Command::Doctor => doctor::run(&client, format).await?,
+        Command::Doctor { store: None } => doctor::run(&client, format).await?,
+        Command::Doctor { store: Some(store) } => doctor::store(&store, format).await?,
+        Command::Compact { store } => {
+            let path = store.clone();
+            let report = tokio::task::spawn_blocking(move || weft_runtime::storage::compact(&path))
+                .await
+                .map_err(|e| CliError::Protocol(e.to_string()))??;
+            let done = json!({
+                "path": store.display().to_string(),
+                "bytes_before": report.bytes_before,
+                "bytes_after": report.bytes_after,
+                "entries": report.entries,
+            });
+            output::print(format, &done, None, |d| {
+                format!(
+                    "compacted {}: {} -> {} bytes ({} entries)\n",
+                    cell(&d["path"]),
+                    cell(&d["bytes_before"]),
+                    cell(&d["bytes_after"]),
+                    cell(&d["entries"])
+                )
+            });
+        }
         Command::Schedule(command) => schedule::run(&client, format, command).await?,
         Command::Backup { name } => {
             let body = json!({ "name": name });

@@ -645,3 +645,101 @@ async fn recovery_confirms_a_deploy_and_fails_on_workflows_it_could_not_resume()
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_and_doctor_store_work_offline_and_refuse_a_store_in_use() {
+    use weft_runtime::storage::{Batch, RedbStorage, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let p = path.to_str().unwrap();
+    {
+        let engine = weft_runtime::Engine::builder(RedbStorage::create(&path).unwrap())
+            .register::<parcel>()
+            .build()
+            .await
+            .unwrap();
+        engine.shutdown().await;
+    }
+    // Fill, then purge 90%, so there is space to give back.
+    let storage = RedbStorage::open(&path).unwrap();
+    let mut batch = Batch::new();
+    for i in 0..1000 {
+        batch.put(format!("x/{i:04}").into_bytes(), vec![7u8; 4096]);
+    }
+    storage.apply(batch).unwrap();
+    let mut batch = Batch::new();
+    for i in (0..1000).filter(|i| i % 10 != 0) {
+        batch.delete(format!("x/{i:04}").into_bytes());
+    }
+    storage.apply(batch).unwrap();
+
+    // This test process holds the file: the CLI, another process, is refused.
+    let out = weft_offline(&["compact", p]).await;
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop the server"),
+        "{out:?}"
+    );
+    let out = weft_offline(&["doctor", "--store", p]).await;
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("not in use  FAIL"), "{text}");
+    assert!(text.contains("stop the server that owns it"), "{text}");
+    storage.close().unwrap();
+
+    let out = weft_offline(&["-o", "json", "compact", p]).await;
+    assert!(out.status.success(), "{out:?}");
+    let done: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (before, after) = (
+        done["bytes_before"].as_u64().unwrap(),
+        done["bytes_after"].as_u64().unwrap(),
+    );
+    assert!(after * 2 < before, "{before} -> {after}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), after);
+
+    let out = weft_offline(&["doctor", "--store", p]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for line in [
+        "not in use  ok",
+        "weft store  ok",
+        "integrity   ok",
+        "format      ok      store format 1; this binary understands up to 1",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+
+    // A store a newer release wrote: the check fails with the fix.
+    let storage = RedbStorage::open(&path).unwrap();
+    storage
+        .put(
+            weft_runtime::engine::record::FORMAT_KEY,
+            &weft_runtime::engine::record::encode_store_format(9),
+        )
+        .unwrap();
+    storage.close().unwrap();
+    let out = weft_offline(&["-o", "json", "doctor", "--store", p]).await;
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let format = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "format")
+        .unwrap();
+    assert_eq!(format["ok"], false);
+    assert_eq!(
+        format["detail"],
+        "this store was written by format 9; this binary understands up to 1"
+    );
+    assert_eq!(
+        format["fix"],
+        "run a newer weft (the release that wrote it, or later)"
+    );
+
+    let missing = dir.path().join("missing.redb");
+    let out = weft_offline(&["doctor", "--store", missing.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let out = weft_offline(&["compact", missing.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}

@@ -6,6 +6,7 @@
 
 mod backup;
 mod memory;
+mod offline;
 mod redb;
 
 pub use backup::{
@@ -13,6 +14,7 @@ pub use backup::{
     read_manifest, restore,
 };
 pub use memory::MemoryStorage;
+pub use offline::{CompactReport, OfflineError, StoreInspection, compact, inspect};
 pub use redb::RedbStorage;
 
 use std::ops::Bound;
