@@ -53,6 +53,7 @@ scenarios:
   ceiling      the engine vs the same writes straight into redb     (--n 1000 --k 10 --c 64 --pad 1024)
   visibility   a page of 50 by type and a count by status among N finished workflows, vs FINISHED (--n 1000000 --finished 1000; stores kept in --dir)
   backup       Engine::backup and storage::restore of a store of N MB, filled once (--n 1024 --pad 4096; store kept in --dir)
+  compact      a store of N MB of state, 90% cancelled and purged, then storage::compact (--n 64 --pad 4096)
   versus       a peer's script, then weft on the same workload, per round (--versus restate-wf,restate-svc,restate-wf-c256 --rounds 3)
   http         W(N, K) at C through weft-server from this process, paired per round with a Restate
                variant's ingress and the embedded engine, then one workflow alone through HTTP

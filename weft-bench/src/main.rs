@@ -12,6 +12,7 @@
 mod backup;
 mod ceiling;
 mod cli;
+mod compact;
 mod http;
 mod latency;
 mod parked;
@@ -147,6 +148,7 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
             visibility::run(&o.dir, small, large, r).await?.0
         }
         "backup" => backup::run(&o.dir, o.n.unwrap_or(1024), o.pad.unwrap_or(4096), r).await?,
+        "compact" => compact::run(&o.dir, o.n.unwrap_or(64), o.pad.unwrap_or(4096), r).await?,
         "all" => return results::all(o).await,
         other => return Err(format!("unknown scenario `{other}`\n\n{USAGE}").into()),
     };
