@@ -115,6 +115,12 @@ const BODIES: &[&str] = &[
     r#"{"filter":{"status":"completed","type":"parcel"},"limit":2}"#,
     r#"{"filter":{"attributes":{"customer":"ada","total":3,"at":{"time_ms":5}}},"dry_run":true}"#,
     r#"{"dry_run":true,"limit":0}"#,
+    // Schedules: yearly, so that mutations stay sparse; ids the paths use too.
+    r#"{"id":"fuzz-0","type":"hello","input":"ada","cron":"0 0 1 1 *","time_zone":"Europe/Berlin"}"#,
+    r#"{"id":"fuzz-1","type":"hello","input":"bob","every_ms":31536000000,"overlap":"buffer_all","max_runs":5}"#,
+    r#"{"type":"hello","input":"eve","cron":"0 0 1 1 *","overlap":"cancel_previous"}"#,
+    r#"{"note":"maintenance"}"#,
+    r#"{"from_ms":0,"to_ms":94608000000}"#,
     "{}",
     "[]",
     "null",
