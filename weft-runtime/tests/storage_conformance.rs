@@ -827,9 +827,13 @@ fn redb_second_open_of_the_same_file_is_refused() {
     let path = dir.path().join("weft.redb");
     let first = RedbStorage::create(&path).unwrap();
     let error = RedbStorage::open(&path).unwrap_err();
-    assert_eq!(error.code(), "storage.backend");
+    // A typed error, with the fix: only one engine may own a store.
+    assert_eq!(error.code(), "storage.in_use");
     assert!(
-        error.to_string().contains(&path.display().to_string()),
+        error.to_string().contains(&path.display().to_string())
+            && error
+                .to_string()
+                .contains("only one engine may own a store"),
         "{error}"
     );
     // The first handle is unaffected.
