@@ -1,6 +1,6 @@
 //! Every entry point that decodes stored bytes, each with a generator of valid inputs.
 //!
-//! Records are decoded as the engine reads them (`record::decode_record`, `decode_epoch`,
+//! Records are decoded as the engine reads them (`record::decode_record`, `decode_epoch`, `decode_store_format`,
 //! `parse_timer_key`). Workflow states, inputs, outputs and resume payloads go through
 //! `codec::decode` and then into the generated step function, as the engine's runner, its
 //! migrations and its queries do.
@@ -140,6 +140,12 @@ pub const TARGETS: &[Target] = &[
         name: "record.epoch",
         generate: |rng| record::encode_epoch(rng.int()),
         decode: |bytes| record::decode_epoch(bytes).is_ok(),
+    },
+    Target {
+        name: "record.store_format",
+        // Truncated, not saturated: every u32 is a marker some build may write.
+        generate: |rng| record::encode_store_format(rng.int() as u32),
+        decode: |bytes| record::decode_store_format(bytes).is_ok(),
     },
     Target {
         name: "key.timer",
