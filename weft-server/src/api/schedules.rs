@@ -236,13 +236,31 @@ fn invalid(reason: &str) -> ApiError {
 }
 
 /// The body of a create: the schedule's id and its spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CreateScheduleRequest {
     /// The schedule's id; each fire's workflow id is `<id>@<fire time, RFC 3339 UTC>`.
     pub id: String,
     /// What it starts and when.
     #[serde(flatten)]
     pub spec: ScheduleBody,
+}
+
+// By hand: serde's `flatten` hands the flattened struct whatever the outer one did not take,
+// but `deny_unknown_fields` on it is then not enforced, and a misspelt field (`crom`) would
+// create a schedule with a default in its place.
+impl<'de> Deserialize<'de> for CreateScheduleRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::deserialize(deserializer)?;
+        let id = match fields.remove("id") {
+            Some(serde_json::Value::String(id)) => id,
+            Some(_) => return Err(D::Error::custom("`id` must be a string")),
+            None => return Err(D::Error::missing_field("id")),
+        };
+        let spec = ScheduleBody::deserialize(serde_json::Value::Object(fields))
+            .map_err(D::Error::custom)?;
+        Ok(CreateScheduleRequest { id, spec })
+    }
 }
 
 /// A run a schedule started.
@@ -650,6 +668,15 @@ mod tests {
             assert_eq!(error.body().code, "schedule.invalid", "{bad}");
         }
         assert!(body(serde_json::json!({"type": "t", "every_ms": 5, "bogus": 1})).is_err());
+        // The create body flattens the spec beside the id; a misspelt field is still refused.
+        let create = |json| serde_json::from_value::<CreateScheduleRequest>(json);
+        let ok = create(serde_json::json!({"id": "s", "type": "t", "every_ms": 5})).unwrap();
+        assert_eq!((ok.id.as_str(), ok.spec.every_ms), ("s", Some(5)));
+        assert!(
+            create(serde_json::json!({"id": "s", "type": "t", "every_ms": 5, "crom": "x"}))
+                .is_err()
+        );
+        assert!(create(serde_json::json!({"type": "t", "every_ms": 5})).is_err());
     }
 
     #[test]
