@@ -688,6 +688,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     vec!["build commit".into(), cell(&i["build_commit"])],
                     vec!["api version".into(), cell(&i["api_version"])],
                     vec!["payload codec".into(), cell(&i["payload_codec"])],
+                    vec!["store format".into(), cell(&i["store_format_version"])],
                     vec!["ownership epoch".into(), cell(&i["ownership_epoch"])],
                     vec!["fenced".into(), cell(&i["fenced"])],
                     vec!["uptime (s)".into(), cell(&i["uptime_seconds"])],

@@ -403,6 +403,10 @@ async fn health_needs_nothing_ready_reports_each_check_and_cluster_info_any_role
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["api_version"], "v1");
     assert_eq!(info["ownership_epoch"], server.engine.epoch());
+    assert_eq!(
+        info["store_format_version"],
+        weft_runtime::storage::STORE_FORMAT_VERSION
+    );
 
     // A second engine takes the store over: this one is fenced and /ready says so, with why.
     let storage = weft_runtime::storage::MemoryStorage::new();

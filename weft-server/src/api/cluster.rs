@@ -161,6 +161,9 @@ pub struct ClusterInfo {
     pub api_version: String,
     /// How payloads are encoded in storage.
     pub payload_codec: String,
+    /// The store format version of this build, which the store's marker holds: the engine
+    /// refuses a newer store at start and marks an older one with it.
+    pub store_format_version: u32,
     /// The owner epoch this engine holds; a newer engine on the same store has a higher one.
     pub ownership_epoch: u64,
     /// Whether another engine took the store over.
@@ -190,6 +193,7 @@ pub(crate) async fn info(State(shared): State<Arc<Shared>>) -> Json<ClusterInfo>
         build_commit: option_env!("WEFT_BUILD_COMMIT").map(str::to_string),
         api_version: API_VERSION.to_string(),
         payload_codec: "bincode 2 (serde), records tagged with their format".to_string(),
+        store_format_version: weft_runtime::storage::STORE_FORMAT_VERSION,
         ownership_epoch: engine.epoch(),
         fenced: engine.is_fenced(),
         uptime_seconds: shared.started.elapsed().as_secs(),
