@@ -41,7 +41,7 @@ fn the_server_example_serves_reports_ready_and_drains_at_sigterm() {
         if let Some(rest) = line.split("address=").nth(1)
             && line.contains("listening")
         {
-            break rest.trim().to_string();
+            break rest.split_whitespace().next().unwrap().to_string();
         }
     };
     assert_eq!(get(&addr, "/health"), Some(200));
@@ -64,12 +64,20 @@ fn the_server_example_serves_reports_ready_and_drains_at_sigterm() {
     );
 }
 
-/// A server process of the example on `db`, with an operator token, and its address.
+/// A server process of the example on `db`, with an operator token, and its address. Killed
+/// when dropped, so a failing test leaves no server behind.
 struct Served {
     child: std::process::Child,
     addr: String,
     /// The rest of its log, read on a thread so the pipe never fills.
-    log: std::thread::JoinHandle<Vec<String>>,
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 const OPERATOR: &str = "operator-token-for-the-kill-tests";
@@ -91,10 +99,12 @@ fn serve(db: &std::path::Path) -> Served {
         if let Some(rest) = line.split("address=").nth(1)
             && line.contains("listening")
         {
-            break rest.trim().to_string();
+            break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    let log = Some(std::thread::spawn(move || {
+        lines.map_while(Result::ok).collect()
+    }));
     let deadline = Instant::now() + Duration::from_secs(20);
     while get(&addr, "/ready") != Some(200) {
         assert!(Instant::now() < deadline, "not ready within 20 s");
@@ -196,9 +206,9 @@ fn every_acknowledged_call_survives(signal: &str, calls: usize) {
         .status()
         .unwrap();
     assert!(killed.success());
-    let mut child = served.child;
-    let status = child.wait().unwrap();
-    let log = served.log.join().unwrap();
+    let mut served = served;
+    let status = served.child.wait().unwrap();
+    let log = served.log.take().unwrap().join().unwrap();
     stop.store(true, Ordering::SeqCst);
     let acknowledged: Acknowledged = threads
         .into_iter()
@@ -223,9 +233,6 @@ fn every_acknowledged_call_survives(signal: &str, calls: usize) {
         );
     }
     assert!(acknowledged.len() >= calls / 4, "{}", acknowledged.len());
-    let mut child = served.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

@@ -46,8 +46,9 @@
 //! role learns nothing about what exists. Tokens come from the environment or a file
 //! ([`TokenSet::from_env`]), never the command line, and only their SHA-256 hashes are kept,
 //! compared in constant time. Without tokens the server binds loopback only, unless
-//! `insecure_no_auth` is set. TLS is not built in: put a TLS-terminating proxy in front of a
-//! non-loopback address (the server warns at start that tokens otherwise cross in clear).
+//! `insecure_no_auth` is set. Given a certificate and key ([`ServerBuilder::tls`]) it serves
+//! HTTPS with rustls; a non-loopback address served as plain HTTP is warned about at start
+//! (tokens cross in clear unless a TLS-terminating proxy is in front).
 
 pub mod api;
 pub mod audit;
@@ -58,6 +59,7 @@ pub mod health;
 pub mod limits;
 mod log;
 pub mod server;
+mod tls;
 
 pub use api::openapi::ApiDoc;
 pub use audit::{AuditEntry, AuditLog};
@@ -65,3 +67,4 @@ pub use auth::{Access, Principal, Role, TokenError, TokenSet};
 pub use error::{ApiError, ErrorBody};
 pub use limits::Limits;
 pub use server::{DEFAULT_ADDRESS, Listening, Server, ServerBuilder, ServerError};
+pub use tls::TlsFiles;
