@@ -421,6 +421,8 @@ impl EngineError {
     /// ```
     pub fn kind(&self) -> ErrorKind {
         match self {
+            // Damaged storage needs an operator (a restore), not a retry.
+            EngineError::Storage(StorageError::Corrupt { .. }) => ErrorKind::Internal,
             EngineError::Fenced { .. } | EngineError::Shutdown | EngineError::Storage(_) => {
                 ErrorKind::Unavailable
             }
