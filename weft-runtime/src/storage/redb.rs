@@ -41,10 +41,11 @@
 //! - **An I/O error** (a full disk, say) fails the call with [`StorageError::Backend`]; redb then
 //!   refuses every later call ("Previous I/O error occurred"), because its memory may no longer
 //!   match the file. So the database is closed and opened again before the next call, once no
-//!   transaction of this store is open: the reopen is exactly a restart's open (the integrity
-//!   check and redb's crash recovery), on the one handle this process has, so it is as safe as
-//!   a restart and a later call succeeds as soon as the disk does. While reopening fails, every
-//!   call fails with an error that says so, and the next call tries again.
+//!   transaction of this store is open: the reopen is a restart's open (redb's crash recovery,
+//!   which keeps every commit that returned), on the one handle this process has, with nothing
+//!   in memory carried over, so it is as safe as a restart, and a later call succeeds as soon as
+//!   the disk does. While reopening fails, every call fails with an error that says so, and the
+//!   next call tries again.
 
 use std::fmt::Display;
 use std::ops::Bound;
@@ -258,10 +259,13 @@ impl RedbStorage {
             // committed. Dropping releases the file lock either way.
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| db.close()));
         }
-        let db = open_checked(
+        // A plain open, not the integrity check of the first open: nothing outside redb touched
+        // the file since that check, so redb's crash recovery is all a restart would need, and a
+        // store of gigabytes is not read whole at every attempt while a disk stays full.
+        let db = guarded(
             &self.path,
-            false,
             "cannot reopen the database file after an I/O error",
+            || Database::open(&self.path),
         )?;
         *slot = Some(db);
         self.reopen.store(false, Ordering::SeqCst);
