@@ -16,6 +16,7 @@ use crate::activity::Resources;
 use crate::codec::Payload;
 use crate::storage::{Batch, Storage};
 
+use super::admission::{Admission, Queued, Requests};
 use super::clock::Clock;
 use super::effects::Effect;
 use super::error::EngineError;
@@ -51,7 +52,9 @@ pub(crate) struct Inner {
     /// How long a caller's signal id is remembered (see `signal_ids`).
     pub signal_id_window: std::time::Duration,
     pub epoch: u64,
-    pub writer_tx: mpsc::UnboundedSender<WriteOp>,
+    pub writer_tx: mpsc::UnboundedSender<Queued>,
+    /// Callers' requests waiting in the writer's queue, against their limit (see `admission`).
+    pub requests: Requests,
     pub writer_done: Mutex<Option<oneshot::Receiver<()>>>,
     pub stats: Arc<WriterStats>,
     pub fenced: Arc<AtomicBool>,
@@ -173,11 +176,14 @@ impl Inner {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Update {
-                batch,
-                sweep,
-                reply,
-            })
+            .send((
+                WriteOp::Update {
+                    batch,
+                    sweep,
+                    reply,
+                },
+                None,
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -196,12 +202,15 @@ impl Inner {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Guarded {
-                expect,
-                batch,
-                sweep,
-                reply,
-            })
+            .send((
+                WriteOp::Guarded {
+                    expect,
+                    batch,
+                    sweep,
+                    reply,
+                },
+                None,
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -224,20 +233,48 @@ impl Inner {
     ///
     /// The request reaches the writer at the first poll, so dropping the future after it
     /// loses nothing: the write is decided and its effects run all the same.
+    ///
+    /// For the engine's own writes: never refused for a full queue. A caller's request goes
+    /// through [`Inner::request_checked_then`].
     pub async fn commit_checked_then(
         &self,
         check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
         effects: Vec<Effect>,
     ) -> Result<bool, EngineError> {
+        self.checked_then(check, effects, None).await
+    }
+
+    /// [`Inner::commit_checked_then`] for a caller's request (a signal, a cancellation, an
+    /// update, a review decision, a retry): refused with [`EngineError::Overloaded`] when the
+    /// writer's queue holds as many requests as it may (see `admission`).
+    pub async fn request_checked_then(
+        &self,
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+        effects: Vec<Effect>,
+    ) -> Result<bool, EngineError> {
+        self.check_accepting()?;
+        let admission = self.requests.admit()?;
+        self.checked_then(check, effects, Some(admission)).await
+    }
+
+    async fn checked_then(
+        &self,
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+        effects: Vec<Effect>,
+        admission: Option<Admission>,
+    ) -> Result<bool, EngineError> {
         self.check_accepting()?;
         let check: Check = Box::new(check);
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Checked {
-                check,
-                effects,
-                reply,
-            })
+            .send((
+                WriteOp::Checked {
+                    check,
+                    effects,
+                    reply,
+                },
+                admission,
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -253,15 +290,19 @@ impl Inner {
         launch: Vec<Effect>,
     ) -> Result<Created, EngineError> {
         self.check_accepting()?;
+        let admission = self.requests.admit()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Create {
-                id,
-                idempotency_key,
-                batch,
-                launch,
-                reply,
-            })
+            .send((
+                WriteOp::Create {
+                    id,
+                    idempotency_key,
+                    batch,
+                    launch,
+                    reply,
+                },
+                Some(admission),
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -279,16 +320,20 @@ impl Inner {
         launch: Vec<Effect>,
     ) -> Result<Signalled, EngineError> {
         self.check_accepting()?;
+        let admission = self.requests.admit()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::SignalWithStart {
-                id,
-                workflow_type,
-                start,
-                signal,
-                launch,
-                reply,
-            })
+            .send((
+                WriteOp::SignalWithStart {
+                    id,
+                    workflow_type,
+                    start,
+                    signal,
+                    launch,
+                    reply,
+                },
+                Some(admission),
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -479,6 +524,6 @@ impl Inner {
         for task in lock(&self.background).drain(..) {
             task.abort();
         }
-        let _ = self.writer_tx.send(WriteOp::Stop);
+        let _ = self.writer_tx.send((WriteOp::Stop, None));
     }
 }

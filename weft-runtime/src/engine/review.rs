@@ -216,7 +216,7 @@ impl Engine {
         // Checked and written by the writer, so of concurrent deciders exactly one finds the
         // review undecided; the others get `ReviewNotPending`.
         inner
-            .commit_checked_then(
+            .request_checked_then(
                 move |view| {
                     let key = record::review_key(&owned_id);
                     let not_pending = || EngineError::ReviewNotPending {
