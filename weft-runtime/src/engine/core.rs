@@ -27,6 +27,14 @@ use super::tasks::Tasks;
 use super::timers::Timers;
 use super::writer::{Check, Created, Expect, Guarded, ReadView, Signalled, WriteOp, WriterStats};
 
+/// What [`Inner::first_signal`] found in a workflow's signal queue.
+pub(crate) enum QueuedSignal {
+    /// A signal of the name asked for: its key and payload.
+    Found(Vec<u8>, Payload),
+    /// A signal record that does not decode, queued before any of that name: its key and why.
+    Unreadable(Vec<u8>, record::RecordError),
+}
+
 /// A workflow driven by a runner task right now.
 #[derive(Default)]
 pub(crate) struct Active {
@@ -354,23 +362,25 @@ impl Inner {
         })
     }
 
-    /// The first queued signal named `name` for workflow `id`: its key and payload.
-    pub fn first_signal(
-        &self,
-        id: &str,
-        name: &str,
-    ) -> Result<Option<(Vec<u8>, Payload)>, EngineError> {
+    /// The first queued signal named `name` for workflow `id`: its key and payload, or the
+    /// first unreadable signal queued before any of that name.
+    ///
+    /// An unreadable signal may be the one the workflow waits for (its name is part of what
+    /// does not decode), so it is not skipped: skipping it would leave the workflow waiting for
+    /// a signal that arrived, or resume it with a later one out of order.
+    pub fn first_signal(&self, id: &str, name: &str) -> Result<Option<QueuedSignal>, EngineError> {
         let prefix = record::signal_queue_prefix(id);
         let mut after: Option<Vec<u8>> = None;
         loop {
             let page = self.storage.scan_prefix(&prefix, after.as_deref(), 64)?;
             let done = page.len() < 64;
             for (key, value) in page {
-                // An unreadable signal is left in place for an operator; it never matches.
-                if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
-                    && signal.name == name
-                {
-                    return Ok(Some((key, signal.payload)));
+                match record::decode_record::<record::SignalRecord>(&value) {
+                    Ok(signal) if signal.name == name => {
+                        return Ok(Some(QueuedSignal::Found(key, signal.payload)));
+                    }
+                    Ok(_) => {}
+                    Err(error) => return Ok(Some(QueuedSignal::Unreadable(key, error))),
                 }
                 after = Some(key);
             }
