@@ -2,8 +2,8 @@
 //! about it) with a typed error, and every other workflow keeps being listed, counted,
 //! described, updated and finished.
 //!
-//! The `*_of_every_kind_*` tests go over the record kinds a workflow owns (`wf/`, `wfattr/`,
-//! `idem/`, `sigid/`, `sig/`, `deadline/`, `review/`, `upd/`), each damaged in every way of
+//! The `a_damaged_*` tests go over the record kinds a workflow or a call owns (`wf/`, `wfattr/`,
+//! `idem/`, `sigid/`, `sig/`, `deadline/`, `review/`, `upd/`, `sched/`), each damaged in every way of
 //! [`damaged`]: a wrong format tag, nothing at all, the tag alone, a truncated body, a length
 //! prefix claiming a terabyte, and every body byte flipped. Each case asserts the call about
 //! the damaged record answers at once with a typed error (or the workflow is parked with
@@ -754,5 +754,109 @@ fn approve() -> Decision {
     Decision::Approved {
         by: "ana".to_string(),
         comment: String::new(),
+    }
+}
+
+/// Counts scans of the schedules' fire-time index: one per scheduler pass.
+#[derive(Clone)]
+struct CountingStorage {
+    inner: MemoryStorage,
+    due_scans: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Storage for CountingStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, weft_runtime::storage::StorageError> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: std::ops::Bound<&[u8]>,
+        end: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<weft_runtime::storage::Entry>, weft_runtime::storage::StorageError> {
+        if let std::ops::Bound::Included(start) = start
+            && start.starts_with(b"schedx/")
+        {
+            self.due_scans
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.scan(start, end, limit)
+    }
+
+    fn apply_if(
+        &self,
+        conditions: &[weft_runtime::storage::Condition],
+        batch: weft_runtime::storage::Batch,
+    ) -> Result<(), weft_runtime::storage::StorageError> {
+        self.inner.apply_if(conditions, batch)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_schedule_record_refuses_only_calls_about_its_schedule() {
+    use weft_runtime::engine::ManualClock;
+    use weft_runtime::{OverlapPolicy, ScheduleError, ScheduleSpec, Trigger};
+    let minute = Duration::from_secs(60);
+    let spec = || {
+        ScheduleSpec::new("echo", serde_json::json!(7), Trigger::every(minute))
+            .overlap(OverlapPolicy::AllowAll)
+    };
+    let valid = {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        engine.create_schedule("bad", spec()).await.unwrap();
+        let valid = stored(&storage, b"sched/bad");
+        engine.shutdown().await;
+        valid
+    };
+    for (what, bytes) in damaged(&valid) {
+        let clock = ManualClock::default();
+        let memory = MemoryStorage::new();
+        let storage = CountingStorage {
+            inner: memory.clone(),
+            due_scans: Default::default(),
+        };
+        let engine = Engine::builder(storage.clone())
+            .register::<echo>()
+            .clock(std::sync::Arc::new(clock.clone()))
+            .build()
+            .await
+            .unwrap();
+        engine.create_schedule("good", spec()).await.unwrap();
+        engine.create_schedule("bad", spec()).await.unwrap();
+        memory.put(b"sched/bad", &bytes).unwrap();
+
+        let listed = engine
+            .list_schedules()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: listing failed for every schedule: {e}"));
+        let ids: Vec<_> = listed.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["good"], "{what}");
+        match engine.describe_schedule("bad", 1).await {
+            Err(ScheduleError::Engine(e)) => assert_eq!(e.kind(), ErrorKind::Internal, "{what}"),
+            other => panic!("{what}: expected a record error, got {other:?}"),
+        }
+        // The good schedule fires; the damaged one does not take the scheduler with it.
+        clock.advance(minute);
+        let fired = format!("good@{}", "2030-01-01T00:01:00Z");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let result = loop {
+            match engine.result::<echo>(&fired).await {
+                Ok(result) => break result,
+                Err(EngineError::NotFound { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(e) => panic!("{what}: the good schedule did not fire: {e}"),
+            }
+        };
+        assert_eq!(result.unwrap(), 7, "{what}");
+        // And the scheduler does not spin on the damaged one: passes stay few while nothing
+        // changes.
+        let before = storage.due_scans.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let passes = storage.due_scans.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert!(passes <= 4, "{what}: {passes} scheduler passes in 200 ms");
+        engine.shutdown().await;
     }
 }
