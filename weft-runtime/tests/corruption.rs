@@ -20,8 +20,8 @@ use weft_runtime::engine::{
 };
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
-    Decision, Engine, EngineError, ReviewFilter, ReviewOutcome, ReviewRequest, Signal, Update,
-    UpdateOptions, WorkflowContext, WorkflowError, workflow,
+    Decision, Engine, EngineError, Race2, ReviewFilter, ReviewOutcome, ReviewRequest, Signal,
+    Update, UpdateOptions, WorkflowContext, WorkflowError, workflow,
 };
 
 /// Adds `n`; zero ends the tally.
@@ -81,6 +81,7 @@ async fn build(storage: &MemoryStorage) -> Engine {
         .register::<tally>()
         .register::<echo>()
         .register::<relay>()
+        .register::<racer>()
         .register::<approval>()
         .build()
         .await
@@ -282,6 +283,23 @@ async fn relay(ctx: &mut WorkflowContext, _input: ()) -> Result<u64, WorkflowErr
     Ok(poke.n)
 }
 
+/// Answers one update, then races a `Poke` against an hour's sleep.
+#[workflow]
+async fn racer(ctx: &mut WorkflowContext, _input: ()) -> Result<u64, WorkflowError> {
+    let (add, reply) = ctx.wait_for_update::<Add>().await;
+    ctx.respond(reply, add.n);
+    let raced = ctx
+        .race((
+            ctx.wait_for_signal::<Poke>(),
+            ctx.sleep(Duration::from_secs(3600)),
+        ))
+        .await;
+    Ok(match raced {
+        Race2::First(poke) => poke.n,
+        Race2::Second(()) => 0,
+    })
+}
+
 /// Asks for a review and reports who decided it.
 #[workflow]
 async fn approval(ctx: &mut WorkflowContext, title: String) -> Result<String, WorkflowError> {
@@ -349,6 +367,7 @@ async fn rebuild(engine: Engine, storage: &MemoryStorage, what: &str) -> Engine 
         .register::<tally>()
         .register::<echo>()
         .register::<relay>()
+        .register::<racer>()
         .register::<approval>()
         .build()
         .await
@@ -561,6 +580,62 @@ async fn a_damaged_queued_signal_parks_only_the_workflow_that_waits_for_it() {
         }
         rebuild(engine, &storage, what).await.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_queued_signal_parks_only_the_workflow_racing_for_it() {
+    let setup = |engine: Engine| -> Setup {
+        Box::pin(async move {
+            relays(&engine, 1).await;
+            engine.signal("relay-0", Poke { n: 1 }).await.unwrap();
+        })
+    };
+    for (what, bytes) in damage_of_first(&record::signal_queue_prefix("relay-0"), setup).await {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        let ids = racers(&engine, 3).await;
+        let bad = ids[2].clone();
+        // A damaged signal queued ahead of everything this engine sends (epoch 0, number 0),
+        // then a good one, which wakes the racer: it must not skip the damaged one.
+        storage
+            .put(&record::signal_key(&bad, 0, 0), &bytes)
+            .unwrap();
+        engine.signal(&bad, Poke { n: 7 }).await.unwrap();
+        assert_record_error(what, at_once(engine.result::<racer>(&bad)).await);
+        assert_eq!(
+            engine.describe(&bad).await.unwrap().status,
+            WorkflowStatus::Parked,
+            "{what}"
+        );
+        for id in ids.iter().filter(|id| **id != bad) {
+            engine.signal(id, Poke { n: 5 }).await.unwrap();
+            assert_eq!(
+                at_once(engine.result::<racer>(id)).await.unwrap().unwrap(),
+                5
+            );
+        }
+        rebuild(engine, &storage, what).await.shutdown().await;
+    }
+}
+
+/// Starts `n` racers and waits until each races (its update answered).
+async fn racers(engine: &Engine, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("racer-{i}");
+        let options = StartOptions {
+            id: Some(id.clone()),
+            ..StartOptions::default()
+        };
+        engine.start_with::<racer>((), options).await.unwrap();
+        wait_for_status(engine, &id, WorkflowStatus::Waiting).await;
+        at_once(engine.update(&id, Add { n: 1 }, opts("go")))
+            .await
+            .unwrap();
+        wait_for_status(engine, &id, WorkflowStatus::Waiting).await;
+        ids.push(id);
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
