@@ -3,13 +3,17 @@
 //! described, updated and finished.
 //!
 //! The `a_damaged_*` tests go over the record kinds a workflow or a call owns (`wf/`, `wfattr/`,
-//! `idem/`, `sigid/`, `sig/`, `deadline/`, `review/`, `upd/`, `sched/`), each damaged in every way of
+//! `idem/`, `sigid/`, `sig/` for plain and race waits, `deadline/`, `review/`, `upd/`,
+//! `attempt/`, `actres/`, `sched/`), each damaged in every way of
 //! [`damaged`]: a wrong format tag, nothing at all, the tag alone, a truncated body, a length
 //! prefix claiming a terabyte, and every body byte flipped. Each case asserts the call about
 //! the damaged record answers at once with a typed error (or the workflow is parked with
-//! `record.corrupt`), every other workflow finishes, and an engine built again on the store
-//! starts. Records that are aggregates over workflows rather than one workflow's (`cnt/`
-//! counters, `meta/` keys) are not in it.
+//! `record.corrupt` or the decoder's code), every other workflow finishes, and (for most kinds)
+//! an engine built again on the store starts. Not in it: aggregates over workflows rather than
+//! one workflow's records (`cnt/` counters, `meta/` keys), index and marker keys whose value
+//! carries nothing (`live/`, `ty/`, `tm/`, `idemx/`, `cancel/`, `updq/`), and the `parent/`
+//! link (raw id bytes, no format tag). Damage that happens to be a valid encoding of another
+//! record (see [`damaged_one_integer`]) is beyond any decoder: records carry no checksum.
 
 use std::time::Duration;
 
@@ -20,8 +24,9 @@ use weft_runtime::engine::{
 };
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
-    Decision, Engine, EngineError, Race2, ReviewFilter, ReviewOutcome, ReviewRequest, Signal,
-    Update, UpdateOptions, WorkflowContext, WorkflowError, workflow,
+    Activity, ActivityContext, ActivityError, ActivityOptions, Decision, Engine, EngineError,
+    Race2, RetryPolicy, ReviewFilter, ReviewOutcome, ReviewRequest, Signal, Update, UpdateOptions,
+    WorkflowContext, WorkflowError, workflow,
 };
 
 /// Adds `n`; zero ends the tally.
@@ -83,6 +88,8 @@ async fn build(storage: &MemoryStorage) -> Engine {
         .register::<relay>()
         .register::<racer>()
         .register::<approval>()
+        .register::<retried>()
+        .register::<fragile>()
         .build()
         .await
         .unwrap()
@@ -330,13 +337,9 @@ fn damaged(valid: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     for byte in flipped.iter_mut().skip(1) {
         *byte ^= 0xff;
     }
-    // bincode's varint marker for a u64, then 2^40: a length no allocation may trust.
-    let oversized = [
-        &valid[..1],
-        &[0xfd, 0, 0, 0, 0, 0, 1, 0, 0][..],
-        &valid[1..],
-    ]
-    .concat();
+    // bincode's varint marker for a u64, then 2^40: a length no allocation may trust, with
+    // nothing after it.
+    let oversized = [&valid[..1], &[0xfd, 0, 0, 0, 0, 0, 1, 0, 0][..]].concat();
     vec![
         ("a wrong tag", wrong_tag),
         ("nothing", Vec::new()),
@@ -350,10 +353,26 @@ fn damaged(valid: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// [`damaged`] for a record that holds one integer and nothing else (`deadline/`, `sigid/`):
+/// there, the oversized length prefix is a valid encoding of a large integer (2^40), so the
+/// bytes decode as another record of the kind (a deadline in 2004, a signal id accepted then)
+/// and no decoder can tell. Only a checksum over the record could; records of format v1 carry
+/// none. That one damage is left out for such records.
+fn damaged_one_integer(damage: Vec<(&'static str, Vec<u8>)>) -> Vec<(&'static str, Vec<u8>)> {
+    damage
+        .into_iter()
+        .filter(|(what, _)| *what != "an oversized length")
+        .collect()
+}
+
 /// A typed error about stored data: a record error, or the workflow parked for one.
 fn assert_record_error<T: std::fmt::Debug>(what: &str, result: Result<T, EngineError>) {
     match result {
-        Err(EngineError::Parked { code, .. }) => assert_eq!(code, "record.corrupt", "{what}"),
+        // Parked for stored data: `record.corrupt`, or the decoder's own code.
+        Err(EngineError::Parked { code, .. }) => assert!(
+            code.starts_with("record.") || code.starts_with("codec."),
+            "{what}: parked with {code}"
+        ),
         // Its code is the decoder's (`record.*`, `codec.*`); its kind says an operator must look.
         Err(e @ EngineError::Record { .. }) => assert_eq!(e.kind(), ErrorKind::Internal, "{what}"),
         other => panic!("{what}: expected a typed record error, got {other:?}"),
@@ -369,6 +388,8 @@ async fn rebuild(engine: Engine, storage: &MemoryStorage, what: &str) -> Engine 
         .register::<relay>()
         .register::<racer>()
         .register::<approval>()
+        .register::<retried>()
+        .register::<fragile>()
         .build()
         .await
     {
@@ -502,15 +523,16 @@ async fn a_damaged_idempotency_record_refuses_only_the_start_with_its_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_signal_id_record_refuses_only_the_signal_with_that_id() {
     let key = |id: &str| record::signal_id_key(id, "s1");
-    for (what, bytes) in damage_of(&key("tally-0"), |engine| {
-        Box::pin(async move {
-            let ids = tallies(&engine, 1).await;
-            let sent = engine.signal_with(&ids[0], Poke { n: 1 }, SignalOptions::id("s1"));
-            sent.await.unwrap();
+    for (what, bytes) in damaged_one_integer(
+        damage_of(&key("tally-0"), |engine| {
+            Box::pin(async move {
+                let ids = tallies(&engine, 1).await;
+                let sent = engine.signal_with(&ids[0], Poke { n: 1 }, SignalOptions::id("s1"));
+                sent.await.unwrap();
+            })
         })
-    })
-    .await
-    {
+        .await,
+    ) {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         let ids = tallies(&engine, 3).await;
@@ -645,13 +667,14 @@ async fn a_damaged_deadline_record_parks_only_its_workflow() {
         execution_timeout: Some(Duration::from_secs(3600)),
         ..StartOptions::default()
     };
-    for (what, bytes) in damage_of(&record::deadline_key("timed"), |engine| {
-        Box::pin(async move {
-            engine.start_with::<tally>(0, timed("timed")).await.unwrap();
+    for (what, bytes) in damaged_one_integer(
+        damage_of(&record::deadline_key("timed"), |engine| {
+            Box::pin(async move {
+                engine.start_with::<tally>(0, timed("timed")).await.unwrap();
+            })
         })
-    })
-    .await
-    {
+        .await,
+    ) {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         let ids = tallies(&engine, 2).await;
@@ -932,6 +955,169 @@ async fn a_damaged_schedule_record_refuses_only_calls_about_its_schedule() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let passes = storage.due_scans.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert!(passes <= 4, "{what}: {passes} scheduler passes in 200 ms");
+        engine.shutdown().await;
+    }
+}
+
+#[allow(non_camel_case_types)] // named like the `#[activity]` structs
+struct second_hangs;
+
+impl Activity for second_hangs {
+    type Input = ();
+    type Output = u32;
+    const NAME: &'static str = "corruption.second_hangs";
+
+    fn options(&self) -> ActivityOptions {
+        ActivityOptions {
+            retry: RetryPolicy {
+                max_attempts: 5,
+                initial_backoff: Duration::from_millis(1),
+                backoff_percent: 100,
+                max_backoff: Duration::from_millis(1),
+            },
+            attempt_timeout: None,
+        }
+    }
+
+    /// The first attempt fails; the second hangs, so its attempt record stays stored.
+    async fn execute(&self, ctx: ActivityContext, _input: ()) -> Result<u32, ActivityError> {
+        if ctx.attempt() < 2 {
+            return Err(ActivityError::failed("not yet"));
+        }
+        std::future::pending::<()>().await;
+        Ok(ctx.attempt())
+    }
+}
+
+/// Runs `second_hangs`.
+#[workflow]
+async fn retried(ctx: &mut WorkflowContext, _input: ()) -> Result<u32, WorkflowError> {
+    let attempt = ctx.run(second_hangs, ()).await?;
+    Ok(attempt)
+}
+
+/// Starts `retried` as `id` and waits until its second attempt is stored.
+async fn retried_once(engine: &Engine, storage: &MemoryStorage, id: &str) {
+    let options = StartOptions {
+        id: Some(id.to_string()),
+        ..StartOptions::default()
+    };
+    engine.start_with::<retried>((), options).await.unwrap();
+    for _ in 0..10_000 {
+        if storage
+            .get(&record::attempt_key(id, None))
+            .unwrap()
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("{id}: no attempt record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_attempt_record_parks_only_its_workflow() {
+    let valid = {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        retried_once(&engine, &storage, "retried").await;
+        let valid = stored(&storage, &record::attempt_key("retried", None));
+        engine.shutdown().await;
+        valid
+    };
+    for (what, bytes) in damaged(&valid) {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        let ids = tallies(&engine, 2).await;
+        retried_once(&engine, &storage, "retried").await;
+        engine.shutdown().await;
+        storage
+            .put(&record::attempt_key("retried", None), &bytes)
+            .unwrap();
+        // The engine built again resumes it and reads the attempt it was at.
+        let engine = build(&storage).await;
+        assert_record_error(what, at_once(engine.result::<retried>("retried")).await);
+        assert_eq!(
+            engine.describe("retried").await.unwrap().status,
+            WorkflowStatus::Parked,
+            "{what}"
+        );
+        others_finish(&engine, &ids, "").await;
+        engine.shutdown().await;
+    }
+}
+
+/// Set while `fragile` is to panic after its activity.
+static FRAGILE_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Returns one.
+#[weft_runtime::activity]
+async fn one(_input: ()) -> Result<u64, ActivityError> {
+    Ok(1)
+}
+
+/// Runs `one`, then panics while `FRAGILE_PANICS` is set: it parks, keeping the activity's
+/// result (`actres/`) so a retry does not run it again.
+#[workflow]
+async fn fragile(ctx: &mut WorkflowContext, _input: ()) -> Result<u64, WorkflowError> {
+    let got = ctx.run(one, ()).await?;
+    if FRAGILE_PANICS.load(std::sync::atomic::Ordering::SeqCst) {
+        panic!("fragile panics after its activity");
+    }
+    Ok(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_kept_activity_result_parks_only_its_workflow() {
+    let parked_fragile = |engine: Engine| async move {
+        let options = StartOptions {
+            id: Some("fragile".to_string()),
+            ..StartOptions::default()
+        };
+        let handle = engine.start_with::<fragile>((), options).await.unwrap();
+        match at_once(handle.result()).await {
+            Err(EngineError::Parked { code, .. }) => assert_eq!(code, "workflow.panicked"),
+            other => panic!("expected fragile to park, got {other:?}"),
+        }
+    };
+    let valid = {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        parked_fragile(engine.clone()).await;
+        let valid = stored(&storage, &record::activity_result_key("fragile"));
+        engine.shutdown().await;
+        valid
+    };
+    for (what, bytes) in damaged(&valid) {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        let ids = tallies(&engine, 2).await;
+        parked_fragile(engine.clone()).await;
+        storage
+            .put(&record::activity_result_key("fragile"), &bytes)
+            .unwrap();
+        // Retried, it would resume with the kept result, which is unreadable: running the
+        // activity again could repeat its side effect, so it parks again, saying why.
+        engine.retry("fragile").await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match engine.result::<fragile>("fragile").await {
+                Err(EngineError::Parked { code, .. }) if code == "workflow.panicked" => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{what}: still parked as panicked, so the retry ran the activity again \
+                         instead of finding its kept result unreadable"
+                    );
+                    tokio::task::yield_now().await;
+                }
+                other => {
+                    assert_record_error(what, other);
+                    break;
+                }
+            }
+        }
+        others_finish(&engine, &ids, "").await;
         engine.shutdown().await;
     }
 }
