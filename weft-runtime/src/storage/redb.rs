@@ -471,12 +471,16 @@ fn guarded<T, E: Into<::redb::Error>>(
     match std::panic::catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(classify(path, what, e.into())),
-        Err(panic) => Err(corrupt(path, what, panic_message(&*panic))),
+        Err(panic) => Err(corrupt(
+            path,
+            what,
+            format_args!("redb panicked: {}", panic_message(&*panic)),
+        )),
     }
 }
 
 /// The text of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = panic.downcast_ref::<String>() {
