@@ -11,8 +11,8 @@
 //! `record.corrupt` or the decoder's code), every other workflow finishes, and (for most kinds)
 //! an engine built again on the store starts. Not in it: aggregates over workflows rather than
 //! one workflow's records (`cnt/` counters, `meta/` keys), index and marker keys whose value
-//! carries nothing (`live/`, `ty/`, `tm/`, `idemx/`, `cancel/`, `updq/`), and the `parent/`
-//! link (raw id bytes, no format tag). Damage that happens to be a valid encoding of another
+//! is never decoded (`live/`, `ty/`, `tm/`, `idemx/`, `updq/`, `cancel/`: only their presence
+//! counts), and the `parent/` link (raw id bytes, no format tag). Damage that happens to be a valid encoding of another
 //! record (see [`damaged_one_integer`]) is beyond any decoder: records carry no checksum.
 
 use std::time::Duration;

@@ -168,9 +168,14 @@ pub(crate) async fn start_fire(
         Ok(started) => Ok(Ok(started)),
         // Created by an earlier attempt that crashed before recording it.
         Err(EngineError::AlreadyExists { .. }) => Ok(Ok(workflow_id)),
-        Err(e @ (EngineError::Fenced { .. } | EngineError::Shutdown | EngineError::Storage(_))) => {
-            Err(e)
-        }
+        // Faults of the moment: the fire is retried, not given up (an overloaded engine refuses
+        // a schedule's start like a caller's, and the fire waits its turn).
+        Err(
+            e @ (EngineError::Fenced { .. }
+            | EngineError::Shutdown
+            | EngineError::Storage(_)
+            | EngineError::Overloaded { .. }),
+        ) => Err(e),
         Err(e) => Ok(Err(e.to_string())),
     }
 }
