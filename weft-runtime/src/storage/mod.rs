@@ -27,10 +27,19 @@ pub enum StorageError {
         /// The first key whose value did not match.
         key: Vec<u8>,
     },
-    /// The backend failed to read or write (I/O, a corrupt file, a full disk).
+    /// The backend failed to read or write (I/O, a full disk, a lost connection, a file locked
+    /// by another process); the same call may succeed later.
     #[error("storage backend failed: {message}")]
     Backend {
         /// What the backend reported.
+        message: String,
+    },
+    /// The stored data is damaged (a page fails its checksum, the backend's own structures make
+    /// no sense, the backend panicked on them): retrying does not help. The message says what
+    /// to do: stop the engine and restore the store from a backup.
+    #[error("storage is corrupt: {message}")]
+    Corrupt {
+        /// What the backend found, and what to do.
         message: String,
     },
 }
@@ -48,6 +57,7 @@ impl StorageError {
         match self {
             StorageError::ConditionFailed { .. } => "storage.condition_failed",
             StorageError::Backend { .. } => "storage.backend",
+            StorageError::Corrupt { .. } => "storage.corrupt",
         }
     }
 }
