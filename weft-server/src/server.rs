@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// Where `POST /v1/admin/backup` writes; none: backups over HTTP are off.
     pub backup_dir: Option<std::path::PathBuf>,
+    /// The dashboard's browser sessions.
+    pub ui_sessions: crate::ui::session::Sessions,
 }
 
 /// Configures a [`Server`]; see [`Server::builder`].
@@ -171,6 +173,7 @@ impl ServerBuilder {
             limits: self.limits,
             started: Instant::now(),
             backup_dir: self.backup_dir,
+            ui_sessions: Default::default(),
         });
         Ok(Server {
             address: self.address,
@@ -255,6 +258,7 @@ impl Server {
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(Arc::clone(shared))
             .merge(api.with_state(Arc::clone(shared)))
+            .merge(crate::ui::router(shared))
             .fallback(not_found)
             .layer(from_fn(limits::catch_panic))
             .layer(from_fn(crate::log::requests))
