@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use reqwest::{StatusCode, header};
 
 /// A logged-in (or not) browser against one server.

@@ -1,0 +1,263 @@
+//! The dashboard in a real browser: Debian's Chromium, headless, driven over WebDriver by
+//! `chromedriver`, against a real server with real workflows on redb. Logs in, filters the
+//! list, watches a workflow change live when a signal arrives through the API, sends a signal
+//! from the page, approves a review from the inbox and sees another vanish when decided
+//! elsewhere, and sees a page refused to the wrong role. Screenshots of each page land in
+//! `target/ui-screenshots`.
+//!
+//! Without chromium and chromedriver the test says why and passes, except under `CI=true`,
+//! where `.ci/run` installs them and a missing browser is a failure.
+
+mod support;
+mod ui_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::*;
+use tokio::sync::oneshot;
+use ui_support::webdriver::{Driver, missing_browser};
+use weft_runtime::storage::RedbStorage;
+use weft_runtime::{Engine, StartOptions, WorkflowStatus};
+use weft_server::Server;
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("ui-screenshots")
+}
+
+async fn start<W: weft_runtime::Workflow>(engine: &Engine, id: &str, input: W::Input) {
+    engine
+        .start_with::<W>(
+            input,
+            StartOptions {
+                id: Some(id.to_string()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+async fn wait_for_status(engine: &Engine, id: &str, status: WorkflowStatus) {
+    eventually(|| async { engine.describe(id).await.map(|d| d.status).ok() == Some(status) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_in_a_real_browser() {
+    if let Some(reason) = missing_browser() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("the browser tests must run under CI=true, but {reason}");
+        }
+        println!("skipping the browser tests: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(RedbStorage::create(dir.path().join("ui.redb")).unwrap())
+        .register::<parcel>()
+        .register::<expense>()
+        .register::<hello>()
+        .build()
+        .await
+        .unwrap();
+    start::<parcel>(&engine, "p-live", "Lyon".into()).await;
+    start::<parcel>(&engine, "p-form", "Oslo".into()).await;
+    start::<hello>(&engine, "h-1", "ada".into()).await;
+    start::<expense>(&engine, "e-approve", "ada".into()).await;
+    start::<expense>(&engine, "e-elsewhere", "bob".into()).await;
+    wait_for_status(&engine, "e-elsewhere", WorkflowStatus::Waiting).await;
+    wait_for_status(&engine, "h-1", WorkflowStatus::Completed).await;
+
+    let listening = Server::builder(engine.clone())
+        .address("127.0.0.1:0".parse().unwrap())
+        .tokens(tokens())
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let base = format!("http://{}", listening.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(listening.serve_until(async {
+        let _ = stopped.await;
+    }));
+    let api = reqwest::Client::new();
+    let shots = screenshots();
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.session(profile.path()).await;
+
+    // Log in: the login form, then the overview.
+    browser
+        .goto(&format!("{base}/ui/workflows?status=waiting"))
+        .await;
+    assert!(
+        browser.current_url().await.contains("/ui/login"),
+        "redirected to log in"
+    );
+    browser.screenshot(&shots, "login").await;
+    let token = browser.find("#token").await;
+    browser.type_into(&token, OPERATOR).await;
+    browser
+        .click(&browser.find("button[type=submit]").await)
+        .await;
+    assert!(browser.text("#whoami").await.contains("ops"));
+    assert!(
+        browser
+            .current_url()
+            .await
+            .ends_with("/ui/workflows?status=waiting"),
+        "back where the login interrupted"
+    );
+    browser.goto(&format!("{base}/ui")).await;
+    assert_eq!(browser.text("#total").await, "5");
+    browser.screenshot(&shots, "overview").await;
+
+    // Filter the list by id prefix, through the form.
+    browser.goto(&format!("{base}/ui/workflows")).await;
+    let prefix = browser.find("#f-id").await;
+    browser.type_into(&prefix, "p-").await;
+    browser
+        .click(&browser.find("form.filters button[type=submit]").await)
+        .await;
+    assert!(
+        browser.current_url().await.contains("id_prefix=p-"),
+        "the filter is in the URL"
+    );
+    let listed = browser.text("#workflows").await;
+    assert!(
+        listed.contains("p-live") && listed.contains("p-form"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("e-approve") && !listed.contains("h-1"),
+        "{listed}"
+    );
+    browser.screenshot(&shots, "workflows").await;
+
+    // Open a workflow; a signal sent through the API (as the CLI does) shows up live.
+    browser
+        .click(&browser.find("a[href='/ui/workflows/p-live']").await)
+        .await;
+    assert_eq!(browser.text("#state-name").await, "AwaitSignalShip");
+    assert!(
+        browser
+            .text("#waiting-on")
+            .await
+            .contains("for signal `Ship`")
+    );
+    browser.screenshot(&shots, "workflow-waiting").await;
+    let url_before = browser.current_url().await;
+    let sent = api
+        .post(format!("{base}/v1/workflows/p-live/signals/Ship"))
+        .bearer_auth(OPERATOR)
+        .json(&serde_json::json!({ "payload": { "carrier": "rail" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), reqwest::StatusCode::ACCEPTED);
+    browser
+        .wait_for("the page shows the workflow completed", |html| {
+            html.contains("status-completed") && html.contains("Lyon by rail")
+        })
+        .await;
+    assert_eq!(
+        browser.current_url().await,
+        url_before,
+        "updated in place, not reloaded"
+    );
+    browser.screenshot(&shots, "workflow-live").await;
+
+    // Send a signal from the page's form.
+    browser.goto(&format!("{base}/ui/workflows/p-form")).await;
+    let payload = browser.find("#signal-payload").await;
+    browser.type_into(&payload, r#"{"carrier": "sea"}"#).await;
+    browser
+        .click(&browser.find("#signal-form button[type=submit]").await)
+        .await;
+    assert!(browser.text("#notice").await.contains("Signal sent"));
+    browser
+        .wait_for("the form's signal finishes the workflow", |html| {
+            html.contains("Oslo by sea")
+        })
+        .await;
+
+    // The review inbox: approve one here; another, decided through the API, disappears live.
+    browser.goto(&format!("{base}/ui/reviews")).await;
+    let inbox = browser.text("#reviews").await;
+    assert!(
+        inbox.contains("expense of ada") && inbox.contains("expense of bob"),
+        "{inbox}"
+    );
+    browser.screenshot(&shots, "reviews").await;
+    let decided = api
+        .post(format!("{base}/v1/workflows/e-elsewhere/review"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({ "decision": "reject", "comment": "no" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), reqwest::StatusCode::OK);
+    browser
+        .wait_for("the review decided elsewhere leaves the inbox", |html| {
+            !html.contains("expense of bob") && html.contains("expense of ada")
+        })
+        .await;
+    let comment = browser.find("#comment-e-approve").await;
+    browser.type_into(&comment, "within budget").await;
+    browser
+        .click(
+            &browser
+                .find("#review-e-approve button[value=approve]")
+                .await,
+        )
+        .await;
+    assert!(browser.text("#notice").await.contains("Review decided"));
+    wait_for_status(&engine, "e-approve", WorkflowStatus::Completed).await;
+    assert_eq!(
+        engine
+            .result::<expense>("e-approve")
+            .await
+            .unwrap()
+            .unwrap(),
+        "approved by ops"
+    );
+
+    // An operator may not act in bulk, and the page says which role may.
+    browser.goto(&format!("{base}/ui/workflows")).await;
+    assert!(
+        browser
+            .source()
+            .await
+            .contains("Bulk cancel, signal and purge need role admin")
+    );
+    // Logged out, then in as a worker: every page is refused, naming the roles needed.
+    browser
+        .click(&browser.find("form.logout button").await)
+        .await;
+    assert!(browser.current_url().await.contains("/ui/login"));
+    let token = browser.find("#token").await;
+    browser.type_into(&token, WORKER).await;
+    browser
+        .click(&browser.find("button[type=submit]").await)
+        .await;
+    assert!(
+        browser
+            .text("[role=alert]")
+            .await
+            .contains("this needs role operator or admin")
+    );
+    browser.screenshot(&shots, "refused").await;
+
+    browser.close().await;
+    drop(driver);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
