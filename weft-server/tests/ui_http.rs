@@ -489,7 +489,29 @@ async fn the_review_inbox_filters_by_reviewer_and_records_the_sessions_principal
     let server = TestServer::start().await;
     start_named::<expense>(&server, "e-1", "ada".into()).await;
     wait_for_status(&server, "e-1", WorkflowStatus::Waiting).await;
+    start_named::<expense>(&server, "e-2", "bob".into()).await;
+    wait_for_status(&server, "e-2", WorkflowStatus::Waiting).await;
     let ops = Browser::login(server.addr, OPERATOR).await;
+    // From the workflow's own page too.
+    let (_, page) = ops.page("/ui/workflows/e-2").await;
+    assert!(page.contains(r#"id="review-form""#), "{page}");
+    let rejected = ops
+        .post(
+            "/ui/workflows/e-2/review",
+            &[("decision", "reject"), ("comment", "no")],
+        )
+        .await;
+    assert_eq!(location(&rejected), "/ui/workflows/e-2?done=review");
+    wait_for_status(&server, "e-2", WorkflowStatus::Completed).await;
+    assert_eq!(
+        server
+            .engine
+            .result::<expense>("e-2")
+            .await
+            .unwrap()
+            .unwrap(),
+        "rejected by ops"
+    );
     let (status, inbox) = ops.page("/ui/reviews").await;
     assert_eq!(status, StatusCode::OK);
     assert!(inbox.contains("expense of ada"), "{inbox}");

@@ -204,19 +204,28 @@ pub(crate) fn json_tree(name: &str, value: &serde_json::Value, open: bool) -> Ma
         }
         Value::Object(map) => html! {
             details.json open[open] {
-                summary { span.key { (name) } " " span.meta { "{" (map.len()) " fields}" } }
+                summary { span.key { (name) } " " span.meta { "{" (plural(map.len(), "field")) "}" } }
                 ul { @for (k, v) in map { li { (json_tree(k, v, false)) } } }
             }
         },
         Value::Array(items) => html! {
             details.json open[open] {
-                summary { span.key { (name) } " " span.meta { "[" (items.len()) " items]" } }
+                summary { span.key { (name) } " " span.meta { "[" (plural(items.len(), "item")) "]" } }
                 ol start="0" { @for (i, v) in items.iter().enumerate() { li { (json_tree(&i.to_string(), v, false)) } } }
             }
         },
         scalar => html! {
             span.key { (name) } ": " code.value { (scalar.to_string()) }
         },
+    }
+}
+
+/// `1 field`, `2 fields`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

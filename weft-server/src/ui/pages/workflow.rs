@@ -11,12 +11,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use maud::{Markup, html};
-use weft_runtime::{EngineError, SignalOptions, UpdateOptions};
+use weft_runtime::{EngineError, ReviewFilter, SignalOptions, UpdateOptions};
 
 use super::status_badge;
 use super::workflows::parse_json;
 use crate::api::detached::detached;
-use crate::api::types::{Status, WorkflowView};
+use crate::api::types::{PendingView, Status, WorkflowView};
 use crate::api::workflows::audited;
 use crate::auth::Role;
 use crate::server::Shared;
@@ -68,7 +68,7 @@ async fn live_part(shared: &Shared, w: &WorkflowView) -> Markup {
             dt { "Signals queued" } dd #signals-queued { (w.signals_queued) }
             dt { "Signals consumed" } dd { (w.signals_consumed) }
             @if let Some(parent) = &w.parent { dt { "Parent" } dd { (workflow_link(parent)) } }
-            @if let Some(crate::api::types::PendingView::Child { id }) = &w.pending { dt { "Child" } dd { (workflow_link(id)) } }
+            @if let Some(PendingView::Child { id }) = &w.pending { dt { "Child" } dd { (workflow_link(id)) } }
             @if let Some(reason) = &w.park_reason { dt { "Parked because" } dd #park-reason { code { (reason.code) } " " (reason.message) } }
             @if let Some(error) = &w.error { dt { "Error" } dd #error { (error) } }
         }
@@ -109,6 +109,18 @@ pub(crate) async fn show(
         .find(|t| t.name == w.workflow_type && t.version == w.version);
     let base = format!("/ui/workflows/{}", url_encode(&id));
     let admin = session.principal.role == Role::Admin;
+    // A review the workflow waits on, decided from here as from the inbox.
+    let review = shared
+        .engine
+        .pending_reviews(&ReviewFilter {
+            reviewer: None,
+            workflow_id_prefix: Some(id.clone()),
+            page_size: 10,
+            after: None,
+        })
+        .await?
+        .into_iter()
+        .find(|r| r.workflow_id == id);
     let notice = query
         .get("done")
         .and_then(|d| NOTICES.iter().find(|(k, _)| k == d))
@@ -125,6 +137,19 @@ pub(crate) async fn show(
             }
         }
         h2 { "Actions" }
+        @if let Some(review) = &review {
+            form.action #review-form method="post" action={ (base) "/review" } {
+                (csrf_field(&session))
+                fieldset {
+                    legend { "Decide the review " q { (review.title) } " (as " (session.principal.name) ")" }
+                    label for="review-comment" { "Comment" }
+                    textarea #review-comment name="comment" rows="2" {}
+                    button type="submit" name="decision" value="approve" { "Approve" }
+                    " "
+                    button type="submit" name="decision" value="reject" { "Reject" }
+                }
+            }
+        }
         @if !w.status.is_terminal() {
             @if let Some(code) = code.filter(|c| !c.signals.is_empty()) {
                 form.action #signal-form method="post" action={ (base) "/signal" } {
