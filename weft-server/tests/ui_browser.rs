@@ -94,16 +94,12 @@ async fn the_dashboard_works_in_a_real_browser() {
     browser
         .goto(&format!("{base}/ui/workflows?status=waiting"))
         .await;
-    assert!(
-        browser.current_url().await.contains("/ui/login"),
-        "redirected to log in"
-    );
-    browser.screenshot(&shots, "login").await;
-    let token = browser.find("#token").await;
-    browser.type_into(&token, OPERATOR).await;
     browser
-        .click(&browser.find("button[type=submit]").await)
+        .wait_for_url("redirected to log in", |url| url.contains("/ui/login"))
         .await;
+    browser.screenshot(&shots, "login").await;
+    browser.type_in("#token", OPERATOR).await;
+    browser.click_on("button[type=submit]").await;
     assert!(browser.text("#whoami").await.contains("ops"));
     assert!(
         browser
@@ -118,15 +114,13 @@ async fn the_dashboard_works_in_a_real_browser() {
 
     // Filter the list by id prefix, through the form.
     browser.goto(&format!("{base}/ui/workflows")).await;
-    let prefix = browser.find("#f-id").await;
-    browser.type_into(&prefix, "p-").await;
+    browser.type_in("#f-id", "p-").await;
+    browser.click_on("form.filters button[type=submit]").await;
     browser
-        .click(&browser.find("form.filters button[type=submit]").await)
+        .wait_for_url("the filter is in the URL", |url| {
+            url.contains("id_prefix=p-")
+        })
         .await;
-    assert!(
-        browser.current_url().await.contains("id_prefix=p-"),
-        "the filter is in the URL"
-    );
     let listed = browser.text("#workflows").await;
     assert!(
         listed.contains("p-live") && listed.contains("p-form"),
@@ -139,9 +133,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     browser.screenshot(&shots, "workflows").await;
 
     // Open a workflow; a signal sent through the API (as the CLI does) shows up live.
-    browser
-        .click(&browser.find("a[href='/ui/workflows/p-live']").await)
-        .await;
+    browser.click_on("a[href='/ui/workflows/p-live']").await;
     assert_eq!(browser.text("#state-name").await, "AwaitSignalShip");
     assert!(
         browser
@@ -173,11 +165,10 @@ async fn the_dashboard_works_in_a_real_browser() {
 
     // Send a signal from the page's form.
     browser.goto(&format!("{base}/ui/workflows/p-form")).await;
-    let payload = browser.find("#signal-payload").await;
-    browser.type_into(&payload, r#"{"carrier": "sea"}"#).await;
     browser
-        .click(&browser.find("#signal-form button[type=submit]").await)
+        .type_in("#signal-payload", r#"{"carrier": "sea"}"#)
         .await;
+    browser.click_on("#signal-form button[type=submit]").await;
     assert!(browser.text("#notice").await.contains("Signal sent"));
     browser
         .wait_for("the form's signal finishes the workflow", |html| {
@@ -201,19 +192,15 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(decided.status(), reqwest::StatusCode::OK);
+    wait_for_status(&engine, "e-elsewhere", WorkflowStatus::Completed).await;
     browser
         .wait_for("the review decided elsewhere leaves the inbox", |html| {
             !html.contains("expense of bob") && html.contains("expense of ada")
         })
         .await;
-    let comment = browser.find("#comment-e-approve").await;
-    browser.type_into(&comment, "within budget").await;
+    browser.type_in("#comment-e-approve", "within budget").await;
     browser
-        .click(
-            &browser
-                .find("#review-e-approve button[value=approve]")
-                .await,
-        )
+        .click_on("#review-e-approve button[value=approve]")
         .await;
     assert!(browser.text("#notice").await.contains("Review decided"));
     wait_for_status(&engine, "e-approve", WorkflowStatus::Completed).await;
@@ -235,15 +222,12 @@ async fn the_dashboard_works_in_a_real_browser() {
             .contains("Bulk cancel, signal and purge need role admin")
     );
     // Logged out, then in as a worker: every page is refused, naming the roles needed.
+    browser.click_on("form.logout button").await;
     browser
-        .click(&browser.find("form.logout button").await)
+        .wait_for_url("logged out", |url| url.contains("/ui/login"))
         .await;
-    assert!(browser.current_url().await.contains("/ui/login"));
-    let token = browser.find("#token").await;
-    browser.type_into(&token, WORKER).await;
-    browser
-        .click(&browser.find("button[type=submit]").await)
-        .await;
+    browser.type_in("#token", WORKER).await;
+    browser.click_on("button[type=submit]").await;
     assert!(
         browser
             .text("[role=alert]")
@@ -307,11 +291,8 @@ async fn the_first_page_of_ten_thousand_workflows_loads_in_bounded_time() {
     let profile = tempfile::tempdir().unwrap();
     let browser = driver.session(profile.path()).await;
     browser.goto(&format!("{base}/ui/login")).await;
-    let token = browser.find("#token").await;
-    browser.type_into(&token, OPERATOR).await;
-    browser
-        .click(&browser.find("button[type=submit]").await)
-        .await;
+    browser.type_in("#token", OPERATOR).await;
+    browser.click_on("button[type=submit]").await;
     for (page, path) in [
         ("the list's first page", "/ui/workflows"),
         (

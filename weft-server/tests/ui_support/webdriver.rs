@@ -190,6 +190,23 @@ impl Session {
             .to_string()
     }
 
+    /// Waits up to 10 s until the current URL passes `check` (a click that submits a form may
+    /// return before the next page is there).
+    pub async fn wait_for_url(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.current_url().await;
+            if check(&url) {
+                return url;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not within 10 s: {what}; the URL is {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The elements matching a CSS selector now.
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
         let found = self
@@ -229,30 +246,38 @@ impl Session {
         }
     }
 
-    /// Clicks `element` (a submit button's click waits for the next page to load).
-    pub async fn click(&self, element: &Element) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", element.0),
-            Some(json!({})),
-        )
-        .await;
+    /// Runs `action` on the first element matching `css`, finding it again if htmx swapped it
+    /// out in between (a live part refreshes when any workflow commits a step).
+    async fn on_element(&self, css: &str, action: &str, body: Value) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.find(css).await;
+            let path = format!("/element/{}/{action}", element.0);
+            match self
+                .try_call(reqwest::Method::POST, &path, Some(body.clone()))
+                .await
+            {
+                Ok(_) => return,
+                Err(error) if error.starts_with("stale element reference") => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "`{css}` stays stale"
+                    );
+                }
+                Err(error) => panic!("WebDriver {path}: {error}"),
+            }
+        }
     }
 
-    /// Replaces the text of an input or textarea.
-    pub async fn type_into(&self, element: &Element, text: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/clear", element.0),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", element.0),
-            Some(json!({ "text": text })),
-        )
-        .await;
+    /// Clicks the first element matching `css` (waiting for it to appear).
+    pub async fn click_on(&self, css: &str) {
+        self.on_element(css, "click", json!({})).await;
+    }
+
+    /// Replaces the text of the first input or textarea matching `css`.
+    pub async fn type_in(&self, css: &str, text: &str) {
+        self.on_element(css, "clear", json!({})).await;
+        self.on_element(css, "value", json!({ "text": text })).await;
     }
 
     /// The rendered text of the first element matching `css` (waiting for it to appear). A
