@@ -194,24 +194,25 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// A JSON value as nested `<details>` elements: collapsible without JavaScript, each object
-/// and array showing its size, each scalar its JSON text.
-pub(crate) fn json_tree(name: &str, value: &serde_json::Value, open: bool) -> Markup {
+/// and array showing its size, each scalar its JSON text; the first `open` levels start open.
+pub(crate) fn json_tree(name: &str, value: &serde_json::Value, open: usize) -> Markup {
     use serde_json::Value;
+    let inner = open.saturating_sub(1);
     match value {
         // The state enum is externally tagged, `{"Variant": {fields}}`: name the variant once.
         Value::Object(map) if map.len() == 1 && map.contains_key(name) => {
             json_tree(name, &map[name], open)
         }
         Value::Object(map) => html! {
-            details.json open[open] {
+            details.json open[open > 0] {
                 summary { span.key { (name) } " " span.meta { "{" (plural(map.len(), "field")) "}" } }
-                ul { @for (k, v) in map { li { (json_tree(k, v, false)) } } }
+                ul { @for (k, v) in map { li { (json_tree(k, v, inner)) } } }
             }
         },
         Value::Array(items) => html! {
-            details.json open[open] {
+            details.json open[open > 0] {
                 summary { span.key { (name) } " " span.meta { "[" (plural(items.len(), "item")) "]" } }
-                ol start="0" { @for (i, v) in items.iter().enumerate() { li { (json_tree(&i.to_string(), v, false)) } } }
+                ol start="0" { @for (i, v) in items.iter().enumerate() { li { (json_tree(&i.to_string(), v, inner)) } } }
             }
         },
         scalar => html! {
@@ -278,11 +279,15 @@ mod tests {
         let tree = json_tree(
             "AwaitSignal",
             &serde_json::json!({"to": "<b>", "items": [1, 2]}),
-            true,
+            1,
         )
         .into_string();
         assert!(tree.contains("&lt;b&gt;"), "{tree}");
         assert!(tree.contains("[2 items]"), "{tree}");
         assert!(tree.contains("<details class=\"json\" open>"), "{tree}");
+        assert!(
+            tree.contains("<details class=\"json\"><summary><span class=\"key\">items"),
+            "only the first level opens: {tree}"
+        );
     }
 }

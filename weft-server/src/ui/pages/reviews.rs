@@ -71,7 +71,7 @@ async fn table_markup(
                             td { (workflow_link(&review.workflow_id)) }
                             td {
                                 (review.title)
-                                @if let Some((name, state)) = state { (json_tree(name, state, false)) }
+                                @if let Some((name, state)) = state { (json_tree(name, state, 1)) }
                             }
                             td { (review.reviewers.join(", ")) }
                             td { (time(millis(review.requested_at))) }

@@ -75,15 +75,15 @@ async fn live_part(shared: &Shared, w: &WorkflowView) -> Markup {
         @if let Some(result) = &result {
             h2 { "Result" }
             @match result {
-                Ok(output) => { div #result { (json_tree("Ok", output, true)) } }
-                Err(error) => { div #result { (json_tree("Err", error, true)) } }
+                Ok(output) => { div #result { (json_tree("Ok", output, 2)) } }
+                Err(error) => { div #result { (json_tree("Err", error, 2)) } }
             }
         }
         h2 { "Checkpoint" }
         @match (&w.state_name, &w.state) {
             (Some(name), Some(state)) => {
                 p { "At the await named by its state " code #state-name { (name) } "; its fields are the live locals." }
-                div #state { (json_tree(name, state, true)) }
+                div #state { (json_tree(name, state, 2)) }
             }
             _ => { p.hint { "No checkpoint: the workflow is not suspended at an await." } }
         }
@@ -305,7 +305,7 @@ pub(crate) async fn update(
     let body = html! {
         h1 { "Update " code { (name) } " to " code { (id) } }
         @match &answer {
-            Some(answer) => { p.notice role="status" { "Answered:" } div #update-answer { (json_tree("answer", answer, true)) } }
+            Some(answer) => { p.notice role="status" { "Answered:" } div #update-answer { (json_tree("answer", answer, 2)) } }
             None => { p.notice role="status" { "Not answered within 10 s; it stays queued as " code { (update_id) } "." } }
         }
         p { (workflow_link(&id)) }
