@@ -163,12 +163,10 @@ async fn the_dashboard_works_in_a_real_browser() {
     );
     browser.screenshot(&shots, "workflow-live").await;
 
-    // Send a signal from the page's form.
+    // Send a signal from the form the page built from the signal's JSON Schema.
     browser.goto(&format!("{base}/ui/workflows/p-form")).await;
-    browser
-        .type_in("#signal-payload", r#"{"carrier": "sea"}"#)
-        .await;
-    browser.click_on("#signal-form button[type=submit]").await;
+    browser.type_in("#signal-Ship-carrier", "sea").await;
+    browser.click_on("#signal-Ship button[type=submit]").await;
     assert!(browser.text("#notice").await.contains("Signal sent"));
     browser
         .wait_for("the form's signal finishes the workflow", |html| {

@@ -469,6 +469,10 @@ async fn an_update_from_the_form_is_answered_on_the_page() {
     let ops = Browser::login(server.addr, OPERATOR).await;
     let (_, html) = ops.page("/ui/workflows/t-1").await;
     assert!(html.contains(r#"<option value="tally.add">"#), "{html}");
+    assert!(
+        !html.contains("schema-form"),
+        "no schema, no form: only the JSON editor"
+    );
     let answered = ops
         .post(
             "/ui/workflows/t-1/update",

@@ -7,6 +7,7 @@ use crate::api::types::Status;
 
 pub(crate) mod overview;
 pub(crate) mod reviews;
+pub(crate) mod schema_form;
 pub(crate) mod workflow;
 pub(crate) mod workflows;
 

@@ -13,8 +13,8 @@ use axum::{Extension, Form};
 use maud::{Markup, html};
 use weft_runtime::{EngineError, ReviewFilter, SignalOptions, UpdateOptions};
 
-use super::status_badge;
 use super::workflows::parse_json;
+use super::{schema_form, status_badge};
 use crate::api::detached::detached;
 use crate::api::types::{PendingView, Status, WorkflowView};
 use crate::api::workflows::audited;
@@ -151,11 +151,37 @@ pub(crate) async fn show(
             }
         }
         @if !w.status.is_terminal() {
+            @if let Some(code) = code {
+                @for (s, fields) in code.signals.iter().filter_map(|s| Some((s, schema_form::fields(s.schema.as_ref()?)?))) {
+                    form.action.schema-form id={ "signal-" (s.name) } method="post" action={ (base) "/signal" } {
+                        (csrf_field(&session))
+                        input type="hidden" name="name" value=(s.name);
+                        input type="hidden" name="form" value="schema";
+                        fieldset {
+                            legend { "Signal " code { (s.name) } " (a form from its JSON Schema)" }
+                            (schema_form::inputs(&format!("signal-{}", s.name), &fields))
+                            button type="submit" { "Send " (s.name) }
+                        }
+                    }
+                }
+                @for (u, fields) in code.updates.iter().filter_map(|u| Some((u, schema_form::fields(u.request_schema.as_ref()?)?))) {
+                    form.action.schema-form id={ "update-" (u.name) } method="post" action={ (base) "/update" } {
+                        (csrf_field(&session))
+                        input type="hidden" name="name" value=(u.name);
+                        input type="hidden" name="form" value="schema";
+                        fieldset {
+                            legend { "Update " code { (u.name) } " (a form from its JSON Schema)" }
+                            (schema_form::inputs(&format!("update-{}", u.name), &fields))
+                            button type="submit" { "Send " (u.name) }
+                        }
+                    }
+                }
+            }
             @if let Some(code) = code.filter(|c| !c.signals.is_empty()) {
                 form.action #signal-form method="post" action={ (base) "/signal" } {
                     (csrf_field(&session))
                     fieldset {
-                        legend { "Send a signal" }
+                        legend { "Send a signal as JSON" }
                         label for="signal-name" { "Signal" }
                         select #signal-name name="name" {
                             @for s in &code.signals { option value=(s.name) { (s.name) } }
@@ -175,7 +201,7 @@ pub(crate) async fn show(
                 form.action #update-form method="post" action={ (base) "/update" } {
                     (csrf_field(&session))
                     fieldset {
-                        legend { "Send an update (waits up to 10 s for the answer)" }
+                        legend { "Send an update as JSON (waits up to 10 s for the answer)" }
                         label for="update-name" { "Update" }
                         select #update-name name="name" {
                             @for u in &code.updates { option value=(u.name) { (u.name) } }
@@ -233,6 +259,50 @@ fn back(id: &str, done: &str) -> Response {
     Redirect::to(&format!("/ui/workflows/{}?done={done}", url_encode(id))).into_response()
 }
 
+/// A signal or an update.
+#[derive(Clone, Copy)]
+enum Message {
+    Signal,
+    Update,
+}
+
+/// For a form posted from a JSON Schema (`form=schema`), the fields of that schema, as the
+/// workflow's own code version declares them; `None` for the JSON editor's form.
+async fn schema_fields(
+    shared: &Shared,
+    id: &str,
+    message: Message,
+    name: &str,
+    form: &HashMap<String, String>,
+) -> Result<Option<Vec<schema_form::Field>>, UiError> {
+    if form.get("form").is_none_or(|f| f != "schema") {
+        return Ok(None);
+    }
+    let d = shared.engine.describe(id).await?;
+    let schema = shared
+        .engine
+        .workflow_types()
+        .into_iter()
+        .find(|t| t.name == d.workflow_type && t.version == d.version)
+        .and_then(|t| match message {
+            Message::Signal => t.signals.into_iter().find(|s| s.name == name)?.schema,
+            Message::Update => {
+                t.updates
+                    .into_iter()
+                    .find(|u| u.name == name)?
+                    .request_schema
+            }
+        });
+    match schema.as_ref().and_then(schema_form::fields) {
+        Some(fields) => Ok(Some(fields)),
+        None => Err(UiError::new(
+            StatusCode::BAD_REQUEST,
+            "No form",
+            format!("`{name}` has no JSON Schema a form can be built from; send it as JSON"),
+        )),
+    }
+}
+
 fn name_of(form: &HashMap<String, String>) -> Result<String, UiError> {
     match form.get("name").map(|n| n.trim()) {
         Some(name) if !name.is_empty() => Ok(name.to_string()),
@@ -253,7 +323,10 @@ pub(crate) async fn signal(
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, UiError> {
     let name = name_of(&form)?;
-    let payload = parse_json(form.get("payload").map_or("", String::as_str))?;
+    let payload = match schema_fields(&shared, &id, Message::Signal, &name, &form).await? {
+        Some(fields) => schema_form::payload(&fields, &form)?,
+        None => parse_json(form.get("payload").map_or("", String::as_str))?,
+    };
     let engine = shared.engine.clone();
     let (target, signal) = (id.clone(), name.clone());
     let sent = detached(async move {
@@ -275,7 +348,10 @@ pub(crate) async fn update(
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Markup, UiError> {
     let name = name_of(&form)?;
-    let request = parse_json(form.get("request").map_or("", String::as_str))?;
+    let request = match schema_fields(&shared, &id, Message::Update, &name, &form).await? {
+        Some(fields) => schema_form::payload(&fields, &form)?,
+        None => parse_json(form.get("request").map_or("", String::as_str))?,
+    };
     let update_id = format!("ui-{}", crate::ui::session::random_token());
     let options = UpdateOptions {
         update_id: update_id.clone(),
