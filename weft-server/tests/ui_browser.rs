@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use support::*;
 use tokio::sync::oneshot;
-use ui_support::webdriver::{Driver, missing_browser};
+use ui_support::webdriver::{Driver, browser_available};
 use weft_runtime::storage::RedbStorage;
 use weft_runtime::{Engine, StartOptions, WorkflowStatus};
 use weft_server::Server;
@@ -47,11 +47,7 @@ async fn wait_for_status(engine: &Engine, id: &str, status: WorkflowStatus) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
-    if let Some(reason) = missing_browser() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("the browser tests must run under CI=true, but {reason}");
-        }
-        println!("skipping the browser tests: {reason}");
+    if !browser_available("the browser tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -248,11 +244,7 @@ async fn the_dashboard_works_in_a_real_browser() {
 /// the list, and the overview, over 10,000 workflows on redb.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_page_of_ten_thousand_workflows_loads_in_bounded_time() {
-    if let Some(reason) = missing_browser() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("the browser tests must run under CI=true, but {reason}");
-        }
-        println!("skipping the browser benchmark: {reason}");
+    if !browser_available("the browser benchmark") {
         return;
     }
     const WORKFLOWS: usize = 10_000;

@@ -14,13 +14,19 @@ use serde_json::{Value, json};
 /// The W3C name of an element reference in a JSON answer.
 const ELEMENT: &str = "element-6066-11e4-a6c3-ae89-f6ad8ef34a4e";
 
-/// Where Debian installs them.
-pub const CHROMIUM: &str = "/usr/bin/chromium";
-pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The browser: `WEFT_CHROMIUM`, else where Debian installs it.
+pub fn chromium() -> String {
+    std::env::var("WEFT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Its driver: `WEFT_CHROMEDRIVER`, else where Debian's `chromium-driver` installs it.
+pub fn chromedriver() -> String {
+    std::env::var("WEFT_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
 
 /// Why the browser tests cannot run here, if they cannot: `None` when both binaries exist.
 pub fn missing_browser() -> Option<String> {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+    let missing: Vec<String> = [chromium(), chromedriver()]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect();
@@ -30,6 +36,21 @@ pub fn missing_browser() -> Option<String> {
             missing.join(" and ")
         )
     })
+}
+
+/// Whether the browser tests can run; when they cannot, prints why and returns `false`, except
+/// under `CI=true` (where `.ci/run` installs the browser), where it fails the test.
+pub fn browser_available(test: &str) -> bool {
+    match missing_browser() {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the browser tests must run under CI=true, but {reason}")
+        }
+        Some(reason) => {
+            println!("skipping {test}: {reason}");
+            false
+        }
+    }
 }
 
 /// A running `chromedriver` on a loopback port, killed on drop.
@@ -59,7 +80,7 @@ impl Driver {
     /// Starts chromedriver and waits (10 s at most) until it answers `/status` ready.
     pub async fn start() -> Driver {
         let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
+        let child = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -115,7 +136,7 @@ impl Driver {
         .collect::<Vec<_>>();
         let body = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:chromeOptions": { "binary": chromium(), "args": args },
         } } });
         let answer: Value = self
             .http
