@@ -148,9 +148,14 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     assert_eq!(sent.status(), reqwest::StatusCode::ACCEPTED);
     browser
-        .wait_for("the page shows the workflow completed", |html| {
-            html.contains("status-completed") && html.contains("Lyon by rail")
-        })
+        .wait_for(
+            "the page shows the workflow completed, and no signal form",
+            |html| {
+                html.contains("status-completed")
+                    && html.contains("Lyon by rail")
+                    && !html.contains(r#"id="signal-Ship""#)
+            },
+        )
         .await;
     assert_eq!(
         browser.current_url().await,

@@ -405,6 +405,15 @@ async fn a_workflow_page_shows_its_checkpoint_and_a_signal_from_the_form_reaches
     assert_eq!(sent.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&sent), "/ui/workflows/p-1?done=signal");
     wait_for_status(&server, "p-1", WorkflowStatus::Completed).await;
+    let (_, actions) = ops.page("/ui/workflows/p-1/actions").await;
+    assert!(
+        !actions.contains("signal-Ship") && !actions.contains("<nav"),
+        "{actions}"
+    );
+    assert!(
+        actions.contains(r#"id="purge""#),
+        "a finished workflow can be purged: {actions}"
+    );
     let (_, done) = ops.page("/ui/workflows/p-1?done=signal").await;
     assert!(done.contains("Signal sent"), "{done}");
     assert!(

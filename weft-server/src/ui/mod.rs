@@ -23,7 +23,8 @@
 //! | `GET /ui/login`, `POST /ui/login`, `GET /ui/assets/{file}` | none |
 //! | `POST /ui/logout` | any logged-in session |
 //! | `GET /ui` (overview), `GET /ui/workflows` (list), `GET /ui/workflows/{id}` | operator |
-//! | `GET /ui/workflows/{id}/live`, `GET /ui/workflows/{id}/events` (SSE), `GET /ui/events` (SSE) | operator |
+//! | `GET /ui/workflows/{id}/live`, `GET /ui/workflows/{id}/actions` (parts, for htmx) | operator |
+//! | `GET /ui/workflows/{id}/events` (SSE), `GET /ui/events` (SSE) | operator |
 //! | `POST /ui/workflows/{id}/{signal,update,cancel,retry,review}` | operator |
 //! | `GET /ui/reviews`, `GET /ui/reviews/table` | operator |
 //! | `POST /ui/workflows/{id}/purge`, `POST /ui/bulk/{cancel,signal,purge}` | admin |
@@ -95,6 +96,12 @@ fn routes() -> Vec<UiRoute> {
             "/ui/workflows/{id}/live",
             Operator,
             get(workflow::live),
+        ),
+        route(
+            Method::GET,
+            "/ui/workflows/{id}/actions",
+            Operator,
+            get(workflow::actions),
         ),
         route(
             Method::GET,

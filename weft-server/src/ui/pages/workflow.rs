@@ -103,24 +103,8 @@ pub(crate) async fn show(
 ) -> Result<Markup, UiError> {
     let w = view(&shared, &id).await?;
     let live = live_part(&shared, &w).await;
-    let types = shared.engine.workflow_types();
-    let code = types
-        .iter()
-        .find(|t| t.name == w.workflow_type && t.version == w.version);
     let base = format!("/ui/workflows/{}", url_encode(&id));
-    let admin = session.principal.role == Role::Admin;
-    // A review the workflow waits on, decided from here as from the inbox.
-    let review = shared
-        .engine
-        .pending_reviews(&ReviewFilter {
-            reviewer: None,
-            workflow_id_prefix: Some(id.clone()),
-            page_size: 10,
-            after: None,
-        })
-        .await?
-        .into_iter()
-        .find(|r| r.workflow_id == id);
+    let actions = actions_part(&shared, &session, &w).await?;
     let notice = query
         .get("done")
         .and_then(|d| NOTICES.iter().find(|(k, _)| k == d))
@@ -135,11 +119,55 @@ pub(crate) async fn show(
             div #live hx-get={ (base) "/live" } hx-trigger="sse:ready, sse:step, sse:signal" hx-swap="innerHTML" aria-live="polite" {
                 (live)
             }
+            // The actions follow the workflow too (a finished one can no longer be signalled, a
+            // parked one can be retried), but not while a form here has the focus: a refresh
+            // would throw away what is being typed. Not on `ready` either, which comes while the
+            // page is still fresh and someone may be starting to type.
+            div #actions hx-get={ (base) "/actions" } hx-trigger="sse:step[!document.activeElement || !document.activeElement.closest('#actions')]" hx-swap="innerHTML" {
+                (actions)
+            }
         }
+        @if !w.audit.is_empty() {
+            h2 { "Audit" }
+            table #audit {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Outcome" } } }
+                tbody { @for a in &w.audit { tr { td { (time(i64::try_from(a.at_ms).unwrap_or(i64::MAX))) } td { (a.principal) } td { (a.action) } td { (a.outcome) } } } }
+            }
+        }
+    };
+    Ok(page(&format!("Workflow {id}"), &session, body))
+}
+
+/// The actions the workflow admits now, for the session's role.
+async fn actions_part(
+    shared: &Shared,
+    session: &UiSession,
+    w: &WorkflowView,
+) -> Result<Markup, UiError> {
+    let id = &w.id;
+    let types = shared.engine.workflow_types();
+    let code = types
+        .iter()
+        .find(|t| t.name == w.workflow_type && t.version == w.version);
+    let base = format!("/ui/workflows/{}", url_encode(id));
+    let admin = session.principal.role == Role::Admin;
+    // A review the workflow waits on, decided from here as from the inbox.
+    let review = shared
+        .engine
+        .pending_reviews(&ReviewFilter {
+            reviewer: None,
+            workflow_id_prefix: Some(id.clone()),
+            page_size: 10,
+            after: None,
+        })
+        .await?
+        .into_iter()
+        .find(|r| &r.workflow_id == id);
+    Ok(html! {
         h2 { "Actions" }
         @if let Some(review) = &review {
             form.action #review-form method="post" action={ (base) "/review" } {
-                (csrf_field(&session))
+                (csrf_field(session))
                 fieldset {
                     legend { "Decide the review " q { (review.title) } " (as " (session.principal.name) ")" }
                     label for="review-comment" { "Comment" }
@@ -154,7 +182,7 @@ pub(crate) async fn show(
             @if let Some(code) = code {
                 @for (s, fields) in code.signals.iter().filter_map(|s| Some((s, schema_form::fields(s.schema.as_ref()?)?))) {
                     form.action.schema-form id={ "signal-" (s.name) } method="post" action={ (base) "/signal" } {
-                        (csrf_field(&session))
+                        (csrf_field(session))
                         input type="hidden" name="name" value=(s.name);
                         input type="hidden" name="form" value="schema";
                         fieldset {
@@ -166,7 +194,7 @@ pub(crate) async fn show(
                 }
                 @for (u, fields) in code.updates.iter().filter_map(|u| Some((u, schema_form::fields(u.request_schema.as_ref()?)?))) {
                     form.action.schema-form id={ "update-" (u.name) } method="post" action={ (base) "/update" } {
-                        (csrf_field(&session))
+                        (csrf_field(session))
                         input type="hidden" name="name" value=(u.name);
                         input type="hidden" name="form" value="schema";
                         fieldset {
@@ -179,7 +207,7 @@ pub(crate) async fn show(
             }
             @if let Some(code) = code.filter(|c| !c.signals.is_empty()) {
                 form.action #signal-form method="post" action={ (base) "/signal" } {
-                    (csrf_field(&session))
+                    (csrf_field(session))
                     fieldset {
                         legend { "Send a signal as JSON" }
                         label for="signal-name" { "Signal" }
@@ -199,7 +227,7 @@ pub(crate) async fn show(
             }
             @if let Some(code) = code.filter(|c| !c.updates.is_empty()) {
                 form.action #update-form method="post" action={ (base) "/update" } {
-                    (csrf_field(&session))
+                    (csrf_field(session))
                     fieldset {
                         legend { "Send an update as JSON (waits up to 10 s for the answer)" }
                         label for="update-name" { "Update" }
@@ -218,32 +246,34 @@ pub(crate) async fn show(
                 }
             }
             form.action method="post" action={ (base) "/cancel" } {
-                (csrf_field(&session))
+                (csrf_field(session))
                 button #cancel type="submit" { "Cancel this workflow" }
             }
         }
         @if w.status == Status::Parked {
             form.action method="post" action={ (base) "/retry" } {
-                (csrf_field(&session))
+                (csrf_field(session))
                 button #retry type="submit" { "Retry (after fixing the cause)" }
             }
         }
         @if w.status.is_terminal() {
             form.action method="post" action={ (base) "/purge" } {
-                (csrf_field(&session))
+                (csrf_field(session))
                 button #purge type="submit" disabled[!admin] { "Purge this workflow" }
                 @if !admin { " " span.hint { "Purging needs role admin." } }
             }
         }
-        @if !w.audit.is_empty() {
-            h2 { "Audit" }
-            table #audit {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Outcome" } } }
-                tbody { @for a in &w.audit { tr { td { (time(i64::try_from(a.at_ms).unwrap_or(i64::MAX))) } td { (a.principal) } td { (a.action) } td { (a.outcome) } } } }
-            }
-        }
-    };
-    Ok(page(&format!("Workflow {id}"), &session, body))
+    })
+}
+
+/// `GET /ui/workflows/{id}/actions`: the actions alone, for htmx.
+pub(crate) async fn actions(
+    State(shared): State<Arc<Shared>>,
+    Extension(session): Extension<UiSession>,
+    Path(id): Path<String>,
+) -> Result<Markup, UiError> {
+    let w = view(&shared, &id).await?;
+    actions_part(&shared, &session, &w).await
 }
 
 /// `GET /ui/workflows/{id}/live`: the live part alone, for htmx.
