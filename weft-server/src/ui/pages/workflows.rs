@@ -61,7 +61,14 @@ pub(crate) fn filter_of(params: &BTreeMap<String, String>) -> Result<Filter, UiE
     let mut api: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in params {
         let value = value.trim();
-        if value.is_empty() || !FIELDS.contains(&key.as_str()) {
+        if value.is_empty() {
+            continue;
+        }
+        if is_typed_attribute(key) {
+            api.insert(key.clone(), value.to_string());
+            continue;
+        }
+        if !FIELDS.contains(&key.as_str()) {
             continue;
         }
         match key.as_str() {
@@ -95,12 +102,27 @@ pub(crate) fn filter_of(params: &BTreeMap<String, String>) -> Result<Filter, UiE
     Ok(Filter::from_query(&mut api)?)
 }
 
+/// Search attributes of a type the form's `attr` field cannot say, as the API spells them in a
+/// URL: `attr_int.NAME=42`, `attr_time_ms.NAME=1700000000000` (and `attr.NAME=text`), so a
+/// shared link can carry them.
+fn is_typed_attribute(key: &str) -> bool {
+    ["attr.", "attr_int.", "attr_time_ms."]
+        .iter()
+        .any(|prefix| key.len() > prefix.len() && key.starts_with(prefix))
+}
+
 /// The filter part of a query, as a query string (for links and the bulk form).
 fn filter_query(params: &BTreeMap<String, String>) -> String {
     query_string(
         FIELDS
             .iter()
-            .filter_map(|k| params.get(*k).map(|v| (*k, v.as_str()))),
+            .filter_map(|k| params.get(*k).map(|v| (*k, v.as_str())))
+            .chain(
+                params
+                    .iter()
+                    .filter(|(k, _)| is_typed_attribute(k))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
     )
 }
 
@@ -167,6 +189,8 @@ pub(crate) async fn list(
             div { label for="f-ub" { "Updated before (UTC)" } input #f-ub type="datetime-local" name="updated_before" value=(field(&params, "updated_before")); }
             div { button type="submit" { "Filter" } " " a href="/ui/workflows" { "Clear" } }
         }
+        p.hint { "The attribute field matches text; integer and time attributes go in the URL as "
+            code { "attr_int.NAME=42" } " and " code { "attr_time_ms.NAME=1700000000000" } "." }
         @if items.is_empty() {
             p #no-workflows { "No workflow matches." }
         } @else {
@@ -368,6 +392,18 @@ mod tests {
             filter_query(&params),
             "status=waiting&attr=customer%3Dada&created_after=1970-01-01T00%3A01"
         );
+        let typed: BTreeMap<String, String> = [("attr_int.total", "42"), ("cursor", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            filter_of(&typed).unwrap().attributes["total"],
+            crate::api::types::Attribute::Int(42)
+        );
+        assert_eq!(filter_query(&typed), "attr_int.total=42");
+        let bad_int: BTreeMap<String, String> =
+            [("attr_int.total".to_string(), "many".to_string())].into();
+        assert!(filter_of(&bad_int).is_err());
         let bad: BTreeMap<String, String> = [("attr".to_string(), "nope".to_string())].into();
         assert!(filter_of(&bad).is_err());
     }
