@@ -32,6 +32,7 @@
 //! | `GET /v1/workflows/{id}/events`, `GET /v1/events` (Server-Sent Events) | operator |
 //! | `DELETE /v1/workflows/{id}`, `POST /v1/bulk/{cancel,signal,purge}`, `GET /v1/audit` | admin |
 //! | `POST /v1/admin/backup` (into [`ServerBuilder::backup_dir`]) | admin |
+//! | `/ui/...`: the dashboard, behind a browser session (see [`ui`]) | operator, admin |
 //!
 //! Admins may do everything operators may. Every engine call that writes runs in a task of its
 //! own, so a client that disconnects mid-request never leaves an acknowledged write half done.
@@ -60,6 +61,7 @@ pub mod limits;
 mod log;
 pub mod server;
 mod tls;
+pub mod ui;
 
 pub use api::openapi::ApiDoc;
 pub use audit::{AuditEntry, AuditLog};

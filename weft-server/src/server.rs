@@ -74,8 +74,12 @@ pub(crate) struct Shared {
     pub events: Arc<Events>,
     pub in_flight: Arc<Semaphore>,
     pub started: Instant,
+    /// Whether this server serves HTTPS itself (the dashboard's cookies are then `Secure`).
+    pub tls: bool,
     /// Where `POST /v1/admin/backup` writes; none: backups over HTTP are off.
     pub backup_dir: Option<std::path::PathBuf>,
+    /// The dashboard's browser sessions.
+    pub ui_sessions: crate::ui::session::Sessions,
 }
 
 /// Configures a [`Server`]; see [`Server::builder`].
@@ -179,6 +183,7 @@ impl ServerBuilder {
                 "serving plain HTTP on a non-loopback address: bearer tokens cross the network in clear unless a TLS-terminating proxy is in front"
             );
         }
+        let tls = self.tls.as_ref().map(TlsFiles::load).transpose()?;
         let shared = Arc::new(Shared {
             in_flight: Arc::new(Semaphore::new(self.limits.max_in_flight.max(1))),
             engine: self.engine,
@@ -190,8 +195,9 @@ impl ServerBuilder {
             limits: self.limits,
             started: Instant::now(),
             backup_dir: self.backup_dir,
+            ui_sessions: Default::default(),
+            tls: tls.is_some(),
         });
-        let tls = self.tls.as_ref().map(TlsFiles::load).transpose()?;
         Ok(Server {
             address: self.address,
             shared,
@@ -278,6 +284,7 @@ impl Server {
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(Arc::clone(shared))
             .merge(api.with_state(Arc::clone(shared)))
+            .merge(crate::ui::router(shared))
             .fallback(not_found)
             .layer(from_fn(limits::catch_panic))
             .layer(from_fn(crate::log::requests))

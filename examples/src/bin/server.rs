@@ -7,6 +7,8 @@
 //! WEFT_TOKEN=$WEFT_OPERATOR_TOKEN weft list               # from another shell
 //! ```
 //!
+//! The dashboard is at <http://127.0.0.1:8080/ui>: log in with one of the tokens.
+//!
 //! Run with `--help` for every option.
 
 use std::net::SocketAddr;
