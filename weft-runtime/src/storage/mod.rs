@@ -13,7 +13,7 @@ pub use backup::{
     read_manifest, restore,
 };
 pub use memory::MemoryStorage;
-pub use redb::RedbStorage;
+pub use redb::{RedbOptions, RedbStorage};
 
 use std::ops::Bound;
 use std::path::Path;
