@@ -1,5 +1,7 @@
 //! The HTTP client of weft-server's API, and the CLI's errors with their exit codes.
 
+use std::path::Path;
+
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -110,6 +112,92 @@ impl CliError {
     }
 }
 
+/// The HTTP client for `base`: with HTTPS when this CLI is built with the `tls` feature.
+#[cfg(feature = "tls")]
+fn http_client(base: &str, ca_cert: Option<&Path>) -> Result<reqwest::Client, CliError> {
+    let builder = reqwest::Client::builder();
+    match ca_cert {
+        Some(path) => builder.use_preconfigured_tls(tls_trusting(path)?).build(),
+        // The system's roots are read only for HTTPS: a machine without a CA bundle can
+        // still talk plain HTTP to a server on loopback.
+        None if base.starts_with("https://") => builder.build(),
+        None => builder.use_preconfigured_tls(tls_trusting_nothing()).build(),
+    }
+    .map_err(|e| {
+        CliError::Usage(format!(
+            "cannot set up HTTPS: {e}; give the CA of the server's certificate with --ca-cert / WEFT_CA_CERT"
+        ))
+    })
+}
+
+/// The HTTP client for `base`: plain HTTP only, as this CLI is built without the `tls`
+/// feature.
+#[cfg(not(feature = "tls"))]
+fn http_client(base: &str, ca_cert: Option<&Path>) -> Result<reqwest::Client, CliError> {
+    if base.starts_with("https://") || ca_cert.is_some() {
+        return Err(CliError::Usage(
+            "this weft is built without TLS; rebuild it with `--features tls` to reach an https:// address".into(),
+        ));
+    }
+    reqwest::Client::builder()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// The crypto provider every TLS connection of this process uses: `ring`'s, as the server's
+/// (aws-lc-rs builds from C for minutes). Installed once, before the first client is built.
+#[cfg(feature = "tls")]
+pub fn install_tls_provider() {
+    // rustls deprecates ring's provider for lacking post-quantum key exchange; see weft-server.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    // Already installed (a second call) is fine.
+    let _ = provider.install_default();
+}
+
+#[cfg(feature = "tls")]
+/// A TLS client configuration that trusts exactly the certificates in the PEM file at `path`.
+fn tls_trusting(path: &Path) -> Result<rustls::ClientConfig, CliError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let unusable = |why: String| {
+        CliError::Usage(format!(
+            "--ca-cert {}: {why}; give the PEM file of the CA that signed the server's certificate",
+            path.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| unusable(e.to_string()))? {
+        let cert = cert.map_err(|e| unusable(e.to_string()))?;
+        roots.add(cert).map_err(|e| unusable(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(unusable("no certificate in the file".to_string()));
+    }
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unusable(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A TLS configuration that trusts no certificate, for a client that only speaks plain HTTP.
+#[cfg(feature = "tls")]
+fn tls_trusting_nothing() -> rustls::ClientConfig {
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|config| {
+            config
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+        .expect("ring supports rustls' default protocol versions")
+}
+
 /// A client of one server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -119,19 +207,30 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `addr` (`http://host:port`; `host:port` means plain HTTP),
-    /// sending `token` as a bearer token when given.
-    pub fn new(addr: &str, token: Option<String>) -> Client {
+    /// A client of the server at `addr` (`http://host:port` or `https://host:port`;
+    /// `host:port` means plain HTTP), sending `token` as a bearer token when given. Over
+    /// HTTPS the server's certificate is checked against `ca_cert` (a PEM file) when given,
+    /// otherwise against the system's trusted roots.
+    ///
+    /// # Errors
+    ///
+    /// [`CliError::Usage`] when `ca_cert` cannot be read or holds no certificate.
+    pub fn new(
+        addr: &str,
+        token: Option<String>,
+        ca_cert: Option<&Path>,
+    ) -> Result<Client, CliError> {
         let base = if addr.contains("://") {
             addr.trim_end_matches('/').to_string()
         } else {
             format!("http://{}", addr.trim_end_matches('/'))
         };
-        Client {
-            http: reqwest::Client::new(),
+        let http = http_client(&base, ca_cert)?;
+        Ok(Client {
+            http,
             base,
             token: token.filter(|t| !t.is_empty()),
-        }
+        })
     }
 
     /// The server's base URL.

@@ -27,6 +27,45 @@ async fn status_of(client: &Client, path: &str) -> Result<u16, CliError> {
     Ok(response.status().as_u16())
 }
 
+/// How the connection to `base` is protected. It is only called after `/health` answered, so
+/// over HTTPS the certificate has been verified.
+fn tls_check(base: &str) -> Check {
+    if base.starts_with("https://") {
+        return Check {
+            name: "tls",
+            ok: true,
+            detail: "HTTPS; the server's certificate was verified".into(),
+            fix: None,
+        };
+    }
+    let host = reqwest::Url::parse(base)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Check {
+            name: "tls",
+            ok: true,
+            detail: "plain HTTP on loopback".into(),
+            fix: None,
+        }
+    } else {
+        Check {
+            name: "tls",
+            ok: false,
+            detail: format!("plain HTTP to {host}: the token crosses the network in clear"),
+            fix: Some(
+                "serve HTTPS (the server's TLS certificate and key) or put a TLS-terminating proxy in front, and use an https:// address".into(),
+            ),
+        }
+    }
+}
+
 /// Runs the checks and prints them.
 ///
 /// # Errors
@@ -52,29 +91,15 @@ pub async fn run(client: &Client, format: Format) -> Result<(), CliError> {
             name: "address",
             ok: false,
             detail: e.to_string(),
-            fix: Some("start the server, or set --addr / WEFT_ADDR to where it listens".into()),
+            fix: Some(if client.base().starts_with("https://") {
+                "start the server, or set --addr / WEFT_ADDR to where it listens; if the server's certificate is not trusted, give its CA with --ca-cert / WEFT_CA_CERT".into()
+            } else {
+                "start the server, or set --addr / WEFT_ADDR to where it listens".into()
+            }),
         },
     });
     if health.is_ok() {
-        checks.push(if client.base().starts_with("https://") {
-            Check {
-                name: "tls",
-                ok: false,
-                detail: "this CLI is built without TLS".into(),
-                fix: Some(
-                    "reach the server over http on a trusted network or through a local tunnel"
-                        .into(),
-                ),
-            }
-        } else {
-            Check {
-                name: "tls",
-                ok: true,
-                detail: "plain HTTP: keep the server on loopback or behind a TLS-terminating proxy"
-                    .into(),
-                fix: None,
-            }
-        });
+        checks.push(tls_check(client.base()));
         let info = client.get("/v1/cluster/info", &[]).await;
         checks.push(role_check(client, &info).await?);
         let ready = client.send(client.request(Method::GET, "/ready")).await;
@@ -349,5 +374,25 @@ async fn role_check(client: &Client, info: &Result<Value, CliError>) -> Result<C
                 fix: None,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls_check;
+
+    #[test]
+    fn plain_http_passes_on_loopback_only() {
+        for ok in [
+            "https://weft.example.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(tls_check(ok).ok, "{ok}");
+        }
+        let remote = tls_check("http://10.0.0.7:8080");
+        assert!(!remote.ok);
+        assert!(remote.fix.unwrap().contains("https://"));
     }
 }

@@ -40,6 +40,11 @@ struct Cli {
         global = true
     )]
     addr: String,
+    /// The PEM file of the CA that signed an HTTPS server's certificate (for a private CA or
+    /// a self-signed certificate); without it, the system's trusted roots are used. HTTPS
+    /// needs a weft built with `--features tls`.
+    #[arg(long, env = "WEFT_CA_CERT", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
     /// How to print results.
     #[arg(long, short, value_enum, default_value = "table", global = true)]
     output: Format,
@@ -355,7 +360,7 @@ fn token() -> Option<String> {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let client = Client::new(&cli.addr, token());
+    let client = Client::new(&cli.addr, token(), cli.ca_cert.as_deref())?;
     let format = cli.output;
     match cli.command {
         Command::Start {
@@ -872,6 +877,8 @@ fn describe_text(d: &Value) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "tls")]
+    client::install_tls_provider();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

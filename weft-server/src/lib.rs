@@ -35,6 +35,7 @@
 //! | `POST /v1/admin/backup` (into [`ServerBuilder::backup_dir`]) | admin |
 //! | `GET /v1/schedules`, `GET /v1/schedules/{id}`, `POST /v1/schedules/{id}/trigger`, `POST /v1/schedules/{id}/backfill` | operator |
 //! | `POST /v1/schedules`, `PUT /v1/schedules/{id}`, `DELETE /v1/schedules/{id}`, `POST /v1/schedules/{id}/{pause,resume}` | admin |
+//! | `/ui/...`: the dashboard, behind a browser session (see [`ui`]) | operator, admin |
 //!
 //! Admins may do everything operators may. Every engine call that writes runs in a task of its
 //! own, so a client that disconnects mid-request never leaves an acknowledged write half done.
@@ -49,8 +50,9 @@
 //! role learns nothing about what exists. Tokens come from the environment or a file
 //! ([`TokenSet::from_env`]), never the command line, and only their SHA-256 hashes are kept,
 //! compared in constant time. Without tokens the server binds loopback only, unless
-//! `insecure_no_auth` is set. TLS is not built in: put a TLS-terminating proxy in front of a
-//! non-loopback address (the server warns at start that tokens otherwise cross in clear).
+//! `insecure_no_auth` is set. Given a certificate and key ([`ServerBuilder::tls`]) it serves
+//! HTTPS with rustls; a non-loopback address served as plain HTTP is warned about at start
+//! (tokens cross in clear unless a TLS-terminating proxy is in front).
 
 pub mod api;
 pub mod audit;
@@ -61,6 +63,8 @@ pub mod health;
 pub mod limits;
 mod log;
 pub mod server;
+mod tls;
+pub mod ui;
 
 pub use api::openapi::ApiDoc;
 pub use audit::{AuditEntry, AuditLog};
@@ -68,3 +72,4 @@ pub use auth::{Access, Principal, Role, TokenError, TokenSet};
 pub use error::{ApiError, ErrorBody};
 pub use limits::Limits;
 pub use server::{DEFAULT_ADDRESS, Listening, Server, ServerBuilder, ServerError};
+pub use tls::TlsFiles;

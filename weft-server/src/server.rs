@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::events::Events;
 use crate::health::{self, Readiness};
 use crate::limits::{self, Limits};
+use crate::tls::{TlsFiles, TlsListener};
 
 /// The default address: loopback only, port 8080.
 pub const DEFAULT_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -47,6 +48,16 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be used.
+    #[error(
+        "cannot use {path} for TLS: {reason}; give a PEM certificate chain (leaf first) and its PEM private key"
+    )]
+    Tls {
+        /// The file at fault.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Serving failed.
     #[error("the server failed: {0}")]
     Io(#[source] std::io::Error),
@@ -63,8 +74,12 @@ pub(crate) struct Shared {
     pub events: Arc<Events>,
     pub in_flight: Arc<Semaphore>,
     pub started: Instant,
+    /// Whether this server serves HTTPS itself (the dashboard's cookies are then `Secure`).
+    pub tls: bool,
     /// Where `POST /v1/admin/backup` writes; none: backups over HTTP are off.
     pub backup_dir: Option<std::path::PathBuf>,
+    /// The dashboard's browser sessions.
+    pub ui_sessions: crate::ui::session::Sessions,
 }
 
 /// Configures a [`Server`]; see [`Server::builder`].
@@ -79,6 +94,7 @@ pub struct ServerBuilder {
     audit_capacity: usize,
     event_window: usize,
     backup_dir: Option<std::path::PathBuf>,
+    tls: Option<TlsFiles>,
 }
 
 impl ServerBuilder {
@@ -136,12 +152,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves HTTPS with this certificate chain and key (PEM files, read by
+    /// [`ServerBuilder::build`]); default plain HTTP.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
     ///
     /// [`ServerError::InsecureBind`] for a non-loopback address without tokens and without
-    /// `insecure_no_auth`.
+    /// `insecure_no_auth`; [`ServerError::Tls`] when the TLS files cannot be read or do not fit.
     pub fn build(self) -> Result<Server, ServerError> {
         let loopback = self.address.ip().is_loopback();
         if !loopback && self.tokens.is_empty() && !self.insecure_no_auth {
@@ -154,12 +177,13 @@ impl ServerBuilder {
                 address = %self.address,
                 "no tokens configured: every caller is treated as an admin"
             );
-        } else if !loopback {
+        } else if !loopback && self.tls.is_none() {
             tracing::warn!(
                 address = %self.address,
                 "serving plain HTTP on a non-loopback address: bearer tokens cross the network in clear unless a TLS-terminating proxy is in front"
             );
         }
+        let tls = self.tls.as_ref().map(TlsFiles::load).transpose()?;
         let shared = Arc::new(Shared {
             in_flight: Arc::new(Semaphore::new(self.limits.max_in_flight.max(1))),
             engine: self.engine,
@@ -171,10 +195,13 @@ impl ServerBuilder {
             limits: self.limits,
             started: Instant::now(),
             backup_dir: self.backup_dir,
+            ui_sessions: Default::default(),
+            tls: tls.is_some(),
         });
         Ok(Server {
             address: self.address,
             shared,
+            tls,
         })
     }
 }
@@ -196,6 +223,7 @@ impl ServerBuilder {
 pub struct Server {
     address: SocketAddr,
     shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -219,6 +247,7 @@ impl Server {
             audit_capacity: 10_000,
             event_window: 10_000,
             backup_dir: None,
+            tls: None,
         }
     }
 
@@ -255,6 +284,7 @@ impl Server {
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(Arc::clone(shared))
             .merge(api.with_state(Arc::clone(shared)))
+            .merge(crate::ui::router(shared))
             .fallback(not_found)
             .layer(from_fn(limits::catch_panic))
             .layer(from_fn(crate::log::requests))
@@ -281,10 +311,11 @@ impl Server {
         let heartbeat =
             tokio::spawn(Arc::clone(&self.shared.readiness).heartbeat(self.shared.engine.clone()));
         let pump = tokio::spawn(Arc::clone(&self.shared.events).pump(self.shared.engine.clone()));
-        tracing::info!(address = %local_addr, "weft server listening");
+        tracing::info!(tls = self.tls.is_some(), address = %local_addr, "weft server listening");
         Ok(Listening {
             router: self.router(),
             listener,
+            tls: self.tls,
             local_addr,
             shared: self.shared,
             tasks: [heartbeat, pump],
@@ -311,6 +342,7 @@ impl Server {
 pub struct Listening {
     router: Router,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
     tasks: [tokio::task::JoinHandle<()>; 2],
@@ -362,12 +394,22 @@ impl Listening {
         // Without TCP_NODELAY an answer written in two segments waits for the client's delayed
         // ACK (~40 ms) under Nagle's algorithm: a request served in well under a millisecond
         // would take 40.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+        let serving = match self.tls {
+            Some(config) => {
+                let listener = TlsListener::new(self.listener, config).map_err(ServerError::Io)?;
+                let serving = axum::serve(listener, self.router).with_graceful_shutdown(drain);
+                futures_util::future::Either::Left(serving.into_future())
             }
-        });
-        let serving = axum::serve(listener, self.router).with_graceful_shutdown(drain);
+            None => {
+                let listener = self.listener.tap_io(|tcp| {
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+                    }
+                });
+                let serving = axum::serve(listener, self.router).with_graceful_shutdown(drain);
+                futures_util::future::Either::Right(serving.into_future())
+            }
+        };
         let grace = shared.limits.shutdown_grace;
         let result = tokio::select! {
             result = serving => result.map_err(ServerError::Io),

@@ -32,6 +32,9 @@ struct Nudge;
 async fn engine_on(storage: FaultyStorage<MemoryStorage>) -> Engine {
     Engine::builder(storage)
         .register::<hello>()
+        // Every start of the stress is in flight at once, by design (races, not back-pressure,
+        // are under test), far more than the default bound on queued requests.
+        .max_queued_requests(usize::MAX)
         .build()
         .await
         .unwrap()

@@ -7,6 +7,8 @@
 //! WEFT_TOKEN=$WEFT_OPERATOR_TOKEN weft list               # from another shell
 //! ```
 //!
+//! The dashboard is at <http://127.0.0.1:8080/ui>: log in with one of the tokens.
+//!
 //! Run with `--help` for every option.
 
 use std::net::SocketAddr;
@@ -18,17 +20,20 @@ use weft_examples::checkout::{Shop, checkout};
 use weft_examples::cli::{self, Flags};
 use weft_runtime::storage::RedbStorage;
 use weft_runtime::{Engine, Resources};
-use weft_server::{Server, TokenSet};
+use weft_server::{Server, TlsFiles, TokenSet};
 
 const USAGE: &str = "\
 Serves the checkout and approvals workflows over HTTP, on a redb file.
 
-usage: server [--db PATH] [--listen ADDR] [--insecure-no-auth] [--fresh]
+usage: server [--db PATH] [--listen ADDR] [--tls-cert PEM --tls-key PEM] [--insecure-no-auth]
+              [--fresh]
 
   --db PATH            the redb file holding the workflows (default: server.redb); the payment
                        provider's ledger goes next to it, with the extension .payments.log
   --listen ADDR        the address to listen on (default: 127.0.0.1:8080); a non-loopback
                        address needs tokens, or --insecure-no-auth
+  --tls-cert PEM       serve HTTPS with this certificate chain (leaf first; needs --tls-key)
+  --tls-key PEM        the certificate's private key
   --insecure-no-auth   serve without tokens even on a non-loopback address (every caller is an
                        admin); never do this on a network you do not trust
   --fresh              delete the database and the ledger first
@@ -45,6 +50,8 @@ struct Args {
     listen: SocketAddr,
     insecure_no_auth: bool,
     fresh: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -53,6 +60,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         listen: weft_server::DEFAULT_ADDRESS,
         insecure_no_auth: false,
         fresh: false,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut flags = Flags::from_env();
     while let Some(flag) = flags.next_flag() {
@@ -65,10 +74,15 @@ fn parse_args() -> Result<Option<Args>, String> {
                     format!("--listen: `{value}` is not an address like 127.0.0.1:8080")
                 })?;
             }
+            "--tls-cert" => args.tls_cert = Some(PathBuf::from(flags.value()?)),
+            "--tls-key" => args.tls_key = Some(PathBuf::from(flags.value()?)),
             "--insecure-no-auth" => args.insecure_no_auth = true,
             "--fresh" => args.fresh = true,
             other => return Err(cli::unknown(other)),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_string());
     }
     Ok(Some(args))
 }
@@ -91,10 +105,17 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let tokens = TokenSet::from_env().map_err(|e| e.to_string())?;
     tracing::info!(db = %args.db.display(), tokens = tokens.len(), "engine ready");
-    Server::builder(engine)
+    let mut server = Server::builder(engine)
         .address(args.listen)
         .tokens(tokens)
-        .insecure_no_auth(args.insecure_no_auth)
+        .insecure_no_auth(args.insecure_no_auth);
+    if let (Some(certificate), Some(private_key)) = (args.tls_cert, args.tls_key) {
+        server = server.tls(TlsFiles {
+            certificate,
+            private_key,
+        });
+    }
+    server
         .build()
         .map_err(|e| e.to_string())?
         .serve()

@@ -15,6 +15,7 @@ use crate::query::Query;
 use crate::storage::{Batch, Condition, STORE_FORMAT_VERSION, Storage};
 use crate::workflow::Workflow;
 
+use super::admission::{self, Requests};
 use super::clock::{Clock, SystemClock};
 use super::core::Inner;
 use super::effects;
@@ -41,6 +42,7 @@ pub struct EngineBuilder {
     queries: Vec<ErasedQuery>,
     resources: Resources,
     payload_limit: usize,
+    max_queued_requests: usize,
     signal_id_window: Duration,
     recover: bool,
     clock: Arc<dyn Clock>,
@@ -57,11 +59,24 @@ impl EngineBuilder {
             queries: Vec::new(),
             resources: Resources::default(),
             payload_limit: DEFAULT_PAYLOAD_LIMIT,
+            max_queued_requests: admission::DEFAULT_MAX_QUEUED_REQUESTS,
             signal_id_window: signal_ids::DEFAULT_SIGNAL_ID_WINDOW,
             recover: true,
             clock: Arc::new(SystemClock),
             retention: None,
         }
+    }
+
+    /// How many callers' requests (starts, signals, updates, cancellations, review decisions,
+    /// retries) may wait in the writer's queue; beyond it a new request is refused at once with
+    /// [`EngineError::Overloaded`] (kind `Unavailable`, code `engine.overloaded`), so callers
+    /// back off while storage is slow instead of piling up. The engine's own transitions of
+    /// work it acknowledged are never refused. Default
+    /// [`DEFAULT_MAX_QUEUED_REQUESTS`](super::DEFAULT_MAX_QUEUED_REQUESTS): four full batches
+    /// of the writer. Zero is taken as one.
+    pub fn max_queued_requests(mut self, limit: usize) -> Self {
+        self.max_queued_requests = limit;
+        self
     }
 
     /// Purges finished workflows in the background under `policy` (see [`RetentionPolicy`]):
@@ -216,6 +231,7 @@ impl EngineBuilder {
             signal_id_window: self.signal_id_window,
             epoch,
             writer_tx,
+            requests: Requests::new(self.max_queued_requests),
             writer_done: Mutex::new(Some(done_rx)),
             stats: Arc::clone(&stats),
             fenced: Arc::clone(&fenced),

@@ -22,7 +22,7 @@ use crate::workflow::{Command, Resume};
 
 use super::attributes;
 use super::clock::{deadline_ms, to_millis};
-use super::core::Inner;
+use super::core::{Inner, QueuedSignal};
 use super::error::EngineError;
 use super::execute::{self, Call, Origin};
 use super::record::{
@@ -493,7 +493,17 @@ pub(crate) async fn drive_group(
                 }
                 PendingCommand::Signal { name } => {
                     match first_untaken_signal(inner, id, name, &taken_signals)? {
-                        Some((key, payload)) => {
+                        // It may be the signal this branch waits for (see `Inner::first_signal`).
+                        Some(QueuedSignal::Unreadable(key, error)) => {
+                            return Ok(Decided::Park(StepFault {
+                                code: "record.corrupt".into(),
+                                message: format!(
+                                    "a branch waits for signal `{name}` and the signal queued at `{}` does not decode ({error}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow",
+                                    String::from_utf8_lossy(&key)
+                                ),
+                            }));
+                        }
+                        Some(QueuedSignal::Found(key, payload)) => {
                             taken_signals.push(key.clone());
                             Some(Ready {
                                 resume: Resume::Signal(payload),
@@ -786,22 +796,25 @@ fn race_winner(mut candidates: Vec<Candidate>) -> Option<Candidate> {
     }
 }
 
-/// The first queued signal named `name` that no other branch took in this pass.
+/// The first queued signal named `name` that no other branch took in this pass, or the first
+/// unreadable one before it (see [`Inner::first_signal`]).
 fn first_untaken_signal(
     inner: &Inner,
     id: &str,
     name: &str,
     taken: &[Vec<u8>],
-) -> Result<Option<(Vec<u8>, Payload)>, EngineError> {
+) -> Result<Option<QueuedSignal>, EngineError> {
     let prefix = record::signal_queue_prefix(id);
     for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
         if taken.contains(&key) {
             continue;
         }
-        if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
-            && signal.name == name
-        {
-            return Ok(Some((key, signal.payload)));
+        match record::decode_record::<record::SignalRecord>(&value) {
+            Ok(signal) if signal.name == name => {
+                return Ok(Some(QueuedSignal::Found(key, signal.payload)));
+            }
+            Ok(_) => {}
+            Err(error) => return Ok(Some(QueuedSignal::Unreadable(key, error))),
         }
     }
     Ok(None)

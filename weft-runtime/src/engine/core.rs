@@ -16,6 +16,7 @@ use crate::activity::Resources;
 use crate::codec::Payload;
 use crate::storage::{Batch, Storage};
 
+use super::admission::{Admission, Queued, Requests};
 use super::clock::Clock;
 use super::effects::Effect;
 use super::error::EngineError;
@@ -25,6 +26,14 @@ use super::revive::Revive;
 use super::tasks::Tasks;
 use super::timers::Timers;
 use super::writer::{Check, Created, Expect, Guarded, ReadView, Signalled, WriteOp, WriterStats};
+
+/// What [`Inner::first_signal`] found in a workflow's signal queue.
+pub(crate) enum QueuedSignal {
+    /// A signal of the name asked for: its key and payload.
+    Found(Vec<u8>, Payload),
+    /// A signal record that does not decode, queued before any of that name: its key and why.
+    Unreadable(Vec<u8>, record::RecordError),
+}
 
 /// A workflow driven by a runner task right now.
 #[derive(Default)]
@@ -51,7 +60,9 @@ pub(crate) struct Inner {
     /// How long a caller's signal id is remembered (see `signal_ids`).
     pub signal_id_window: std::time::Duration,
     pub epoch: u64,
-    pub writer_tx: mpsc::UnboundedSender<WriteOp>,
+    pub writer_tx: mpsc::UnboundedSender<Queued>,
+    /// Callers' requests waiting in the writer's queue, against their limit (see `admission`).
+    pub requests: Requests,
     pub writer_done: Mutex<Option<oneshot::Receiver<()>>>,
     pub stats: Arc<WriterStats>,
     pub fenced: Arc<AtomicBool>,
@@ -175,11 +186,14 @@ impl Inner {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Update {
-                batch,
-                sweep,
-                reply,
-            })
+            .send((
+                WriteOp::Update {
+                    batch,
+                    sweep,
+                    reply,
+                },
+                None,
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -198,12 +212,15 @@ impl Inner {
         self.check_live()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Guarded {
-                expect,
-                batch,
-                sweep,
-                reply,
-            })
+            .send((
+                WriteOp::Guarded {
+                    expect,
+                    batch,
+                    sweep,
+                    reply,
+                },
+                None,
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -226,20 +243,48 @@ impl Inner {
     ///
     /// The request reaches the writer at the first poll, so dropping the future after it
     /// loses nothing: the write is decided and its effects run all the same.
+    ///
+    /// For the engine's own writes: never refused for a full queue. A caller's request goes
+    /// through [`Inner::request_checked_then`].
     pub async fn commit_checked_then(
         &self,
         check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
         effects: Vec<Effect>,
     ) -> Result<bool, EngineError> {
+        self.checked_then(check, effects, None).await
+    }
+
+    /// [`Inner::commit_checked_then`] for a caller's request (a signal, a cancellation, an
+    /// update, a review decision, a retry): refused with [`EngineError::Overloaded`] when the
+    /// writer's queue holds as many requests as it may (see `admission`).
+    pub async fn request_checked_then(
+        &self,
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+        effects: Vec<Effect>,
+    ) -> Result<bool, EngineError> {
+        self.check_accepting()?;
+        let admission = self.requests.admit()?;
+        self.checked_then(check, effects, Some(admission)).await
+    }
+
+    async fn checked_then(
+        &self,
+        check: impl FnOnce(&dyn ReadView) -> Result<Option<Batch>, EngineError> + Send + 'static,
+        effects: Vec<Effect>,
+        admission: Option<Admission>,
+    ) -> Result<bool, EngineError> {
         self.check_accepting()?;
         let check: Check = Box::new(check);
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Checked {
-                check,
-                effects,
-                reply,
-            })
+            .send((
+                WriteOp::Checked {
+                    check,
+                    effects,
+                    reply,
+                },
+                admission,
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -255,15 +300,19 @@ impl Inner {
         launch: Vec<Effect>,
     ) -> Result<Created, EngineError> {
         self.check_accepting()?;
+        let admission = self.requests.admit()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::Create {
-                id,
-                idempotency_key,
-                batch,
-                launch,
-                reply,
-            })
+            .send((
+                WriteOp::Create {
+                    id,
+                    idempotency_key,
+                    batch,
+                    launch,
+                    reply,
+                },
+                Some(admission),
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -281,16 +330,20 @@ impl Inner {
         launch: Vec<Effect>,
     ) -> Result<Signalled, EngineError> {
         self.check_accepting()?;
+        let admission = self.requests.admit()?;
         let (reply, answer) = oneshot::channel();
         self.writer_tx
-            .send(WriteOp::SignalWithStart {
-                id,
-                workflow_type,
-                start,
-                signal,
-                launch,
-                reply,
-            })
+            .send((
+                WriteOp::SignalWithStart {
+                    id,
+                    workflow_type,
+                    start,
+                    signal,
+                    launch,
+                    reply,
+                },
+                Some(admission),
+            ))
             .map_err(|_| self.stopped_error())?;
         answer.await.map_err(|_| self.stopped_error())?
     }
@@ -311,23 +364,25 @@ impl Inner {
         })
     }
 
-    /// The first queued signal named `name` for workflow `id`: its key and payload.
-    pub fn first_signal(
-        &self,
-        id: &str,
-        name: &str,
-    ) -> Result<Option<(Vec<u8>, Payload)>, EngineError> {
+    /// The first queued signal named `name` for workflow `id`: its key and payload, or the
+    /// first unreadable signal queued before any of that name.
+    ///
+    /// An unreadable signal may be the one the workflow waits for (its name is part of what
+    /// does not decode), so it is not skipped: skipping it would leave the workflow waiting for
+    /// a signal that arrived, or resume it with a later one out of order.
+    pub fn first_signal(&self, id: &str, name: &str) -> Result<Option<QueuedSignal>, EngineError> {
         let prefix = record::signal_queue_prefix(id);
         let mut after: Option<Vec<u8>> = None;
         loop {
             let page = self.storage.scan_prefix(&prefix, after.as_deref(), 64)?;
             let done = page.len() < 64;
             for (key, value) in page {
-                // An unreadable signal is left in place for an operator; it never matches.
-                if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
-                    && signal.name == name
-                {
-                    return Ok(Some((key, signal.payload)));
+                match record::decode_record::<record::SignalRecord>(&value) {
+                    Ok(signal) if signal.name == name => {
+                        return Ok(Some(QueuedSignal::Found(key, signal.payload)));
+                    }
+                    Ok(_) => {}
+                    Err(error) => return Ok(Some(QueuedSignal::Unreadable(key, error))),
                 }
                 after = Some(key);
             }
@@ -481,6 +536,6 @@ impl Inner {
         for task in lock(&self.background).drain(..) {
             task.abort();
         }
-        let _ = self.writer_tx.send(WriteOp::Stop);
+        let _ = self.writer_tx.send((WriteOp::Stop, None));
     }
 }

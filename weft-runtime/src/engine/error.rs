@@ -32,6 +32,18 @@ pub enum EngineError {
     /// The storage failed; nothing of the failed write was applied.
     #[error("storage failed: {0}")]
     Storage(#[source] StorageError),
+    /// Too many callers' requests wait for the engine's writer (storage is slower than the
+    /// calls coming in); this one was refused at once and nothing of it was written. Retry after
+    /// a backoff; the engine's own work in progress is unaffected.
+    #[error(
+        "the engine is overloaded: {queued} requests already wait for its writer (the limit is {limit}); nothing was written, retry after a backoff, or raise `EngineBuilder::max_queued_requests` if storage keeps up with bursts"
+    )]
+    Overloaded {
+        /// How many requests were waiting.
+        queued: usize,
+        /// The limit (see `EngineBuilder::max_queued_requests`).
+        limit: usize,
+    },
     /// A value could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -344,6 +356,7 @@ impl EngineError {
             EngineError::Fenced { .. } => "engine.fenced",
             EngineError::Shutdown => "engine.shutdown",
             EngineError::NewerStoreFormat { .. } => "engine.newer_store_format",
+            EngineError::Overloaded { .. } => "engine.overloaded",
             EngineError::Storage(e) => e.code(),
             EngineError::Codec(e) => e.code(),
             EngineError::NotFound { .. } => "engine.not_found",
@@ -433,10 +446,14 @@ impl EngineError {
     /// ```
     pub fn kind(&self) -> ErrorKind {
         match self {
+            // Damaged storage needs an operator (a restore), not a retry.
+            EngineError::Storage(StorageError::Corrupt { .. }) => ErrorKind::Internal,
             EngineError::Fenced { .. } | EngineError::Shutdown | EngineError::Storage(_) => {
                 ErrorKind::Unavailable
             }
-            EngineError::UpdateTimedOut { .. } => ErrorKind::Unavailable,
+            EngineError::UpdateTimedOut { .. } | EngineError::Overloaded { .. } => {
+                ErrorKind::Unavailable
+            }
             EngineError::NotFound { .. } | EngineError::ReviewNotPending { .. } => {
                 ErrorKind::NotFound
             }

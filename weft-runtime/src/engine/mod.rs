@@ -38,6 +38,7 @@
 //! `query` (describe, list and count), `attributes` (search attributes), `probe` (readiness), `events` (committed steps), `migration` (checked migrations at build), `views` (typed
 //! queries), [`error`].
 
+mod admission;
 mod attributes;
 mod backoff;
 mod backup;
@@ -82,6 +83,7 @@ use crate::signal::Signal;
 use crate::storage::{Batch, Storage};
 use crate::workflow::{Resume, Workflow};
 
+pub use admission::DEFAULT_MAX_QUEUED_REQUESTS;
 pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
 pub use by_name::{SignalType, UpdateType, WorkflowType};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -390,6 +392,13 @@ impl Engine {
     /// storage is healthy. A test kit counts these as settled, like activities in backoff.
     pub fn transitions_awaiting_storage(&self) -> usize {
         self.inner.stats.held.load(Ordering::SeqCst) as usize
+    }
+
+    /// How many callers' requests wait in the writer's queue now; at
+    /// [`EngineBuilder::max_queued_requests`], new requests are refused with
+    /// [`EngineError::Overloaded`].
+    pub fn queued_requests(&self) -> usize {
+        self.inner.requests.queued()
     }
 
     /// Commit counters.
@@ -806,7 +815,7 @@ impl Engine {
         let owned_id = id.to_string();
         let window = inner.signal_id_window;
         inner
-            .commit_checked_then(
+            .request_checked_then(
                 move |view| {
                     // A repeat answers as the first call did, whatever happened since, and
                     // wakes nothing.
@@ -921,7 +930,7 @@ impl Engine {
         );
         let owned_id = id.to_string();
         inner
-            .commit_checked_then(
+            .request_checked_then(
                 move |view| {
                     let bytes = view
                         .get(&record::workflow_key(&owned_id))?

@@ -139,7 +139,7 @@ impl Engine {
         // one restores it, and a workflow that moved on meanwhile is left alone.
         // The writer wakes it once the restore is durable, even if this call is dropped.
         inner
-            .commit_checked_then(
+            .request_checked_then(
                 move |view| {
                     let current = view.workflow(&owned_id)?;
                     let Some(next) = unparked(&current, now_ms) else {

@@ -121,6 +121,14 @@ pub struct PendingReview {
 impl Engine {
     /// Reviews waiting for a decision, in workflow id order, one page at a time.
     ///
+    /// A review whose stored record does not decode is left out, so that it hides no other;
+    /// its workflow still answers `describe`, and [`Engine::decide_review`] about it fails with
+    /// the record error.
+    ///
+    /// # Errors
+    ///
+    /// A storage error, `Shutdown` or `Fenced` when the engine cannot read.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads, so dropping it changes nothing.
@@ -154,11 +162,11 @@ impl Engine {
             if after.as_ref().is_some_and(|after| key <= *after) {
                 continue;
             }
-            let review: ReviewRecord =
-                record::decode_record(&value).map_err(|source| EngineError::Record {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })?;
+            // One unreadable review must not hide every other: it is left out, and a decision
+            // about it is refused with the record error (see `decide_review`).
+            let Ok(review) = record::decode_record::<ReviewRecord>(&value) else {
+                continue;
+            };
             if review.decided_by.is_some()
                 || filter
                     .reviewer
@@ -216,7 +224,7 @@ impl Engine {
         // Checked and written by the writer, so of concurrent deciders exactly one finds the
         // review undecided; the others get `ReviewNotPending`.
         inner
-            .commit_checked_then(
+            .request_checked_then(
                 move |view| {
                     let key = record::review_key(&owned_id);
                     let not_pending = || EngineError::ReviewNotPending {

@@ -25,7 +25,7 @@ use crate::workflow::{Command, Resume};
 use super::attributes;
 use super::clock::{deadline_ms, to_millis};
 use super::composite::{self, Decided, Followup};
-use super::core::Inner;
+use super::core::{Inner, QueuedSignal};
 use super::error::EngineError;
 use super::events;
 use super::execute::{self, Call, Origin};
@@ -319,9 +319,10 @@ async fn decide(
     // stored and reach the workflow at its next durable await. (Within the race the decision
     // beats the timer too: its branch comes first.)
     if review.is_some_and(|review| review.decided)
-        && inner
-            .first_signal(id, crate::review::REVIEW_QUEUE)?
-            .is_some()
+        && matches!(
+            inner.first_signal(id, crate::review::REVIEW_QUEUE)?,
+            Some(QueuedSignal::Found(..))
+        )
     {
         let cancel = inner
             .with_active(id, |entry| std::mem::take(&mut entry.cancel))
@@ -429,11 +430,24 @@ async fn decide(
             }
         }
         Some(PendingCommand::Signal { name }) => match inner.first_signal(id, name)? {
-            Some((key, payload)) => Ok(Decision::Resume(
+            Some(QueuedSignal::Found(key, payload)) => Ok(Decision::Resume(
                 Resume::Signal(payload),
                 vec![key],
                 Followup::default(),
             )),
+            // It may be the signal waited for: resuming with a later one, or waiting on, could
+            // both be wrong, so the workflow parks with the record kept for an operator.
+            Some(QueuedSignal::Unreadable(key, error)) => {
+                let fault = StepFault {
+                    code: "record.corrupt".into(),
+                    message: format!(
+                        "the workflow waits for signal `{name}` and the signal queued at `{}` does not decode ({error}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow",
+                        String::from_utf8_lossy(&key)
+                    ),
+                };
+                park(inner, id, record, fault).await?;
+                Ok(Decision::Done)
+            }
             None => Ok(Decision::Idle),
         },
         Some(PendingCommand::Activity {

@@ -99,7 +99,7 @@ impl Engine {
             // The writer wakes the workflow once the update is durable, even if this call is
             // dropped while it waits.
             inner
-                .commit_checked_then(
+                .request_checked_then(
                     move |view| {
                         if view.get(&queued_key)?.is_some() {
                             return Ok(None);

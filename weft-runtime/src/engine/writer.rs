@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
+use super::admission::Queued;
 use super::backoff::Backoff;
 use super::effects::Effect;
 use super::error::EngineError;
@@ -369,7 +370,7 @@ struct Writer<'a, F: Fn(), E: Fn(Vec<Effect>)> {
 pub(crate) fn run(
     storage: Arc<dyn Storage>,
     epoch: u64,
-    mut rx: mpsc::UnboundedReceiver<WriteOp>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     stats: Arc<WriterStats>,
     fenced: Arc<AtomicBool>,
     on_fenced: impl Fn(),
@@ -416,7 +417,8 @@ pub(crate) fn run(
             if stop {
                 return;
             }
-            let Some(first) = rx.blocking_recv() else {
+            // Taken off the queue: its admission (if a caller's request) is given back.
+            let Some((first, _)) = rx.blocking_recv() else {
                 return;
             };
             ops.push(first);
@@ -479,7 +481,7 @@ pub(crate) fn run(
 /// Waits `delay` before a retry, taking in what is queued meanwhile: requests are refused with
 /// `error`, transitions join `ops`. `true` when a stop arrived.
 fn wait_out(
-    rx: &mut mpsc::UnboundedReceiver<WriteOp>,
+    rx: &mut mpsc::UnboundedReceiver<Queued>,
     delay: Duration,
     ops: &mut Vec<WriteOp>,
     error: &StorageError,
@@ -491,9 +493,9 @@ fn wait_out(
     loop {
         loop {
             match rx.try_recv() {
-                Ok(WriteOp::Stop) => return true,
-                Ok(op) if op.is_request() => op.refuse(&refusal),
-                Ok(op) => ops.push(op),
+                Ok((WriteOp::Stop, _)) => return true,
+                Ok((op, _)) if op.is_request() => op.refuse(&refusal),
+                Ok((op, _)) => ops.push(op),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return true,
             }
@@ -507,10 +509,10 @@ fn wait_out(
 }
 
 /// Moves what is queued into `ops`, up to [`MAX_BATCH`], without waiting.
-fn drain(rx: &mut mpsc::UnboundedReceiver<WriteOp>, ops: &mut Vec<WriteOp>) {
+fn drain(rx: &mut mpsc::UnboundedReceiver<Queued>, ops: &mut Vec<WriteOp>) {
     while ops.len() < MAX_BATCH {
         match rx.try_recv() {
-            Ok(op) => ops.push(op),
+            Ok((op, _)) => ops.push(op),
             Err(_) => break,
         }
     }

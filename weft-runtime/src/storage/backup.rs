@@ -418,7 +418,14 @@ struct Checked {
 /// Opens the backup file at `path` (which redb may repair if it was not closed cleanly, so
 /// callers pass a copy they own), runs redb's integrity check, reads the manifest (refusing a
 /// newer format before anything else of it is trusted), and recounts and re-hashes the entries.
+///
+/// A damaged file can make redb panic (its own assertions on pages it cannot make sense of):
+/// that is caught here and reported as [`BackupError::Corrupt`].
 fn verify(path: &Path) -> Result<Checked, BackupError> {
+    contained(path, || verify_unguarded(path))
+}
+
+fn verify_unguarded(path: &Path) -> Result<Checked, BackupError> {
     let mut db = Database::open(path).map_err(|e| match e {
         DatabaseError::Storage(::redb::StorageError::Corrupted(reason)) => BackupError::Corrupt {
             path: path.to_path_buf(),
@@ -643,13 +650,32 @@ pub fn restore(
 /// cannot be opened or read.
 pub fn read_manifest(path: impl AsRef<Path>) -> Result<BackupManifest, BackupError> {
     let path = path.as_ref();
-    let db = Database::builder()
-        .open_read_only(path)
-        .map_err(|e| io(path, "cannot open the backup as a redb database", e))?;
-    let txn = db
-        .begin_read()
-        .map_err(|e| io(path, "cannot begin a read transaction", e))?;
-    manifest_in(&txn, path)
+    contained(path, || {
+        let db = Database::builder()
+            .open_read_only(path)
+            .map_err(|e| io(path, "cannot open the backup as a redb database", e))?;
+        let txn = db
+            .begin_read()
+            .map_err(|e| io(path, "cannot begin a read transaction", e))?;
+        manifest_in(&txn, path)
+    })
+}
+
+/// Runs `call`, which reads the redb file at `path`, turning a panic inside redb (a damaged
+/// file) into [`BackupError::Corrupt`].
+fn contained<T>(
+    path: &Path,
+    call: impl FnOnce() -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        Err(BackupError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "redb could not make sense of the file ({})",
+                super::redb::panic_message(&*panic)
+            ),
+        })
+    })
 }
 
 fn strip_manifest(path: &Path) -> Result<(), BackupError> {
@@ -665,8 +691,10 @@ fn strip_manifest(path: &Path) -> Result<(), BackupError> {
 
 /// Refuses a target that a running process holds open (redb locks an open file).
 fn refuse_open(target: &Path) -> Result<(), BackupError> {
-    match Database::open(target) {
-        Err(DatabaseError::DatabaseAlreadyOpen) => Err(BackupError::InUse {
+    // A damaged store (what a restore often replaces) can make redb panic as it opens.
+    let opened = std::panic::catch_unwind(|| Database::open(target).map(drop));
+    match opened {
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => Err(BackupError::InUse {
             path: target.to_path_buf(),
         }),
         // Not there, unreadable or damaged: it is being replaced, which is the point.

@@ -15,7 +15,7 @@ pub use backup::{
 };
 pub use memory::MemoryStorage;
 pub use offline::{CompactReport, OfflineError, StoreInspection, compact, inspect};
-pub use redb::RedbStorage;
+pub use redb::{RedbOptions, RedbStorage};
 
 use std::ops::Bound;
 use std::path::Path;
@@ -29,7 +29,8 @@ pub enum StorageError {
         /// The first key whose value did not match.
         key: Vec<u8>,
     },
-    /// The backend failed to read or write (I/O, a corrupt file, a full disk).
+    /// The backend failed to read or write (I/O, a full disk, a lost connection, a file locked
+    /// by another process); the same call may succeed later.
     #[error("storage backend failed: {message}")]
     Backend {
         /// What the backend reported.
@@ -44,6 +45,14 @@ pub enum StorageError {
     InUse {
         /// The store's file.
         path: std::path::PathBuf,
+    },
+    /// The stored data is damaged (a page fails its checksum, the backend's own structures make
+    /// no sense, the backend panicked on them): retrying does not help. The message says what
+    /// to do: stop the engine and restore the store from a backup.
+    #[error("storage is corrupt: {message}")]
+    Corrupt {
+        /// What the backend found, and what to do.
+        message: String,
     },
 }
 
@@ -61,6 +70,7 @@ impl StorageError {
             StorageError::ConditionFailed { .. } => "storage.condition_failed",
             StorageError::Backend { .. } => "storage.backend",
             StorageError::InUse { .. } => "storage.in_use",
+            StorageError::Corrupt { .. } => "storage.corrupt",
         }
     }
 }

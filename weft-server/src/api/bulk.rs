@@ -82,12 +82,18 @@ pub struct BulkSignalRequest {
     pub limit: Option<usize>,
 }
 
+/// What a bulk request does to each workflow (the dashboard's bulk forms share it).
 #[derive(Clone)]
-enum Action {
+pub(crate) enum Action {
+    /// Request cancellation.
     Cancel,
+    /// Delete a finished workflow.
     Purge,
+    /// Send a signal by name.
     Signal {
+        /// The signal's name.
         name: String,
+        /// Its payload as JSON.
         payload: serde_json::Value,
     },
 }
@@ -102,7 +108,9 @@ impl Action {
     }
 }
 
-async fn run(
+/// Runs `action` over the workflows `request` selects (or only counts them, for a dry run), and
+/// records it in the audit log.
+pub(crate) async fn run(
     shared: &Shared,
     principal: &Principal,
     action: Action,

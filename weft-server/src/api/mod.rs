@@ -14,7 +14,7 @@ mod body;
 pub mod bulk;
 pub mod calls;
 pub mod cluster;
-mod detached;
+pub(crate) mod detached;
 pub mod events;
 pub mod openapi;
 pub mod recovery;

@@ -639,7 +639,9 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// `Engine` when the store cannot be read or a record cannot be decoded.
+    /// `Engine` when the store cannot be read. A schedule whose record does not decode is left
+    /// out, so that it hides no other; [`Engine::describe_schedule`] of it reports the record
+    /// error.
     ///
     /// # Cancel safety
     ///
@@ -657,11 +659,11 @@ impl Engine {
             for (key, bytes) in &page {
                 after = Some(key.clone());
                 let id = String::from_utf8_lossy(&key[SCHEDULE_PREFIX.len()..]).into_owned();
-                let record: ScheduleRecord =
-                    super::record::decode_record(bytes).map_err(|source| EngineError::Record {
-                        key: format!("sched/{id}"),
-                        source,
-                    })?;
+                // One unreadable schedule must not hide every other: it is left out, and calls
+                // about it (`describe_schedule`, ...) fail with the record error.
+                let Ok(record) = super::record::decode_record::<ScheduleRecord>(bytes) else {
+                    continue;
+                };
                 out.push(ScheduleSummary {
                     id,
                     workflow_type: record.workflow_type.clone(),

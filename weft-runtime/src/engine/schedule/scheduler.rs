@@ -168,9 +168,14 @@ pub(crate) async fn start_fire(
         Ok(started) => Ok(Ok(started)),
         // Created by an earlier attempt that crashed before recording it.
         Err(EngineError::AlreadyExists { .. }) => Ok(Ok(workflow_id)),
-        Err(e @ (EngineError::Fenced { .. } | EngineError::Shutdown | EngineError::Storage(_))) => {
-            Err(e)
-        }
+        // Faults of the moment: the fire is retried, not given up (an overloaded engine refuses
+        // a schedule's start like a caller's, and the fire waits its turn).
+        Err(
+            e @ (EngineError::Fenced { .. }
+            | EngineError::Shutdown
+            | EngineError::Storage(_)
+            | EngineError::Overloaded { .. }),
+        ) => Err(e),
         Err(e) => Ok(Err(e.to_string())),
     }
 }
@@ -301,6 +306,10 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
             break;
         }
     }
+    // Schedules that failed in this pass (an unreadable record, a storage error): their index
+    // entries stay due, so they are left out of the next due time and retried after
+    // RECHECK_MS, not at once, which would spin the scheduler on them.
+    let mut failed = std::collections::HashSet::new();
     for id in due {
         for _ in 0..STEPS_PER_PASS {
             match step(engine, &id).await {
@@ -310,19 +319,46 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
                     e @ (EngineError::Fenced { .. } | EngineError::Shutdown),
                 )) => return Err(e),
                 Err(e) => {
-                    eprintln!("weft: schedule `{id}` failed a fire ({e}); retrying later");
+                    eprintln!(
+                        "weft: schedule `{id}` failed a fire ({e}); retrying in {RECHECK_MS} ms"
+                    );
+                    failed.insert(id.clone());
                     break;
                 }
             }
         }
     }
-    let first = inner
-        .storage
-        .scan_prefix(store::SCHEDULE_DUE_PREFIX, None, 1)?;
-    Ok(first
-        .first()
-        .and_then(|(key, _)| store::parse_due_key(key))
-        .map(|(at, _)| at))
+    let next = first_due_except(inner, &failed)?;
+    let retry = (!failed.is_empty()).then(|| now_ms.saturating_add(RECHECK_MS));
+    Ok(match (next, retry) {
+        (Some(next), Some(retry)) => Some(next.min(retry)),
+        (next, retry) => next.or(retry),
+    })
+}
+
+/// The earliest time in the fire-time index of a schedule not in `except`.
+fn first_due_except(
+    inner: &Inner,
+    except: &std::collections::HashSet<String>,
+) -> Result<Option<u64>, EngineError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = inner
+            .storage
+            .scan_prefix(store::SCHEDULE_DUE_PREFIX, after.as_deref(), PAGE)?;
+        let exhausted = page.len() < PAGE;
+        for (key, _) in &page {
+            after = Some(key.clone());
+            if let Some((at, id)) = store::parse_due_key(key)
+                && !except.contains(&id)
+            {
+                return Ok(Some(at));
+            }
+        }
+        if exhausted {
+            return Ok(None);
+        }
+    }
 }
 
 /// The scheduler task: a pass whenever the earliest index entry is due or a schedule changed,
