@@ -1,8 +1,10 @@
-//! A seeded mutation fuzzer over every decoder of Weft's stored bytes, on the stable toolchain.
+//! A seeded mutation fuzzer over every decoder of Weft's stored bytes and every by-name JSON
+//! entry point, on the stable toolchain.
 //!
 //! From a seed, each input is built alone: a decoder entry point is picked
 //! ([`targets::TARGETS`]: every stored record kind, workflow states, inputs, outputs and resume
-//! payloads), a valid encoding is generated for it ([`generate`], [`workflows`]), mutated
+//! payloads, and the JSON of `start_by_name`, `signal_by_name`, `update_by_name` and
+//! `result_json`), a valid encoding is generated for it ([`generate`], [`workflows`]), mutated
 //! ([`mutate`]: bit flips, truncations, oversized varint lengths, wrong tags, splices), and
 //! decoded ([`run`]) under `catch_unwind`, with a counting global allocator (the `cap` crate)
 //! measuring what the decode allocated. A panic, a decode that allocated more than the payload

@@ -191,6 +191,10 @@ fn print_report(report: &Report) {
         report.max_allocated,
         report.max_allocated_by.unwrap_or("-")
     );
+    println!("  inputs per target:");
+    for (target, n) in &report.per_target {
+        println!("    {target}: {n}");
+    }
 }
 
 /// Runs a worker over `args`' inputs; returns its exit status and the last index it reported.

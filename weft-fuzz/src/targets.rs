@@ -1,22 +1,36 @@
 //! Every entry point that decodes stored bytes, each with a generator of valid inputs.
 //!
-//! Records are decoded as the engine reads them (`record::decode_record`, `decode_epoch`, `decode_store_format`,
-//! `parse_timer_key`). Workflow states, inputs, outputs and resume payloads go through
+//! Records are decoded as the engine reads them (`record::decode_record`, `decode_epoch`,
+//! `decode_store_format`, `decode_counter`, `parse_timer_key`, `parse_counter_key`). Workflow
+//! states, inputs, outputs and resume payloads go through
 //! `codec::decode` and then into the generated step function, as the engine's runner, its
 //! migrations and its queries do.
+//!
+//! The `json.*` targets take caller JSON as bytes: `serde_json::from_slice` first (invalid JSON
+//! is rejected there, as an HTTP gateway would), then the decoding function the engine's
+//! by-name calls go through (`Workflow::interface`'s signal and update codecs,
+//! `interface::payload_from_json`, `payload_to_json`); the result is decoded back and stepped.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_runtime::codec;
 use weft_runtime::engine::record::{
-    self, AttributesRecord, CancelRecord, DeadlineRecord, IdempotencyRecord, ReviewRecord,
-    SignalRecord, UpdateResponseRecord, WorkflowRecord,
+    self, ActivityResultRecord, AttemptRecord, AttributesRecord, CancelRecord, DeadlineRecord,
+    FinishedRecord, IdempotencyRecord, ReviewRecord, SignalIdRecord, SignalRecord,
+    UpdateResponseRecord, WorkflowRecord,
 };
-use weft_runtime::{Resume, Workflow, WorkflowError};
+use weft_runtime::engine::schedule::store::ScheduleRecord;
+use weft_runtime::engine::schedule::{OverlapPolicy, Trigger};
+use weft_runtime::interface::{self, Interface};
+use weft_runtime::{Resume, Signal, Update, Workflow, WorkflowError};
 
 use crate::generate;
 use crate::rng::Rng;
-use crate::workflows::{self, Await, order_v1, order_v2};
+use crate::workflows::{self, Approval, Await, ChangeAddress, order_v1, order_v2};
+
+type Input = <order_v2 as Workflow>::Input;
+type Output = <order_v2 as Workflow>::Output;
+type Error = <order_v2 as Workflow>::Error;
 
 /// One decoder entry point.
 #[derive(Clone, Copy)]
@@ -92,6 +106,125 @@ fn v2_state(rng: &mut Rng) -> Vec<u8> {
     workflows::state_at(rng, at)
         .map(|state| encoded(&state))
         .unwrap_or_default()
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The interface `#[workflow]` wrote for `order_v2`, as the engine holds it per registration.
+fn order_interface() -> Interface {
+    let mut interface = Interface::new();
+    <order_v2 as Workflow>::interface(&mut interface);
+    interface
+}
+
+/// `Engine::start_by_name`: JSON to the encoded input (`input_from_json`), which the engine
+/// stores and its runner then decodes and starts.
+fn starts_by_name(bytes: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return false;
+    };
+    let Ok(payload) = interface::payload_from_json::<Input>(value) else {
+        return false;
+    };
+    match codec::decode::<Input>(&payload) {
+        Ok(input) => workflows::step::<order_v2>(order_v2::start(input), Resume::Start),
+        Err(_) => false,
+    }
+}
+
+/// `Engine::signal_by_name`: the signal codec of the interface, then the payload resumes the
+/// workflow waiting for it.
+fn signals_by_name(bytes: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return false;
+    };
+    let interface = order_interface();
+    let Some(codec) = interface.signal_named(Approval::NAME) else {
+        return false;
+    };
+    match (codec.decode)(value) {
+        Ok(payload) => resumes(Await::Approval, &payload),
+        Err(_) => false,
+    }
+}
+
+/// `Engine::update_by_name`: the update codec (request and reply token), then the payload
+/// resumes the workflow waiting for it.
+fn updates_by_name(bytes: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return false;
+    };
+    let interface = order_interface();
+    let Some(codec) = interface.update_named(ChangeAddress::NAME) else {
+        return false;
+    };
+    match (codec.decode)(value, "fuzz-update") {
+        Ok(payload) => resumes(Await::Update, &payload),
+        Err(_) => false,
+    }
+}
+
+/// A schedule's fire: the stored record, then its `input_json` parsed and fitted to the input
+/// type, as `start_json` does.
+fn fires_schedule(bytes: &[u8]) -> bool {
+    let Ok(schedule) = record::decode_record::<ScheduleRecord>(bytes) else {
+        return false;
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&schedule.input_json) else {
+        return true;
+    };
+    if let Ok(input) = serde_json::from_value::<Input>(value) {
+        workflows::step::<order_v2>(order_v2::start(input), Resume::Start);
+    }
+    true
+}
+
+fn schedule(rng: &mut Rng) -> ScheduleRecord {
+    ScheduleRecord {
+        workflow_type: rng.string(),
+        input_json: if rng.flip() {
+            String::from_utf8(json(&workflows::order(rng))).unwrap_or_default()
+        } else {
+            rng.string()
+        },
+        trigger: if rng.flip() {
+            Trigger::Cron {
+                expression: rng.string(),
+                time_zone: rng.option(Rng::string),
+            }
+        } else {
+            Trigger::Interval {
+                every: generate::duration(rng),
+                anchor_ms: rng.int(),
+            }
+        },
+        overlap: match rng.below(4) {
+            0 => OverlapPolicy::Skip,
+            1 => OverlapPolicy::BufferOne,
+            2 => OverlapPolicy::BufferAll,
+            _ => OverlapPolicy::CancelPrevious,
+        },
+        catchup_window_ms: rng.int(),
+        jitter_ms: rng.int(),
+        paused: rng.flip(),
+        note: rng.option(Rng::string),
+        remaining_runs: rng.option(Rng::int),
+        next_fire_ms: rng.option(Rng::int),
+        due_ms: rng.option(Rng::int),
+        missed: rng.int(),
+        skipped: rng.int(),
+        started: rng.int(),
+        buffered: (0..rng.below(4)).map(|_| rng.int()).collect(),
+        running: rng.option(Rng::string),
+        recent: (0..rng.below(4))
+            .map(|_| (rng.int(), rng.string()))
+            .collect(),
+        last_error: rng.option(Rng::string),
+        revision: rng.int(),
+        created_ms: rng.int(),
+    }
 }
 
 /// Every decoder entry point the fuzzer drives.
@@ -217,6 +350,114 @@ pub const TARGETS: &[Target] = &[
         name: "resume.review",
         generate: |rng| resume_payload(rng, Await::Review),
         decode: |bytes| resumes(Await::Review, bytes),
+    },
+    Target {
+        name: "record.attempt",
+        generate: |rng| {
+            encoded_record(&AttemptRecord {
+                step: rng.int(),
+                attempt: rng.int() as u32,
+            })
+        },
+        decode: decodes_record::<AttemptRecord>,
+    },
+    Target {
+        name: "record.activity_result",
+        generate: |rng| {
+            let result = if rng.flip() {
+                Ok(rng.bytes())
+            } else {
+                Err(generate::activity_error(rng))
+            };
+            encoded_record(&ActivityResultRecord {
+                step: rng.int(),
+                result,
+            })
+        },
+        decode: decodes_record::<ActivityResultRecord>,
+    },
+    Target {
+        name: "record.signal_id",
+        generate: |rng| {
+            encoded_record(&SignalIdRecord {
+                accepted_ms: rng.int(),
+            })
+        },
+        decode: decodes_record::<SignalIdRecord>,
+    },
+    Target {
+        name: "record.finished",
+        generate: |rng| {
+            encoded_record(&FinishedRecord {
+                status: rng.string(),
+                workflow_type: rng.string(),
+            })
+        },
+        decode: decodes_record::<FinishedRecord>,
+    },
+    Target {
+        name: "record.counter",
+        generate: |rng| record::encode_counter(rng.int()),
+        decode: |bytes| record::decode_counter(bytes).is_ok(),
+    },
+    Target {
+        name: "key.counter",
+        generate: |rng| record::counter_key(&rng.string(), &rng.string()),
+        decode: |bytes| record::parse_counter_key(bytes).is_some(),
+    },
+    Target {
+        name: "record.schedule",
+        generate: |rng| encoded_record(&schedule(rng)),
+        decode: fires_schedule,
+    },
+    Target {
+        name: "json.start",
+        generate: |rng| json(&workflows::order(rng)),
+        decode: starts_by_name,
+    },
+    Target {
+        name: "json.signal",
+        generate: |rng| json(&workflows::approval(rng)),
+        decode: signals_by_name,
+    },
+    Target {
+        name: "json.update",
+        generate: |rng| {
+            json(&ChangeAddress {
+                lines: rng.strings(),
+                postcode: rng.option(Rng::string),
+            })
+        },
+        decode: updates_by_name,
+    },
+    Target {
+        name: "json.result",
+        generate: |rng| encoded(&rng.string()),
+        // `result_json` of a completed workflow: its stored output rendered as JSON.
+        decode: |bytes| interface::payload_to_json::<Output>(bytes).is_ok(),
+    },
+    Target {
+        name: "json.error",
+        generate: |rng| {
+            let error = if rng.flip() {
+                WorkflowError::failed(rng.string())
+            } else {
+                WorkflowError::Cancelled
+            };
+            encoded(&error)
+        },
+        // `result_json` of a failed workflow: its stored error rendered as JSON.
+        decode: |bytes| interface::payload_to_json::<Error>(bytes).is_ok(),
+    },
+    Target {
+        name: "json.update_response",
+        generate: |rng| encoded(&rng.string()),
+        // `update_by_name`'s answer: the stored response rendered by the update codec.
+        decode: |bytes| {
+            order_interface()
+                .update_named(ChangeAddress::NAME)
+                .is_some_and(|codec| (codec.response_json)(bytes).is_ok())
+        },
     },
 ];
 
