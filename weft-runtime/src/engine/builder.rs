@@ -248,6 +248,7 @@ impl EngineBuilder {
             events: tokio::sync::broadcast::channel(super::events::CAPACITY).0,
             schedules: Arc::new(tokio::sync::Notify::new()),
             recovery: std::sync::OnceLock::new(),
+            owner_checked: Default::default(),
         });
         if !crate::contain::PANICS_CONTAINED {
             // No logging dependency: one line on stderr, and `Engine::panics_contained` for

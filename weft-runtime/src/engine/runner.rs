@@ -455,8 +455,12 @@ async fn decide(
             input,
             options,
         }) => {
-            // The activity ran before the workflow parked: resume with its kept result.
-            if let Some(kept) = kept_result(inner, id, record.step)? {
+            // The activity ran before the workflow parked: resume with its kept result. Only
+            // a record this runner did not commit itself can have one (a result is kept when a
+            // step parks, which ends the runner), so the read is skipped on the hot path.
+            if origin != Origin::Committed
+                && let Some(kept) = kept_result(inner, id, record.step)?
+            {
                 return Ok(match kept {
                     Kept::Result(result) => Decision::Resume(
                         Resume::Activity(result),
