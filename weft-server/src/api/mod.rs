@@ -23,7 +23,7 @@ pub mod schedules;
 pub mod types;
 pub mod workflows;
 
-/// One route.
+/// One route: its method and path, the role it needs, and its handler.
 pub(crate) struct RouteDef {
     pub method: Method,
     pub path: &'static str,
@@ -31,7 +31,8 @@ pub(crate) struct RouteDef {
     pub handler: MethodRouter<Arc<Shared>>,
 }
 
-fn route(
+/// A [`RouteDef`]; shared with the dashboard's route table.
+pub(crate) fn route(
     method: Method,
     path: &'static str,
     access: Access,

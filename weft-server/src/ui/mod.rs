@@ -38,7 +38,7 @@ use axum::http::HeaderValue;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 
 use crate::auth::Access;
 use crate::limits;
@@ -49,30 +49,10 @@ mod live;
 mod pages;
 pub mod session;
 
-/// One dashboard route behind a session.
-struct UiRoute {
-    method: Method,
-    path: &'static str,
-    access: Access,
-    handler: MethodRouter<Arc<Shared>>,
-}
+use crate::api::{RouteDef, route};
 
-fn route(
-    method: Method,
-    path: &'static str,
-    access: Access,
-    handler: MethodRouter<Arc<Shared>>,
-) -> UiRoute {
-    UiRoute {
-        method,
-        path,
-        access,
-        handler,
-    }
-}
-
-/// Every dashboard route that needs a session, with the roles it admits.
-fn routes() -> Vec<UiRoute> {
+/// Every dashboard route behind a session (the API's route shape: method, path, role, handler).
+fn routes() -> Vec<RouteDef> {
     use Access::*;
     use pages::{overview, reviews, workflow, workflows};
     vec![
