@@ -289,6 +289,25 @@ impl Client {
             .1)
     }
 
+    /// Every item of a list route: follows `next_cursor` from page to page (every list route
+    /// pages the same way) and answers `{"items": [..]}`.
+    pub async fn get_all(&self, path: &str, query: &[(String, String)]) -> Result<Value, CliError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = query.to_vec();
+            if let Some(c) = cursor.take() {
+                query.push(("cursor".to_string(), c));
+            }
+            let page = self.get(path, &query).await?;
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(serde_json::json!({ "items": items })),
+            }
+        }
+    }
+
     /// `method` `path` with a JSON `body`, as JSON.
     pub async fn call(
         &self,

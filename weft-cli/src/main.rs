@@ -579,7 +579,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             if let Some(p) = id_prefix {
                 query.push(("workflow_id_prefix".to_string(), p));
             }
-            let list = client.get("/v1/reviews", &query).await?;
+            let list = client.get_all("/v1/reviews", &query).await?;
             output::print(format, &list, Some("items"), |list| {
                 let rows: Vec<Vec<String>> = list["items"]
                     .as_array()

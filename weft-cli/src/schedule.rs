@@ -193,7 +193,7 @@ pub async fn run(
             output::print(format, &done, None, |_| format!("schedule {id} updated\n"));
         }
         ScheduleCommand::List => {
-            let list = client.get("/v1/schedules", &[]).await?;
+            let list = client.get_all("/v1/schedules", &[]).await?;
             output::print(format, &list, Some("items"), |list| {
                 let rows: Vec<Vec<String>> = list["items"]
                     .as_array()

@@ -40,7 +40,7 @@ pub use attribute::AttributeValue;
 pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use context::{Durable, StepEffects, WorkflowContext};
 pub use engine::{
-    Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, OverlapPolicy,
+    Engine, EngineBuilder, EngineError, ErrorKind, GroupBy, ListFilter, OverlapPolicy, Page,
     PendingReview, RecoveryReport, RetentionPolicy, ReviewFilter, ScheduleDescription,
     ScheduleError, ScheduleRun, ScheduleSpec, ScheduleSummary, SignalOptions, SignalWithStart,
     StartOptions, SweepReport, Trigger, UpdateOptions, WorkflowHandle, WorkflowStatus,

@@ -708,9 +708,10 @@ async fn a_damaged_review_record_refuses_only_calls_about_its_review() {
         storage.put(&record::review_key(&bad), &bytes).unwrap();
         // The others are still listed, and decided.
         let pending = engine
-            .pending_reviews(&ReviewFilter::default())
+            .pending_reviews(&ReviewFilter::default(), 100, None)
             .await
-            .unwrap_or_else(|e| panic!("{what}: listing failed for every review: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: listing failed for every review: {e}"))
+            .items;
         let listed: Vec<_> = pending.iter().map(|r| r.workflow_id.clone()).collect();
         assert_eq!(listed, ["review-0", "review-2"], "{what}");
         assert_record_error(what, at_once(engine.decide_review(&bad, approve())).await);
@@ -926,9 +927,10 @@ async fn a_damaged_schedule_record_refuses_only_calls_about_its_schedule() {
         memory.put(b"sched/bad", &bytes).unwrap();
 
         let listed = engine
-            .list_schedules()
+            .list_schedules(100, None)
             .await
-            .unwrap_or_else(|e| panic!("{what}: listing failed for every schedule: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: listing failed for every schedule: {e}"))
+            .items;
         let ids: Vec<_> = listed.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["good"], "{what}");
         match engine.describe_schedule("bad", 1).await {

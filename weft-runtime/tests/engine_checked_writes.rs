@@ -470,9 +470,10 @@ async fn of_two_concurrent_decisions_on_one_review_exactly_one_is_taken() {
     );
     assert!(
         engine
-            .pending_reviews(&ReviewFilter::default())
+            .pending_reviews(&ReviewFilter::default(), 100, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }
@@ -556,9 +557,10 @@ async fn a_decision_checked_while_the_runner_times_the_review_out_is_the_one_the
     );
     assert!(
         engine
-            .pending_reviews(&ReviewFilter::default())
+            .pending_reviews(&ReviewFilter::default(), 100, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
     assert_eq!(queued_decisions(&storage, "gate"), 0);
@@ -592,9 +594,10 @@ async fn a_decision_racing_a_timeout_never_answers_the_review_opened_after_it() 
         // Refused: it answers nothing, so the second review is still waiting and times out.
         Err(EngineError::ReviewNotPending { .. }) => {
             let pending = engine
-                .pending_reviews(&ReviewFilter::default())
+                .pending_reviews(&ReviewFilter::default(), 100, None)
                 .await
-                .unwrap();
+                .unwrap()
+                .items;
             assert_eq!(pending.len(), 1);
             assert_eq!(pending[0].title, "release, escalated");
             assert_eq!(queued_decisions(&storage, "esc"), 0);
@@ -608,9 +611,10 @@ async fn a_decision_racing_a_timeout_never_answers_the_review_opened_after_it() 
     }
     assert!(
         engine
-            .pending_reviews(&ReviewFilter::default())
+            .pending_reviews(&ReviewFilter::default(), 100, None)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
     assert_eq!(queued_decisions(&storage, "esc"), 0);

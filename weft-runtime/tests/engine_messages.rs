@@ -85,9 +85,10 @@ async fn build(storage: &MemoryStorage, clock: &ManualClock) -> Engine {
 /// How many reviews are pending, over every workflow.
 async fn pending(engine: &Engine) -> usize {
     engine
-        .pending_reviews(&ReviewFilter::default())
+        .pending_reviews(&ReviewFilter::default(), 100, None)
         .await
         .unwrap()
+        .items
         .len()
 }
 
@@ -202,9 +203,10 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
 
     let engine = build(&storage, &clock).await;
     let all = engine
-        .pending_reviews(&ReviewFilter::default())
+        .pending_reviews(&ReviewFilter::default(), 100, None)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(all.len(), 2);
     let mine = all.iter().find(|r| r.workflow_id == id).unwrap();
     assert_eq!(mine.title, "refund #7");
@@ -214,20 +216,27 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
         reviewer: Some("cy".to_string()),
         ..ReviewFilter::default()
     };
-    assert!(engine.pending_reviews(&nobody).await.unwrap().is_empty());
-    let first_page = ReviewFilter {
-        page_size: 1,
-        ..ReviewFilter::default()
-    };
-    let page = engine.pending_reviews(&first_page).await.unwrap();
-    assert_eq!(page.len(), 1);
-    let next = ReviewFilter {
-        page_size: 1,
-        after: Some(page[0].id.clone()),
-        ..ReviewFilter::default()
-    };
-    let page2 = engine.pending_reviews(&next).await.unwrap();
-    assert_eq!(page2.len(), 1);
+    let none = engine.pending_reviews(&nobody, 100, None).await.unwrap();
+    assert!(none.items.is_empty());
+    assert_eq!(none.next_page_token, None);
+    let all = ReviewFilter::default();
+    let page = engine.pending_reviews(&all, 1, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let token = page.next_page_token.as_deref();
+    assert!(token.is_some(), "a full page continues");
+    let page2 = engine.pending_reviews(&all, 1, token).await.unwrap();
+    assert_eq!(page2.items.len(), 1);
+    let page3 = engine
+        .pending_reviews(&all, 1, page2.next_page_token.as_deref())
+        .await
+        .unwrap();
+    assert!(page3.items.is_empty(), "two reviews in all");
+    assert_eq!(page3.next_page_token, None);
+    assert!(matches!(
+        engine.pending_reviews(&all, 1, Some("")).await,
+        Err(EngineError::InvalidPageToken)
+    ));
+    let (page, page2) = (page.items, page2.items);
     assert_ne!(page[0].workflow_id, page2[0].workflow_id);
 
     let approve = Decision::Approved {

@@ -113,9 +113,10 @@ async fn list_filters_by_status_and_type_and_pages_through_everything() {
         workflow_type: workflow_type.map(str::to_string),
         ..ListFilter::default()
     };
-    let ids = |page: weft_runtime::engine::ListPage| -> BTreeSet<String> {
-        page.items.into_iter().map(|i| i.id).collect()
-    };
+    let ids =
+        |page: weft_runtime::Page<weft_runtime::engine::WorkflowSummary>| -> BTreeSet<String> {
+            page.items.into_iter().map(|i| i.id).collect()
+        };
     let w = engine
         .list(&only(Some(WorkflowStatus::Waiting), None), 100, None)
         .await

@@ -476,7 +476,10 @@ async fn pause_resume_trigger_jitter_and_a_run_limit() {
         engine.trigger_schedule("s").await,
         Err(ScheduleError::Invalid { .. })
     ));
-    assert_eq!(engine.list_schedules().await.unwrap()[0].next_fire, None);
+    assert_eq!(
+        engine.list_schedules(10, None).await.unwrap().items[0].next_fire,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -578,7 +581,14 @@ async fn bad_specs_are_refused_with_the_reason() {
             "{spec:?} was accepted"
         );
     }
-    assert!(engine.list_schedules().await.unwrap().is_empty());
+    assert!(
+        engine
+            .list_schedules(10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert!(matches!(
         engine.describe_schedule("s", 1).await,
         Err(ScheduleError::NotFound { .. })
@@ -712,4 +722,41 @@ async fn a_crash_at_every_write_of_a_fire_starts_each_run_once() {
         }
         crash_after += 1;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_listed_a_page_at_a_time_in_id_order() {
+    let clock = ManualClock::default();
+    let engine = engine_on(MemoryStorage::new(), &clock).await;
+    for id in ["c", "a", "e", "b", "d"] {
+        engine
+            .create_schedule(id, every_minute("quick", OverlapPolicy::Skip))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = engine.list_schedules(2, token.as_deref()).await.unwrap();
+        assert!(page.items.len() <= 2);
+        pages += 1;
+        seen.extend(page.items.into_iter().map(|s| s.id));
+        match page.next_page_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    assert_eq!(pages, 3);
+    let after_b = engine.list_schedules(10, Some("b")).await.unwrap();
+    let ids: Vec<_> = after_b.items.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["c", "d", "e"]);
+    assert_eq!(after_b.next_page_token, None);
+    assert!(matches!(
+        engine.list_schedules(10, Some("")).await,
+        Err(ScheduleError::Engine(
+            weft_runtime::EngineError::InvalidPageToken
+        ))
+    ));
 }

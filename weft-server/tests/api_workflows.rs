@@ -521,3 +521,96 @@ async fn a_body_over_the_limit_is_refused_with_413_before_it_is_read_whole() {
     );
     server.stop().await;
 }
+
+/// Every id in a list route, walked `page_size` at a time by `next_cursor`.
+async fn walk(server: &TestServer, route: &str, page_size: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if route.contains('?') { '&' } else { '?' };
+        let path = match &cursor {
+            Some(c) => format!("{route}{sep}page_size={page_size}&cursor={c}"),
+            None => format!("{route}{sep}page_size={page_size}"),
+        };
+        let (status, page) = json_of(server.get(&path, Some(OPERATOR)).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= page_size, "{path}: {page}");
+        seen.extend(items.iter().map(|i| {
+            i.get("workflow_id")
+                .unwrap_or(&i["id"])
+                .as_str()
+                .unwrap()
+                .to_string()
+        }));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_and_schedules_page_like_workflows() {
+    let server = TestServer::start().await;
+    for id in ["e-2", "e-1", "e-3"] {
+        server
+            .engine
+            .start_with::<expense>(
+                "ada".into(),
+                weft_runtime::StartOptions {
+                    id: Some(id.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    for id in ["s-b", "s-c", "s-a"] {
+        server
+            .engine
+            .create_schedule(
+                id,
+                weft_runtime::ScheduleSpec::new(
+                    "hello",
+                    json!("x"),
+                    weft_runtime::Trigger::every(std::time::Duration::from_secs(3600)),
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    eventually(|| async {
+        server
+            .engine
+            .pending_reviews(&Default::default(), 10, None)
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 3
+    })
+    .await;
+    assert_eq!(walk(&server, "/v1/reviews", 2).await, ["e-1", "e-2", "e-3"]);
+    assert_eq!(
+        walk(&server, "/v1/reviews?reviewer=manager", 1).await,
+        ["e-1", "e-2", "e-3"]
+    );
+    assert_eq!(
+        walk(&server, "/v1/schedules", 2).await,
+        ["s-a", "s-b", "s-c"]
+    );
+    for route in ["/v1/reviews", "/v1/schedules", "/v1/workflows"] {
+        let (status, body) = json_of(
+            server
+                .get(&format!("{route}?cursor=zz"), Some(OPERATOR))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{route}: {body}");
+        assert_eq!(body["code"], "request.invalid_cursor", "{route}: {body}");
+    }
+    server.stop().await;
+}

@@ -540,7 +540,11 @@ async fn dropped_waits_and_reads_strand_nothing() {
         drop_after(engine.state::<gate>(id), polls).await;
         drop_after(engine.query::<GateAlive>(id), polls).await;
         drop_after(engine.query_by_name(id, "alive"), polls).await;
-        drop_after(engine.pending_reviews(&ReviewFilter::default()), polls).await;
+        drop_after(
+            engine.pending_reviews(&ReviewFilter::default(), 10, None),
+            polls,
+        )
+        .await;
     }
     assert_eq!(engine.query::<GateAlive>(id).await, Ok(true));
     handle.signal(Go(4)).await.unwrap();

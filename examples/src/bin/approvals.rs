@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reviewer: Some("manager".to_string()),
         ..ReviewFilter::default()
     };
-    for review in engine.pending_reviews(&manager).await? {
+    for review in engine.pending_reviews(&manager, 100, None).await?.items {
         println!(
             "pending review {}: {} (reviewers {:?})",
             review.id, review.title, review.reviewers
@@ -104,7 +104,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "pending reviews left: {}",
-        engine.pending_reviews(&manager).await?.len()
+        engine
+            .pending_reviews(&manager, 100, None)
+            .await?
+            .items
+            .len()
     );
     engine.shutdown().await;
     Ok(())

@@ -53,6 +53,7 @@ mod events;
 mod execute;
 mod live_index;
 mod migration;
+mod page;
 mod probe;
 mod purge;
 mod query;
@@ -89,9 +90,9 @@ pub use by_name::{SignalType, UpdateType, WorkflowType};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, ErrorKind};
 pub use events::StepEvent;
+pub use page::Page;
 pub use query::{
-    GroupBy, ListFilter, ListPage, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
-    WorkflowSummary,
+    GroupBy, ListFilter, ParkReason, Pending, WorkflowDescription, WorkflowStatus, WorkflowSummary,
 };
 pub use recovery::{MAX_UNRESOLVED_LISTED, RecoveryReport, UnresolvedWorkflow};
 pub use retention::{RetentionPolicy, SweepReport};
@@ -970,6 +971,11 @@ impl Engine {
     /// (within `id_prefix`) until the page is full. The other conditions are checked on the
     /// records read, so a rare finished status alone costs a scan.
     ///
+    /// # Errors
+    ///
+    /// [`EngineError::InvalidPageToken`] for a token no page handed out that cannot be read;
+    /// a storage error, `Shutdown` or `Fenced` when the engine cannot read.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads, so dropping it changes nothing.
@@ -978,7 +984,7 @@ impl Engine {
         filter: &ListFilter,
         page_size: usize,
         page_token: Option<&str>,
-    ) -> Result<ListPage, EngineError> {
+    ) -> Result<Page<WorkflowSummary>, EngineError> {
         self.inner.check_live()?;
         let filter = filter.clone();
         let page_token = page_token.map(str::to_string);

@@ -11,6 +11,7 @@ use super::core::Inner;
 use super::error::EngineError;
 use super::execute;
 use super::migration;
+use super::page::{Page, token_key};
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup};
 use super::visibility;
@@ -243,15 +244,6 @@ pub struct WorkflowSummary {
     pub parent: Option<String>,
     /// The search attributes its committed steps set.
     pub attributes: BTreeMap<String, AttributeValue>,
-}
-
-/// One page of `Engine::list`, in id order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListPage {
-    /// The workflows on this page.
-    pub items: Vec<WorkflowSummary>,
-    /// Pass to the next call to continue after this page; `None` on the last page.
-    pub next_page_token: Option<String>,
 }
 
 /// A stored record read against the registered code.
@@ -539,29 +531,15 @@ pub(crate) fn list(
     filter: &ListFilter,
     page_size: usize,
     page_token: Option<&str>,
-) -> Result<ListPage, EngineError> {
+) -> Result<Page<WorkflowSummary>, EngineError> {
     let page_size = page_size.max(1);
-    let after = match page_token {
-        None => None,
-        Some(token) if token.is_empty() || token.contains('\0') => {
-            return Err(EngineError::InvalidPageToken);
-        }
-        Some(token) => Some(token),
-    };
+    let after = token_key(page_token)?;
     let mut items = Vec::new();
     for_each_match(inner, filter, Source::Best, after, page_size, |summary| {
         items.push(summary);
         items.len() < page_size
     })?;
-    let next_page_token = if items.len() == page_size {
-        items.last().map(|item| item.id.clone())
-    } else {
-        None
-    };
-    Ok(ListPage {
-        items,
-        next_page_token,
-    })
+    Ok(Page::of(items, page_size, |item| &item.id))
 }
 
 /// How many workflows matching `filter` fall in each group, in group-name order.

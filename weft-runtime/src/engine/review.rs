@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use super::clock::{from_millis, to_millis};
 use super::core::Inner;
 use super::effects::Effect;
+use super::page::{Page, resume_after, token_key};
 use super::record::{self, PendingCommand, ReviewRecord, WorkflowRecord};
 use super::writer::Expect;
 use super::{Engine, EngineError};
@@ -88,17 +89,13 @@ fn waits_at_review(pending: Option<&PendingCommand>) -> bool {
     }
 }
 
-/// Which pending reviews [`Engine::pending_reviews`] returns, and how many.
+/// Which pending reviews [`Engine::pending_reviews`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReviewFilter {
     /// Only reviews that list this reviewer.
     pub reviewer: Option<String>,
     /// Only reviews of workflows whose id starts with this.
     pub workflow_id_prefix: Option<String>,
-    /// The page size; 0 means 100.
-    pub page_size: usize,
-    /// Continue after this review id (the last `id` of the previous page).
-    pub after: Option<String>,
 }
 
 /// A review waiting for a decision.
@@ -119,7 +116,8 @@ pub struct PendingReview {
 }
 
 impl Engine {
-    /// Reviews waiting for a decision, in workflow id order, one page at a time.
+    /// Reviews waiting for a decision, in workflow id order, `page_size` (at least 1) at a
+    /// time. Pass the previous page's `next_page_token` to continue.
     ///
     /// A review whose stored record does not decode is left out, so that it hides no other;
     /// its workflow still answers `describe`, and [`Engine::decide_review`] about it fails with
@@ -127,7 +125,8 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// A storage error, `Shutdown` or `Fenced` when the engine cannot read.
+    /// [`EngineError::InvalidPageToken`] for a token no page handed out that cannot be read;
+    /// a storage error, `Shutdown` or `Fenced` when the engine cannot read.
     ///
     /// # Cancel safety
     ///
@@ -135,59 +134,16 @@ impl Engine {
     pub async fn pending_reviews(
         &self,
         filter: &ReviewFilter,
-    ) -> Result<Vec<PendingReview>, EngineError> {
-        let inner = &self.inner;
-        inner.check_live()?;
-        let page_size = if filter.page_size == 0 {
-            100
-        } else {
-            filter.page_size
-        };
-        let prefix = [
-            record::REVIEW_PREFIX,
-            filter
-                .workflow_id_prefix
-                .as_deref()
-                .unwrap_or("")
-                .as_bytes(),
-        ]
-        .concat();
-        let after = filter
-            .after
-            .as_deref()
-            .map(|id| id.rsplit_once('@').map_or(id, |(workflow, _)| workflow))
-            .map(record::review_key);
-        let mut out = Vec::new();
-        for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
-            if after.as_ref().is_some_and(|after| key <= *after) {
-                continue;
-            }
-            // One unreadable review must not hide every other: it is left out, and a decision
-            // about it is refused with the record error (see `decide_review`).
-            let Ok(review) = record::decode_record::<ReviewRecord>(&value) else {
-                continue;
-            };
-            if review.decided_by.is_some()
-                || filter
-                    .reviewer
-                    .as_ref()
-                    .is_some_and(|r| !review.reviewers.contains(r))
-            {
-                continue;
-            }
-            out.push(PendingReview {
-                id: format!("{}@{}", review.workflow_id, review.step),
-                workflow_id: review.workflow_id,
-                title: review.title,
-                reviewers: review.reviewers,
-                requested_at: from_millis(review.created_ms),
-                deadline: from_millis(review.deadline_ms),
-            });
-            if out.len() == page_size {
-                break;
-            }
-        }
-        Ok(out)
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<PendingReview>, EngineError> {
+        self.inner.check_live()?;
+        let filter = filter.clone();
+        let page_token = page_token.map(str::to_string);
+        super::read_blocking(&self.inner, move |inner| {
+            pending(inner, &filter, page_size, page_token.as_deref())
+        })
+        .await
     }
 
     /// Decides the review workflow `workflow_id` waits on; the workflow resumes with the
@@ -251,3 +207,67 @@ impl Engine {
         Ok(())
     }
 }
+
+/// One page of the pending reviews matching `filter`, after the workflow id `page_token`.
+fn pending(
+    inner: &Inner,
+    filter: &ReviewFilter,
+    page_size: usize,
+    page_token: Option<&str>,
+) -> Result<Page<PendingReview>, EngineError> {
+    let page_size = page_size.max(1);
+    let prefix = record::review_key(filter.workflow_id_prefix.as_deref().unwrap_or(""));
+    let mut after = match token_key(page_token)? {
+        None => None,
+        Some(workflow_id) => match resume_after(&prefix, record::review_key(workflow_id)) {
+            Ok(after) => after,
+            Err(()) => {
+                return Ok(Page::of(Vec::new(), page_size, |r: &PendingReview| {
+                    &r.workflow_id
+                }));
+            }
+        },
+    };
+    let mut items = Vec::new();
+    'scan: loop {
+        let batch = inner
+            .storage
+            .scan_prefix(&prefix, after.as_deref(), SCAN_BATCH)?;
+        let exhausted = batch.len() < SCAN_BATCH;
+        for (key, value) in batch {
+            // One unreadable review must not hide every other: it is left out, and a decision
+            // about it is refused with the record error (see `decide_review`).
+            let review = record::decode_record::<ReviewRecord>(&value);
+            after = Some(key);
+            let Ok(review) = review else {
+                continue;
+            };
+            if review.decided_by.is_some()
+                || filter
+                    .reviewer
+                    .as_ref()
+                    .is_some_and(|r| !review.reviewers.contains(r))
+            {
+                continue;
+            }
+            items.push(PendingReview {
+                id: format!("{}@{}", review.workflow_id, review.step),
+                workflow_id: review.workflow_id,
+                title: review.title,
+                reviewers: review.reviewers,
+                requested_at: from_millis(review.created_ms),
+                deadline: from_millis(review.deadline_ms),
+            });
+            if items.len() == page_size {
+                break 'scan;
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    Ok(Page::of(items, page_size, |r| &r.workflow_id))
+}
+
+/// How many review records one storage read returns.
+const SCAN_BATCH: usize = 256;

@@ -12,8 +12,8 @@ use weft_runtime::{Decision, ReviewFilter};
 
 use super::body::JsonBody;
 use super::detached::detached;
-use super::types::{millis, no_unknown_params};
-use super::workflows::{ActionResponse, audited, take_usize};
+use super::types::{encode_cursor, millis, no_unknown_params};
+use super::workflows::{ActionResponse, audited, take_page};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::server::Shared;
@@ -40,17 +40,17 @@ pub struct ReviewView {
 pub struct ReviewList {
     /// The reviews, in workflow id order.
     pub items: Vec<ReviewView>,
-    /// Pass as `after` to get the next page; absent on the last page.
-    pub next_after: Option<String>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// Pending reviews.
+/// Pending reviews, a page at a time, in workflow id order.
 #[utoipa::path(get, path = "/v1/reviews", tag = "reviews",
     params(
         ("reviewer" = Option<String>, Query, description = "Only reviews listing this reviewer"),
         ("workflow_id_prefix" = Option<String>, Query, description = "Only workflows whose id starts with this"),
-        ("page_size" = Option<usize>, Query, description = "At most this many (default 100)"),
-        ("after" = Option<String>, Query, description = "The next_after of the previous page")),
+        ("page_size" = Option<usize>, Query, description = "At most this many (default 100, at most the server's max_page_size)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page")),
     responses(
         (status = 200, description = "Pending reviews", body = ReviewList),
         (status = 400, description = "Bad parameters", body = ErrorBody)),
@@ -60,22 +60,19 @@ pub(crate) async fn list(
     params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<ReviewList>, ApiError> {
     let Query(mut params) = params?;
-    let page_size = take_usize(&mut params, "page_size")?
-        .unwrap_or(100)
-        .clamp(1, shared.limits.max_page_size.max(1));
+    let (page_size, cursor) = take_page(&mut params, shared.limits.max_page_size)?;
     let filter = ReviewFilter {
         reviewer: params.remove("reviewer"),
         workflow_id_prefix: params.remove("workflow_id_prefix"),
-        page_size,
-        after: params.remove("after"),
     };
     no_unknown_params(&params)?;
-    let reviews = shared.engine.pending_reviews(&filter).await?;
-    let next_after = (reviews.len() == page_size)
-        .then(|| reviews.last().map(|r| r.id.clone()))
-        .flatten();
+    let page = shared
+        .engine
+        .pending_reviews(&filter, page_size, cursor.as_deref())
+        .await?;
     Ok(Json(ReviewList {
-        items: reviews
+        items: page
+            .items
             .into_iter()
             .map(|r| ReviewView {
                 id: r.id,
@@ -86,7 +83,7 @@ pub(crate) async fn list(
                 deadline_ms: millis(r.deadline),
             })
             .collect(),
-        next_after,
+        next_cursor: page.next_page_token.as_deref().map(encode_cursor),
     }))
 }
 

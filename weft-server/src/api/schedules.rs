@@ -17,8 +17,8 @@ use weft_runtime::{
 
 use super::body::JsonBody;
 use super::detached::detached;
-use super::types::{Status, from_millis, millis, no_unknown_params};
-use super::workflows::take_usize;
+use super::types::{Status, encode_cursor, from_millis, millis, no_unknown_params};
+use super::workflows::{take_page, take_usize};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::server::Shared;
@@ -361,11 +361,13 @@ impl From<ScheduleSummary> for ScheduleSummaryView {
     }
 }
 
-/// Every schedule.
+/// A page of schedules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleListResponse {
     /// The schedules, in id order.
     pub items: Vec<ScheduleSummaryView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The body of a pause or a resume.
@@ -435,16 +437,33 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, action(id, "created")))
 }
 
-/// Every schedule, in id order.
+/// The schedules, a page at a time, in id order.
 #[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
-    responses((status = 200, description = "The schedules", body = ScheduleListResponse)),
+    params(
+        ("page_size" = Option<usize>, Query, description = "At most this many (default 100, at most the server's max_page_size)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page")),
+    responses(
+        (status = 200, description = "The schedules", body = ScheduleListResponse),
+        (status = 400, description = "Bad parameters", body = ErrorBody)),
     security(("bearer" = ["operator", "admin"])))]
 pub(crate) async fn list(
     State(shared): State<Arc<Shared>>,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<ScheduleListResponse>, ApiError> {
-    let items = shared.engine.list_schedules().await?;
+    let Query(mut params) = params?;
+    let (page_size, cursor) = take_page(&mut params, shared.limits.max_page_size)?;
+    no_unknown_params(&params)?;
+    let page = shared
+        .engine
+        .list_schedules(page_size, cursor.as_deref())
+        .await?;
     Ok(Json(ScheduleListResponse {
-        items: items.into_iter().map(ScheduleSummaryView::from).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(ScheduleSummaryView::from)
+            .collect(),
+        next_cursor: page.next_page_token.as_deref().map(encode_cursor),
     }))
 }
 

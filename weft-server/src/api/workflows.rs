@@ -39,6 +39,23 @@ pub(crate) fn take_usize(
     }
 }
 
+/// Takes the paging parameters every list route shares out of `params`: `page_size` (default
+/// [`DEFAULT_PAGE_SIZE`], clamped to 1..=`max_page_size`) and `cursor` (the `next_cursor` of a
+/// previous page), decoded to the engine's page token.
+pub(crate) fn take_page(
+    params: &mut BTreeMap<String, String>,
+    max_page_size: usize,
+) -> Result<(usize, Option<String>), ApiError> {
+    let page_size = take_usize(params, "page_size")?
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .clamp(1, max_page_size.max(1));
+    let cursor = params
+        .remove("cursor")
+        .map(|c| decode_cursor(&c))
+        .transpose()?;
+    Ok((page_size, cursor))
+}
+
 /// Workflows matching a filter, a page at a time, in id order.
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
     params(
@@ -62,13 +79,7 @@ pub(crate) async fn list(
 ) -> Result<Json<ListResponse>, ApiError> {
     let Query(mut params) = params?;
     let filter = Filter::from_query(&mut params)?;
-    let page_size = take_usize(&mut params, "page_size")?
-        .unwrap_or(DEFAULT_PAGE_SIZE)
-        .clamp(1, shared.limits.max_page_size.max(1));
-    let cursor = params
-        .remove("cursor")
-        .map(|c| decode_cursor(&c))
-        .transpose()?;
+    let (page_size, cursor) = take_page(&mut params, shared.limits.max_page_size)?;
     no_unknown_params(&params)?;
     let page = shared
         .engine

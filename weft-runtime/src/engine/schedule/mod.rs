@@ -43,7 +43,9 @@ use store::{SCHEDULE_PREFIX, ScheduleRecord};
 
 use self::scheduler::{read, write};
 use super::clock::{from_millis, to_millis};
+use super::core::Inner;
 use super::error::EngineError;
+use super::page::{Page, token_key};
 use super::query::WorkflowStatus;
 use super::{Engine, validate_id};
 
@@ -635,50 +637,78 @@ impl Engine {
         })
     }
 
-    /// Every schedule, in id order.
+    /// The schedules, in id order, `page_size` (at least 1) at a time. Pass the previous page's
+    /// `next_page_token` to continue.
     ///
     /// # Errors
     ///
-    /// `Engine` when the store cannot be read. A schedule whose record does not decode is left
-    /// out, so that it hides no other; [`Engine::describe_schedule`] of it reports the record
-    /// error.
+    /// `Engine` when the store cannot be read, or with [`EngineError::InvalidPageToken`] for a
+    /// token no page handed out that cannot be read. A schedule whose record does not decode is
+    /// left out, so that it hides no other; [`Engine::describe_schedule`] of it reports the
+    /// record error.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads.
-    pub async fn list_schedules(&self) -> Result<Vec<ScheduleSummary>, ScheduleError> {
-        let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self
-                .inner
-                .storage
-                .scan_prefix(SCHEDULE_PREFIX, after.as_deref(), 256)
-                .map_err(EngineError::Storage)?;
-            let exhausted = page.len() < 256;
-            for (key, bytes) in &page {
-                after = Some(key.clone());
-                let id = String::from_utf8_lossy(&key[SCHEDULE_PREFIX.len()..]).into_owned();
-                // One unreadable schedule must not hide every other: it is left out, and calls
-                // about it (`describe_schedule`, ...) fail with the record error.
-                let Ok(record) = super::record::decode_record::<ScheduleRecord>(bytes) else {
-                    continue;
-                };
-                out.push(ScheduleSummary {
-                    id,
-                    workflow_type: record.workflow_type.clone(),
-                    paused: record.paused,
-                    next_fire: record
-                        .next_fire_ms
-                        .filter(|_| !record.paused && !record.exhausted())
-                        .map(from_millis),
-                    started: record.started,
-                    missed: record.missed,
-                });
-            }
-            if exhausted {
-                return Ok(out);
-            }
-        }
+    pub async fn list_schedules(
+        &self,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<ScheduleSummary>, ScheduleError> {
+        self.inner.check_live()?;
+        let page_token = page_token.map(str::to_string);
+        let page = super::read_blocking(&self.inner, move |inner| {
+            list_page(inner, page_size, page_token.as_deref())
+        })
+        .await?;
+        Ok(page)
     }
 }
+
+/// One page of the schedules, after the schedule id `page_token`.
+fn list_page(
+    inner: &Inner,
+    page_size: usize,
+    page_token: Option<&str>,
+) -> Result<Page<ScheduleSummary>, EngineError> {
+    let page_size = page_size.max(1);
+    let mut after = token_key(page_token)?.map(store::schedule_key);
+    let mut items = Vec::new();
+    'scan: loop {
+        let batch = inner
+            .storage
+            .scan_prefix(SCHEDULE_PREFIX, after.as_deref(), SCAN_BATCH)?;
+        let exhausted = batch.len() < SCAN_BATCH;
+        for (key, bytes) in batch {
+            let id = String::from_utf8_lossy(&key[SCHEDULE_PREFIX.len()..]).into_owned();
+            // One unreadable schedule must not hide every other: it is left out, and calls
+            // about it (`describe_schedule`, ...) fail with the record error.
+            let record = super::record::decode_record::<ScheduleRecord>(&bytes);
+            after = Some(key);
+            let Ok(record) = record else {
+                continue;
+            };
+            items.push(ScheduleSummary {
+                id,
+                workflow_type: record.workflow_type.clone(),
+                paused: record.paused,
+                next_fire: record
+                    .next_fire_ms
+                    .filter(|_| !record.paused && !record.exhausted())
+                    .map(from_millis),
+                started: record.started,
+                missed: record.missed,
+            });
+            if items.len() == page_size {
+                break 'scan;
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    Ok(Page::of(items, page_size, |s| &s.id))
+}
+
+/// How many schedule records one storage read returns.
+const SCAN_BATCH: usize = 256;

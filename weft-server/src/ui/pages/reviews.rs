@@ -37,13 +37,16 @@ async fn table_markup(
 ) -> Result<Markup, UiError> {
     let reviews = shared
         .engine
-        .pending_reviews(&ReviewFilter {
-            reviewer,
-            workflow_id_prefix: None,
-            page_size: INBOX_SIZE,
-            after: None,
-        })
-        .await?;
+        .pending_reviews(
+            &ReviewFilter {
+                reviewer,
+                workflow_id_prefix: None,
+            },
+            INBOX_SIZE,
+            None,
+        )
+        .await?
+        .items;
     let mut rows = Vec::with_capacity(reviews.len());
     for review in reviews {
         // The artifact under review is what the workflow holds at its review await.

@@ -154,13 +154,16 @@ async fn actions_part(
     // A review the workflow waits on, decided from here as from the inbox.
     let review = shared
         .engine
-        .pending_reviews(&ReviewFilter {
-            reviewer: None,
-            workflow_id_prefix: Some(id.clone()),
-            page_size: 10,
-            after: None,
-        })
+        .pending_reviews(
+            &ReviewFilter {
+                reviewer: None,
+                workflow_id_prefix: Some(id.clone()),
+            },
+            10,
+            None,
+        )
         .await?
+        .items
         .into_iter()
         .find(|r| &r.workflow_id == id);
     Ok(html! {
