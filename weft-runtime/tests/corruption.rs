@@ -894,7 +894,7 @@ impl Storage for CountingStorage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_schedule_record_refuses_only_calls_about_its_schedule() {
-    use weft_runtime::engine::ManualClock;
+    use weft_runtime::engine::VirtualClock;
     use weft_runtime::{OverlapPolicy, ScheduleError, ScheduleSpec, Trigger};
     let minute = Duration::from_secs(60);
     let spec = || {
@@ -910,7 +910,7 @@ async fn a_damaged_schedule_record_refuses_only_calls_about_its_schedule() {
         valid
     };
     for (what, bytes) in damaged(&valid) {
-        let clock = ManualClock::default();
+        let clock = VirtualClock::default();
         let memory = MemoryStorage::new();
         let storage = CountingStorage {
             inner: memory.clone(),

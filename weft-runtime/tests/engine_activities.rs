@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine_support::*;
-use weft_runtime::engine::{Clock, Engine, ManualClock};
+use weft_runtime::engine::{Engine, VirtualClock};
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{ActivityError, WorkflowError};
 
-async fn engine_with(clock: &ManualClock, body: Arc<dyn weft_runtime::DynActivity>) -> Engine {
+async fn engine_with(clock: &VirtualClock, body: Arc<dyn weft_runtime::DynActivity>) -> Engine {
     Engine::builder(MemoryStorage::new())
         .register::<call_flaky>()
         .clock(Arc::new(clock.clone()))
@@ -43,7 +43,7 @@ fn scripted(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_attempts_are_retried_after_backoff_on_the_engine_clock() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let engine = engine_with(
         &clock,
@@ -77,7 +77,7 @@ async fn failed_attempts_are_retried_after_backoff_on_the_engine_clock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_attempts_error_fails_the_call() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let engine = engine_with(
         &clock,
@@ -101,7 +101,7 @@ async fn the_last_attempts_error_fails_the_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_retryable_error_stops_at_once() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let engine = engine_with(
         &clock,
@@ -122,7 +122,7 @@ async fn a_non_retryable_error_stops_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_that_outlives_its_timeout_is_retried() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let engine = engine_with(
         &clock,
@@ -142,7 +142,7 @@ async fn an_attempt_that_outlives_its_timeout_is_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attempt_timing_out_fails_with_timed_out() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let engine = engine_with(&clock, scripted(&log, |_| None)).await;
     let handle = engine.start::<call_flaky>(1).await.unwrap();
@@ -162,7 +162,7 @@ async fn every_attempt_timing_out_fails_with_timed_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_attempt_is_a_retryable_failure() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let body = {
         let log = log.clone();

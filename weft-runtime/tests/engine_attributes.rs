@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use engine_support::{FlakyStorage, engine_for, eventually};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use weft_runtime::engine::{GroupBy, ListFilter, ManualClock, WorkflowStatus};
+use weft_runtime::engine::{GroupBy, ListFilter, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
     ActivityError, AttributeValue, Engine, EngineError, Signal, WorkflowContext, WorkflowError,
@@ -228,7 +228,7 @@ type Row = (String, &'static str, i64, bool, SystemTime);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_filters_by_attributes_status_type_prefix_and_time_and_pages_through() {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let clock = Arc::new(ManualClock::new(t0));
+    let clock = Arc::new(VirtualClock::new(t0));
     let engine = Engine::builder(MemoryStorage::new())
         .register::<tagged>()
         .register::<order_flow>()

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::{ManualClock, Pending, WorkflowStatus};
+use weft_runtime::engine::{Pending, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{
     BackupError, MemoryStorage, RedbStorage, RestoreOptions, STORE_FORMAT_VERSION, restore,
 };
@@ -76,7 +76,7 @@ fn id(n: u64) -> String {
     format!("w-{n}")
 }
 
-async fn engine(storage: RedbStorage, clock: &Arc<ManualClock>, gate: &Arc<Gate>) -> Engine {
+async fn engine(storage: RedbStorage, clock: &Arc<VirtualClock>, gate: &Arc<Gate>) -> Engine {
     Engine::builder(storage)
         .register::<rehearsal>()
         .clock(Arc::clone(clock) as _)
@@ -106,7 +106,7 @@ async fn wait_for(
 
 /// Moves the clock on a minute at a time until workflow `id` waits for its signal, so the test
 /// does not depend on when each timer was armed.
-async fn until_signalled(engine: &Engine, clock: &ManualClock, id: &str) {
+async fn until_signalled(engine: &Engine, clock: &VirtualClock, id: &str) {
     for _ in 0..20_000 {
         if pending_signal(&engine.describe(id).await.unwrap()) {
             return;
@@ -131,7 +131,7 @@ fn pending_signal(d: &weft_runtime::engine::WorkflowDescription) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_restores_and_resumes_every_workflow_it_held() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let clock = Arc::new(VirtualClock::default());
     let gate = Gate::new(false);
     let live = engine(
         RedbStorage::create(dir.path().join("live.redb")).unwrap(),
@@ -216,7 +216,7 @@ async fn a_backup_taken_under_load_restores_and_resumes_every_workflow_it_held()
     let target = dir.path().join("restored.redb");
     let manifest = restore(&backup, &target, RestoreOptions::default()).unwrap();
     assert_eq!(manifest, report.manifest);
-    let clock = Arc::new(ManualClock::default());
+    let clock = Arc::new(VirtualClock::default());
     clock.advance(Duration::from_secs(10));
     let gate = Gate::new(true);
     let restored = engine(RedbStorage::open(&target).unwrap(), &clock, &gate).await;
@@ -248,7 +248,7 @@ async fn a_backup_taken_under_load_restores_and_resumes_every_workflow_it_held()
 #[tokio::test(flavor = "current_thread")]
 async fn an_engine_on_a_memory_store_backs_up_and_a_stopped_engine_refuses() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let clock = Arc::new(VirtualClock::default());
     let gate = Gate::new(true);
     let engine = Engine::builder(MemoryStorage::new())
         .register::<rehearsal>()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine_support::*;
 use weft_runtime::engine::record;
-use weft_runtime::engine::{Engine, EngineError, ManualClock, WorkflowStatus};
+use weft_runtime::engine::{Engine, EngineError, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{
     MemoryStorage, RedbStorage, STORE_FORMAT_VERSION, Storage, StorageError,
 };
@@ -133,7 +133,7 @@ async fn a_store_file_open_elsewhere_cannot_be_owned_and_the_error_says_what_to_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recovery_report_counts_what_was_in_flight_by_status_and_what_resumed() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let pending = |name: &'static str| {
         let calls = Arc::clone(&calls);

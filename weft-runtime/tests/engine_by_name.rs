@@ -13,7 +13,7 @@ use engine_support::wait_state;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weft_runtime::engine::{ManualClock, WorkflowStatus};
+use weft_runtime::engine::{VirtualClock, WorkflowStatus};
 use weft_runtime::query::Query;
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
@@ -139,7 +139,7 @@ async fn build(storage: &MemoryStorage) -> Engine {
         .register::<idle>()
         .query::<Total>()
         .payload_limit(512)
-        .clock(Arc::new(ManualClock::default()))
+        .clock(Arc::new(VirtualClock::default()))
         .build()
         .await
         .unwrap()

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use engine_support::*;
 use weft_runtime::engine::record;
-use weft_runtime::engine::{Engine, EngineError, ManualClock, WorkflowStatus};
+use weft_runtime::engine::{Engine, EngineError, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{ActivityError, WorkflowError};
 
@@ -43,7 +43,7 @@ async fn cancelling_a_workflow_waiting_for_a_signal_ends_it_as_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_sleeping_workflow_removes_its_timer() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = Engine::builder(storage.clone())
         .register::<flow>()
         .clock(Arc::new(clock.clone()))

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weft_runtime::engine::record::{self, WorkflowRecord};
-use weft_runtime::engine::{ManualClock, WorkflowHandle};
+use weft_runtime::engine::{VirtualClock, WorkflowHandle};
 use weft_runtime::storage::{Batch, Condition, Entry, MemoryStorage, Storage, StorageError, Write};
 use weft_runtime::{
     Decision, Engine, EngineError, ReviewFilter, ReviewOutcome, ReviewRequest, Signal, Update,
@@ -281,7 +281,7 @@ async fn sign_then_wait(ctx: &mut WorkflowContext, _input: ()) -> Result<String,
     Ok(ended(&outcome))
 }
 
-async fn build(storage: &Arc<Gate>, clock: &ManualClock) -> Engine {
+async fn build(storage: &Arc<Gate>, clock: &VirtualClock) -> Engine {
     Engine::builder(Arc::clone(storage))
         .register::<nap>()
         .register::<tally>()
@@ -295,7 +295,7 @@ async fn build(storage: &Arc<Gate>, clock: &ManualClock) -> Engine {
 }
 
 /// A gate on workflow `id`'s record whose held read makes `nap` finish first.
-fn finish_nap_on_read(id: &str, clock: &ManualClock) -> Arc<Gate> {
+fn finish_nap_on_read(id: &str, clock: &VirtualClock) -> Arc<Gate> {
     let clock = clock.clone();
     Gate::new(
         record::workflow_key(id),
@@ -305,8 +305,8 @@ fn finish_nap_on_read(id: &str, clock: &ManualClock) -> Arc<Gate> {
 
 /// `nap` started as `napper` on an engine whose storage, when a caller under test reads the
 /// record, makes the nap finish before answering (see [`finish_nap_on_read`]).
-async fn napping() -> (ManualClock, Arc<Gate>, Engine, WorkflowHandle<nap>) {
-    let clock = ManualClock::default();
+async fn napping() -> (VirtualClock, Arc<Gate>, Engine, WorkflowHandle<nap>) {
+    let clock = VirtualClock::default();
     let storage = finish_nap_on_read("napper", &clock);
     let engine = build(&storage, &clock).await;
     let handle = engine
@@ -390,7 +390,7 @@ async fn cancelling_a_workflow_as_it_finishes_leaves_no_cancel_request_behind() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_first_calls_of_one_update_deliver_it_once_and_get_one_answer() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let storage = Gate::new(record::update_queued_key("till", "u1"), Hold::Meet(2));
     let engine = build(&storage, &clock).await;
     let handle = engine
@@ -431,7 +431,7 @@ async fn two_concurrent_first_calls_of_one_update_deliver_it_once_and_get_one_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_concurrent_decisions_on_one_review_exactly_one_is_taken() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let storage = Gate::new(record::review_key("gate"), Hold::Meet(2));
     let engine = build(&storage, &clock).await;
     let handle = engine
@@ -498,7 +498,7 @@ fn hold_runner_scan(id: &str, nth: usize) -> Arc<Gate> {
 async fn start_and_time_out<W: weft_runtime::Workflow<Input = ()>>(
     engine: &Engine,
     storage: &Gate,
-    clock: &ManualClock,
+    clock: &VirtualClock,
     id: &str,
 ) -> weft_runtime::WorkflowHandle<W> {
     let handle = engine
@@ -539,7 +539,7 @@ fn queued_decisions(storage: &Gate, id: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_checked_while_the_runner_times_the_review_out_is_the_one_the_workflow_gets() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     // Scan 2 is the timeout pass reading "no decision".
     let storage = hold_runner_scan("gate", 2);
     let engine = build(&storage, &clock).await;
@@ -572,7 +572,7 @@ async fn a_decision_checked_while_the_runner_times_the_review_out_is_the_one_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_racing_a_timeout_never_answers_the_review_opened_after_it() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     // Scan 2 is the timeout pass reading "no decision"; scan 3 is its step purging the
     // decisions of the first review before it opens the second.
     let storage = hold_runner_scan("esc", 3);
@@ -632,7 +632,7 @@ enum Interruption {
 /// before its commit, decides the review meanwhile, and checks that the decision resumed the
 /// review and the interruption reached the next await. Returns the workflow's result.
 async fn decision_against_an_interruption(interruption: Interruption) -> EngineError {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     // Scan 1 is the pass after the start; scan 2 is the interrupted step clearing the queue of
     // the workflow it ends.
     let storage = hold_runner_scan("gate", 2);

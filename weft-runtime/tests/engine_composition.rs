@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use engine_support::{advance_until, eventually, wait_state};
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::{Engine, ManualClock, Pending, WorkflowStatus};
+use weft_runtime::engine::{Engine, Pending, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
     ActivityContext, ActivityError, ChildError, ParentClosePolicy, Race2, Resources, Saga, Signal,
@@ -212,7 +212,7 @@ async fn waits_for_child(ctx: &mut WorkflowContext, name: String) -> Result<Stri
 
 struct Setup {
     engine: Engine,
-    clock: ManualClock,
+    clock: VirtualClock,
     calls: Arc<Calls>,
     gates: Arc<Gates>,
     undone: Arc<Mutex<Vec<String>>>,
@@ -220,7 +220,7 @@ struct Setup {
 
 async fn setup_on(
     storage: MemoryStorage,
-    clock: ManualClock,
+    clock: VirtualClock,
     calls: Arc<Calls>,
     gates: Arc<Gates>,
     undone: Arc<Mutex<Vec<String>>>,
@@ -257,7 +257,7 @@ async fn setup_on(
 async fn setup() -> Setup {
     setup_on(
         MemoryStorage::new(),
-        ManualClock::default(),
+        VirtualClock::default(),
         Arc::default(),
         Arc::default(),
         Arc::default(),
@@ -396,7 +396,7 @@ async fn a_saga_compensates_in_reverse_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_only_unfinished_branches_run_again() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let calls: Arc<Calls> = Arc::default();
     let s = setup_on(
         storage.clone(),
@@ -582,7 +582,7 @@ async fn two_signals_or_timeout(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_waiting_on_a_group_of_signals_and_timers_is_waiting() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = Engine::builder(MemoryStorage::new())
         .register::<two_signals_or_timeout>()
         .clock(Arc::new(clock.clone()))

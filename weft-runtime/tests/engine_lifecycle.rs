@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use engine_support::*;
 use weft_runtime::Workflow;
-use weft_runtime::engine::{Clock, Engine, EngineError, ManualClock, Pending, WorkflowStatus};
+use weft_runtime::engine::{Engine, EngineError, Pending, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::MemoryStorage;
 
-async fn engine(clock: &ManualClock) -> Engine {
+async fn engine(clock: &VirtualClock) -> Engine {
     Engine::builder(MemoryStorage::new())
         .register::<flow>()
         .register::<waiter>()
@@ -21,7 +21,7 @@ async fn engine(clock: &ManualClock) -> Engine {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_activity_sleep_signal_activity_to_its_result() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine(&clock).await;
     let started = clock.now();
     let handle = engine.start::<flow>("ada".into()).await.unwrap();
@@ -67,7 +67,7 @@ async fn runs_activity_sleep_signal_activity_to_its_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_sent_before_the_wait_is_kept_and_delivered() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine(&clock).await;
     let handle = engine.start::<flow>("cy".into()).await.unwrap();
     wait_state(&engine, handle.id(), "AwaitSleep").await;
@@ -85,7 +85,7 @@ async fn a_signal_sent_before_the_wait_is_kept_and_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_are_delivered_in_send_order_one_per_wait() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine(&clock).await;
     let handle = engine.start::<waiter>(3).await.unwrap();
     for by in ["a", "b", "c"] {
@@ -107,7 +107,7 @@ async fn signals_are_delivered_in_send_order_one_per_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_works_for_a_workflow_that_finished_earlier_and_after_a_restart() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let first = Engine::builder(storage.clone())
         .register::<waiter>()
         .clock(Arc::new(clock.clone()))
@@ -153,7 +153,7 @@ async fn unregistered_workflows_and_bad_ids_are_refused() {
 /// The default `#[tokio::test]` runtime has one thread; the engine must not need more.
 #[tokio::test]
 async fn runs_on_a_current_thread_runtime() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine(&clock).await;
     let handle = engine.start::<flow>("gil".into()).await.unwrap();
     handle.signal(Approval { by: "hal".into() }).await.unwrap();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::{ManualClock, WorkflowStatus};
+use weft_runtime::engine::{VirtualClock, WorkflowStatus};
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
     ActivityError, Engine, Signal, WorkflowContext, WorkflowError, activity, workflow,
@@ -54,7 +54,7 @@ async fn wait_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compiled_workflow_loops_through_signals_activities_and_sleeps_across_a_restart() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let build = || {
         Engine::builder(storage.clone())
             .register::<summing>()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::{ManualClock, Pending, WorkflowDescription, WorkflowStatus};
+use weft_runtime::engine::{Pending, VirtualClock, WorkflowDescription, WorkflowStatus};
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
     ActivityError, Engine, Saga, Signal, WorkflowContext, WorkflowError, activity, workflow,
@@ -105,7 +105,7 @@ fn waiting_in(d: &WorkflowDescription, variant: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_with_inferred_types_resumes_where_they_are_saved() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let build = || {
         Engine::builder(storage.clone())
             .register::<indexing>()

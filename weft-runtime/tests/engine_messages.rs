@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::ManualClock;
+use weft_runtime::engine::VirtualClock;
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
     Decision, Engine, EngineError, ReviewFilter, ReviewOutcome, ReviewRequest, Signal, Update,
@@ -71,7 +71,7 @@ fn opts(update_id: &str) -> UpdateOptions {
     }
 }
 
-async fn build(storage: &MemoryStorage, clock: &ManualClock) -> Engine {
+async fn build(storage: &MemoryStorage, clock: &VirtualClock) -> Engine {
     Engine::builder(storage.clone())
         .register::<cart>()
         .register::<busy>()
@@ -95,7 +95,7 @@ async fn pending(engine: &Engine) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_are_answered_and_a_duplicate_gets_the_first_answer_after_a_restart() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = build(&storage, &clock).await;
     let id = engine.start::<cart>(100).await.unwrap().id().to_string();
     assert_eq!(
@@ -156,7 +156,7 @@ async fn updates_are_answered_and_a_duplicate_gets_the_first_answer_after_a_rest
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_update_times_out_stays_queued_and_is_answered_later() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = build(&storage, &clock).await;
     let id = engine.start::<busy>(()).await.unwrap().id().to_string();
     let short = UpdateOptions {
@@ -185,7 +185,7 @@ async fn an_unanswered_update_times_out_stays_queued_and_is_answered_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_restart() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = build(&storage, &clock).await;
     let id = engine
         .start::<approval>("refund #7".to_string())
@@ -273,7 +273,7 @@ async fn a_review_is_listed_decided_once_and_resumes_the_workflow_across_a_resta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = build(&storage, &clock).await;
     let id = engine
         .start::<approval>("refund #9".to_string())
@@ -306,7 +306,7 @@ async fn a_review_without_a_decision_times_out_and_can_no_longer_be_decided() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_workflow_at_a_review_ends_it_and_removes_the_review() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = build(&storage, &clock).await;
     let id = engine
         .start::<approval>("refund #10".to_string())

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use engine_support::*;
 use serde::{Deserialize, Deserializer, Serialize};
-use weft_runtime::engine::{ManualClock, WorkflowStatus, record};
+use weft_runtime::engine::{VirtualClock, WorkflowStatus, record};
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
     ActivityContext, ActivityError, ActivityOptions, Engine, EngineError, MigrationError, Query,
@@ -498,7 +498,7 @@ async fn waits_patiently(ctx: &mut WorkflowContext, n: u32) -> Result<u32, Workf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durations_too_long_to_represent_saturate_instead_of_panicking() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = Engine::builder(MemoryStorage::new())
         .register::<sleeps_forever>()
         .register::<waits_patiently>()
@@ -632,7 +632,7 @@ async fn a_review_that_never_times_out_starts_and_takes_its_decision() {
 
 /// A manual clock whose `sleep_until` panics the first `hiccups` times it is called.
 struct HiccupClock {
-    clock: ManualClock,
+    clock: VirtualClock,
     hiccups: std::sync::atomic::AtomicUsize,
 }
 
@@ -663,7 +663,7 @@ async fn naps(ctx: &mut WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timer_service_survives_a_panic_and_still_fires_timers() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = Engine::builder(MemoryStorage::new())
         .register::<naps>()
         .clock(Arc::new(HiccupClock {

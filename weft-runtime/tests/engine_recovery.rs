@@ -10,10 +10,10 @@ use engine_support::*;
 use tokio::sync::Semaphore;
 use weft_runtime::Workflow;
 use weft_runtime::engine::record::{self, CancelRecord, SignalRecord};
-use weft_runtime::engine::{Clock, Engine, EngineError, ManualClock, WorkflowStatus};
+use weft_runtime::engine::{Engine, EngineError, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{MemoryStorage, RedbStorage, Storage};
 
-fn builder(storage: &MemoryStorage, clock: &ManualClock) -> weft_runtime::EngineBuilder {
+fn builder(storage: &MemoryStorage, clock: &VirtualClock) -> weft_runtime::EngineBuilder {
     Engine::builder(storage.clone())
         .register::<flow>()
         .register::<waiter>()
@@ -24,7 +24,7 @@ fn builder(storage: &MemoryStorage, clock: &ManualClock) -> weft_runtime::Engine
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_activity_is_dispatched_again_with_the_same_idempotency_key() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let log = CallLog::default();
     let never = {
         let log = log.clone();
@@ -74,7 +74,7 @@ async fn a_pending_activity_is_dispatched_again_with_the_same_idempotency_key() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_is_rearmed_at_its_stored_deadline() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let first = builder(&storage, &clock).build().await.unwrap();
     let id = first
         .start::<flow>("jo".into())
@@ -108,7 +108,7 @@ async fn a_timer_is_rearmed_at_its_stored_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_that_expired_while_no_engine_ran_fires_at_build() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let first = builder(&storage, &clock).build().await.unwrap();
     let id = first
         .start::<flow>("lu".into())
@@ -126,7 +126,7 @@ async fn a_timer_that_expired_while_no_engine_ran_fires_at_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_wait_is_parked_again_and_an_undelivered_signal_is_delivered() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let first = builder(&storage, &clock).build().await.unwrap();
     let later = first.start::<waiter>(1).await.unwrap().id().to_string();
     let queued = first.start::<waiter>(1).await.unwrap().id().to_string();
@@ -169,7 +169,7 @@ async fn a_signal_wait_is_parked_again_and_an_undelivered_signal_is_delivered() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_cancellation_is_delivered_after_a_restart() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let first = builder(&storage, &clock).build().await.unwrap();
     let id = first.start::<waiter>(1).await.unwrap().id().to_string();
     wait_status(&first, &id, WorkflowStatus::Waiting).await;
@@ -190,7 +190,7 @@ async fn a_stored_cancellation_is_delivered_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_can_be_turned_off() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(0));
     let gated = {
@@ -241,7 +241,7 @@ async fn recovery_can_be_turned_off() {
 async fn a_workflow_survives_restarts_at_every_step_on_redb() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(RedbStorage::create(dir.path().join("weft.redb")).unwrap());
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let build = || {
         Engine::builder(Arc::clone(&storage))
             .register::<flow>()

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine_support::*;
-use weft_runtime::engine::{Engine, ManualClock, WorkflowStatus, record};
+use weft_runtime::engine::{Engine, VirtualClock, WorkflowStatus, record};
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{EngineError, RetentionPolicy, StartOptions, SweepReport};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-async fn engine_on(storage: &MemoryStorage, clock: &ManualClock) -> Engine {
+async fn engine_on(storage: &MemoryStorage, clock: &VirtualClock) -> Engine {
     Engine::builder(storage.clone())
         .register::<waiter>()
         .register::<single>()
@@ -57,7 +57,7 @@ async fn exists(engine: &Engine, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_workflows_are_purged_once_their_keep_time_has_passed() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(&storage, &clock).await;
     let policy = RetentionPolicy::keep_finished_for(10 * MINUTE).for_type("single", 30 * MINUTE);
     finish_waiter(&engine, "w-old", None).await;
@@ -108,7 +108,7 @@ async fn finished_workflows_are_purged_once_their_keep_time_has_passed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_by_status_decide_and_nothing_is_purged_without_a_rule() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(&storage, &clock).await;
     finish_waiter(&engine, "done", None).await;
     let cancelled = engine
@@ -144,7 +144,7 @@ async fn rules_by_status_decide_and_nothing_is_purged_without_a_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_purges_at_most_its_batch_oldest_first() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(&storage, &clock).await;
     for i in 0..5 {
         finish_waiter(&engine, &format!("w-{i}"), None).await;
@@ -164,7 +164,7 @@ async fn a_sweep_purges_at_most_its_batch_oldest_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_outlives_its_purged_workflow_by_its_window() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(&storage, &clock).await;
     finish_waiter(&engine, "order-1", Some("checkout-1")).await;
     clock.advance(2 * MINUTE);
@@ -207,7 +207,7 @@ async fn an_idempotency_key_outlives_its_purged_workflow_by_its_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sweeper_runs_every_interval_on_the_engine_clock() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = Engine::builder(storage.clone())
         .register::<waiter>()
         .clock(Arc::new(clock.clone()))

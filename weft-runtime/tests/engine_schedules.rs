@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use weft_runtime::engine::{ManualClock, WorkflowStatus};
+use weft_runtime::engine::{VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{Batch, Condition, Entry, MemoryStorage, Storage, StorageError};
 use weft_runtime::{
     Engine, OverlapPolicy, ScheduleDescription, ScheduleError, ScheduleSpec, Signal, Trigger,
@@ -35,7 +35,7 @@ async fn quick(ctx: &mut WorkflowContext, n: u32) -> Result<u32, WorkflowError> 
     Ok(n + 1)
 }
 
-async fn engine_on(storage: impl Storage, clock: &ManualClock) -> Engine {
+async fn engine_on(storage: impl Storage, clock: &VirtualClock) -> Engine {
     Engine::builder(storage)
         .register::<job>()
         .register::<quick>()
@@ -63,8 +63,7 @@ async fn wait_for(
     panic!("schedule `{id}` never reached the condition: {last:#?}");
 }
 
-fn at(clock: &ManualClock, after: Duration) -> SystemTime {
-    use weft_runtime::engine::Clock;
+fn at(clock: &VirtualClock, after: Duration) -> SystemTime {
     clock.now() + after
 }
 
@@ -98,7 +97,7 @@ const FIRE_3: &str = "s@2030-01-01T00:03:00Z";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fire_starts_one_run_with_the_schedule_id_and_fire_time() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     let spec = every_minute("quick", OverlapPolicy::Skip);
     engine.create_schedule("s", spec.clone()).await.unwrap();
@@ -134,7 +133,7 @@ async fn each_fire_starts_one_run_with_the_schedule_id_and_fire_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_drops_a_fire_while_the_previous_run_is_running() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     engine
         .create_schedule("s", every_minute("job", OverlapPolicy::Skip))
@@ -154,7 +153,7 @@ async fn skip_drops_a_fire_while_the_previous_run_is_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffer_one_keeps_the_latest_fire_until_the_run_finishes() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let storage = MemoryStorage::new();
     let engine = engine_on(storage.clone(), &clock).await;
     engine
@@ -176,10 +175,7 @@ async fn buffer_one_keeps_the_latest_fire_until_the_run_finishes() {
         assert_eq!(entries.len(), 1);
         u64::from_be_bytes(entries[0].0[7..15].try_into().unwrap())
     };
-    let now_ms = |clock: &ManualClock| {
-        use weft_runtime::engine::Clock;
-        weft_runtime::engine::clock::to_millis(clock.now())
-    };
+    let now_ms = |clock: &VirtualClock| weft_runtime::engine::clock::to_millis(clock.now());
     let mut ahead = false;
     for _ in 0..5_000 {
         ahead = due(&storage) > now_ms(&clock);
@@ -199,7 +195,7 @@ async fn buffer_one_keeps_the_latest_fire_until_the_run_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffer_all_runs_every_fire_one_after_another() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     engine
         .create_schedule("s", every_minute("job", OverlapPolicy::BufferAll))
@@ -225,7 +221,7 @@ async fn buffer_all_runs_every_fire_one_after_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_previous_cancels_the_running_one_and_starts_the_fire() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     engine
         .create_schedule("s", every_minute("job", OverlapPolicy::CancelPrevious))
@@ -242,7 +238,7 @@ async fn cancel_previous_cancels_the_running_one_and_starts_the_fire() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_all_runs_fires_side_by_side() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     engine
         .create_schedule("s", every_minute("job", OverlapPolicy::AllowAll))
@@ -260,7 +256,7 @@ async fn allow_all_runs_fires_side_by_side() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_long_downtime_fires_inside_the_window_run_and_older_ones_are_missed() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(storage.clone(), &clock).await;
     let spec = ScheduleSpec::new("quick", serde_json::json!(1), Trigger::every(HOUR))
         .overlap(OverlapPolicy::AllowAll)
@@ -288,7 +284,7 @@ async fn after_a_long_downtime_fires_inside_the_window_run_and_older_ones_are_mi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_year_of_downtime_on_a_short_interval_is_counted_at_once() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(storage.clone(), &clock).await;
     let spec = ScheduleSpec::new(
         "quick",
@@ -343,7 +339,7 @@ async fn hourly_fires_between(engine: &Engine, from: SystemTime, to: SystemTime)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn berlin_springs_forward() {
     // 2030-03-30T12:00:00Z; on 2030-03-31 Berlin goes from 02:00 CET to 03:00 CEST.
-    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_901_102_400));
+    let clock = VirtualClock::new(UNIX_EPOCH + Duration::from_secs(1_901_102_400));
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     berlin_schedules(&engine).await;
     // 02:30 does not exist that day: the fire runs just after the gap, at 03:00 CEST.
@@ -378,7 +374,7 @@ async fn berlin_springs_forward() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn berlin_falls_back() {
     // 2030-10-26T12:00:00Z; on 2030-10-27 Berlin goes from 03:00 CEST back to 02:00 CET.
-    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_919_246_400));
+    let clock = VirtualClock::new(UNIX_EPOCH + Duration::from_secs(1_919_246_400));
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     berlin_schedules(&engine).await;
     // 02:30 happens twice that day: the fire runs once, at the first (CEST).
@@ -422,7 +418,7 @@ async fn berlin_falls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_trigger_jitter_and_a_run_limit() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     let spec = every_minute("quick", OverlapPolicy::Skip)
         .jitter(Duration::from_secs(30))
@@ -484,7 +480,7 @@ async fn pause_resume_trigger_jitter_and_a_run_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_runs_each_fire_in_the_range_once() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     engine
         .create_schedule("s", every_minute("quick", OverlapPolicy::Skip))
@@ -521,7 +517,7 @@ async fn backfill_runs_each_fire_in_the_range_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_from_the_unix_epoch_includes_a_fire_at_the_epoch() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     // An interval counted from 0, and a cron expression that matches 1970-01-01T00:00Z.
     engine
@@ -551,7 +547,7 @@ async fn a_backfill_from_the_unix_epoch_includes_a_fire_at_the_epoch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_are_refused_with_the_reason() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     let bad = [
         ScheduleSpec::new("quick", serde_json::json!(1), Trigger::cron("* * *")),
@@ -610,7 +606,7 @@ async fn bad_specs_are_refused_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_engine_does_not_fire() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let old = engine_on(storage.clone(), &clock).await;
     old.create_schedule("s", every_minute("quick", OverlapPolicy::AllowAll))
         .await
@@ -670,7 +666,7 @@ async fn a_crash_at_every_write_of_a_fire_starts_each_run_once() {
     let mut crash_after = 1; // the first write is the engine's epoch claim
     loop {
         let memory = MemoryStorage::new();
-        let clock = ManualClock::default();
+        let clock = VirtualClock::default();
         let budget = Budget {
             inner: memory.clone(),
             left: Arc::new(AtomicU64::new(crash_after)),
@@ -726,7 +722,7 @@ async fn a_crash_at_every_write_of_a_fire_starts_each_run_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_are_listed_a_page_at_a_time_in_id_order() {
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let engine = engine_on(MemoryStorage::new(), &clock).await;
     for id in ["c", "a", "e", "b", "d"] {
         engine

@@ -11,7 +11,7 @@ use std::time::Duration;
 use engine_support::{dump, wait_state};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weft_runtime::engine::ManualClock;
+use weft_runtime::engine::VirtualClock;
 use weft_runtime::engine::record;
 use weft_runtime::storage::MemoryStorage;
 use weft_runtime::{
@@ -46,7 +46,7 @@ async fn sum(ctx: &mut WorkflowContext, _input: ()) -> Result<Vec<u64>, Workflow
     Ok(seen)
 }
 
-async fn build(storage: &MemoryStorage, clock: &ManualClock, window: Duration) -> Engine {
+async fn build(storage: &MemoryStorage, clock: &VirtualClock, window: Duration) -> Engine {
     Engine::builder(storage.clone())
         .register::<sum>()
         .clock(Arc::new(clock.clone()))
@@ -57,7 +57,7 @@ async fn build(storage: &MemoryStorage, clock: &ManualClock, window: Duration) -
 }
 
 /// The result of `sum` workflow `id`, moving the clock on until it has finished.
-async fn finish(engine: &Engine, clock: &ManualClock, id: &str) -> Vec<u64> {
+async fn finish(engine: &Engine, clock: &VirtualClock, id: &str) -> Vec<u64> {
     let done = Arc::new(std::sync::Mutex::new(None));
     let waiter = {
         let (engine, id, done) = (engine.clone(), id.to_string(), Arc::clone(&done));
@@ -78,7 +78,7 @@ async fn queued(engine: &Engine, id: &str) -> u64 {
 
 #[tokio::test]
 async fn a_repeated_id_is_queued_once_and_answers_the_same() {
-    let (storage, clock) = (MemoryStorage::new(), ManualClock::default());
+    let (storage, clock) = (MemoryStorage::new(), VirtualClock::default());
     let engine = build(&storage, &clock, Duration::from_secs(3600)).await;
     let id = engine.start::<sum>(()).await.unwrap().id().to_string();
     wait_state(&engine, &id, "AwaitSignalStop").await;
@@ -117,7 +117,7 @@ async fn a_repeated_id_is_queued_once_and_answers_the_same() {
 
 #[tokio::test]
 async fn concurrent_repeats_queue_the_signal_exactly_once() {
-    let (storage, clock) = (MemoryStorage::new(), ManualClock::default());
+    let (storage, clock) = (MemoryStorage::new(), VirtualClock::default());
     let engine = build(&storage, &clock, Duration::from_secs(3600)).await;
     let id = engine.start::<sum>(()).await.unwrap().id().to_string();
     wait_state(&engine, &id, "AwaitSignalStop").await;
@@ -147,7 +147,7 @@ async fn concurrent_repeats_queue_the_signal_exactly_once() {
 
 #[tokio::test]
 async fn ids_survive_a_restart_within_the_window_and_expire_after_it() {
-    let (storage, clock) = (MemoryStorage::new(), ManualClock::default());
+    let (storage, clock) = (MemoryStorage::new(), VirtualClock::default());
     let window = Duration::from_secs(600);
     let engine = build(&storage, &clock, window).await;
     let id = engine.start::<sum>(()).await.unwrap().id().to_string();
@@ -190,7 +190,7 @@ async fn ids_survive_a_restart_within_the_window_and_expire_after_it() {
 
 #[tokio::test]
 async fn ids_are_purged_with_their_workflow() {
-    let (storage, clock) = (MemoryStorage::new(), ManualClock::default());
+    let (storage, clock) = (MemoryStorage::new(), VirtualClock::default());
     let engine = build(&storage, &clock, Duration::from_secs(3600)).await;
     let id = engine.start::<sum>(()).await.unwrap().id().to_string();
     wait_state(&engine, &id, "AwaitSignalStop").await;
@@ -218,7 +218,7 @@ async fn ids_are_purged_with_their_workflow() {
 
 #[tokio::test]
 async fn an_invalid_signal_id_is_refused() {
-    let (storage, clock) = (MemoryStorage::new(), ManualClock::default());
+    let (storage, clock) = (MemoryStorage::new(), VirtualClock::default());
     let engine = build(&storage, &clock, Duration::from_secs(3600)).await;
     let id = engine.start::<sum>(()).await.unwrap().id().to_string();
     let error = engine

@@ -11,7 +11,7 @@ use std::time::Duration;
 use engine_support::{eventually, wait_state, wait_status};
 use weft_runtime::engine::clock::to_millis;
 use weft_runtime::engine::record::{self, DeadlineRecord};
-use weft_runtime::engine::{Clock, Engine, EngineError, ManualClock, StartOptions, WorkflowStatus};
+use weft_runtime::engine::{Engine, EngineError, StartOptions, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
     ActivityContext, ActivityError, ChildError, ChildOptions, Resources, WorkflowContext,
@@ -110,12 +110,12 @@ async fn waits_for_go(ctx: &mut WorkflowContext, _n: u64) -> Result<String, Work
 struct Setup {
     engine: Engine,
     storage: MemoryStorage,
-    clock: ManualClock,
+    clock: VirtualClock,
     calls: Arc<Calls>,
     cancelled: Arc<AtomicU32>,
 }
 
-async fn setup_on(storage: MemoryStorage, clock: ManualClock, calls: Arc<Calls>) -> Setup {
+async fn setup_on(storage: MemoryStorage, clock: VirtualClock, calls: Arc<Calls>) -> Setup {
     let cancelled: Arc<AtomicU32> = Arc::default();
     let engine = Engine::builder(storage.clone())
         .register::<sleepy>()
@@ -143,7 +143,12 @@ async fn setup_on(storage: MemoryStorage, clock: ManualClock, calls: Arc<Calls>)
 }
 
 async fn setup() -> Setup {
-    setup_on(MemoryStorage::new(), ManualClock::default(), Arc::default()).await
+    setup_on(
+        MemoryStorage::new(),
+        VirtualClock::default(),
+        Arc::default(),
+    )
+    .await
 }
 
 fn timeout(after: Duration) -> StartOptions {
@@ -262,7 +267,7 @@ async fn a_timeout_reaches_an_activity_and_the_workflow_cleans_up_like_a_cancell
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_does_not_extend_the_deadline() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::default();
+    let clock = VirtualClock::default();
     let calls: Arc<Calls> = Arc::default();
     let s = setup_on(storage.clone(), clock.clone(), Arc::clone(&calls)).await;
     let started = clock.now();

@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::virtual_clock::VirtualClock;
 use weft_runtime::activity::BoxFuture;
 use weft_runtime::codec::{self, Payload};
+use weft_runtime::engine::VirtualClock;
 use weft_runtime::{Activity, ActivityContext, ActivityError, ActivityOptions, DynActivity};
 
 /// One attempt of an activity, as the test engine saw it.

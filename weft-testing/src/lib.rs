@@ -3,7 +3,8 @@
 //! Test your workflows fast and deterministically, including what happens when the process
 //! dies, on the real engine (not an imitation of it):
 //!
-//! - [`TestEngine`] is the real engine on memory storage with a [`VirtualClock`]. Timers and
+//! - [`TestEngine`] is the real engine on memory storage (or on redb, with
+//!   [`TestEngineBuilder::storage`]) with the engine's own [`VirtualClock`]. Timers and
 //!   retry backoffs fire when the test calls [`TestEngine::advance_time`], so a workflow that
 //!   sleeps for a week finishes in milliseconds; every call that changes something returns once
 //!   the engine has settled, so assertions never race the engine. [`TestEngine::state`] reads a
@@ -110,7 +111,6 @@ pub mod crash;
 pub mod mock;
 pub mod storage_faults;
 pub mod test_engine;
-pub mod virtual_clock;
 
 pub use activity_log::ActivityCall;
 pub use chaos::{Chaos, ChaosFault, Injection, ScheduleKey, TimeoutMode};
@@ -118,4 +118,5 @@ pub use crash::{CrashFailure, CrashPoint, CrashReport, CrashTest, Signals, survi
 pub use mock::Mock;
 pub use storage_faults::{FaultControl, FaultyStorage, InjectedFault, WriteFault};
 pub use test_engine::{TestEngine, TestEngineBuilder, TestError};
-pub use virtual_clock::VirtualClock;
+/// The engine's virtual clock, the one [`TestEngine`] runs on (re-exported for convenience).
+pub use weft_runtime::engine::VirtualClock;

@@ -1,5 +1,6 @@
-//! [`TestEngine`]: the real [`Engine`] on memory storage, with a [`VirtualClock`], mocks, an
-//! activity log, and a way to wait until the engine has nothing left to do.
+//! [`TestEngine`]: the real [`Engine`] on memory storage (or any other, redb included), with a
+//! [`VirtualClock`], mocks, an activity log, and a way to wait until the engine has nothing left
+//! to do.
 //!
 //! **Settled** means: no workflow can make progress until virtual time passes or a signal
 //! arrives. Concretely, every workflow that still has a runner task is waiting out a retry
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use weft_runtime::engine::{EngineBuilder, WorkflowDescription, WorkflowStatus};
-use weft_runtime::storage::MemoryStorage;
+use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
     Activity, ActivityError, ActivitySet, DynActivity, Engine, EngineError, Resources, Signal,
     StartOptions, Workflow, WorkflowHandle,
@@ -25,7 +26,7 @@ use weft_runtime::{
 use crate::activity_log::{ActivityCall, ActivityLog, Recorded, TaskRole};
 use crate::mock::Mock;
 use crate::storage_faults::{FaultControl, FaultyStorage};
-use crate::virtual_clock::VirtualClock;
+use weft_runtime::engine::VirtualClock;
 
 /// A test engine operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,7 +75,7 @@ struct Recipe {
 impl Recipe {
     async fn build(
         &self,
-        storage: &FaultyStorage<MemoryStorage>,
+        storage: &FaultyStorage<Arc<dyn Storage>>,
         clock: &VirtualClock,
         log: &Arc<ActivityLog>,
     ) -> Result<Engine, EngineError> {
@@ -110,6 +111,7 @@ pub struct TestEngineBuilder {
     recipe: Recipe,
     mocks: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     start: Option<SystemTime>,
+    storage: Option<Arc<dyn Storage>>,
 }
 
 impl Default for TestEngineBuilder {
@@ -124,6 +126,7 @@ impl Default for TestEngineBuilder {
             },
             mocks: HashMap::new(),
             start: None,
+            storage: None,
         }
     }
 }
@@ -204,8 +207,44 @@ impl TestEngineBuilder {
         self
     }
 
-    /// Builds the engine on a fresh memory store behind a [`FaultyStorage`], with a fresh
-    /// virtual clock. Must be called inside a tokio runtime.
+    /// Runs the engine on `storage` instead of a fresh memory store: for example a
+    /// `RedbStorage` on a temporary file, to run the same tests over the embedded default, or
+    /// a store an earlier engine left, to test recovery from it. It is still wrapped in a
+    /// [`FaultyStorage`], so [`TestEngine::faults`] works on it too.
+    ///
+    /// Every engine built from this builder or its clones runs on this one store, so leave it
+    /// unset for the crash harness ([`CrashTest`](crate::CrashTest)), which needs a fresh store
+    /// per run.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft_runtime::storage::RedbStorage;
+    /// use weft_testing::TestEngine;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = TestEngine::builder()
+    ///     .storage(RedbStorage::create(dir.path().join("weft.redb"))?)
+    ///     .build()
+    ///     .await?;
+    /// # drop(engine);
+    /// # Ok(())
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    /// #     .block_on(run()).unwrap();
+    /// ```
+    pub fn storage(mut self, storage: impl Storage) -> Self {
+        self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Builds the engine behind a [`FaultyStorage`], on the store given to
+    /// [`TestEngineBuilder::storage`] or else a fresh memory store, with a fresh virtual clock.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] when the engine cannot be built on the store (see
+    /// `EngineBuilder::build`: a store it cannot read or own, a registration it refuses).
     ///
     /// # Cancel safety
     ///
@@ -214,7 +253,10 @@ impl TestEngineBuilder {
         let clock = self
             .start
             .map_or_else(VirtualClock::default, VirtualClock::new);
-        let storage = FaultyStorage::new(MemoryStorage::new());
+        let store = self
+            .storage
+            .unwrap_or_else(|| Arc::new(MemoryStorage::new()));
+        let storage = FaultyStorage::new(store);
         let log = Arc::new(ActivityLog::default());
         let engine = self.recipe.build(&storage, &clock, &log).await?;
         let test = TestEngine {
@@ -230,15 +272,16 @@ impl TestEngineBuilder {
     }
 }
 
-/// The real [`Engine`] on memory storage with a [`VirtualClock`]: timers fire when the test
-/// advances time, activities can be mocked, and every operation that changes something returns
-/// once the engine has [settled](TestEngine::settle).
+/// The real [`Engine`] with a [`VirtualClock`], on memory storage or on the store given to
+/// [`TestEngineBuilder::storage`] (redb, say): timers fire when the test advances time,
+/// activities can be mocked, and every operation that changes something returns once the engine
+/// has [settled](TestEngine::settle).
 ///
 /// Designed for tokio's current-thread runtime (the `#[tokio::test]` default).
 pub struct TestEngine {
     engine: Engine,
     clock: VirtualClock,
-    storage: FaultyStorage<MemoryStorage>,
+    storage: FaultyStorage<Arc<dyn Storage>>,
     log: Arc<ActivityLog>,
     recipe: Recipe,
     mocks: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
@@ -289,8 +332,9 @@ impl TestEngine {
         self.storage.control()
     }
 
-    /// The engine's storage (a [`FaultyStorage`] over a [`MemoryStorage`]).
-    pub fn storage(&self) -> &FaultyStorage<MemoryStorage> {
+    /// The engine's storage: a [`FaultyStorage`] over a [`MemoryStorage`] or the store given to
+    /// [`TestEngineBuilder::storage`].
+    pub fn storage(&self) -> &FaultyStorage<Arc<dyn Storage>> {
         &self.storage
     }
 
@@ -503,6 +547,17 @@ impl TestEngine {
             .await?;
         self.settle().await;
         Ok(())
+    }
+
+    /// Stops the engine and lets go of its store, so that a redb file it ran on can be opened
+    /// again (once every `WorkflowHandle` of it is dropped too); see `Engine::shutdown`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The engine stops at the first poll; dropping this future only gives up waiting for its
+    /// tasks to let go of the store.
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
     }
 
     /// Whether the engine has settled right now; see the module documentation.

@@ -551,7 +551,7 @@ pub async fn eventually<F: FnMut() -> bool>(mut check: F) {
 /// Moves a manual clock forward one second at a time until `check` holds, so a test does not
 /// need to know exactly when the engine starts waiting on the clock.
 pub async fn advance_until<F: FnMut() -> bool>(
-    clock: &weft_runtime::engine::ManualClock,
+    clock: &weft_runtime::engine::VirtualClock,
     mut check: F,
 ) {
     for _ in 0..10_000 {
