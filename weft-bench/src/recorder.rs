@@ -54,6 +54,15 @@ impl<S: Storage> Storage for Recorder<S> {
         self.inner.scan(start, end, limit)
     }
 
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.scan_rev(start, end, limit)
+    }
+
     fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
         let recorded: Option<Vec<RecordedWrite>> = self
             .batches

@@ -408,6 +408,29 @@ fn visibility_index_keys_records_and_marker() {
 }
 
 #[test]
+fn created_time_update_time_and_children_index_keys_and_marker() {
+    let created = golden_bytes(
+        "created_key",
+        &record::created_key(1_893_456_060_000, "wf-1"),
+    );
+    assert_eq!(
+        record::parse_time_key(record::CREATED_PREFIX, &created),
+        Some((1_893_456_060_000, "wf-1".to_string()))
+    );
+    let updated = golden_bytes(
+        "live_updated_key",
+        &record::live_updated_key(1_893_456_060_000, "wf-1"),
+    );
+    assert_eq!(
+        record::parse_time_key(record::LIVE_UPDATED_PREFIX, &updated),
+        Some((1_893_456_060_000, "wf-1".to_string()))
+    );
+    golden_bytes("child_key", &record::child_key("parent-1", "child-1"));
+    assert_eq!(record::ORDER_INDEX_KEY, b"meta/order-index");
+    golden_bytes("order_index_marker", record::ORDER_INDEX_V1);
+}
+
+#[test]
 fn schedule_records_and_their_index() {
     use weft_runtime::engine::schedule::store::{self, ScheduleRecord};
     use weft_runtime::{OverlapPolicy, Trigger};

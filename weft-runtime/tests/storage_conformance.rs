@@ -71,6 +71,7 @@ conformance_suite! {
         scan_order,
         scan_bounds_match_a_model,
         scan_limit,
+        scan_rev_matches_a_model,
         scan_prefix_paginates,
         scan_prefix_edge_prefixes,
         batch_applies_in_order,
@@ -306,6 +307,38 @@ fn scan_bounds_match_a_model(fixture: &Fixture) {
         scan(Bound::Included(b"b"), Bound::Included(b"b")),
         vec![b"b".to_vec()]
     );
+}
+
+/// A reverse scan returns what the forward scan of the same bounds returns, newest (largest)
+/// key first, cut at `limit`: so a listing newest first pages through an index backwards.
+fn scan_rev_matches_a_model(fixture: &Fixture) {
+    let store = fixture.store();
+    put_all(store, EDGE_KEYS);
+    let mut probes: BTreeSet<Vec<u8>> = EDGE_KEYS.iter().map(|k| k.to_vec()).collect();
+    for absent in [&b"a0"[..], b"bb", b"\xff\x00"] {
+        probes.insert(absent.to_vec());
+    }
+    let mut bounds: Vec<Bound<&[u8]>> = vec![Bound::Unbounded];
+    for probe in &probes {
+        bounds.push(Bound::Included(probe));
+        bounds.push(Bound::Excluded(probe));
+    }
+    let mut non_empty = 0;
+    for &start in &bounds {
+        for &end in &bounds {
+            let mut expected = store.scan(start, end, usize::MAX).unwrap();
+            expected.reverse();
+            for limit in [0, 1, 2, usize::MAX] {
+                let got = store
+                    .scan_rev(start, end, limit)
+                    .unwrap_or_else(|e| panic!("scan_rev({start:?}, {end:?}) failed: {e}"));
+                let wanted: Vec<Entry> = expected.iter().take(limit).cloned().collect();
+                assert_eq!(got, wanted, "scan_rev({start:?}, {end:?}, {limit})");
+            }
+            non_empty += usize::from(!expected.is_empty());
+        }
+    }
+    assert!(non_empty > bounds.len());
 }
 
 fn scan_limit(fixture: &Fixture) {

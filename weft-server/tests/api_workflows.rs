@@ -181,6 +181,94 @@ async fn list_pages_with_an_opaque_cursor_and_count_groups() {
     server.stop().await;
 }
 
+/// Waits until the wall clock's millisecond moves on, so the next write gets a later time than
+/// the last (a condition on the clock, not a guess at a duration).
+async fn next_ms() {
+    let ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let start = ms();
+    while ms() == start {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Every id of `path` (a list URL without a cursor), page by page.
+async fn ids_of(server: &TestServer, path: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_string(),
+        };
+        let (status, page) = json_of(server.get(&url, Some(OPERATOR)).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_sorts_by_created_and_updated_time_and_pages_in_that_order() {
+    let server = TestServer::start().await;
+    // Started against id order, each in a later millisecond.
+    for id in ["c-3", "c-2", "c-1", "c-0"] {
+        next_ms().await;
+        server.parcel(id, "Lyon").await;
+    }
+    next_ms().await;
+    server.engine.cancel("c-2").await.unwrap();
+    eventually(|| async {
+        server.engine.describe("c-2").await.unwrap().status == WorkflowStatus::Cancelled
+    })
+    .await;
+    let list = |sort: &str| format!("/v1/workflows?type=parcel&page_size=2&sort={sort}");
+    assert_eq!(
+        ids_of(&server, &list("created_asc")).await,
+        ["c-3", "c-2", "c-1", "c-0"]
+    );
+    assert_eq!(
+        ids_of(&server, &list("created_desc")).await,
+        ["c-0", "c-1", "c-2", "c-3"]
+    );
+    assert_eq!(
+        ids_of(&server, &list("updated_desc")).await,
+        ["c-2", "c-0", "c-1", "c-3"]
+    );
+    assert_eq!(
+        ids_of(&server, &list("updated_asc")).await,
+        ["c-3", "c-1", "c-0", "c-2"]
+    );
+    assert_eq!(
+        ids_of(&server, &list("id")).await,
+        ["c-0", "c-1", "c-2", "c-3"]
+    );
+    let (status, error) = json_of(
+        server
+            .get("/v1/workflows?sort=newest", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["code"], "request.invalid_query", "{error}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_purge_are_audited_with_their_principal() {
     let server = TestServer::start().await;

@@ -349,6 +349,57 @@ async fn the_list_filters_from_the_url_and_pages_with_the_engines_cursor() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_sorts_by_time_from_the_url_and_its_pages_keep_the_order() {
+    let server = TestServer::start().await;
+    // Started in id order: newest created first is the reverse of id order (ties in time go
+    // by id, so it holds within one millisecond too).
+    for i in 0..55 {
+        start_named::<hello>(&server, &format!("h-{i:03}"), "x".into()).await;
+    }
+    let ops = Browser::login(server.addr, OPERATOR).await;
+    let rows = |html: &str| -> Vec<String> {
+        html.split("<tr><td><a href=\"/ui/workflows/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let (status, first) = ops
+        .page("/ui/workflows?id_prefix=h-&sort=created_desc")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let ids = rows(&first);
+    assert_eq!(ids.len(), 50);
+    assert_eq!(ids[0], "h-054");
+    assert_eq!(ids[49], "h-005");
+    assert!(
+        first.contains(r#"<option value="created_desc" selected>"#),
+        "{first}"
+    );
+    assert!(first.contains(r#"aria-sort="descending""#), "{first}");
+    // The column header turns the order round.
+    assert!(
+        first.contains(
+            r#"id="sort-created" href="/ui/workflows?id_prefix=h-&amp;sort=created_asc""#
+        ),
+        "{first}"
+    );
+    let at = first.find("id=\"next-page\" href=\"").unwrap() + "id=\"next-page\" href=\"".len();
+    let next = first[at..].split('"').next().unwrap().replace("&amp;", "&");
+    assert!(
+        next.starts_with("/ui/workflows?id_prefix=h-&sort=created_desc&cursor="),
+        "{next}"
+    );
+    let (_, second) = ops.page(&next).await;
+    assert_eq!(rows(&second), ["h-004", "h-003", "h-002", "h-001", "h-000"]);
+
+    let (_, oldest) = ops.page("/ui/workflows?sort=updated_asc").await;
+    assert_eq!(rows(&oldest)[0], "h-000");
+    let (status, _) = ops.page("/ui/workflows?sort=sideways").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_page_shows_its_checkpoint_and_a_signal_from_the_form_reaches_it() {
     let server = TestServer::start().await;
     server.parcel("p-1", "Lyon").await;

@@ -299,6 +299,16 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.scan(start, end, limit)
     }
 
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.control.next_read()?;
+        self.inner.scan_rev(start, end, limit)
+    }
+
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         if self.control.passes(&batch) {
             return self.inner.apply(batch);

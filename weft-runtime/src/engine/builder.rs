@@ -215,6 +215,7 @@ impl EngineBuilder {
         let epoch = take_ownership(&*self.storage, format)?;
         live_index::ensure(&*self.storage, epoch)?;
         visibility::ensure(&*self.storage, epoch)?;
+        visibility::ensure_order(&*self.storage, epoch)?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         let stats = Arc::new(WriterStats::default());

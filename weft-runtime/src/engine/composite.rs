@@ -30,6 +30,7 @@ use super::record::{
 };
 use super::registry::StepFault;
 use super::runner;
+use super::visibility;
 
 /// What a resumed group or child leaves to do after the resume is committed.
 #[derive(Default)]
@@ -244,6 +245,7 @@ fn start_child(
         );
     }
     batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());
+    batch.put(record::child_key(parent, child_id), Vec::new());
     Ok(Ok(pending))
 }
 
@@ -661,6 +663,7 @@ pub(crate) async fn drive_group(
             for key in consumed {
                 batch.delete(key);
             }
+            visibility::stage_rewrite(id, Some(record), &next, &mut batch);
             batch.put(record::workflow_key(id), record::encode_record(&next)?);
             inner.commit(batch).await?;
             *record = next;
@@ -715,6 +718,7 @@ pub(crate) async fn drive_group(
                 next.pending = Some(pending);
                 next.updated_ms = to_millis(inner.clock.now());
                 let mut batch = Batch::new();
+                visibility::stage_rewrite(id, Some(record), &next, &mut batch);
                 batch.put(record::workflow_key(id), record::encode_record(&next)?);
                 inner.commit(batch).await?;
                 *record = next;

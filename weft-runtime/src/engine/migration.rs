@@ -15,6 +15,7 @@ use super::error::EngineError;
 use super::record::{self, RecordStatus, WorkflowRecord};
 use super::registry::{self, ErasedWorkflow, StepFault};
 use super::runner;
+use super::visibility;
 
 /// A workflow version exactly: name, version, fingerprint.
 pub(crate) type VersionKey = (String, u32, u64);
@@ -160,6 +161,9 @@ pub(crate) async fn upgrade_all(inner: &Arc<Inner>) -> Result<usize, EngineError
                 continue;
             };
             if let Some(Ok(next)) = upgrade(inner, &stored) {
+                if let Ok(id) = std::str::from_utf8(&key[record::WORKFLOW_PREFIX.len()..]) {
+                    visibility::stage_rewrite(id, Some(&stored), &next, &mut batch);
+                }
                 batch.put(key.clone(), record::encode_record(&next)?);
                 migrated += 1;
             }

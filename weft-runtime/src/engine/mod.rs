@@ -92,7 +92,8 @@ pub use error::{EngineError, ErrorKind};
 pub use events::StepEvent;
 pub use page::Page;
 pub use query::{
-    GroupBy, ListFilter, ParkReason, Pending, WorkflowDescription, WorkflowStatus, WorkflowSummary,
+    GroupBy, ListFilter, ListOrder, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
+    WorkflowSummary,
 };
 pub use recovery::{MAX_UNRESOLVED_LISTED, RecoveryReport, UnresolvedWorkflow};
 pub use retention::{RetentionPolicy, SweepReport};
@@ -961,10 +962,12 @@ impl Engine {
         read_blocking(&self.inner, move |inner| query::describe(inner, &id)).await
     }
 
-    /// Workflows matching `filter`, in id order, `page_size` (at least 1) at a time. Pass the
-    /// previous page's `next_page_token` to continue.
+    /// Workflows matching `filter`, in its [`ListOrder`] (id order by default), `page_size`
+    /// (at least 1) at a time. Pass the previous page's `next_page_token` to continue.
     ///
-    /// What it reads: with an attribute condition, only the workflows the attribute index
+    /// Sorted by creation or update time, it reads the time index of that order (see
+    /// [`ListOrder`]), so a page of the newest costs a page, however many the store keeps.
+    /// In id order, what it reads: with an attribute condition, only the workflows the attribute index
     /// holds for the first one; else, for status `Running` or `Waiting`, only the workflows not
     /// finished (the live index, however many finished ones the store keeps); else, with a
     /// type, only that type's workflows (the type index); else every record after the token

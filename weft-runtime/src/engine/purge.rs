@@ -119,15 +119,18 @@ fn prepare_purge(
         return Err(EngineError::NotFinished { id: id.into() });
     }
     // A parent reads a finished child's result from the child's record when it resumes.
-    if let Some(parent) = inner.storage.get(&record::parent_key(id))?
-        && let Ok(parent) = String::from_utf8(parent)
-        && let Some(parent_bytes) = inner.read_raw(&parent)?
+    let parent = inner
+        .storage
+        .get(&record::parent_key(id))?
+        .and_then(|parent| String::from_utf8(parent).ok());
+    if let Some(parent) = &parent
+        && let Some(parent_bytes) = inner.read_raw(parent)?
         && record::decode_record::<WorkflowRecord>(&parent_bytes)
             .map_or(true, |record| !record.status.is_terminal())
     {
         return Err(EngineError::ParentNotFinished {
             id: id.into(),
-            parent,
+            parent: parent.clone(),
         });
     }
     // A finished workflow takes no more writes (signals, updates and decisions are refused
@@ -147,6 +150,9 @@ fn prepare_purge(
         batch.delete(key);
     }
     visibility::stage_purge(id, &stored, &mut batch);
+    if let Some(parent) = &parent {
+        batch.delete(record::child_key(parent, id));
+    }
     if let Some(bytes) = inner.storage.get(&record::attributes_key(id))? {
         let attributes: AttributesRecord =
             record::decode_record(&bytes).map_err(|source| EngineError::Record {

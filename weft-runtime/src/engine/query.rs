@@ -207,6 +207,40 @@ pub struct ListFilter {
     pub updated_after: Option<SystemTime>,
     /// Only workflows last written before this time.
     pub updated_before: Option<SystemTime>,
+    /// The order `Engine::list` returns them in (`Engine::count` ignores it).
+    pub order: ListOrder,
+}
+
+/// The order of `Engine::list`'s pages.
+///
+/// By id, the candidates come from the narrowest index the filter allows (see `Engine::list`).
+/// By creation or update time they come from a time index read in that order: the created-time
+/// index (`crt/`) for creation; for update time, the update-time index of the workflows not
+/// finished (`lupd/`) merged with the finish-time index (`fin/`), since a finished workflow's
+/// last update is when it finished. A status of only finished, or only unfinished, workflows
+/// reads one of the two; a time range on the sort key bounds the scan. The other conditions are
+/// checked on each record read. Ties in time go by id. A record that does not decode has no
+/// known times and is listed only in id order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ListOrder {
+    /// By id, ascending.
+    #[default]
+    Id,
+    /// By creation time, oldest first.
+    CreatedAsc,
+    /// By creation time, newest first.
+    CreatedDesc,
+    /// By last update time, least recently updated first.
+    UpdatedAsc,
+    /// By last update time, most recently updated first.
+    UpdatedDesc,
+}
+
+impl ListOrder {
+    /// Whether the newest come first.
+    fn descending(self) -> bool {
+        matches!(self, ListOrder::CreatedDesc | ListOrder::UpdatedDesc)
+    }
 }
 
 /// What `Engine::count` groups workflows by.
@@ -534,12 +568,202 @@ pub(crate) fn list(
 ) -> Result<Page<WorkflowSummary>, EngineError> {
     let page_size = page_size.max(1);
     let after = token_key(page_token)?;
+    if filter.order != ListOrder::Id {
+        return list_by_time(inner, filter, page_size, after);
+    }
     let mut items = Vec::new();
     for_each_match(inner, filter, Source::Best, after, page_size, |summary| {
         items.push(summary);
         items.len() < page_size
     })?;
     Ok(Page::of(items, page_size, |item| &item.id))
+}
+
+/// A page token of a listing by time: the sort key's ms and the id of the page's last
+/// workflow, `<ms>/<id>`.
+fn time_token(ms: u64, id: &str) -> String {
+    format!("{ms}/{id}")
+}
+
+/// Reads a token written by [`time_token`].
+fn parse_time_token(token: &str) -> Result<(u64, &str), EngineError> {
+    let (ms, id) = token.split_once('/').ok_or(EngineError::InvalidPageToken)?;
+    let ms = ms.parse().map_err(|_| EngineError::InvalidPageToken)?;
+    Ok((ms, id))
+}
+
+/// One time index read in one direction, a chunk at a time: `<prefix><ms BE><id>` keys.
+struct TimeScan {
+    prefix: &'static [u8],
+    /// Keys at or after this (the lower bound of a time range).
+    low: Vec<u8>,
+    /// Keys before this (the upper bound of a time range, or the prefix's end).
+    high: Vec<u8>,
+    /// The last key taken: the scan goes on past it.
+    cursor: Option<Vec<u8>>,
+    descending: bool,
+    buffered: std::collections::VecDeque<(u64, String)>,
+    exhausted: bool,
+}
+
+impl TimeScan {
+    fn new(
+        prefix: &'static [u8],
+        range: (Option<u64>, Option<u64>),
+        after: Option<(u64, &str)>,
+        descending: bool,
+    ) -> Self {
+        let bound = |ms: u64| [prefix, &ms.to_be_bytes()].concat();
+        let low = range.0.map_or_else(|| prefix.to_vec(), bound);
+        let high = match range.1 {
+            Some(ms) => bound(ms),
+            // Every key of the prefix is below it: `prefix` ends in `/`, never 0xff.
+            None => crate::storage::prefix_end(prefix).unwrap_or_default(),
+        };
+        TimeScan {
+            prefix,
+            low,
+            high,
+            cursor: after.map(|(ms, id)| [prefix, &ms.to_be_bytes(), id.as_bytes()].concat()),
+            descending,
+            buffered: Default::default(),
+            exhausted: false,
+        }
+    }
+
+    /// The next entry's time and id, reading a chunk when none is buffered.
+    fn peek(&mut self, inner: &Inner, chunk: usize) -> Result<Option<&(u64, String)>, EngineError> {
+        use std::ops::Bound;
+        if self.buffered.is_empty() && !self.exhausted {
+            let entries = if self.descending {
+                let end = match &self.cursor {
+                    Some(cursor) if *cursor < self.high => Bound::Excluded(cursor.as_slice()),
+                    _ => Bound::Excluded(self.high.as_slice()),
+                };
+                inner
+                    .storage
+                    .scan_rev(Bound::Included(self.low.as_slice()), end, chunk)?
+            } else {
+                let start = match &self.cursor {
+                    Some(cursor) if *cursor >= self.low => Bound::Excluded(cursor.as_slice()),
+                    _ => Bound::Included(self.low.as_slice()),
+                };
+                inner
+                    .storage
+                    .scan(start, Bound::Excluded(self.high.as_slice()), chunk)?
+            };
+            self.exhausted = entries.len() < chunk;
+            if let Some((last, _)) = entries.last() {
+                self.cursor = Some(last.clone());
+            }
+            self.buffered.extend(
+                entries
+                    .iter()
+                    .filter_map(|(key, _)| record::parse_time_key(self.prefix, key)),
+            );
+        }
+        Ok(self.buffered.front())
+    }
+}
+
+/// One page of workflows matching `filter` in its time order, after `after` (a token).
+fn list_by_time(
+    inner: &Inner,
+    filter: &ListFilter,
+    page_size: usize,
+    after: Option<&str>,
+) -> Result<Page<WorkflowSummary>, EngineError> {
+    let after = after.map(parse_time_token).transpose()?;
+    let descending = filter.order.descending();
+    let chunk = page_size.clamp(64, 1024);
+    let ms = |time: Option<SystemTime>| time.map(to_millis);
+    let created = matches!(filter.order, ListOrder::CreatedAsc | ListOrder::CreatedDesc);
+    // Each scan, with whether its entries are of finished workflows (`None`: either).
+    let mut scans: Vec<(TimeScan, Option<bool>)> = Vec::new();
+    if created {
+        let range = (ms(filter.created_after), ms(filter.created_before));
+        scans.push((
+            TimeScan::new(record::CREATED_PREFIX, range, after, descending),
+            None,
+        ));
+    } else {
+        let range = (ms(filter.updated_after), ms(filter.updated_before));
+        if filter.status.is_none_or(|status| !status.is_terminal()) {
+            scans.push((
+                TimeScan::new(record::LIVE_UPDATED_PREFIX, range, after, descending),
+                Some(false),
+            ));
+        }
+        if filter.status.is_none_or(WorkflowStatus::is_terminal) {
+            scans.push((
+                TimeScan::new(record::FINISHED_PREFIX, range, after, descending),
+                Some(true),
+            ));
+        }
+    }
+    let wanted = wanted_attributes(filter);
+    let mut items: Vec<(u64, WorkflowSummary)> = Vec::new();
+    while items.len() < page_size {
+        // The scan whose next entry comes first in the order.
+        let mut best: Option<(usize, (u64, String))> = None;
+        for (i, (scan, _)) in scans.iter_mut().enumerate() {
+            let Some(next) = scan.peek(inner, chunk)? else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                Some((_, current)) if descending => next > current,
+                Some((_, current)) => next < current,
+            };
+            if better {
+                best = Some((i, next.clone()));
+            }
+        }
+        let Some((i, (key_ms, id))) = best else {
+            break;
+        };
+        scans[i].0.buffered.pop_front();
+        let finished = scans[i].1;
+        let Some(bytes) = inner.read_raw(&id)? else {
+            continue;
+        };
+        // An entry that disagrees with the record was read across a commit that moved it: the
+        // record is listed from the entry that agrees with it (or, mid-move, left out).
+        let Ok(stored) = record::decode_record::<WorkflowRecord>(&bytes) else {
+            continue;
+        };
+        let agrees = if created {
+            stored.created_ms == key_ms
+        } else {
+            stored.updated_ms == key_ms && finished == Some(stored.status.is_terminal())
+        };
+        if !agrees {
+            continue;
+        }
+        if let Some(summary) = summarize(inner, filter, &wanted, id, &bytes)? {
+            items.push((key_ms, summary));
+        }
+    }
+    let next_page_token = if items.len() >= page_size {
+        items
+            .last()
+            .map(|(ms, summary)| time_token(*ms, &summary.id))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: items.into_iter().map(|(_, summary)| summary).collect(),
+        next_page_token,
+    })
+}
+
+/// The filter's attribute conditions as stored values.
+fn wanted_attributes(filter: &ListFilter) -> Vec<(String, record::StoredValue)> {
+    filter
+        .attributes
+        .iter()
+        .map(|(key, value)| (key.clone(), value.into()))
+        .collect()
 }
 
 /// How many workflows matching `filter` fall in each group, in group-name order.
@@ -675,11 +899,7 @@ fn for_each_match(
             }
         }
     };
-    let wanted: Vec<(String, record::StoredValue)> = filter
-        .attributes
-        .iter()
-        .map(|(key, value)| (key.clone(), value.into()))
-        .collect();
+    let wanted = wanted_attributes(filter);
     loop {
         let entries = inner
             .storage
@@ -696,59 +916,9 @@ fn for_each_match(
             } else {
                 value
             };
-            if filter
-                .id_prefix
-                .as_ref()
-                .is_some_and(|p| !id.starts_with(p.as_str()))
+            if let Some(summary) = summarize(inner, filter, &wanted, id, &bytes)?
+                && !on_match(summary)
             {
-                continue;
-            }
-            let inspected = inspect(inner, &id, &bytes)?;
-            if filter.status.is_some_and(|s| s != inspected.status) {
-                continue;
-            }
-            let record = inspected.record.as_ref();
-            let workflow_type = record.map(|r| r.workflow_type.clone()).unwrap_or_default();
-            if filter
-                .workflow_type
-                .as_ref()
-                .is_some_and(|t| *t != workflow_type)
-            {
-                continue;
-            }
-            let created_ms = record.map_or(0, |r| r.created_ms);
-            let updated_ms = record.map_or(0, |r| r.updated_ms);
-            let in_range = |ms: u64, from: Option<SystemTime>, to: Option<SystemTime>| {
-                from.is_none_or(|from| ms >= to_millis(from))
-                    && to.is_none_or(|to| ms < to_millis(to))
-            };
-            if !in_range(created_ms, filter.created_after, filter.created_before)
-                || !in_range(updated_ms, filter.updated_after, filter.updated_before)
-            {
-                continue;
-            }
-            let attributes = inspected.attributes;
-            if !wanted.iter().all(|(key, value)| {
-                attributes
-                    .get(key)
-                    .is_some_and(|have| record::StoredValue::from(have) == *value)
-            }) {
-                continue;
-            }
-            let parent = parent_of(inner, &id)?;
-            let summary = WorkflowSummary {
-                id,
-                workflow_type,
-                version: record.map_or(0, |r| r.version),
-                status: inspected.status,
-                park_reason: inspected.park_reason,
-                step: record.map_or(0, |r| r.step),
-                created_at: from_millis(created_ms),
-                updated_at: from_millis(updated_ms),
-                parent,
-                attributes,
-            };
-            if !on_match(summary) {
                 return Ok(());
             }
         }
@@ -756,4 +926,66 @@ fn for_each_match(
             return Ok(());
         }
     }
+}
+
+/// Workflow `id`, stored as `bytes`, as a list item when it matches `filter` (whose attribute
+/// conditions are `wanted`); `None` when it does not.
+fn summarize(
+    inner: &Inner,
+    filter: &ListFilter,
+    wanted: &[(String, record::StoredValue)],
+    id: String,
+    bytes: &[u8],
+) -> Result<Option<WorkflowSummary>, EngineError> {
+    if filter
+        .id_prefix
+        .as_ref()
+        .is_some_and(|p| !id.starts_with(p.as_str()))
+    {
+        return Ok(None);
+    }
+    let inspected = inspect(inner, &id, bytes)?;
+    if filter.status.is_some_and(|s| s != inspected.status) {
+        return Ok(None);
+    }
+    let record = inspected.record.as_ref();
+    let workflow_type = record.map(|r| r.workflow_type.clone()).unwrap_or_default();
+    if filter
+        .workflow_type
+        .as_ref()
+        .is_some_and(|t| *t != workflow_type)
+    {
+        return Ok(None);
+    }
+    let created_ms = record.map_or(0, |r| r.created_ms);
+    let updated_ms = record.map_or(0, |r| r.updated_ms);
+    let in_range = |ms: u64, from: Option<SystemTime>, to: Option<SystemTime>| {
+        from.is_none_or(|from| ms >= to_millis(from)) && to.is_none_or(|to| ms < to_millis(to))
+    };
+    if !in_range(created_ms, filter.created_after, filter.created_before)
+        || !in_range(updated_ms, filter.updated_after, filter.updated_before)
+    {
+        return Ok(None);
+    }
+    let attributes = inspected.attributes;
+    if !wanted.iter().all(|(key, value)| {
+        attributes
+            .get(key)
+            .is_some_and(|have| record::StoredValue::from(have) == *value)
+    }) {
+        return Ok(None);
+    }
+    let parent = parent_of(inner, &id)?;
+    Ok(Some(WorkflowSummary {
+        id,
+        workflow_type,
+        version: record.map_or(0, |r| r.version),
+        status: inspected.status,
+        park_reason: inspected.park_reason,
+        step: record.map_or(0, |r| r.step),
+        created_at: from_millis(created_ms),
+        updated_at: from_millis(updated_ms),
+        parent,
+        attributes,
+    }))
 }

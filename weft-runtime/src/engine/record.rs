@@ -26,6 +26,10 @@
 //! | `meta/visibility-index` | `[0x01]` | the `ty/` and `fin/` indexes and the `cnt/` counters are complete |
 //! | `ty/<type>\0<id>` | empty | type index: a prefix scan finds one type's workflows, in id order |
 //! | `fin/<finish ms: u64 BE><id>` | `[0x01][FinishedRecord]` | finish-time index: finished workflows by when they finished |
+//! | `meta/order-index` | `[0x01]` | the `crt/`, `lupd/` and `child/` indexes are complete |
+//! | `crt/<created ms: u64 BE><id>` | empty | created-time index: every workflow by when it started |
+//! | `lupd/<updated ms: u64 BE><id>` | empty | update-time index of live workflows: moved by every write of the record, deleted when it finishes (a finished one's last update is its `fin/` time) |
+//! | `child/<parent id>\0<child id>` | empty | children index: a parent's children, in id order |
 //! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
 //! | `sched/<id>`, `schedx/<due ms: u64 BE><id>` | see `engine::schedule::store` | durable schedules and their fire-time index |
@@ -95,6 +99,23 @@ pub const COUNTER_PREFIX: &[u8] = b"cnt/";
 pub const VISIBILITY_INDEX_KEY: &[u8] = b"meta/visibility-index";
 /// The value of [`VISIBILITY_INDEX_KEY`]: the indexes' format.
 pub const VISIBILITY_INDEX_V1: &[u8] = &[FORMAT_V1];
+/// `crt/<created ms BE><id>`: the created-time index, every workflow by when it started
+/// (empty value), written by the commit that creates it and deleted by its purge, so a listing
+/// by creation time reads one page of it.
+pub const CREATED_PREFIX: &[u8] = b"crt/";
+/// `lupd/<updated ms BE><id>`: every workflow not finished by when its record was last written
+/// (empty value). Each write of the record moves its entry (the old one deleted, the new one
+/// put, in the same batch); the commit that finishes it deletes it, since from then on the
+/// finish-time index orders it.
+pub const LIVE_UPDATED_PREFIX: &[u8] = b"lupd/";
+/// `child/<parent id>\0<child id>`: a parent's children (empty value), written with the
+/// child's `parent/` link and deleted with it, so a parent's children are one prefix scan.
+pub const CHILD_PREFIX: &[u8] = b"child/";
+/// Marks the created-time, update-time and children indexes complete. Stores written before
+/// they existed lack it; the first engine built on one fills them in and then writes this key.
+pub const ORDER_INDEX_KEY: &[u8] = b"meta/order-index";
+/// The value of [`ORDER_INDEX_KEY`]: the indexes' format.
+pub const ORDER_INDEX_V1: &[u8] = &[FORMAT_V1];
 /// The prefix of the timer index.
 pub const TIMER_PREFIX: &[u8] = b"tm/";
 /// The prefix of signal queues.
@@ -387,6 +408,43 @@ pub fn type_index_key(workflow_type: &str, id: &str) -> Vec<u8> {
 /// `fin/<finish ms BE><id>`: a [`FinishedRecord`].
 pub fn finished_key(finished_ms: u64, id: &str) -> Vec<u8> {
     [FINISHED_PREFIX, &finished_ms.to_be_bytes(), id.as_bytes()].concat()
+}
+
+/// `crt/<created ms BE><id>`: empty value.
+pub fn created_key(created_ms: u64, id: &str) -> Vec<u8> {
+    [CREATED_PREFIX, &created_ms.to_be_bytes(), id.as_bytes()].concat()
+}
+
+/// `lupd/<updated ms BE><id>`: empty value.
+pub fn live_updated_key(updated_ms: u64, id: &str) -> Vec<u8> {
+    [
+        LIVE_UPDATED_PREFIX,
+        &updated_ms.to_be_bytes(),
+        id.as_bytes(),
+    ]
+    .concat()
+}
+
+/// Splits a key of a time index (`fin/`, `crt/`, `lupd/`: `<prefix><ms BE><id>`) into its
+/// time and workflow id.
+pub fn parse_time_key(prefix: &[u8], key: &[u8]) -> Option<(u64, String)> {
+    let rest = key.strip_prefix(prefix)?;
+    if rest.len() < 8 {
+        return None;
+    }
+    let (ms, id) = rest.split_at(8);
+    let ms = u64::from_be_bytes(ms.try_into().ok()?);
+    Some((ms, String::from_utf8(id.to_vec()).ok()?))
+}
+
+/// `child/<parent>\0`: where the children index lists `parent`'s children.
+pub fn children_prefix(parent: &str) -> Vec<u8> {
+    [CHILD_PREFIX, parent.as_bytes(), b"\0"].concat()
+}
+
+/// `child/<parent>\0<child>`: empty value.
+pub fn child_key(parent: &str, child: &str) -> Vec<u8> {
+    [children_prefix(parent).as_slice(), child.as_bytes()].concat()
 }
 
 /// `cnt/<status>\0<type>`: a counter (see [`encode_counter`]).

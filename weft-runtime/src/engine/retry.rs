@@ -16,7 +16,7 @@ use super::core::Inner;
 use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, PendingCommand, RecordStatus, WorkflowRecord};
-use super::{Engine, query, runner};
+use super::{Engine, query, runner, visibility};
 
 const PAGE: usize = 256;
 
@@ -60,6 +60,7 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
                 continue;
             };
             if let Some(next) = unparked(&stored, now_ms) {
+                visibility::stage_rewrite(id, Some(&stored), &next, &mut batch);
                 batch.put(record::workflow_key(id), record::encode_record(&next)?);
                 restored += 1;
             }
@@ -146,6 +147,7 @@ impl Engine {
                         return Ok(None);
                     };
                     let mut batch = Batch::new();
+                    visibility::stage_rewrite(&owned_id, Some(&current), &next, &mut batch);
                     batch.put(
                         record::workflow_key(&owned_id),
                         record::encode_record(&next)?,

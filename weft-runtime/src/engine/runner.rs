@@ -754,6 +754,7 @@ fn parked(
     let mut batch = Batch::new();
     // A workflow parked by its first step is created here, so it joins the live index here.
     batch.put(record::live_key(id), Vec::new());
+    visibility::stage_park(id, record, &next, &mut batch);
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
 }

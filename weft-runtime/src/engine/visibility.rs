@@ -14,6 +14,17 @@
 //!   same transaction, whichever code path wrote the entry, and a batch retried after a torn
 //!   commit (the entry already stored) counts nothing twice.
 //!
+//! - The created-time index, `crt/<created ms BE><id>`, names every workflow by when it started:
+//!   written with the type index entry, deleted by the purge.
+//! - The update-time index of live workflows, `lupd/<updated ms BE><id>`, names every workflow
+//!   not finished by when its record was last written. Every write of a live record moves its
+//!   entry in the same batch ([`stage_rewrite`]: a delete and a put, nothing when the time is
+//!   unchanged), and the commit that finishes the workflow deletes it: a finished workflow is
+//!   never written again, so its last update is its finish time and `fin/` orders it. A listing
+//!   by update time merges the two.
+//! - The children index, `child/<parent>\0<child>`, written with the child's `parent/` link
+//!   when the child is started and deleted with it when the child is purged.
+//!
 //! Unfinished workflows are not counted here: they are few next to the finished ones, and the
 //! live index names them, so `count` reads their records (which also finds a corrupt one and
 //! reports it parked). A finished workflow is counted under the status it finished with.
@@ -23,7 +34,9 @@
 //! counters with [`record::VISIBILITY_INDEX_KEY`] in the last commit. It runs in
 //! `EngineBuilder::build` before the writer starts, so nothing else writes meanwhile; a crash
 //! part-way leaves the marker unwritten and the next build starts over (every write is an
-//! idempotent put, and the counters are computed afresh).
+//! idempotent put, and the counters are computed afresh). The created-time, update-time and
+//! children indexes came later and have their own marker, [`record::ORDER_INDEX_KEY`], filled
+//! in the same way by [`ensure_order`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -133,7 +146,9 @@ pub(crate) fn stage_transition(
 ) -> Result<(), EngineError> {
     if prev.is_none() {
         batch.put(record::type_index_key(&next.workflow_type, id), Vec::new());
+        batch.put(record::created_key(next.created_ms, id), Vec::new());
     }
+    stage_rewrite(id, prev, next, batch);
     let was_finished = prev.is_some_and(|prev| prev.status.is_terminal());
     if let Some(status) = next.status.finished_name()
         && !was_finished
@@ -149,10 +164,50 @@ pub(crate) fn stage_transition(
     Ok(())
 }
 
+/// Moves live workflow `id`'s update-time entry as its record `prev` (`None` when this write
+/// creates it) is rewritten as `next`: deletes the old entry and puts the new one, or only
+/// deletes it when `next` has finished. Every write of a workflow record goes through this or
+/// [`stage_transition`], which calls it.
+pub(crate) fn stage_rewrite(
+    id: &str,
+    prev: Option<&WorkflowRecord>,
+    next: &WorkflowRecord,
+    batch: &mut Batch,
+) {
+    let old = prev
+        .filter(|prev| !prev.status.is_terminal())
+        .map(|prev| prev.updated_ms);
+    let new = (!next.status.is_terminal()).then_some(next.updated_ms);
+    if old == new {
+        return;
+    }
+    if let Some(ms) = old {
+        batch.delete(record::live_updated_key(ms, id));
+    }
+    if let Some(ms) = new {
+        batch.put(record::live_updated_key(ms, id), Vec::new());
+    }
+}
+
+/// The index writes for workflow `id` as a step that could not run parks it: `next` is `prev`
+/// with the parked status. The step may be its first, which creates the record, so its type and
+/// created-time entries are put too (idempotent puts of the same keys when it already exists).
+pub(crate) fn stage_park(
+    id: &str,
+    prev: &WorkflowRecord,
+    next: &WorkflowRecord,
+    batch: &mut Batch,
+) {
+    batch.put(record::type_index_key(&next.workflow_type, id), Vec::new());
+    batch.put(record::created_key(next.created_ms, id), Vec::new());
+    stage_rewrite(id, Some(prev), next, batch);
+}
+
 /// The index deletes that purge finished workflow `id`, stored as `stored`.
 pub(crate) fn stage_purge(id: &str, stored: &WorkflowRecord, batch: &mut Batch) {
     batch.delete(record::type_index_key(&stored.workflow_type, id));
     batch.delete(record::finished_key(stored.updated_ms, id));
+    batch.delete(record::created_key(stored.created_ms, id));
 }
 
 /// Finished workflows counted per `(status, type)`, optionally of one status and one type,
@@ -241,6 +296,65 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
         }
         after = page.last().map(|(key, _)| key.clone());
     }
+}
+
+/// Fills the created-time, update-time and children indexes in when the store does not have
+/// them yet, as the owner of `epoch`: a page of workflow records per fenced commit, then the
+/// `parent/` links, then [`record::ORDER_INDEX_KEY`] in the last commit. Runs at build before
+/// the writer starts; every write is an idempotent put, so a build that crashed part-way starts
+/// over.
+pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), EngineError> {
+    if storage.get(record::ORDER_INDEX_KEY)?.is_some() {
+        return Ok(());
+    }
+    let fenced = [Condition {
+        key: record::EPOCH_KEY.to_vec(),
+        expected: Some(record::encode_epoch(epoch)),
+    }];
+    let commit = |batch: Batch| {
+        storage.apply_if(&fenced, batch).map_err(|e| match e {
+            StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
+            other => EngineError::Storage(other),
+        })
+    };
+    for (prefix, is_record) in [
+        (record::WORKFLOW_PREFIX, true),
+        (record::PARENT_PREFIX, false),
+    ] {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = storage.scan_prefix(prefix, after.as_deref(), PAGE)?;
+            let mut batch = Batch::new();
+            for (key, value) in &page {
+                let Ok(id) = std::str::from_utf8(&key[prefix.len()..]) else {
+                    continue;
+                };
+                if !is_record {
+                    if let Ok(parent) = std::str::from_utf8(value) {
+                        batch.put(record::child_key(parent, id), Vec::new());
+                    }
+                    continue;
+                }
+                // A record that does not decode has no known times: it is left out of the time
+                // indexes, and still listed (and reported parked) in id order.
+                let Ok(stored) = record::decode_record::<WorkflowRecord>(value) else {
+                    continue;
+                };
+                batch.put(record::created_key(stored.created_ms, id), Vec::new());
+                stage_rewrite(id, None, &stored, &mut batch);
+            }
+            if !batch.is_empty() {
+                commit(batch)?;
+            }
+            if page.len() < PAGE {
+                break;
+            }
+            after = page.last().map(|(key, _)| key.clone());
+        }
+    }
+    let mut done = Batch::new();
+    done.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V1.to_vec());
+    commit(done)
 }
 
 #[cfg(test)]

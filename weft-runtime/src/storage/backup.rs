@@ -40,7 +40,12 @@ use super::redb::TABLE;
 /// The version of the store format a backup holds: the redb layout (`weft.kv.v1`), the
 /// engine's records (format tag `0x01`) and this module's manifest. A build restores backups of
 /// this version and older, and refuses newer ones.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 added the created-time, update-time and children indexes (`crt/`, `lupd/`,
+/// `child/`): a build of version 1 does not keep them, so it must refuse a store a version-2
+/// build marked complete rather than leave them stale. A version-1 store opens as it is and is
+/// backfilled at build.
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// The manifest table of a backup file.
 const MANIFEST_TABLE: TableDefinition<'static, &'static str, &'static [u8]> =

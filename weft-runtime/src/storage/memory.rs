@@ -42,20 +42,30 @@ impl Storage for MemoryStorage {
     ) -> Result<Vec<Entry>, StorageError> {
         let map = self.lock();
         let range = (start.map(<[u8]>::to_vec), end.map(<[u8]>::to_vec));
-        // `BTreeMap::range` panics on bounds that admit no key (start past end, or the same key
-        // excluded at both ends); the contract makes those an empty scan.
-        let admits_no_key = match (&range.0, &range.1) {
-            (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
-            (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
-                s > e
-            }
-            _ => false,
-        };
-        if limit == 0 || admits_no_key {
+        if limit == 0 || admits_no_key(&range) {
             return Ok(Vec::new());
         }
         Ok(map
             .range::<Vec<u8>, _>(range)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let map = self.lock();
+        let range = (start.map(<[u8]>::to_vec), end.map(<[u8]>::to_vec));
+        if limit == 0 || admits_no_key(&range) {
+            return Ok(Vec::new());
+        }
+        Ok(map
+            .range::<Vec<u8>, _>(range)
+            .rev()
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
@@ -91,5 +101,15 @@ impl Storage for MemoryStorage {
     ) -> Result<BackupReport, BackupError> {
         let snapshot = self.lock().clone();
         super::backup::write_backup(snapshot.into_iter().map(Ok), path, meta)
+    }
+}
+
+/// Whether `range` admits no key (start past end, or the same key excluded at both ends):
+/// `BTreeMap::range` panics on those, and the contract makes them an empty scan.
+fn admits_no_key(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
+    match (&range.0, &range.1) {
+        (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => s > e,
+        _ => false,
     }
 }

@@ -148,6 +148,25 @@ pub trait Storage: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError>;
 
+    /// Entries with `start <= key < end` (per the bounds), in descending key order, at most
+    /// `limit`: the newest first of a time-ordered index, for listings sorted newest first.
+    ///
+    /// The default reads the whole range forward and keeps its last `limit` entries, which is
+    /// correct but costs the range's size; [`RedbStorage`] and [`MemoryStorage`] walk it
+    /// backwards and read `limit` entries only, and a backend should do the same.
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut all = self.scan(start, end, usize::MAX)?;
+        let keep = all.len().saturating_sub(limit);
+        let mut newest = all.split_off(keep);
+        newest.reverse();
+        Ok(newest)
+    }
+
     /// Applies every write of `batch`, or none.
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         self.apply_if(&[], batch)
@@ -221,6 +240,14 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError> {
         (**self).scan(start, end, limit)
+    }
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        (**self).scan_rev(start, end, limit)
     }
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         (**self).apply(batch)

@@ -451,6 +451,35 @@ impl Storage for RedbStorage {
         })
     }
 
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.with_db(|db| {
+            let txn = db
+                .begin_read()
+                .map_err(|e| self.fail("cannot begin a read transaction", e))?;
+            let table = txn
+                .open_table(TABLE)
+                .map_err(|e| self.fail("cannot open table `weft.kv.v1` for reading", e))?;
+            // Walked from the end, lazily: only `limit` entries are read.
+            let range = table
+                .range::<&[u8]>((start, end))
+                .map_err(|e| self.fail("cannot start a range scan", e))?;
+            let mut entries = Vec::with_capacity(limit.min(256));
+            for item in range.rev().take(limit) {
+                let (key, value) = item.map_err(|e| self.fail("cannot read a scanned entry", e))?;
+                entries.push((key.value().to_vec(), value.value().to_vec()));
+            }
+            Ok(entries)
+        })
+    }
+
     fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
         self.write(|table| {
             for condition in conditions {

@@ -505,6 +505,14 @@ impl<S: Storage> Storage for FlakyStorage<S> {
     ) -> Result<Vec<Entry>, StorageError> {
         self.inner.scan(start, end, limit)
     }
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.scan_rev(start, end, limit)
+    }
     fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
         if let Some(delay) = self.write_delay {
             std::thread::sleep(delay);

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use weft_runtime::engine::{ParkReason, Pending, WorkflowDescription, WorkflowSummary};
+use weft_runtime::engine::{ListOrder, ParkReason, Pending, WorkflowDescription, WorkflowSummary};
 use weft_runtime::{AttributeValue, ListFilter, WorkflowStatus};
 
 use crate::audit::AuditEntry;
@@ -188,6 +188,7 @@ impl Filter {
             created_before: self.created_before_ms.map(from_millis),
             updated_after: self.updated_after_ms.map(from_millis),
             updated_before: self.updated_before_ms.map(from_millis),
+            order: ListOrder::Id,
         }
     }
 
@@ -489,6 +490,43 @@ pub struct CountResponse {
 
 /// The cursor of a list: the engine's page token, hex-encoded so clients treat it as opaque
 /// and it travels in a URL unescaped.
+/// The orders a list can be sorted in, by their `sort` query value: `id` (the default),
+/// `created_asc`, `created_desc`, `updated_asc`, `updated_desc`.
+pub(crate) const SORTS: &[(&str, ListOrder)] = &[
+    ("id", ListOrder::Id),
+    ("created_asc", ListOrder::CreatedAsc),
+    ("created_desc", ListOrder::CreatedDesc),
+    ("updated_asc", ListOrder::UpdatedAsc),
+    ("updated_desc", ListOrder::UpdatedDesc),
+];
+
+/// Reads a list's `sort` query value (see [`SORTS`]); none is id order.
+pub(crate) fn parse_sort(value: Option<&str>) -> Result<ListOrder, ApiError> {
+    let Some(value) = value else {
+        return Ok(ListOrder::Id);
+    };
+    SORTS
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, order)| *order)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "request.invalid_query",
+                format!(
+                    "unknown sort {value:?}; use id, created_asc, created_desc, updated_asc or updated_desc"
+                ),
+            )
+        })
+}
+
+/// The `sort` query value of `order`.
+pub(crate) fn sort_name(order: ListOrder) -> &'static str {
+    SORTS
+        .iter()
+        .find(|(_, o)| *o == order)
+        .map_or("id", |(name, _)| name)
+}
+
 pub(crate) fn encode_cursor(token: &str) -> String {
     token.bytes().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,12 +9,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use weft_runtime::GroupBy;
+use weft_runtime::{GroupBy, ListFilter};
 
 use super::detached::detached;
 use super::types::{
     CountGroup, CountResponse, Filter, ListResponse, SummaryView, WorkflowView, decode_cursor,
-    encode_cursor, no_unknown_params,
+    encode_cursor, no_unknown_params, parse_sort,
 };
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
@@ -56,7 +56,8 @@ pub(crate) fn take_page(
     Ok((page_size, cursor))
 }
 
-/// Workflows matching a filter, a page at a time, in id order.
+/// Workflows matching a filter, a page at a time, in id order or sorted by creation or update
+/// time (read from the engine's time indexes, so a page of the newest costs a page).
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
     params(
         ("status" = Option<String>, Query, description = "running, waiting, completed, failed, cancelled, parked or timed_out"),
@@ -66,8 +67,9 @@ pub(crate) fn take_page(
         ("created_before_ms" = Option<i64>, Query, description = "Created before (ms since the epoch)"),
         ("updated_after_ms" = Option<i64>, Query, description = "Last written at or after (ms since the epoch)"),
         ("updated_before_ms" = Option<i64>, Query, description = "Last written before (ms since the epoch)"),
+        ("sort" = Option<String>, Query, description = "id (default), created_asc, created_desc, updated_asc or updated_desc; ties in time go by id"),
         ("page_size" = Option<usize>, Query, description = "At most this many (default 100, at most the server's max_page_size)"),
-        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page (of the same filter and sort)"),
     ),
     responses(
         (status = 200, description = "One page", body = ListResponse),
@@ -80,10 +82,15 @@ pub(crate) async fn list(
     let Query(mut params) = params?;
     let filter = Filter::from_query(&mut params)?;
     let (page_size, cursor) = take_page(&mut params, shared.limits.max_page_size)?;
+    let order = parse_sort(params.remove("sort").as_deref())?;
     no_unknown_params(&params)?;
+    let filter = ListFilter {
+        order,
+        ..filter.to_engine()
+    };
     let page = shared
         .engine
-        .list(&filter.to_engine(), page_size, cursor.as_deref())
+        .list(&filter, page_size, cursor.as_deref())
         .await?;
     Ok(Json(ListResponse {
         items: page.items.into_iter().map(SummaryView::from).collect(),

@@ -12,11 +12,15 @@ use maud::{Markup, html};
 
 use super::status_badge;
 use crate::api::bulk::{self, Action, BulkRequest};
-use crate::api::types::{Filter, SummaryView, decode_cursor, encode_cursor};
+use crate::api::types::{
+    Filter, SORTS, SummaryView, decode_cursor, encode_cursor, parse_sort, sort_name,
+};
 use crate::auth::Role;
 use crate::server::Shared;
 use crate::ui::html::{UiError, csrf_field, page, query_string, time, workflow_link};
 use crate::ui::session::UiSession;
+use weft_runtime::ListFilter;
+use weft_runtime::engine::ListOrder;
 
 /// Workflows on one page of the list.
 pub const PAGE_SIZE: usize = 50;
@@ -126,6 +130,42 @@ fn filter_query(params: &BTreeMap<String, String>) -> String {
     )
 }
 
+/// The words for a list order, for the table's caption and the sort menu.
+fn order_words(order: ListOrder) -> &'static str {
+    match order {
+        ListOrder::Id => "by id",
+        ListOrder::CreatedAsc => "oldest created first",
+        ListOrder::CreatedDesc => "newest created first",
+        ListOrder::UpdatedAsc => "least recently updated first",
+        ListOrder::UpdatedDesc => "most recently updated first",
+    }
+}
+
+/// The list's URL for `filter_qs` sorted by `order` (id order leaves `sort` out).
+fn list_url(filter_qs: &str, order: ListOrder) -> String {
+    let sort = match order {
+        ListOrder::Id => String::new(),
+        other => format!("sort={}", sort_name(other)),
+    };
+    let sep = if filter_qs.is_empty() || sort.is_empty() {
+        ""
+    } else {
+        "&"
+    };
+    format!("/ui/workflows?{filter_qs}{sep}{sort}")
+}
+
+/// The `aria-sort` of a column sorted by `asc` or `desc`, when the list is.
+fn aria_sort(order: ListOrder, asc: ListOrder, desc: ListOrder) -> Option<&'static str> {
+    if order == asc {
+        Some("ascending")
+    } else if order == desc {
+        Some("descending")
+    } else {
+        None
+    }
+}
+
 fn field<'a>(params: &'a BTreeMap<String, String>, key: &str) -> &'a str {
     params.get(key).map_or("", String::as_str)
 }
@@ -137,21 +177,46 @@ pub(crate) async fn list(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Markup, UiError> {
     let filter = filter_of(&params)?;
+    let order = parse_sort(
+        params
+            .get("sort")
+            .map(String::as_str)
+            .filter(|s| !s.is_empty()),
+    )?;
     let cursor = params
         .get("cursor")
         .filter(|c| !c.is_empty())
         .map(|c| decode_cursor(c))
         .transpose()?;
+    let engine_filter = ListFilter {
+        order,
+        ..filter.to_engine()
+    };
     let page_of = shared
         .engine
-        .list(&filter.to_engine(), PAGE_SIZE, cursor.as_deref())
+        .list(&engine_filter, PAGE_SIZE, cursor.as_deref())
         .await?;
     let items: Vec<SummaryView> = page_of.items.into_iter().map(SummaryView::from).collect();
     let filter_qs = filter_query(&params);
+    let this_view = list_url(&filter_qs, order);
     let next = page_of.next_page_token.as_deref().map(|t| {
-        let sep = if filter_qs.is_empty() { "" } else { "&" };
-        format!("/ui/workflows?{filter_qs}{sep}cursor={}", encode_cursor(t))
+        let sep = if this_view.ends_with('?') { "" } else { "&" };
+        format!("{this_view}{sep}cursor={}", encode_cursor(t))
     });
+    // A column header sorts by its time, newest first, and again oldest first.
+    let sort_by = |newest: ListOrder, oldest: ListOrder| {
+        let next = if order == newest { oldest } else { newest };
+        list_url(&filter_qs, next)
+    };
+    let arrow = |asc: ListOrder, desc: ListOrder| {
+        if order == asc {
+            " ▲"
+        } else if order == desc {
+            " ▼"
+        } else {
+            ""
+        }
+    };
     let statuses = [
         "running",
         "waiting",
@@ -187,6 +252,10 @@ pub(crate) async fn list(
             div { label for="f-cb" { "Created before (UTC)" } input #f-cb type="datetime-local" name="created_before" value=(field(&params, "created_before")); }
             div { label for="f-ua" { "Updated after (UTC)" } input #f-ua type="datetime-local" name="updated_after" value=(field(&params, "updated_after")); }
             div { label for="f-ub" { "Updated before (UTC)" } input #f-ub type="datetime-local" name="updated_before" value=(field(&params, "updated_before")); }
+            div { label for="f-sort" { "Sort" }
+                select #f-sort name="sort" {
+                    @for (name, o) in SORTS { option value=(name) selected[*o == order] { (order_words(*o)) } }
+                } }
             div { button type="submit" { "Filter" } " " a href="/ui/workflows" { "Clear" } }
         }
         p.hint { "The attribute field matches text; integer and time attributes go in the URL as "
@@ -195,10 +264,15 @@ pub(crate) async fn list(
             p #no-workflows { "No workflow matches." }
         } @else {
             table #workflows {
-                caption.hint { "In id order, " (PAGE_SIZE) " a page." }
+                caption.hint { "Sorted " (order_words(order)) ", " (PAGE_SIZE) " a page." }
                 thead { tr {
                     th scope="col" { "Workflow" } th scope="col" { "Type" } th scope="col" { "Status" }
-                    th scope="col" { "Step" } th scope="col" { "Created" } th scope="col" { "Updated" } th scope="col" { "Attributes" }
+                    th scope="col" { "Step" }
+                    th scope="col" aria-sort=[aria_sort(order, ListOrder::CreatedAsc, ListOrder::CreatedDesc)] {
+                        a #sort-created href=(sort_by(ListOrder::CreatedDesc, ListOrder::CreatedAsc)) { "Created" (arrow(ListOrder::CreatedAsc, ListOrder::CreatedDesc)) } }
+                    th scope="col" aria-sort=[aria_sort(order, ListOrder::UpdatedAsc, ListOrder::UpdatedDesc)] {
+                        a #sort-updated href=(sort_by(ListOrder::UpdatedDesc, ListOrder::UpdatedAsc)) { "Updated" (arrow(ListOrder::UpdatedAsc, ListOrder::UpdatedDesc)) } }
+                    th scope="col" { "Attributes" }
                 } }
                 tbody {
                     @for w in &items {
@@ -216,7 +290,7 @@ pub(crate) async fn list(
             }
         }
         nav aria-label="Pages" {
-            @if cursor.is_some() { a href={ "/ui/workflows?" (filter_qs) } { "First page" } " " }
+            @if cursor.is_some() { a href=(this_view) { "First page" } " " }
             @if let Some(next) = &next { a #next-page href=(next) { "Next page" } }
         }
         h2 { "Act on every workflow this filter matches" }
