@@ -283,3 +283,34 @@ async fn a_store_from_before_the_time_indexes_is_indexed_at_the_first_build() {
     let ids: Vec<&str> = newest.items.iter().map(|item| item.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "d"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_counts_the_workflows_started_and_finished_in_it_from_the_indexes() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::new(at(T0));
+    let engine = engine_on(&storage, &clock).await;
+    four(&engine, &clock).await;
+    let window = |from: u64, to: u64| engine.count_window(at(from), at(to));
+    let all = window(T0, T0 + 10_000).await.unwrap();
+    assert_eq!((all.started, all.finished), (4, 1));
+    // `[from, to)`: a starts at T0+1s, b starts and finishes at T0+2s.
+    let first_two = window(T0 + 1000, T0 + 2001).await.unwrap();
+    assert_eq!((first_two.started, first_two.finished), (2, 1));
+    let before_b = window(T0, T0 + 2000).await.unwrap();
+    assert_eq!((before_b.started, before_b.finished), (1, 0));
+    let later = window(T0 + 5001, T0 + 10_000).await.unwrap();
+    assert_eq!((later.started, later.finished), (0, 0));
+    // The oldest waiting, as the dashboard's overview asks for them.
+    let oldest_waiting = ListFilter {
+        status: Some(WorkflowStatus::Waiting),
+        order: ListOrder::UpdatedAsc,
+        ..Default::default()
+    };
+    let page = engine.list(&oldest_waiting, 2, None).await.unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|item| item.id.as_str()).collect();
+    assert_eq!(ids, ["c", "a"]);
+    // A purged workflow is no longer counted.
+    engine.purge("b").await.unwrap();
+    let all = window(T0, T0 + 10_000).await.unwrap();
+    assert_eq!((all.started, all.finished), (3, 0));
+}

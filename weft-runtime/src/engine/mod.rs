@@ -92,8 +92,8 @@ pub use error::{EngineError, ErrorKind};
 pub use events::StepEvent;
 pub use page::Page;
 pub use query::{
-    GroupBy, ListFilter, ListOrder, ParkReason, Pending, WorkflowDescription, WorkflowStatus,
-    WorkflowSummary,
+    GroupBy, ListFilter, ListOrder, ParkReason, Pending, WindowCounts, WorkflowDescription,
+    WorkflowStatus, WorkflowSummary,
 };
 pub use recovery::{MAX_UNRESOLVED_LISTED, RecoveryReport, UnresolvedWorkflow};
 pub use retention::{RetentionPolicy, SweepReport};
@@ -1023,6 +1023,30 @@ impl Engine {
         let filter = filter.clone();
         read_blocking(&self.inner, move |inner| {
             query::count(inner, &filter, &group_by)
+        })
+        .await
+    }
+
+    /// How many workflows started, and how many finished, in `[from, to)`: a range read of the
+    /// created-time index and one of the finish-time index, counting keys without reading a
+    /// record, so its cost follows the workflows in the window, not the store's size. Purged
+    /// workflows are not counted.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Storage`] when a read fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
+    pub async fn count_window(
+        &self,
+        from: std::time::SystemTime,
+        to: std::time::SystemTime,
+    ) -> Result<WindowCounts, EngineError> {
+        self.inner.check_live()?;
+        read_blocking(&self.inner, move |inner| {
+            query::count_window(inner, from, to)
         })
         .await
     }

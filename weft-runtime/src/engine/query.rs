@@ -243,6 +243,16 @@ impl ListOrder {
     }
 }
 
+/// How many workflows started and finished in a time window, as `Engine::count_window` reads
+/// them from the created-time and finish-time indexes. Purged workflows are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Workflows created in the window.
+    pub started: u64,
+    /// Workflows that finished (completed, failed, were cancelled or timed out) in the window.
+    pub finished: u64,
+}
+
 /// What `Engine::count` groups workflows by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupBy {
@@ -557,6 +567,19 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         }
     }
     Ok(description)
+}
+
+/// Workflows started and finished in `[from, to)`.
+pub(crate) fn count_window(
+    inner: &Inner,
+    from: SystemTime,
+    to: SystemTime,
+) -> Result<WindowCounts, EngineError> {
+    let (from, to) = (to_millis(from), to_millis(to));
+    Ok(WindowCounts {
+        started: visibility::count_in_window(&*inner.storage, record::CREATED_PREFIX, from, to)?,
+        finished: visibility::count_in_window(&*inner.storage, record::FINISHED_PREFIX, from, to)?,
+    })
 }
 
 /// One page of workflows matching `filter`, after `page_token`.

@@ -240,6 +240,33 @@ pub(crate) fn finished_counts(
     Ok(counts)
 }
 
+/// How many entries of time index `prefix` (`crt/` or `fin/`) fall in `[from_ms, to_ms)`: one
+/// range read of the keys, no record read.
+pub(crate) fn count_in_window(
+    storage: &dyn Storage,
+    prefix: &[u8],
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<u64, EngineError> {
+    use std::ops::Bound;
+    let low = [prefix, &from_ms.to_be_bytes()].concat();
+    let high = [prefix, &to_ms.to_be_bytes()].concat();
+    let mut count = 0u64;
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let start = match &cursor {
+            Some(after) => Bound::Excluded(after.as_slice()),
+            None => Bound::Included(low.as_slice()),
+        };
+        let page = storage.scan(start, Bound::Excluded(high.as_slice()), PAGE)?;
+        count += page.len() as u64;
+        if page.len() < PAGE {
+            return Ok(count);
+        }
+        cursor = page.last().map(|(key, _)| key.clone());
+    }
+}
+
 /// Fills the indexes and counters in when the store does not have them yet, as the owner of
 /// `epoch`.
 pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineError> {

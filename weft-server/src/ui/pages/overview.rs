@@ -1,5 +1,8 @@
 //! `GET /ui`: counts by status and by type, the last hour, the oldest waiting workflows and the
-//! parked ones with their reason.
+//! parked ones with their reason, each read from the engine's indexes: the counters and the live
+//! index for the counts, a range of the created-time and finish-time indexes for the last hour,
+//! the update-time index of live workflows (oldest first) for the waiting ones, the live index
+//! for the parked ones. None reads every record.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -7,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use axum::Extension;
 use axum::extract::State;
 use maud::{Markup, html};
+use weft_runtime::engine::ListOrder;
 use weft_runtime::{GroupBy, ListFilter, WorkflowStatus};
 
 use super::{status_badge, status_from_counter};
@@ -15,9 +19,6 @@ use crate::server::Shared;
 use crate::ui::html::{UiError, ago, now_ms, page, time, url_encode, workflow_link};
 use crate::ui::session::UiSession;
 
-/// Waiting workflows read at most to find the oldest: the engine lists in id order, not by
-/// age, so the oldest are found by sorting what was read.
-const WAITING_SCANNED: usize = 1_000;
 /// Rows shown in each table.
 const SHOWN: usize = 10;
 
@@ -30,43 +31,25 @@ pub(crate) async fn show(
     let all = ListFilter::default();
     let by_status = engine.count(&all, GroupBy::Status).await?;
     let by_type = engine.count(&all, GroupBy::Type).await?;
-    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    // Neither has an index of its own, so both come from one pass over the workflows written
-    // in the last hour (a workflow started then was written then too); the pass reads every
-    // record (see the report on issue 14 for the index this wants).
-    let (mut started, mut finished) = (0u64, 0u64);
-    let recent = ListFilter {
-        updated_after: Some(hour_ago),
-        ..ListFilter::default()
-    };
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = engine.list(&recent, 1_000, cursor.as_deref()).await?;
-        for w in &page.items {
-            started += u64::from(w.created_at >= hour_ago);
-            finished += u64::from(w.status.is_terminal());
-        }
-        match page.next_page_token {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let now_at = SystemTime::now();
+    // Started and finished come from one key-range read each of the created-time and
+    // finish-time indexes; no record is read. The window runs through `now_at`'s millisecond.
+    let hour = engine
+        .count_window(
+            now_at - Duration::from_secs(3600),
+            now_at + Duration::from_millis(1),
+        )
+        .await?;
+    let (started, finished) = (hour.started, hour.finished);
+    // The least recently updated live workflows come first in the update-time index: a page
+    // of the waiting ones, oldest first, reads only as far as it needs.
     let waiting_filter = ListFilter {
         status: Some(WorkflowStatus::Waiting),
+        order: ListOrder::UpdatedAsc,
         ..ListFilter::default()
     };
-    let mut waiting: Vec<SummaryView> = Vec::new();
-    let mut cursor: Option<String> = None;
-    while waiting.len() < WAITING_SCANNED {
-        let page = engine.list(&waiting_filter, 256, cursor.as_deref()).await?;
-        waiting.extend(page.items.into_iter().map(SummaryView::from));
-        match page.next_page_token {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    waiting.sort_by_key(|w| w.updated_at_ms);
-    waiting.truncate(SHOWN);
+    let waiting = engine.list(&waiting_filter, SHOWN, None).await?;
+    let waiting: Vec<SummaryView> = waiting.items.into_iter().map(SummaryView::from).collect();
     let mut oldest = Vec::new();
     for w in waiting {
         // The pending command in words; a workflow gone since the list is simply skipped.
@@ -124,7 +107,7 @@ pub(crate) async fn show(
                 }
             }
         }
-        h2 { "Oldest waiting" }
+        h2 { "Oldest waiting" " " a.hint href="/ui/workflows?status=waiting&sort=updated_asc" { "all, oldest first" } }
         @if oldest.is_empty() {
             p { "No workflow is waiting." }
         } @else {
