@@ -312,7 +312,10 @@ async fn backup_on_the_server_then_restore_offline() {
     let out = weft(&server, Some(ADMIN), &["-o", "json", "backup", "b.redb"]).await;
     assert!(out.status.success(), "{out:?}");
     let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(answer["format_version"], 1);
+    assert_eq!(
+        answer["format_version"],
+        weft_runtime::storage::STORE_FORMAT_VERSION
+    );
     let backup = dir.path().join("b.redb");
     assert!(backup.exists());
     let out = weft(&server, Some(ADMIN), &["backup", "b.redb"]).await;
@@ -700,11 +703,15 @@ async fn compact_and_doctor_store_work_offline_and_refuse_a_store_in_use() {
     let out = weft_offline(&["doctor", "--store", p]).await;
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
+    let format = weft_runtime::storage::STORE_FORMAT_VERSION;
+    let format_line = format!(
+        "format      ok      store format {format}; this binary understands up to {format}"
+    );
     for line in [
         "not in use  ok",
         "weft store  ok",
         "integrity   ok",
-        "format      ok      store format 1; this binary understands up to 1",
+        format_line.as_str(),
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
@@ -721,6 +728,7 @@ async fn compact_and_doctor_store_work_offline_and_refuse_a_store_in_use() {
     let out = weft_offline(&["-o", "json", "doctor", "--store", p]).await;
     assert_eq!(out.status.code(), Some(8), "{out:?}");
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let supported = weft_runtime::storage::STORE_FORMAT_VERSION;
     let format = report["checks"]
         .as_array()
         .unwrap()
@@ -730,7 +738,7 @@ async fn compact_and_doctor_store_work_offline_and_refuse_a_store_in_use() {
     assert_eq!(format["ok"], false);
     assert_eq!(
         format["detail"],
-        "this store was written by format 9; this binary understands up to 1"
+        format!("this store was written by format 9; this binary understands up to {supported}")
     );
     assert_eq!(
         format["fix"],

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use engine_support::*;
 use weft_runtime::StartOptions;
 use weft_runtime::engine::record::{self, WorkflowRecord};
-use weft_runtime::engine::{Engine, ListFilter, ListOrder, ManualClock, WorkflowStatus};
+use weft_runtime::engine::{Engine, ListFilter, ListOrder, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{Batch, MemoryStorage, Storage};
 
 const T0: u64 = 1_800_000_000_000;
@@ -19,7 +19,7 @@ fn at(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-async fn engine_on(storage: &MemoryStorage, clock: &ManualClock) -> Engine {
+async fn engine_on(storage: &MemoryStorage, clock: &VirtualClock) -> Engine {
     Engine::builder(storage.clone())
         .clock(Arc::new(clock.clone()))
         .register::<waiter>()
@@ -100,7 +100,7 @@ fn assert_indexes_agree(storage: &MemoryStorage) {
 
 /// `a` created at T0+1s and signalled at T0+4s (still waiting), `b` created and finished at
 /// T0+2s, `c` created at T0+3s and waiting, `d` created at T0+5s and waiting.
-async fn four(engine: &Engine, clock: &ManualClock) {
+async fn four(engine: &Engine, clock: &VirtualClock) {
     let second = Duration::from_secs(1);
     clock.set(at(T0 + 1000));
     engine.start_with::<waiter>(2, with_id("a")).await.unwrap();
@@ -138,7 +138,7 @@ async fn eventually_async(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_sort_by_created_and_updated_time_both_ways_page_by_page() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::new(at(T0));
+    let clock = VirtualClock::new(at(T0));
     let engine = engine_on(&storage, &clock).await;
     four(&engine, &clock).await;
     let a = engine.describe("a").await.unwrap();
@@ -240,7 +240,7 @@ fn strip_order_indexes(storage: &MemoryStorage) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_from_before_the_time_indexes_is_indexed_at_the_first_build() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::new(at(T0));
+    let clock = VirtualClock::new(at(T0));
     let engine = engine_on(&storage, &clock).await;
     four(&engine, &clock).await;
     // More than a backfill page of records, so the backfill resumes after its cursor.
@@ -287,7 +287,7 @@ async fn a_store_from_before_the_time_indexes_is_indexed_at_the_first_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_counts_the_workflows_started_and_finished_in_it_from_the_indexes() {
     let storage = MemoryStorage::new();
-    let clock = ManualClock::new(at(T0));
+    let clock = VirtualClock::new(at(T0));
     let engine = engine_on(&storage, &clock).await;
     four(&engine, &clock).await;
     let window = |from: u64, to: u64| engine.count_window(at(from), at(to));

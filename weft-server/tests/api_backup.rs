@@ -45,7 +45,10 @@ async fn an_admin_backs_up_into_the_backup_directory() {
     let (status, body) = post(&base, ADMIN, serde_json::json!({ "name": "nightly.redb" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], "nightly.redb");
-    assert_eq!(body["format_version"], 1);
+    assert_eq!(
+        body["format_version"],
+        weft_runtime::storage::STORE_FORMAT_VERSION
+    );
     assert!(body["entries"].as_u64().unwrap() > 0);
     let file = dir.path().join("nightly.redb");
     assert!(file.exists());
