@@ -341,6 +341,23 @@ async fn children_run_as_their_own_workflows_and_report_to_their_parent() {
         .filter(|w| w.parent.as_deref() == Some(handle.id()))
         .count();
     assert_eq!(children, 5, "one child, three in a group, one that failed");
+    // The children index names them without a scan: in describe, and a page at a time.
+    let id = handle.id();
+    let expected: Vec<String> = ["1", "2.0", "2.1", "2.2", "3"]
+        .iter()
+        .map(|n| format!("{id}/{n}"))
+        .collect();
+    assert_eq!(s.engine.describe(id).await.unwrap().children, expected);
+    let first = s.engine.children(id, 3, None).await.unwrap();
+    assert_eq!(first.items, expected[..3]);
+    let rest = s
+        .engine
+        .children(id, 3, first.next_page_token.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(rest.items, expected[3..]);
+    assert_eq!(rest.next_page_token, None);
+    assert!(child.children.is_empty());
     assert_eq!(child.status, WorkflowStatus::Completed);
     let in_group = s
         .engine
@@ -354,6 +371,12 @@ async fn children_run_as_their_own_workflows_and_report_to_their_parent() {
         .await
         .unwrap();
     assert_eq!(failed.status, WorkflowStatus::Failed);
+    // A purged child leaves its parent's children.
+    s.engine.purge(&expected[4]).await.unwrap();
+    assert_eq!(
+        s.engine.children(id, 10, None).await.unwrap().items,
+        expected[..4]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,7 +104,7 @@ async fn without_a_session_pages_redirect_to_login_and_actions_are_refused() {
     assert_eq!(page.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         location(&page),
-        "/ui/login?next=/ui/workflows%3Fstatus%3Dwaiting"
+        "/ui/login?next=%2Fui%2Fworkflows%3Fstatus%3Dwaiting"
     );
     let cancel = anonymous
         .post_raw("/ui/workflows/p-1/cancel", &[("csrf", "x")])
@@ -396,6 +396,43 @@ async fn the_list_sorts_by_time_from_the_url_and_its_pages_keep_the_order() {
     assert_eq!(rows(&oldest)[0], "h-000");
     let (status, _) = ops.page("/ui/workflows?sort=sideways").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_page_links_its_children_and_a_childs_page_links_its_parent() {
+    let server = TestServer::start().await;
+    start_named::<dispatch>(&server, "d-1", "Lyon".into()).await;
+    let child = "d-1/1";
+    eventually(|| async { status_of(&server, child).await == Some(WorkflowStatus::Waiting) }).await;
+    // The API's describe names the children from the engine's children index.
+    let (status, view) = {
+        let response = server
+            .get("/v1/workflows/d-1", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["children"], serde_json::json!([child]), "{view}");
+    let ops = Browser::login(server.addr, OPERATOR).await;
+    let (_, parent_page) = ops.page("/ui/workflows/d-1").await;
+    assert!(
+        parent_page.contains(
+            r#"<dd id="children"><ul><li><a href="/ui/workflows/d-1%2F1">d-1/1</a></li></ul></dd>"#
+        ),
+        "{parent_page}"
+    );
+    let (_, child_page) = ops.page("/ui/workflows/d-1%2F1").await;
+    assert!(
+        child_page.contains(r#"<dd id="parent"><a href="/ui/workflows/d-1">d-1</a></dd>"#),
+        "{child_page}"
+    );
+    assert!(!child_page.contains(r#"id="children""#), "{child_page}");
     server.stop().await;
 }
 

@@ -92,8 +92,8 @@ pub use error::{EngineError, ErrorKind};
 pub use events::StepEvent;
 pub use page::Page;
 pub use query::{
-    GroupBy, ListFilter, ListOrder, ParkReason, Pending, WindowCounts, WorkflowDescription,
-    WorkflowStatus, WorkflowSummary,
+    DESCRIBED_CHILDREN, GroupBy, ListFilter, ListOrder, ParkReason, Pending, WindowCounts,
+    WorkflowDescription, WorkflowStatus, WorkflowSummary,
 };
 pub use recovery::{MAX_UNRESOLVED_LISTED, RecoveryReport, UnresolvedWorkflow};
 pub use retention::{RetentionPolicy, SweepReport};
@@ -960,6 +960,34 @@ impl Engine {
         self.inner.check_live()?;
         let id = id.to_string();
         read_blocking(&self.inner, move |inner| query::describe(inner, &id)).await
+    }
+
+    /// The ids of the child workflows `parent` started, in id order, `page_size` (at least 1)
+    /// at a time; pass the previous page's `next_page_token` to continue. Read from the
+    /// children index, written with each child's start and deleted with its purge, so it costs
+    /// a page of keys, no record. A workflow without children (or no workflow) has none.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::InvalidPageToken`] for a token no page handed out;
+    /// [`EngineError::Storage`] when a read fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads, so dropping it changes nothing.
+    pub async fn children(
+        &self,
+        parent: &str,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<String>, EngineError> {
+        self.inner.check_live()?;
+        let parent = parent.to_string();
+        let page_token = page_token.map(str::to_string);
+        read_blocking(&self.inner, move |inner| {
+            query::children(inner, &parent, page_size, page_token.as_deref())
+        })
+        .await
     }
 
     /// Workflows matching `filter`, in its [`ListOrder`] (id order by default), `page_size`

@@ -178,9 +178,16 @@ pub struct WorkflowDescription {
     pub error: Option<String>,
     /// The parent workflow's id, for a child workflow.
     pub parent: Option<String>,
+    /// The ids of the child workflows it started, in id order, at most
+    /// [`DESCRIBED_CHILDREN`] (read from the children index; `Engine::children` pages through
+    /// all of them). A purged child is no longer listed.
+    pub children: Vec<String>,
     /// The search attributes its committed steps set (see `WorkflowContext::set_attribute`).
     pub attributes: BTreeMap<String, AttributeValue>,
 }
+
+/// At most this many children are named in a [`WorkflowDescription`].
+pub const DESCRIBED_CHILDREN: usize = 100;
 
 /// Which workflows `Engine::list` and `Engine::count` see. Every field set must match (an
 /// empty filter matches every workflow); build one with `..ListFilter::default()`.
@@ -458,6 +465,26 @@ fn parent_of(inner: &Inner, id: &str) -> Result<Option<String>, EngineError> {
         .and_then(|bytes| String::from_utf8(bytes).ok()))
 }
 
+/// One page of the ids of `parent`'s children, in id order, from the children index
+/// (`child/<parent>\0<child>`): a prefix scan, no record read.
+pub(crate) fn children(
+    inner: &Inner,
+    parent: &str,
+    page_size: usize,
+    page_token: Option<&str>,
+) -> Result<Page<String>, EngineError> {
+    let page_size = page_size.max(1);
+    let prefix = record::children_prefix(parent);
+    let after = token_key(page_token)?.map(|child| [prefix.as_slice(), child.as_bytes()].concat());
+    let ids: Vec<String> = inner
+        .storage
+        .scan_prefix(&prefix, after.as_deref(), page_size)?
+        .into_iter()
+        .filter_map(|(key, _)| String::from_utf8(key[prefix.len()..].to_vec()).ok())
+        .collect();
+    Ok(Page::of(ids, page_size, String::as_str))
+}
+
 /// How many user signals wait in the queue of `id` (update and review queues left out).
 fn queued_signals(inner: &Inner, id: &str) -> Result<u64, EngineError> {
     let queue = inner
@@ -497,6 +524,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         signals_queued: queued_signals(inner, id)?,
         error: None,
         parent: parent_of(inner, id)?,
+        children: children(inner, id, DESCRIBED_CHILDREN, None)?.items,
         attributes: inspected.attributes,
     };
     let Some(record) = inspected.record else {

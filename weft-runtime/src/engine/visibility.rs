@@ -455,6 +455,32 @@ mod tests {
     }
 
     #[test]
+    fn the_order_backfill_names_children_from_their_parent_links_and_marks_itself_done() {
+        let storage = MemoryStorage::new();
+        storage
+            .put(record::EPOCH_KEY, &record::encode_epoch(3))
+            .unwrap();
+        storage.put(&record::parent_key("p/1"), b"p").unwrap();
+        ensure_order(&storage, 3).unwrap();
+        assert_eq!(
+            storage.get(&record::child_key("p", "p/1")).unwrap(),
+            Some(vec![])
+        );
+        assert!(storage.get(record::ORDER_INDEX_KEY).unwrap().is_some());
+        // Fenced: an engine of another epoch writes nothing.
+        let other = MemoryStorage::new();
+        other
+            .put(record::EPOCH_KEY, &record::encode_epoch(4))
+            .unwrap();
+        other.put(&record::parent_key("q/1"), b"q").unwrap();
+        assert!(matches!(
+            ensure_order(&other, 3),
+            Err(EngineError::Fenced { epoch: 3 })
+        ));
+        assert_eq!(other.get(record::ORDER_INDEX_KEY).unwrap(), None);
+    }
+
+    #[test]
     fn finished_counts_read_the_counters_by_status_and_type() {
         let storage = MemoryStorage::new();
         let mut counters = Counters::default();

@@ -386,6 +386,10 @@ pub struct WorkflowView {
     pub error: Option<String>,
     /// The parent workflow's id, for a child workflow.
     pub parent: Option<String>,
+    /// The ids of the child workflows it started, in id order (the first 100; purged ones are
+    /// left out).
+    #[serde(default)]
+    pub children: Vec<String>,
     /// Its search attributes.
     pub attributes: BTreeMap<String, Attribute>,
     /// Operator and admin actions on it that this server recorded (newest last).
@@ -412,6 +416,7 @@ impl WorkflowView {
             pending,
             error: d.error,
             parent: d.parent,
+            children: d.children,
             attributes: attributes(&d.attributes),
             audit,
         }

@@ -230,12 +230,14 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// Percent-encodes a query parameter's value (everything but unreserved characters).
+/// Percent-encodes a query parameter's value or a path segment (everything but unreserved
+/// characters). A `/` is encoded too: a child workflow's id (`parent/1`) is one segment of
+/// `/ui/workflows/{id}`, and the router decodes `%2F` back into it.
 pub(crate) fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 out.push(b as char)
             }
             _ => out.push_str(&format!("%{b:02X}")),
@@ -268,6 +270,7 @@ mod tests {
         assert_eq!(time(1_796_467_327_000), "2026-12-05 10:42:07 UTC");
         assert_eq!(ago(0, 125_000), "2 min ago");
         assert_eq!(url_encode("a b&c=ü"), "a%20b%26c%3D%C3%BC");
+        assert_eq!(url_encode("parent/1"), "parent%2F1");
         assert_eq!(
             query_string([("status", "waiting"), ("type", "")]),
             "status=waiting"

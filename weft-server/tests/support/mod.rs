@@ -95,6 +95,13 @@ pub async fn tally(ctx: &mut WorkflowContext, target: u64) -> Result<u64, Workfl
     Ok(total)
 }
 
+/// Sends a parcel as a child workflow and says where it went once the child has.
+#[workflow]
+pub async fn dispatch(ctx: &mut WorkflowContext, to: String) -> Result<String, WorkflowError> {
+    let sent = ctx.child(parcel, to).await?;
+    Ok(format!("dispatched: {sent}"))
+}
+
 /// While set, `fragile` panics in its first step (and so parks).
 pub static BREAK_FRAGILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -121,6 +128,7 @@ pub async fn engine() -> Engine {
         .register::<hello>()
         .register::<tally>()
         .register::<fragile>()
+        .register::<dispatch>()
         .query::<Destination>()
         .build()
         .await

@@ -67,7 +67,11 @@ async fn live_part(shared: &Shared, w: &WorkflowView) -> Markup {
             @if let Some(waiting) = &w.waiting_on { dt { "Waiting" } dd #waiting-on { (waiting) } }
             dt { "Signals queued" } dd #signals-queued { (w.signals_queued) }
             dt { "Signals consumed" } dd { (w.signals_consumed) }
-            @if let Some(parent) = &w.parent { dt { "Parent" } dd { (workflow_link(parent)) } }
+            @if let Some(parent) = &w.parent { dt { "Parent" } dd #parent { (workflow_link(parent)) } }
+            @if !w.children.is_empty() {
+                dt { "Children" }
+                dd #children { ul { @for child in &w.children { li { (workflow_link(child)) } } } }
+            }
             @if let Some(PendingView::Child { id }) = &w.pending { dt { "Child" } dd { (workflow_link(id)) } }
             @if let Some(reason) = &w.park_reason { dt { "Parked because" } dd #park-reason { code { (reason.code) } " " (reason.message) } }
             @if let Some(error) = &w.error { dt { "Error" } dd #error { (error) } }
