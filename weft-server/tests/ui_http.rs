@@ -616,6 +616,17 @@ async fn the_review_inbox_filters_by_reviewer_and_records_the_sessions_principal
     let (status, inbox) = ops.page("/ui/reviews").await;
     assert_eq!(status, StatusCode::OK);
     assert!(inbox.contains("expense of ada"), "{inbox}");
+    // The artifact: what the workflow holds at its review await, as a JSON tree.
+    let row = &inbox[inbox.find(r#"id="review-e-1""#).unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains(r#"<details class="json" open><summary><span class="key">AwaitReview"#),
+        "{row}"
+    );
+    assert!(
+        row.contains(r#"<span class="key">who</span>: <code class="value">&quot;ada&quot;</code>"#),
+        "{row}"
+    );
     assert!(inbox.contains(r#"sse-connect="/ui/events""#), "{inbox}");
     let (_, mine) = ops.page("/ui/reviews?reviewer=manager").await;
     assert!(mine.contains("expense of ada"));
