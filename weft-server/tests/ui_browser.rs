@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: Debian's Chromium, headless, driven over WebDriver by
 //! `chromedriver`, against a real server with real workflows on redb. Logs in, filters the
-//! list, watches a workflow change live when a signal arrives through the API, sends a signal
+//! list, sorts it by creation time from its column header, follows a parent's link to its child
+//! and back, watches a workflow change live when a signal arrives through the API, sends a signal
 //! from the page, approves a review from the inbox and sees another vanish when decided
 //! elsewhere, and sees a page refused to the wrong role. Screenshots of each page land in
 //! `target/ui-screenshots`.
@@ -55,11 +56,19 @@ async fn the_dashboard_works_in_a_real_browser() {
         .register::<parcel>()
         .register::<expense>()
         .register::<hello>()
+        .register::<dispatch>()
         .build()
         .await
         .unwrap();
     start::<parcel>(&engine, "p-live", "Lyon".into()).await;
+    // p-form is created in a later millisecond than p-live, so oldest first puts p-live (the
+    // later id) first: an order the id order cannot give.
+    let live_created = engine.describe("p-live").await.unwrap().created_at;
+    eventually(|| async { std::time::SystemTime::now() > live_created + Duration::from_millis(1) })
+        .await;
     start::<parcel>(&engine, "p-form", "Oslo".into()).await;
+    start::<dispatch>(&engine, "d-1", "Rome".into()).await;
+    wait_for_status(&engine, "d-1/1", WorkflowStatus::Waiting).await;
     start::<hello>(&engine, "h-1", "ada".into()).await;
     start::<expense>(&engine, "e-approve", "ada".into()).await;
     start::<expense>(&engine, "e-elsewhere", "bob".into()).await;
@@ -105,7 +114,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "back where the login interrupted"
     );
     browser.goto(&format!("{base}/ui")).await;
-    assert_eq!(browser.text("#total").await, "5");
+    assert_eq!(browser.text("#total").await, "7");
     browser.screenshot(&shots, "overview").await;
 
     // Filter the list by id prefix, through the form.
@@ -127,6 +136,53 @@ async fn the_dashboard_works_in_a_real_browser() {
         "{listed}"
     );
     browser.screenshot(&shots, "workflows").await;
+
+    // Sort by creation time from the column header: newest first, then oldest first.
+    browser.click_on("#sort-created").await;
+    browser
+        .wait_for_url("the sort is in the URL", |url| {
+            url.contains("id_prefix=p-") && url.contains("sort=created_desc")
+        })
+        .await;
+    browser.click_on("#sort-created").await;
+    browser
+        .wait_for_url("the sort turned round", |url| {
+            url.contains("sort=created_asc")
+        })
+        .await;
+    let sorted = browser.text("#workflows").await;
+    let (live_at, form_at) = (
+        sorted.find("p-live").unwrap(),
+        sorted.find("p-form").unwrap(),
+    );
+    assert!(live_at < form_at, "oldest created first: {sorted}");
+    assert_eq!(
+        browser.text("#f-sort option:checked").await,
+        "oldest created first"
+    );
+    browser.screenshot(&shots, "workflows-sorted").await;
+
+    // A parent's page links its children; the child's page links back to its parent.
+    browser.goto(&format!("{base}/ui/workflows/d-1")).await;
+    assert!(browser.text("#children").await.contains("d-1/1"));
+    browser.screenshot(&shots, "workflow-children").await;
+    browser.click_on("#children a").await;
+    browser
+        .wait_for_url("the child's page", |url| {
+            url.ends_with("/ui/workflows/d-1%2F1")
+        })
+        .await;
+    assert_eq!(browser.text("#state-name").await, "AwaitSignalShip");
+    assert_eq!(browser.text("#parent").await, "d-1");
+    browser.click_on("#parent a").await;
+    browser
+        .wait_for_url("back on the parent's page", |url| {
+            url.ends_with("/ui/workflows/d-1")
+        })
+        .await;
+    browser
+        .goto(&format!("{base}/ui/workflows?id_prefix=p-"))
+        .await;
 
     // Open a workflow; a signal sent through the API (as the CLI does) shows up live.
     browser.click_on("a[href='/ui/workflows/p-live']").await;
