@@ -417,17 +417,21 @@ fn created_time_update_time_and_children_index_keys_and_marker() {
         record::parse_time_key(record::CREATED_PREFIX, &created),
         Some((1_893_456_060_000, "wf-1".to_string()))
     );
+    // Keyed by the second: any time within it gives the same key.
     let updated = golden_bytes(
-        "live_updated_key",
-        &record::live_updated_key(1_893_456_060_000, "wf-1"),
+        "live_updated_second_key",
+        &record::live_updated_key(1_893_456_060_999, "wf-1"),
     );
+    assert_eq!(updated, record::live_updated_key(1_893_456_060_000, "wf-1"));
     assert_eq!(
         record::parse_time_key(record::LIVE_UPDATED_PREFIX, &updated),
-        Some((1_893_456_060_000, "wf-1".to_string()))
+        Some((1_893_456_060, "wf-1".to_string()))
     );
     golden_bytes("child_key", &record::child_key("parent-1", "child-1"));
     assert_eq!(record::ORDER_INDEX_KEY, b"meta/order-index");
     golden_bytes("order_index_marker", record::ORDER_INDEX_V1);
+    golden_bytes("order_index_marker_v2", record::ORDER_INDEX_V2);
+    assert_eq!(record::LIVE_UPDATED_V1_PREFIX, b"lupd/");
 }
 
 #[test]

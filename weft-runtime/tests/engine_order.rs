@@ -273,7 +273,7 @@ async fn a_store_from_before_the_time_indexes_is_indexed_at_the_first_build() {
     assert_eq!(wanted(&dump(&storage)), before);
     assert_eq!(
         storage.get(record::ORDER_INDEX_KEY).unwrap().as_deref(),
-        Some(record::ORDER_INDEX_V1)
+        Some(record::ORDER_INDEX_V2)
     );
     assert_indexes_agree(&storage);
     let newest = engine
@@ -313,4 +313,97 @@ async fn a_window_counts_the_workflows_started_and_finished_in_it_from_the_index
     engine.purge("b").await.unwrap();
     let all = window(T0, T0 + 10_000).await.unwrap();
     assert_eq!((all.started, all.finished), (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_updated_within_one_second_list_in_their_exact_order_page_by_page() {
+    let storage = MemoryStorage::new();
+    let clock = VirtualClock::new(at(T0));
+    let engine = engine_on(&storage, &clock).await;
+    // All in the second T0: created in the order x, y, z, then x signalled last.
+    for (ms, id) in [(100, "z"), (200, "y"), (300, "x")] {
+        clock.set(at(T0 + ms));
+        engine.start_with::<waiter>(2, with_id(id)).await.unwrap();
+        wait_status(&engine, id, WorkflowStatus::Waiting).await;
+    }
+    clock.set(at(T0 + 400));
+    engine
+        .signal("z", Approval { by: "x".into() })
+        .await
+        .unwrap();
+    eventually_async(&engine, "z", |d| d.step == 2).await;
+    // One entry each, in the same second.
+    assert_eq!(
+        storage
+            .scan_prefix(
+                &[record::LIVE_UPDATED_PREFIX, &(T0 / 1000).to_be_bytes()].concat(),
+                None,
+                10
+            )
+            .unwrap()
+            .len(),
+        3
+    );
+    for page_size in [1, 2, 5] {
+        assert_eq!(
+            list_all(&engine, &ordered(ListOrder::UpdatedAsc), page_size).await,
+            ["y", "x", "z"]
+        );
+        assert_eq!(
+            list_all(&engine, &ordered(ListOrder::UpdatedDesc), page_size).await,
+            ["z", "x", "y"]
+        );
+    }
+    let window = ListFilter {
+        updated_after: Some(at(T0 + 250)),
+        updated_before: Some(at(T0 + 400)),
+        order: ListOrder::UpdatedAsc,
+        ..Default::default()
+    };
+    assert_eq!(list_all(&engine, &window, 1).await, ["x"]);
+    assert_indexes_agree(&storage);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_the_first_update_time_layout_is_rebuilt_at_build() {
+    let storage = MemoryStorage::new();
+    let clock = VirtualClock::new(at(T0));
+    let engine = engine_on(&storage, &clock).await;
+    four(&engine, &clock).await;
+    engine.shutdown().await;
+    // What the first layout left: entries by the millisecond, and its marker.
+    let mut batch = Batch::new();
+    for (key, _) in storage
+        .scan_prefix(record::LIVE_UPDATED_PREFIX, None, usize::MAX)
+        .unwrap()
+    {
+        batch.delete(key);
+    }
+    batch.put(
+        [
+            record::LIVE_UPDATED_V1_PREFIX,
+            &(T0 + 4000).to_be_bytes(),
+            b"a",
+        ]
+        .concat(),
+        Vec::new(),
+    );
+    batch.put(
+        record::ORDER_INDEX_KEY.to_vec(),
+        record::ORDER_INDEX_V1.to_vec(),
+    );
+    storage.apply(batch).unwrap();
+
+    let engine = engine_on(&storage, &clock).await;
+    assert!(
+        storage
+            .scan_prefix(record::LIVE_UPDATED_V1_PREFIX, None, 1)
+            .unwrap()
+            .is_empty()
+    );
+    assert_indexes_agree(&storage);
+    assert_eq!(
+        list_all(&engine, &ordered(ListOrder::UpdatedDesc), 2).await,
+        ["d", "a", "c", "b"]
+    );
 }

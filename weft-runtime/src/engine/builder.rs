@@ -388,7 +388,7 @@ fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, Eng
             record::VISIBILITY_INDEX_KEY,
             record::VISIBILITY_INDEX_V1.to_vec(),
         );
-        batch.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V1.to_vec());
+        batch.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V2.to_vec());
     }
     storage
         .apply_if(

@@ -655,6 +655,18 @@ struct TimeScan {
     descending: bool,
     buffered: std::collections::VecDeque<(u64, String)>,
     exhausted: bool,
+    /// For the update-time index of live workflows, keyed by the second: the time range in ms,
+    /// the token's position, and the next second to read (see [`TimeScan::fill_by_second`]).
+    by_second: Option<BySecond>,
+}
+
+/// Where a scan of the second-keyed update-time index stands.
+struct BySecond {
+    range_ms: (Option<u64>, Option<u64>),
+    after: Option<(u64, String)>,
+    /// The next second to read: the first at or after it (ascending), or at or before it
+    /// (descending); `None` when none is left.
+    next: Option<u64>,
 }
 
 impl TimeScan {
@@ -679,12 +691,140 @@ impl TimeScan {
             descending,
             buffered: Default::default(),
             exhausted: false,
+            by_second: None,
         }
+    }
+
+    /// A scan of the update-time index of live workflows (`lus/<s BE><id>`), in exact time
+    /// order: it reads one second's entries at a time and sorts them by their records' times.
+    fn by_second(
+        range: (Option<u64>, Option<u64>),
+        after: Option<(u64, &str)>,
+        descending: bool,
+    ) -> Self {
+        let mut scan = TimeScan::new(record::LIVE_UPDATED_PREFIX, (None, None), None, descending);
+        let next = if descending {
+            let high = match range.1 {
+                Some(0) => None,
+                Some(ms) => Some((ms - 1) / 1000),
+                None => Some(u64::MAX),
+            };
+            let cursor = after.map(|(ms, _)| ms / 1000);
+            match (high, cursor) {
+                (Some(high), Some(cursor)) => Some(high.min(cursor)),
+                (high, _) => high,
+            }
+        } else {
+            let low = range.0.unwrap_or(0) / 1000;
+            Some(after.map_or(low, |(ms, _)| low.max(ms / 1000)))
+        };
+        scan.by_second = Some(BySecond {
+            range_ms: range,
+            after: after.map(|(ms, id)| (ms, id.to_string())),
+            next,
+        });
+        scan
+    }
+
+    /// Buffers the entries of the next second that has any left after the range and the token,
+    /// each with its record's exact update time, sorted in the scan's order.
+    fn fill_by_second(&mut self, inner: &Inner) -> Result<(), EngineError> {
+        use std::ops::Bound;
+        let prefix = record::LIVE_UPDATED_PREFIX;
+        let second_key = |s: u64| [prefix, &s.to_be_bytes()].concat();
+        let Some(state) = self.by_second.as_mut() else {
+            return Ok(());
+        };
+        while self.buffered.is_empty() {
+            let Some(next) = state.next else {
+                self.exhausted = true;
+                return Ok(());
+            };
+            // The second of the nearest entry in the scan's direction.
+            let found = if self.descending {
+                let end = match next.checked_add(1) {
+                    Some(after_next) => second_key(after_next),
+                    None => crate::storage::prefix_end(prefix).unwrap_or_default(),
+                };
+                inner
+                    .storage
+                    .scan_rev(Bound::Included(prefix), Bound::Excluded(&end), 1)?
+            } else {
+                let end = crate::storage::prefix_end(prefix).unwrap_or_default();
+                inner
+                    .storage
+                    .scan(Bound::Included(&second_key(next)), Bound::Excluded(&end), 1)?
+            };
+            let Some(second) = found
+                .first()
+                .and_then(|(key, _)| record::parse_time_key(prefix, key))
+                .map(|(s, _)| s)
+            else {
+                state.next = None;
+                continue;
+            };
+            state.next = if self.descending {
+                second.checked_sub(1)
+            } else {
+                second.checked_add(1)
+            };
+            let bucket = second_key(second);
+            let mut entries: Vec<(u64, String)> = Vec::new();
+            let mut cursor: Option<Vec<u8>> = None;
+            loop {
+                let page = inner
+                    .storage
+                    .scan_prefix(&bucket, cursor.as_deref(), 1024)?;
+                for (key, _) in &page {
+                    let Ok(id) = std::str::from_utf8(&key[bucket.len()..]) else {
+                        continue;
+                    };
+                    let Some(bytes) = inner.read_raw(id)? else {
+                        continue;
+                    };
+                    let Ok(stored) = record::decode_record::<WorkflowRecord>(&bytes) else {
+                        continue;
+                    };
+                    let ms = stored.updated_ms;
+                    let in_range = state.range_ms.0.is_none_or(|low| ms >= low)
+                        && state.range_ms.1.is_none_or(|high| ms < high);
+                    let past_token = state.after.as_ref().is_none_or(|(after_ms, after_id)| {
+                        let here = (ms, id);
+                        let token = (*after_ms, after_id.as_str());
+                        if self.descending {
+                            here < token
+                        } else {
+                            here > token
+                        }
+                    });
+                    if !stored.status.is_terminal() && ms / 1000 == second && in_range && past_token
+                    {
+                        entries.push((ms, id.to_string()));
+                    }
+                }
+                if page.len() < 1024 {
+                    break;
+                }
+                cursor = page.last().map(|(key, _)| key.clone());
+            }
+            entries.sort();
+            if self.descending {
+                entries.reverse();
+            }
+            self.buffered.extend(entries);
+        }
+        Ok(())
     }
 
     /// The next entry's time and id, reading a chunk when none is buffered.
     fn peek(&mut self, inner: &Inner, chunk: usize) -> Result<Option<&(u64, String)>, EngineError> {
         use std::ops::Bound;
+        if self.by_second.is_some() {
+            if self.buffered.is_empty() && !self.exhausted {
+                self.fill_by_second(inner)?;
+            }
+            return Ok(self.buffered.front());
+        }
         if self.buffered.is_empty() && !self.exhausted {
             let entries = if self.descending {
                 let end = match &self.cursor {
@@ -740,10 +880,7 @@ fn list_by_time(
     } else {
         let range = (ms(filter.updated_after), ms(filter.updated_before));
         if filter.status.is_none_or(|status| !status.is_terminal()) {
-            scans.push((
-                TimeScan::new(record::LIVE_UPDATED_PREFIX, range, after, descending),
-                Some(false),
-            ));
+            scans.push((TimeScan::by_second(range, after, descending), Some(false)));
         }
         if filter.status.is_none_or(WorkflowStatus::is_terminal) {
             scans.push((

@@ -26,9 +26,9 @@
 //! | `meta/visibility-index` | `[0x01]` | the `ty/` and `fin/` indexes and the `cnt/` counters are complete |
 //! | `ty/<type>\0<id>` | empty | type index: a prefix scan finds one type's workflows, in id order |
 //! | `fin/<finish ms: u64 BE><id>` | `[0x01][FinishedRecord]` | finish-time index: finished workflows by when they finished |
-//! | `meta/order-index` | `[0x01]` | the `crt/`, `lupd/` and `child/` indexes are complete |
+//! | `meta/order-index` | `[0x02]` | the `crt/`, `lus/` and `child/` indexes are complete (`[0x01]`: an earlier layout, with `lupd/`, rebuilt at build) |
 //! | `crt/<created ms: u64 BE><id>` | empty | created-time index: every workflow by when it started |
-//! | `lupd/<updated ms: u64 BE><id>` | empty | update-time index of live workflows: moved by every write of the record, deleted when it finishes (a finished one's last update is its `fin/` time) |
+//! | `lus/<updated s: u64 BE><id>` | empty | update-time index of live workflows, by the second of the last write: moved when a write falls in a later second, deleted when it finishes (a finished one's last update is its `fin/` time) |
 //! | `child/<parent id>\0<child id>` | empty | children index: a parent's children, in id order |
 //! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
@@ -103,19 +103,28 @@ pub const VISIBILITY_INDEX_V1: &[u8] = &[FORMAT_V1];
 /// (empty value), written by the commit that creates it and deleted by its purge, so a listing
 /// by creation time reads one page of it.
 pub const CREATED_PREFIX: &[u8] = b"crt/";
-/// `lupd/<updated ms BE><id>`: every workflow not finished by when its record was last written
-/// (empty value). Each write of the record moves its entry (the old one deleted, the new one
-/// put, in the same batch); the commit that finishes it deletes it, since from then on the
-/// finish-time index orders it.
-pub const LIVE_UPDATED_PREFIX: &[u8] = b"lupd/";
+/// `lus/<updated s BE><id>`: every workflow not finished by the second (since the Unix epoch)
+/// its record was last written in (empty value). A write in a later second moves its entry (the
+/// old one deleted, the new one put, in the same batch), so steps within one second write
+/// nothing here; the commit that finishes it deletes it, since from then on the finish-time
+/// index orders it. A listing sorts one second's entries by their records' exact times.
+pub const LIVE_UPDATED_PREFIX: &[u8] = b"lus/";
+/// `lupd/<updated ms BE><id>`: the update-time index as [`ORDER_INDEX_V1`] laid it out, keyed
+/// by the millisecond (so moved by every step). A build finding that marker deletes it and
+/// builds [`LIVE_UPDATED_PREFIX`] instead.
+pub const LIVE_UPDATED_V1_PREFIX: &[u8] = b"lupd/";
 /// `child/<parent id>\0<child id>`: a parent's children (empty value), written with the
 /// child's `parent/` link and deleted with it, so a parent's children are one prefix scan.
 pub const CHILD_PREFIX: &[u8] = b"child/";
 /// Marks the created-time, update-time and children indexes complete. Stores written before
 /// they existed lack it; the first engine built on one fills them in and then writes this key.
 pub const ORDER_INDEX_KEY: &[u8] = b"meta/order-index";
-/// The value of [`ORDER_INDEX_KEY`]: the indexes' format.
+/// A value of [`ORDER_INDEX_KEY`] written by earlier builds: the update-time index was keyed
+/// by the millisecond, under [`LIVE_UPDATED_V1_PREFIX`].
 pub const ORDER_INDEX_V1: &[u8] = &[FORMAT_V1];
+/// The value of [`ORDER_INDEX_KEY`]: the indexes' format, with the update-time index keyed by
+/// the second ([`LIVE_UPDATED_PREFIX`]).
+pub const ORDER_INDEX_V2: &[u8] = &[0x02];
 /// The prefix of the timer index.
 pub const TIMER_PREFIX: &[u8] = b"tm/";
 /// The prefix of signal queues.
@@ -415,18 +424,14 @@ pub fn created_key(created_ms: u64, id: &str) -> Vec<u8> {
     [CREATED_PREFIX, &created_ms.to_be_bytes(), id.as_bytes()].concat()
 }
 
-/// `lupd/<updated ms BE><id>`: empty value.
+/// `lus/<updated s BE><id>` for a record last written at `updated_ms`: empty value.
 pub fn live_updated_key(updated_ms: u64, id: &str) -> Vec<u8> {
-    [
-        LIVE_UPDATED_PREFIX,
-        &updated_ms.to_be_bytes(),
-        id.as_bytes(),
-    ]
-    .concat()
+    let updated_s = updated_ms / 1000;
+    [LIVE_UPDATED_PREFIX, &updated_s.to_be_bytes(), id.as_bytes()].concat()
 }
 
-/// Splits a key of a time index (`fin/`, `crt/`, `lupd/`: `<prefix><ms BE><id>`) into its
-/// time and workflow id.
+/// Splits a key of a time index (`fin/`, `crt/`: `<prefix><ms BE><id>`; `lus/`: `<prefix><s
+/// BE><id>`) into its time and workflow id.
 pub fn parse_time_key(prefix: &[u8], key: &[u8]) -> Option<(u64, String)> {
     let rest = key.strip_prefix(prefix)?;
     if rest.len() < 8 {

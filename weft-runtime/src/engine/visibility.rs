@@ -16,10 +16,11 @@
 //!
 //! - The created-time index, `crt/<created ms BE><id>`, names every workflow by when it started:
 //!   written with the type index entry, deleted by the purge.
-//! - The update-time index of live workflows, `lupd/<updated ms BE><id>`, names every workflow
-//!   not finished by when its record was last written. Every write of a live record moves its
-//!   entry in the same batch ([`stage_rewrite`]: a delete and a put, nothing when the time is
-//!   unchanged), and the commit that finishes the workflow deletes it: a finished workflow is
+//! - The update-time index of live workflows, `lus/<updated s BE><id>`, names every workflow
+//!   not finished by the second its record was last written in. A write of a live record in a
+//!   later second moves its entry in the same batch ([`stage_rewrite`]: a delete and a put,
+//!   nothing within the same second, which spares most steps of a busy workflow the two B-tree
+//!   changes), and the commit that finishes the workflow deletes it: a finished workflow is
 //!   never written again, so its last update is its finish time and `fin/` orders it. A listing
 //!   by update time merges the two.
 //! - The children index, `child/<parent>\0<child>`, written with the child's `parent/` link
@@ -166,8 +167,9 @@ pub(crate) fn stage_transition(
 
 /// Moves live workflow `id`'s update-time entry as its record `prev` (`None` when this write
 /// creates it) is rewritten as `next`: deletes the old entry and puts the new one, or only
-/// deletes it when `next` has finished. Every write of a workflow record goes through this or
-/// [`stage_transition`], which calls it.
+/// deletes it when `next` has finished; nothing when both fall in the same second (the entry is
+/// keyed by the second, so most steps of a busy workflow write nothing here). Every write of a
+/// workflow record goes through this or [`stage_transition`], which calls it.
 pub(crate) fn stage_rewrite(
     id: &str,
     prev: Option<&WorkflowRecord>,
@@ -176,16 +178,16 @@ pub(crate) fn stage_rewrite(
 ) {
     let old = prev
         .filter(|prev| !prev.status.is_terminal())
-        .map(|prev| prev.updated_ms);
-    let new = (!next.status.is_terminal()).then_some(next.updated_ms);
+        .map(|prev| prev.updated_ms / 1000);
+    let new = (!next.status.is_terminal()).then_some(next.updated_ms / 1000);
     if old == new {
         return;
     }
-    if let Some(ms) = old {
-        batch.delete(record::live_updated_key(ms, id));
+    if let Some(s) = old {
+        batch.delete(record::live_updated_key(s * 1000, id));
     }
-    if let Some(ms) = new {
-        batch.put(record::live_updated_key(ms, id), Vec::new());
+    if let Some(s) = new {
+        batch.put(record::live_updated_key(s * 1000, id), Vec::new());
     }
 }
 
@@ -331,7 +333,8 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
 /// the writer starts; every write is an idempotent put, so a build that crashed part-way starts
 /// over.
 pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), EngineError> {
-    if storage.get(record::ORDER_INDEX_KEY)?.is_some() {
+    let marker = storage.get(record::ORDER_INDEX_KEY)?;
+    if marker.as_deref() == Some(record::ORDER_INDEX_V2) {
         return Ok(());
     }
     let fenced = [Condition {
@@ -344,6 +347,18 @@ pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), Engi
             other => EngineError::Storage(other),
         })
     };
+    // The update-time index of the first layout (by the millisecond) goes first.
+    loop {
+        let page = storage.scan_prefix(record::LIVE_UPDATED_V1_PREFIX, None, PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        let mut batch = Batch::new();
+        for (key, _) in page {
+            batch.delete(key);
+        }
+        commit(batch)?;
+    }
     for (prefix, is_record) in [
         (record::WORKFLOW_PREFIX, true),
         (record::PARENT_PREFIX, false),
@@ -380,7 +395,7 @@ pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), Engi
         }
     }
     let mut done = Batch::new();
-    done.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V1.to_vec());
+    done.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V2.to_vec());
     commit(done)
 }
 
