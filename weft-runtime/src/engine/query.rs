@@ -223,8 +223,10 @@ pub struct ListFilter {
 /// By id, the candidates come from the narrowest index the filter allows (see `Engine::list`).
 /// By creation or update time they come from a time index read in that order: the created-time
 /// index (`crt/`) for creation; for update time, the update-time index of the workflows not
-/// finished (`lupd/`) merged with the finish-time index (`fin/`), since a finished workflow's
-/// last update is when it finished. A status of only finished, or only unfinished, workflows
+/// finished (`lus/`, keyed by the second, one second's entries sorted by their records' times)
+/// merged with the finish-time index (`fin/`), since a finished workflow's last update is when
+/// it finished. So a page by update time reads the records of every live workflow last written
+/// in each second it reaches, however few of them it shows. A status of only finished, or only unfinished, workflows
 /// reads one of the two; a time range on the sort key bounds the scan. The other conditions are
 /// checked on each record read. Ties in time go by id. A record that does not decode has no
 /// known times and is listed only in id order.

@@ -41,7 +41,7 @@ use super::redb::TABLE;
 /// engine's records (format tag `0x01`) and this module's manifest. A build restores backups of
 /// this version and older, and refuses newer ones.
 ///
-/// Version 2 added the created-time, update-time and children indexes (`crt/`, `lupd/`,
+/// Version 2 added the created-time, update-time and children indexes (`crt/`, `lus/`,
 /// `child/`): a build of version 1 does not keep them, so it must refuse a store a version-2
 /// build marked complete rather than leave them stale. A version-1 store opens as it is and is
 /// backfilled at build.
