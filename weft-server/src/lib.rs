@@ -26,7 +26,7 @@
 //! | `GET /v1/cluster/info`, `GET /v1/openapi.json` | any |
 //! | `POST /v1/workflows` (start by type name; `wait_ms` waits for the result too) | operator |
 //! | `GET /v1/workflows/{id}/result`, `POST /v1/workflows/{id}/signals/{name}`, `POST /v1/workflows/{id}/updates/{name}` | operator |
-//! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}`, `GET /v1/workflow-types` | operator |
+//! | `GET /v1/workflows`, `GET /v1/workflow-counts`, `GET /v1/workflows/{id}`, `GET /v1/workflows/{id}/children`, `GET /v1/workflow-types` | operator |
 //! | `POST /v1/workflows/{id}/cancel`, `POST /v1/workflows/{id}/retry`, `GET /v1/workflows/{id}/queries/{name}` | operator |
 //! | `GET /v1/reviews`, `POST /v1/workflows/{id}/review` | operator |
 //! | `GET /v1/recovery` (what recovery at build found and resumed) | operator |

@@ -270,6 +270,69 @@ async fn list_sorts_by_created_and_updated_time_and_pages_in_that_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflows_children_are_listed_a_page_at_a_time_and_named_in_its_description() {
+    let server = TestServer::start().await;
+    for id in ["d-1", "d-2"] {
+        server
+            .engine
+            .start_with::<dispatch>(
+                "Lyon".to_string(),
+                weft_runtime::StartOptions {
+                    id: Some(id.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    eventually(|| async { server.engine.describe("d-2/1").await.is_ok() }).await;
+    let (status, page) = json_of(
+        server
+            .get("/v1/workflows/d-1/children?page_size=1", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], json!(["d-1/1"]));
+    // A full page has a cursor; the page after it is empty.
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest) = json_of(
+        server
+            .get(
+                &format!("/v1/workflows/d-1/children?page_size=1&cursor={cursor}"),
+                Some(OPERATOR),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rest["items"], json!([]), "{rest}");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (_, none) = json_of(
+        server
+            .get("/v1/workflows/d-1%2F1/children", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(none["items"], json!([]), "{none}");
+    let (_, described) = json_of(
+        server
+            .get("/v1/workflows/d-2", Some(OPERATOR))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(described["children"], json!(["d-2/1"]), "{described}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_purge_are_audited_with_their_principal() {
     let server = TestServer::start().await;
     server.parcel("p-1", "Lyon").await;

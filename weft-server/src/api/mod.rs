@@ -103,6 +103,12 @@ pub(crate) fn routes() -> Vec<RouteDef> {
             delete(workflows::purge),
         ),
         route(
+            Method::GET,
+            "/v1/workflows/{id}/children",
+            Operator,
+            get(workflows::children),
+        ),
+        route(
             Method::POST,
             "/v1/workflows/{id}/cancel",
             Operator,

@@ -45,6 +45,7 @@ impl Modify for BearerScheme {
         super::bulk::signal,
         super::workflows::count,
         super::workflows::describe,
+        super::workflows::children,
         super::workflows::cancel,
         super::workflows::retry,
         super::workflows::purge,

@@ -475,6 +475,15 @@ pub struct ListResponse {
     pub next_cursor: Option<String>,
 }
 
+/// One page of a workflow's children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChildrenResponse {
+    /// The ids of the child workflows it started, in id order (purged ones left out).
+    pub items: Vec<String>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// One group of a count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CountGroup {

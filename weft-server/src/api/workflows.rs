@@ -13,8 +13,8 @@ use weft_runtime::{GroupBy, ListFilter};
 
 use super::detached::detached;
 use super::types::{
-    CountGroup, CountResponse, Filter, ListResponse, SummaryView, WorkflowView, decode_cursor,
-    encode_cursor, no_unknown_params, parse_sort,
+    ChildrenResponse, CountGroup, CountResponse, Filter, ListResponse, SummaryView, WorkflowView,
+    decode_cursor, encode_cursor, no_unknown_params, parse_sort,
 };
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
@@ -138,6 +138,37 @@ pub(crate) async fn count(
             .map(|(group, count)| CountGroup { group, count })
             .collect(),
         total,
+    }))
+}
+
+/// The child workflows a workflow started, a page at a time in id order, from the engine's
+/// children index (no record is read). A workflow without children, or none, has none.
+#[utoipa::path(get, path = "/v1/workflows/{id}/children", tag = "workflows",
+    params(
+        ("id" = String, Path, description = "The parent workflow's id"),
+        ("page_size" = Option<usize>, Query, description = "At most this many (default 100, at most the server's max_page_size)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of child ids", body = ChildrenResponse),
+        (status = 400, description = "A bad cursor", body = ErrorBody)),
+    security(("bearer" = ["operator", "admin"])))]
+pub(crate) async fn children(
+    State(shared): State<Arc<Shared>>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Json<ChildrenResponse>, ApiError> {
+    let Path(id) = id?;
+    let Query(mut params) = params?;
+    let (page_size, cursor) = take_page(&mut params, shared.limits.max_page_size)?;
+    no_unknown_params(&params)?;
+    let page = shared
+        .engine
+        .children(&id, page_size, cursor.as_deref())
+        .await?;
+    Ok(Json(ChildrenResponse {
+        items: page.items,
+        next_cursor: page.next_page_token.as_deref().map(encode_cursor),
     }))
 }
 
