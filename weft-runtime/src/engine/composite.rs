@@ -45,6 +45,9 @@ pub(crate) struct Followup {
     /// The cancellation was not delivered as such (a sleep cut short, a child waited for):
     /// it stays pending for the workflow's next durable await.
     pub keep_cancel: bool,
+    /// The activity this step resumes from ended on its first attempt, so no attempt record
+    /// of it is stored and the step need not delete one.
+    pub no_attempt_stored: bool,
 }
 
 /// The pending command for a group or child command; writes what must be committed with it

@@ -140,12 +140,40 @@ async fn commit_attempt(call: &Call, attempt: u32) -> Result<bool, EngineError> 
 /// error. An attempt that could not be committed stops the call with the engine's error: the
 /// runner stalls, and the next one resumes from what is stored.
 pub(crate) async fn execute(call: Call) -> Result<Result<Payload, ActivityError>, EngineError> {
-    let max_attempts = call.options.retry.max_attempts.max(1);
+    Ok(execute_counted(call).await?.result)
+}
+
+/// What a call ended with, and whether it left an attempt record behind.
+pub(crate) struct Executed {
+    /// The final result.
+    pub result: Result<Payload, ActivityError>,
+    /// An attempt record of this step is stored (an attempt past the first ran, here or in an
+    /// engine before), so the step that takes the result must delete it. A call that ended on
+    /// its first attempt stored none, and its step spares the delete.
+    pub attempt_stored: bool,
+}
+
+/// As [`execute`], also telling whether an attempt record is stored.
+pub(crate) async fn execute_counted(call: Call) -> Result<Executed, EngineError> {
     let mut attempt = call.first_attempt.max(1);
-    if attempt > max_attempts {
+    let result = attempts(&call, &mut attempt).await?;
+    Ok(Executed {
+        result,
+        // Attempt records are written only for attempts past the first (the first rides on
+        // the step's commit), and a call that found one stored starts past the first.
+        attempt_stored: attempt > 1,
+    })
+}
+
+async fn attempts(
+    call: &Call,
+    attempt: &mut u32,
+) -> Result<Result<Payload, ActivityError>, EngineError> {
+    let max_attempts = call.options.retry.max_attempts.max(1);
+    if *attempt > max_attempts {
         return Ok(Err(ActivityError::failed(format!(
             "attempt {} of {max_attempts} was cut off by an engine stop (a crash or a restart) and no attempts are left",
-            attempt - 1
+            *attempt - 1
         ))));
     }
     loop {
@@ -159,13 +187,13 @@ pub(crate) async fn execute(call: Call) -> Result<Result<Payload, ActivityError>
         if !owned {
             return Ok(Err(ActivityError::Cancelled));
         }
-        if attempt > 1 && !commit_attempt(&call, attempt).await? {
+        if *attempt > 1 && !commit_attempt(call, *attempt).await? {
             return Ok(Err(ActivityError::Cancelled));
         }
         let mut ctx = ActivityContext::new(
             call.workflow_id.clone(),
             call.step,
-            attempt,
+            *attempt,
             call.resources.clone(),
             call.cancel.clone(),
         );
@@ -201,16 +229,16 @@ pub(crate) async fn execute(call: Call) -> Result<Result<Payload, ActivityError>
             Ok(output) => return Ok(Ok(output)),
             Err(error) => error,
         };
-        if !error.is_retryable() || attempt >= max_attempts || *call.cancel.borrow() {
+        if !error.is_retryable() || *attempt >= max_attempts || *call.cancel.borrow() {
             return Ok(Err(error));
         }
-        let backoff = call.options.retry.backoff_after(attempt);
+        let backoff = call.options.retry.backoff_after(*attempt);
         // A next attempt after the end of representable time never comes: this error is final.
         let Some(next_attempt) = call.clock.now().checked_add(backoff) else {
             return Ok(Err(error));
         };
         call.clock.sleep_until(next_attempt).await;
-        attempt += 1;
+        *attempt += 1;
     }
 }
 

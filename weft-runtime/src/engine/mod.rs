@@ -703,7 +703,7 @@ impl Engine {
             let bytes = inner
                 .read_raw(id)?
                 .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-            let inspected = query::inspect(inner, id, &bytes)?;
+            let inspected = query::inspect_outcome(inner, id, &bytes)?;
             if let Some(reason) = inspected.park_reason {
                 return Err(EngineError::Parked {
                     id: id.to_string(),

@@ -305,10 +305,9 @@ impl RecordError {
 
 /// Encodes a record with the current format tag.
 pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>, CodecError> {
-    let body = codec::encode(record)?;
-    let mut bytes = Vec::with_capacity(body.len() + 1);
+    let mut bytes = Vec::with_capacity(128);
     bytes.push(FORMAT_V1);
-    bytes.extend_from_slice(&body);
+    codec::encode_into(&mut bytes, record)?;
     Ok(bytes)
 }
 

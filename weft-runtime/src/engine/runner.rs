@@ -517,16 +517,23 @@ async fn decide(
                 engine: Arc::downgrade(inner),
                 first_attempt,
             };
-            let mut task = tokio::spawn(execute::execute(call));
-            inner.add_task(id, task.abort_handle());
+            // The call runs inside this runner's task (a task of its own per attempt was 5 % of
+            // the engine's instructions per step). It is guarded like a task: a panic in the
+            // engine's code around the user's activity ends the call, not the runner. Only when
+            // the workflow stops awaiting it (cancelled, or past its deadline) does the call
+            // move to a task of its own, so the activity may finish on its own meanwhile.
+            let mut call = contain::Caught::new(execute::execute_counted(call));
             let outcome = loop {
                 tokio::select! {
-                    joined = &mut task => {
-                        break match joined {
+                    ended = &mut call => {
+                        break match ended {
                             Ok(ended) => ended?,
-                            Err(e) => Err(crate::activity::ActivityError::failed(format!(
-                                "activity task failed: {e}"
-                            ))),
+                            Err(message) => execute::Executed {
+                                result: Err(crate::activity::ActivityError::failed(format!(
+                                    "activity task failed: {message}"
+                                ))),
+                                attempt_stored: true,
+                            },
                         };
                     }
                     () = wake.notified() => {
@@ -538,6 +545,7 @@ async fn decide(
                             // finish on its own; its result is no longer awaited.
                             let _ = cancel_tx.send(true);
                             inner.with_active(id, |entry| entry.cancel_tx = None);
+                            detach(inner, id, call);
                             return Ok(Decision::Resume(
                                 Resume::Cancelled,
                                 vec![record::cancel_key(id)],
@@ -547,6 +555,7 @@ async fn decide(
                         if deadline_passed(inner, deadline) {
                             let _ = cancel_tx.send(true);
                             inner.with_active(id, |entry| entry.cancel_tx = None);
+                            detach(inner, id, call);
                             let (resume, consumed, followup) =
                                 timeout_resume(inner, id, record.pending.as_ref())?;
                             return Ok(Decision::Resume(resume, consumed, followup));
@@ -568,9 +577,12 @@ async fn decide(
                 ));
             }
             Ok(Decision::Resume(
-                Resume::Activity(outcome),
+                Resume::Activity(outcome.result),
                 Vec::new(),
-                Followup::default(),
+                Followup {
+                    no_attempt_stored: !outcome.attempt_stored,
+                    ..Followup::default()
+                },
             ))
         }
         Some(PendingCommand::Child { child_id, .. }) => {
@@ -581,6 +593,17 @@ async fn decide(
             composite_decision(inner, id, record, decided).await
         }
     }
+}
+
+/// Lets an activity call the workflow no longer awaits run to its end in a task of its own,
+/// aborted with the workflow's other tasks when the engine stops.
+fn detach<F>(inner: &Arc<Inner>, id: &str, call: F)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let task = tokio::spawn(call);
+    inner.add_task(id, task.abort_handle());
 }
 
 async fn composite_decision(
@@ -643,6 +666,9 @@ async fn advance(
             record::activity_result_key(id),
             record::encode_record(&kept)?,
         );
+    }
+    if !followup.no_attempt_stored {
+        delete_attempts(id, record, &mut batch);
     }
     attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
     batch.extend(followup.writes);
@@ -770,6 +796,24 @@ pub(crate) fn too_large(inner: &Inner, what: &str, payload: &[u8]) -> Option<Ste
     })
 }
 
+/// The attempts of the activities a step resumes from are spent with it: their records go.
+fn delete_attempts(id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
+    match &prev.pending {
+        Some(PendingCommand::Activity { .. }) => {
+            batch.delete(record::attempt_key(id, None));
+        }
+        Some(PendingCommand::Group { branches, .. }) => {
+            for (index, branch) in branches.iter().enumerate() {
+                if matches!(branch.pending, PendingCommand::Activity { .. }) {
+                    let index = u32::try_from(index).unwrap_or(u32::MAX);
+                    batch.delete(record::attempt_key(id, Some(index)));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The record and batch that commit one step: the new state, the pending command, the consumed
 /// resume, the step's effects (update answers, a review record) and the index entries, or a
 /// park that keeps everything as it was.
@@ -823,21 +867,6 @@ pub(crate) fn transition(
     }
     if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
         batch.delete(record::timer_key(deadline_ms, id));
-    }
-    // The attempts of the activities this step resumes from are spent with it.
-    match &prev.pending {
-        Some(PendingCommand::Activity { .. }) => {
-            batch.delete(record::attempt_key(id, None));
-        }
-        Some(PendingCommand::Group { branches, .. }) => {
-            for (index, branch) in branches.iter().enumerate() {
-                if matches!(branch.pending, PendingCommand::Activity { .. }) {
-                    let index = u32::try_from(index).unwrap_or(u32::MAX);
-                    batch.delete(record::attempt_key(id, Some(index)));
-                }
-            }
-        }
-        _ => {}
     }
     let finished = |next: &mut WorkflowRecord, status, outcome| {
         next.status = status;
