@@ -321,6 +321,10 @@ impl ActivityContext {
     }
 
     /// Completes when the engine asks this activity to stop (never, if it is not asked).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits, so it can be one branch of a `select!`.
     pub async fn cancelled(&self) {
         let mut rx = self.cancel.clone();
         while !*rx.borrow_and_update() {

@@ -72,6 +72,7 @@ impl StepEffects {
 
 impl WorkflowContext {
     /// A context for step `step` of workflow `workflow_id`, at the engine's time `now`.
+    #[doc(hidden)]
     pub fn new(workflow_id: impl Into<String>, step: u64, now: SystemTime) -> Self {
         WorkflowContext {
             workflow_id: workflow_id.into(),
@@ -116,6 +117,7 @@ impl WorkflowContext {
     }
 
     /// Takes what the step produced besides its transition (the engine calls this after `step`).
+    #[doc(hidden)]
     pub fn take_effects(&mut self) -> StepEffects {
         std::mem::take(self.lock_effects_mut())
     }
@@ -414,6 +416,7 @@ impl<T> Durable<T> {
 
     /// The command the workflow suspends with, or why it could not be built (an input that
     /// does not encode).
+    #[doc(hidden)]
     pub fn into_command(self) -> Result<Command, StepError> {
         self.command
     }

@@ -94,6 +94,7 @@ pub trait DurableGroup {
     /// What `ctx.race` resumes with.
     type Race;
     /// The branches' commands, in order, and the group's shape.
+    #[doc(hidden)]
     fn into_branches(self) -> Result<(Vec<Command>, GroupShape), StepError>;
 }
 

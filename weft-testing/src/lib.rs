@@ -119,4 +119,4 @@ pub use mock::Mock;
 pub use storage_faults::{FaultControl, FaultyStorage, InjectedFault, WriteFault};
 pub use test_engine::{TestEngine, TestEngineBuilder, TestError};
 /// The engine's virtual clock, the one [`TestEngine`] runs on (re-exported for convenience).
-pub use weft_runtime::engine::VirtualClock;
+pub use weft_runtime::VirtualClock;

@@ -363,6 +363,10 @@ impl TestEngine {
     /// Starts a workflow and returns once the engine has settled: the workflow has reached
     /// its first wait on time or a signal, or finished.
     ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::start`.
+    ///
     /// # Cancel safety
     ///
     /// As the engine's own call: once its first poll has reached the engine, dropping this
@@ -375,6 +379,10 @@ impl TestEngine {
     }
 
     /// [`TestEngine::start`] with an id or idempotency key.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::start_with`.
     ///
     /// # Cancel safety
     ///
@@ -392,6 +400,10 @@ impl TestEngine {
 
     /// Sends a signal and returns once the engine has settled.
     ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::signal`.
+    ///
     /// # Cancel safety
     ///
     /// As the engine's own call: once its first poll has reached the engine, dropping this
@@ -403,6 +415,10 @@ impl TestEngine {
     }
 
     /// Cancels a workflow and returns once the engine has settled.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::cancel`.
     ///
     /// # Cancel safety
     ///
@@ -420,6 +436,11 @@ impl TestEngine {
     /// storage refuses the engine's commits (see `Engine::storage_fault`), it fails with that
     /// storage error; the engine retries on its own, so asking again after the fault is gone
     /// gives the result.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Stuck`] and the storage error as said above; [`TestError::Engine`] with the
+    /// engine's error otherwise, as `Engine::result`.
     ///
     /// # Cancel safety
     ///
@@ -454,6 +475,10 @@ impl TestEngine {
 
     /// Status, step, pending command and state as JSON, as `Engine::describe` gives them.
     ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::describe`.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
@@ -465,6 +490,10 @@ impl TestEngine {
     /// `assert!(matches!(state, CheckoutState::AwaitSleep1 { .. }))`. Fails with
     /// `EngineError::Finished` once the workflow has finished (its state is gone).
     ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::state`.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
@@ -475,6 +504,10 @@ impl TestEngine {
     /// Answers query `Q` from the workflow's persisted state, as `Engine::query` does: it reads,
     /// never writes, and never wakes the workflow.
     ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::query`.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
@@ -484,6 +517,10 @@ impl TestEngine {
 
     /// The name of the workflow's current state variant; `None` once it has finished.
     ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::describe`.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads (and waits), so dropping it changes nothing.
@@ -492,6 +529,10 @@ impl TestEngine {
     }
 
     /// The workflow's status.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] with the engine's error, as `Engine::describe`.
     ///
     /// # Cancel safety
     ///
@@ -534,6 +575,10 @@ impl TestEngine {
     /// Stops the engine and builds a new one on the same storage, as after a crash: nothing in
     /// memory survives, the new engine recovers every in-flight workflow from its last commit.
     /// The clock, the mocks and the activity log carry over. Returns once it has settled.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError::Engine`] when the new engine cannot be built, as `EngineBuilder::build`.
     ///
     /// # Cancel safety
     ///

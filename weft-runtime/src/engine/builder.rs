@@ -202,6 +202,12 @@ impl EngineBuilder {
     ///
     /// Must be called inside a tokio runtime.
     ///
+    /// # Errors
+    ///
+    /// `MissingActivity`, `ConflictingRegistration`, `ConflictingQuery` or `InvalidMigration` for
+    /// registrations that do not fit together; `NewerStoreFormat` for a store written by a newer
+    /// release; `Storage` when the store cannot be read or owned.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future before it returns stops the engine it was building (its writer and

@@ -232,6 +232,10 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// Waits until the workflow finishes and returns what it returned. Works for workflows that
     /// finished long ago and for recovered ones.
     ///
+    /// # Errors
+    ///
+    /// As [`Engine::result`].
+    ///
     /// # Cancel safety
     ///
     /// As [`Engine::result`].
@@ -240,6 +244,10 @@ impl<W: Workflow> WorkflowHandle<W> {
     }
 
     /// Sends a signal to this workflow.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::signal`].
     ///
     /// # Cancel safety
     ///
@@ -250,6 +258,10 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// Cancels this workflow.
     ///
+    /// # Errors
+    ///
+    /// As [`Engine::cancel`].
+    ///
     /// # Cancel safety
     ///
     /// As [`Engine::cancel`].
@@ -258,6 +270,10 @@ impl<W: Workflow> WorkflowHandle<W> {
     }
 
     /// Describes this workflow.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::describe`].
     ///
     /// # Cancel safety
     ///
@@ -416,6 +432,10 @@ impl Engine {
 
     /// Starts a workflow with a generated id.
     ///
+    /// # Errors
+    ///
+    /// As [`Engine::start_with`].
+    ///
     /// # Cancel safety
     ///
     /// The start reaches the engine's writer at the first poll. From then on, dropping this
@@ -437,6 +457,11 @@ impl Engine {
     /// beside `W`, this fails with `EngineError::NotLatest` (older versions stay registered so
     /// their in-flight instances finish). Use [`Engine::start_pinned`] to start an older one on
     /// purpose.
+    ///
+    /// # Errors
+    ///
+    /// `NotLatest` when a newer version of `W`'s name is registered; otherwise as
+    /// [`Engine::start_pinned`].
     ///
     /// # Cancel safety
     ///
@@ -464,6 +489,14 @@ impl Engine {
 
     /// Starts exactly version `W`, even when a newer version of its name is registered (say, to
     /// finish a rollout on the old code). Otherwise like [`Engine::start_with`].
+    ///
+    /// # Errors
+    ///
+    /// `NotRegistered` when `W` is not registered; `InvalidId` for a bad id; `PayloadTooLarge` or
+    /// `Codec` for an input that does not fit; `AlreadyExists` when the id is taken (a repeated
+    /// idempotency key instead answers the workflow it started); `Overloaded` when too many
+    /// requests wait for the writer; `Shutdown` or `Fenced` when the engine no longer serves;
+    /// `Storage` when the store fails.
     ///
     /// # Cancel safety
     ///
@@ -675,6 +708,13 @@ impl Engine {
 
     /// Waits until workflow `id` finishes, and returns its typed result.
     ///
+    /// # Errors
+    ///
+    /// `NotFound` when no workflow has the id; `WrongType` when it is not a `W`; `Cancelled` or
+    /// `TimedOut` when it ended that way; `Parked` when it is parked; `Codec` or `Record` when its
+    /// stored result does not decode; `Shutdown` or `Fenced` when the engine no longer serves;
+    /// `Storage` when the store fails.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads and waits, so dropping it changes nothing; call again to
@@ -750,6 +790,13 @@ impl Engine {
     /// Fails with `EngineError::Finished`, writing nothing, when the workflow has finished: the
     /// engine's writer checks that in the order of its writes, so a signal is never accepted
     /// after the workflow's final transition, even one committed concurrently.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when no workflow has the id; `Finished` when it has finished; `PayloadTooLarge`
+    /// or `Codec` for a value that does not fit; `Overloaded` when too many requests wait for the
+    /// writer; `Shutdown` or `Fenced` when the engine no longer serves; `Storage` when the store
+    /// fails.
     ///
     /// # Cancel safety
     ///
@@ -858,6 +905,12 @@ impl Engine {
     /// }
     /// ```
     ///
+    /// # Errors
+    ///
+    /// `Finished` when the workflow with the id has finished; `WrongType` when it is of another
+    /// type; `NotLatest` as for [`Engine::start_with`]; otherwise as [`Engine::start_pinned`] and
+    /// [`Engine::signal`].
+    ///
     /// # Cancel safety
     ///
     /// The call reaches the engine's writer at the first poll; dropping this future after that
@@ -915,6 +968,12 @@ impl Engine {
     /// nothing, even when it finishes concurrently (the writer decides, in the order of its
     /// writes).
     ///
+    /// # Errors
+    ///
+    /// `NotFound` when no workflow has the id; `Overloaded` when too many requests wait for the
+    /// writer; `Shutdown` or `Fenced` when the engine no longer serves; `Storage` when the store
+    /// fails.
+    ///
     /// # Cancel safety
     ///
     /// The request reaches the engine's writer at the first poll; dropping this future after
@@ -952,6 +1011,12 @@ impl Engine {
     }
 
     /// Status, type, timestamps, step, pending command, and the current state as JSON.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when no workflow has the id; `Shutdown` or `Fenced` when the engine no longer
+    /// serves; `Storage` when the store fails. An unreadable record is described as parked, not
+    /// refused.
     ///
     /// # Cancel safety
     ///
@@ -1039,6 +1104,10 @@ impl Engine {
     /// // [("Completed", 12), ("Waiting", 3)]
     /// ```
     ///
+    /// # Errors
+    ///
+    /// `Shutdown` or `Fenced` when the engine no longer serves; `Storage` when the store fails.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads, so dropping it changes nothing.
@@ -1080,6 +1149,12 @@ impl Engine {
     }
 
     /// The current state of workflow `id`, decoded as `W::State` (for tests and tooling).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when no workflow has the id; `WrongType` when it is not a `W`; `Finished` once it
+    /// has finished (its state is gone); `Codec` or `Record` when the stored state does not decode;
+    /// `Shutdown` or `Fenced` when the engine no longer serves; `Storage` when the store fails.
     ///
     /// # Cancel safety
     ///

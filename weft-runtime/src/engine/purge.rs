@@ -26,6 +26,11 @@ impl Engine {
     /// parent may still read its result, and with `NotFound` when there is none; an unreadable
     /// record is not purged (it cannot be told finished), its `Record` error says why.
     ///
+    /// # Errors
+    ///
+    /// `NotFound`, `NotFinished`, `ParentNotFinished` and `Record` as said above; `Shutdown` or
+    /// `Fenced` when the engine no longer serves; `Storage` when the store fails.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: the purge is one checked write that the engine's writer applies or refuses

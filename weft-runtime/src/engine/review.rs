@@ -153,6 +153,12 @@ impl Engine {
     /// requested, already decided, or timed out). The engine does not check that `by` is one of
     /// the listed reviewers: authorize in the caller.
     ///
+    /// # Errors
+    ///
+    /// `ReviewNotPending` as said above; `NotFound` when no workflow has the id; `Record` when the
+    /// review record does not decode; `Shutdown` or `Fenced` when the engine no longer serves;
+    /// `Storage` when the store fails.
+    ///
     /// # Cancel safety
     ///
     /// The decision reaches the engine's writer at the first poll; dropping this future after

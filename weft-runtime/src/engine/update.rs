@@ -38,6 +38,12 @@ impl Engine {
     /// The update is delivered once per update id, however many calls use it, concurrent or
     /// not: the engine's writer queues it for the first and the others wait for its answer.
     ///
+    /// # Errors
+    ///
+    /// `UpdateTimedOut`, `UpdateNotAnswered`, `Parked` and `Finished` as said above; `NotFound`
+    /// when no workflow has the id; `PayloadTooLarge` or `Codec` for a request that does not fit;
+    /// `Shutdown` or `Fenced` when the engine no longer serves; `Storage` when the store fails.
+    ///
     /// # Cancel safety
     ///
     /// The update reaches the engine's writer at the first poll; dropping this future after

@@ -19,6 +19,12 @@ impl Engine {
     /// (name, version, fingerprint) `Q` reads, and with `EngineError::Finished` once it has
     /// finished and holds no state.
     ///
+    /// # Errors
+    ///
+    /// `UnknownQuery` and `Finished` as said above; `NotFound` when no workflow has the id; `Codec`
+    /// or `Record` when the stored state does not decode; `Shutdown` or `Fenced` when the engine no
+    /// longer serves; `Storage` when the store fails.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads, so dropping it changes nothing.
@@ -36,6 +42,11 @@ impl Engine {
     /// Answers the query named `query`, registered with `EngineBuilder::query` for the version
     /// of workflow `id`, as JSON: for tools and gateways that do not know the Rust types. Like
     /// [`Engine::query`], it reads and never writes.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownQuery` when no query of that name is registered for the workflow's version;
+    /// otherwise as [`Engine::query`].
     ///
     /// # Cancel safety
     ///

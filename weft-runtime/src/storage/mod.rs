@@ -262,6 +262,7 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
 
 /// The smallest key greater than every key starting with `prefix`, or `None` if there is none
 /// (the prefix is empty or all `0xff`).
+#[doc(hidden)]
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {

@@ -153,6 +153,19 @@ pub enum ScheduleError {
     Engine(#[from] EngineError),
 }
 
+impl ScheduleError {
+    /// What kind of failure this is, as [`EngineError::kind`] says for engine errors: an
+    /// unknown schedule is `NotFound`, a taken id `Conflict`, a bad spec `InvalidInput`.
+    pub fn kind(&self) -> super::ErrorKind {
+        match self {
+            ScheduleError::NotFound { .. } => super::ErrorKind::NotFound,
+            ScheduleError::AlreadyExists { .. } => super::ErrorKind::Conflict,
+            ScheduleError::Invalid { .. } => super::ErrorKind::InvalidInput,
+            ScheduleError::Engine(e) => e.kind(),
+        }
+    }
+}
+
 /// A run a schedule started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleRun {
@@ -712,3 +725,28 @@ fn list_page(
 
 /// How many schedule records one storage read returns.
 const SCAN_BATCH: usize = 256;
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::engine::ErrorKind;
+
+    #[test]
+    fn schedule_errors_have_the_kind_of_what_went_wrong() {
+        let id = "s".to_string();
+        assert_eq!(
+            ScheduleError::NotFound { id: id.clone() }.kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            ScheduleError::AlreadyExists { id }.kind(),
+            ErrorKind::Conflict
+        );
+        let invalid = ScheduleError::Invalid {
+            reason: "bad cron".into(),
+        };
+        assert_eq!(invalid.kind(), ErrorKind::InvalidInput);
+        let down = ScheduleError::Engine(EngineError::Shutdown);
+        assert_eq!(down.kind(), ErrorKind::Unavailable);
+    }
+}
