@@ -142,13 +142,14 @@ pub use child::{ChildError, ChildOptions, ParentClosePolicy};
 pub use codec::{CodecError, Payload};
 pub use context::{Durable, WorkflowContext};
 pub use engine::{
-    Clock, DEFAULT_MAX_QUEUED_REQUESTS, DEFAULT_PAYLOAD_LIMIT, DEFAULT_SIGNAL_ID_WINDOW, Engine,
-    EngineBuilder, EngineError, EngineStats, ErrorKind, GroupBy, ListFilter, MAX_ID_LEN,
-    MAX_UNRESOLVED_LISTED, OverlapPolicy, Page, ParkReason, Pending, PendingReview, RecoveryReport,
-    RetentionPolicy, ReviewFilter, ScheduleDescription, ScheduleError, ScheduleRun, ScheduleSpec,
-    ScheduleSummary, SignalOptions, SignalType, SignalWithStart, StartOptions, StepEvent,
-    SweepReport, SystemClock, Trigger, UnresolvedWorkflow, UpdateOptions, UpdateType, VirtualClock,
-    WorkflowDescription, WorkflowHandle, WorkflowStatus, WorkflowSummary, WorkflowType,
+    Clock, DEFAULT_MAX_QUEUED_REQUESTS, DEFAULT_PAYLOAD_LIMIT, DEFAULT_SIGNAL_ID_WINDOW,
+    DESCRIBED_CHILDREN, Engine, EngineBuilder, EngineError, EngineStats, ErrorKind, GroupBy,
+    ListFilter, ListOrder, MAX_ID_LEN, MAX_UNRESOLVED_LISTED, OverlapPolicy, Page, ParkReason,
+    Pending, PendingReview, RecoveryReport, RetentionPolicy, ReviewFilter, ScheduleDescription,
+    ScheduleError, ScheduleRun, ScheduleSpec, ScheduleSummary, SignalOptions, SignalType,
+    SignalWithStart, StartOptions, StepEvent, SweepReport, SystemClock, Trigger,
+    UnresolvedWorkflow, UpdateOptions, UpdateType, VirtualClock, WindowCounts, WorkflowDescription,
+    WorkflowHandle, WorkflowStatus, WorkflowSummary, WorkflowType,
 };
 pub use error::WorkflowError;
 pub use group::{DurableGroup, Race2, Race3, Race4};

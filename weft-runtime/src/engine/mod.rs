@@ -84,6 +84,8 @@ use crate::signal::Signal;
 use crate::storage::{Batch, Storage};
 use crate::workflow::{Resume, Workflow};
 
+// The crate root re-exports these (the `engine` module itself is hidden from the docs): a new
+// public item here is listed in `lib.rs` too, or readers never see it.
 pub use admission::DEFAULT_MAX_QUEUED_REQUESTS;
 pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
 pub use by_name::{SignalType, UpdateType, WorkflowType};
