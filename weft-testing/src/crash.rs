@@ -492,6 +492,14 @@ impl<W: Workflow> CrashTest<W> {
     /// Runs the test: the normal run, then one run crashing after each commit, then one run
     /// crashing after every commit.
     ///
+    /// # Errors
+    ///
+    /// A [`CrashFailure`]: `Engine` when an engine call of a run fails, `Stuck` when a run
+    /// waits on what the script cannot give, `WrongAnswer` for an update answered otherwise
+    /// than scripted, `Parked` for a parked workflow, `OutputDiffers` or `ActivityDiffers` when
+    /// a crashed run ends with another result or goes on with another activity result than the
+    /// normal run.
+    ///
     /// # Cancel safety
     ///
     /// Each run uses its own engine on its own memory store; dropping this future drops them,
