@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::attribute::AttributeValue;
-use crate::storage::Batch;
+use crate::storage::{Batch, Storage};
 
 use super::core::Inner;
 use super::error::EngineError;
@@ -16,7 +16,7 @@ use super::record::{self, AttributesRecord, RecordStatus, StoredValue, WorkflowR
 ///
 /// Reads the committed attributes: only the workflow's runner writes them, one step at a time,
 /// so the read cannot be stale.
-pub(crate) fn stage(
+pub(crate) async fn stage(
     inner: &Inner,
     id: &str,
     next: &WorkflowRecord,
@@ -26,7 +26,11 @@ pub(crate) fn stage(
     if set.is_empty() || matches!(next.status, RecordStatus::Parked { .. }) {
         return Ok(());
     }
-    let mut stored = read_stored(inner, id)?.unwrap_or_default();
+    let owned = id.to_string();
+    let mut stored = inner
+        .read(move |storage| read_stored(storage, &owned))
+        .await?
+        .unwrap_or_default();
     for (key, value) in set {
         let value = StoredValue::from(&value);
         match stored.values.get(&key) {
@@ -43,8 +47,8 @@ pub(crate) fn stage(
     Ok(())
 }
 
-fn read_stored(inner: &Inner, id: &str) -> Result<Option<AttributesRecord>, EngineError> {
-    let Some(bytes) = inner.storage.get(&record::attributes_key(id))? else {
+fn read_stored(storage: &dyn Storage, id: &str) -> Result<Option<AttributesRecord>, EngineError> {
+    let Some(bytes) = storage.get(&record::attributes_key(id))? else {
         return Ok(None);
     };
     record::decode_record(&bytes)
@@ -57,20 +61,22 @@ fn read_stored(inner: &Inner, id: &str) -> Result<Option<AttributesRecord>, Engi
 
 /// Whether the stored attributes of workflow `id` decode (or it has none). A workflow whose
 /// attributes do not is parked where it is, like one whose record does not.
-pub(crate) fn readable(inner: &Inner, id: &str) -> Result<bool, EngineError> {
-    match read_stored(inner, id) {
+/// Blocking: see [`Inner::read`].
+pub(crate) fn readable(storage: &dyn Storage, id: &str) -> Result<bool, EngineError> {
+    match read_stored(storage, id) {
         Ok(_) => Ok(true),
         Err(EngineError::Record { .. }) => Ok(false),
         Err(other) => Err(other),
     }
 }
 
-/// The committed attributes of workflow `id` (empty when it set none).
+/// The committed attributes of workflow `id` (empty when it set none). Blocking: see
+/// [`Inner::read`].
 pub(crate) fn read(
-    inner: &Inner,
+    storage: &dyn Storage,
     id: &str,
 ) -> Result<BTreeMap<String, AttributeValue>, EngineError> {
-    Ok(read_stored(inner, id)?
+    Ok(read_stored(storage, id)?
         .map(|stored| {
             stored
                 .values

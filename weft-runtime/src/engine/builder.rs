@@ -217,11 +217,17 @@ impl EngineBuilder {
         let mut registry = Registry::build(self.workflows, self.overrides)?;
         registry.add_migrations(self.migrations)?;
         registry.add_queries(self.queries)?;
-        let format = check_store_format(&*self.storage)?;
-        let epoch = take_ownership(&*self.storage, format)?;
-        live_index::ensure(&*self.storage, epoch)?;
-        visibility::ensure(&*self.storage, epoch)?;
-        visibility::ensure_order(&*self.storage, epoch)?;
+        // Storage calls block: they run on tokio's blocking pool, off the async workers.
+        let storage = Arc::clone(&self.storage);
+        let epoch = blocking(move || {
+            let format = check_store_format(&*storage)?;
+            let epoch = take_ownership(&*storage, format)?;
+            live_index::ensure(&*storage, epoch)?;
+            visibility::ensure(&*storage, epoch)?;
+            visibility::ensure_order(&*storage, epoch)?;
+            Ok(epoch)
+        })
+        .await?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         let stats = Arc::new(WriterStats::default());
@@ -311,7 +317,7 @@ impl EngineBuilder {
             // Parked workflows are retried on the code registered now (see `retry`).
             let unparked = retry::unpark_all(&engine.inner).await?;
             let started = std::time::Instant::now();
-            let mut report = recovery::recover(&engine.inner)?;
+            let mut report = super::read_blocking(&engine.inner, recovery::recover).await?;
             report.unparked = unparked as u64;
             report.duration = started.elapsed();
             let _ = engine.inner.recovery.set(report);
@@ -339,6 +345,23 @@ impl EngineBuilder {
                 .push(sweeper.abort_handle());
         }
         Ok(engine)
+    }
+}
+
+/// Runs `f`, which calls storage, on tokio's blocking pool (see `Inner::read`).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(join) => Err(EngineError::Panicked {
+            what: "taking ownership of the store".to_string(),
+            message: if join.is_panic() {
+                crate::contain::message(&*join.into_panic())
+            } else {
+                "it was cancelled (the runtime is shutting down)".to_string()
+            },
+        }),
     }
 }
 

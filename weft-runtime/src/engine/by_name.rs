@@ -215,7 +215,7 @@ impl Engine {
         options: SignalOptions,
     ) -> Result<(), EngineError> {
         self.inner.check_live()?;
-        let workflow = self.code_of(id)?;
+        let workflow = self.code_of(id).await?;
         let interface = workflow.interface();
         let Some(accepted) = interface.signal_named(signal) else {
             return Err(EngineError::UnknownSignal {
@@ -255,7 +255,7 @@ impl Engine {
         options: UpdateOptions,
     ) -> Result<serde_json::Value, EngineError> {
         self.inner.check_live()?;
-        let workflow = self.code_of(id)?;
+        let workflow = self.code_of(id).await?;
         let interface = workflow.interface();
         let Some(accepted) = interface.update_named(update) else {
             return Err(EngineError::UnknownUpdate {
@@ -313,8 +313,8 @@ impl Engine {
     }
 
     /// The registered code that decodes messages for workflow `id`.
-    fn code_of(&self, id: &str) -> Result<Arc<dyn ErasedWorkflow>, EngineError> {
-        let record = self.inner.read_record(id)?;
+    async fn code_of(&self, id: &str) -> Result<Arc<dyn ErasedWorkflow>, EngineError> {
+        let record = self.inner.load_record(id).await?;
         self.code_for(&record.workflow_type, record.version, record.fingerprint)
     }
 

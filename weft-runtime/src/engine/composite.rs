@@ -52,7 +52,7 @@ pub(crate) struct Followup {
 
 /// The pending command for a group or child command; writes what must be committed with it
 /// (timer index entries, child records) into `batch`.
-pub(crate) fn plan(
+pub(crate) async fn plan(
     inner: &Inner,
     id: &str,
     step: u64,
@@ -62,26 +62,29 @@ pub(crate) fn plan(
 ) -> Result<Result<PendingCommand, StepFault>, EngineError> {
     match command {
         Command::All { branches, shape } => {
-            plan_group(inner, id, step, false, shape, branches, now, batch)
+            plan_group(inner, id, step, false, shape, branches, now, batch).await
         }
         Command::Race { branches, shape } => {
-            plan_group(inner, id, step, true, shape, branches, now, batch)
+            plan_group(inner, id, step, true, shape, branches, now, batch).await
         }
         Command::Child {
             workflow,
             input,
             policy,
             execution_timeout,
-        } => start_child(
-            inner,
-            id,
-            &format!("{id}/{step}"),
-            workflow,
-            &input,
-            (policy, execution_timeout),
-            now,
-            batch,
-        ),
+        } => {
+            start_child(
+                inner,
+                id,
+                &format!("{id}/{step}"),
+                workflow,
+                &input,
+                (policy, execution_timeout),
+                now,
+                batch,
+            )
+            .await
+        }
         other => Ok(Err(StepFault {
             code: "engine.unexpected_command".into(),
             message: format!("`{}` is not a group or child command", other.kind()),
@@ -90,7 +93,7 @@ pub(crate) fn plan(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn plan_group(
+async fn plan_group(
     inner: &Inner,
     id: &str,
     step: u64,
@@ -133,7 +136,9 @@ fn plan_group(
             } => {
                 let child_id = format!("{id}/{step}.{index}");
                 let options = (policy, execution_timeout);
-                match start_child(inner, id, &child_id, workflow, &input, options, now, batch)? {
+                let started =
+                    start_child(inner, id, &child_id, workflow, &input, options, now, batch);
+                match started.await? {
                     Ok(pending) => pending,
                     Err(fault) => return Ok(Err(fault)),
                 }
@@ -165,92 +170,106 @@ fn plan_group(
 
 /// Creates child `child_id` in `batch`: its record after its first step, and its parent link.
 #[allow(clippy::too_many_arguments)]
-fn start_child(
-    inner: &Inner,
-    parent: &str,
-    child_id: &str,
-    workflow_name: &str,
-    input: &[u8],
+fn start_child<'a>(
+    inner: &'a Inner,
+    parent: &'a str,
+    child_id: &'a str,
+    workflow_name: &'a str,
+    input: &'a [u8],
     (policy, execution_timeout): (ParentClosePolicy, Option<std::time::Duration>),
     now: SystemTime,
-    batch: &mut Batch,
-) -> Result<Result<PendingCommand, StepFault>, EngineError> {
-    let pending = PendingCommand::Child {
-        child_id: child_id.to_string(),
-        policy,
-    };
-    if inner
-        .storage
-        .get(&record::workflow_key(child_id))?
-        .is_some()
-    {
-        return Ok(Ok(pending));
-    }
-    let Some(workflow) = inner.registry.latest(workflow_name) else {
-        return Ok(Err(StepFault {
-            code: "child.not_registered".into(),
-            message: format!(
-                "child workflow `{workflow_name}` is not registered with this engine; register it and restart to resume"
-            ),
-        }));
-    };
-    if let Some(fault) = runner::too_large(inner, "the child workflow input", input) {
-        return Ok(Err(fault));
-    }
-    let state = match workflow.start(input) {
-        Ok(state) => state,
-        Err(fault) => return Ok(Err(fault)),
-    };
-    let created = WorkflowRecord {
-        workflow_type: workflow.name().to_string(),
-        version: workflow.version(),
-        fingerprint: workflow.fingerprint(),
-        status: RecordStatus::Running,
-        step: 0,
-        state: Some(state.clone()),
-        pending: None,
-        created_ms: to_millis(now),
-        updated_ms: to_millis(now),
-        outcome: None,
-        idempotency_key: None,
-        last_resume: None,
-        signals_consumed: 0,
-    };
-    let mut ctx = WorkflowContext::new(child_id, 0, now);
-    let stepped = workflow.step(&mut ctx, &state, Resume::Start);
-    let (child, mut child_batch) = runner::transition(
-        inner,
-        child_id,
-        &created,
-        stepped,
-        ctx.take_effects(),
-        ResumeKind::Start,
-        Vec::new(),
-        now,
-    )?;
-    attributes::stage(
-        inner,
-        child_id,
-        &child,
-        ctx.take_attributes(),
-        &mut child_batch,
-    )?;
-    batch.extend(child_batch);
-    // The child's runner arms its deadline when it starts (after this commit).
-    if let Some(timeout) = execution_timeout
-        && !child.status.is_terminal()
-    {
-        batch.put(
-            record::deadline_key(child_id),
-            record::encode_record(&record::DeadlineRecord {
-                deadline_ms: deadline_ms(now, timeout),
-            })?,
-        );
-    }
-    batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());
-    batch.put(record::child_key(parent, child_id), Vec::new());
-    Ok(Ok(pending))
+    batch: &'a mut Batch,
+) -> StartChild<'a> {
+    // A child's first step may start children of its own: the recursion is boxed.
+    Box::pin(async move {
+        let pending = PendingCommand::Child {
+            child_id: child_id.to_string(),
+            policy,
+        };
+        if inner
+            .read_key(record::workflow_key(child_id))
+            .await?
+            .is_some()
+        {
+            return Ok(Ok(pending));
+        }
+        let Some(workflow) = inner.registry.latest(workflow_name) else {
+            return Ok(Err(StepFault {
+                code: "child.not_registered".into(),
+                message: format!(
+                    "child workflow `{workflow_name}` is not registered with this engine; register it and restart to resume"
+                ),
+            }));
+        };
+        if let Some(fault) = runner::too_large(inner, "the child workflow input", input) {
+            return Ok(Err(fault));
+        }
+        let state = match workflow.start(input) {
+            Ok(state) => state,
+            Err(fault) => return Ok(Err(fault)),
+        };
+        let created = WorkflowRecord {
+            workflow_type: workflow.name().to_string(),
+            version: workflow.version(),
+            fingerprint: workflow.fingerprint(),
+            status: RecordStatus::Running,
+            step: 0,
+            state: Some(state.clone()),
+            pending: None,
+            created_ms: to_millis(now),
+            updated_ms: to_millis(now),
+            outcome: None,
+            idempotency_key: None,
+            last_resume: None,
+            signals_consumed: 0,
+        };
+        let mut ctx = WorkflowContext::new(child_id, 0, now);
+        let stepped = workflow.step(&mut ctx, &state, Resume::Start);
+        let (child, mut child_batch) = runner::transition(
+            inner,
+            child_id,
+            &created,
+            stepped,
+            ctx.take_effects(),
+            ResumeKind::Start,
+            Vec::new(),
+            now,
+        )
+        .await?;
+        attributes::stage(
+            inner,
+            child_id,
+            &child,
+            ctx.take_attributes(),
+            &mut child_batch,
+        )
+        .await?;
+        batch.extend(child_batch);
+        // The child's runner arms its deadline when it starts (after this commit).
+        if let Some(timeout) = execution_timeout
+            && !child.status.is_terminal()
+        {
+            batch.put(
+                record::deadline_key(child_id),
+                record::encode_record(&record::DeadlineRecord {
+                    deadline_ms: deadline_ms(now, timeout),
+                })?,
+            );
+        }
+        batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());
+        batch.put(record::child_key(parent, child_id), Vec::new());
+        Ok(Ok(pending))
+    })
 }
+
+/// What [`start_child`] returns: boxed, as a child's first step may start children of its own.
+type StartChild<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Result<PendingCommand, StepFault>, EngineError>>
+            + Send
+            + 'a,
+    >,
+>;
 
 /// The status of a workflow suspended on a group or a child: `Running` while a branch's
 /// activity runs (the workflow holds a task), `Waiting` when it only waits for signals, timers
@@ -297,11 +316,11 @@ pub(crate) fn children_of(pending: Option<&PendingCommand>) -> Vec<String> {
 }
 
 /// A child's end as the value its parent resumes with, or `None` while it runs.
-pub(crate) fn child_result(
+pub(crate) async fn child_result(
     inner: &Inner,
     child_id: &str,
 ) -> Result<Option<Result<Payload, ChildError>>, EngineError> {
-    let Some(bytes) = inner.read_raw(child_id)? else {
+    let Some(bytes) = inner.load_raw(child_id).await? else {
         return Ok(Some(Err(ChildError::Failed {
             message: format!("child workflow `{child_id}` has no record"),
         })));
@@ -394,8 +413,11 @@ pub(crate) fn on_cancel(
 }
 
 /// Decides for a workflow waiting on a single child.
-pub(crate) fn decide_child(inner: &Arc<Inner>, child_id: &str) -> Result<Decided, EngineError> {
-    match child_result(inner, child_id)? {
+pub(crate) async fn decide_child(
+    inner: &Arc<Inner>,
+    child_id: &str,
+) -> Result<Decided, EngineError> {
+    match child_result(inner, child_id).await? {
         Some(result) => Ok(Decided::Resume(
             Resume::Child(result),
             Vec::new(),
@@ -497,8 +519,8 @@ pub(crate) async fn drive_group(
                     })
                 }
                 PendingCommand::Signal { name } => {
-                    match first_untaken_signal(inner, id, name, &taken_signals)? {
-                        // It may be the signal this branch waits for (see `Inner::first_signal`).
+                    match first_untaken_signal(inner, id, name, &taken_signals).await? {
+                        // It may be the signal this branch waits for (see `Inner::queued_signal`).
                         Some(QueuedSignal::Unreadable(key, error)) => {
                             return Ok(Decided::Park(StepFault {
                                 code: "record.corrupt".into(),
@@ -519,17 +541,19 @@ pub(crate) async fn drive_group(
                         None => None,
                     }
                 }
-                PendingCommand::Child { child_id, .. } => match child_result(inner, child_id)? {
-                    Some(result) => Some(Ready {
-                        resume: Resume::Child(result),
-                        consumes: None,
-                        signal_key: None,
-                    }),
-                    None => {
-                        runner::wake(inner, child_id);
-                        None
+                PendingCommand::Child { child_id, .. } => {
+                    match child_result(inner, child_id).await? {
+                        Some(result) => Some(Ready {
+                            resume: Resume::Child(result),
+                            consumes: None,
+                            signal_key: None,
+                        }),
+                        None => {
+                            runner::wake(inner, child_id);
+                            None
+                        }
                     }
-                },
+                }
                 PendingCommand::Activity {
                     name,
                     input,
@@ -552,7 +576,9 @@ pub(crate) async fn drive_group(
                             record.step,
                             Some(branch_index),
                             origin,
-                        )? {
+                        )
+                        .await?
+                        {
                             Ok(attempt) => attempt,
                             Err(fault) => {
                                 stop(&mut running);
@@ -804,15 +830,15 @@ fn race_winner(mut candidates: Vec<Candidate>) -> Option<Candidate> {
 }
 
 /// The first queued signal named `name` that no other branch took in this pass, or the first
-/// unreadable one before it (see [`Inner::first_signal`]).
-fn first_untaken_signal(
+/// unreadable one before it (see [`Inner::queued_signal`]).
+async fn first_untaken_signal(
     inner: &Inner,
     id: &str,
     name: &str,
     taken: &[Vec<u8>],
 ) -> Result<Option<QueuedSignal>, EngineError> {
     let prefix = record::signal_queue_prefix(id);
-    for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+    for (key, value) in inner.read_prefix(prefix).await? {
         if taken.contains(&key) {
             continue;
         }

@@ -14,7 +14,7 @@ use tokio::task::AbortHandle;
 
 use crate::activity::Resources;
 use crate::codec::Payload;
-use crate::storage::{Batch, Storage};
+use crate::storage::{Batch, Entry, Storage};
 
 use super::admission::{Admission, Queued, Requests};
 use super::clock::Clock;
@@ -27,7 +27,7 @@ use super::tasks::Tasks;
 use super::timers::Timers;
 use super::writer::{Check, Created, Expect, Guarded, ReadView, Signalled, WriteOp, WriterStats};
 
-/// What [`Inner::first_signal`] found in a workflow's signal queue.
+/// What [`Inner::queued_signal`] found in a workflow's signal queue.
 pub(crate) enum QueuedSignal {
     /// A signal of the name asked for: its key and payload.
     Found(Vec<u8>, Payload),
@@ -140,6 +140,38 @@ fn next(counter: &AtomicU64, name: &'static str) -> Result<u64, EngineError> {
         .map_err(|_| EngineError::CounterOverflow { counter: name })
 }
 
+/// The first queued signal named `name` for workflow `id`: its key and payload, or the first
+/// unreadable signal queued before any of that name.
+///
+/// An unreadable signal may be the one the workflow waits for (its name is part of what does
+/// not decode), so it is not skipped: skipping it would leave the workflow waiting for a signal
+/// that arrived, or resume it with a later one out of order.
+fn first_signal(
+    storage: &dyn Storage,
+    id: &str,
+    name: &str,
+) -> Result<Option<QueuedSignal>, EngineError> {
+    let prefix = record::signal_queue_prefix(id);
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = storage.scan_prefix(&prefix, after.as_deref(), 64)?;
+        let done = page.len() < 64;
+        for (key, value) in page {
+            match record::decode_record::<record::SignalRecord>(&value) {
+                Ok(signal) if signal.name == name => {
+                    return Ok(Some(QueuedSignal::Found(key, signal.payload)));
+                }
+                Ok(_) => {}
+                Err(error) => return Ok(Some(QueuedSignal::Unreadable(key, error))),
+            }
+            after = Some(key);
+        }
+        if done {
+            return Ok(None);
+        }
+    }
+}
+
 impl Inner {
     /// Fails when the engine may no longer act.
     pub fn check_live(&self) -> Result<(), EngineError> {
@@ -159,12 +191,12 @@ impl Inner {
     /// write fails. Finding itself
     /// deposed, it stops (see [`Inner::depose`]). A read that fails, or an epoch that does not
     /// decode, proves nothing: the caller goes on, and its writes stay fenced in the writer.
-    pub fn check_owner(&self) -> Result<(), EngineError> {
+    pub async fn check_owner(&self) -> Result<(), EngineError> {
         self.check_live()?;
         if !self.owner_checked.due() {
             return Ok(());
         }
-        let stored = match self.storage.get(record::EPOCH_KEY) {
+        let stored = match self.read_key(record::EPOCH_KEY.to_vec()).await {
             Ok(Some(bytes)) => record::decode_epoch(&bytes).ok(),
             Ok(None) | Err(_) => None,
         };
@@ -392,15 +424,91 @@ impl Inner {
         answer.await.map_err(|_| self.stopped_error())?
     }
 
-    /// The stored bytes of a workflow record.
-    pub fn read_raw(&self, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        Ok(self.storage.get(&record::workflow_key(id))?)
+    /// Runs `read` against storage on tokio's blocking pool, off the async worker threads.
+    ///
+    /// Every storage call blocks (a redb read may wait on the disk), and a task that blocks a
+    /// worker stalls every other task queued on it: on a `current_thread` runtime, all of them.
+    /// So async code of the engine reads storage only through this (or
+    /// [`super::read_blocking`], for a larger read that needs the whole engine state); the
+    /// synchronous readers below are for code already running off the workers (the writer
+    /// thread, a closure passed here).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves the read to finish unobserved; it writes nothing.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Storage) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let storage = Arc::clone(&self.storage);
+        // Counted, so shutdown waits until no read holds the storage (for redb, the file).
+        match self.tasks.spawn_blocking(move || read(&*storage)).await {
+            Ok(result) => result,
+            Err(join) => Err(EngineError::Panicked {
+                what: "a storage read".to_string(),
+                message: if join.is_panic() {
+                    crate::contain::message(&*join.into_panic())
+                } else {
+                    "it was cancelled (the runtime is shutting down)".to_string()
+                },
+            }),
+        }
     }
 
-    /// A decoded workflow record.
-    pub fn read_record(&self, id: &str) -> Result<WorkflowRecord, EngineError> {
+    /// The value at `key`, read off the async workers (see [`Inner::read`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Inner::read`].
+    pub async fn read_key(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, EngineError> {
+        self.read(move |storage| Ok(storage.get(&key)?)).await
+    }
+
+    /// Every entry under `prefix`, read off the async workers (see [`Inner::read`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Inner::read`].
+    pub async fn read_prefix(&self, prefix: Vec<u8>) -> Result<Vec<Entry>, EngineError> {
+        self.read(move |storage| Ok(storage.scan_prefix(&prefix, None, usize::MAX)?))
+            .await
+    }
+
+    /// At most `limit` entries under `prefix` after `after`, read off the async workers (see
+    /// [`Inner::read`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Inner::read`].
+    pub async fn read_page(
+        &self,
+        prefix: &[u8],
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, EngineError> {
+        let prefix = prefix.to_vec();
+        self.read(move |storage| Ok(storage.scan_prefix(&prefix, after.as_deref(), limit)?))
+            .await
+    }
+
+    /// The stored bytes of a workflow record, read off the async workers.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Inner::read`].
+    pub async fn load_raw(&self, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        self.read_key(record::workflow_key(id)).await
+    }
+
+    /// A decoded workflow record, read off the async workers.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Inner::read`].
+    pub async fn load_record(&self, id: &str) -> Result<WorkflowRecord, EngineError> {
         let bytes = self
-            .read_raw(id)?
+            .load_raw(id)
+            .await?
             .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
         record::decode_record(&bytes).map_err(|source| EngineError::Record {
             key: format!("wf/{id}"),
@@ -408,32 +516,25 @@ impl Inner {
         })
     }
 
-    /// The first queued signal named `name` for workflow `id`: its key and payload, or the
-    /// first unreadable signal queued before any of that name.
+    /// The first queued signal named `name` for workflow `id`, or the first unreadable one
+    /// before it (see [`first_signal`]), read off the async workers.
     ///
-    /// An unreadable signal may be the one the workflow waits for (its name is part of what
-    /// does not decode), so it is not skipped: skipping it would leave the workflow waiting for
-    /// a signal that arrived, or resume it with a later one out of order.
-    pub fn first_signal(&self, id: &str, name: &str) -> Result<Option<QueuedSignal>, EngineError> {
-        let prefix = record::signal_queue_prefix(id);
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self.storage.scan_prefix(&prefix, after.as_deref(), 64)?;
-            let done = page.len() < 64;
-            for (key, value) in page {
-                match record::decode_record::<record::SignalRecord>(&value) {
-                    Ok(signal) if signal.name == name => {
-                        return Ok(Some(QueuedSignal::Found(key, signal.payload)));
-                    }
-                    Ok(_) => {}
-                    Err(error) => return Ok(Some(QueuedSignal::Unreadable(key, error))),
-                }
-                after = Some(key);
-            }
-            if done {
-                return Ok(None);
-            }
-        }
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Inner::read`].
+    pub async fn queued_signal(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<QueuedSignal>, EngineError> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.read(move |storage| first_signal(storage, &id, &name))
+            .await
+    }
+
+    /// The stored bytes of a workflow record (blocking: see [`Inner::read`]).
+    pub fn read_raw(&self, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.storage.get(&record::workflow_key(id))?)
     }
 
     /// The next number of a signal this engine sends, refused once the counter is exhausted:

@@ -99,7 +99,7 @@ fn launch(inner: &Arc<Inner>, launch: Launch) {
     if let Some(deadline_ms) = deadline_ms {
         inner.timers.arm(deadline_ms, &id);
     }
-    if let Err(error) = runner::after_commit(inner, &id, &record) {
+    if let Err(error) = runner::after_commit_blocking(inner, &id, &record) {
         // As a runner would: the commit stands, waiters learn what failed.
         inner.stall(&id, error);
         return;

@@ -23,7 +23,7 @@ use super::core::Inner;
 use super::error::EngineError;
 use super::record::{self, AttemptRecord, RecordStatus};
 use super::registry::StepFault;
-use crate::storage::Batch;
+use crate::storage::{Batch, Storage};
 
 /// Everything one activity call needs.
 pub(crate) struct Call {
@@ -49,14 +49,15 @@ pub(crate) struct Call {
 /// for step `step`: 1 when nothing is stored for that step (the first attempt rides on the
 /// step's commit; records written before attempts were stored read so too). A stored attempt
 /// that does not decode is a fault that parks the workflow.
+/// Blocking: async code reads it through [`Inner::read`].
 pub(crate) fn stored_attempt(
-    inner: &Inner,
+    storage: &dyn Storage,
     id: &str,
     step: u64,
     branch: Option<u32>,
 ) -> Result<Result<u32, StepFault>, EngineError> {
     let key = record::attempt_key(id, branch);
-    let Some(bytes) = inner.storage.get(&key)? else {
+    let Some(bytes) = storage.get(&key)? else {
         return Ok(Ok(1));
     };
     Ok(match record::decode_record::<AttemptRecord>(&bytes) {
@@ -87,26 +88,25 @@ pub(crate) enum Origin {
 }
 
 /// The attempt a runner runs first, given where its record came from.
-pub(crate) fn first_attempt(
+pub(crate) async fn first_attempt(
     inner: &Inner,
     id: &str,
     step: u64,
     branch: Option<u32>,
     origin: Origin,
 ) -> Result<Result<u32, StepFault>, EngineError> {
-    Ok(match origin {
-        Origin::Committed => Ok(1),
-        Origin::Read => stored_attempt(inner, id, step, branch)?.map(|stored| {
-            if stored > 1 {
-                stored.saturating_add(1)
-            } else {
-                1
-            }
-        }),
-        Origin::Recovered => {
-            stored_attempt(inner, id, step, branch)?.map(|spent| spent.saturating_add(1))
-        }
-    })
+    if origin == Origin::Committed {
+        return Ok(Ok(1));
+    }
+    let owned = id.to_string();
+    let stored = inner
+        .read(move |storage| stored_attempt(storage, &owned, step, branch))
+        .await?;
+    Ok(stored.map(|stored| match origin {
+        // Only attempts past the first are stored; the first rode on the step's commit.
+        Origin::Read if stored <= 1 => 1,
+        _ => stored.saturating_add(1),
+    }))
 }
 
 /// Commits that `attempt` of the call starts, if the workflow still waits on this step's
@@ -180,10 +180,10 @@ async fn attempts(
         // A deposed engine runs no further attempt: its successor runs the activity. (It stops
         // itself on finding out, which cancels and aborts this call; the error is for the
         // record only, nothing of this engine commits any more.)
-        let owned = call
-            .engine
-            .upgrade()
-            .is_some_and(|engine| engine.check_owner().is_ok());
+        let owned = match call.engine.upgrade() {
+            Some(engine) => engine.check_owner().await.is_ok(),
+            None => false,
+        };
         if !owned {
             return Ok(Err(ActivityError::Cancelled));
         }

@@ -152,8 +152,8 @@ pub(crate) async fn upgrade_all(inner: &Arc<Inner>) -> Result<usize, EngineError
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = inner
-            .storage
-            .scan_prefix(record::WORKFLOW_PREFIX, after.as_deref(), PAGE)?;
+            .read_page(record::WORKFLOW_PREFIX, after.clone(), PAGE)
+            .await?;
         let done = page.len() < PAGE;
         let mut batch = Batch::new();
         for (key, value) in &page {

@@ -294,23 +294,27 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Runs a storage read on tokio's blocking pool, off the async worker threads: a listing or a
-/// count may read thousands of records, which would stall every task sharing the worker (on a
-/// `current_thread` runtime, all of them). Dropping the returned future leaves the read to
-/// finish unobserved; it writes nothing.
+/// Runs `read`, which calls storage (blocking) with the whole engine state at hand, on tokio's
+/// blocking pool, off the async worker threads: a listing or a count may read thousands of
+/// records, which would stall every task sharing the worker (on a `current_thread` runtime, all
+/// of them). For a single read, [`Inner::read`] needs no engine state. Dropping the returned
+/// future leaves `read` to finish unobserved; callers pass only reads (and the recovery at
+/// build, whose effects stand whether or not the build is awaited).
 async fn read_blocking<T: Send + 'static>(
     inner: &Arc<Inner>,
-    read: impl FnOnce(&Inner) -> Result<T, EngineError> + Send + 'static,
+    read: impl FnOnce(&Arc<Inner>) -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, EngineError> {
+    let tasks = Arc::clone(&inner.tasks);
     let inner = Arc::clone(inner);
-    match tokio::task::spawn_blocking(move || read(&inner)).await {
+    // Counted, so shutdown waits until no read holds the storage (for redb, the file).
+    match tasks.spawn_blocking(move || read(&inner)).await {
         Ok(result) => result,
         Err(join) => Err(EngineError::Panicked {
             what: "a storage read".to_string(),
             message: if join.is_panic() {
                 crate::contain::message(&*join.into_panic())
             } else {
-                "it was cancelled".to_string()
+                "it was cancelled (the runtime is shutting down)".to_string()
             },
         }),
     }
@@ -586,13 +590,15 @@ impl Engine {
         execution_timeout: Option<std::time::Duration>,
     ) -> Result<String, EngineError> {
         let inner = &self.inner;
-        let (record, batch, deadline_ms) = self.prepare_start(
-            workflow,
-            &id,
-            input,
-            idempotency_key.clone(),
-            execution_timeout,
-        )?;
+        let (record, batch, deadline_ms) = self
+            .prepare_start(
+                workflow,
+                &id,
+                input,
+                idempotency_key.clone(),
+                execution_timeout,
+            )
+            .await?;
         // Run by the writer if, and only if, it accepts this create: of concurrent starts of one
         // id, the one whose create it accepted runs the workflow, whoever waits for what.
         let launch = launch_effect(workflow, &id, record, deadline_ms);
@@ -603,7 +609,7 @@ impl Engine {
             Created::New => Ok(id),
             // The writer woke it, in case the start that created it never set it running.
             Created::Existing(existing) => {
-                let record = match inner.read_record(&existing) {
+                let record = match inner.load_record(&existing).await {
                     Ok(record) => record,
                     // Purged by retention, which keeps the key for its window: the retry is
                     // answered with the run the key started, not started again.
@@ -626,7 +632,7 @@ impl Engine {
     /// Runs the first step of a new workflow `id` and builds the batch that creates it: its
     /// record, attributes, idempotency key and deadline. Returns the record, the batch and the
     /// deadline to arm.
-    fn prepare_start(
+    async fn prepare_start(
         &self,
         workflow: &Arc<dyn ErasedWorkflow>,
         id: &str,
@@ -678,8 +684,9 @@ impl Engine {
             ResumeKind::Start,
             Vec::new(),
             now,
-        )?;
-        attributes::stage(inner, &id, &record, ctx.take_attributes(), &mut batch)?;
+        )
+        .await?;
+        attributes::stage(inner, &id, &record, ctx.take_attributes(), &mut batch).await?;
         if let Some(key) = &idempotency_key {
             batch.put(
                 record::idempotency_key(key),
@@ -742,10 +749,10 @@ impl Engine {
         let inner = &self.inner;
         loop {
             let waiter = inner.wait_for(id)?;
-            let bytes = inner
-                .read_raw(id)?
+            let stored = query::read_stored(inner, id)
+                .await?
                 .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-            let inspected = query::inspect_outcome(inner, id, &bytes)?;
+            let inspected = query::inspect_stored(inner, stored)?;
             if let Some(reason) = inspected.park_reason {
                 return Err(EngineError::Parked {
                     id: id.to_string(),
@@ -951,8 +958,9 @@ impl Engine {
                 sent_ms: to_millis(inner.clock.now()),
             })?,
         );
-        let (record, start_batch, deadline_ms) =
-            self.prepare_start(&workflow, id, &encoded_input, None, None)?;
+        let (record, start_batch, deadline_ms) = self
+            .prepare_start(&workflow, id, &encoded_input, None, None)
+            .await?;
         // The writer launches the workflow if it starts it, or wakes it if it signals it.
         let launch = launch_effect(&workflow, id, record, deadline_ms);
         match inner
@@ -1163,7 +1171,7 @@ impl Engine {
     /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn state<W: Workflow>(&self, id: &str) -> Result<W::State, EngineError> {
         self.inner.check_live()?;
-        let record = self.inner.read_record(id)?;
+        let record = self.inner.load_record(id).await?;
         if record.workflow_type != W::NAME
             || record.version != W::VERSION
             || record.fingerprint != W::FINGERPRINT

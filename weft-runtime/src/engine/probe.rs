@@ -31,7 +31,7 @@ impl Engine {
     pub async fn probe(&self) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
-        let stored = inner.storage.get(record::EPOCH_KEY)?;
+        let stored = inner.read_key(record::EPOCH_KEY.to_vec()).await?;
         if let Some(bytes) = &stored {
             let stored = record::decode_epoch(bytes).map_err(|source| EngineError::Record {
                 key: "meta/epoch".into(),

@@ -88,7 +88,13 @@ async fn purge(
     // differs when another caller purged it and started a new workflow under the id
     // meanwhile, so a second pass settles it.
     for _ in 0..3 {
-        let (bytes, batch) = prepare_purge(inner, id, keep_key_until)?;
+        let (bytes, batch) = {
+            let id = id.to_string();
+            super::read_blocking(inner, move |inner| {
+                prepare_purge(inner, &id, keep_key_until)
+            })
+            .await?
+        };
         let owned_id = id.to_string();
         let purged = inner
             .commit_checked(
@@ -106,7 +112,8 @@ async fn purge(
     Err(EngineError::NotFinished { id: id.into() })
 }
 
-/// The stored record of finished workflow `id` and the deletes that purge it.
+/// The stored record of finished workflow `id` and the deletes that purge it. Blocking: run on
+/// the blocking pool.
 fn prepare_purge(
     inner: &Inner,
     id: &str,

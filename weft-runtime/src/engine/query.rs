@@ -312,37 +312,62 @@ pub(crate) struct Inspected<'a> {
 /// Reads stored workflow `id` (its record `bytes` and its search attributes) against the
 /// registry. A record of its that does not decode parks it, here and in what its runner loads;
 /// only a failing storage read is an error, so one bad record never fails a call about others.
+/// Blocking: async code reads through [`read_stored`] and inspects with [`inspect_stored`].
 pub(crate) fn inspect<'a>(
     inner: &'a Inner,
     id: &str,
     bytes: &[u8],
 ) -> Result<Inspected<'a>, EngineError> {
-    with_attributes(inner, id, inspect_record(inner, bytes))
+    with_attributes(
+        inspect_record(inner, bytes),
+        attributes::read(&*inner.storage, id),
+    )
 }
 
-/// As [`inspect`], for a caller that wants only the status and the outcome: a finished
-/// workflow's attributes are not read (they can neither park it nor change its result), which
-/// spares a storage read for every result.
-pub(crate) fn inspect_outcome<'a>(
-    inner: &'a Inner,
-    id: &str,
-    bytes: &[u8],
-) -> Result<Inspected<'a>, EngineError> {
-    let inspected = inspect_record(inner, bytes);
+/// What [`inspect_stored`] reads of a stored workflow: its record's bytes, and its search
+/// attributes as read.
+pub(crate) struct Stored {
+    bytes: Vec<u8>,
+    attributes: Result<BTreeMap<String, AttributeValue>, EngineError>,
+}
+
+/// Reads what [`inspect_stored`] needs of workflow `id`, in one trip off the async workers;
+/// `None` when it has no record.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it only reads.
+pub(crate) async fn read_stored(inner: &Inner, id: &str) -> Result<Option<Stored>, EngineError> {
+    let id = id.to_string();
+    inner
+        .read(move |storage| {
+            let Some(bytes) = storage.get(&record::workflow_key(&id))? else {
+                return Ok(None);
+            };
+            let attributes = attributes::read(storage, &id);
+            Ok(Some(Stored { bytes, attributes }))
+        })
+        .await
+}
+
+/// [`inspect`] of what [`read_stored`] read, for a caller that wants only the status and the
+/// outcome: a finished workflow's attributes can neither park it nor change its result, so
+/// they are left out.
+pub(crate) fn inspect_stored(inner: &Inner, stored: Stored) -> Result<Inspected<'_>, EngineError> {
+    let inspected = inspect_record(inner, &stored.bytes);
     if inspected.status.is_terminal() {
         return Ok(inspected);
     }
-    with_attributes(inner, id, inspected)
+    with_attributes(inspected, stored.attributes)
 }
 
-/// Adds the stored attributes of `id` to what its record said; a damaged attributes record
-/// parks an unfinished workflow.
-fn with_attributes<'a>(
-    inner: &'a Inner,
-    id: &str,
-    mut inspected: Inspected<'a>,
-) -> Result<Inspected<'a>, EngineError> {
-    match attributes::read(inner, id) {
+/// Adds the stored attributes to what the record said; a damaged attributes record parks an
+/// unfinished workflow.
+fn with_attributes(
+    mut inspected: Inspected<'_>,
+    attributes: Result<BTreeMap<String, AttributeValue>, EngineError>,
+) -> Result<Inspected<'_>, EngineError> {
+    match attributes {
         Ok(attributes) => inspected.attributes = attributes,
         Err(EngineError::Record { key, source }) => {
             // A finished workflow keeps its status and result; the attributes are only gone
@@ -564,7 +589,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
     description.updated_at = from_millis(record.updated_ms);
     let mut attempt = 1;
     if let Some(PendingCommand::Activity { .. }) = &record.pending {
-        match execute::stored_attempt(inner, id, record.step, None)? {
+        match execute::stored_attempt(&*inner.storage, id, record.step, None)? {
             Ok(stored) => attempt = stored,
             Err(fault)
                 if !description.status.is_terminal() && description.park_reason.is_none() =>

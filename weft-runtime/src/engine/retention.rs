@@ -231,8 +231,8 @@ pub(crate) async fn sweep(
     let mut due: Vec<String> = Vec::new();
     'scan: loop {
         let page = inner
-            .storage
-            .scan_prefix(record::FINISHED_PREFIX, after.as_deref(), PAGE)?;
+            .read_page(record::FINISHED_PREFIX, after.clone(), PAGE)
+            .await?;
         let exhausted = page.len() < PAGE;
         for (key, value) in &page {
             after = Some(key.clone());
@@ -300,8 +300,8 @@ async fn expire_keys(
     report: &mut SweepReport,
 ) -> Result<(), EngineError> {
     let entries = inner
-        .storage
-        .scan_prefix(record::IDEMPOTENCY_EXPIRY_PREFIX, None, PAGE)?;
+        .read_page(record::IDEMPOTENCY_EXPIRY_PREFIX, None, PAGE)
+        .await?;
     let mut expired = Vec::new();
     for (key, _) in entries {
         match parse_expiry_key(&key) {

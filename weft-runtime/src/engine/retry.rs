@@ -43,20 +43,32 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
     let mut restored = 0;
     let mut after: Option<Vec<u8>> = None;
     loop {
+        // A page of the live index with each record, read off the async workers.
+        let from = after.clone();
         let page = inner
-            .storage
-            .scan_prefix(record::LIVE_PREFIX, after.as_deref(), PAGE)?;
+            .read(move |storage| {
+                let mut page = Vec::new();
+                for (key, _) in storage.scan_prefix(record::LIVE_PREFIX, from.as_deref(), PAGE)? {
+                    let bytes = match std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) {
+                        Ok(id) => storage.get(&record::workflow_key(id))?,
+                        Err(_) => None,
+                    };
+                    page.push((key, bytes));
+                }
+                Ok(page)
+            })
+            .await?;
         let done = page.len() < PAGE;
         let mut batch = Batch::new();
-        for (key, _) in &page {
+        for (key, bytes) in &page {
             let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
                 continue;
             };
-            let Some(bytes) = inner.read_raw(id)? else {
+            let Some(bytes) = bytes else {
                 continue;
             };
             // An unreadable record stays as it is, reported by describe and list.
-            let Ok(stored) = record::decode_record::<WorkflowRecord>(&bytes) else {
+            let Ok(stored) = record::decode_record::<WorkflowRecord>(bytes) else {
                 continue;
             };
             if let Some(next) = unparked(&stored, now_ms) {
@@ -106,10 +118,10 @@ impl Engine {
     pub async fn retry(&self, id: &str) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
-        let bytes = inner
-            .read_raw(id)?
+        let stored = query::read_stored(inner, id)
+            .await?
             .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-        let inspected = query::inspect(inner, id, &bytes)?;
+        let inspected = query::inspect_stored(inner, stored)?;
         let parked_error = |reason: query::ParkReason| EngineError::Parked {
             id: id.to_string(),
             code: reason.code,

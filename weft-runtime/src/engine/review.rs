@@ -38,7 +38,7 @@ impl ReviewSnapshot {
     ///
     /// Read before anything decides how the review ends (the scan for a decision, the timer,
     /// a cancellation): the guard then covers every read made after it.
-    pub fn read(
+    pub async fn read(
         inner: &Inner,
         id: &str,
         record: &WorkflowRecord,
@@ -47,7 +47,7 @@ impl ReviewSnapshot {
             return Ok(None);
         }
         let key = record::review_key(id);
-        let bytes = inner.storage.get(&key)?;
+        let bytes = inner.read_key(key.clone()).await?;
         // An unreadable record counts as undecided; the guard still compares its bytes.
         let decided = bytes.as_deref().is_some_and(|bytes| {
             record::decode_record::<ReviewRecord>(bytes)

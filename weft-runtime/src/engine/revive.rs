@@ -49,7 +49,7 @@ pub(crate) async fn run(inner: Weak<Inner>, revive: Arc<Revive>) {
         let Some(engine) = inner.upgrade() else {
             return;
         };
-        if engine.storage.get(record::EPOCH_KEY).is_err() {
+        if engine.read_key(record::EPOCH_KEY.to_vec()).await.is_err() {
             continue;
         }
         backoff.reset();

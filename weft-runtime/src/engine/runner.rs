@@ -138,7 +138,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
     // Where the record came from, for the attempts of the activity it waits on.
     let (mut record, mut workflow, mut check_stored_cancel, mut origin) = match loaded {
         Some(loaded) => (loaded.record, loaded.workflow, false, loaded.origin),
-        None => match load(inner, id)? {
+        None => match load(inner, id).await? {
             Some(loaded) => (loaded.record, loaded.workflow, true, loaded.origin),
             None => {
                 inner.release(id);
@@ -147,7 +147,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
         },
     };
     // Read once per runner: it only changes when it fires (by this runner) or the workflow ends.
-    let mut deadline = read_deadline(inner, id)?;
+    let mut deadline = read_deadline(inner, id).await?;
     // Armed in memory so it fires while the workflow waits without a runner (at start and at
     // recovery it is armed already; a set entry is armed once).
     if let Some(at) = deadline
@@ -159,7 +159,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
     let mut conflicts = 0;
     loop {
         // Read before `decide`, so the guard covers everything it reads.
-        let review = ReviewSnapshot::read(inner, id, &record)?;
+        let review = ReviewSnapshot::read(inner, id, &record).await?;
         let decision = decide(
             inner,
             id,
@@ -199,7 +199,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                             return Err(EngineError::ReviewConflict { id: id.to_string() });
                         }
                         check_stored_cancel = true;
-                        deadline = read_deadline(inner, id)?;
+                        deadline = read_deadline(inner, id).await?;
                     }
                 }
             }
@@ -215,12 +215,12 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                 // Woken meanwhile: say, `Engine::retry` restored the record this runner just
                 // parked, and its wake found this runner still holding the workflow. Look at
                 // the stored record again rather than drop the wake.
-                match load(inner, id)? {
+                match load(inner, id).await? {
                     Some(loaded) => {
                         record = loaded.record;
                         workflow = loaded.workflow;
                         check_stored_cancel = true;
-                        deadline = read_deadline(inner, id)?;
+                        deadline = read_deadline(inner, id).await?;
                     }
                     None => {
                         inner.release(id);
@@ -233,21 +233,30 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
 }
 
 /// Reads a record a runner can drive; `None` when it is missing, finished or parked.
-fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
-    let Some(bytes) = inner.read_raw(id)? else {
+async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
+    let owned = id.to_string();
+    let record = inner
+        .read(move |storage| {
+            let Some(bytes) = storage.get(&record::workflow_key(&owned))? else {
+                return Ok(None);
+            };
+            // Unreadable, unknown or mismatched records are parked where they are: describe
+            // and list report why, and nothing is written or deleted.
+            let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes) else {
+                return Ok(None);
+            };
+            if record.status.is_terminal()
+                || matches!(record.status, RecordStatus::Parked { .. })
+                || !attributes::readable(storage, &owned)?
+            {
+                return Ok(None);
+            }
+            Ok(Some(record))
+        })
+        .await?;
+    let Some(record) = record else {
         return Ok(None);
     };
-    // Unreadable, unknown or mismatched records are parked where they are: describe and list
-    // report why, and nothing is written or deleted.
-    let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes) else {
-        return Ok(None);
-    };
-    if record.status.is_terminal()
-        || matches!(record.status, RecordStatus::Parked { .. })
-        || !attributes::readable(inner, id)?
-    {
-        return Ok(None);
-    }
     match inner
         .registry
         .lookup(&record.workflow_type, record.version, record.fingerprint)
@@ -262,8 +271,8 @@ fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
 }
 
 /// The execution deadline of `id` in ms since the Unix epoch, if it has one that has not fired.
-pub(crate) fn read_deadline(inner: &Inner, id: &str) -> Result<Option<u64>, EngineError> {
-    let Some(bytes) = inner.storage.get(&record::deadline_key(id))? else {
+async fn read_deadline(inner: &Inner, id: &str) -> Result<Option<u64>, EngineError> {
+    let Some(bytes) = inner.read_key(record::deadline_key(id)).await? else {
         return Ok(None);
     };
     let deadline = record::decode_record::<record::DeadlineRecord>(&bytes).map_err(|source| {
@@ -320,14 +329,14 @@ async fn decide(
     // beats the timer too: its branch comes first.)
     if review.is_some_and(|review| review.decided)
         && matches!(
-            inner.first_signal(id, crate::review::REVIEW_QUEUE)?,
+            inner.queued_signal(id, crate::review::REVIEW_QUEUE).await?,
             Some(QueuedSignal::Found(..))
         )
     {
         let cancel = inner
             .with_active(id, |entry| std::mem::take(&mut entry.cancel))
             .unwrap_or(false)
-            || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some());
+            || (check_stored_cancel && inner.read_key(record::cancel_key(id)).await?.is_some());
         let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
         let mut decision = composite_decision(inner, id, record, decided).await?;
         if let Decision::Resume(_, _, followup) = &mut decision {
@@ -340,7 +349,7 @@ async fn decide(
     if let Some(at) = *deadline
         && to_millis(inner.clock.now()) >= at
         && let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
-        && inner.storage.get(&record::timedout_key(id))?.is_none()
+        && inner.read_key(record::timedout_key(id)).await?.is_none()
     {
         let followup = Followup {
             timed_out: true,
@@ -358,7 +367,7 @@ async fn decide(
     // its next durable await.
     if let Some(at) = *deadline
         && to_millis(inner.clock.now()) >= at
-        && let Some(decision) = await_wait_child(inner, record, Followup::default())?
+        && let Some(decision) = await_wait_child(inner, record, Followup::default()).await?
     {
         return Ok(decision);
     }
@@ -370,14 +379,14 @@ async fn decide(
         .with_active(id, |entry| std::mem::take(&mut entry.cancel))
         .unwrap_or(false);
     if cancel_requested
-        || (check_stored_cancel && inner.storage.get(&record::cancel_key(id))?.is_some())
+        || (check_stored_cancel && inner.read_key(record::cancel_key(id)).await?.is_some())
     {
         // A sleep is cut short, once: the cancellation stays pending and reaches the next
         // durable await, where `ctx.run`, `ctx.child` and `ctx.compensate` can report it as an
         // error the workflow handles. (A second one ends the workflow, so a loop of sleeps
         // cannot outrun it.)
         if let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
-            && inner.storage.get(&record::cancelled_key(id))?.is_none()
+            && inner.read_key(record::cancelled_key(id)).await?.is_none()
         {
             let followup = Followup {
                 keep_cancel: true,
@@ -397,7 +406,7 @@ async fn decide(
             keep_cancel: true,
             ..Followup::default()
         };
-        if let Some(decision) = await_wait_child(inner, record, keep)? {
+        if let Some(decision) = await_wait_child(inner, record, keep).await? {
             return Ok(decision);
         }
         let mut consumed = vec![record::cancel_key(id)];
@@ -429,7 +438,7 @@ async fn decide(
                 Ok(Decision::Idle)
             }
         }
-        Some(PendingCommand::Signal { name }) => match inner.first_signal(id, name)? {
+        Some(PendingCommand::Signal { name }) => match inner.queued_signal(id, name).await? {
             Some(QueuedSignal::Found(key, payload)) => Ok(Decision::Resume(
                 Resume::Signal(payload),
                 vec![key],
@@ -459,7 +468,7 @@ async fn decide(
             // a record this runner did not commit itself can have one (a result is kept when a
             // step parks, which ends the runner), so the read is skipped on the hot path.
             if origin != Origin::Committed
-                && let Some(kept) = kept_result(inner, id, record.step)?
+                && let Some(kept) = kept_result(inner, id, record.step).await?
             {
                 return Ok(match kept {
                     Kept::Result(result) => Decision::Resume(
@@ -488,14 +497,14 @@ async fn decide(
                 .await?;
                 return Ok(Decision::Done);
             };
-            let first_attempt = match execute::first_attempt(inner, id, record.step, None, origin)?
-            {
-                Ok(attempt) => attempt,
-                Err(fault) => {
-                    park(inner, id, record, fault).await?;
-                    return Ok(Decision::Done);
-                }
-            };
+            let first_attempt =
+                match execute::first_attempt(inner, id, record.step, None, origin).await? {
+                    Ok(attempt) => attempt,
+                    Err(fault) => {
+                        park(inner, id, record, fault).await?;
+                        return Ok(Decision::Done);
+                    }
+                };
             let (cancel_tx, cancel_rx) = watch::channel(false);
             let wake = inner
                 .with_active(id, |entry| {
@@ -586,7 +595,8 @@ async fn decide(
             ))
         }
         Some(PendingCommand::Child { child_id, .. }) => {
-            composite_decision(inner, id, record, composite::decide_child(inner, child_id)?).await
+            let decided = composite::decide_child(inner, child_id).await?;
+            composite_decision(inner, id, record, decided).await
         }
         Some(PendingCommand::Group { .. }) => {
             let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
@@ -656,7 +666,8 @@ async fn advance(
     };
     let effects = ctx.take_effects();
     let answered = effects.responses.iter().any(Result::is_ok);
-    let (next, mut batch) = transition(inner, id, record, stepped, effects, kind, consumed, now)?;
+    let (next, mut batch) =
+        transition(inner, id, record, stepped, effects, kind, consumed, now).await?;
     if let (RecordStatus::Parked { .. }, Some(result)) = (&next.status, activity_result) {
         let kept = record::ActivityResultRecord {
             step: record.step,
@@ -670,7 +681,7 @@ async fn advance(
     if !followup.no_attempt_stored {
         delete_attempts(id, record, &mut batch);
     }
-    attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch)?;
+    attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch).await?;
     batch.extend(followup.writes);
     // A final transition's signal queue is cleared by the writer (see `writer::swept`).
     let sweep = next
@@ -693,7 +704,7 @@ async fn advance(
     for (deadline_ms, timer_id) in disarm {
         inner.timers.disarm(deadline_ms, &timer_id);
     }
-    after_commit(inner, id, &next)?;
+    after_commit(inner, id, &next).await?;
     if answered {
         // Update callers wait on the workflow's waiters for their answer.
         inner.notify(id, None);
@@ -709,11 +720,38 @@ async fn advance(
 
 /// What a committed step sets in motion elsewhere: its new children start running, and a
 /// finished child wakes its parent, and watchers hear of the step.
-pub(crate) fn after_commit(
+pub(crate) async fn after_commit(
     inner: &Arc<Inner>,
     id: &str,
     next: &WorkflowRecord,
 ) -> Result<(), EngineError> {
+    let parent = if next.status.is_terminal() {
+        inner.read_key(record::parent_key(id)).await?
+    } else {
+        None
+    };
+    set_in_motion(inner, id, next, parent);
+    Ok(())
+}
+
+/// [`after_commit`] for code running off the async workers (the writer thread running the
+/// effects of a commit): it reads storage where it runs.
+pub(crate) fn after_commit_blocking(
+    inner: &Arc<Inner>,
+    id: &str,
+    next: &WorkflowRecord,
+) -> Result<(), EngineError> {
+    let parent = if next.status.is_terminal() {
+        inner.storage.get(&record::parent_key(id))?
+    } else {
+        None
+    };
+    set_in_motion(inner, id, next, parent);
+    Ok(())
+}
+
+/// What [`after_commit`] does once it has read the parent link of a finished workflow.
+fn set_in_motion(inner: &Arc<Inner>, id: &str, next: &WorkflowRecord, parent: Option<Vec<u8>>) {
     events::committed(inner, id, next);
     finish_notify(inner, id, next);
     if next.status.is_terminal() {
@@ -723,13 +761,11 @@ pub(crate) fn after_commit(
     for child in composite::children_of(next.pending.as_ref()) {
         wake(inner, &child);
     }
-    if next.status.is_terminal()
-        && let Some(parent) = inner.storage.get(&record::parent_key(id))?
+    if let Some(parent) = parent
         && let Ok(parent) = String::from_utf8(parent)
     {
         wake(inner, &parent);
     }
-    Ok(())
 }
 
 /// Parks the workflow with `fault`, keeping its state and pending command.
@@ -818,7 +854,7 @@ fn delete_attempts(id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
 /// resume, the step's effects (update answers, a review record) and the index entries, or a
 /// park that keeps everything as it was.
 #[allow(clippy::too_many_arguments)] // one call per way a step is taken; a struct adds nothing
-pub(crate) fn transition(
+pub(crate) async fn transition(
     inner: &Inner,
     id: &str,
     prev: &WorkflowRecord,
@@ -923,7 +959,7 @@ pub(crate) fn transition(
                     )
                 }
                 command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
-                    match composite::plan(inner, id, next.step, command, now, &mut batch)? {
+                    match composite::plan(inner, id, next.step, command, now, &mut batch).await? {
                         Ok(pending) => (composite::status_of(&pending), pending),
                         Err(fault) => return parked(prev, fault, now, id),
                     }
@@ -946,10 +982,10 @@ pub(crate) fn transition(
             // An error after cancellation reached the workflow (caught, cleaned up, or passed
             // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
             // deadline; the error is kept as its outcome.
-            let status = if timed_out(inner, id, kind)? {
+            let status = if timed_out(inner, id, kind).await? {
                 RecordStatus::TimedOut
             } else if kind == ResumeKind::Cancelled
-                || inner.storage.get(&record::cancelled_key(id))?.is_some()
+                || inner.read_key(record::cancelled_key(id)).await?.is_some()
             {
                 RecordStatus::Cancelled
             } else {
@@ -958,7 +994,7 @@ pub(crate) fn transition(
             finished(&mut next, status, Outcome::Error { payload, message });
         }
         Stepped::Cancelled => {
-            if timed_out(inner, id, kind)? {
+            if timed_out(inner, id, kind).await? {
                 finished(&mut next, RecordStatus::TimedOut, Outcome::TimedOut)
             } else {
                 finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled)
@@ -982,7 +1018,7 @@ pub(crate) fn transition(
         }
         let key = record::update_response_key(id, &update_id);
         // The first committed answer is the one callers get.
-        if inner.storage.get(&key)?.is_none() {
+        if inner.read_key(key.clone()).await?.is_none() {
             let answer = record::UpdateResponseRecord {
                 payload,
                 answered_ms: now_ms,
@@ -1012,20 +1048,22 @@ pub(crate) fn transition(
                 // this step is written; the runner decides again and resumes with it). One
                 // accepted after reads the replaced record: it is a decision on this new
                 // review, queued after the scan.
-                purge_review_decisions(inner, id, &mut batch)?;
+                purge_review_decisions(inner, id, &mut batch).await?;
             }
             batch.put(record::review_key(id), record::encode_record(&review)?);
         }
         _ if next.status.is_terminal() => {
             batch.delete(record::review_key(id));
         }
-        _ if kind == ResumeKind::Group && inner.storage.get(&record::review_key(id))?.is_some() => {
+        _ if kind == ResumeKind::Group
+            && inner.read_key(record::review_key(id)).await?.is_some() =>
+        {
             // The review ended: decisions queued after the one taken (or after the deadline
             // won) are stale and must not answer a later review. A decision accepted after this
             // transition finds no record and is refused; one accepted before it fails the
             // guard on the record (see above).
             batch.delete(record::review_key(id));
-            purge_review_decisions(inner, id, &mut batch)?;
+            purge_review_decisions(inner, id, &mut batch).await?;
         }
         _ => {}
     }
@@ -1040,7 +1078,7 @@ pub(crate) fn transition(
         batch.delete(record::timedout_key(id));
         batch.delete(record::activity_result_key(id));
         let prefix = record::signal_queue_prefix(id);
-        for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+        for (key, _) in inner.read_prefix(prefix).await? {
             batch.delete(key);
         }
     }
@@ -1064,8 +1102,8 @@ enum Kept {
 
 /// The activity result kept for `id` when the step it resumed at `step` parked; `None` when
 /// none is kept for this step.
-fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>, EngineError> {
-    let Some(bytes) = inner.storage.get(&record::activity_result_key(id))? else {
+async fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>, EngineError> {
+    let Some(bytes) = inner.read_key(record::activity_result_key(id)).await? else {
         return Ok(None);
     };
     Ok(
@@ -1086,9 +1124,13 @@ fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>, Engin
 }
 
 /// Deletes the review decisions queued for `id`.
-fn purge_review_decisions(inner: &Inner, id: &str, batch: &mut Batch) -> Result<(), EngineError> {
+async fn purge_review_decisions(
+    inner: &Inner,
+    id: &str,
+    batch: &mut Batch,
+) -> Result<(), EngineError> {
     let prefix = record::signal_queue_prefix(id);
-    for (key, value) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
+    for (key, value) in inner.read_prefix(prefix).await? {
         if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
             && signal.name == crate::review::REVIEW_QUEUE
         {
@@ -1101,7 +1143,7 @@ fn purge_review_decisions(inner: &Inner, id: &str, batch: &mut Batch) -> Result<
 /// When the workflow waits on a child under [`ParentClosePolicy::Wait`], what a cancellation or
 /// timeout does meanwhile: nothing until the child has ended (`Idle`; the child's end wakes the
 /// parent again), then resume with the child's result and `followup`. `None` for any other wait.
-fn await_wait_child(
+async fn await_wait_child(
     inner: &Arc<Inner>,
     record: &WorkflowRecord,
     followup: Followup,
@@ -1113,13 +1155,15 @@ fn await_wait_child(
     else {
         return Ok(None);
     };
-    Ok(Some(match composite::child_result(inner, child_id)? {
-        None => {
-            wake(inner, child_id);
-            Decision::Idle
-        }
-        Some(result) => Decision::Resume(Resume::Child(result), Vec::new(), followup),
-    }))
+    Ok(Some(
+        match composite::child_result(inner, child_id).await? {
+            None => {
+                wake(inner, child_id);
+                Decision::Idle
+            }
+            Some(result) => Decision::Resume(Resume::Child(result), Vec::new(), followup),
+        },
+    ))
 }
 
 /// The retry policy and timeout of a compensation: those of the activity registered under its
@@ -1134,8 +1178,8 @@ pub(crate) fn compensation_options(inner: &Inner, name: &str) -> ActivityOptions
 }
 
 /// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
-fn timed_out(inner: &Inner, id: &str, kind: ResumeKind) -> Result<bool, EngineError> {
-    Ok(kind == ResumeKind::TimedOut || inner.storage.get(&record::timedout_key(id))?.is_some())
+async fn timed_out(inner: &Inner, id: &str, kind: ResumeKind) -> Result<bool, EngineError> {
+    Ok(kind == ResumeKind::TimedOut || inner.read_key(record::timedout_key(id)).await?.is_some())
 }
 
 /// Decodes a stored payload for a typed caller.

@@ -36,6 +36,22 @@ impl Tasks {
         })
     }
 
+    /// Runs `f` on tokio's blocking pool as a counted task: it counts until `f` has returned
+    /// and dropped what it captured (a storage read holds the storage), or was dropped unrun.
+    pub fn spawn_blocking<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> JoinHandle<R> {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let count = Count(Arc::clone(self));
+        tokio::task::spawn_blocking(move || {
+            // `f` drops its captures as it returns, before the count.
+            let result = f();
+            drop(count);
+            result
+        })
+    }
+
     /// Waits until no counted task exists.
     ///
     /// # Cancel safety
@@ -97,5 +113,44 @@ mod tests {
         task.abort();
         tasks.idle().await;
         assert_eq!(Arc::strong_count(&held), 1, "the task's future was dropped");
+    }
+
+    #[tokio::test]
+    async fn idle_waits_until_a_blocking_task_has_dropped_what_it_captured() {
+        let tasks = Arc::new(Tasks::default());
+        let held = Arc::new(());
+        let inside = Arc::clone(&held);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let task = tasks.spawn_blocking(move || {
+            let _inside = inside;
+            let _ = gate.recv();
+        });
+        // Its caller stops waiting for it; it runs on.
+        drop(task);
+        let idle = tasks.idle();
+        tokio::pin!(idle);
+        assert!(
+            futures_poll_once(idle.as_mut()).await.is_none(),
+            "idle while the blocking task runs"
+        );
+        release.send(()).unwrap();
+        idle.await;
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the blocking task dropped its captures"
+        );
+    }
+
+    /// Polls `future` once.
+    async fn futures_poll_once<F: Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut future).poll(cx) {
+                Poll::Ready(out) => Some(out),
+                Poll::Pending => None,
+            })
+        })
+        .await
     }
 }

@@ -76,12 +76,12 @@ impl Engine {
         let UpdateOptions { update_id, timeout } = options;
         let answer_key = record::update_response_key(id, &update_id);
         let queued_key = record::update_queued_key(id, &update_id);
-        if let Some(answer) = read_answer(self, &answer_key)? {
+        if let Some(answer) = read_answer(self, &answer_key).await? {
             return Ok(answer);
         }
         // A record that does not decode cannot be checked for having ended, so nothing is
         // queued for it: the caller learns at once that it is parked.
-        let stored = inspect(self, id)?;
+        let stored = inspect(self, id).await?;
         if !stored.readable
             && let Some(error) = stored.parked
         {
@@ -90,7 +90,7 @@ impl Engine {
         // The marker is never removed, so a retry that sees it can skip the writer. A first
         // call is decided by the writer: of concurrent calls with one update id, the first it
         // checks queues the update and the others find the marker and just wait.
-        if inner.storage.get(&queued_key)?.is_none() {
+        if inner.read_key(queued_key.clone()).await?.is_none() {
             inner.check_size("the update", &payload)?;
             let signal = record::SignalRecord {
                 name: queue.to_string(),
@@ -127,18 +127,18 @@ impl Engine {
         let deadline = tokio::time::Instant::now().checked_add(timeout);
         loop {
             let waiter = inner.wait_for(id)?;
-            if let Some(answer) = read_answer(self, &answer_key)? {
+            if let Some(answer) = read_answer(self, &answer_key).await? {
                 return Ok(answer);
             }
             // Parked as stored, or as read against the registered code (an unknown type or
             // version): either way nothing will answer until an operator acts.
-            let stored = inspect(self, id)?;
+            let stored = inspect(self, id).await?;
             if let Some(error) = stored.parked {
                 return Err(error);
             }
             if stored.terminal {
                 // The answer may have been committed between the two reads above.
-                if let Some(answer) = read_answer(self, &answer_key)? {
+                if let Some(answer) = read_answer(self, &answer_key).await? {
                     return Ok(answer);
                 }
                 return Err(EngineError::UpdateNotAnswered {
@@ -180,12 +180,12 @@ struct Stored {
 
 /// Reads workflow `id` as describe does: parked when its record or attributes do not decode, or
 /// match no registered code.
-fn inspect(engine: &Engine, id: &str) -> Result<Stored, EngineError> {
+async fn inspect(engine: &Engine, id: &str) -> Result<Stored, EngineError> {
     let inner = &engine.inner;
-    let bytes = inner
-        .read_raw(id)?
+    let stored = query::read_stored(inner, id)
+        .await?
         .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-    let inspected = query::inspect(inner, id, &bytes)?;
+    let inspected = query::inspect_stored(inner, stored)?;
     Ok(Stored {
         parked: inspected.park_reason.map(|reason| EngineError::Parked {
             id: id.to_string(),
@@ -198,8 +198,8 @@ fn inspect(engine: &Engine, id: &str) -> Result<Stored, EngineError> {
 }
 
 /// The stored, encoded answer at `key`.
-fn read_answer(engine: &Engine, key: &[u8]) -> Result<Option<Payload>, EngineError> {
-    match engine.inner.storage.get(key)? {
+async fn read_answer(engine: &Engine, key: &[u8]) -> Result<Option<Payload>, EngineError> {
+    match engine.inner.read_key(key.to_vec()).await? {
         None => Ok(None),
         Some(bytes) => {
             let answer: record::UpdateResponseRecord =

@@ -30,7 +30,7 @@ impl Engine {
     /// Cancel safe: it only reads, so dropping it changes nothing.
     pub async fn query<Q: Query>(&self, id: &str) -> Result<Q::Output, EngineError> {
         self.inner.check_live()?;
-        let record = self.inner.read_record(id)?;
+        let record = self.inner.load_record(id).await?;
         check_target(id, Q::NAME, &record, &migration::key_of::<Q::Workflow>())?;
         let state = record
             .state
@@ -57,7 +57,7 @@ impl Engine {
         query: &str,
     ) -> Result<serde_json::Value, EngineError> {
         self.inner.check_live()?;
-        let record = self.inner.read_record(id)?;
+        let record = self.inner.load_record(id).await?;
         let Some(registered) =
             self.inner
                 .registry

@@ -134,8 +134,12 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// The key-value store the engine persists through.
 ///
-/// Calls block; the engine runs them off its async workers. Every successful write is durable
-/// when the call returns (for redb: a durable commit).
+/// Calls block (a redb read may wait on the disk). The engine never calls storage on an async
+/// worker thread, where a blocked call would stall every task sharing the worker: writes run on
+/// its writer thread, and reads on that thread or on tokio's blocking pool (`spawn_blocking`),
+/// so an implementation may block for as long as its I/O takes, and is called from several
+/// threads at once. Every successful write is durable when the call returns (for redb: a
+/// durable commit).
 pub trait Storage: Send + Sync + 'static {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;

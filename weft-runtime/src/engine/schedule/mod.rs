@@ -284,8 +284,10 @@ impl Engine {
     }
 
     /// Reads schedule `id`, or `NotFound`.
-    fn schedule_record(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
-        read(&self.inner, id)?.ok_or_else(|| ScheduleError::NotFound { id: id.to_string() })
+    async fn schedule_record(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
+        read(&self.inner, id)
+            .await?
+            .ok_or_else(|| ScheduleError::NotFound { id: id.to_string() })
     }
 
     /// Reads schedule `id`, changes it with `change`, and writes it back under its revision,
@@ -297,7 +299,7 @@ impl Engine {
     ) -> Result<(), ScheduleError> {
         self.inner.check_live()?;
         loop {
-            let mut record = self.schedule_record(id)?;
+            let mut record = self.schedule_record(id).await?;
             change(&mut record, to_millis(self.inner.clock.now()))?;
             if write(&self.inner, id, record).await? {
                 return Ok(());
@@ -501,7 +503,7 @@ impl Engine {
     /// without being in the schedule's recent runs; it is a normal workflow all the same.
     pub async fn trigger_schedule(&self, id: &str) -> Result<String, ScheduleError> {
         self.inner.check_live()?;
-        let record = self.schedule_record(id)?;
+        let record = self.schedule_record(id).await?;
         if record.exhausted() {
             return Err(invalid(format!(
                 "schedule `{id}` has used up its run limit"
@@ -547,7 +549,7 @@ impl Engine {
                 "the backfill range is empty: `from` must be before `to`",
             ));
         }
-        let record = self.schedule_record(id)?;
+        let record = self.schedule_record(id).await?;
         let compiled = record.trigger.compile().map_err(invalid)?;
         let mut fires = Vec::new();
         let mut at = compiled.first_at_or_after(from_ms);
@@ -603,7 +605,7 @@ impl Engine {
         id: &str,
         next: usize,
     ) -> Result<ScheduleDescription, ScheduleError> {
-        let record = self.schedule_record(id)?;
+        let record = self.schedule_record(id).await?;
         let mut next_fires = Vec::new();
         if !record.paused
             && !record.exhausted()

@@ -60,8 +60,8 @@ fn stale_due(record: &ScheduleRecord, id: &str, now_ms: u64) -> bool {
 }
 
 /// Reads schedule `id`; `None` when there is none.
-pub(crate) fn read(inner: &Inner, id: &str) -> Result<Option<ScheduleRecord>, EngineError> {
-    let Some(bytes) = inner.storage.get(&store::schedule_key(id))? else {
+pub(crate) async fn read(inner: &Inner, id: &str) -> Result<Option<ScheduleRecord>, EngineError> {
+    let Some(bytes) = inner.read_key(store::schedule_key(id)).await? else {
         return Ok(None);
     };
     crate::engine::record::decode_record(&bytes)
@@ -122,7 +122,7 @@ pub(crate) async fn write(
 /// Whether workflow `id` exists and has not finished.
 async fn live(engine: &Engine, id: Option<&str>) -> Result<bool, EngineError> {
     let Some(id) = id else { return Ok(false) };
-    match engine.inner.read_record(id) {
+    match engine.inner.load_record(id).await {
         Ok(record) => Ok(!record.status.is_terminal()),
         Err(EngineError::NotFound { .. }) => Ok(false),
         Err(e) => Err(e),
@@ -130,8 +130,8 @@ async fn live(engine: &Engine, id: Option<&str>) -> Result<bool, EngineError> {
 }
 
 /// Whether a workflow with id `id` exists.
-fn exists(engine: &Engine, id: &str) -> Result<bool, EngineError> {
-    Ok(engine.inner.read_raw(id)?.is_some())
+async fn exists(engine: &Engine, id: &str) -> Result<bool, EngineError> {
+    Ok(engine.inner.load_raw(id).await?.is_some())
 }
 
 /// Starts the run of schedule `id` for `fire_ms`, or finds the one a previous attempt
@@ -143,7 +143,7 @@ pub(crate) async fn start_fire(
     fire_ms: u64,
 ) -> Result<Result<String, String>, EngineError> {
     let workflow_id = fire_id(id, fire_ms);
-    if exists(engine, &workflow_id)? {
+    if exists(engine, &workflow_id).await? {
         return Ok(Ok(workflow_id));
     }
     let Some(workflow) = engine.inner.registry.latest(&record.workflow_type) else {
@@ -184,7 +184,7 @@ pub(crate) async fn start_fire(
 /// did something and the schedule may have more to do now.
 pub(crate) async fn step(engine: &Engine, id: &str) -> Result<bool, ScheduleError> {
     let inner = &engine.inner;
-    let Some(mut record) = read(inner, id)? else {
+    let Some(mut record) = read(inner, id).await? else {
         return Ok(false);
     };
     let now_ms = to_millis(inner.clock.now());
@@ -233,7 +233,7 @@ pub(crate) async fn step(engine: &Engine, id: &str) -> Result<bool, ScheduleErro
         return Ok(write(inner, id, record).await?);
     }
     let previous_live = live(engine, record.running.as_deref()).await?;
-    let already = exists(engine, &fire_id(id, next))?;
+    let already = exists(engine, &fire_id(id, next)).await?;
     if already || !previous_live {
         fire(engine, id, &mut record, next).await?;
     } else {
@@ -291,8 +291,8 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
     let mut after: Option<Vec<u8>> = None;
     'scan: loop {
         let page = inner
-            .storage
-            .scan_prefix(store::SCHEDULE_DUE_PREFIX, after.as_deref(), PAGE)?;
+            .read_page(store::SCHEDULE_DUE_PREFIX, after.clone(), PAGE)
+            .await?;
         let exhausted = page.len() < PAGE;
         for (key, _) in &page {
             after = Some(key.clone());
@@ -328,7 +328,7 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
             }
         }
     }
-    let next = first_due_except(inner, &failed)?;
+    let next = first_due_except(inner, &failed).await?;
     let retry = (!failed.is_empty()).then(|| now_ms.saturating_add(RECHECK_MS));
     Ok(match (next, retry) {
         (Some(next), Some(retry)) => Some(next.min(retry)),
@@ -337,15 +337,15 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
 }
 
 /// The earliest time in the fire-time index of a schedule not in `except`.
-fn first_due_except(
+async fn first_due_except(
     inner: &Inner,
     except: &std::collections::HashSet<String>,
 ) -> Result<Option<u64>, EngineError> {
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = inner
-            .storage
-            .scan_prefix(store::SCHEDULE_DUE_PREFIX, after.as_deref(), PAGE)?;
+            .read_page(store::SCHEDULE_DUE_PREFIX, after.clone(), PAGE)
+            .await?;
         let exhausted = page.len() < PAGE;
         for (key, _) in &page {
             after = Some(key.clone());
