@@ -147,7 +147,9 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
         },
     };
     // Read once per runner: it only changes when it fires (by this runner) or the workflow ends.
-    let mut deadline = read_deadline(inner, id).await?;
+    // A deadline record that does not decode parks the workflow (below), as nothing can tell
+    // when its deadline passes.
+    let (mut deadline, mut deadline_fault) = split(read_deadline(inner, id).await?);
     // Armed in memory so it fires while the workflow waits without a runner (at start and at
     // recovery it is armed already; a set entry is armed once).
     if let Some(at) = deadline
@@ -158,18 +160,27 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
     // Transitions out of a review refused in a row.
     let mut conflicts = 0;
     loop {
-        // Read before `decide`, so the guard covers everything it reads.
-        let review = ReviewSnapshot::read(inner, id, &record).await?;
-        let decision = decide(
-            inner,
-            id,
-            &mut record,
-            check_stored_cancel,
-            &mut deadline,
-            review.as_ref(),
-            origin,
-        )
-        .await?;
+        let (review, decision) = match deadline_fault.take() {
+            Some(fault) => {
+                park(inner, id, &record, fault).await?;
+                (None, Decision::Done)
+            }
+            None => {
+                // Read before `decide`, so the guard covers everything it reads.
+                let review = ReviewSnapshot::read(inner, id, &record).await?;
+                let decision = decide(
+                    inner,
+                    id,
+                    &mut record,
+                    check_stored_cancel,
+                    &mut deadline,
+                    review.as_ref(),
+                    origin,
+                )
+                .await?;
+                (review, decision)
+            }
+        };
         check_stored_cancel = false;
         origin = Origin::Read;
         match decision {
@@ -199,7 +210,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                             return Err(EngineError::ReviewConflict { id: id.to_string() });
                         }
                         check_stored_cancel = true;
-                        deadline = read_deadline(inner, id).await?;
+                        (deadline, deadline_fault) = split(read_deadline(inner, id).await?);
                     }
                 }
             }
@@ -220,7 +231,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                         record = loaded.record;
                         workflow = loaded.workflow;
                         check_stored_cancel = true;
-                        deadline = read_deadline(inner, id).await?;
+                        (deadline, deadline_fault) = split(read_deadline(inner, id).await?);
                     }
                     None => {
                         inner.release(id);
@@ -270,18 +281,34 @@ async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
     }
 }
 
-/// The execution deadline of `id` in ms since the Unix epoch, if it has one that has not fired.
-async fn read_deadline(inner: &Inner, id: &str) -> Result<Option<u64>, EngineError> {
+/// The execution deadline of `id` in ms since the Unix epoch, if it has one that has not fired;
+/// a fault to park with when its record does not decode.
+async fn read_deadline(
+    inner: &Inner,
+    id: &str,
+) -> Result<Result<Option<u64>, StepFault>, EngineError> {
     let Some(bytes) = inner.read_key(record::deadline_key(id)).await? else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
-    let deadline = record::decode_record::<record::DeadlineRecord>(&bytes).map_err(|source| {
-        EngineError::Record {
-            key: format!("deadline/{id}"),
-            source,
-        }
-    })?;
-    Ok(Some(deadline.deadline_ms))
+    Ok(
+        match record::decode_record::<record::DeadlineRecord>(&bytes) {
+            Ok(deadline) => Ok(Some(deadline.deadline_ms)),
+            Err(e) => Err(StepFault {
+                code: "record.corrupt".into(),
+                message: format!(
+                    "the execution deadline record `deadline/{id}` does not decode ({e}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow"
+                ),
+            }),
+        },
+    )
+}
+
+/// A read deadline, or none and the fault that parks the workflow.
+fn split(read: Result<Option<u64>, StepFault>) -> (Option<u64>, Option<StepFault>) {
+    match read {
+        Ok(deadline) => (deadline, None),
+        Err(fault) => (None, Some(fault)),
+    }
 }
 
 /// Whether the execution deadline has passed; once it has, it is taken from `deadline`, so it
