@@ -681,15 +681,40 @@ async fn a_damaged_deadline_record_parks_only_its_workflow() {
         engine.start_with::<tally>(0, timed("timed")).await.unwrap();
         wait_for_status(&engine, "timed", WorkflowStatus::Waiting).await;
         storage.put(&record::deadline_key("timed"), &bytes).unwrap();
-        // The update wakes it: its runner reads the deadline, which does not decode.
-        assert_record_error(
-            what,
-            at_once(engine.update("timed", Add { n: 1 }, opts("one"))).await,
+        // The update wakes it: its runner reads the deadline, which does not decode, so
+        // nothing can tell when it passes. The workflow parks, its state and the record kept.
+        assert_eq!(
+            parked_code(at_once(engine.update("timed", Add { n: 1 }, opts("one"))).await),
+            "record.corrupt",
+            "{what}"
         );
-        assert_record_error(what, at_once(engine.result::<tally>("timed")).await);
+        assert_eq!(
+            parked_code(at_once(engine.result::<tally>("timed")).await),
+            "record.corrupt",
+            "{what}"
+        );
+        assert_parked_for_deadline(&engine, what).await;
+        assert_eq!(stored(&storage, &record::deadline_key("timed")), bytes);
         others_finish(&engine, &ids, "").await;
-        rebuild(engine, &storage, what).await.shutdown().await;
+        // Retried at the next build, it parks again: never left running with no runner.
+        let engine = rebuild(engine, &storage, what).await;
+        wait_for_status(&engine, "timed", WorkflowStatus::Parked).await;
+        assert_parked_for_deadline(&engine, what).await;
+        engine.shutdown().await;
     }
+}
+
+/// `timed` is described as parked, for its deadline record.
+async fn assert_parked_for_deadline(engine: &Engine, what: &str) {
+    let described = engine.describe("timed").await.unwrap();
+    assert_eq!(described.status, WorkflowStatus::Parked, "{what}");
+    let reason = described.park_reason.expect("a park reason");
+    assert_eq!(reason.code, "record.corrupt", "{what}");
+    assert!(
+        reason.message.contains("deadline/timed"),
+        "{what}: {}",
+        reason.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1121,5 +1146,55 @@ async fn a_damaged_kept_activity_result_parks_only_its_workflow() {
         }
         others_finish(&engine, &ids, "").await;
         engine.shutdown().await;
+    }
+}
+
+/// Finishes an `echo` of `n`.
+async fn echoed(engine: &Engine, n: u64) {
+    let handle = engine.start::<echo>(n).await.unwrap();
+    assert_eq!(at_once(handle.result()).await.unwrap().unwrap(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_counter_refuses_only_the_count_and_the_next_finish_rewrites_it() {
+    let key = record::counter_key("Completed", "echo");
+    let damage = damage_of(&key, |engine| {
+        Box::pin(async move {
+            echoed(&engine, 1).await;
+        })
+    })
+    .await;
+    // A counter is eight bytes after its tag: flipped, they are another count, which no
+    // decoder can tell (see `damaged_one_integer`).
+    for (what, bytes) in damage
+        .into_iter()
+        .filter(|(what, _)| *what != "every body byte flipped")
+    {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        let ids = tallies(&engine, 2).await;
+        echoed(&engine, 1).await;
+        storage.put(&key, &bytes).unwrap();
+        // Counts of finished workflows come from the counters: that call alone is refused.
+        assert_record_error(
+            what,
+            engine.count(&ListFilter::default(), GroupBy::Status).await,
+        );
+        let listed = engine.list(&ListFilter::default(), 10, None).await.unwrap();
+        assert_eq!(listed.items.len(), 3, "{what}");
+        others_finish(&engine, &ids, "").await;
+        // The writer never stops on it: the next finish of the kind writes the counter again.
+        echoed(&engine, 2).await;
+        let counts = engine
+            .count(&ListFilter::default(), GroupBy::Status)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            counts
+                .iter()
+                .any(|(status, n)| status == "Completed" && *n >= 3),
+            "{what}: {counts:?}"
+        );
+        rebuild(engine, &storage, what).await.shutdown().await;
     }
 }
