@@ -229,6 +229,7 @@ fn resume(inner: &Arc<Inner>, id: &str, value: &[u8], report: &mut RecoveryRepor
                 workflow,
                 // An attempt of its activity may have been cut off by a crash.
                 origin: super::execute::Origin::Recovered,
+                deadline: None,
             }),
         );
     }

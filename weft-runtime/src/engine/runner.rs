@@ -50,6 +50,9 @@ pub(crate) struct Loaded {
     /// Whether the caller committed the record's last step itself (a start) or recovered it
     /// from storage: what is known of the attempts of an activity it waits on.
     pub origin: Origin,
+    /// Its execution deadline, when the caller knows it (a start wrote it in the creating
+    /// batch); `None`: the runner reads it.
+    pub deadline: Option<Option<u64>>,
 }
 
 /// Wakes `id`: pokes its runner, or claims it and spawns one that reads its record.
@@ -136,20 +139,30 @@ enum Decision {
 
 async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(), EngineError> {
     // Where the record came from, for the attempts of the activity it waits on.
-    let (mut record, mut workflow, mut check_stored_cancel, mut origin) = match loaded {
-        Some(loaded) => (loaded.record, loaded.workflow, false, loaded.origin),
-        None => match load(inner, id).await? {
-            Some(loaded) => (loaded.record, loaded.workflow, true, loaded.origin),
-            None => {
-                inner.release(id);
-                return Ok(());
-            }
-        },
-    };
+    let (mut record, mut workflow, mut check_stored_cancel, mut origin, known_deadline) =
+        match loaded {
+            Some(loaded) => (
+                loaded.record,
+                loaded.workflow,
+                false,
+                loaded.origin,
+                loaded.deadline,
+            ),
+            None => match load(inner, id).await? {
+                Some(loaded) => (loaded.record, loaded.workflow, true, loaded.origin, None),
+                None => {
+                    inner.release(id);
+                    return Ok(());
+                }
+            },
+        };
     // Read once per runner: it only changes when it fires (by this runner) or the workflow ends.
     // A deadline record that does not decode parks the workflow (below), as nothing can tell
     // when its deadline passes.
-    let (mut deadline, mut deadline_fault) = split(read_deadline(inner, id).await?);
+    let (mut deadline, mut deadline_fault) = match known_deadline {
+        Some(deadline) => (deadline, None),
+        None => split(read_deadline(inner, id).await?),
+    };
     // Armed in memory so it fires while the workflow waits without a runner (at start and at
     // recovery it is armed already; a set entry is armed once).
     if let Some(at) = deadline
@@ -276,6 +289,7 @@ async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
             workflow: Arc::clone(workflow),
             record,
             origin: Origin::Read,
+            deadline: None,
         })),
         Lookup::UnknownType | Lookup::FingerprintMismatch { .. } => Ok(None),
     }
@@ -752,7 +766,9 @@ pub(crate) async fn after_commit(
     id: &str,
     next: &WorkflowRecord,
 ) -> Result<(), EngineError> {
-    let parent = if next.status.is_terminal() {
+    // Only a child has a parent link, and a child's id is always its parent's id, a `/` and
+    // more (see `composite::plan`): the read is skipped for every other workflow.
+    let parent = if next.status.is_terminal() && id.contains('/') {
         inner.read_key(record::parent_key(id)).await?
     } else {
         None
