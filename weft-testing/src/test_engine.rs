@@ -452,6 +452,13 @@ impl TestEngine {
     ) -> Result<Result<W::Output, W::Error>, TestError> {
         loop {
             self.settle().await;
+            // The engine reads storage off its async workers, so even a finished workflow's
+            // `result` is not ready at its first poll: a finished or parked one (as `describe`
+            // reads it, awaited to the end) is awaited, since it answers without waiting.
+            let status = self.engine.describe(id).await?.status;
+            if status.is_terminal() || status == WorkflowStatus::Parked {
+                return Ok(self.engine.result::<W>(id).await?);
+            }
             if let Some(result) = poll_once(self.engine.result::<W>(id)).await {
                 return Ok(result?);
             }

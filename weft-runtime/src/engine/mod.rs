@@ -294,6 +294,23 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Runs `request` as a task of the engine and waits for its answer: a call whose checks read
+/// storage (off the async workers, so not within its first poll) is taken by the engine at the
+/// first poll all the same, and dropping the caller's future gives up only the answer.
+async fn detach<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    request: impl std::future::Future<Output = Result<T, EngineError>> + Send + 'static,
+) -> Result<T, EngineError> {
+    match inner.tasks.spawn(request).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => Err(EngineError::Panicked {
+            what: "a request".to_string(),
+            message: crate::contain::message(&*join.into_panic()),
+        }),
+        Err(_) => Err(inner.stopped_error()),
+    }
+}
+
 /// Runs `read`, which calls storage (blocking) with the whole engine state at hand, on tokio's
 /// blocking pool, off the async worker threads: a listing or a count may read thousands of
 /// records, which would stall every task sharing the worker (on a `current_thread` runtime, all

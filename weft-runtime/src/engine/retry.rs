@@ -111,13 +111,51 @@ impl Engine {
     ///
     /// # Cancel safety
     ///
-    /// The restore reaches the engine's writer at the first poll that gets past the checks
-    /// above; dropping this future after that changes nothing: if the writer restores the
-    /// workflow, the engine wakes it once that is durable. Retrying again answers `NotParked`
-    /// once it runs.
+    /// The restore reaches the engine's writer at the first poll; dropping this future after
+    /// that changes nothing: if the writer restores the workflow, the engine wakes it once that
+    /// is durable. Retrying again answers `NotParked` once it runs.
     pub async fn retry(&self, id: &str) -> Result<(), EngineError> {
         let inner = &self.inner;
         inner.check_live()?;
+        // A workflow stored as parked is restored by the writer at once, on the record as its
+        // writes leave it: of concurrent retries one restores it, and a workflow that moved on
+        // meanwhile is left alone. The writer wakes it once the restore is durable, even if
+        // this call is dropped. Anything else is answered from a read, below.
+        let owned_id = id.to_string();
+        let now_ms = to_millis(inner.clock.now());
+        let restored = inner
+            .request_checked_then(
+                move |view| {
+                    let Some(bytes) = view.get(&record::workflow_key(&owned_id))? else {
+                        return Ok(None);
+                    };
+                    let Ok(current) = record::decode_record::<WorkflowRecord>(&bytes) else {
+                        return Ok(None);
+                    };
+                    let Some(next) = unparked(&current, now_ms) else {
+                        return Ok(None);
+                    };
+                    let mut batch = Batch::new();
+                    visibility::stage_rewrite(&owned_id, Some(&current), &next, &mut batch);
+                    batch.put(
+                        record::workflow_key(&owned_id),
+                        record::encode_record(&next)?,
+                    );
+                    Ok(Some(batch))
+                },
+                vec![Effect::Wake(id.to_string())],
+            )
+            .await?;
+        if restored {
+            return Ok(());
+        }
+        self.not_restored(id).await
+    }
+
+    /// What [`Engine::retry`] answers about a workflow the writer did not restore (it was not
+    /// stored as parked): why, or a wake for one whose runner stopped on an error.
+    async fn not_restored(&self, id: &str) -> Result<(), EngineError> {
+        let inner = &self.inner;
         let stored = query::read_stored(inner, id)
             .await?
             .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
@@ -146,30 +184,8 @@ impl Engine {
             }
             return Err(EngineError::NotParked { id: id.to_string() });
         }
-        let owned_id = id.to_string();
-        let now_ms = to_millis(inner.clock.now());
-        // Decided by the writer, on the record as its writes leave it: of concurrent retries
-        // one restores it, and a workflow that moved on meanwhile is left alone.
-        // The writer wakes it once the restore is durable, even if this call is dropped.
-        inner
-            .request_checked_then(
-                move |view| {
-                    let current = view.workflow(&owned_id)?;
-                    let Some(next) = unparked(&current, now_ms) else {
-                        return Ok(None);
-                    };
-                    let mut batch = Batch::new();
-                    visibility::stage_rewrite(&owned_id, Some(&current), &next, &mut batch);
-                    batch.put(
-                        record::workflow_key(&owned_id),
-                        record::encode_record(&next)?,
-                    );
-                    Ok(Some(batch))
-                },
-                vec![Effect::Wake(id.to_string())],
-            )
-            .await?;
-        Ok(())
+        // Stored as parked after all: restored by a retry meanwhile, or parked again since.
+        Err(EngineError::NotParked { id: id.to_string() })
     }
 }
 

@@ -46,8 +46,9 @@ impl Engine {
     ///
     /// # Cancel safety
     ///
-    /// The update reaches the engine's writer at the first poll; dropping this future after
-    /// that gives up only the wait for the answer: the update is queued and delivered, and the
+    /// The engine takes the update at the first poll (its checks and its queueing run as a
+    /// task of the engine); dropping this future after that gives up only the wait for the
+    /// answer: the update is queued and delivered, and the
     /// engine wakes the workflow once it is durable. Call again with the same `update_id` to
     /// wait for the answer; the update is not delivered twice.
     pub async fn update<U: Update>(
@@ -75,9 +76,76 @@ impl Engine {
         inner.check_live()?;
         let UpdateOptions { update_id, timeout } = options;
         let answer_key = record::update_response_key(id, &update_id);
-        let queued_key = record::update_queued_key(id, &update_id);
-        if let Some(answer) = read_answer(self, &answer_key).await? {
+        let queued = {
+            let engine = self.clone();
+            let (id, queue, update_id) = (id.to_string(), queue.to_string(), update_id.clone());
+            super::detach(inner, async move {
+                engine.queue_update(&id, &queue, payload, &update_id).await
+            })
+            .await?
+        };
+        if let Some(answer) = queued {
             return Ok(answer);
+        }
+        // A timeout too long to represent waits without a deadline.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        loop {
+            let waiter = inner.wait_for(id)?;
+            if let Some(answer) = read_answer(self, &answer_key).await? {
+                return Ok(answer);
+            }
+            // Parked as stored, or as read against the registered code (an unknown type or
+            // version): either way nothing will answer until an operator acts.
+            let stored = inspect(self, id).await?;
+            if let Some(error) = stored.parked {
+                return Err(error);
+            }
+            if stored.terminal {
+                // The answer may have been committed between the two reads above.
+                if let Some(answer) = read_answer(self, &answer_key).await? {
+                    return Ok(answer);
+                }
+                return Err(EngineError::UpdateNotAnswered {
+                    id: id.to_string(),
+                    update_id,
+                });
+            }
+            if let Some(error) = inner.stalled(id) {
+                return Err(error);
+            }
+            let waited = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, waiter).await,
+                None => Ok(waiter.await),
+            };
+            match waited {
+                Err(_) => {
+                    return Err(EngineError::UpdateTimedOut {
+                        id: id.to_string(),
+                        update_id,
+                    });
+                }
+                Ok(Ok(None)) => continue,
+                Ok(Ok(Some(error))) => return Err(error),
+                Ok(Err(_)) => return Err(inner.stopped_error()),
+            }
+        }
+    }
+
+    /// The checks and the queueing of [`Engine::send_update`], run as a task of the engine:
+    /// the stored answer when the update was answered already, else `None` once it is queued
+    /// (or found queued by an earlier call).
+    async fn queue_update(
+        &self,
+        id: &str,
+        queue: &str,
+        payload: Payload,
+        update_id: &str,
+    ) -> Result<Option<Payload>, EngineError> {
+        let inner = &self.inner;
+        let answer_key = record::update_response_key(id, update_id);
+        let queued_key = record::update_queued_key(id, update_id);
+        if let Some(answer) = read_answer(self, &answer_key).await? {
+            return Ok(Some(answer));
         }
         // A record that does not decode cannot be checked for having ended, so nothing is
         // queued for it: the caller learns at once that it is parked.
@@ -123,48 +191,7 @@ impl Engine {
             // reported (nothing woken then): make sure the workflow looks at its queue.
             runner::wake(inner, id);
         }
-        // A timeout too long to represent waits without a deadline.
-        let deadline = tokio::time::Instant::now().checked_add(timeout);
-        loop {
-            let waiter = inner.wait_for(id)?;
-            if let Some(answer) = read_answer(self, &answer_key).await? {
-                return Ok(answer);
-            }
-            // Parked as stored, or as read against the registered code (an unknown type or
-            // version): either way nothing will answer until an operator acts.
-            let stored = inspect(self, id).await?;
-            if let Some(error) = stored.parked {
-                return Err(error);
-            }
-            if stored.terminal {
-                // The answer may have been committed between the two reads above.
-                if let Some(answer) = read_answer(self, &answer_key).await? {
-                    return Ok(answer);
-                }
-                return Err(EngineError::UpdateNotAnswered {
-                    id: id.to_string(),
-                    update_id,
-                });
-            }
-            if let Some(error) = inner.stalled(id) {
-                return Err(error);
-            }
-            let waited = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, waiter).await,
-                None => Ok(waiter.await),
-            };
-            match waited {
-                Err(_) => {
-                    return Err(EngineError::UpdateTimedOut {
-                        id: id.to_string(),
-                        update_id,
-                    });
-                }
-                Ok(Ok(None)) => continue,
-                Ok(Ok(Some(error))) => return Err(error),
-                Ok(Err(_)) => return Err(inner.stopped_error()),
-            }
-        }
+        Ok(None)
     }
 }
 
