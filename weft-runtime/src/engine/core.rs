@@ -608,6 +608,23 @@ impl Inner {
         }
     }
 
+    /// Ends the runner of `id`, which found nothing it can run, unless a wake arrived meanwhile
+    /// (say, a retry restored the record after the runner read it); `false` means "read
+    /// again". A cancellation alone does not keep it: nothing stored can take one.
+    pub fn release_unless_poked(&self, id: &str) -> bool {
+        let mut active = lock(&self.active);
+        match active.get_mut(id) {
+            Some(entry) if entry.poke => {
+                entry.poke = false;
+                false
+            }
+            _ => {
+                active.remove(id);
+                true
+            }
+        }
+    }
+
     /// Ends the runner of `id` whatever arrived: it has finished, or failed.
     pub fn release(&self, id: &str) {
         lock(&self.active).remove(id);

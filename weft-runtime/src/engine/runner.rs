@@ -148,11 +148,18 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                 loaded.origin,
                 loaded.deadline,
             ),
-            None => match load(inner, id).await? {
-                Some(loaded) => (loaded.record, loaded.workflow, true, loaded.origin, None),
-                None => {
-                    inner.release(id);
-                    return Ok(());
+            None => loop {
+                match load(inner, id).await? {
+                    Some(loaded) => {
+                        break (loaded.record, loaded.workflow, true, loaded.origin, None);
+                    }
+                    // Nothing to run, unless a wake came while it read (a retry that restored
+                    // the record after the read): then read again, or the wake is lost.
+                    None => {
+                        if inner.release_unless_poked(id) {
+                            return Ok(());
+                        }
+                    }
                 }
             },
         };
@@ -247,8 +254,10 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                         (deadline, deadline_fault) = split(read_deadline(inner, id).await?);
                     }
                     None => {
-                        inner.release(id);
-                        return Ok(());
+                        // As above: a wake that came while it read is not dropped.
+                        if inner.release_unless_poked(id) {
+                            return Ok(());
+                        }
                     }
                 }
             }
