@@ -95,9 +95,11 @@ async fn failed_and_torn_commits_are_retried_and_every_workflow_finishes_on_the_
         WriteFault::TornRolledBack,
     ] {
         let (engine, faults, _) = engine().await;
-        // Every third write from here on fails once, while the workflows run.
+        // Every second write from here on fails once, while the workflows run. (How many
+        // writes the run makes depends on how the writer batches, so the faults are dense
+        // enough that well over 20 hit even when the batches are large.)
         let from = faults.writes();
-        for k in (WORKFLOWS + 3..WORKFLOWS + 200).step_by(3) {
+        for k in (WORKFLOWS + 2..WORKFLOWS + 400).step_by(2) {
             faults.script_write(from + k, fault);
         }
         let waits = start_all(&engine).await;
