@@ -330,6 +330,17 @@ impl Session {
             .to_string()
     }
 
+    /// Runs `script` (a function body; `return` gives the answer) in the page, and returns
+    /// its answer as JSON.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
     /// Waits up to 10 s until `check` holds on the page's HTML.
     pub async fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
