@@ -3,8 +3,9 @@
 //!
 //! From a seed, each input is built alone: a decoder entry point is picked
 //! ([`targets::TARGETS`]: every stored record kind, workflow states, inputs, outputs and resume
-//! payloads, and the JSON of `start_by_name`, `signal_by_name`, `update_by_name` and
-//! `result_json`), a valid encoding is generated for it ([`generate`], [`workflows`]), mutated
+//! payloads, the JSON of `start_by_name`, `signal_by_name`, `update_by_name`, `result_json`
+//! and `query_by_name`'s answers, schedule triggers (the cron compiler) and backup manifests), a
+//! valid encoding is generated for it ([`generate`], [`workflows`]), mutated
 //! ([`mutate`]: bit flips, truncations, oversized varint lengths, wrong tags, splices), and
 //! decoded ([`run`]) under `catch_unwind`, with a counting global allocator (the `cap` crate)
 //! measuring what the decode allocated. A panic, a decode that allocated more than the payload

@@ -10,6 +10,12 @@
 //! is rejected there, as an HTTP gateway would), then the decoding function the engine's
 //! by-name calls go through (`Workflow::interface`'s signal and update codecs,
 //! `interface::payload_from_json`, `payload_to_json`); the result is decoded back and stepped.
+//! `json.query` answers a by-name query from stored state bytes, as `query_by_name` does.
+//!
+//! `schedule.trigger` compiles a schedule's trigger (a cron expression in a time zone, or an
+//! interval) from text and computes its fire times, as `create_schedule` and the scheduler do;
+//! `backup.manifest` decodes a backup file's manifest JSON, as `restore` does. Both reach
+//! crate-private code through `weft_runtime::fuzzing`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,12 +27,14 @@ use weft_runtime::engine::record::{
 };
 use weft_runtime::engine::schedule::store::ScheduleRecord;
 use weft_runtime::engine::schedule::{OverlapPolicy, Trigger};
+use weft_runtime::fuzzing;
 use weft_runtime::interface::{self, Interface};
+use weft_runtime::storage::{BackupManifest, BackupMeta};
 use weft_runtime::{Resume, Signal, Update, Workflow, WorkflowError};
 
 use crate::generate;
 use crate::rng::Rng;
-use crate::workflows::{self, Approval, Await, ChangeAddress, order_v1, order_v2};
+use crate::workflows::{self, Approval, Await, ChangeAddress, Progress, order_v1, order_v2};
 
 type Input = <order_v2 as Workflow>::Input;
 type Output = <order_v2 as Workflow>::Output;
@@ -225,6 +233,119 @@ fn schedule(rng: &mut Rng) -> ScheduleRecord {
         revision: rng.int(),
         created_ms: rng.int(),
     }
+}
+
+/// IANA time zones a trigger is generated in, daylight-saving ones among them.
+const TIME_ZONES: [&str; 6] = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Pacific/Chatham",
+];
+
+/// One cron field of values in `low..=high`: `*`, a value, a range, a step or a list.
+fn cron_field(rng: &mut Rng, low: u64, high: u64) -> String {
+    let value = |rng: &mut Rng| low + rng.below((high - low + 1) as usize) as u64;
+    match rng.below(6) {
+        0 => "*".to_string(),
+        1 => value(rng).to_string(),
+        2 => {
+            let (a, b) = (value(rng), value(rng));
+            format!("{}-{}", a.min(b), a.max(b))
+        }
+        3 => format!("*/{}", 1 + rng.below((high - low + 1) as usize)),
+        4 => {
+            let (a, b) = (value(rng), value(rng));
+            format!("{}-{}/{}", a.min(b), a.max(b), 1 + rng.below(5))
+        }
+        _ => format!("{},{}", value(rng), value(rng)),
+    }
+}
+
+/// A valid trigger as text: `<cron expression>` or `every <ms> <anchor ms>`, then a line with
+/// the time zone (empty for UTC), then a line with the time the fires are computed from.
+fn trigger_text(rng: &mut Rng) -> Vec<u8> {
+    // Mostly a time in 1970..2100, now and then an edge value (a damaged store's times).
+    let from_ms = if rng.one_in(8) {
+        rng.int()
+    } else {
+        rng.below(4_102_444_800) as u64 * 1000 + rng.below(1000) as u64
+    };
+    if rng.one_in(4) {
+        let every = 1 + rng.int() % (1 << 40);
+        let anchor = rng.int() % (1 << 44);
+        return format!("every {every} {anchor}\n\n{from_ms}").into_bytes();
+    }
+    let mut fields = Vec::new();
+    if rng.flip() {
+        fields.push(cron_field(rng, 0, 59));
+    }
+    fields.push(cron_field(rng, 0, 59));
+    fields.push(cron_field(rng, 0, 23));
+    fields.push(match rng.below(8) {
+        0 => "L".to_string(),
+        _ => cron_field(rng, 1, 28),
+    });
+    fields.push(cron_field(rng, 1, 12));
+    fields.push(match rng.below(8) {
+        0 => format!("{}#{}", rng.below(7), 1 + rng.below(4)),
+        1 => format!("{}L", rng.below(7)),
+        _ => cron_field(rng, 0, 6),
+    });
+    if fields.len() == 6 && rng.one_in(4) {
+        fields.push((2026 + rng.below(50)).to_string());
+    }
+    let zone = if rng.flip() {
+        TIME_ZONES[rng.below(TIME_ZONES.len())]
+    } else {
+        ""
+    };
+    format!("{}\n{zone}\n{from_ms}", fields.join(" ")).into_bytes()
+}
+
+/// Reads [`trigger_text`]'s format and computes the trigger's fires; anything that is not text
+/// in that format is refused before the trigger is compiled.
+fn fires_trigger(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let mut lines = text.splitn(3, '\n');
+    let spec = lines.next().unwrap_or_default();
+    let zone = lines.next().unwrap_or_default();
+    let from_ms = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    let trigger = match spec.strip_prefix("every ") {
+        Some(interval) => {
+            let mut numbers = interval.split(' ').map(str::parse::<u64>);
+            let (Some(Ok(every)), Some(Ok(anchor_ms))) = (numbers.next(), numbers.next()) else {
+                return false;
+            };
+            Trigger::Interval {
+                every: std::time::Duration::from_millis(every),
+                anchor_ms,
+            }
+        }
+        None => Trigger::Cron {
+            expression: spec.to_string(),
+            time_zone: (!zone.is_empty()).then(|| zone.to_string()),
+        },
+    };
+    fuzzing::schedule_fires(&trigger, from_ms, 8).is_ok()
+}
+
+/// A backup manifest as a backup writes it, JSON.
+fn manifest(rng: &mut Rng) -> Vec<u8> {
+    json(&BackupManifest {
+        meta: BackupMeta {
+            format_version: rng.below(3) as u32,
+            weft_version: rng.string(),
+            owner_epoch: rng.option(Rng::int),
+            created_at_ms: rng.int(),
+        },
+        entries: rng.int(),
+        checksum: rng.string(),
+    })
 }
 
 /// Every decoder entry point the fuzzer drives.
@@ -458,6 +579,22 @@ pub const TARGETS: &[Target] = &[
                 .update_named(ChangeAddress::NAME)
                 .is_some_and(|codec| (codec.response_json)(bytes).is_ok())
         },
+    },
+    Target {
+        name: "json.query",
+        generate: |rng| v2_state(rng),
+        // `query_by_name`: the stored state decoded and answered as JSON.
+        decode: |bytes| fuzzing::query_answer_json::<Progress>(bytes).is_ok(),
+    },
+    Target {
+        name: "schedule.trigger",
+        generate: trigger_text,
+        decode: fires_trigger,
+    },
+    Target {
+        name: "backup.manifest",
+        generate: manifest,
+        decode: |bytes| fuzzing::decode_backup_manifest(bytes).is_ok(),
     },
 ];
 

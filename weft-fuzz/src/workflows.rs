@@ -158,6 +158,23 @@ pub async fn order_v2(ctx: &mut WorkflowContext, order: Order) -> Result<String,
     ))
 }
 
+/// Answers with the whole state of [`order_v2`], so a by-name query's JSON encoding goes over
+/// every variant and every payload a state can hold.
+pub struct Progress;
+
+impl weft_runtime::Query for Progress {
+    type Workflow = order_v2;
+    type Output = Option<<order_v2 as Workflow>::State>;
+    const NAME: &'static str = "fuzz.progress";
+
+    /// A copy of the state (the generated enum is not `Clone`): encoded and decoded again.
+    fn answer(state: &<order_v2 as Workflow>::State) -> Self::Output {
+        codec::encode(state)
+            .ok()
+            .and_then(|bytes| codec::decode(&bytes).ok())
+    }
+}
+
 /// A random order, with at least one line.
 pub fn order(rng: &mut Rng) -> Order {
     Order {

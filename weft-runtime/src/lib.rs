@@ -104,6 +104,9 @@ pub mod context;
 pub mod engine;
 #[doc(hidden)]
 pub mod error;
+// For the workspace's fuzzer: it reaches crate-private decoders through this module alone.
+#[doc(hidden)]
+pub mod fuzzing;
 #[doc(hidden)]
 pub mod group;
 #[doc(hidden)]

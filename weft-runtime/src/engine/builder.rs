@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::activity::{DynActivity, Resources};
-use crate::codec;
 use crate::migration::MigrationError;
 use crate::query::Query;
 use crate::storage::{Batch, Condition, STORE_FORMAT_VERSION, Storage};
@@ -126,25 +125,10 @@ impl EngineBuilder {
         Q: Query,
         Q::Output: serde::Serialize,
     {
-        let answer = |bytes: &[u8]| -> Result<serde_json::Value, EngineError> {
-            let state: <Q::Workflow as Workflow>::State = codec::decode(bytes)?;
-            let answer = super::views::answer_guarded::<Q>(&state)?;
-            crate::contain::catch(|| serde_json::to_value(answer))
-                .map_err(|message| EngineError::Panicked {
-                    what: format!("the `Serialize` impl of query `{}`'s answer", Q::NAME),
-                    message,
-                })?
-                .map_err(|e| {
-                    EngineError::Codec(crate::codec::CodecError::Encode {
-                        type_name: std::any::type_name::<Q::Output>(),
-                        reason: e.to_string(),
-                    })
-                })
-        };
         self.queries.push(ErasedQuery {
             workflow: migration::key_of::<Q::Workflow>(),
             name: Q::NAME,
-            answer: Box::new(answer),
+            answer: Box::new(super::views::answer_json::<Q>),
         });
         self
     }

@@ -106,6 +106,7 @@ pub use schedule::{
 };
 pub use signal_ids::{DEFAULT_SIGNAL_ID_WINDOW, SignalOptions};
 pub use update::UpdateOptions;
+pub(crate) use views::answer_json;
 
 use self::core::Inner;
 use clock::to_millis;

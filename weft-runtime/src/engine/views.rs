@@ -80,6 +80,30 @@ impl Engine {
     }
 }
 
+/// Decodes a stored state of `Q::Workflow` and answers `Q` about it as JSON: what
+/// [`Engine::query_by_name`] runs for a query registered with `EngineBuilder::query`. The
+/// state's bytes come from the store, so they are decoded under the codec's limits, and user
+/// code (the answer, its `Serialize` impl) runs guarded.
+pub(crate) fn answer_json<Q>(bytes: &[u8]) -> Result<serde_json::Value, EngineError>
+where
+    Q: Query,
+    Q::Output: serde::Serialize,
+{
+    let state: <Q::Workflow as Workflow>::State = codec::decode(bytes)?;
+    let answer = answer_guarded::<Q>(&state)?;
+    crate::contain::catch(|| serde_json::to_value(answer))
+        .map_err(|message| EngineError::Panicked {
+            what: format!("the `Serialize` impl of query `{}`'s answer", Q::NAME),
+            message,
+        })?
+        .map_err(|e| {
+            EngineError::Codec(crate::codec::CodecError::Encode {
+                type_name: std::any::type_name::<Q::Output>(),
+                reason: e.to_string(),
+            })
+        })
+}
+
 /// Runs `Q::answer`, user code, turning a panic into `EngineError::Panicked` for this caller
 /// alone.
 pub(crate) fn answer_guarded<Q: Query>(

@@ -485,15 +485,8 @@ fn verify_unguarded(path: &Path) -> Result<Checked, BackupError> {
     })
 }
 
-/// The manifest of a backup, read in `txn`. Its format version is read on its own first, so a
-/// newer manifest is refused as newer, not as one that does not decode.
+/// The manifest of a backup, read in `txn`.
 fn manifest_in(txn: &::redb::ReadTransaction, path: &Path) -> Result<BackupManifest, BackupError> {
-    #[derive(Deserialize)]
-    struct Version {
-        format_version: u32,
-        #[serde(default)]
-        weft_version: String,
-    }
     let table = txn
         .open_table(MANIFEST_TABLE)
         .map_err(|e| not_a_backup(path, "weft.backup.v1", e))?;
@@ -504,11 +497,24 @@ fn manifest_in(txn: &::redb::ReadTransaction, path: &Path) -> Result<BackupManif
             path: path.to_path_buf(),
             reason: "its manifest table holds no manifest".into(),
         })?;
+    decode_manifest(json.value(), path)
+}
+
+/// Decodes the manifest JSON of the backup at `path` (bytes from a file anyone may hand in).
+/// Its format version is read on its own first, so a newer manifest is refused as newer, not
+/// as one that does not decode.
+pub(crate) fn decode_manifest(json: &[u8], path: &Path) -> Result<BackupManifest, BackupError> {
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+        #[serde(default)]
+        weft_version: String,
+    }
     let undecodable = |e: serde_json::Error| BackupError::NotABackup {
         path: path.to_path_buf(),
         reason: format!("its manifest does not decode: {e}"),
     };
-    let version: Version = serde_json::from_slice(json.value()).map_err(undecodable)?;
+    let version: Version = serde_json::from_slice(json).map_err(undecodable)?;
     if version.format_version > STORE_FORMAT_VERSION {
         return Err(BackupError::NewerFormat {
             path: path.to_path_buf(),
@@ -517,7 +523,7 @@ fn manifest_in(txn: &::redb::ReadTransaction, path: &Path) -> Result<BackupManif
             written_by: version.weft_version,
         });
     }
-    serde_json::from_slice(json.value()).map_err(undecodable)
+    serde_json::from_slice(json).map_err(undecodable)
 }
 
 fn not_a_backup(path: &Path, table: &str, error: ::redb::TableError) -> BackupError {

@@ -9,6 +9,7 @@ mod memory;
 mod offline;
 mod redb;
 
+pub(crate) use backup::decode_manifest;
 pub use backup::{
     BackupError, BackupManifest, BackupMeta, BackupReport, RestoreOptions, STORE_FORMAT_VERSION,
     read_manifest, restore,

@@ -128,7 +128,9 @@ impl Compiled {
                 if after_ms < *anchor_ms {
                     return Some(*anchor_ms);
                 }
-                let periods = (after_ms - anchor_ms) / every_ms + 1;
+                // No fire after the last representable millisecond (a store's damaged time can
+                // ask for one): `None`, not an overflow.
+                let periods = ((after_ms - anchor_ms) / every_ms).checked_add(1)?;
                 anchor_ms.checked_add(periods.checked_mul(*every_ms)?)
             }
             Compiled::Cron(cron, tz) => {
@@ -213,6 +215,18 @@ mod tests {
             (9, Some(100_000))
         );
         assert_eq!(every.count_between(0, 100_000, 3), (9, Some(100_000)));
+    }
+
+    #[test]
+    fn an_interval_has_no_fire_after_the_last_millisecond() {
+        // Found by the fuzzer (`schedule.trigger`): this overflowed.
+        let every_ms = Trigger::every(Duration::from_millis(1)).compile().unwrap();
+        assert_eq!(every_ms.next_after(u64::MAX), None);
+        assert_eq!(every_ms.next_after(u64::MAX - 1), Some(u64::MAX));
+        assert_eq!(
+            every_ms.count_between(u64::MAX - 3, u64::MAX, 10),
+            (2, Some(u64::MAX))
+        );
     }
 
     #[test]
