@@ -13,8 +13,9 @@
 //!
 //! The review tests hold the other side: the workflow's runner, which prepares a transition out
 //! of a review from what it read. The gate holds its scan of the signal queue (where a decision
-//! is queued) until a decision has been written, so the decision is checked after the runner
-//! read "no decision" and before the runner's commit. An engine that commits that transition
+//! is queued), or its read of the review record that guards the step, until a decision has been
+//! written, so the decision is checked after the runner read "no decision" and before the
+//! runner's commit. An engine that commits that transition
 //! unguarded times the review out over a decision it reported taken, or lets that decision
 //! answer the next review.
 
@@ -46,6 +47,11 @@ enum Hold {
     /// runner tasks (not a caller, not the writer thread), after it read, until the key has been
     /// written: the runner goes on with what it read, stale by then.
     RunnerScan { prefix: Vec<u8>, nth: usize },
+    /// Holds nothing of the callers. Counts the runner tasks' reads of the workflow (scans
+    /// under `prefix`, reads of the key) and, once the test arms it with
+    /// [`Gate::hold_next_runner_read`], holds the next one after it read, until the key has been
+    /// written.
+    RunnerRead { prefix: Vec<u8> },
 }
 
 #[derive(Default)]
@@ -54,6 +60,10 @@ struct GateState {
     caller_reads: usize,
     /// Scans under [`Hold::RunnerScan`]'s prefix made by runners.
     runner_scans: usize,
+    /// Scans and key reads counted under [`Hold::RunnerRead`].
+    runner_reads: usize,
+    /// The runner read [`Hold::RunnerRead`] holds, once armed.
+    hold_at: Option<usize>,
     /// Committed batches that wrote the key.
     key_writes: usize,
     /// Every committed batch, in order.
@@ -95,6 +105,28 @@ impl Gate {
         assert!(!waited.timed_out(), "a held read was never released");
     }
 
+    /// Counts a runner's read under [`Hold::RunnerRead`] and holds it if it is the armed one.
+    fn runner_read(&self, scan: bool) {
+        let mut state = self.lock();
+        state.runner_reads += 1;
+        if scan {
+            state.runner_scans += 1;
+        }
+        let held = state.hold_at == Some(state.runner_reads);
+        let seen = state.key_writes;
+        drop(state);
+        self.changed.notify_all();
+        if held {
+            self.wait_until(|s| s.key_writes > seen);
+        }
+    }
+
+    /// Arms [`Hold::RunnerRead`]: the runner's next read is held.
+    fn hold_next_runner_read(&self) {
+        let mut state = self.lock();
+        state.hold_at = Some(state.runner_reads + 1);
+    }
+
     fn caller_reads(&self) -> usize {
         self.lock().caller_reads
     }
@@ -113,7 +145,7 @@ impl Storage for Gate {
         let value = self.inner.get(key)?;
         if key == self.key.as_slice()
             && CALLER.try_with(|_| ()).is_ok()
-            && !matches!(self.hold, Hold::RunnerScan { .. })
+            && matches!(self.hold, Hold::Meet(_) | Hold::UntilWritten(_))
         {
             let mut state = self.lock();
             state.caller_reads += 1;
@@ -129,8 +161,12 @@ impl Storage for Gate {
                     finish();
                     self.wait_until(|s| s.key_writes > seen);
                 }
-                Hold::RunnerScan { .. } => {}
+                Hold::RunnerScan { .. } | Hold::RunnerRead { .. } => {}
             }
+        }
+        if key == self.key.as_slice() && matches!(self.hold, Hold::RunnerRead { .. }) && by_runner()
+        {
+            self.runner_read(false);
         }
         Ok(value)
     }
@@ -156,6 +192,13 @@ impl Storage for Gate {
             if held {
                 self.wait_until(|s| s.key_writes > seen);
             }
+        }
+        if let Hold::RunnerRead { prefix } = &self.hold
+            && let std::ops::Bound::Included(from) | std::ops::Bound::Excluded(from) = start
+            && from.starts_with(prefix)
+            && by_runner()
+        {
+            self.runner_read(true);
         }
         Ok(entries)
     }
@@ -633,9 +676,15 @@ enum Interruption {
 /// review and the interruption reached the next await. Returns the workflow's result.
 async fn decision_against_an_interruption(interruption: Interruption) -> EngineError {
     let clock = VirtualClock::default();
-    // Scan 1 is the pass after the start; scan 2 is the interrupted step clearing the queue of
-    // the workflow it ends.
-    let storage = hold_runner_scan("gate", 2);
+    // Scan 1 is the pass after the start. The next read of the runner is the interrupted
+    // pass's read of the review record, which guards the transition it then commits: it is
+    // held until the decision has marked that record, so the runner decides on a stale view.
+    let storage = Gate::new(
+        record::review_key("gate"),
+        Hold::RunnerRead {
+            prefix: record::signal_queue_prefix("gate"),
+        },
+    );
     let engine = build(&storage, &clock).await;
     let execution_timeout = match interruption {
         Interruption::Cancel => None,
@@ -653,14 +702,15 @@ async fn decision_against_an_interruption(interruption: Interruption) -> EngineE
         .await
         .unwrap();
     storage.wait_until(|s| s.runner_scans >= 1);
+    storage.hold_next_runner_read();
     match interruption {
         Interruption::Cancel => engine.cancel("gate").await.unwrap(),
         // Past the deadline, before the review's own timeout.
         Interruption::Deadline => clock.advance(Duration::from_secs(2400)),
     }
 
-    // The runner has stepped the interruption and waits before its commit.
-    storage.wait_until(|s| s.runner_scans >= 2);
+    // The runner has read the review record for the interrupted pass and waits.
+    storage.wait_until(|s| s.hold_at.is_some_and(|at| s.runner_reads >= at));
     let decided = engine.decide_review("gate", approve("ana")).await;
     assert_eq!(decided, Ok(()));
     // Had the interruption been lost, this poke would complete the workflow.

@@ -105,6 +105,45 @@ async fn signals_are_delivered_in_send_order_one_per_wait() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_queued_before_a_restart_are_cleared_when_the_workflow_finishes() {
+    // The writer clears a finishing workflow's queue; it must know the queues stored before it
+    // started, not only those it wrote to.
+    let storage = MemoryStorage::new();
+    let clock = VirtualClock::default();
+    let build = || {
+        Engine::builder(storage.clone())
+            .register::<flow>()
+            .clock(Arc::new(clock.clone()))
+            .build()
+    };
+    let first = build().await.unwrap();
+    let id = first
+        .start::<flow>("eve".into())
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    wait_state(&first, &id, "AwaitSleep").await;
+    for by in ["fay", "gil"] {
+        first.signal(&id, Approval { by: by.into() }).await.unwrap();
+    }
+    first.shutdown().await;
+
+    let second = build().await.unwrap();
+    clock.advance(FLOW_SLEEP);
+    assert_eq!(
+        second.result::<flow>(&id).await.unwrap().unwrap(),
+        "hello, eve, approved by fay"
+    );
+    let queue = weft_runtime::engine::record::signal_queue_prefix(&id);
+    let left = weft_runtime::storage::Storage::scan_prefix(&storage, &queue, None, 10).unwrap();
+    assert!(
+        left.is_empty(),
+        "the unconsumed signal stays queued: {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_works_for_a_workflow_that_finished_earlier_and_after_a_restart() {
     let storage = MemoryStorage::new();
     let clock = VirtualClock::default();

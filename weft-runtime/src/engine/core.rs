@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     pub fenced: Arc<AtomicBool>,
     pub stopped: AtomicBool,
     pub active: Mutex<HashMap<String, Active>>,
-    pub waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Option<EngineError>>>>>,
+    pub waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Woken>>>>,
     /// Workflows whose runner stopped on an error, with it; cleared when a runner claims them.
     pub stalled: Mutex<HashMap<String, EngineError>>,
     pub timers: Arc<Timers>,
@@ -91,6 +91,18 @@ pub(crate) struct Inner {
 
 /// How often [`Inner::check_owner`] reads the stored owner epoch at most.
 const OWNER_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What a waiter on a workflow (a `result` or an update caller) is told.
+#[derive(Clone, Debug)]
+pub(crate) enum Woken {
+    /// Something it waits for may have changed (the workflow parked, or answered an update):
+    /// read it again.
+    Changed,
+    /// The workflow finished with this record, as committed: the waiter needs no read.
+    Finished(Arc<WorkflowRecord>),
+    /// Its runner stopped on this error.
+    Failed(EngineError),
+}
 
 /// When the stored owner epoch was last read, as time since `start` on the monotonic clock (a
 /// rate limit on I/O, so not the engine's clock, which a test may hold still).
@@ -631,10 +643,7 @@ impl Inner {
     }
 
     /// Registers interest in `id` finishing or failing.
-    pub fn wait_for(
-        &self,
-        id: &str,
-    ) -> Result<oneshot::Receiver<Option<EngineError>>, EngineError> {
+    pub fn wait_for(&self, id: &str) -> Result<oneshot::Receiver<Woken>, EngineError> {
         let (tx, rx) = oneshot::channel();
         let mut waiters = lock(&self.waiters);
         // Checked under the lock shutdown takes to clear the waiters, so none is missed.
@@ -659,7 +668,7 @@ impl Inner {
         }
         lock(&self.stalled).insert(id.to_string(), error.clone());
         self.release(id);
-        self.notify(id, Some(error));
+        self.notify(id, || Woken::Failed(error));
     }
 
     /// The error the runner of `id` stopped on, if it stopped and nothing resumed it since.
@@ -667,12 +676,15 @@ impl Inner {
         lock(&self.stalled).get(id).cloned()
     }
 
-    /// Wakes everyone waiting on `id`: it finished or parked (`None`), or its runner failed.
-    pub fn notify(&self, id: &str, error: Option<EngineError>) {
-        if let Some(list) = lock(&self.waiters).remove(id) {
-            for tx in list {
-                let _ = tx.send(error.clone());
-            }
+    /// Wakes everyone waiting on `id` with what `woken` makes; it runs only when someone
+    /// waits, so a finished record is not copied for nobody.
+    pub fn notify(&self, id: &str, woken: impl FnOnce() -> Woken) {
+        let Some(list) = lock(&self.waiters).remove(id) else {
+            return;
+        };
+        let woken = woken();
+        for tx in list {
+            let _ = tx.send(woken.clone());
         }
     }
 

@@ -108,7 +108,7 @@ pub use signal_ids::{DEFAULT_SIGNAL_ID_WINDOW, SignalOptions};
 pub use update::UpdateOptions;
 pub(crate) use views::answer_json;
 
-use self::core::Inner;
+use self::core::{Inner, Woken};
 use clock::to_millis;
 use effects::{Effect, Launch};
 use record::{Outcome, RecordStatus, ResumeKind, WorkflowRecord};
@@ -763,7 +763,7 @@ impl Engine {
         &self,
         id: &str,
         expected_type: Option<&str>,
-    ) -> Result<(WorkflowRecord, Result<Payload, Payload>), EngineError> {
+    ) -> Result<FinishedRecord, EngineError> {
         let inner = &self.inner;
         loop {
             let waiter = inner.wait_for(id)?;
@@ -778,34 +778,24 @@ impl Engine {
                     message: reason.message,
                 });
             }
-            if let Some(mut record) = inspected.record {
-                if let Some(expected) = expected_type
-                    && record.workflow_type != expected
-                {
-                    return Err(EngineError::WrongType {
-                        id: id.to_string(),
-                        expected: expected.to_string(),
-                        found: record.workflow_type,
-                    });
-                }
-                match record.outcome.take() {
-                    Some(Outcome::Output(payload)) => return Ok((record, Ok(payload))),
-                    Some(Outcome::Error { payload, .. }) => return Ok((record, Err(payload))),
-                    Some(Outcome::Cancelled) => {
-                        return Err(EngineError::Cancelled { id: id.to_string() });
-                    }
-                    Some(Outcome::TimedOut) => {
-                        return Err(EngineError::TimedOut { id: id.to_string() });
-                    }
-                    None => {}
-                }
+            if let Some(record) = inspected.record
+                && let Some(answer) = answer_of(id, record, expected_type)
+            {
+                return answer;
             }
             if let Some(error) = inner.stalled(id) {
                 return Err(error);
             }
             match waiter.await {
-                Ok(None) => continue,
-                Ok(Some(error)) => return Err(error),
+                // The finished record as committed: what the read above would find now.
+                Ok(Woken::Finished(record)) => {
+                    let record = Arc::unwrap_or_clone(record);
+                    if let Some(answer) = answer_of(id, record, expected_type) {
+                        return answer;
+                    }
+                }
+                Ok(Woken::Changed) => {}
+                Ok(Woken::Failed(error)) => return Err(error),
                 Err(_) => return Err(inner.stopped_error()),
             }
         }
@@ -1232,4 +1222,30 @@ impl Engine {
         }
         self.inner.tasks.idle().await;
     }
+}
+
+/// A finished workflow's record and its outcome: its output, or its error's payload.
+type FinishedRecord = (WorkflowRecord, Result<Payload, Payload>);
+
+/// What `result` answers for `record`: its outcome, or `None` while it has none.
+fn answer_of(
+    id: &str,
+    mut record: WorkflowRecord,
+    expected_type: Option<&str>,
+) -> Option<Result<FinishedRecord, EngineError>> {
+    if let Some(expected) = expected_type
+        && record.workflow_type != expected
+    {
+        return Some(Err(EngineError::WrongType {
+            id: id.to_string(),
+            expected: expected.to_string(),
+            found: record.workflow_type,
+        }));
+    }
+    Some(match record.outcome.take()? {
+        Outcome::Output(payload) => Ok((record, Ok(payload))),
+        Outcome::Error { payload, .. } => Ok((record, Err(payload))),
+        Outcome::Cancelled => Err(EngineError::Cancelled { id: id.to_string() }),
+        Outcome::TimedOut => Err(EngineError::TimedOut { id: id.to_string() }),
+    })
 }

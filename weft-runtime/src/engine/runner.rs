@@ -25,7 +25,7 @@ use crate::workflow::{Command, Resume};
 use super::attributes;
 use super::clock::{deadline_ms, to_millis};
 use super::composite::{self, Decided, Followup};
-use super::core::{Inner, QueuedSignal};
+use super::core::{Inner, QueuedSignal, Woken};
 use super::error::EngineError;
 use super::events;
 use super::execute::{self, Call, Origin};
@@ -757,7 +757,7 @@ async fn advance(
     after_commit(inner, id, &next).await?;
     if answered {
         // Update callers wait on the workflow's waiters for their answer.
-        inner.notify(id, None);
+        inner.notify(id, || Woken::Changed);
     }
     for child in followup.cancel_children {
         wake_cancel(inner, &child);
@@ -836,8 +836,11 @@ async fn park(
 
 /// Tells result waiters when the workflow finished or parked.
 pub(crate) fn finish_notify(inner: &Inner, id: &str, record: &WorkflowRecord) {
-    if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
-        inner.notify(id, None);
+    if record.status.is_terminal() && record.outcome.is_some() {
+        // The record as committed is what a waiter would read back: hand it over instead.
+        inner.notify(id, || Woken::Finished(Arc::new(record.clone())));
+    } else if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
+        inner.notify(id, || Woken::Changed);
     }
 }
 
@@ -1121,18 +1124,15 @@ pub(crate) async fn transition(
     }
     if next.status.is_terminal() {
         // A finished workflow leaves the live index, and takes no more signals or
-        // cancellations: clear what is queued. (The writer clears the signal queue again as it
-        // commits this, for a signal accepted after this read: see `writer::swept`.)
+        // cancellations: clear what is queued. (Its signal queue is cleared by the writer as it
+        // commits this, so that a signal accepted up to that moment goes too: see
+        // `writer::swept`. A workflow finishing at its start has no stored queue.)
         batch.delete(record::live_key(id));
         batch.delete(record::cancel_key(id));
         batch.delete(record::cancelled_key(id));
         batch.delete(record::deadline_key(id));
         batch.delete(record::timedout_key(id));
         batch.delete(record::activity_result_key(id));
-        let prefix = record::signal_queue_prefix(id);
-        for (key, _) in inner.read_prefix(prefix).await? {
-            batch.delete(key);
-        }
     }
     if kind == ResumeKind::Start && !next.status.is_terminal() {
         batch.put(record::live_key(id), Vec::new());

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::clock::to_millis;
+use super::core::Woken;
 use super::effects::Effect;
 use super::record;
 use super::{Engine, EngineError, query, runner};
@@ -124,8 +125,8 @@ impl Engine {
                         update_id,
                     });
                 }
-                Ok(Ok(None)) => continue,
-                Ok(Ok(Some(error))) => return Err(error),
+                Ok(Ok(Woken::Changed | Woken::Finished(_))) => continue,
+                Ok(Ok(Woken::Failed(error))) => return Err(error),
                 Ok(Err(_)) => return Err(inner.stopped_error()),
             }
         }

@@ -232,29 +232,84 @@ fn with_view<T>(
     })
 }
 
-/// The signal queues (`sig/<id>\0`) this writer has put a signal into since it started.
+/// The signal queues (`sig/<id>\0`) that may hold a signal: those stored when this writer
+/// started, and those it has put a signal into since.
 ///
-/// A workflow's final transition clears its queue: its runner deletes what it read while
-/// preparing the transition, and the writer, as it commits it, clears what was accepted after
-/// that read (see [`swept`]). Only a queue this writer has written to can hold such a signal,
-/// so the writer reads storage for those alone, and the common final transition (no signal
-/// since the engine started) costs no read in the writer, the engine's one serial stage.
+/// A workflow's final transition clears its queue, and the writer alone does it, as it commits
+/// the transition (see [`swept`]): it reads storage for the queues named here alone, so the
+/// common final transition (no signal ever queued) costs no read in the writer, the engine's
+/// one serial stage, and none in the runner either.
 #[derive(Debug, Default)]
-pub(crate) struct SignalQueues(std::collections::HashSet<Vec<u8>>);
+pub(crate) struct SignalQueues {
+    queues: std::collections::HashSet<Vec<u8>>,
+    /// The queues stored at start could not be listed: every final transition reads its queue.
+    unknown: bool,
+}
 
 impl SignalQueues {
+    /// The queues stored in `storage`, listed with one short read per queue (a queue's first
+    /// key, then a jump past the queue), so the cost follows the workflows with queued signals,
+    /// not the signals. If storage fails to answer, every final transition reads its queue.
+    fn load(storage: &dyn Storage) -> SignalQueues {
+        let mut queues = std::collections::HashSet::new();
+        let end = crate::storage::prefix_end(record::SIGNAL_PREFIX);
+        let mut start = record::SIGNAL_PREFIX.to_vec();
+        loop {
+            let first = storage.scan(
+                std::ops::Bound::Included(&start),
+                end.as_deref()
+                    .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                1,
+            );
+            let key = match first {
+                Ok(mut entries) => match entries.pop() {
+                    Some((key, _)) => key,
+                    None => break,
+                },
+                Err(_) => {
+                    return SignalQueues {
+                        queues,
+                        unknown: true,
+                    };
+                }
+            };
+            let Some(queue) = queue_of(&key) else {
+                // Not a queue key (no NUL after the id): step past it alone.
+                start = key;
+                start.push(0);
+                continue;
+            };
+            // The first key after every `sig/<id>\0…` key: the queue prefix with its NUL
+            // raised to 0x01.
+            start = queue.clone();
+            if let Some(last) = start.last_mut() {
+                *last = 1;
+            }
+            queues.insert(queue);
+        }
+        SignalQueues {
+            queues,
+            unknown: false,
+        }
+    }
+
     /// Notes the queues `writes` put signals into.
     fn note(&mut self, writes: &Batch) {
         for write in &writes.writes {
             if let Write::Put(key, _) = write
-                && let Some(rest) = key.strip_prefix(record::SIGNAL_PREFIX)
-                && let Some(end) = rest.iter().position(|&b| b == 0)
+                && let Some(queue) = queue_of(key)
             {
-                self.0
-                    .insert(key[..record::SIGNAL_PREFIX.len() + end + 1].to_vec());
+                self.queues.insert(queue);
             }
         }
     }
+}
+
+/// The queue prefix (`sig/<id>\0`) of signal key `key`, if it is one.
+fn queue_of(key: &[u8]) -> Option<Vec<u8>> {
+    let rest = key.strip_prefix(record::SIGNAL_PREFIX)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(key[..record::SIGNAL_PREFIX.len() + end + 1].to_vec())
 }
 
 /// The deletes that clear signal queue `queue` for a workflow's final transition: the signals
@@ -272,7 +327,7 @@ fn swept(
     let Some(queue) = queue else {
         return Ok(deletes);
     };
-    if queues.0.remove(queue) {
+    if queues.queues.remove(queue) || queues.unknown {
         for (key, _) in storage.scan_prefix(queue, None, usize::MAX)? {
             deletes.delete(key);
         }
@@ -387,7 +442,7 @@ pub(crate) fn run(
         fenced: &fenced,
         on_fenced,
         run_effects,
-        queues: SignalQueues::default(),
+        queues: SignalQueues::load(&*storage),
         counters: Counters::default(),
     };
     let mut stop = false;
@@ -920,7 +975,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                         sweep: Some(queue), ..
                     } = accepted
                     {
-                        self.queues.0.insert(queue.clone());
+                        self.queues.queues.insert(queue.clone());
                     }
                 }
                 let refusal = EngineError::Storage(error.clone());
