@@ -90,10 +90,6 @@ pub struct VirtualClock {
     shared: Arc<VirtualShared>,
 }
 
-/// The old name of [`VirtualClock`], kept so code written against it still builds.
-#[doc(hidden)]
-pub type ManualClock = VirtualClock;
-
 #[derive(Debug)]
 struct VirtualShared {
     state: Mutex<VirtualState>,

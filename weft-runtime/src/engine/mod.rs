@@ -89,7 +89,7 @@ use crate::workflow::{Resume, Workflow};
 pub use admission::DEFAULT_MAX_QUEUED_REQUESTS;
 pub use builder::{DEFAULT_PAYLOAD_LIMIT, EngineBuilder};
 pub use by_name::{SignalType, UpdateType, WorkflowType};
-pub use clock::{Clock, ManualClock, Sleeper, SystemClock, VirtualClock};
+pub use clock::{Clock, Sleeper, SystemClock, VirtualClock};
 pub use error::{EngineError, ErrorKind};
 pub use events::StepEvent;
 pub use page::Page;
