@@ -21,6 +21,9 @@
 //! - [`FaultyStorage`] fails reads or writes at scripted points, including the ambiguous commit
 //!   (the write landed, the caller saw an error); every [`TestEngine`] runs on one
 //!   ([`TestEngine::faults`]).
+//! - [`conformance`] is the storage contract as public checks, with
+//!   [`storage_conformance!`] to run them all as tests: a new storage backend proves there
+//!   that it can carry the engine's fenced writes.
 //!
 //! ## A complete test
 //!
@@ -107,6 +110,7 @@
 
 pub mod activity_log;
 pub mod chaos;
+pub mod conformance;
 pub mod crash;
 pub mod mock;
 pub mod storage_faults;

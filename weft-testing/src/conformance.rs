@@ -1,89 +1,148 @@
-//! The `Storage` contract, checked the same way against every backend.
+//! The [`Storage`] contract as public checks, for any backend to run in its own tests.
 //!
-//! Each check is a plain function over a [`Fixture`]; `conformance_suite!` turns every
-//! (backend, check) pair into its own `#[test]`, so a failure names both. To add a backend, add a
-//! fixture constructor and its name to the `backends` list; to add a check, write the function
-//! and add its name to the `checks` list. Facts that only one backend can have (a file that
-//! survives a reopen) are tested after the suite.
+//! Each check is a function over a fresh, empty [`Backend`]: reads after writes, scans in byte
+//! order against a model (bounds, reverse, limits, prefixes on the edges of byte order), batches
+//! applied in order and all or nothing (a reader beside a writer never sees part of one),
+//! conditions on a value and on absence, and compare-and-swap races with exactly one winner
+//! per round and no lost update. A backend that passes them can carry the engine's fenced
+//! writes. [`storage_conformance!`](crate::storage_conformance) turns every check into its own
+//! `#[test]`, so a failure names the check:
+//!
+//! ```
+//! mod memory {
+//!     use weft_runtime::storage::MemoryStorage;
+//!     use weft_testing::conformance::Backend;
+//!
+//!     weft_testing::storage_conformance!(Backend::new(MemoryStorage::new()));
+//! }
+//! ```
+//!
+//! A backend whose data outlives its handle also runs [`data_persists_across_reopen`], given a
+//! way to open the same store again.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use weft_runtime::storage::{
-    Batch, Condition, Entry, MemoryStorage, RedbStorage, Storage, StorageError, prefix_end,
-};
+use weft_runtime::storage::{Batch, Condition, Entry, Storage, StorageError, prefix_end};
 
-/// A backend under test, with whatever must outlive it (the redb file's directory).
-struct Fixture {
+/// A backend under test, fresh and empty, with whatever must live as long as it (say, the
+/// temporary directory of its file).
+pub struct Backend {
     storage: Arc<dyn Storage>,
-    _dir: Option<tempfile::TempDir>,
+    _keep: Option<Box<dyn Any + Send + Sync>>,
 }
 
-impl Fixture {
+impl Backend {
+    /// A backend with nothing else to keep alive.
+    pub fn new(storage: impl Storage) -> Backend {
+        Backend {
+            storage: Arc::new(storage),
+            _keep: None,
+        }
+    }
+
+    /// Keeps `keep` alive as long as the backend (dropped after it): a temporary directory,
+    /// a database that the test created.
+    pub fn keeping(mut self, keep: impl Any + Send + Sync) -> Backend {
+        self._keep = Some(Box::new(keep));
+        self
+    }
+
     /// The backend itself, not the `Arc` forwarding impl, so its own overrides are exercised.
-    fn store(&self) -> &dyn Storage {
+    pub fn store(&self) -> &dyn Storage {
         self.storage.as_ref()
     }
-}
 
-fn memory() -> Fixture {
-    Fixture {
-        storage: Arc::new(MemoryStorage::new()),
-        _dir: None,
+    /// The backend for threads that race on it.
+    pub fn shared(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.storage)
     }
 }
 
-fn redb() -> Fixture {
-    let dir = tempfile::tempdir().expect("create a temporary directory");
-    let storage = RedbStorage::create(dir.path().join("weft.redb")).expect("create a redb store");
-    Fixture {
-        storage: Arc::new(storage),
-        _dir: Some(dir),
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").finish_non_exhaustive()
     }
 }
 
-macro_rules! conformance_suite {
-    (backends: [$($backend:ident),* $(,)?], checks: $checks:tt $(,)?) => {
-        $( conformance_suite!(@backend $backend $checks); )*
+/// Turns every check of [`conformance`](crate::conformance) into its own `#[test]` in the
+/// calling module, each on a fresh backend made by `$fresh` (an expression evaluated once per
+/// test, yielding a [`Backend`](crate::conformance::Backend)). Invoke it once per backend, in a
+/// module of its own.
+#[macro_export]
+macro_rules! storage_conformance {
+    ($fresh:expr) => {
+        $crate::storage_conformance!(@checks $fresh;
+            read_after_write,
+            get_of_missing_key,
+            delete,
+            scan_order,
+            scan_bounds_match_a_model,
+            scan_rev_matches_a_model,
+            scan_limit,
+            scan_prefix_paginates,
+            scan_prefix_edge_prefixes,
+            batch_applies_in_order,
+            batch_with_failing_condition_writes_nothing,
+            batch_is_seen_all_together,
+            condition_on_expected_value,
+            condition_on_expected_absence,
+            condition_mismatch_names_the_key,
+            condition_distinguishes_empty_from_absent,
+            racing_conditional_batches_have_one_winner,
+            racing_increments_lose_no_update,
+        );
     };
-    (@backend $backend:ident [$($check:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $check() {
-                    let fixture = super::$backend();
-                    super::$check(&fixture);
-                }
-            )*
-        }
+    (@checks $fresh:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let backend: $crate::conformance::Backend = $fresh;
+                $crate::conformance::$check(&backend);
+            }
+        )*
     };
 }
 
-conformance_suite! {
-    backends: [memory, redb],
-    checks: [
-        read_after_write,
-        get_of_missing_key,
-        delete,
-        scan_order,
-        scan_bounds_match_a_model,
-        scan_limit,
-        scan_rev_matches_a_model,
-        scan_prefix_paginates,
-        scan_prefix_edge_prefixes,
-        batch_applies_in_order,
-        batch_with_failing_condition_writes_nothing,
-        batch_is_seen_all_together,
-        condition_on_expected_value,
-        condition_on_expected_absence,
-        condition_mismatch_names_the_key,
-        condition_distinguishes_empty_from_absent,
-        racing_conditional_batches_have_one_winner,
-        racing_increments_lose_no_update,
-    ],
+/// A backend whose data outlives its handle keeps every committed write, and nothing of a
+/// refused batch, when it is opened again. `open` opens the same store each time it is called
+/// (the first call on an empty one); the backend it returned before is dropped first.
+pub fn data_persists_across_reopen(open: &dyn Fn() -> Backend) {
+    let backend = open();
+    let store = backend.store();
+    put_all(store, EDGE_KEYS);
+    store.delete(b"b").unwrap();
+    let mut rejected = Batch::new();
+    rejected.put(b"rejected", b"x");
+    assert_condition_failed(
+        store.apply_if(&[condition(b"a", None)], rejected.clone()),
+        b"a",
+    );
+    let before = everything(store);
+    drop(backend);
+
+    let backend = open();
+    let store = backend.store();
+    assert_eq!(everything(store), before, "every committed write is kept");
+    assert_eq!(store.get(b"b").unwrap(), None, "a delete is kept");
+    assert_eq!(
+        store.get(b"rejected").unwrap(),
+        None,
+        "nothing of a refused batch"
+    );
+    store.put(b"second session", b"y").unwrap();
+    drop(backend);
+
+    let backend = open();
+    assert_eq!(
+        backend.store().get(b"second session").unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(everything(backend.store()).len(), before.len() + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,8 +207,9 @@ const EDGE_KEYS: &[&[u8]] = &[
 // ---------------------------------------------------------------------------------------------
 // Single-key operations
 
-fn read_after_write(fixture: &Fixture) {
-    let store = fixture.store();
+/// A write is read back whole: overwrites, a 200 KB value, the empty key and the empty value.
+pub fn read_after_write(backend: &Backend) {
+    let store = backend.store();
     store.put(b"k", b"one").unwrap();
     assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"one"[..]));
     store.put(b"k", b"two").unwrap();
@@ -163,8 +223,9 @@ fn read_after_write(fixture: &Fixture) {
     assert_eq!(store.get(b"").unwrap(), Some(Vec::new()));
 }
 
-fn get_of_missing_key(fixture: &Fixture) {
-    let store = fixture.store();
+/// A missing key reads as `None`; neither a prefix nor an extension of a present key is present.
+pub fn get_of_missing_key(backend: &Backend) {
+    let store = backend.store();
     assert_eq!(store.get(b"absent").unwrap(), None);
     assert_eq!(store.get(b"").unwrap(), None);
     store.put(b"ab", b"x").unwrap();
@@ -174,8 +235,9 @@ fn get_of_missing_key(fixture: &Fixture) {
     assert_eq!(store.get(b"ab\x00").unwrap(), None);
 }
 
-fn delete(fixture: &Fixture) {
-    let store = fixture.store();
+/// A delete removes one key; deleting an absent key succeeds; a deleted key can be written again.
+pub fn delete(backend: &Backend) {
+    let store = backend.store();
     put_all(store, &[b"a", b"b", b"c"]);
     store.delete(b"b").unwrap();
     assert_eq!(store.get(b"b").unwrap(), None);
@@ -192,8 +254,9 @@ fn delete(fixture: &Fixture) {
 // ---------------------------------------------------------------------------------------------
 // Scans
 
-fn scan_order(fixture: &Fixture) {
-    let store = fixture.store();
+/// A full scan is in ascending byte order, each key with its own value.
+pub fn scan_order(backend: &Backend) {
+    let store = backend.store();
     put_all(store, EDGE_KEYS);
     let all = everything(store);
     let mut expected: Vec<Vec<u8>> = EDGE_KEYS.iter().map(|k| k.to_vec()).collect();
@@ -224,8 +287,8 @@ fn scan_order(fixture: &Fixture) {
 
 /// Every combination of start and end bound over present and absent probe keys, compared with a
 /// model that filters the sorted keys one by one.
-fn scan_bounds_match_a_model(fixture: &Fixture) {
-    let store = fixture.store();
+pub fn scan_bounds_match_a_model(backend: &Backend) {
+    let store = backend.store();
     put_all(store, EDGE_KEYS);
     let mut stored: Vec<Vec<u8>> = EDGE_KEYS.iter().map(|k| k.to_vec()).collect();
     stored.sort();
@@ -311,8 +374,8 @@ fn scan_bounds_match_a_model(fixture: &Fixture) {
 
 /// A reverse scan returns what the forward scan of the same bounds returns, newest (largest)
 /// key first, cut at `limit`: so a listing newest first pages through an index backwards.
-fn scan_rev_matches_a_model(fixture: &Fixture) {
-    let store = fixture.store();
+pub fn scan_rev_matches_a_model(backend: &Backend) {
+    let store = backend.store();
     put_all(store, EDGE_KEYS);
     let mut probes: BTreeSet<Vec<u8>> = EDGE_KEYS.iter().map(|k| k.to_vec()).collect();
     for absent in [&b"a0"[..], b"bb", b"\xff\x00"] {
@@ -341,8 +404,9 @@ fn scan_rev_matches_a_model(fixture: &Fixture) {
     assert!(non_empty > bounds.len());
 }
 
-fn scan_limit(fixture: &Fixture) {
-    let store = fixture.store();
+/// A scan returns at most `limit` entries, the first ones in order.
+pub fn scan_limit(backend: &Backend) {
+    let store = backend.store();
     let names: Vec<Vec<u8>> = (0..20u8).map(|i| vec![b'k', i]).collect();
     let refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
     put_all(store, &refs);
@@ -378,8 +442,9 @@ fn scan_limit(fixture: &Fixture) {
     );
 }
 
-fn scan_prefix_paginates(fixture: &Fixture) {
-    let store = fixture.store();
+/// `scan_prefix` pages through exactly the keys under a prefix, resuming after the last one seen.
+pub fn scan_prefix_paginates(backend: &Backend) {
+    let store = backend.store();
     // `wf/` keys, with neighbours on both sides that must stay out of the prefix scan.
     let mut inside: Vec<Vec<u8>> = (0..23u8)
         .map(|i| [b"wf/".as_slice(), &[i * 11]].concat())
@@ -432,8 +497,9 @@ fn scan_prefix_paginates(fixture: &Fixture) {
     );
 }
 
-fn scan_prefix_edge_prefixes(fixture: &Fixture) {
-    let store = fixture.store();
+/// Prefixes on the edges of byte order (empty, `0xff`, `0xff 0xff`) select exactly their keys.
+pub fn scan_prefix_edge_prefixes(backend: &Backend) {
+    let store = backend.store();
     put_all(
         store,
         &[
@@ -486,8 +552,9 @@ fn scan_prefix_edge_prefixes(fixture: &Fixture) {
 // ---------------------------------------------------------------------------------------------
 // Batches
 
-fn batch_applies_in_order(fixture: &Fixture) {
-    let store = fixture.store();
+/// A batch's writes apply in order: a later write to a key wins over an earlier one.
+pub fn batch_applies_in_order(backend: &Backend) {
+    let store = backend.store();
     store.put(b"existing", b"old").unwrap();
     let mut batch = Batch::new();
     batch
@@ -515,8 +582,9 @@ fn batch_applies_in_order(fixture: &Fixture) {
     assert_eq!(everything(store), before);
 }
 
-fn batch_with_failing_condition_writes_nothing(fixture: &Fixture) {
-    let store = fixture.store();
+/// A batch whose condition fails writes none of its writes.
+pub fn batch_with_failing_condition_writes_nothing(backend: &Backend) {
+    let store = backend.store();
     put_all(store, &[b"epoch", b"keep-1", b"keep-2"]);
     let before = everything(store);
 
@@ -540,7 +608,7 @@ fn batch_with_failing_condition_writes_nothing(fixture: &Fixture) {
 
 /// A reader running beside a writer never sees part of a batch: every batch rewrites all keys of
 /// a group with its generation number, so a scan that mixes generations saw a torn batch.
-fn batch_is_seen_all_together(fixture: &Fixture) {
+pub fn batch_is_seen_all_together(backend: &Backend) {
     const KEYS: u32 = 64;
     const GENERATIONS: u32 = 40;
     let write_generation = |store: &dyn Storage, generation: u32| {
@@ -550,7 +618,7 @@ fn batch_is_seen_all_together(fixture: &Fixture) {
         }
         store.apply(batch).unwrap();
     };
-    write_generation(fixture.store(), 0);
+    write_generation(backend.store(), 0);
 
     let done = AtomicBool::new(false);
     let scans = thread::scope(|scope| {
@@ -560,7 +628,7 @@ fn batch_is_seen_all_together(fixture: &Fixture) {
             // Keep reading until the writer is finished, then once more.
             loop {
                 let finished = done.load(Ordering::Acquire);
-                let entries = fixture
+                let entries = backend
                     .store()
                     .scan_prefix(b"group/", None, usize::MAX)
                     .unwrap();
@@ -587,7 +655,7 @@ fn batch_is_seen_all_together(fixture: &Fixture) {
             }
         });
         for generation in 1..=GENERATIONS {
-            write_generation(fixture.store(), generation);
+            write_generation(backend.store(), generation);
         }
         done.store(true, Ordering::Release);
         reader.join().unwrap()
@@ -598,8 +666,9 @@ fn batch_is_seen_all_together(fixture: &Fixture) {
 // ---------------------------------------------------------------------------------------------
 // Conditional batches
 
-fn condition_on_expected_value(fixture: &Fixture) {
-    let store = fixture.store();
+/// A condition on a value holds only while the key has exactly that value.
+pub fn condition_on_expected_value(backend: &Backend) {
+    let store = backend.store();
     store.put(b"epoch", b"1").unwrap();
     let mut batch = Batch::new();
     batch.put(b"epoch", b"2").put(b"state", b"s2");
@@ -624,8 +693,9 @@ fn condition_on_expected_value(fixture: &Fixture) {
     assert_eq!(store.get(b"state").unwrap(), None);
 }
 
-fn condition_on_expected_absence(fixture: &Fixture) {
-    let store = fixture.store();
+/// A condition on absence holds only while the key is absent.
+pub fn condition_on_expected_absence(backend: &Backend) {
+    let store = backend.store();
     let mut batch = Batch::new();
     batch.put(b"claim", b"me");
     store
@@ -651,8 +721,9 @@ fn condition_on_expected_absence(fixture: &Fixture) {
     assert_eq!(store.get(b"claim").unwrap().as_deref(), Some(&b"you"[..]));
 }
 
-fn condition_mismatch_names_the_key(fixture: &Fixture) {
-    let store = fixture.store();
+/// A failed condition's error names the key whose condition failed.
+pub fn condition_mismatch_names_the_key(backend: &Backend) {
+    let store = backend.store();
     put_all(store, &[b"a", b"b"]);
     let before = everything(store);
 
@@ -679,8 +750,9 @@ fn condition_mismatch_names_the_key(fixture: &Fixture) {
     assert_eq!(everything(store), before);
 }
 
-fn condition_distinguishes_empty_from_absent(fixture: &Fixture) {
-    let store = fixture.store();
+/// An empty value is present: a condition on absence fails on it, and one on the empty value fails on an absent key.
+pub fn condition_distinguishes_empty_from_absent(backend: &Backend) {
+    let store = backend.store();
     store.put(b"k", b"").unwrap();
     let mut batch = Batch::new();
     batch.put(b"k", b"next");
@@ -702,17 +774,17 @@ fn condition_distinguishes_empty_from_absent(fixture: &Fixture) {
 }
 
 /// Many threads race the same compare-and-swap; exactly one may win each round.
-fn racing_conditional_batches_have_one_winner(fixture: &Fixture) {
+pub fn racing_conditional_batches_have_one_winner(backend: &Backend) {
     const THREADS: usize = 8;
     const ROUNDS: u32 = 10;
-    fixture.store().put(b"epoch", &0u32.to_le_bytes()).unwrap();
+    backend.store().put(b"epoch", &0u32.to_le_bytes()).unwrap();
 
     for round in 0..ROUNDS {
         let barrier = Barrier::new(THREADS);
         let results: Vec<Result<(), StorageError>> = thread::scope(|scope| {
             let handles: Vec<_> = (0..THREADS)
                 .map(|id| {
-                    let storage = Arc::clone(&fixture.storage);
+                    let storage = backend.shared();
                     let barrier = &barrier;
                     scope.spawn(move || {
                         let mut batch = Batch::new();
@@ -737,7 +809,7 @@ fn racing_conditional_batches_have_one_winner(fixture: &Fixture) {
         for result in results.iter().filter(|r| r.is_err()) {
             assert_condition_failed(result.clone(), b"epoch");
         }
-        let store = fixture.store();
+        let store = backend.store();
         let winner = winners[0];
         assert_eq!(
             store.get(b"epoch").unwrap(),
@@ -760,10 +832,10 @@ fn racing_conditional_batches_have_one_winner(fixture: &Fixture) {
 
 /// Threads increment one counter by read, then compare-and-swap, retrying on conflict. A lost
 /// update (two swaps from the same old value both succeeding) leaves the counter short.
-fn racing_increments_lose_no_update(fixture: &Fixture) {
+pub fn racing_increments_lose_no_update(backend: &Backend) {
     const THREADS: u64 = 4;
     const INCREMENTS: u64 = 15;
-    fixture
+    backend
         .store()
         .put(b"counter", &0u64.to_le_bytes())
         .unwrap();
@@ -771,7 +843,7 @@ fn racing_increments_lose_no_update(fixture: &Fixture) {
     let conflicts: u64 = thread::scope(|scope| {
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
-                let storage = Arc::clone(&fixture.storage);
+                let storage = backend.shared();
                 let barrier = &barrier;
                 scope.spawn(move || {
                     barrier.wait();
@@ -797,96 +869,10 @@ fn racing_increments_lose_no_update(fixture: &Fixture) {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
-    let counter = fixture.store().get(b"counter").unwrap().unwrap();
+    let counter = backend.store().get(b"counter").unwrap().unwrap();
     assert_eq!(
         u64::from_le_bytes(counter.as_slice().try_into().unwrap()),
         THREADS * INCREMENTS,
         "every successful swap counted exactly once ({conflicts} conflicts retried)"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// redb only: the file
-
-#[test]
-fn redb_data_persists_across_close_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weft.redb");
-
-    let store = RedbStorage::create(&path).unwrap();
-    put_all(&store, EDGE_KEYS);
-    store.delete(b"b").unwrap();
-    let mut rejected = Batch::new();
-    rejected.put(b"rejected", b"x");
-    assert_condition_failed(
-        store.apply_if(&[condition(b"a", None)], rejected.clone()),
-        b"a",
-    );
-    let before = everything(&store);
-    store.close().unwrap();
-
-    // Reopened with `open`: the same entries, and nothing of the rejected batch.
-    let store = RedbStorage::open(&path).unwrap();
-    assert_eq!(store.path(), path.as_path());
-    assert_eq!(everything(&store), before);
-    assert_eq!(store.get(b"b").unwrap(), None);
-    assert_eq!(store.get(b"rejected").unwrap(), None);
-    store.put(b"second session", b"y").unwrap();
-    drop(store);
-
-    // Dropping closes too, and `create` on an existing file opens it without truncating.
-    let store = RedbStorage::create(&path).unwrap();
-    assert_eq!(
-        store.get(b"second session").unwrap().as_deref(),
-        Some(&b"y"[..])
-    );
-    assert_eq!(everything(&store).len(), before.len() + 1);
-}
-
-#[test]
-fn redb_open_of_missing_file_is_a_backend_error_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missing.redb");
-    let error = RedbStorage::open(&path).unwrap_err();
-    assert_eq!(error.code(), "storage.backend");
-    let message = error.to_string();
-    assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(!path.exists(), "open must not create the file");
-}
-
-#[test]
-fn redb_second_open_of_the_same_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weft.redb");
-    let first = RedbStorage::create(&path).unwrap();
-    let error = RedbStorage::open(&path).unwrap_err();
-    // A typed error, with the fix: only one engine may own a store.
-    assert_eq!(error.code(), "storage.in_use");
-    assert!(
-        error.to_string().contains(&path.display().to_string())
-            && error
-                .to_string()
-                .contains("only one engine may own a store"),
-        "{error}"
-    );
-    // The first handle is unaffected.
-    first.put(b"k", b"v").unwrap();
-    assert_eq!(first.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
-}
-
-#[test]
-fn redb_refuses_a_file_that_is_not_a_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notes.txt");
-    std::fs::write(
-        &path,
-        b"these are not the bytes of a redb database, not even close".repeat(100),
-    )
-    .unwrap();
-    let error = RedbStorage::open(&path).unwrap_err();
-    assert_eq!(error.code(), "storage.backend");
-    assert!(
-        error.to_string().contains(&path.display().to_string()),
-        "{error}"
     );
 }
