@@ -12,7 +12,9 @@
 //! an engine built again on the store starts. Not in it: aggregates over workflows rather than
 //! one workflow's records (`cnt/` counters, `meta/` keys), index and marker keys whose value
 //! is never decoded (`live/`, `ty/`, `tm/`, `idemx/`, `updq/`, `cancel/`: only their presence
-//! counts), and the `parent/` link (raw id bytes, no format tag). Damage that happens to be a valid encoding of another
+//! counts), and the `parent/` link (raw id bytes, no format tag). `tests/corruption_indexes.rs`
+//! covers the indexes' keys that do not parse or name no workflow, the `fin/` values, and the
+//! `meta/` markers. Damage that happens to be a valid encoding of another
 //! record (see [`damaged_one_integer`]) is beyond any decoder: records carry no checksum.
 
 use std::time::Duration;

@@ -190,7 +190,7 @@ impl EngineBuilder {
     ///
     /// `MissingActivity`, `ConflictingRegistration`, `ConflictingQuery` or `InvalidMigration` for
     /// registrations that do not fit together; `NewerStoreFormat` for a store written by a newer
-    /// release; `Storage` when the store cannot be read or owned.
+    /// release; `DamagedStoreMarker` when its format or epoch marker does not decode; `Storage` when the store cannot be read or owned.
     ///
     /// # Cancel safety
     ///
@@ -246,6 +246,7 @@ impl EngineBuilder {
             schedules: Arc::new(tokio::sync::Notify::new()),
             recovery: std::sync::OnceLock::new(),
             owner_checked: Default::default(),
+            damage: Default::default(),
         });
         if !crate::contain::PANICS_CONTAINED {
             // No logging dependency: one line on stderr, and `Engine::panics_contained` for
@@ -356,10 +357,11 @@ fn check_store_format(storage: &dyn Storage) -> Result<Option<u32>, EngineError>
     let Some(bytes) = storage.get(record::FORMAT_KEY)? else {
         return Ok(None);
     };
-    let found = record::decode_store_format(&bytes).map_err(|source| EngineError::Record {
-        key: "meta/format".into(),
-        source,
-    })?;
+    let found =
+        record::decode_store_format(&bytes).map_err(|source| EngineError::DamagedStoreMarker {
+            key: "meta/format",
+            source,
+        })?;
     if found > STORE_FORMAT_VERSION {
         return Err(EngineError::NewerStoreFormat {
             found,
@@ -378,10 +380,12 @@ fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, Eng
     let current = storage.get(record::EPOCH_KEY)?;
     let epoch = match &current {
         None => 0,
-        Some(bytes) => record::decode_epoch(bytes).map_err(|source| EngineError::Record {
-            key: "meta/epoch".into(),
-            source,
-        })?,
+        Some(bytes) => {
+            record::decode_epoch(bytes).map_err(|source| EngineError::DamagedStoreMarker {
+                key: "meta/epoch",
+                source,
+            })?
+        }
     };
     let next = epoch.checked_add(1).ok_or(EngineError::CounterOverflow {
         counter: "the owner epoch",

@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     pub recovery: std::sync::OnceLock<super::recovery::RecoveryReport>,
     /// When [`Inner::check_owner`] last read the stored epoch (see there).
     pub owner_checked: OwnerCheck,
+    /// Damaged entries skipped by readers of the store (see `damage`).
+    pub damage: super::damage::DamageLog,
 }
 
 /// How often [`Inner::check_owner`] reads the stored owner epoch at most.

@@ -29,6 +29,20 @@ pub enum EngineError {
         /// The newest format this build understands.
         supported: u32,
     },
+    /// A marker every build reads before writing (`meta/format`, the store's format; or
+    /// `meta/epoch`, its owner epoch) does not decode. The build refused the store before
+    /// writing anything: without the format it cannot know it understands the records, and
+    /// without the epoch it cannot fence the engine that owned the store before.
+    #[error(
+        "the store's `{key}` marker is damaged ({source}); the build wrote nothing. Check the store with `weft doctor --store PATH`, then restore a backup with `weft restore`; if only this marker is damaged, write it again offline with the value the last build that owned the store wrote"
+    )]
+    DamagedStoreMarker {
+        /// The marker's key.
+        key: &'static str,
+        /// Why it does not decode.
+        #[source]
+        source: super::record::RecordError,
+    },
     /// The storage failed; nothing of the failed write was applied.
     #[error("storage failed: {0}")]
     Storage(#[source] StorageError),
@@ -356,6 +370,7 @@ impl EngineError {
             EngineError::Fenced { .. } => "engine.fenced",
             EngineError::Shutdown => "engine.shutdown",
             EngineError::NewerStoreFormat { .. } => "engine.newer_store_format",
+            EngineError::DamagedStoreMarker { .. } => "engine.damaged_store_marker",
             EngineError::Overloaded { .. } => "engine.overloaded",
             EngineError::Storage(e) => e.code(),
             EngineError::Codec(e) => e.code(),
@@ -484,6 +499,7 @@ impl EngineError {
             | EngineError::ConflictingQuery { .. }
             | EngineError::Record { .. }
             | EngineError::NewerStoreFormat { .. }
+            | EngineError::DamagedStoreMarker { .. }
             | EngineError::CounterOverflow { .. }
             | EngineError::Panicked { .. }
             | EngineError::ReviewConflict { .. } => ErrorKind::Internal,

@@ -47,6 +47,7 @@ mod by_name;
 pub mod clock;
 mod composite;
 mod core;
+mod damage;
 mod effects;
 pub mod error;
 mod events;
@@ -187,6 +188,11 @@ pub struct EngineStats {
     pub failed_batches: u64,
     /// Finished workflows purged by retention (see [`EngineBuilder::retention`]).
     pub purged: u64,
+    /// Damaged store entries skipped since the engine was built: index entries whose keys do
+    /// not parse or name no workflow, index values that do not decode. Each was left out of
+    /// what read it (a listing, a sweep, a scheduler pass), and the first few are logged on
+    /// stderr with their keys. Above zero, the store is damaged: check it (`weft doctor`).
+    pub damaged_entries: u64,
 }
 
 impl EngineStats {
@@ -451,6 +457,7 @@ impl Engine {
             transitions: stats.transitions.load(Ordering::Relaxed),
             failed_batches: stats.failed_batches.load(Ordering::Relaxed),
             purged: stats.purged.load(Ordering::Relaxed),
+            damaged_entries: self.inner.damage.count(),
         }
     }
 

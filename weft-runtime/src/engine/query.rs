@@ -531,7 +531,13 @@ pub(crate) fn children(
         .storage
         .scan_prefix(&prefix, after.as_deref(), page_size)?
         .into_iter()
-        .filter_map(|(key, _)| String::from_utf8(key[prefix.len()..].to_vec()).ok())
+        .filter_map(|(key, _)| {
+            let child = String::from_utf8(key[prefix.len()..].to_vec()).ok();
+            if child.is_none() {
+                inner.damage.unparsed(&key);
+            }
+            child
+        })
         .collect();
     Ok(Page::of(ids, page_size, String::as_str))
 }
@@ -791,26 +797,40 @@ impl TimeScan {
                 self.exhausted = true;
                 return Ok(());
             };
-            // The second of the nearest entry in the scan's direction.
-            let found = if self.descending {
-                let end = match next.checked_add(1) {
-                    Some(after_next) => second_key(after_next),
-                    None => crate::storage::prefix_end(prefix).unwrap_or_default(),
+            // The second of the nearest entry in the scan's direction whose key parses: a
+            // damaged key is skipped (and reported), not taken for the end of the index.
+            let prefix_end = crate::storage::prefix_end(prefix).unwrap_or_default();
+            let mut past: Option<Vec<u8>> = None;
+            let second = loop {
+                let found = if self.descending {
+                    let end = match (&past, next.checked_add(1)) {
+                        (Some(past), _) => past.clone(),
+                        (None, Some(after_next)) => second_key(after_next),
+                        (None, None) => prefix_end.clone(),
+                    };
+                    inner
+                        .storage
+                        .scan_rev(Bound::Included(prefix), Bound::Excluded(&end), 1)?
+                } else {
+                    let start = second_key(next);
+                    let start = match &past {
+                        Some(past) => Bound::Excluded(past.as_slice()),
+                        None => Bound::Included(start.as_slice()),
+                    };
+                    inner.storage.scan(start, Bound::Excluded(&prefix_end), 1)?
                 };
-                inner
-                    .storage
-                    .scan_rev(Bound::Included(prefix), Bound::Excluded(&end), 1)?
-            } else {
-                let end = crate::storage::prefix_end(prefix).unwrap_or_default();
-                inner
-                    .storage
-                    .scan(Bound::Included(&second_key(next)), Bound::Excluded(&end), 1)?
+                let Some((key, _)) = found.into_iter().next() else {
+                    break None;
+                };
+                match record::parse_time_key(prefix, &key) {
+                    Some((second, _)) => break Some(second),
+                    None => {
+                        inner.damage.unparsed(&key);
+                        past = Some(key);
+                    }
+                }
             };
-            let Some(second) = found
-                .first()
-                .and_then(|(key, _)| record::parse_time_key(prefix, key))
-                .map(|(s, _)| s)
-            else {
+            let Some(second) = second else {
                 state.next = None;
                 continue;
             };
@@ -828,6 +848,7 @@ impl TimeScan {
                     .scan_prefix(&bucket, cursor.as_deref(), 1024)?;
                 for (key, _) in &page {
                     let Ok(id) = std::str::from_utf8(&key[bucket.len()..]) else {
+                        inner.damage.unparsed(key);
                         continue;
                     };
                     let Some(bytes) = inner.read_raw(id)? else {
@@ -898,11 +919,12 @@ impl TimeScan {
             if let Some((last, _)) = entries.last() {
                 self.cursor = Some(last.clone());
             }
-            self.buffered.extend(
-                entries
-                    .iter()
-                    .filter_map(|(key, _)| record::parse_time_key(self.prefix, key)),
-            );
+            for (key, _) in &entries {
+                match record::parse_time_key(self.prefix, key) {
+                    Some(entry) => self.buffered.push_back(entry),
+                    None => inner.damage.unparsed(key),
+                }
+            }
         }
         Ok(self.buffered.front())
     }
@@ -1145,7 +1167,16 @@ fn for_each_match(
             .scan_prefix(&prefix, cursor.as_deref(), chunk)?;
         let exhausted = entries.len() < chunk;
         for (key, value) in entries {
-            let id = String::from_utf8_lossy(&key[id_start..]).into_owned();
+            let id = match std::str::from_utf8(&key[id_start..]) {
+                Ok(id) => id.to_string(),
+                // An index entry naming no id; a record's own key is listed as it reads.
+                Err(_) if from_index => {
+                    inner.damage.unparsed(&key);
+                    cursor = Some(key);
+                    continue;
+                }
+                Err(_) => String::from_utf8_lossy(&key[id_start..]).into_owned(),
+            };
             cursor = Some(key);
             let bytes = if from_index {
                 match inner.read_raw(&id)? {

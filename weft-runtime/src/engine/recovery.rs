@@ -105,8 +105,9 @@ pub(crate) fn recover(inner: &Arc<Inner>) -> Result<RecoveryReport, EngineError>
         ..RecoveryReport::default()
     };
     for_each(inner, record::TIMER_PREFIX, |key, _| {
-        if let Some((deadline, id)) = record::parse_timer_key(key) {
-            inner.timers.arm(deadline, &id);
+        match record::parse_timer_key(key) {
+            Some((deadline, id)) => inner.timers.arm(deadline, &id),
+            None => inner.damage.unparsed(key),
         }
         Ok(())
     })?;
@@ -129,10 +130,16 @@ pub(crate) fn recover(inner: &Arc<Inner>) -> Result<RecoveryReport, EngineError>
     // The live index names the workflows not finished; finished ones are never read, however
     // many the store holds.
     for_each(inner, record::LIVE_PREFIX, |key, _| {
-        if let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..])
-            && let Some(value) = inner.read_raw(id)?
-        {
-            resume(inner, id, &value, &mut report);
+        let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
+            inner.damage.unparsed(key);
+            return Ok(());
+        };
+        match inner.read_raw(id)? {
+            Some(value) => resume(inner, id, &value, &mut report),
+            // Nothing else writes while the engine builds, so this is damage, not a race.
+            None => inner
+                .damage
+                .skipped(key, "it names a workflow the store holds no record of"),
         }
         Ok(())
     })?;

@@ -237,15 +237,27 @@ pub(crate) async fn sweep(
         for (key, value) in &page {
             after = Some(key.clone());
             let Some((finished_ms, id)) = parse_finished_key(key) else {
+                inner.damage.unparsed(key);
                 continue;
             };
             if finished_ms > horizon {
                 break 'scan;
             }
-            let Ok(finished) = record::decode_record::<FinishedRecord>(value) else {
-                continue;
+            // Left for a purge by hand: without its type and status no rule can be applied.
+            let finished = match record::decode_record::<FinishedRecord>(value) {
+                Ok(finished) => finished,
+                Err(e) => {
+                    inner
+                        .damage
+                        .skipped(key, &format!("its value does not decode ({e})"));
+                    continue;
+                }
             };
             let Some(status) = status_named(&finished.status) else {
+                inner.damage.skipped(
+                    key,
+                    &format!("it names no finished status (`{}`)", finished.status),
+                );
                 continue;
             };
             let Some(keep) = policy.keep_for(&finished.workflow_type, status) else {
@@ -307,7 +319,11 @@ async fn expire_keys(
         match parse_expiry_key(&key) {
             Some((expires_ms, _)) if expires_ms > now_ms => break,
             Some((_, name)) => expired.push((key, name)),
-            None => expired.push((key, String::new())),
+            // Deleted alone: it names no key to delete with it.
+            None => {
+                inner.damage.unparsed(&key);
+                expired.push((key, String::new()));
+            }
         }
     }
     if expired.is_empty() {

@@ -62,6 +62,7 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
         let mut batch = Batch::new();
         for (key, bytes) in &page {
             let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
+                inner.damage.unparsed(key);
                 continue;
             };
             let Some(bytes) = bytes else {

@@ -299,7 +299,7 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
             match store::parse_due_key(key) {
                 Some((at, _)) if at > now_ms => break 'scan,
                 Some((_, id)) => due.push(id),
-                None => {}
+                None => inner.damage.unparsed(key),
             }
         }
         if exhausted {
@@ -328,12 +328,61 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
             }
         }
     }
+    drop_stale_due(inner, now_ms, &failed).await?;
     let next = first_due_except(inner, &failed).await?;
     let retry = (!failed.is_empty()).then(|| now_ms.saturating_add(RECHECK_MS));
     Ok(match (next, retry) {
         (Some(next), Some(retry)) => Some(next.min(retry)),
         (next, retry) => next.or(retry),
     })
+}
+
+/// Deletes the fire-time index entries still due after a pass stepped their schedules (those
+/// in `failed` aside) that name no schedule, or a due time their schedule no longer has: damage
+/// (a torn write, a record restored without its index), which would otherwise stay due and
+/// wake the scheduler at once, forever. Each is reported. A schedule's own due entry is never
+/// deleted: the check runs in the writer, against the record as stored.
+async fn drop_stale_due(
+    inner: &Inner,
+    now_ms: u64,
+    failed: &std::collections::HashSet<String>,
+) -> Result<(), EngineError> {
+    let page = inner
+        .read_page(store::SCHEDULE_DUE_PREFIX, None, PAGE)
+        .await?;
+    for (key, _) in page {
+        let Some((at, id)) = store::parse_due_key(&key) else {
+            continue;
+        };
+        if at > now_ms {
+            break;
+        }
+        if failed.contains(&id) {
+            continue;
+        }
+        let stale_key = key.clone();
+        let deleted = inner
+            .commit_checked(move |view| {
+                let stale = match view.get(&store::schedule_key(&id))? {
+                    None => true,
+                    Some(bytes) => crate::engine::record::decode_record::<ScheduleRecord>(&bytes)
+                        .is_ok_and(|record| record.due_ms != Some(at)),
+                };
+                Ok(stale.then(|| {
+                    let mut batch = Batch::new();
+                    batch.delete(stale_key);
+                    batch
+                }))
+            })
+            .await?;
+        if deleted {
+            inner.damage.skipped(
+                &key,
+                "it names no schedule, or a due time its schedule does not have; deleted",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The earliest time in the fire-time index of a schedule not in `except`.
