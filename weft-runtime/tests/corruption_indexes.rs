@@ -1,6 +1,8 @@
 //! Corruption of what `tests/corruption.rs` leaves out: index entries whose keys do not parse
 //! or name no workflow (`fin/`, `crt/`, `lus/`, `tm/`, `ty/`, `attr/`, `child/`, `live/`,
-//! `idemx/`, `schedx/`, `sigid/`, `updq/`), finish-index values that do not decode, the index
+//! `idemx/`, `schedx/`, `sigid/`, `updq/`), keys under the record prefixes that name no
+//! workflow or are not UTF-8 (`sig/`, `idem/`, `upd/`, `review/`, `attempt/`, `actres/`,
+//! `wfattr/`, `cnt/`, `sched/`), finish-index values that do not decode, the index
 //! markers (`meta/live-index`, `meta/visibility-index`, `meta/order-index`) and the two markers
 //! a build must read before it writes (`meta/epoch`, `meta/format`).
 //!
@@ -26,8 +28,8 @@ use weft_runtime::engine::{
 };
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
-    AttributeValue, Engine, EngineError, OverlapPolicy, ScheduleSpec, Signal, Trigger, Update,
-    UpdateOptions, WorkflowContext, WorkflowError, workflow,
+    AttributeValue, Engine, EngineError, OverlapPolicy, ReviewFilter, ScheduleSpec, Signal,
+    Trigger, Update, UpdateOptions, WorkflowContext, WorkflowError, workflow,
 };
 
 /// Adds `n`; zero ends the tally.
@@ -281,6 +283,14 @@ async fn everything_answers(engine: &Engine, what: &str) {
     .await
     .unwrap_or_else(|e| panic!("{what}: count by attribute: {e}"));
     assert_eq!(counts, vec![("eu".to_string(), 3)], "{what}");
+    let reviews = at_once(engine.pending_reviews(&ReviewFilter::default(), 10, None))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: pending reviews: {e}"));
+    assert!(reviews.items.is_empty(), "{what}: {:?}", reviews.items);
+    let schedules = at_once(engine.list_schedules(10, None))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: schedules: {e}"));
+    assert!(schedules.items.is_empty(), "{what}");
     let children = at_once(engine.children("tally-0", 10, None))
         .await
         .unwrap_or_else(|e| panic!("{what}: children: {e}"));
@@ -732,4 +742,35 @@ async fn damaged_schedule_index_entries_are_skipped_reported_and_do_not_spin_the
     engine.shutdown().await;
     // And an engine builds again on the store.
     build(&storage, &clock).await.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_under_record_prefixes_that_name_nothing_are_skipped_and_reported() {
+    // Ids that are not UTF-8, or that no workflow (or schedule) has; each with a damaged value.
+    // A workflow's own records under a key that parses are `tests/corruption.rs`'s.
+    let not_utf8: &[u8] = &[0xff, 0xfe];
+    let keys = [
+        [b"sig/".as_slice(), not_utf8].concat(),
+        [b"sig/".as_slice(), not_utf8, b"\0", &[0; 16]].concat(),
+        [b"sig/ghost\0".as_slice(), &[1, 2]].concat(),
+        [b"idem/".as_slice(), not_utf8].concat(),
+        [b"upd/".as_slice(), not_utf8, b"\0u"].concat(),
+        b"upd/ghost\0u".to_vec(),
+        [b"review/".as_slice(), not_utf8].concat(),
+        b"review/ghost".to_vec(),
+        [b"attempt/".as_slice(), not_utf8, b"\0"].concat(),
+        [b"actres/".as_slice(), not_utf8].concat(),
+        [b"wfattr/".as_slice(), not_utf8].concat(),
+        b"wfattr/ghost".to_vec(),
+        [b"cnt/".as_slice(), not_utf8].concat(),
+        b"cnt/Completed".to_vec(),
+        [b"sched/".as_slice(), not_utf8].concat(),
+        b"sched/ghost".to_vec(),
+    ];
+    survives(
+        "keys under record prefixes",
+        keys.into_iter().map(|k| (k, GARBAGE.to_vec())).collect(),
+        true,
+    )
+    .await;
 }

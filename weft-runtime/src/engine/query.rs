@@ -1049,6 +1049,7 @@ pub(crate) fn count(
             let status = filter.status.map(|status| format!("{status:?}"));
             for (status, workflow_type, n) in visibility::finished_counts(
                 &*inner.storage,
+                &inner.damage,
                 status.as_deref(),
                 filter.workflow_type.as_deref(),
             )? {

@@ -243,11 +243,17 @@ fn pending(
         for (key, value) in batch {
             // One unreadable review must not hide every other: it is left out, and a decision
             // about it is refused with the record error (see `decide_review`).
-            let review = record::decode_record::<ReviewRecord>(&value);
-            after = Some(key);
-            let Ok(review) = review else {
-                continue;
+            let review = match record::decode_record::<ReviewRecord>(&value) {
+                Ok(review) => review,
+                Err(e) => {
+                    inner
+                        .damage
+                        .skipped(&key, &format!("its review does not decode ({e})"));
+                    after = Some(key);
+                    continue;
+                }
             };
+            after = Some(key);
             if review.decided_by.is_some()
                 || filter
                     .reviewer

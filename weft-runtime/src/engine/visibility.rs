@@ -216,6 +216,7 @@ pub(crate) fn stage_purge(id: &str, stored: &WorkflowRecord, batch: &mut Batch) 
 /// from the counters alone.
 pub(crate) fn finished_counts(
     storage: &dyn Storage,
+    damage: &super::damage::DamageLog,
     status: Option<&str>,
     workflow_type: Option<&str>,
 ) -> Result<Vec<(String, String, u64)>, EngineError> {
@@ -226,6 +227,7 @@ pub(crate) fn finished_counts(
     let mut counts = Vec::new();
     for (key, value) in storage.scan_prefix(&prefix, None, usize::MAX)? {
         let Some((status, found_type)) = record::parse_counter_key(&key) else {
+            damage.unparsed(&key);
             continue;
         };
         if workflow_type.is_some_and(|wanted| wanted != found_type) {
@@ -504,7 +506,7 @@ mod tests {
         batch.put(record::finished_key(1, "b"), entry("Completed", "refund"));
         batch.put(record::finished_key(1, "c"), entry("Cancelled", "order"));
         commit(&storage, &mut counters, batch);
-        let all = finished_counts(&storage, None, None).unwrap();
+        let all = finished_counts(&storage, &Default::default(), None, None).unwrap();
         assert_eq!(
             all,
             vec![
@@ -513,7 +515,13 @@ mod tests {
                 ("Completed".into(), "refund".into(), 1),
             ]
         );
-        let orders = finished_counts(&storage, Some("Completed"), Some("order")).unwrap();
+        let orders = finished_counts(
+            &storage,
+            &Default::default(),
+            Some("Completed"),
+            Some("order"),
+        )
+        .unwrap();
         assert_eq!(orders, vec![("Completed".into(), "order".into(), 1)]);
     }
 }

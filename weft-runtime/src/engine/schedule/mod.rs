@@ -698,11 +698,17 @@ fn list_page(
             let id = String::from_utf8_lossy(&key[SCHEDULE_PREFIX.len()..]).into_owned();
             // One unreadable schedule must not hide every other: it is left out, and calls
             // about it (`describe_schedule`, ...) fail with the record error.
-            let record = super::record::decode_record::<ScheduleRecord>(&bytes);
-            after = Some(key);
-            let Ok(record) = record else {
-                continue;
+            let record = match super::record::decode_record::<ScheduleRecord>(&bytes) {
+                Ok(record) => record,
+                Err(e) => {
+                    inner
+                        .damage
+                        .skipped(&key, &format!("its schedule does not decode ({e})"));
+                    after = Some(key);
+                    continue;
+                }
             };
+            after = Some(key);
             items.push(ScheduleSummary {
                 id,
                 workflow_type: record.workflow_type.clone(),
