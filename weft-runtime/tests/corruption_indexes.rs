@@ -774,3 +774,33 @@ async fn keys_under_record_prefixes_that_name_nothing_are_skipped_and_reported()
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_damaged_under_a_running_engine_fences_it_and_loses_nothing() {
+    // Every write of the engine is conditional on the epoch it took: damaged, the epoch no
+    // longer proves the engine owns the store, so (as after a takeover) it writes nothing more
+    // and stops. The next build refuses the store until the epoch is restored; then every
+    // workflow acknowledged before goes on.
+    let world = world().await;
+    world.storage.put(record::EPOCH_KEY, GARBAGE).unwrap();
+    let refused = at_once(world.engine.update("tally-0", Add { n: 2 }, opts("two"))).await;
+    assert!(
+        matches!(refused, Err(EngineError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert!(world.engine.is_fenced());
+    world.engine.clone().shutdown().await;
+    match build(&world.storage, &world.clock).await {
+        Err(EngineError::DamagedStoreMarker { key, .. }) => assert_eq!(key, "meta/epoch"),
+        Err(other) => panic!("expected DamagedStoreMarker, got {other:?}"),
+        Ok(_) => panic!("built on a store whose epoch does not decode"),
+    }
+    world
+        .storage
+        .put(record::EPOCH_KEY, &record::encode_epoch(1))
+        .unwrap();
+    let engine = build(&world.storage, &world.clock).await.unwrap();
+    everything_answers(&engine, "epoch restored").await;
+    all_finish(&world, &engine, "epoch restored").await;
+    engine.shutdown().await;
+}
