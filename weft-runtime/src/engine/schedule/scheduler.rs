@@ -328,8 +328,7 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
             }
         }
     }
-    drop_stale_due(inner, now_ms, &failed).await?;
-    let next = first_due_except(inner, &failed).await?;
+    let next = first_due_except(inner, &failed, now_ms).await?;
     let retry = (!failed.is_empty()).then(|| now_ms.saturating_add(RECHECK_MS));
     Ok(match (next, retry) {
         (Some(next), Some(retry)) => Some(next.min(retry)),
@@ -337,58 +336,48 @@ pub(crate) async fn pass(engine: &Engine) -> Result<Option<u64>, EngineError> {
     })
 }
 
-/// Deletes the fire-time index entries still due after a pass stepped their schedules (those
-/// in `failed` aside) that name no schedule, or a due time their schedule no longer has: damage
-/// (a torn write, a record restored without its index), which would otherwise stay due and
-/// wake the scheduler at once, forever. Each is reported. A schedule's own due entry is never
-/// deleted: the check runs in the writer, against the record as stored.
-async fn drop_stale_due(
+/// Deletes the fire-time index entry `key` (schedule `id`, due at `at`) if it names no
+/// schedule, or a due time its schedule does not have: damage (a torn write, a record restored
+/// without its index), which would otherwise stay due and wake the scheduler at once, forever.
+/// Reported when deleted. A schedule's own due entry is never deleted: the check runs in the
+/// writer, against the record as stored.
+async fn drop_if_stale(
     inner: &Inner,
-    now_ms: u64,
-    failed: &std::collections::HashSet<String>,
-) -> Result<(), EngineError> {
-    let page = inner
-        .read_page(store::SCHEDULE_DUE_PREFIX, None, PAGE)
+    key: Vec<u8>,
+    id: String,
+    at: u64,
+) -> Result<bool, EngineError> {
+    let stale_key = key.clone();
+    let deleted = inner
+        .commit_checked(move |view| {
+            let stale = match view.get(&store::schedule_key(&id))? {
+                None => true,
+                Some(bytes) => crate::engine::record::decode_record::<ScheduleRecord>(&bytes)
+                    .is_ok_and(|record| record.due_ms != Some(at)),
+            };
+            Ok(stale.then(|| {
+                let mut batch = Batch::new();
+                batch.delete(stale_key);
+                batch
+            }))
+        })
         .await?;
-    for (key, _) in page {
-        let Some((at, id)) = store::parse_due_key(&key) else {
-            continue;
-        };
-        if at > now_ms {
-            break;
-        }
-        if failed.contains(&id) {
-            continue;
-        }
-        let stale_key = key.clone();
-        let deleted = inner
-            .commit_checked(move |view| {
-                let stale = match view.get(&store::schedule_key(&id))? {
-                    None => true,
-                    Some(bytes) => crate::engine::record::decode_record::<ScheduleRecord>(&bytes)
-                        .is_ok_and(|record| record.due_ms != Some(at)),
-                };
-                Ok(stale.then(|| {
-                    let mut batch = Batch::new();
-                    batch.delete(stale_key);
-                    batch
-                }))
-            })
-            .await?;
-        if deleted {
-            inner.damage.skipped(
-                &key,
-                "it names no schedule, or a due time its schedule does not have; deleted",
-            );
-        }
+    if deleted {
+        inner.damage.skipped(
+            &key,
+            "it names no schedule, or a due time its schedule does not have; deleted",
+        );
     }
-    Ok(())
+    Ok(deleted)
 }
 
-/// The earliest time in the fire-time index of a schedule not in `except`.
+/// The earliest time in the fire-time index of a schedule not in `except`. An entry still due
+/// at `now_ms`, after the pass stepped its schedule, is checked first: a stale one is deleted
+/// (see [`drop_if_stale`]) and the scan goes on past it.
 async fn first_due_except(
     inner: &Inner,
     except: &std::collections::HashSet<String>,
+    now_ms: u64,
 ) -> Result<Option<u64>, EngineError> {
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -401,6 +390,9 @@ async fn first_due_except(
             if let Some((at, id)) = store::parse_due_key(key)
                 && !except.contains(&id)
             {
+                if at <= now_ms && drop_if_stale(inner, key.clone(), id, at).await? {
+                    continue;
+                }
                 return Ok(Some(at));
             }
         }
