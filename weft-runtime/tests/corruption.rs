@@ -2,19 +2,19 @@
 //! about it) with a typed error, and every other workflow keeps being listed, counted,
 //! described, updated and finished.
 //!
-//! The `a_damaged_*` tests go over the record kinds a workflow or a call owns (`wf/`, `wfattr/`,
-//! `idem/`, `sigid/`, `sig/` for plain and race waits, `deadline/`, `review/`, `upd/`,
-//! `attempt/`, `actres/`, `sched/`), each damaged in every way of
+//! The `a_damaged_*` tests go over the record kinds a workflow or a call owns (`wf/`, with its
+//! lifecycle section apart, `wfattr/`, `idem/`, `sigid/`, `sig/` for plain and race waits,
+//! `review/`, `upd/`, `attempt/`, `actres/`, `sched/`), each damaged in every way of
 //! [`damaged`]: a wrong format tag, nothing at all, the tag alone, a truncated body, a length
 //! prefix claiming a terabyte, and every body byte flipped. Each case asserts the call about
 //! the damaged record answers at once with a typed error (or the workflow is parked with
 //! `record.corrupt` or the decoder's code), every other workflow finishes, and (for most kinds)
 //! an engine built again on the store starts. Not in it: aggregates over workflows rather than
-//! one workflow's records (`cnt/` counters, `meta/` keys), index and marker keys whose value
-//! is never decoded (`live/`, `ty/`, `tm/`, `idemx/`, `updq/`, `cancel/`: only their presence
-//! counts), and the `parent/` link (raw id bytes, no format tag). `tests/corruption_indexes.rs`
-//! covers the indexes' keys that do not parse or name no workflow, the `fin/` values, and the
-//! `meta/` markers. Damage that happens to be a valid encoding of another
+//! one workflow's records (`cnt/` counters, `meta/` keys), and index and marker keys whose
+//! value is never decoded (`live/`, `ty/`, `tm/`, `idemx/`, `updq/`: only their presence
+//! counts). `tests/corruption_indexes.rs` covers the indexes' keys that do not parse or name
+//! no workflow, the `fin/` values, and the `meta/` markers. Damage that happens to be a valid
+//! encoding of another
 //! record (see [`damaged_one_integer`]) is beyond any decoder: records carry no checksum.
 
 use std::time::Duration;
@@ -328,9 +328,8 @@ async fn approval(ctx: &mut WorkflowContext, title: String) -> Result<String, Wo
 
 /// Every way a record is damaged in this suite, named, from a valid record.
 fn damaged(valid: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    assert_eq!(
-        valid.first(),
-        Some(&record::FORMAT_V1),
+    assert!(
+        matches!(valid.first(), Some(&record::FORMAT_V1 | &record::FORMAT_V2)),
         "a valid record to damage"
     );
     let mut wrong_tag = valid.to_vec();
@@ -355,7 +354,7 @@ fn damaged(valid: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// [`damaged`] for a record that holds one integer and nothing else (`deadline/`, `sigid/`):
+/// [`damaged`] for a record that holds one integer and nothing else (`sigid/`, and `deadline/` of store format 2):
 /// there, the oversized length prefix is a valid encoding of a large integer (2^40), so the
 /// bytes decode as another record of the kind (a deadline in 2004, a signal id accepted then)
 /// and no decoder can tell. Only a checksum over the record could; records of format v1 carry
@@ -662,61 +661,71 @@ async fn racers(engine: &Engine, n: usize) -> Vec<String> {
     ids
 }
 
+/// Every way the lifecycle section of a workflow record (format `0x02`) is damaged here: its
+/// record's bytes with the section starting at `at`.
+fn damaged_lifecycle(valid: &[u8], at: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let mut unknown_version = valid.to_vec();
+    unknown_version[at] = 0x09;
+    let mut bad_bool = valid.to_vec();
+    // The section: version, `cancel_requested_ms` (None), `cancelled` (a bool).
+    assert_eq!(&valid[at..at + 3], &[0, 0, 0], "an empty cancellation");
+    bad_bool[at + 2] = 0x02;
+    vec![
+        ("an unknown section version", unknown_version),
+        ("a truncated section", valid[..at + 4].to_vec()),
+        ("a bool that is not one", bad_bool),
+        ("bytes after the section", [valid, &[0x01]].concat()),
+        ("no section", valid[..at].to_vec()),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_deadline_record_parks_only_its_workflow() {
+async fn a_damaged_lifecycle_section_parks_only_its_workflow() {
     let timed = |id: &str| StartOptions {
         id: Some(id.to_string()),
         execution_timeout: Some(Duration::from_secs(3600)),
         ..StartOptions::default()
     };
-    for (what, bytes) in damaged_one_integer(
-        damage_of(&record::deadline_key("timed"), |engine| {
-            Box::pin(async move {
-                engine.start_with::<tally>(0, timed("timed")).await.unwrap();
-            })
-        })
-        .await,
-    ) {
+    let (valid, at) = {
+        let storage = MemoryStorage::new();
+        let engine = build(&storage).await;
+        engine.start_with::<tally>(0, timed("timed")).await.unwrap();
+        wait_for_status(&engine, "timed", WorkflowStatus::Waiting).await;
+        let valid = stored(&storage, &record::workflow_key("timed"));
+        engine.shutdown().await;
+        let mut decoded: record::WorkflowRecord = record::decode_record(&valid).unwrap();
+        assert!(decoded.lifecycle.deadline_ms.is_some(), "a deadline kept");
+        // The section is the record's tail: it starts where the same record with an empty
+        // section (seven bytes) would end it.
+        decoded.lifecycle = record::Lifecycle::default();
+        let at = record::encode_record(&decoded).unwrap().len() - 7;
+        (valid, at)
+    };
+    for (what, bytes) in damaged_lifecycle(&valid, at) {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         let ids = tallies(&engine, 2).await;
         engine.start_with::<tally>(0, timed("timed")).await.unwrap();
         wait_for_status(&engine, "timed", WorkflowStatus::Waiting).await;
-        storage.put(&record::deadline_key("timed"), &bytes).unwrap();
-        // The update wakes it: its runner reads the deadline, which does not decode, so
-        // nothing can tell when it passes. The workflow parks, its state and the record kept.
-        assert_eq!(
-            parked_code(at_once(engine.update("timed", Add { n: 1 }, opts("one"))).await),
-            "record.corrupt",
-            "{what}"
+        storage.put(&record::workflow_key("timed"), &bytes).unwrap();
+        // Nothing can tell its deadline or whether it was cancelled: the workflow is parked
+        // (its bytes kept as stored), calls about it get a typed error, the others run on.
+        let described = engine.describe("timed").await.unwrap();
+        assert_eq!(described.status, WorkflowStatus::Parked, "{what}");
+        assert_record_error(
+            what,
+            at_once(engine.update("timed", Add { n: 1 }, opts("one"))).await,
         );
-        assert_eq!(
-            parked_code(at_once(engine.result::<tally>("timed")).await),
-            "record.corrupt",
-            "{what}"
-        );
-        assert_parked_for_deadline(&engine, what).await;
-        assert_eq!(stored(&storage, &record::deadline_key("timed")), bytes);
+        assert_record_error(what, at_once(engine.cancel("timed")).await);
+        assert_record_error(what, at_once(engine.result::<tally>("timed")).await);
         others_finish(&engine, &ids, "").await;
-        // Retried at the next build, it parks again: never left running with no runner.
+        assert_eq!(stored(&storage, &record::workflow_key("timed")), bytes);
+        // The next build starts, and reports it.
         let engine = rebuild(engine, &storage, what).await;
-        wait_for_status(&engine, "timed", WorkflowStatus::Parked).await;
-        assert_parked_for_deadline(&engine, what).await;
+        assert_eq!(engine.recovery_report().unreadable, 1, "{what}");
+        assert_record_error(what, at_once(engine.result::<tally>("timed")).await);
         engine.shutdown().await;
     }
-}
-
-/// `timed` is described as parked, for its deadline record.
-async fn assert_parked_for_deadline(engine: &Engine, what: &str) {
-    let described = engine.describe("timed").await.unwrap();
-    assert_eq!(described.status, WorkflowStatus::Parked, "{what}");
-    let reason = described.park_reason.expect("a park reason");
-    assert_eq!(reason.code, "record.corrupt", "{what}");
-    assert!(
-        reason.message.contains("deadline/timed"),
-        "{what}: {}",
-        reason.message
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

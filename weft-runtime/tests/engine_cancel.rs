@@ -31,7 +31,13 @@ async fn cancelling_a_workflow_waiting_for_a_signal_ends_it_as_cancelled() {
         handle.describe().await.unwrap().status,
         WorkflowStatus::Cancelled
     );
-    assert_eq!(storage.get(&record::cancel_key(handle.id())).unwrap(), None);
+    let stored = storage.get(&record::workflow_key(handle.id())).unwrap();
+    let stored: record::WorkflowRecord = record::decode_record(&stored.unwrap()).unwrap();
+    assert_eq!(stored.lifecycle.cancel_requested_ms, None);
+    assert!(
+        !stored.lifecycle.cancelled,
+        "a finished record keeps no lifecycle flag"
+    );
     // Cancelling again, or a finished workflow, does nothing; an unknown id is an error.
     handle.cancel().await.unwrap();
     assert!(matches!(

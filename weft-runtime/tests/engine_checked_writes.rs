@@ -425,10 +425,9 @@ async fn cancelling_a_workflow_as_it_finishes_leaves_no_cancel_request_behind() 
     );
     // Written before the final transition, the request is consumed by it; written after, it
     // would stay forever.
-    assert_eq!(
-        storage.inner.get(&record::cancel_key("napper")).unwrap(),
-        None
-    );
+    let stored = storage.inner.get(&record::workflow_key("napper")).unwrap();
+    let stored: WorkflowRecord = record::decode_record(&stored.unwrap()).unwrap();
+    assert_eq!(stored.lifecycle.cancel_requested_ms, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -739,14 +738,10 @@ async fn decision_against_an_interruption(interruption: Interruption) -> EngineE
         });
     assert!(resumed, "the decision was dropped by the interruption");
     assert_eq!(queued_decisions(&storage, "gate"), 0);
-    assert_eq!(
-        storage.inner.get(&record::cancel_key("gate")).unwrap(),
-        None
-    );
-    assert_eq!(
-        storage.inner.get(&record::deadline_key("gate")).unwrap(),
-        None
-    );
+    let stored = storage.inner.get(&record::workflow_key("gate")).unwrap();
+    let stored: WorkflowRecord = record::decode_record(&stored.unwrap()).unwrap();
+    assert_eq!(stored.lifecycle.cancel_requested_ms, None);
+    assert_eq!(stored.lifecycle.deadline_ms, None);
     error
 }
 

@@ -4,6 +4,11 @@
 //! tag first) or one key when the file was committed. Each test checks that those bytes still
 //! decode to that record, and that encoding it today gives the same bytes.
 //!
+//! The workflow records of format `0x01` (`engine_workflow_*.bin`, from before the lifecycle
+//! moved into the record) are kept as old-format goldens: they must still decode, and
+//! `record::encode_workflow_v1` must still write them; `engine_workflow_v2_*.bin` pin format
+//! `0x02`. `tests/store_upgrade.rs` builds a store of format 2 from them and upgrades it.
+//!
 //! A missing or different file fails; normal runs never write. After adding a case, or changing
 //! a format on purpose (which needs a new format tag and a migration), regenerate with
 //!
@@ -15,11 +20,10 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use weft_runtime::engine::record::{
     self, ActivityResultRecord, AttemptRecord, CancelRecord, DeadlineRecord, IdempotencyRecord,
-    Outcome, PendingCommand, RecordStatus, ResumeKind, SignalRecord, WorkflowRecord,
+    Lifecycle, Outcome, PendingCommand, Record, RecordStatus, ResumeKind, SignalRecord,
+    WorkflowRecord,
 };
 use weft_runtime::{ActivityOptions, RetryPolicy};
 
@@ -58,11 +62,26 @@ fn golden_bytes(name: &str, bytes: &[u8]) -> Vec<u8> {
     stored
 }
 
-fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value: &T) {
+fn golden<T: Record + PartialEq + Debug>(name: &str, value: &T) {
     let encoded = record::encode_record(value).unwrap();
-    assert_eq!(encoded[0], record::FORMAT_V1, "{name}: format tag first");
+    assert_eq!(encoded[0], T::FORMAT, "{name}: format tag first");
     let stored = golden_bytes(name, &encoded);
     let decoded: T = record::decode_record(&stored)
+        .unwrap_or_else(|e| panic!("{name}: the committed bytes no longer decode: {e}"));
+    assert_eq!(&decoded, value, "{name}: decodes to a different record");
+}
+
+/// A workflow record of format `0x01`: the committed bytes decode to `value` (whose lifecycle,
+/// kept in side keys then, is empty), and the old encoder still writes them.
+fn golden_v1(name: &str, value: &WorkflowRecord) {
+    assert!(
+        value.lifecycle.is_empty(),
+        "{name}: format 0x01 has no lifecycle"
+    );
+    let encoded = record::encode_workflow_v1(value).unwrap();
+    assert_eq!(encoded[0], record::FORMAT_V1, "{name}: format tag first");
+    let stored = golden_bytes(name, &encoded);
+    let decoded: WorkflowRecord = record::decode_record(&stored)
         .unwrap_or_else(|e| panic!("{name}: the committed bytes no longer decode: {e}"));
     assert_eq!(&decoded, value, "{name}: decodes to a different record");
 }
@@ -82,6 +101,7 @@ fn base() -> WorkflowRecord {
         idempotency_key: Some("order-42".into()),
         last_resume: Some(ResumeKind::Activity),
         signals_consumed: 1,
+        lifecycle: Lifecycle::default(),
     }
 }
 
@@ -103,7 +123,7 @@ fn workflow_record_running_an_activity() {
         }),
         ..base()
     };
-    golden("workflow_activity", &record);
+    golden_v1("workflow_activity", &record);
 }
 
 #[test]
@@ -117,7 +137,7 @@ fn workflow_record_waiting_on_a_timer() {
         idempotency_key: None,
         ..base()
     };
-    golden("workflow_timer", &record);
+    golden_v1("workflow_timer", &record);
 }
 
 #[test]
@@ -130,7 +150,7 @@ fn workflow_record_waiting_on_a_signal() {
         last_resume: Some(ResumeKind::Timer),
         ..base()
     };
-    golden("workflow_signal", &record);
+    golden_v1("workflow_signal", &record);
 }
 
 #[test]
@@ -143,7 +163,7 @@ fn workflow_records_that_finished() {
         last_resume: Some(resume),
         ..base()
     };
-    golden(
+    golden_v1(
         "workflow_completed",
         &done(
             RecordStatus::Completed,
@@ -151,7 +171,7 @@ fn workflow_records_that_finished() {
             ResumeKind::Signal,
         ),
     );
-    golden(
+    golden_v1(
         "workflow_failed",
         &done(
             RecordStatus::Failed,
@@ -162,7 +182,7 @@ fn workflow_records_that_finished() {
             ResumeKind::Activity,
         ),
     );
-    golden(
+    golden_v1(
         "workflow_cancelled",
         &done(
             RecordStatus::Cancelled,
@@ -171,7 +191,7 @@ fn workflow_records_that_finished() {
         ),
     );
     // Appended variants: a timed-out record, and one timed out without an error of its own.
-    golden(
+    golden_v1(
         "workflow_timed_out",
         &done(
             RecordStatus::TimedOut,
@@ -179,7 +199,7 @@ fn workflow_records_that_finished() {
             ResumeKind::TimedOut,
         ),
     );
-    golden(
+    golden_v1(
         "workflow_timed_out_with_error",
         &done(
             RecordStatus::TimedOut,
@@ -205,7 +225,47 @@ fn workflow_record_parked() {
         }),
         ..base()
     };
-    golden("workflow_parked", &record);
+    golden_v1("workflow_parked", &record);
+}
+
+/// Format `0x02`: the record with its lifecycle section (version 1, the enum's variant 0).
+#[test]
+fn workflow_records_of_format_2() {
+    golden("workflow_v2_no_lifecycle", &base());
+    let full = WorkflowRecord {
+        status: RecordStatus::Waiting,
+        pending: Some(PendingCommand::Timer {
+            deadline_ms: 1_893_456_060_000,
+        }),
+        lifecycle: Lifecycle {
+            cancel_requested_ms: Some(1_893_456_003_000),
+            cancelled: true,
+            deadline_ms: Some(1_893_459_600_000),
+            timed_out: true,
+            parent: Some("order-42/3".into()),
+            trace_context: Some(
+                b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
+            ),
+        },
+        ..base()
+    };
+    golden("workflow_v2_lifecycle", &full);
+    let child = WorkflowRecord {
+        status: RecordStatus::Completed,
+        state: None,
+        outcome: Some(Outcome::Output(vec![4, 5])),
+        lifecycle: Lifecycle {
+            parent: Some("order-42".into()),
+            ..Lifecycle::default()
+        },
+        ..base()
+    };
+    golden("workflow_v2_finished_child", &child);
+    // The section is the record's tail: `[0x00 variant][None][false][None][false][None][None]`.
+    let empty = record::encode_record(&base()).unwrap();
+    assert!(empty.ends_with(&[0, 0, 0, 0, 0, 0, 0]), "{empty:?}");
+    let unknown_section = [&empty[..empty.len() - 7], &[1, 0, 0, 0, 0, 0, 0]].concat();
+    assert!(record::decode_record::<WorkflowRecord>(&unknown_section).is_err());
 }
 
 #[test]

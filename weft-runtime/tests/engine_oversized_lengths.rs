@@ -57,6 +57,7 @@ fn a_record(status: RecordStatus) -> WorkflowRecord {
         idempotency_key: None,
         last_resume: None,
         signals_consumed: 0,
+        lifecycle: Default::default(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use engine_support::*;
 use tokio::sync::Semaphore;
 use weft_runtime::Workflow;
-use weft_runtime::engine::record::{self, CancelRecord, SignalRecord};
+use weft_runtime::engine::record::{self, SignalRecord, WorkflowRecord};
 use weft_runtime::engine::{Engine, EngineError, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{MemoryStorage, RedbStorage, Storage};
 
@@ -174,11 +174,13 @@ async fn a_stored_cancellation_is_delivered_after_a_restart() {
     let id = first.start::<waiter>(1).await.unwrap().id().to_string();
     wait_status(&first, &id, WorkflowStatus::Waiting).await;
     first.shutdown().await;
+    // A request stored while no engine ran: in the record's lifecycle (store format 3).
+    let key = record::workflow_key(&id);
+    let mut stored: WorkflowRecord =
+        record::decode_record(&storage.get(&key).unwrap().unwrap()).unwrap();
+    stored.lifecycle.cancel_requested_ms = Some(0);
     storage
-        .put(
-            &record::cancel_key(&id),
-            &record::encode_record(&CancelRecord { requested_ms: 0 }).unwrap(),
-        )
+        .put(&key, &record::encode_record(&stored).unwrap())
         .unwrap();
     let second = builder(&storage, &clock).build().await.unwrap();
     assert!(matches!(

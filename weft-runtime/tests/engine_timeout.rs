@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use engine_support::{eventually, wait_state, wait_status};
 use weft_runtime::engine::clock::to_millis;
-use weft_runtime::engine::record::{self, DeadlineRecord};
+use weft_runtime::engine::record::{self, WorkflowRecord};
 use weft_runtime::engine::{Engine, EngineError, StartOptions, VirtualClock, WorkflowStatus};
 use weft_runtime::storage::{MemoryStorage, Storage};
 use weft_runtime::{
@@ -158,15 +158,16 @@ fn timeout(after: Duration) -> StartOptions {
     }
 }
 
-fn stored_deadline(storage: &MemoryStorage, id: &str) -> Option<u64> {
-    storage
-        .get(&record::deadline_key(id))
+/// The workflow's stored lifecycle (kept in its record since store format 3).
+fn stored_lifecycle(storage: &MemoryStorage, id: &str) -> record::Lifecycle {
+    let bytes = storage.get(&record::workflow_key(id)).unwrap().unwrap();
+    record::decode_record::<WorkflowRecord>(&bytes)
         .unwrap()
-        .map(|bytes| {
-            record::decode_record::<DeadlineRecord>(&bytes)
-                .unwrap()
-                .deadline_ms
-        })
+        .lifecycle
+}
+
+fn stored_deadline(storage: &MemoryStorage, id: &str) -> Option<u64> {
+    stored_lifecycle(storage, id).deadline_ms
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,10 +208,7 @@ async fn a_deadline_passing_during_a_sleep_ends_the_workflow_as_timed_out() {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        s.storage.get(&record::timedout_key(handle.id())).unwrap(),
-        None
-    );
+    assert!(!stored_lifecycle(&s.storage, handle.id()).timed_out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,10 +256,7 @@ async fn a_timeout_reaches_an_activity_and_the_workflow_cleans_up_like_a_cancell
         handle.describe().await.unwrap().status,
         WorkflowStatus::TimedOut
     );
-    assert_eq!(
-        s.storage.get(&record::timedout_key(handle.id())).unwrap(),
-        None
-    );
+    assert!(!stored_lifecycle(&s.storage, handle.id()).timed_out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

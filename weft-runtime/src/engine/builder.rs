@@ -21,6 +21,7 @@ use super::effects;
 use super::error::EngineError;
 use super::migration::{self, ErasedMigration};
 use super::record;
+use super::record_upgrade;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
 use super::retention::{self, RetentionPolicy};
 use super::revive::{self, Revive};
@@ -209,6 +210,7 @@ impl EngineBuilder {
             live_index::ensure(&*storage, epoch)?;
             visibility::ensure(&*storage, epoch)?;
             visibility::ensure_order(&*storage, epoch)?;
+            record_upgrade::ensure(&*storage, epoch)?;
             Ok(epoch)
         })
         .await?;
@@ -373,9 +375,11 @@ fn check_store_format(storage: &dyn Storage) -> Result<Option<u32>, EngineError>
 
 /// Increments the owner epoch with a conditional write; from then on every write of an older
 /// engine fails its epoch condition. The same write sets the store format marker when it is
-/// missing (a new store, or one written before the marker existed: format 1, which this build
-/// reads as it is) or older. No format before this one needs its records rewritten; a format
-/// that does must upgrade them before this write raises the marker.
+/// missing (a new store, or one written before the marker existed: format 1) or older. Raised
+/// before any record is rewritten, so that from this write on an older build refuses the store
+/// rather than read records it does not know; the rewrites that follow (format 3 folds the
+/// lifecycle side keys into the records, `record_upgrade`) each have a marker of their own
+/// written when they are complete, so a build that stops part-way is finished by the next.
 fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, EngineError> {
     let current = storage.get(record::EPOCH_KEY)?;
     let epoch = match &current {
@@ -406,6 +410,7 @@ fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, Eng
             record::VISIBILITY_INDEX_V1.to_vec(),
         );
         batch.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V2.to_vec());
+        batch.put(record::LIFECYCLE_KEY, record::LIFECYCLE_V1.to_vec());
     }
     storage
         .apply_if(

@@ -4,7 +4,7 @@
 //! A group's branches run concurrently. Each branch's value is committed in the workflow's
 //! record as soon as the branch finishes, so after a crash only unfinished branches run again.
 //! A child is its own workflow, created in the same commit as the parent's step, with a
-//! `parent/<child id>` key that makes its end wake the parent.
+//! parent link in its record's lifecycle that makes its end wake the parent.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -168,7 +168,8 @@ async fn plan_group(
     }))
 }
 
-/// Creates child `child_id` in `batch`: its record after its first step, and its parent link.
+/// Creates child `child_id` in `batch`: its record after its first step (with its parent link),
+/// and its entry in the parent's children index.
 #[allow(clippy::too_many_arguments)]
 fn start_child<'a>(
     inner: &'a Inner,
@@ -222,6 +223,14 @@ fn start_child<'a>(
             idempotency_key: None,
             last_resume: None,
             signals_consumed: 0,
+            // The link wakes the parent when the child ends; the child's runner arms its
+            // deadline when it starts (after this commit). A first step that finishes the
+            // child clears the deadline.
+            lifecycle: record::Lifecycle {
+                deadline_ms: execution_timeout.map(|timeout| deadline_ms(now, timeout)),
+                parent: Some(parent.to_string()),
+                ..record::Lifecycle::default()
+            },
         };
         let mut ctx = WorkflowContext::new(child_id, 0, now);
         let stepped = workflow.step(&mut ctx, &state, Resume::Start);
@@ -245,18 +254,6 @@ fn start_child<'a>(
         )
         .await?;
         batch.extend(child_batch);
-        // The child's runner arms its deadline when it starts (after this commit).
-        if let Some(timeout) = execution_timeout
-            && !child.status.is_terminal()
-        {
-            batch.put(
-                record::deadline_key(child_id),
-                record::encode_record(&record::DeadlineRecord {
-                    deadline_ms: deadline_ms(now, timeout),
-                })?,
-            );
-        }
-        batch.put(record::parent_key(child_id), parent.as_bytes().to_vec());
         batch.put(record::child_key(parent, child_id), Vec::new());
         Ok(Ok(pending))
     })
@@ -689,9 +686,7 @@ pub(crate) async fn drive_group(
             next.pending = Some(pending);
             next.updated_ms = to_millis(now);
             let mut batch = Batch::new();
-            for key in consumed {
-                batch.delete(key);
-            }
+            runner::consume(id, &mut next, consumed, &mut batch);
             visibility::stage_rewrite(id, Some(record), &next, &mut batch);
             batch.put(record::workflow_key(id), record::encode_record(&next)?);
             inner.commit(batch).await?;

@@ -104,7 +104,6 @@ fn launch(inner: &Arc<Inner>, launch: Launch) {
         inner.stall(&id, error);
         return;
     }
-    let stored_deadline = deadline_ms.filter(|_| !record.status.is_terminal());
     runner::launch(
         inner,
         id,
@@ -113,8 +112,6 @@ fn launch(inner: &Arc<Inner>, launch: Launch) {
             workflow,
             // Its first step was committed just now: nothing of it has run.
             origin: super::execute::Origin::Committed,
-            // Written in the batch that created it, unless it finished in its first step.
-            deadline: Some(stored_deadline),
         },
     );
 }

@@ -44,6 +44,7 @@ mod backoff;
 mod backup;
 pub mod builder;
 mod by_name;
+mod cancel_fold;
 pub mod clock;
 mod composite;
 mod core;
@@ -59,6 +60,7 @@ mod probe;
 mod purge;
 mod query;
 pub mod record;
+mod record_upgrade;
 mod recovery;
 mod registry;
 mod retention;
@@ -699,6 +701,12 @@ impl Engine {
             idempotency_key: idempotency_key.clone(),
             last_resume: None,
             signals_consumed: 0,
+            // Kept in the record from the first commit; a first step that finishes the
+            // workflow clears it (see `runner::transition`).
+            lifecycle: record::Lifecycle {
+                deadline_ms,
+                ..record::Lifecycle::default()
+            },
         };
         let (record, mut batch) = runner::transition(
             inner,
@@ -718,14 +726,6 @@ impl Engine {
                 record::encode_record(&record::IdempotencyRecord {
                     workflow_id: id.clone(),
                 })?,
-            );
-        }
-        if let Some(deadline_ms) = deadline_ms
-            && !record.status.is_terminal()
-        {
-            batch.put(
-                record::deadline_key(&id),
-                record::encode_record(&record::DeadlineRecord { deadline_ms })?,
             );
         }
         Ok((record, batch, deadline_ms))
@@ -1018,13 +1018,21 @@ impl Engine {
         inner
             .request_checked_then(
                 move |view| {
-                    let bytes = view
-                        .get(&record::workflow_key(&owned_id))?
-                        .ok_or(EngineError::NotFound { id: owned_id })?;
-                    // An unreadable record is parked, not finished: the request is stored for it.
-                    if let Ok(record) = record::decode_record::<WorkflowRecord>(&bytes)
-                        && record.status.is_terminal()
-                    {
+                    let bytes = view.get(&record::workflow_key(&owned_id))?.ok_or(
+                        EngineError::NotFound {
+                            id: owned_id.clone(),
+                        },
+                    )?;
+                    // The request is kept in the record (the writer folds it in: see
+                    // `cancel_fold`), so a record that does not decode cannot take it.
+                    let record =
+                        record::decode_record::<WorkflowRecord>(&bytes).map_err(|source| {
+                            EngineError::Record {
+                                key: format!("wf/{owned_id}"),
+                                source,
+                            }
+                        })?;
+                    if record.status.is_terminal() {
                         return Ok(None);
                     }
                     Ok(Some(batch))

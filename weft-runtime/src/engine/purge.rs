@@ -131,10 +131,7 @@ fn prepare_purge(
         return Err(EngineError::NotFinished { id: id.into() });
     }
     // A parent reads a finished child's result from the child's record when it resumes.
-    let parent = inner
-        .storage
-        .get(&record::parent_key(id))?
-        .and_then(|parent| String::from_utf8(parent).ok());
+    let parent = stored.lifecycle.parent.clone();
     if let Some(parent) = &parent
         && let Some(parent_bytes) = inner.read_raw(parent)?
         && record::decode_record::<WorkflowRecord>(&parent_bytes)
@@ -151,12 +148,7 @@ fn prepare_purge(
     for key in [
         record::workflow_key(id),
         record::live_key(id),
-        record::parent_key(id),
         record::review_key(id),
-        record::cancel_key(id),
-        record::cancelled_key(id),
-        record::deadline_key(id),
-        record::timedout_key(id),
         record::attributes_key(id),
     ] {
         batch.delete(key);

@@ -508,14 +508,6 @@ fn not_runnable(inner: &Inner, record: &WorkflowRecord, lookup: Lookup<'_>) -> P
     }
 }
 
-/// The parent of a child workflow, from its `parent/<id>` link.
-fn parent_of(inner: &Inner, id: &str) -> Result<Option<String>, EngineError> {
-    Ok(inner
-        .storage
-        .get(&record::parent_key(id))?
-        .and_then(|bytes| String::from_utf8(bytes).ok()))
-}
-
 /// One page of the ids of `parent`'s children, in id order, from the children index
 /// (`child/<parent>\0<child>`): a prefix scan, no record read.
 pub(crate) fn children(
@@ -564,6 +556,10 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         .read_raw(id)?
         .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
     let inspected = inspect(inner, id, &bytes)?;
+    let parent = inspected
+        .record
+        .as_ref()
+        .and_then(|record| record.lifecycle.parent.clone());
     let mut description = WorkflowDescription {
         id: id.to_string(),
         workflow_type: String::new(),
@@ -580,7 +576,7 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
         pending_text: None,
         signals_queued: queued_signals(inner, id)?,
         error: None,
-        parent: parent_of(inner, id)?,
+        parent,
         children: children(inner, id, DESCRIBED_CHILDREN, None)?.items,
         attributes: inspected.attributes,
     };
@@ -1246,7 +1242,7 @@ fn summarize(
     }) {
         return Ok(None);
     }
-    let parent = parent_of(inner, &id)?;
+    let parent = record.and_then(|r| r.lifecycle.parent.clone());
     Ok(Some(WorkflowSummary {
         id,
         workflow_type,

@@ -99,6 +99,12 @@ pub const COUNTER_PREFIX: &[u8] = b"cnt/";
 pub const VISIBILITY_INDEX_KEY: &[u8] = b"meta/visibility-index";
 /// The value of [`VISIBILITY_INDEX_KEY`]: the indexes' format.
 pub const VISIBILITY_INDEX_V1: &[u8] = &[FORMAT_V1];
+/// Marks every workflow record of the store as of format `0x02`, with its lifecycle inside
+/// (store format 3). Stores of format 2 lack it; the first engine built on one folds the
+/// lifecycle side keys into the records (see `engine::record_upgrade`) and then writes this key.
+pub const LIFECYCLE_KEY: &[u8] = b"meta/lifecycle";
+/// The value of [`LIFECYCLE_KEY`].
+pub const LIFECYCLE_V1: &[u8] = &[FORMAT_V1];
 /// `crt/<created ms BE><id>`: the created-time index, every workflow by when it started
 /// (empty value), written by the commit that creates it and deleted by its purge, so a listing
 /// by creation time reads one page of it.
@@ -303,15 +309,60 @@ impl RecordError {
     }
 }
 
-/// Encodes a record with the current format tag.
-pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>, CodecError> {
+/// A record type the engine stores, with the format tag this build writes it under.
+///
+/// Most records have one format ([`FORMAT_V1`]). A record whose layout changed keeps decoding
+/// its earlier formats through [`Record::decode_tagged`] (the workflow record reads format
+/// `0x01` as well as `0x02`), so a reader never has to guess which layout a value holds.
+pub trait Record: Serialize + serde::de::DeserializeOwned {
+    /// The format tag this build writes.
+    const FORMAT: u8 = FORMAT_V1;
+
+    /// Decodes a body stored under `tag`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::UnknownFormat`] for a tag this build does not read, [`RecordError::Codec`]
+    /// when the body does not decode.
+    fn decode_tagged(tag: u8, body: &[u8]) -> Result<Self, RecordError> {
+        if tag == Self::FORMAT {
+            Ok(codec::decode(body)?)
+        } else {
+            Err(RecordError::UnknownFormat { tag })
+        }
+    }
+}
+
+macro_rules! single_format_records {
+    ($($ty:ty),* $(,)?) => {
+        $(impl Record for $ty {})*
+    };
+}
+
+single_format_records!(
+    ActivityResultRecord,
+    AttemptRecord,
+    UpdateResponseRecord,
+    ReviewRecord,
+    FinishedRecord,
+    AttributesRecord,
+    SignalRecord,
+    SignalIdRecord,
+    IdempotencyRecord,
+    DeadlineRecord,
+    CancelRecord,
+    PendingCommand,
+);
+
+/// Encodes a record with its current format tag.
+pub fn encode_record<T: Record>(record: &T) -> Result<Vec<u8>, CodecError> {
     let mut bytes = Vec::with_capacity(128);
-    bytes.push(FORMAT_V1);
+    bytes.push(T::FORMAT);
     codec::encode_into(&mut bytes, record)?;
     Ok(bytes)
 }
 
-/// Decodes a tagged record.
+/// Decodes a tagged record, in any format this build reads for its type.
 ///
 /// Stored bytes may be corrupt: the decode is bounded by `bytes` (see [`crate::codec`]), so
 /// whatever they hold, the answer is a [`RecordError`], never a panic or an abort.
@@ -320,11 +371,10 @@ pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>, CodecError> {
 ///
 /// [`RecordError::Empty`], [`RecordError::UnknownFormat`], or [`RecordError::Codec`] when the
 /// body does not decode as a `T`.
-pub fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+pub fn decode_record<T: Record>(bytes: &[u8]) -> Result<T, RecordError> {
     match bytes.split_first() {
         None => Err(RecordError::Empty),
-        Some((&FORMAT_V1, body)) => Ok(codec::decode(body)?),
-        Some((&tag, _)) => Err(RecordError::UnknownFormat { tag }),
+        Some((&tag, body)) => T::decode_tagged(tag, body),
     }
 }
 
@@ -676,12 +726,18 @@ pub struct AttributesRecord {
     pub values: std::collections::BTreeMap<String, StoredValue>,
 }
 
-/// One workflow instance, stored at `wf/<id>` (format tag `0x01`).
+/// One workflow instance, stored at `wf/<id>` (format tag `0x02`, [`FORMAT_V2`]).
 ///
 /// Layout (bincode, in field order): `workflow_type: String, version: u32, fingerprint: u64,
 /// status: RecordStatus, step: u64, state: Option<bytes>, pending: Option<PendingCommand>,
 /// created_ms: u64, updated_ms: u64, outcome: Option<Outcome>, idempotency_key: Option<String>,
-/// last_resume: Option<ResumeKind>, signals_consumed: u64`.
+/// last_resume: Option<ResumeKind>, signals_consumed: u64, lifecycle: Lifecycle` (see
+/// [`Lifecycle`] for its versioned section).
+///
+/// Format `0x01` is the same without `lifecycle`: what it holds lived in side keys then
+/// (`cancel/`, `cancelled/`, `deadline/`, `timedout/`, `parent/`). Such a record still decodes,
+/// with an empty lifecycle; the build that finds a store of format 2 folds the side keys into
+/// each record (see `engine::record_upgrade`), so none is read with its side keys missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowRecord {
     /// The workflow's `NAME`.
@@ -710,6 +766,185 @@ pub struct WorkflowRecord {
     pub last_resume: Option<ResumeKind>,
     /// How many signals the workflow has consumed (each deleted from its queue on commit).
     pub signals_consumed: u64,
+    /// Cancellation, execution deadline, parent link and trace context: the state that lived
+    /// in side keys before format `0x02`, in a versioned section that grows without a new key.
+    pub lifecycle: Lifecycle,
+}
+
+/// The format tag of the workflow record since lifecycle state moved into it.
+pub const FORMAT_V2: u8 = 0x02;
+
+impl Record for WorkflowRecord {
+    const FORMAT: u8 = FORMAT_V2;
+
+    fn decode_tagged(tag: u8, body: &[u8]) -> Result<Self, RecordError> {
+        match tag {
+            FORMAT_V2 => Ok(codec::decode(body)?),
+            FORMAT_V1 => Ok(codec::decode::<WorkflowRecordV1>(body)?.into()),
+            tag => Err(RecordError::UnknownFormat { tag }),
+        }
+    }
+}
+
+/// A workflow record's lifecycle: what callers, a parent and the deadline set on it, beside
+/// its state.
+///
+/// Stored as a versioned section, a bincode enum whose variant is the section's version:
+/// variant 0 (`V1`) holds `cancel_requested_ms: Option<u64>, cancelled: bool, deadline_ms:
+/// Option<u64>, timed_out: bool, parent: Option<String>, trace_context: Option<bytes>`. A field
+/// added later is a new variant appended with every field before it plus the new ones: records
+/// of the earlier versions still decode (the new fields empty), and no side key is needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// A cancellation request not yet delivered, with when it was made (ms since the Unix
+    /// epoch). Written by the writer alone (see `engine::cancel_fold`), so a runner's transition
+    /// prepared before the request cannot erase it.
+    pub cancel_requested_ms: Option<u64>,
+    /// Cancellation was delivered; an error after it ends the workflow as cancelled.
+    pub cancelled: bool,
+    /// The execution deadline, until it fires or the workflow ends (ms since the Unix epoch).
+    /// The timer index (`tm/`) is not involved: recovery arms it from here.
+    pub deadline_ms: Option<u64>,
+    /// The deadline fired; the workflow ends as timed out whatever it returns.
+    pub timed_out: bool,
+    /// The parent's id, for a child workflow: its end wakes the parent.
+    pub parent: Option<String>,
+    /// A W3C trace context (the `traceparent` header's bytes), so a resumed workflow continues
+    /// its trace. Kept as bytes: the tracing work decides what it holds; the engine only carries
+    /// it.
+    pub trace_context: Option<Vec<u8>>,
+}
+
+impl Lifecycle {
+    /// Whether nothing of it is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Lifecycle::default()
+    }
+}
+
+/// The fields of [`Lifecycle`] version 1, borrowed for encoding.
+#[derive(Serialize)]
+struct LifecycleV1Ref<'a> {
+    cancel_requested_ms: Option<u64>,
+    cancelled: bool,
+    deadline_ms: Option<u64>,
+    timed_out: bool,
+    parent: &'a Option<String>,
+    trace_context: &'a Option<Vec<u8>>,
+}
+
+/// The fields of [`Lifecycle`] version 1, decoded.
+#[derive(Deserialize)]
+struct LifecycleV1 {
+    cancel_requested_ms: Option<u64>,
+    cancelled: bool,
+    deadline_ms: Option<u64>,
+    timed_out: bool,
+    parent: Option<String>,
+    trace_context: Option<Vec<u8>>,
+}
+
+/// Every stored version of the lifecycle section; the variant index is the version.
+#[derive(Deserialize)]
+enum LifecycleSection {
+    V1(LifecycleV1),
+}
+
+impl Serialize for Lifecycle {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant(
+            "LifecycleSection",
+            0,
+            "V1",
+            &LifecycleV1Ref {
+                cancel_requested_ms: self.cancel_requested_ms,
+                cancelled: self.cancelled,
+                deadline_ms: self.deadline_ms,
+                timed_out: self.timed_out,
+                parent: &self.parent,
+                trace_context: &self.trace_context,
+            },
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Lifecycle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match LifecycleSection::deserialize(deserializer)? {
+            LifecycleSection::V1(v1) => Lifecycle {
+                cancel_requested_ms: v1.cancel_requested_ms,
+                cancelled: v1.cancelled,
+                deadline_ms: v1.deadline_ms,
+                timed_out: v1.timed_out,
+                parent: v1.parent,
+                trace_context: v1.trace_context,
+            },
+        })
+    }
+}
+
+/// A workflow record as format `0x01` stored it: [`WorkflowRecord`] without its lifecycle.
+#[derive(Serialize, Deserialize)]
+struct WorkflowRecordV1 {
+    workflow_type: String,
+    version: u32,
+    fingerprint: u64,
+    status: RecordStatus,
+    step: u64,
+    state: Option<Vec<u8>>,
+    pending: Option<PendingCommand>,
+    created_ms: u64,
+    updated_ms: u64,
+    outcome: Option<Outcome>,
+    idempotency_key: Option<String>,
+    last_resume: Option<ResumeKind>,
+    signals_consumed: u64,
+}
+
+impl From<WorkflowRecordV1> for WorkflowRecord {
+    fn from(v1: WorkflowRecordV1) -> Self {
+        WorkflowRecord {
+            workflow_type: v1.workflow_type,
+            version: v1.version,
+            fingerprint: v1.fingerprint,
+            status: v1.status,
+            step: v1.step,
+            state: v1.state,
+            pending: v1.pending,
+            created_ms: v1.created_ms,
+            updated_ms: v1.updated_ms,
+            outcome: v1.outcome,
+            idempotency_key: v1.idempotency_key,
+            last_resume: v1.last_resume,
+            signals_consumed: v1.signals_consumed,
+            lifecycle: Lifecycle::default(),
+        }
+    }
+}
+
+/// Encodes `record` in format `0x01`, without its lifecycle (which that format kept in side
+/// keys). For tests and tools that build stores of the earlier format; the engine never writes
+/// it.
+#[doc(hidden)]
+pub fn encode_workflow_v1(record: &WorkflowRecord) -> Result<Vec<u8>, CodecError> {
+    let v1 = WorkflowRecordV1 {
+        workflow_type: record.workflow_type.clone(),
+        version: record.version,
+        fingerprint: record.fingerprint,
+        status: record.status.clone(),
+        step: record.step,
+        state: record.state.clone(),
+        pending: record.pending.clone(),
+        created_ms: record.created_ms,
+        updated_ms: record.updated_ms,
+        outcome: record.outcome.clone(),
+        idempotency_key: record.idempotency_key.clone(),
+        last_resume: record.last_resume,
+        signals_consumed: record.signals_consumed,
+    };
+    let mut bytes = vec![FORMAT_V1];
+    codec::encode_into(&mut bytes, &v1)?;
+    Ok(bytes)
 }
 
 /// A workflow's stored status.
@@ -975,6 +1210,7 @@ mod tests {
             idempotency_key: Some("k".into()),
             last_resume: Some(ResumeKind::Activity),
             signals_consumed: 0,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -988,7 +1224,7 @@ mod tests {
             "the type name's length"
         );
         for claimed in [1u64 << 40, isize::MAX as u64 + 1, u64::MAX] {
-            let mut bytes = vec![FORMAT_V1, 0xfd];
+            let mut bytes = vec![FORMAT_V2, 0xfd];
             bytes.extend_from_slice(&claimed.to_le_bytes());
             bytes.extend_from_slice(&valid[2..]);
             let err = decode_record::<WorkflowRecord>(&bytes).unwrap_err();

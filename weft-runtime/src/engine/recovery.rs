@@ -6,7 +6,7 @@
 //! Pending activities are dispatched again (with the same idempotency key), timers are re-armed
 //! at their stored deadline from the `tm/` index, signal waits look at their queue again (a
 //! signal stored but not yet delivered is delivered), execution deadlines are armed like timers,
-//! and stored cancellations are delivered.
+//! and stored cancellations are delivered (both from the record's lifecycle).
 //! Records that cannot run (unreadable, unknown type, other fingerprint, parked) are left as
 //! they are; describe and list report why.
 
@@ -111,22 +111,6 @@ pub(crate) fn recover(inner: &Arc<Inner>) -> Result<RecoveryReport, EngineError>
         }
         Ok(())
     })?;
-    // Execution deadlines fire like timers: the runner they wake compares the stored deadline
-    // with the clock, so arming one is never premature.
-    for_each(inner, record::DEADLINE_PREFIX, |key, value| {
-        if let Ok(id) = std::str::from_utf8(&key[record::DEADLINE_PREFIX.len()..])
-            && let Ok(deadline) = record::decode_record::<record::DeadlineRecord>(value)
-        {
-            inner.timers.arm(deadline.deadline_ms, id);
-        }
-        Ok(())
-    })?;
-    for_each(inner, record::CANCEL_PREFIX, |key, _| {
-        if let Ok(id) = std::str::from_utf8(&key[record::CANCEL_PREFIX.len()..]) {
-            runner::wake_cancel(inner, id);
-        }
-        Ok(())
-    })?;
     // The live index names the workflows not finished; finished ones are never read, however
     // many the store holds.
     for_each(inner, record::LIVE_PREFIX, |key, _| {
@@ -160,6 +144,15 @@ fn resume(inner: &Arc<Inner>, id: &str, value: &[u8], report: &mut RecoveryRepor
             return;
         }
     };
+    // Execution deadlines fire like timers: the runner they wake compares the stored deadline
+    // with the clock, so arming one is never premature. A stored cancellation request is
+    // delivered (a parked workflow's runner leaves it stored, for a retry).
+    if let Some(deadline_ms) = record.lifecycle.deadline_ms {
+        inner.timers.arm(deadline_ms, id);
+    }
+    if record.lifecycle.cancel_requested_ms.is_some() {
+        runner::wake_cancel(inner, id);
+    }
     let running = match record.status {
         RecordStatus::Running => true,
         RecordStatus::Waiting => false,
@@ -236,7 +229,6 @@ fn resume(inner: &Arc<Inner>, id: &str, value: &[u8], report: &mut RecoveryRepor
                 workflow,
                 // An attempt of its activity may have been cut off by a crash.
                 origin: super::execute::Origin::Recovered,
-                deadline: None,
             }),
         );
     }

@@ -212,6 +212,7 @@ mod tests {
             idempotency_key: None,
             last_resume: None,
             signals_consumed: 0,
+            lifecycle: Default::default(),
         }
     }
 

@@ -50,9 +50,6 @@ pub(crate) struct Loaded {
     /// Whether the caller committed the record's last step itself (a start) or recovered it
     /// from storage: what is known of the attempts of an activity it waits on.
     pub origin: Origin,
-    /// Its execution deadline, when the caller knows it (a start wrote it in the creating
-    /// batch); `None`: the runner reads it.
-    pub deadline: Option<Option<u64>>,
 }
 
 /// Wakes `id`: pokes its runner, or claims it and spawns one that reads its record.
@@ -139,37 +136,26 @@ enum Decision {
 
 async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(), EngineError> {
     // Where the record came from, for the attempts of the activity it waits on.
-    let (mut record, mut workflow, mut check_stored_cancel, mut origin, known_deadline) =
-        match loaded {
-            Some(loaded) => (
-                loaded.record,
-                loaded.workflow,
-                false,
-                loaded.origin,
-                loaded.deadline,
-            ),
-            None => loop {
-                match load(inner, id).await? {
-                    Some(loaded) => {
-                        break (loaded.record, loaded.workflow, true, loaded.origin, None);
-                    }
-                    // Nothing to run, unless a wake came while it read (a retry that restored
-                    // the record after the read): then read again, or the wake is lost.
-                    None => {
-                        if inner.release_unless_poked(id) {
-                            return Ok(());
-                        }
+    let (mut record, mut workflow, mut check_stored_cancel, mut origin) = match loaded {
+        Some(loaded) => (loaded.record, loaded.workflow, false, loaded.origin),
+        None => loop {
+            match load(inner, id).await? {
+                Some(loaded) => {
+                    break (loaded.record, loaded.workflow, true, loaded.origin);
+                }
+                // Nothing to run, unless a wake came while it read (a retry that restored
+                // the record after the read): then read again, or the wake is lost.
+                None => {
+                    if inner.release_unless_poked(id) {
+                        return Ok(());
                     }
                 }
-            },
-        };
-    // Read once per runner: it only changes when it fires (by this runner) or the workflow ends.
-    // A deadline record that does not decode parks the workflow (below), as nothing can tell
-    // when its deadline passes.
-    let (mut deadline, mut deadline_fault) = match known_deadline {
-        Some(deadline) => (deadline, None),
-        None => split(read_deadline(inner, id).await?),
+            }
+        },
     };
+    // From the record: only this runner changes it (when it fires) until the workflow ends.
+    // Taken from here when delivered, so it is delivered once.
+    let mut deadline = record.lifecycle.deadline_ms;
     // Armed in memory so it fires while the workflow waits without a runner (at start and at
     // recovery it is armed already; a set entry is armed once).
     if let Some(at) = deadline
@@ -180,27 +166,18 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
     // Transitions out of a review refused in a row.
     let mut conflicts = 0;
     loop {
-        let (review, decision) = match deadline_fault.take() {
-            Some(fault) => {
-                park(inner, id, &record, fault).await?;
-                (None, Decision::Done)
-            }
-            None => {
-                // Read before `decide`, so the guard covers everything it reads.
-                let review = ReviewSnapshot::read(inner, id, &record).await?;
-                let decision = decide(
-                    inner,
-                    id,
-                    &mut record,
-                    check_stored_cancel,
-                    &mut deadline,
-                    review.as_ref(),
-                    origin,
-                )
-                .await?;
-                (review, decision)
-            }
-        };
+        // Read before `decide`, so the guard covers everything it reads.
+        let review = ReviewSnapshot::read(inner, id, &record).await?;
+        let decision = decide(
+            inner,
+            id,
+            &mut record,
+            check_stored_cancel,
+            &mut deadline,
+            review.as_ref(),
+            origin,
+        )
+        .await?;
         check_stored_cancel = false;
         origin = Origin::Read;
         match decision {
@@ -230,7 +207,8 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                             return Err(EngineError::ReviewConflict { id: id.to_string() });
                         }
                         check_stored_cancel = true;
-                        (deadline, deadline_fault) = split(read_deadline(inner, id).await?);
+                        record.lifecycle.cancel_requested_ms = stored_cancel(inner, id).await?;
+                        deadline = record.lifecycle.deadline_ms;
                     }
                 }
             }
@@ -251,7 +229,7 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                         record = loaded.record;
                         workflow = loaded.workflow;
                         check_stored_cancel = true;
-                        (deadline, deadline_fault) = split(read_deadline(inner, id).await?);
+                        deadline = record.lifecycle.deadline_ms;
                     }
                     None => {
                         // As above: a wake that came while it read is not dropped.
@@ -298,40 +276,19 @@ async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
             workflow: Arc::clone(workflow),
             record,
             origin: Origin::Read,
-            deadline: None,
         })),
         Lookup::UnknownType | Lookup::FingerprintMismatch { .. } => Ok(None),
     }
 }
 
-/// The execution deadline of `id` in ms since the Unix epoch, if it has one that has not fired;
-/// a fault to park with when its record does not decode.
-async fn read_deadline(
-    inner: &Inner,
-    id: &str,
-) -> Result<Result<Option<u64>, StepFault>, EngineError> {
-    let Some(bytes) = inner.read_key(record::deadline_key(id)).await? else {
-        return Ok(Ok(None));
-    };
-    Ok(
-        match record::decode_record::<record::DeadlineRecord>(&bytes) {
-            Ok(deadline) => Ok(Some(deadline.deadline_ms)),
-            Err(e) => Err(StepFault {
-                code: "record.corrupt".into(),
-                message: format!(
-                    "the execution deadline record `deadline/{id}` does not decode ({e}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow"
-                ),
-            }),
-        },
-    )
-}
-
-/// A read deadline, or none and the fault that parks the workflow.
-fn split(read: Result<Option<u64>, StepFault>) -> (Option<u64>, Option<StepFault>) {
-    match read {
-        Ok(deadline) => (deadline, None),
-        Err(fault) => (None, Some(fault)),
-    }
+/// The cancellation request stored in `id`'s record now (the writer may have folded one in
+/// since this runner read it); `None` when there is none or the record does not decode.
+async fn stored_cancel(inner: &Inner, id: &str) -> Result<Option<u64>, EngineError> {
+    Ok(inner
+        .read_key(record::workflow_key(id))
+        .await?
+        .and_then(|bytes| record::decode_record::<WorkflowRecord>(&bytes).ok())
+        .and_then(|stored| stored.lifecycle.cancel_requested_ms))
 }
 
 /// Whether the execution deadline has passed; once it has, it is taken from `deadline`, so it
@@ -346,8 +303,9 @@ pub(crate) fn deadline_passed(inner: &Inner, deadline: &mut Option<u64>) -> bool
     }
 }
 
-/// The resume that delivers a passed execution deadline: a cancellation that consumes
-/// `deadline/<id>` and is committed as [`ResumeKind::TimedOut`].
+/// The resume that delivers a passed execution deadline: a cancellation that consumes the
+/// deadline (named by `deadline/<id>` among the consumed keys; see [`consume`]) and is
+/// committed as [`ResumeKind::TimedOut`].
 pub(crate) fn timeout_resume(
     inner: &Inner,
     id: &str,
@@ -386,7 +344,7 @@ async fn decide(
         let cancel = inner
             .with_active(id, |entry| std::mem::take(&mut entry.cancel))
             .unwrap_or(false)
-            || (check_stored_cancel && inner.read_key(record::cancel_key(id)).await?.is_some());
+            || (check_stored_cancel && record.lifecycle.cancel_requested_ms.is_some());
         let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
         let mut decision = composite_decision(inner, id, record, decided).await?;
         if let Decision::Resume(_, _, followup) = &mut decision {
@@ -399,7 +357,7 @@ async fn decide(
     if let Some(at) = *deadline
         && to_millis(inner.clock.now()) >= at
         && let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
-        && inner.read_key(record::timedout_key(id)).await?.is_none()
+        && !record.lifecycle.timed_out
     {
         let followup = Followup {
             timed_out: true,
@@ -428,15 +386,13 @@ async fn decide(
     let cancel_requested = inner
         .with_active(id, |entry| std::mem::take(&mut entry.cancel))
         .unwrap_or(false);
-    if cancel_requested
-        || (check_stored_cancel && inner.read_key(record::cancel_key(id)).await?.is_some())
-    {
+    if cancel_requested || (check_stored_cancel && record.lifecycle.cancel_requested_ms.is_some()) {
         // A sleep is cut short, once: the cancellation stays pending and reaches the next
         // durable await, where `ctx.run`, `ctx.child` and `ctx.compensate` can report it as an
         // error the workflow handles. (A second one ends the workflow, so a loop of sleeps
         // cannot outrun it.)
         if let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
-            && inner.read_key(record::cancelled_key(id)).await?.is_none()
+            && !record.lifecycle.cancelled
         {
             let followup = Followup {
                 keep_cancel: true,
@@ -450,7 +406,7 @@ async fn decide(
         }
         // A child the parent must wait for: the cancellation waits until the child has ended,
         // and reaches the parent at its next durable await. While it runs, the stored request
-        // (`cancel/<id>`) keeps the cancellation: the child's end wakes a new runner that reads
+        // (in the record's lifecycle) keeps the cancellation: the child's end wakes a new runner that reads
         // it again.
         let keep = Followup {
             keep_cancel: true,
@@ -775,14 +731,7 @@ pub(crate) async fn after_commit(
     id: &str,
     next: &WorkflowRecord,
 ) -> Result<(), EngineError> {
-    // Only a child has a parent link, and a child's id is always its parent's id, a `/` and
-    // more (see `composite::plan`): the read is skipped for every other workflow.
-    let parent = if next.status.is_terminal() && id.contains('/') {
-        inner.read_key(record::parent_key(id)).await?
-    } else {
-        None
-    };
-    set_in_motion(inner, id, next, parent);
+    set_in_motion(inner, id, next);
     Ok(())
 }
 
@@ -793,17 +742,13 @@ pub(crate) fn after_commit_blocking(
     id: &str,
     next: &WorkflowRecord,
 ) -> Result<(), EngineError> {
-    let parent = if next.status.is_terminal() {
-        inner.storage.get(&record::parent_key(id))?
-    } else {
-        None
-    };
-    set_in_motion(inner, id, next, parent);
+    set_in_motion(inner, id, next);
     Ok(())
 }
 
-/// What [`after_commit`] does once it has read the parent link of a finished workflow.
-fn set_in_motion(inner: &Arc<Inner>, id: &str, next: &WorkflowRecord, parent: Option<Vec<u8>>) {
+/// What [`after_commit`] does: a finished child wakes its parent, from the link in its own
+/// record.
+fn set_in_motion(inner: &Arc<Inner>, id: &str, next: &WorkflowRecord) {
     events::committed(inner, id, next);
     finish_notify(inner, id, next);
     if next.status.is_terminal() {
@@ -813,10 +758,10 @@ fn set_in_motion(inner: &Arc<Inner>, id: &str, next: &WorkflowRecord, parent: Op
     for child in composite::children_of(next.pending.as_ref()) {
         wake(inner, &child);
     }
-    if let Some(parent) = parent
-        && let Ok(parent) = String::from_utf8(parent)
+    if next.status.is_terminal()
+        && let Some(parent) = &next.lifecycle.parent
     {
-        wake(inner, &parent);
+        wake(inner, parent);
     }
 }
 
@@ -953,9 +898,7 @@ pub(crate) async fn transition(
     };
     next.signals_consumed = signals_consumed;
     let mut batch = Batch::new();
-    for key in consumed {
-        batch.delete(key);
-    }
+    consume(id, &mut next, consumed, &mut batch);
     if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
         batch.delete(record::timer_key(deadline_ms, id));
     }
@@ -1037,11 +980,9 @@ pub(crate) async fn transition(
             // An error after cancellation reached the workflow (caught, cleaned up, or passed
             // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
             // deadline; the error is kept as its outcome.
-            let status = if timed_out(inner, id, kind).await? {
+            let status = if timed_out(prev, kind) {
                 RecordStatus::TimedOut
-            } else if kind == ResumeKind::Cancelled
-                || inner.read_key(record::cancelled_key(id)).await?.is_some()
-            {
+            } else if kind == ResumeKind::Cancelled || prev.lifecycle.cancelled {
                 RecordStatus::Cancelled
             } else {
                 RecordStatus::Failed
@@ -1049,7 +990,7 @@ pub(crate) async fn transition(
             finished(&mut next, status, Outcome::Error { payload, message });
         }
         Stepped::Cancelled => {
-            if timed_out(inner, id, kind).await? {
+            if timed_out(prev, kind) {
                 finished(&mut next, RecordStatus::TimedOut, Outcome::TimedOut)
             } else {
                 finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled)
@@ -1058,12 +999,8 @@ pub(crate) async fn transition(
     }
     if !next.status.is_terminal() {
         match kind {
-            ResumeKind::Cancelled => {
-                batch.put(record::cancelled_key(id), Vec::new());
-            }
-            ResumeKind::TimedOut => {
-                batch.put(record::timedout_key(id), Vec::new());
-            }
+            ResumeKind::Cancelled => next.lifecycle.cancelled = true,
+            ResumeKind::TimedOut => next.lifecycle.timed_out = true,
             _ => {}
         }
     }
@@ -1126,12 +1063,15 @@ pub(crate) async fn transition(
         // A finished workflow leaves the live index, and takes no more signals or
         // cancellations: clear what is queued. (Its signal queue is cleared by the writer as it
         // commits this, so that a signal accepted up to that moment goes too: see
-        // `writer::swept`. A workflow finishing at its start has no stored queue.)
+        // `writer::swept`. A workflow finishing at its start has no stored queue. The writer
+        // also drops a cancellation request folded in after this runner read the record: see
+        // `cancel_fold`.) Its parent link and trace context stay: a parent reads its result.
         batch.delete(record::live_key(id));
-        batch.delete(record::cancel_key(id));
-        batch.delete(record::cancelled_key(id));
-        batch.delete(record::deadline_key(id));
-        batch.delete(record::timedout_key(id));
+        let lifecycle = &mut next.lifecycle;
+        lifecycle.cancel_requested_ms = None;
+        lifecycle.cancelled = false;
+        lifecycle.deadline_ms = None;
+        lifecycle.timed_out = false;
         batch.delete(record::activity_result_key(id));
     }
     if kind == ResumeKind::Start && !next.status.is_terminal() {
@@ -1229,9 +1169,37 @@ pub(crate) fn compensation_options(inner: &Inner, name: &str) -> ActivityOptions
         .unwrap_or_default()
 }
 
-/// Whether the step resumed by `kind` ends a workflow whose execution deadline fired.
-async fn timed_out(inner: &Inner, id: &str, kind: ResumeKind) -> Result<bool, EngineError> {
-    Ok(kind == ResumeKind::TimedOut || inner.read_key(record::timedout_key(id)).await?.is_some())
+/// Whether the step resumed by `kind` from `prev` ends a workflow whose execution deadline
+/// fired.
+fn timed_out(prev: &WorkflowRecord, kind: ResumeKind) -> bool {
+    kind == ResumeKind::TimedOut || prev.lifecycle.timed_out
+}
+
+/// Applies what a step consumed to its next record and batch: the execution deadline
+/// (`deadline/<id>`) and a cancellation request (`cancel/<id>`) are taken out of the record's
+/// lifecycle; anything else (a signal, a fired timer's index entry) is deleted. The request's
+/// key stays in the batch as a delete, never stored since format 3: it tells the writer the
+/// request was delivered, so it does not fold it back in (see `cancel_fold`).
+pub(crate) fn consume(
+    id: &str,
+    next: &mut WorkflowRecord,
+    consumed: Vec<Vec<u8>>,
+    batch: &mut Batch,
+) {
+    for key in consumed {
+        if let Some(rest) = key.strip_prefix(record::DEADLINE_PREFIX)
+            && rest == id.as_bytes()
+        {
+            next.lifecycle.deadline_ms = None;
+            continue;
+        }
+        if let Some(rest) = key.strip_prefix(record::CANCEL_PREFIX)
+            && rest == id.as_bytes()
+        {
+            next.lifecycle.cancel_requested_ms = None;
+        }
+        batch.delete(key);
+    }
 }
 
 /// Decodes a stored payload for a typed caller.

@@ -34,6 +34,7 @@ use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
 use super::admission::Queued;
 use super::backoff::Backoff;
+use super::cancel_fold::{CancelFold, Staged};
 use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, IdempotencyRecord};
@@ -411,6 +412,7 @@ struct Writer<'a, F: Fn(), E: Fn(Vec<Effect>)> {
     run_effects: E,
     queues: SignalQueues,
     counters: Counters,
+    cancels: CancelFold,
 }
 
 /// Runs the writer loop on the calling (dedicated) thread until [`WriteOp::Stop`] or until every
@@ -444,6 +446,7 @@ pub(crate) fn run(
         run_effects,
         queues: SignalQueues::load(&*storage),
         counters: Counters::default(),
+        cancels: CancelFold::default(),
     };
     let mut stop = false;
     // The size of the previous batch: whether the engine is busy enough to wait for more.
@@ -585,11 +588,13 @@ enum Accepted {
         oneshot::Sender<Result<Signalled, EngineError>>,
         Result<Signalled, EngineError>,
     ),
-    /// A transition: its reply, the range of its own writes in the batch, its sweep.
+    /// A transition: its reply, the range of its own writes in the batch, its sweep, and its
+    /// writes as sent when folding cancellation requests changed them (see `cancel_fold`).
     Update {
         reply: oneshot::Sender<Result<(), EngineError>>,
         writes: std::ops::Range<usize>,
         sweep: Option<Vec<u8>>,
+        original: Option<Batch>,
     },
     /// A guarded transition and what it did, answered when the batch is durable. Written: the
     /// range of its writes in the batch; a conflict keeps its writes aside, in case the batch
@@ -600,6 +605,8 @@ enum Accepted {
         expect: Vec<Expect>,
         writes: Result<std::ops::Range<usize>, Batch>,
         sweep: Option<Vec<u8>>,
+        /// As for an update.
+        original: Option<Batch>,
     },
     /// A check's reply and its answer, sent when the batch is durable.
     Checked(
@@ -678,12 +685,14 @@ impl Accepted {
             writes: batch.writes[range].to_vec(),
         };
         match self {
+            // Decided again as sent: folded again against what the writer knows then.
             Accepted::Update {
                 reply,
                 writes,
                 sweep,
+                original,
             } => Some(WriteOp::Update {
-                batch: writes_of(writes),
+                batch: original.unwrap_or_else(|| writes_of(writes)),
                 sweep,
                 reply,
             }),
@@ -692,10 +701,11 @@ impl Accepted {
                 expect,
                 writes,
                 sweep,
+                original,
                 ..
             } => Some(WriteOp::Guarded {
                 expect,
-                batch: writes.map_or_else(|aside| aside, writes_of),
+                batch: original.unwrap_or_else(|| writes.map_or_else(|aside| aside, writes_of)),
                 sweep,
                 reply,
             }),
@@ -715,6 +725,8 @@ struct Built {
     effects: Vec<Effect>,
     /// Whether the counters that follow from it are in `batch` already (it was tried before).
     staged: bool,
+    /// What it tells the writer of cancellation requests, kept once it lands.
+    cancels: Staged,
 }
 
 impl Built {
@@ -751,6 +763,8 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
         let storage = self.storage;
         let queues = &mut self.queues;
         let run_effects = &self.run_effects;
+        let fold = &self.cancels;
+        let mut cancels = Staged::default();
         let mut batch = Batch::new();
         let mut accepted = Vec::with_capacity(ops.len());
         let mut effects = Vec::new();
@@ -843,6 +857,20 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                         Ok(deletes) => deletes,
                         Err(_) => unreadable(&mut batch),
                     };
+                    let (writes, original) = match fold_writes(
+                        fold,
+                        &mut cancels,
+                        storage,
+                        &batch,
+                        &mut overlay,
+                        writes,
+                    ) {
+                        Ok(folded) => folded,
+                        Err((writes, _)) => {
+                            unreadable(&mut batch);
+                            (writes, None)
+                        }
+                    };
                     let start = batch.writes.len();
                     batch.extend(writes);
                     let range = start..batch.writes.len();
@@ -851,6 +879,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                         reply,
                         writes: range,
                         sweep,
+                        original,
                     });
                 }
                 WriteOp::Guarded {
@@ -864,20 +893,35 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                             .and_then(|holds| {
                                 Ok((holds, swept(storage, &batch, sweep.as_deref(), queues)?))
                             });
-                    let (done, writes) = match decided {
-                        Ok((true, deletes)) => {
+                    let decided = match decided {
+                        Ok((true, deletes)) => match fold_writes(
+                            fold,
+                            &mut cancels,
+                            storage,
+                            &batch,
+                            &mut overlay,
+                            writes,
+                        ) {
+                            Ok(folded) => Ok((true, deletes, folded)),
+                            Err((writes, _)) => Err(writes),
+                        },
+                        Ok((false, _)) => Ok((false, Batch::new(), (writes, None))),
+                        Err(_) => Err(writes),
+                    };
+                    let (done, writes, original) = match decided {
+                        Ok((true, deletes, (writes, original))) => {
                             let start = batch.writes.len();
                             batch.extend(writes);
                             let range = start..batch.writes.len();
                             batch.extend(deletes);
-                            (Guarded::Written, Ok(range))
+                            (Guarded::Written, Ok(range), original)
                         }
                         // Answered with the batch: the conflict may rest on a write of it.
-                        Ok((false, _)) => (Guarded::Conflict, Err(writes)),
+                        Ok((_, _, (writes, _))) => (Guarded::Conflict, Err(writes), None),
                         // As for an update's sweep: fail the batch, decide it again.
-                        Err(_) => {
+                        Err(writes) => {
                             unreadable(&mut batch);
-                            (Guarded::Conflict, Err(writes))
+                            (Guarded::Conflict, Err(writes), None)
                         }
                     };
                     accepted.push(Accepted::Guarded {
@@ -886,6 +930,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                         expect,
                         writes,
                         sweep,
+                        original,
                     });
                 }
                 WriteOp::Checked {
@@ -893,16 +938,31 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                     effects: then,
                     reply,
                 } => {
-                    let answer = match with_view(storage, &batch, &mut overlay, check) {
-                        Ok(Some(writes)) if !writes.is_empty() => {
-                            queues.note(&writes);
-                            batch.extend(writes);
-                            effects.extend(then);
-                            Ok(true)
-                        }
-                        Ok(_) => Ok(false),
-                        Err(e) => Err(e),
-                    };
+                    let answer =
+                        match with_view(storage, &batch, &mut overlay, check).and_then(|writes| {
+                            match writes {
+                                Some(writes) => fold_writes(
+                                    fold,
+                                    &mut cancels,
+                                    storage,
+                                    &batch,
+                                    &mut overlay,
+                                    writes,
+                                )
+                                .map(|(writes, _)| Some(writes))
+                                .map_err(|(_, e)| e),
+                                None => Ok(None),
+                            }
+                        }) {
+                            Ok(Some(writes)) if !writes.is_empty() => {
+                                queues.note(&writes);
+                                batch.extend(writes);
+                                effects.extend(then);
+                                Ok(true)
+                            }
+                            Ok(_) => Ok(false),
+                            Err(e) => Err(e),
+                        };
                     accepted.push(Accepted::Checked(reply, answer));
                 }
                 WriteOp::Stop => {}
@@ -913,6 +973,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
             accepted,
             effects,
             staged: false,
+            cancels,
         }
     }
 
@@ -1013,7 +1074,8 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
         Ok(Landed::Yes)
     }
 
-    fn succeed(&mut self, built: Built) {
+    fn succeed(&mut self, mut built: Built) {
+        self.cancels.commit(std::mem::take(&mut built.cancels));
         // Cleared before anyone hears of the landing, so a caller that does sees it cleared.
         if self.stats.held.load(Ordering::SeqCst) > 0 {
             self.stats.set_fault(None, 0);
@@ -1041,6 +1103,30 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
         for accepted in built.accepted {
             accepted.fail(&error);
         }
+    }
+}
+
+/// Folds cancellation requests into `writes` when they need it (see `cancel_fold`), reading
+/// through the batch being built: the folded writes, with the writes as sent when folding
+/// changed them. On a failed read, the writes as sent and the error.
+#[allow(clippy::type_complexity)]
+fn fold_writes(
+    fold: &CancelFold,
+    cancels: &mut Staged,
+    storage: &dyn Storage,
+    batch: &Batch,
+    overlay: &mut Option<Overlay>,
+    writes: Batch,
+) -> Result<(Batch, Option<Batch>), (Batch, EngineError)> {
+    if !fold.touches(cancels, &writes) {
+        return Ok((writes, None));
+    }
+    let original = writes.clone();
+    match with_view(storage, batch, overlay, |view| {
+        fold.fold(cancels, writes, &|key| view.get(key))
+    }) {
+        Ok(folded) => Ok((folded, Some(original))),
+        Err(e) => Err((original, e)),
     }
 }
 
@@ -1169,6 +1255,7 @@ mod tests {
             idempotency_key: None,
             last_resume: None,
             signals_consumed: 0,
+            lifecycle: Default::default(),
         })
         .unwrap()
     }
@@ -1217,6 +1304,7 @@ mod tests {
             },
             queues: SignalQueues::default(),
             counters: Counters::default(),
+            cancels: CancelFold::default(),
         };
         let built = writer.build(ops);
         assert!(matches!(writer.land(built), Landing::Done));

@@ -45,7 +45,12 @@ use super::redb::TABLE;
 /// `child/`): a build of version 1 does not keep them, so it must refuse a store a version-2
 /// build marked complete rather than leave them stale. A version-1 store opens as it is and is
 /// backfilled at build.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+///
+/// Version 3 keeps a workflow's lifecycle (cancellation, execution deadline, timed-out marker,
+/// parent link) in its record (format tag `0x02`) instead of side keys: a build of version 2
+/// cannot read those records. A version-2 store is upgraded in place at build (see
+/// `engine::record_upgrade`).
+pub const STORE_FORMAT_VERSION: u32 = 3;
 
 /// The manifest table of a backup file.
 const MANIFEST_TABLE: TableDefinition<'static, &'static str, &'static [u8]> =

@@ -89,6 +89,8 @@ pub struct ScheduleRecord {
     pub created_ms: u64,
 }
 
+impl crate::engine::record::Record for ScheduleRecord {}
+
 impl ScheduleRecord {
     /// Records a run started for `fire_ms` as `workflow_id`.
     pub(crate) fn note_started(&mut self, fire_ms: u64, workflow_id: String) {
