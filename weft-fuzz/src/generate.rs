@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use weft_runtime::engine::record::{
-    AttributesRecord, Branch, CancelRecord, DeadlineRecord, IdempotencyRecord, Outcome,
+    AttributesRecord, Branch, CancelRecord, DeadlineRecord, IdempotencyRecord, Lifecycle, Outcome,
     PendingCommand, RecordStatus, ResumeKind, ReviewRecord, SignalRecord, StoredValue,
     UpdateResponseRecord, WorkflowRecord,
 };
@@ -114,6 +114,14 @@ pub fn workflow(rng: &mut Rng) -> WorkflowRecord {
         idempotency_key: rng.option(Rng::string),
         last_resume: rng.option(|rng| resume[rng.below(resume.len())]),
         signals_consumed: rng.int(),
+        lifecycle: Lifecycle {
+            cancel_requested_ms: rng.option(Rng::int),
+            cancelled: rng.below(2) == 1,
+            deadline_ms: rng.option(Rng::int),
+            timed_out: rng.below(2) == 1,
+            parent: rng.option(Rng::string),
+            trace_context: rng.option(Rng::bytes),
+        },
     }
 }
 

@@ -18,7 +18,6 @@
 //! crate-private code through `weft_runtime::fuzzing`.
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use weft_runtime::codec;
 use weft_runtime::engine::record::{
     self, ActivityResultRecord, AttemptRecord, AttributesRecord, CancelRecord, DeadlineRecord,
@@ -57,7 +56,7 @@ impl std::fmt::Debug for Target {
     }
 }
 
-fn encoded_record<T: Serialize>(value: &T) -> Vec<u8> {
+fn encoded_record<T: record::Record>(value: &T) -> Vec<u8> {
     record::encode_record(value).unwrap_or_default()
 }
 
@@ -65,7 +64,7 @@ fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
     codec::encode(value).unwrap_or_default()
 }
 
-fn decodes_record<T: DeserializeOwned>(bytes: &[u8]) -> bool {
+fn decodes_record<T: record::Record>(bytes: &[u8]) -> bool {
     record::decode_record::<T>(bytes).is_ok()
 }
 

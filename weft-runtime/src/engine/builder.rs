@@ -210,6 +210,7 @@ impl EngineBuilder {
             live_index::ensure(&*storage, epoch)?;
             visibility::ensure(&*storage, epoch)?;
             visibility::ensure_order(&*storage, epoch)?;
+            // After the order backfill, which reads the `parent/` links this deletes.
             record_upgrade::ensure(&*storage, epoch)?;
             Ok(epoch)
         })

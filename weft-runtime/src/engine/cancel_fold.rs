@@ -35,6 +35,9 @@ pub(crate) struct CancelFold {
     known: HashMap<String, Option<u64>>,
 }
 
+/// Reads a key as the batch being built sees it.
+pub(crate) type Read<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, EngineError>;
+
 /// A batch's changes to [`CancelFold`], kept when it lands: `None` forgets the workflow.
 #[derive(Debug, Default)]
 pub(crate) struct Staged(HashMap<String, Option<Option<u64>>>);
@@ -70,7 +73,7 @@ impl CancelFold {
         &self,
         staged: &mut Staged,
         writes: Batch,
-        read: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, EngineError>,
+        read: Read<'_>,
     ) -> Result<Batch, EngineError> {
         // Deliveries first: the record the same transition writes is the one without the
         // request, wherever in its writes the marker stands.
@@ -138,7 +141,7 @@ fn request(
     id: &str,
     requested_ms: u64,
     out: &mut Vec<Write>,
-    read: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, EngineError>,
+    read: Read<'_>,
 ) -> Result<(), EngineError> {
     let key = record::workflow_key(id);
     let earlier = out

@@ -9,17 +9,13 @@
 //! | `meta/epoch` | `[0x01][u64 big-endian]` | the owner epoch; every engine write checks it |
 //! | `meta/format` | `[0x01][u32 big-endian]` | the store format version ([`crate::storage::STORE_FORMAT_VERSION`]) of the newest build that owned the store; a build refuses a newer one |
 //! | `meta/live-index` | `[0x01]` | the `live/` index is complete (written once, by the first engine that built it) |
-//! | `wf/<id>` | `[0x01][WorkflowRecord]` | one per workflow: state, pending command, status |
+//! | `meta/lifecycle` | `[0x01]` | every `wf/` record is of format `0x02` (store format 3; written at creation, or when the upgrade from format 2 is complete: see `engine::record_upgrade`) |
+//! | `wf/<id>` | `[0x02][WorkflowRecord]` | one per workflow: state, pending command, status, and its [`Lifecycle`] (cancellation request, delivered cancellation, execution deadline, timed out, parent link, trace context) |
 //! | `live/<id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
 //! | `tm/<deadline ms: u64 BE><id>` | empty | timer index: a range scan finds due timers |
 //! | `sig/<id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
 //! | `sigid/<id>\0<signal id>` | `[0x01][SignalIdRecord]` | a caller's signal id was accepted: a repeat within the window is not queued again |
 //! | `idem/<key>` | `[0x01][IdempotencyRecord]` | idempotency key of a start -> workflow id |
-//! | `cancel/<id>` | `[0x01][CancelRecord]` | a durable cancellation request not yet delivered |
-//! | `cancelled/<id>` | empty | cancellation was delivered; an error after it ends the workflow as cancelled |
-//! | `deadline/<id>` | `[0x01][DeadlineRecord]` | the execution deadline, until it fires or the workflow ends |
-//! | `timedout/<id>` | empty | the deadline fired; the workflow ends as timed out |
-//! | `parent/<child id>` | the parent's id (UTF-8) | a finished child wakes its parent |
 //! | `wfattr/<id>` | `[0x01][AttributesRecord]` | a workflow's search attributes |
 //! | `actres/<id>` | `[0x01][ActivityResultRecord]` | the activity result a parked workflow resumes with when retried |
 //! | `attr/<key>/<value>/<id>` | empty | attribute index: a prefix scan finds one value's workflows, in id order |
@@ -34,6 +30,18 @@
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
 //! | `sched/<id>`, `schedx/<due ms: u64 BE><id>` | see `engine::schedule::store` | durable schedules and their fire-time index |
 //! | `attempt/<id>\0[<branch: u32 BE>]` | `[0x01][AttemptRecord]` | the activity attempt started last, when past the first (the first rides on the step's commit) |
+//!
+//! Store format 2 kept a workflow's lifecycle in side keys, beside a `wf/<id>` record of format
+//! `0x01` (the same record without its lifecycle). Format 3 never stores them; the build that
+//! upgrades a format-2 store folds them into the records and deletes them:
+//!
+//! | key (format 2 only) | value | now |
+//! | --- | --- | --- |
+//! | `cancel/<id>` | `[0x01][CancelRecord]` | [`Lifecycle::cancel_requested_ms`]; `cancel/<id>` is still how a batch hands the writer a request (a put) or a delivery (a delete), never stored: see `engine::cancel_fold` |
+//! | `cancelled/<id>` | empty | [`Lifecycle::cancelled`] |
+//! | `deadline/<id>` | `[0x01][DeadlineRecord]` | [`Lifecycle::deadline_ms`]; `deadline/<id>` among a step's consumed keys takes it out |
+//! | `timedout/<id>` | empty | [`Lifecycle::timed_out`] |
+//! | `parent/<child id>` | the parent's id (UTF-8) | [`Lifecycle::parent`] |
 //!
 //! The attribute index key is `attr/`, then the attribute key and the value, each in an
 //! order-preserving, self-delimiting encoding, then the workflow id:
@@ -61,7 +69,8 @@ use serde::{Deserialize, Serialize};
 use crate::activity::ActivityOptions;
 use crate::codec::{self, CodecError};
 
-/// The format tag of every record this version of the engine writes.
+/// The format tag of every record this version of the engine writes, but the workflow record
+/// ([`FORMAT_V2`]).
 pub const FORMAT_V1: u8 = 0x01;
 
 /// `wfattr/<id>`: a workflow's search attributes, apart from its record so that records
@@ -142,18 +151,18 @@ pub const IDEMPOTENCY_PREFIX: &[u8] = b"idem/";
 /// `idemx/<expires ms BE><key>`: an idempotency key kept after a retention purge of its
 /// workflow, until it expires (empty value), so its deletion reads no records.
 pub const IDEMPOTENCY_EXPIRY_PREFIX: &[u8] = b"idemx/";
-/// The prefix of cancellation requests.
+/// `cancel/<id>`: a cancellation request, stored in format 2 only (now in the record, see
+/// [`Lifecycle::cancel_requested_ms`]); still how a batch names a request (a put) or its
+/// delivery (a delete) to the writer, which folds it into the record.
 pub const CANCEL_PREFIX: &[u8] = b"cancel/";
-/// `cancelled/<id>`: cancellation was delivered; an error the workflow ends with after it
-/// (say, after its cleanup) ends it as cancelled.
+/// `cancelled/<id>`: cancellation was delivered (format 2 only; now [`Lifecycle::cancelled`]).
 pub const CANCELLED_PREFIX: &[u8] = b"cancelled/";
-/// `parent/<child id>` -> the parent's id, so a finished child wakes its parent.
+/// `parent/<child id>` -> the parent's id (format 2 only; now [`Lifecycle::parent`]).
 pub const PARENT_PREFIX: &[u8] = b"parent/";
-/// `deadline/<id>`: a workflow's execution deadline, kept apart from the workflow record so
-/// that records written before timeouts existed decode unchanged.
+/// `deadline/<id>`: the execution deadline (format 2 only; now [`Lifecycle::deadline_ms`]).
+/// Among a step's consumed keys, it takes the deadline out of the record.
 pub const DEADLINE_PREFIX: &[u8] = b"deadline/";
-/// `timedout/<id>`: the execution deadline fired and was delivered as a cancellation; the
-/// workflow ends as timed out whatever it returns.
+/// `timedout/<id>`: the deadline fired (format 2 only; now [`Lifecycle::timed_out`]).
 pub const TIMEDOUT_PREFIX: &[u8] = b"timedout/";
 
 /// `attempt/<id>\0`, then a group branch's index (`u32` big-endian) for a branch: the attempt
@@ -604,7 +613,7 @@ pub fn idempotency_key(key: &str) -> Vec<u8> {
     [IDEMPOTENCY_PREFIX, key.as_bytes()].concat()
 }
 
-/// `parent/<child id>`: holds the parent's id as UTF-8 bytes.
+/// `parent/<child id>`: held the parent's id as UTF-8 bytes in store format 2.
 pub fn parent_key(child: &str) -> Vec<u8> {
     [PARENT_PREFIX, child.as_bytes()].concat()
 }
@@ -1111,8 +1120,8 @@ pub struct IdempotencyRecord {
     pub workflow_id: String,
 }
 
-/// An execution deadline, stored at `deadline/<id>` (format tag `0x01`) when a workflow starts
-/// with a timeout, and deleted when it fires or the workflow ends.
+/// An execution deadline, stored at `deadline/<id>` (format tag `0x01`) by store format 2;
+/// read only by the upgrade to format 3.
 ///
 /// Layout: `deadline_ms: u64` (ms since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1121,7 +1130,8 @@ pub struct DeadlineRecord {
     pub deadline_ms: u64,
 }
 
-/// A cancellation request, stored at `cancel/<id>` (format tag `0x01`) until a step consumes it.
+/// A cancellation request: stored at `cancel/<id>` (format tag `0x01`) by store format 2; now
+/// the form in which a batch hands a request to the writer, which folds it into the record.
 ///
 /// Layout: `requested_ms: u64`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

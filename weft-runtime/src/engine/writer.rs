@@ -866,9 +866,9 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                         writes,
                     ) {
                         Ok(folded) => folded,
-                        Err((writes, _)) => {
+                        Err(failed) => {
                             unreadable(&mut batch);
-                            (writes, None)
+                            (failed.0, None)
                         }
                     };
                     let start = batch.writes.len();
@@ -903,7 +903,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                             writes,
                         ) {
                             Ok(folded) => Ok((true, deletes, folded)),
-                            Err((writes, _)) => Err(writes),
+                            Err(failed) => Err(failed.0),
                         },
                         Ok((false, _)) => Ok((false, Batch::new(), (writes, None))),
                         Err(_) => Err(writes),
@@ -950,7 +950,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                                     writes,
                                 )
                                 .map(|(writes, _)| Some(writes))
-                                .map_err(|(_, e)| e),
+                                .map_err(|failed| failed.1),
                                 None => Ok(None),
                             }
                         }) {
@@ -1106,10 +1106,12 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
     }
 }
 
+/// Writes after [`fold_writes`]: as folded, and as sent when folding changed them.
+type Folded = (Batch, Option<Batch>);
+
 /// Folds cancellation requests into `writes` when they need it (see `cancel_fold`), reading
 /// through the batch being built: the folded writes, with the writes as sent when folding
 /// changed them. On a failed read, the writes as sent and the error.
-#[allow(clippy::type_complexity)]
 fn fold_writes(
     fold: &CancelFold,
     cancels: &mut Staged,
@@ -1117,7 +1119,7 @@ fn fold_writes(
     batch: &Batch,
     overlay: &mut Option<Overlay>,
     writes: Batch,
-) -> Result<(Batch, Option<Batch>), (Batch, EngineError)> {
+) -> Result<Folded, Box<(Batch, EngineError)>> {
     if !fold.touches(cancels, &writes) {
         return Ok((writes, None));
     }
@@ -1126,7 +1128,7 @@ fn fold_writes(
         fold.fold(cancels, writes, &|key| view.get(key))
     }) {
         Ok(folded) => Ok((folded, Some(original))),
-        Err(e) => Err((original, e)),
+        Err(e) => Err(Box::new((original, e))),
     }
 }
 
