@@ -614,6 +614,7 @@ async fn damaged_index_markers_are_rebuilt_or_refused_typed() {
         record::LIVE_INDEX_KEY,
         record::VISIBILITY_INDEX_KEY,
         record::ORDER_INDEX_KEY,
+        record::LIFECYCLE_KEY,
     ] {
         for value in [&[][..], &[0x7f], &[0x01, 0x02, 0x03], GARBAGE] {
             let what = format!("{} = {value:02x?}", String::from_utf8_lossy(key));

@@ -147,7 +147,7 @@ pub struct StartOptions {
     /// A retried start with the same key returns the workflow the first start created.
     pub idempotency_key: Option<String>,
     /// How long the workflow may run in all. It is stored as an absolute deadline when the
-    /// workflow starts (at `deadline/<id>`, so restarts do not extend it). When it passes, the
+    /// workflow starts (in its record, so restarts do not extend it). When it passes, the
     /// workflow sees it exactly like [`Engine::cancel`]: a sleep is cut short and the next
     /// durable await reports it, `ctx.run` returns `Err(ActivityError::Cancelled)` (an
     /// in-flight activity sees its cancellation signal), children are cancelled per their
