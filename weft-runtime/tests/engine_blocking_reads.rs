@@ -77,8 +77,8 @@ async fn a_count_that_reads_for_long_does_not_stall_the_runtime() {
         engine.start::<waiter>(1).await.unwrap();
     }
     let (release, gate) = mpsc::channel();
-    // Unfinished workflows are counted from the live index.
-    *storage.gate.lock().unwrap() = Some((b"live/", gate));
+    // Unfinished workflows are counted from their counters.
+    *storage.gate.lock().unwrap() = Some((b"lcnt/", gate));
     let counting = {
         let engine = engine.clone();
         tokio::spawn(async move {

@@ -467,6 +467,46 @@ fn visibility_index_keys_records_and_marker() {
     golden_bytes("visibility_index_marker", record::VISIBILITY_INDEX_V1);
 }
 
+/// `lcnt/<status>\0<type>\0<version u32 BE><fingerprint u64 BE>` -> `[0x01][u64 BE]`, and
+/// `meta/live-counters` -> `[0x01]`.
+#[test]
+fn live_counter_key_value_and_marker() {
+    let key = golden_bytes(
+        "live_counter_key",
+        &record::live_counter_key("Waiting", "order", 3, 0x0123_4567_89ab_cdef),
+    );
+    assert_eq!(
+        key,
+        [
+            b"lcnt/Waiting\0order\0".as_slice(),
+            &[0, 0, 0, 3],
+            &[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+        ]
+        .concat()
+    );
+    assert_eq!(
+        record::parse_live_counter_key(&key),
+        Some(record::LiveCounterKey {
+            status: "Waiting".into(),
+            workflow_type: "order".into(),
+            version: 3,
+            fingerprint: 0x0123_4567_89ab_cdef,
+        })
+    );
+    // A type name may hold any byte but NUL; the fixed-width tail is found from the end.
+    let odd = record::live_counter_key("Parked", "a/b c", 1, 0);
+    assert_eq!(
+        record::parse_live_counter_key(&odd).map(|k| k.workflow_type),
+        Some("a/b c".to_string())
+    );
+    assert_eq!(record::parse_live_counter_key(b"lcnt/Waiting\0order"), None);
+    let value = golden_bytes("live_counter", &record::encode_counter(42));
+    assert_eq!(value, [0x01, 0, 0, 0, 0, 0, 0, 0, 42]);
+    assert_eq!(record::decode_counter(&value).unwrap(), 42);
+    assert_eq!(record::LIVE_COUNTERS_KEY, b"meta/live-counters");
+    golden_bytes("live_counters_marker", record::LIVE_COUNTERS_V1);
+}
+
 #[test]
 fn created_time_update_time_and_children_index_keys_and_marker() {
     let created = golden_bytes(

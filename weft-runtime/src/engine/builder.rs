@@ -212,6 +212,7 @@ impl EngineBuilder {
             visibility::ensure_order(&*storage, epoch)?;
             // After the order backfill, which reads the `parent/` links this deletes.
             record_upgrade::ensure(&*storage, epoch)?;
+            visibility::ensure_live_counters(&*storage, epoch)?;
             Ok(epoch)
         })
         .await?;
@@ -412,6 +413,7 @@ fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, Eng
         );
         batch.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V2.to_vec());
         batch.put(record::LIFECYCLE_KEY, record::LIFECYCLE_V1.to_vec());
+        batch.put(record::LIVE_COUNTERS_KEY, record::LIVE_COUNTERS_V1.to_vec());
     }
     storage
         .apply_if(

@@ -238,6 +238,7 @@ fn start_child<'a>(
             inner,
             child_id,
             &created,
+            false,
             stepped,
             ctx.take_effects(),
             ResumeKind::Start,

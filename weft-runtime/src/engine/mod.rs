@@ -712,6 +712,7 @@ impl Engine {
             inner,
             &id,
             &created,
+            false,
             stepped,
             ctx.take_effects(),
             ResumeKind::Start,
@@ -1126,11 +1127,14 @@ impl Engine {
     /// How many workflows matching `filter` fall in each group of `group_by` (a status, a type
     /// name or a search attribute's value), sorted by group name; empty groups are left out.
     /// Grouped by status or type, with no condition but a status or a type, it reads counters
-    /// for the finished workflows (kept up to date by every commit) and the records of the
-    /// unfinished ones (the live index), so its cost follows the workflows in flight, not the
-    /// store's age; a finished workflow is counted under the status it finished with. With any
-    /// other condition, or grouped by an attribute, it reads what [`Engine::list`] would read
-    /// for the same filter.
+    /// alone, kept by the writer in the same commit as every status change: per status and type
+    /// for the finished workflows, per status, type and version for the unfinished ones (a
+    /// version that is not registered is counted as parked, as [`Engine::describe`] reports
+    /// it). Its cost follows the number of types, not the number of workflows. A finished
+    /// workflow is counted under the status it finished with; a record damaged in place is
+    /// counted as it was last written (listing and describe report it parked). With any other
+    /// condition, or grouped by an attribute, it reads what [`Engine::list`] would read for the
+    /// same filter.
     ///
     /// ```text
     /// let by_status = engine.count(&ListFilter::default(), GroupBy::Status).await?;

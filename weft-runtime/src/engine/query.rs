@@ -676,7 +676,7 @@ pub(crate) fn list(
         return list_by_time(inner, filter, page_size, after);
     }
     let mut items = Vec::new();
-    for_each_match(inner, filter, Source::Best, after, page_size, |summary| {
+    for_each_match(inner, filter, after, page_size, |summary| {
         items.push(summary);
         items.len() < page_size
     })?;
@@ -1030,9 +1030,9 @@ pub(crate) fn count(
     group_by: &GroupBy,
 ) -> Result<Vec<(String, u64)>, EngineError> {
     let mut groups: BTreeMap<String, u64> = BTreeMap::new();
-    // Grouped by status or type with no condition but those two, finished workflows are read
-    // from the counters and unfinished ones from the live index: the cost follows the
-    // workflows in flight, not how many finished ones the store keeps.
+    // Grouped by status or type with no condition but those two, everything is read from the
+    // counters: finished workflows from `cnt/`, unfinished ones from `lcnt/`. No record is read,
+    // so the cost follows the number of types, not the number of workflows.
     let from_counters = filter.attributes.is_empty()
         && filter.id_prefix.is_none()
         && filter.created_after.is_none()
@@ -1057,23 +1057,30 @@ pub(crate) fn count(
             }
         }
         if filter.status.is_none_or(|status| !status.is_terminal()) {
-            for_each_match(inner, filter, Source::Live, None, 1024, |summary| {
-                // Counted above (a live index entry only outlives its workflow's end if the
-                // record was rewritten by hand).
-                if summary.status.is_terminal() {
-                    return true;
+            for (counted, n) in visibility::live_counts(&*inner.storage)? {
+                if filter
+                    .workflow_type
+                    .as_deref()
+                    .is_some_and(|wanted| wanted != counted.workflow_type)
+                {
+                    continue;
+                }
+                let Some(status) = live_status(inner, &counted) else {
+                    continue;
+                };
+                if filter.status.is_some_and(|wanted| wanted != status) {
+                    continue;
                 }
                 let group = match group_by {
-                    GroupBy::Type => summary.workflow_type,
-                    _ => format!("{:?}", summary.status),
+                    GroupBy::Type => counted.workflow_type,
+                    _ => format!("{status:?}"),
                 };
-                *groups.entry(group).or_default() += 1;
-                true
-            })?;
+                *groups.entry(group).or_default() += n;
+            }
         }
         return Ok(groups.into_iter().collect());
     }
-    for_each_match(inner, filter, Source::Best, None, 1024, |summary| {
+    for_each_match(inner, filter, None, 1024, |summary| {
         let group = match group_by {
             GroupBy::Status => Some(format!("{:?}", summary.status)),
             GroupBy::Type => Some(summary.workflow_type),
@@ -1087,13 +1094,23 @@ pub(crate) fn count(
     Ok(groups.into_iter().collect())
 }
 
-/// Where [`for_each_match`] reads its candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// The narrowest index the filter allows.
-    Best,
-    /// The live index: only the workflows not finished.
-    Live,
+/// The status the workflows a live counter counts are reported with, as [`inspect_record`]
+/// reports each: parked when stored parked, or when their type, version or shape is not
+/// registered; else as stored.
+fn live_status(inner: &Inner, counted: &record::LiveCounterKey) -> Option<WorkflowStatus> {
+    let stored = match counted.status.as_str() {
+        "Parked" => return Some(WorkflowStatus::Parked),
+        "Running" => WorkflowStatus::Running,
+        "Waiting" => WorkflowStatus::Waiting,
+        _ => return None,
+    };
+    match inner
+        .registry
+        .lookup(&counted.workflow_type, counted.version, counted.fingerprint)
+    {
+        Lookup::Found(_) => Some(stored),
+        Lookup::UnknownType | Lookup::FingerprintMismatch { .. } => Some(WorkflowStatus::Parked),
+    }
 }
 
 /// Calls `on_match` with each workflow matching `filter` whose id is after `after`, in id
@@ -1101,7 +1118,6 @@ enum Source {
 fn for_each_match(
     inner: &Inner,
     filter: &ListFilter,
-    source: Source,
     after: Option<&str>,
     page_size: usize,
     mut on_match: impl FnMut(WorkflowSummary) -> bool,
@@ -1114,9 +1130,6 @@ fn for_each_match(
     // there); the type index when a type is wanted; else every workflow record under the id
     // prefix. An index names ids only, so the record is read for each.
     let (prefix, id_start, from_index) = match filter.attributes.first() {
-        _ if source == Source::Live => {
-            (record::live_key(id_prefix), record::LIVE_PREFIX.len(), true)
-        }
         Some((key, value)) => {
             let prefix = record::attribute_value_prefix(key, &value.into());
             let start = prefix.len();

@@ -28,6 +28,8 @@
 //! | `child/<parent id>\0<child id>` | empty | children index: a parent's children, in id order |
 //! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
+//! | `meta/live-counters` | `[0x01]` | the `lcnt/` counters are complete |
+//! | `lcnt/<status>\0<type>\0<version: u32 BE><fingerprint: u64 BE>` | `[0x01][u64 big-endian]` | unfinished workflows (`Running`, `Waiting`, `Parked`) of a type's version stored with a status; written by the writer alone |
 //! | `sched/<id>`, `schedx/<due ms: u64 BE><id>` | see `engine::schedule::store` | durable schedules and their fire-time index |
 //! | `attempt/<id>\0[<branch: u32 BE>]` | `[0x01][AttemptRecord]` | the activity attempt started last, when past the first (the first rides on the step's commit) |
 //!
@@ -103,6 +105,20 @@ pub const FINISHED_PREFIX: &[u8] = b"fin/";
 /// from the finish-time index entries each batch adds or deletes, so counting finished
 /// workflows reads a few counters, not every record.
 pub const COUNTER_PREFIX: &[u8] = b"cnt/";
+/// `lcnt/<status>\0<type>\0<version u32 BE><fingerprint u64 BE>`: how many unfinished
+/// workflows (`Running`, `Waiting`, `Parked`) of a type's version and shape are stored with a
+/// status, as `[0x01][u64 BE]` (see [`live_counter_key`]). Every write of a workflow record
+/// stages the change of its status with the record, and the writer adds a batch's changes up
+/// into one write per counter, so counting the workflows in flight reads a few counters, not
+/// their records. The version and fingerprint let a count report a workflow whose code is not
+/// registered as parked, as describe does.
+pub const LIVE_COUNTER_PREFIX: &[u8] = b"lcnt/";
+/// Marks the [`LIVE_COUNTER_PREFIX`] counters complete. Stores written before they existed
+/// lack it; the first engine built on one counts the live index's records and writes the
+/// counters with this key.
+pub const LIVE_COUNTERS_KEY: &[u8] = b"meta/live-counters";
+/// The value of [`LIVE_COUNTERS_KEY`]: the counters' format.
+pub const LIVE_COUNTERS_V1: &[u8] = &[FORMAT_V1];
 /// Marks the type index, finish-time index and counters complete. Stores written before they
 /// existed lack it; the first engine built on one fills them in and then writes this key.
 pub const VISIBILITY_INDEX_KEY: &[u8] = b"meta/visibility-index";
@@ -521,6 +537,59 @@ pub fn counter_key(status: &str, workflow_type: &str) -> Vec<u8> {
     .concat()
 }
 
+/// What a live counter counts: the stored status and the type's name, version and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LiveCounterKey {
+    /// `Running`, `Waiting` or `Parked` (see [`RecordStatus::live_name`]).
+    pub status: String,
+    /// The workflow type's name.
+    pub workflow_type: String,
+    /// The type's version the records were written by.
+    pub version: u32,
+    /// The state machine's fingerprint the records were written with.
+    pub fingerprint: u64,
+}
+
+/// `lcnt/<status>\0<type>\0<version u32 BE><fingerprint u64 BE>`: a live counter (its value
+/// as [`encode_counter`]).
+pub fn live_counter_key(
+    status: &str,
+    workflow_type: &str,
+    version: u32,
+    fingerprint: u64,
+) -> Vec<u8> {
+    [
+        LIVE_COUNTER_PREFIX,
+        status.as_bytes(),
+        b"\0",
+        workflow_type.as_bytes(),
+        b"\0",
+        &version.to_be_bytes(),
+        &fingerprint.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// Splits a live counter key into what it counts.
+pub fn parse_live_counter_key(key: &[u8]) -> Option<LiveCounterKey> {
+    let rest = key.strip_prefix(LIVE_COUNTER_PREFIX)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let status = std::str::from_utf8(&rest[..end]).ok()?;
+    let rest = &rest[end + 1..];
+    // The type name ends at the last NUL: 12 bytes of version and fingerprint follow it.
+    let (name, tail) = rest.split_at(rest.len().checked_sub(13)?);
+    let (&0, tail) = tail.split_first()? else {
+        return None;
+    };
+    let workflow_type = std::str::from_utf8(name).ok()?;
+    Some(LiveCounterKey {
+        status: status.to_string(),
+        workflow_type: workflow_type.to_string(),
+        version: u32::from_be_bytes(tail[..4].try_into().ok()?),
+        fingerprint: u64::from_be_bytes(tail[4..].try_into().ok()?),
+    })
+}
+
 /// Splits a counter key into its status and type name.
 pub fn parse_counter_key(key: &[u8]) -> Option<(String, String)> {
     let rest = key.strip_prefix(COUNTER_PREFIX)?;
@@ -562,6 +631,20 @@ impl RecordStatus {
             RecordStatus::Cancelled => Some("Cancelled"),
             RecordStatus::TimedOut => Some("TimedOut"),
             RecordStatus::Running | RecordStatus::Waiting | RecordStatus::Parked { .. } => None,
+        }
+    }
+
+    /// The name an unfinished status is counted under in the live counters (`Running`,
+    /// `Waiting`, `Parked`), or `None` once the workflow has finished.
+    pub fn live_name(&self) -> Option<&'static str> {
+        match self {
+            RecordStatus::Running => Some("Running"),
+            RecordStatus::Waiting => Some("Waiting"),
+            RecordStatus::Parked { .. } => Some("Parked"),
+            RecordStatus::Completed
+            | RecordStatus::Failed
+            | RecordStatus::Cancelled
+            | RecordStatus::TimedOut => None,
         }
     }
 }

@@ -120,6 +120,9 @@ fn upgrade(
     }
     stored.lifecycle = lifecycle;
     visibility::stage_rewrite(id, Some(&prev), &stored, batch);
+    // Committed without the writer: the live counters are counted afresh after this upgrade
+    // (`visibility::ensure_live_counters`, a store this old has none), so its deltas go.
+    visibility::strip_deltas(batch);
     batch.put(record::workflow_key(id), record::encode_record(&stored)?);
     for key in side {
         batch.delete(key);

@@ -672,8 +672,10 @@ async fn advance(
     };
     let effects = ctx.take_effects();
     let answered = effects.responses.iter().any(Result::is_ok);
-    let (next, mut batch) =
-        transition(inner, id, record, stepped, effects, kind, consumed, now).await?;
+    let (next, mut batch) = transition(
+        inner, id, record, true, stepped, effects, kind, consumed, now,
+    )
+    .await?;
     if let (RecordStatus::Parked { .. }, Some(result)) = (&next.status, activity_result) {
         let kept = record::ActivityResultRecord {
             step: record.step,
@@ -772,7 +774,7 @@ async fn park(
     record: &WorkflowRecord,
     fault: StepFault,
 ) -> Result<(), EngineError> {
-    let (next, batch) = parked(record, fault, inner.clock.now(), id)?;
+    let (next, batch) = parked(record, true, fault, inner.clock.now(), id)?;
     inner.commit(batch).await?;
     events::committed(inner, id, &next);
     finish_notify(inner, id, &next);
@@ -801,8 +803,11 @@ fn resume_kind(resume: &Resume) -> ResumeKind {
     }
 }
 
+/// `record` parked with `fault`: the new record and its writes. `stored` says whether `record`
+/// is the stored one, or the one the workflow's first step creates.
 fn parked(
     record: &WorkflowRecord,
+    stored: bool,
     fault: StepFault,
     now: SystemTime,
     id: &str,
@@ -816,7 +821,7 @@ fn parked(
     let mut batch = Batch::new();
     // A workflow parked by its first step is created here, so it joins the live index here.
     batch.put(record::live_key(id), Vec::new());
-    visibility::stage_park(id, record, &next, &mut batch);
+    visibility::stage_park(id, stored.then_some(record), &next, &mut batch);
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))
 }
@@ -852,12 +857,14 @@ fn delete_attempts(id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
 
 /// The record and batch that commit one step: the new state, the pending command, the consumed
 /// resume, the step's effects (update answers, a review record) and the index entries, or a
-/// park that keeps everything as it was.
+/// park that keeps everything as it was. `stored` says whether `prev` is the stored record, or
+/// the one a start creates (a retried first step, `kind` `Start` too, steps a stored one).
 #[allow(clippy::too_many_arguments)] // one call per way a step is taken; a struct adds nothing
 pub(crate) async fn transition(
     inner: &Inner,
     id: &str,
     prev: &WorkflowRecord,
+    stored: bool,
     stepped: Result<Stepped, StepFault>,
     effects: StepEffects,
     kind: ResumeKind,
@@ -866,21 +873,21 @@ pub(crate) async fn transition(
 ) -> Result<(WorkflowRecord, Batch), EngineError> {
     let stepped = match stepped {
         Ok(stepped) => stepped,
-        Err(fault) => return parked(prev, fault, now, id),
+        Err(fault) => return parked(prev, stored, fault, now, id),
     };
     let StepEffects { responses, review } = effects;
     let mut answers = Vec::with_capacity(responses.len());
     for response in responses {
         match response {
             Ok(answer) => answers.push(answer),
-            Err(e) => return parked(prev, StepFault::step(&e), now, id),
+            Err(e) => return parked(prev, stored, StepFault::step(&e), now, id),
         }
     }
     let now_ms = to_millis(now);
     let mut next = prev.clone();
     // Stored counters never wrap: at their largest value the workflow parks, state kept.
     let Some(step) = prev.step.checked_add(1) else {
-        return parked(prev, StepFault::overflow("step counter"), now, id);
+        return parked(prev, stored, StepFault::overflow("step counter"), now, id);
     };
     next.step = step;
     next.updated_ms = now_ms;
@@ -891,6 +898,7 @@ pub(crate) async fn transition(
     let Some(signals_consumed) = next.signals_consumed.checked_add(taken) else {
         return parked(
             prev,
+            stored,
             StepFault::overflow("consumed signal counter"),
             now,
             id,
@@ -912,7 +920,7 @@ pub(crate) async fn transition(
     match stepped {
         Stepped::Suspend { state, command } => {
             if let Some(fault) = too_large(inner, "the workflow state", &state) {
-                return parked(prev, fault, now, id);
+                return parked(prev, stored, fault, now, id);
             }
             let (status, pending) = match command {
                 Command::Activity {
@@ -921,7 +929,7 @@ pub(crate) async fn transition(
                     options,
                 } => {
                     if let Some(fault) = too_large(inner, "the activity input", &input) {
-                        return parked(prev, fault, now, id);
+                        return parked(prev, stored, fault, now, id);
                     }
                     (
                         RecordStatus::Running,
@@ -945,7 +953,7 @@ pub(crate) async fn transition(
                 ),
                 Command::Compensate { activity, input } => {
                     if let Some(fault) = too_large(inner, "the compensation input", &input) {
-                        return parked(prev, fault, now, id);
+                        return parked(prev, stored, fault, now, id);
                     }
                     (
                         RecordStatus::Running,
@@ -959,7 +967,7 @@ pub(crate) async fn transition(
                 command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
                     match composite::plan(inner, id, next.step, command, now, &mut batch).await? {
                         Ok(pending) => (composite::status_of(&pending), pending),
-                        Err(fault) => return parked(prev, fault, now, id),
+                        Err(fault) => return parked(prev, stored, fault, now, id),
                     }
                 }
             };
@@ -969,13 +977,13 @@ pub(crate) async fn transition(
         }
         Stepped::Output(output) => {
             if let Some(fault) = too_large(inner, "the workflow output", &output) {
-                return parked(prev, fault, now, id);
+                return parked(prev, stored, fault, now, id);
             }
             finished(&mut next, RecordStatus::Completed, Outcome::Output(output));
         }
         Stepped::Error { payload, message } => {
             if let Some(fault) = too_large(inner, "the workflow error", &payload) {
-                return parked(prev, fault, now, id);
+                return parked(prev, stored, fault, now, id);
             }
             // An error after cancellation reached the workflow (caught, cleaned up, or passed
             // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
@@ -1006,7 +1014,7 @@ pub(crate) async fn transition(
     }
     for (update_id, payload) in answers {
         if let Some(fault) = too_large(inner, "the update response", &payload) {
-            return parked(prev, fault, now, id);
+            return parked(prev, stored, fault, now, id);
         }
         let key = record::update_response_key(id, &update_id);
         // The first committed answer is the one callers get.
@@ -1077,8 +1085,7 @@ pub(crate) async fn transition(
     if kind == ResumeKind::Start && !next.status.is_terminal() {
         batch.put(record::live_key(id), Vec::new());
     }
-    // The first step's `prev` is the record being created, not one stored.
-    let stored_prev = (kind != ResumeKind::Start).then_some(prev);
+    let stored_prev = stored.then_some(prev);
     visibility::stage_transition(id, stored_prev, &next, &mut batch)?;
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
     Ok((next, batch))

@@ -26,9 +26,19 @@
 //! - The children index, `child/<parent>\0<child>`, written with the child's `parent/` link
 //!   when the child is started and deleted with it when the child is purged.
 //!
-//! Unfinished workflows are not counted here: they are few next to the finished ones, and the
-//! live index names them, so `count` reads their records (which also finds a corrupt one and
-//! reports it parked). A finished workflow is counted under the status it finished with.
+//! - Live counters, `lcnt/<status>\0<type>\0<version><fingerprint>`, count unfinished
+//!   workflows (running, waiting, parked) by the status their record is stored with. Every write
+//!   of a workflow record goes through [`stage_rewrite`] (or [`stage_transition`], which calls
+//!   it), which knows the record it replaces: when the status, type, version or fingerprint
+//!   changes, it adds a count delta to the batch (a pseudo-write under [`DELTA_PREFIX`], never
+//!   stored). The writer's [`Counters::stage`] takes the deltas out, adds them up per counter
+//!   and writes each counter that moved once, in the same batch. A step that keeps its status
+//!   (an activity after an activity, a wait after a wait) stages nothing. A batch that did not
+//!   land gets its deltas back ([`StagedCounts::unstage`]), to be counted when its writes are decided
+//!   again. A record that no longer decodes (damaged in place) stays counted under the status
+//!   it was last written with; describe and list report it parked.
+//!
+//! A finished workflow is counted under the status it finished with.
 //!
 //! Stores written before these indexes existed lack them: the first engine built on one fills
 //! them in from the workflow records, a page per commit fenced on its epoch, and writes the
@@ -38,16 +48,55 @@
 //! idempotent put, and the counters are computed afresh). The created-time, update-time and
 //! children indexes came later and have their own marker, [`record::ORDER_INDEX_KEY`], filled
 //! in the same way by [`ensure_order`].
+//! The live counters came last: [`ensure_live_counters`] counts the live index's records and
+//! writes them with [`record::LIVE_COUNTERS_KEY`] in one fenced commit.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::storage::{Batch, Condition, Storage, StorageError, Write};
 
 use super::error::EngineError;
-use super::record::{self, FinishedRecord, WorkflowRecord};
+use super::record::{self, FinishedRecord, LiveCounterKey, WorkflowRecord};
 
 /// Workflow records read per backfill commit.
 const PAGE: usize = 512;
+
+/// The key prefix of a count delta: `<prefix><live counter key>` with an `i64` big-endian
+/// value, put in a batch by [`stage_rewrite`] and taken out by [`Counters::stage`] before the
+/// batch is committed. No stored key begins with a NUL byte.
+pub(crate) const DELTA_PREFIX: &[u8] = b"\0weft/count-delta/";
+
+/// Whether `write` is a count delta.
+fn is_delta(write: &Write) -> bool {
+    matches!(write, Write::Put(key, _) if key.starts_with(DELTA_PREFIX))
+}
+
+/// Removes the count deltas from a batch that is committed without the writer (a backfill or
+/// an upgrade at build, before the live counters are counted).
+pub(crate) fn strip_deltas(batch: &mut Batch) {
+    batch.writes.retain(|write| !is_delta(write));
+}
+
+/// What [`Counters::stage`] changed in a batch: the count deltas it took out (with their
+/// positions) and how many counter writes it appended, so a batch that did not land can be put
+/// back as its ops wrote it.
+#[derive(Debug, Default)]
+pub(crate) struct StagedCounts {
+    removed: Vec<(usize, Write)>,
+    appended: usize,
+}
+
+impl StagedCounts {
+    /// Puts `batch` back as it was before it was staged.
+    pub(crate) fn unstage(self, batch: &mut Batch) {
+        let kept = batch.writes.len() - self.appended;
+        batch.writes.truncate(kept);
+        // In increasing position: each lands where it was, the earlier ones back in place.
+        for (at, write) in self.removed {
+            batch.writes.insert(at, write);
+        }
+    }
+}
 
 /// The counters' values as the writer last wrote them, read from storage on first use.
 #[derive(Debug, Default)]
@@ -56,25 +105,36 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Adds to `batch` the counter values that follow from its finish-time entries.
+    /// Adds to `batch` the counter values that follow from its finish-time entries and its
+    /// count deltas, and takes the deltas out: each counter that moves is written once.
     ///
     /// Reads storage once for every finish-time entry the batch writes (once per workflow, when
     /// it finishes or is purged) and once per counter the first time it moves; a batch of plain
-    /// steps reads nothing.
+    /// steps reads nothing. Every read comes before any change: on an error `batch` is as it
+    /// was.
     pub(crate) fn stage(
         &mut self,
         storage: &dyn Storage,
         batch: &mut Batch,
-    ) -> Result<(), StorageError> {
+    ) -> Result<StagedCounts, StorageError> {
         // Each touched entry's value as it stands after the writes seen so far.
         let mut entries: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
         let mut stored: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         let mut deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut has_deltas = false;
         for write in &batch.writes {
             let (key, value) = match write {
                 Write::Put(key, value) => (key.as_slice(), Some(value.as_slice())),
                 Write::Delete(key) => (key.as_slice(), None),
             };
+            if let Some(counter) = key.strip_prefix(DELTA_PREFIX) {
+                let delta = value
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .map_or(0, i64::from_be_bytes);
+                *deltas.entry(counter.to_vec()).or_default() += delta;
+                has_deltas = true;
+                continue;
+            }
             if !key.starts_with(record::FINISHED_PREFIX) {
                 continue;
             }
@@ -110,14 +170,32 @@ impl Counters {
                     .and_then(|bytes| record::decode_counter(&bytes).ok())
                     .unwrap_or(0),
             };
-            let next = current.saturating_add_signed(delta);
+            puts.push((key, current.saturating_add_signed(delta)));
+        }
+        let mut staged = StagedCounts::default();
+        if has_deltas {
+            let writes = std::mem::take(&mut batch.writes);
+            batch.writes.reserve(writes.len());
+            for (at, write) in writes.into_iter().enumerate() {
+                if is_delta(&write) {
+                    staged.removed.push((at, write));
+                } else {
+                    batch.writes.push(write);
+                }
+            }
+        }
+        staged.appended = puts.len();
+        for (key, next) in puts {
             self.values.insert(key.clone(), next);
-            puts.push((key, record::encode_counter(next)));
+            // A live counter at zero is deleted, so the counters of versions no workflow runs
+            // any more do not pile up (a backfill writes none of them either).
+            if next == 0 && key.starts_with(record::LIVE_COUNTER_PREFIX) {
+                batch.delete(key);
+            } else {
+                batch.put(key, record::encode_counter(next));
+            }
         }
-        for (key, value) in puts {
-            batch.put(key, value);
-        }
-        Ok(())
+        Ok(staged)
     }
 
     /// Forgets the cached values, after a batch that may not have landed: the next batch reads
@@ -176,6 +254,7 @@ pub(crate) fn stage_rewrite(
     next: &WorkflowRecord,
     batch: &mut Batch,
 ) {
+    stage_live_count(prev, next, batch);
     let old = prev
         .filter(|prev| !prev.status.is_terminal())
         .map(|prev| prev.updated_ms / 1000);
@@ -191,18 +270,48 @@ pub(crate) fn stage_rewrite(
     }
 }
 
-/// The index writes for workflow `id` as a step that could not run parks it: `next` is `prev`
-/// with the parked status. The step may be its first, which creates the record, so its type and
-/// created-time entries are put too (idempotent puts of the same keys when it already exists).
+/// The live counter a record counts in, as its parts (no key built): `None` once finished.
+fn live_bucket(record: &WorkflowRecord) -> Option<(&'static str, &str, u32, u64)> {
+    Some((
+        record.status.live_name()?,
+        &record.workflow_type,
+        record.version,
+        record.fingerprint,
+    ))
+}
+
+/// Adds the count deltas of rewriting `prev` (`None` when this write creates the record) as
+/// `next`: nothing when both count in the same live counter.
+fn stage_live_count(prev: Option<&WorkflowRecord>, next: &WorkflowRecord, batch: &mut Batch) {
+    let old = prev.and_then(live_bucket);
+    let new = live_bucket(next);
+    if old == new {
+        return;
+    }
+    for (bucket, delta) in [(old, -1i64), (new, 1)] {
+        if let Some((status, workflow_type, version, fingerprint)) = bucket {
+            let counter = record::live_counter_key(status, workflow_type, version, fingerprint);
+            batch.put(
+                [DELTA_PREFIX, &counter].concat(),
+                delta.to_be_bytes().to_vec(),
+            );
+        }
+    }
+}
+
+/// The index writes for workflow `id` as a step that could not run parks it: `next` is the
+/// record with the parked status, `stored` the one it replaces, or `None` when the step is its
+/// first, which creates the record. Its type and created-time entries are put either way
+/// (idempotent puts of the same keys when it already exists).
 pub(crate) fn stage_park(
     id: &str,
-    prev: &WorkflowRecord,
+    stored: Option<&WorkflowRecord>,
     next: &WorkflowRecord,
     batch: &mut Batch,
 ) {
     batch.put(record::type_index_key(&next.workflow_type, id), Vec::new());
     batch.put(record::created_key(next.created_ms, id), Vec::new());
-    stage_rewrite(id, Some(prev), next, batch);
+    stage_rewrite(id, stored, next, batch);
 }
 
 /// The index deletes that purge finished workflow `id`, stored as `stored`.
@@ -239,6 +348,27 @@ pub(crate) fn finished_counts(
         })?;
         if n > 0 {
             counts.push((status, found_type, n));
+        }
+    }
+    Ok(counts)
+}
+
+/// The live counters that are not zero: unfinished workflows per stored status, type, version
+/// and fingerprint.
+pub(crate) fn live_counts(
+    storage: &dyn Storage,
+) -> Result<Vec<(LiveCounterKey, u64)>, EngineError> {
+    let mut counts = Vec::new();
+    for (key, value) in storage.scan_prefix(record::LIVE_COUNTER_PREFIX, None, usize::MAX)? {
+        let Some(counted) = record::parse_live_counter_key(&key) else {
+            continue;
+        };
+        let n = record::decode_counter(&value).map_err(|source| EngineError::Record {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            source,
+        })?;
+        if n > 0 {
+            counts.push((counted, n));
         }
     }
     Ok(counts)
@@ -303,6 +433,8 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
                 continue;
             };
             stage_transition(id, None, &stored, &mut batch)?;
+            // The live counters have a backfill of their own (`ensure_live_counters`).
+            strip_deltas(&mut batch);
             if let Some(status) = stored.status.finished_name() {
                 *counts
                     .entry(record::counter_key(status, &stored.workflow_type))
@@ -401,6 +533,65 @@ pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), Engi
     commit(done)
 }
 
+/// Counts the unfinished workflows into the live counters when the store does not have them
+/// yet, as the owner of `epoch`: reads the live index's records a page at a time and writes
+/// every counter with [`record::LIVE_COUNTERS_KEY`] in one fenced commit, deleting any stored
+/// counter first, so the counts are computed afresh. Runs at build before the writer starts,
+/// after the live index is complete, so nothing else writes meanwhile; a build that stops
+/// before the commit wrote nothing, and the next one starts over.
+pub(crate) fn ensure_live_counters(storage: &dyn Storage, epoch: u64) -> Result<(), EngineError> {
+    if storage.get(record::LIVE_COUNTERS_KEY)?.is_some() {
+        return Ok(());
+    }
+    let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = storage.scan_prefix(record::LIVE_PREFIX, after.as_deref(), PAGE)?;
+        for (key, _) in &page {
+            let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
+                continue;
+            };
+            let Some(bytes) = storage.get(&record::workflow_key(id))? else {
+                continue;
+            };
+            // A record that does not decode has no status to count (list reports it parked).
+            let Ok(stored) = record::decode_record::<WorkflowRecord>(&bytes) else {
+                continue;
+            };
+            if let Some((status, workflow_type, version, fingerprint)) = live_bucket(&stored) {
+                *counts
+                    .entry(record::live_counter_key(
+                        status,
+                        workflow_type,
+                        version,
+                        fingerprint,
+                    ))
+                    .or_default() += 1;
+            }
+        }
+        if page.len() < PAGE {
+            break;
+        }
+        after = page.last().map(|(key, _)| key.clone());
+    }
+    let mut batch = Batch::new();
+    for (key, _) in storage.scan_prefix(record::LIVE_COUNTER_PREFIX, None, usize::MAX)? {
+        batch.delete(key);
+    }
+    for (key, n) in counts {
+        batch.put(key, record::encode_counter(n));
+    }
+    batch.put(record::LIVE_COUNTERS_KEY, record::LIVE_COUNTERS_V1.to_vec());
+    let fenced = [Condition {
+        key: record::EPOCH_KEY.to_vec(),
+        expected: Some(record::encode_epoch(epoch)),
+    }];
+    storage.apply_if(&fenced, batch).map_err(|e| match e {
+        StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
+        other => EngineError::Storage(other),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +660,138 @@ mod tests {
         batch.delete(record::finished_key(5, "a"));
         commit(&storage, &mut counters, batch);
         assert_eq!(counter(&storage, "Completed", "order"), None);
+    }
+
+    fn waiting(step: u64) -> WorkflowRecord {
+        WorkflowRecord {
+            workflow_type: "order".into(),
+            version: 1,
+            fingerprint: 9,
+            status: record::RecordStatus::Waiting,
+            step,
+            state: Some(vec![]),
+            pending: None,
+            created_ms: 1,
+            updated_ms: 1,
+            outcome: None,
+            idempotency_key: None,
+            last_resume: None,
+            signals_consumed: 0,
+            lifecycle: record::Lifecycle::default(),
+        }
+    }
+
+    fn with_status(status: record::RecordStatus) -> WorkflowRecord {
+        WorkflowRecord {
+            status,
+            ..waiting(2)
+        }
+    }
+
+    fn live(storage: &MemoryStorage, status: &str) -> Option<u64> {
+        storage
+            .get(&record::live_counter_key(status, "order", 1, 9))
+            .unwrap()
+            .map(|bytes| record::decode_counter(&bytes).unwrap())
+    }
+
+    #[test]
+    fn a_batch_adds_its_status_changes_up_and_writes_each_live_counter_once() {
+        let storage = MemoryStorage::new();
+        let mut counters = Counters::default();
+        let mut batch = Batch::new();
+        for id in ["a", "b", "c"] {
+            stage_rewrite(id, None, &waiting(1), &mut batch);
+        }
+        // A step that keeps its status stages nothing.
+        let before = batch.writes.len();
+        stage_rewrite("a", Some(&waiting(1)), &waiting(2), &mut batch);
+        assert_eq!(batch.writes.len(), before);
+        let running = with_status(record::RecordStatus::Running);
+        stage_rewrite("b", Some(&waiting(1)), &running, &mut batch);
+        let original = batch.clone();
+        let staged = counters.stage(&storage, &mut batch).unwrap();
+        assert!(
+            !batch.writes.iter().any(is_delta),
+            "the deltas are taken out"
+        );
+        let counter_writes = batch
+            .writes
+            .iter()
+            .filter(|w| matches!(w, Write::Put(key, _) | Write::Delete(key) if key.starts_with(record::LIVE_COUNTER_PREFIX)))
+            .count();
+        assert_eq!(
+            counter_writes, 2,
+            "one write per counter: {:?}",
+            batch.writes
+        );
+        // Put back, the batch is as its ops wrote it (to be decided again).
+        let mut undone = batch.clone();
+        staged.unstage(&mut undone);
+        assert_eq!(undone, original);
+        storage.apply(batch).unwrap();
+        assert_eq!(live(&storage, "Waiting"), Some(2));
+        assert_eq!(live(&storage, "Running"), Some(1));
+
+        // Finishing and parking move them on; a counter at zero is deleted.
+        let mut batch = Batch::new();
+        let done = with_status(record::RecordStatus::Completed);
+        stage_rewrite("b", Some(&running), &done, &mut batch);
+        let parked = with_status(record::RecordStatus::Parked {
+            code: "x".into(),
+            message: "y".into(),
+        });
+        stage_park("c", Some(&waiting(1)), &parked, &mut batch);
+        // Parked by its first step: nothing stored to take it from.
+        stage_park("d", None, &parked, &mut batch);
+        counters.stage(&storage, &mut batch).unwrap();
+        storage.apply(batch).unwrap();
+        assert_eq!(live(&storage, "Running"), None);
+        assert_eq!(live(&storage, "Waiting"), Some(1));
+        assert_eq!(live(&storage, "Parked"), Some(2));
+    }
+
+    /// A store at `epoch` with three live records (two waiting, one running) and a finished
+    /// one.
+    fn store_with_live_records(epoch: u64) -> MemoryStorage {
+        let storage = MemoryStorage::new();
+        storage
+            .put(record::EPOCH_KEY, &record::encode_epoch(epoch))
+            .unwrap();
+        for (id, status) in [
+            ("a", record::RecordStatus::Waiting),
+            ("b", record::RecordStatus::Waiting),
+            ("c", record::RecordStatus::Running),
+        ] {
+            let bytes = record::encode_record(&with_status(status)).unwrap();
+            storage.put(&record::workflow_key(id), &bytes).unwrap();
+            storage.put(&record::live_key(id), b"").unwrap();
+        }
+        // Not in the live index: finished, so not counted.
+        let done = record::encode_record(&with_status(record::RecordStatus::Completed)).unwrap();
+        storage.put(&record::workflow_key("z"), &done).unwrap();
+        storage
+    }
+
+    #[test]
+    fn the_live_counter_backfill_counts_the_live_records_and_is_fenced() {
+        let deposed = store_with_live_records(4);
+        assert!(matches!(
+            ensure_live_counters(&deposed, 3),
+            Err(EngineError::Fenced { epoch: 3 })
+        ));
+        assert_eq!(deposed.get(record::LIVE_COUNTERS_KEY).unwrap(), None);
+        assert_eq!(live(&deposed, "Waiting"), None);
+
+        let storage = store_with_live_records(3);
+        ensure_live_counters(&storage, 3).unwrap();
+        assert_eq!(live(&storage, "Waiting"), Some(2));
+        assert_eq!(live(&storage, "Running"), Some(1));
+        assert!(storage.get(record::LIVE_COUNTERS_KEY).unwrap().is_some());
+        // Done once: a later build leaves the counters to the writer.
+        storage.delete(&record::live_key("a")).unwrap();
+        ensure_live_counters(&storage, 3).unwrap();
+        assert_eq!(live(&storage, "Waiting"), Some(2));
     }
 
     #[test]

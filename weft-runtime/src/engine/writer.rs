@@ -38,7 +38,7 @@ use super::cancel_fold::{CancelFold, Staged};
 use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{self, IdempotencyRecord};
-use super::visibility::Counters;
+use super::visibility::{Counters, StagedCounts};
 
 /// Most transitions put in one batch.
 const MAX_BATCH: usize = 1024;
@@ -723,8 +723,9 @@ struct Built {
     accepted: Vec<Accepted>,
     /// The effects of the accepted writes, in batch order, run once the batch is durable.
     effects: Vec<Effect>,
-    /// Whether the counters that follow from it are in `batch` already (it was tried before).
-    staged: bool,
+    /// When the counters that follow from it are in `batch` already (it was tried before):
+    /// what staging them changed, to undo when its ops are decided again.
+    staged: Option<StagedCounts>,
     /// What it tells the writer of cancellation requests, kept once it lands.
     cancels: Staged,
 }
@@ -972,7 +973,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
             batch,
             accepted,
             effects,
-            staged: false,
+            staged: None,
             cancels,
         }
     }
@@ -988,14 +989,16 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
             Err(StorageError::backend(
                 "a read the batch depends on failed; nothing was written",
             ))
-        } else if !built.staged
-            && let Err(e) = self.counters.stage(self.storage, &mut built.batch)
-        {
-            Err(e)
         } else {
-            built.staged = true;
-            // The batch is kept, to be committed again or read back if this fails.
-            self.storage.apply_if(&self.condition, built.batch.clone())
+            let staged = match built.staged.take() {
+                Some(staged) => Ok(staged),
+                None => self.counters.stage(self.storage, &mut built.batch),
+            };
+            staged.and_then(|staged| {
+                built.staged = Some(staged);
+                // The batch is kept, to be committed again or read back if this fails.
+                self.storage.apply_if(&self.condition, built.batch.clone())
+            })
         };
         let error = match result {
             Ok(()) => {
@@ -1011,7 +1014,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
         };
         self.counters.forget();
         self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-        let landed = if built.staged {
+        let landed = if built.staged.is_some() {
             self.landed(&built.batch)
         } else {
             // Never tried: a read it depends on failed.
@@ -1041,8 +1044,16 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                 }
                 let refusal = EngineError::Storage(error.clone());
                 let Built {
-                    batch, accepted, ..
+                    mut batch,
+                    accepted,
+                    staged,
+                    ..
                 } = built;
+                // Back as the ops wrote it: their ranges index it, and their count deltas are
+                // counted again when they are decided again.
+                if let Some(staged) = staged {
+                    staged.unstage(&mut batch);
+                }
                 let retry = accepted
                     .into_iter()
                     .filter_map(|accepted| accepted.retry(&batch, &refusal))

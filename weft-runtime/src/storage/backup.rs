@@ -50,7 +50,11 @@ use super::redb::TABLE;
 /// parent link) in its record (format tag `0x02`) instead of side keys: a build of version 2
 /// cannot read those records. A version-2 store is upgraded in place at build (see
 /// `engine::record_upgrade`).
-pub const STORE_FORMAT_VERSION: u32 = 3;
+///
+/// Version 4 added the live counters (`lcnt/`): a build of version 3 does not keep them, so
+/// it must refuse a store a version-4 build counted rather than leave them wrong. A version-3
+/// store opens as it is and is counted at build.
+pub const STORE_FORMAT_VERSION: u32 = 4;
 
 /// The manifest table of a backup file.
 const MANIFEST_TABLE: TableDefinition<'static, &'static str, &'static [u8]> =

@@ -1,8 +1,8 @@
 //! `GET /ui`: counts by status and by type, the last hour, the oldest waiting workflows and the
-//! parked ones with their reason, each read from the engine's indexes: the counters and the live
-//! index for the counts, a range of the created-time and finish-time indexes for the last hour,
-//! the update-time index of live workflows (oldest first) for the waiting ones, the live index
-//! for the parked ones. None reads every record.
+//! parked ones with their reason, each read from the engine's indexes: the counters (of finished
+//! and of unfinished workflows) for the counts, a range of the created-time and finish-time
+//! indexes for the last hour, the update-time index of live workflows (oldest first) for the
+//! waiting ones, the live index for the parked ones. None reads every record.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
