@@ -102,11 +102,19 @@ fn downgrade_to_format_2(storage: &MemoryStorage) {
     }
     batch.put(record::FORMAT_KEY, record::encode_store_format(2));
     batch.delete(record::LIFECYCLE_KEY);
+    // Nor did it have the live counters (format 4), counted at the build that upgrades it.
+    for (key, _) in storage
+        .scan_prefix(record::LIVE_COUNTER_PREFIX, None, usize::MAX)
+        .unwrap()
+    {
+        batch.delete(key);
+    }
+    batch.delete(record::LIVE_COUNTERS_KEY);
     storage.apply(batch).unwrap();
 }
 
 /// Every workflow record is of format `0x02`, no lifecycle side key is left, and the store is
-/// marked format 3 and upgraded.
+/// marked with this build's format (3 or later) and upgraded, its live counters counted.
 fn assert_upgraded(storage: &MemoryStorage) {
     for (key, value) in storage
         .scan_prefix(record::WORKFLOW_PREFIX, None, usize::MAX)
@@ -130,8 +138,12 @@ fn assert_upgraded(storage: &MemoryStorage) {
         );
     }
     let format = storage.get(record::FORMAT_KEY).unwrap().unwrap();
-    assert_eq!(record::decode_store_format(&format).unwrap(), 3);
-    assert_eq!(STORE_FORMAT_VERSION, 3);
+    assert_eq!(
+        record::decode_store_format(&format).unwrap(),
+        STORE_FORMAT_VERSION
+    );
+    const { assert!(STORE_FORMAT_VERSION >= 3) };
+    assert!(storage.get(record::LIVE_COUNTERS_KEY).unwrap().is_some());
     assert_eq!(
         storage.get(record::LIFECYCLE_KEY).unwrap().as_deref(),
         Some(record::LIFECYCLE_V1)
@@ -412,7 +424,7 @@ async fn an_upgrade_cut_off_part_way_is_finished_by_the_next_build() {
     let format = storage.get(record::FORMAT_KEY).unwrap().unwrap();
     assert_eq!(
         record::decode_store_format(&format).unwrap(),
-        3,
+        STORE_FORMAT_VERSION,
         "an older build refuses the store from the first write on"
     );
     // Each record was rewritten with its side keys deleted, in one commit: never one without
