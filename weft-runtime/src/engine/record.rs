@@ -558,16 +558,27 @@ pub fn live_counter_key(
     version: u32,
     fingerprint: u64,
 ) -> Vec<u8> {
-    [
-        LIVE_COUNTER_PREFIX,
-        status.as_bytes(),
-        b"\0",
-        workflow_type.as_bytes(),
-        b"\0",
-        &version.to_be_bytes(),
-        &fingerprint.to_be_bytes(),
-    ]
-    .concat()
+    let mut key = Vec::new();
+    extend_live_counter_key(&mut key, status, workflow_type, version, fingerprint);
+    key
+}
+
+/// Appends [`live_counter_key`] to `out`: one allocation for a key behind a prefix.
+pub(crate) fn extend_live_counter_key(
+    out: &mut Vec<u8>,
+    status: &str,
+    workflow_type: &str,
+    version: u32,
+    fingerprint: u64,
+) {
+    out.reserve(LIVE_COUNTER_PREFIX.len() + status.len() + workflow_type.len() + 14);
+    out.extend_from_slice(LIVE_COUNTER_PREFIX);
+    out.extend_from_slice(status.as_bytes());
+    out.push(0);
+    out.extend_from_slice(workflow_type.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&fingerprint.to_be_bytes());
 }
 
 /// Splits a live counter key into what it counts.

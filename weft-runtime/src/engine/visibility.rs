@@ -131,7 +131,13 @@ impl Counters {
                 let delta = value
                     .and_then(|v| <[u8; 8]>::try_from(v).ok())
                     .map_or(0, i64::from_be_bytes);
-                *deltas.entry(counter.to_vec()).or_default() += delta;
+                // Most deltas of a batch move a counter already seen: no key copied for them.
+                match deltas.get_mut(counter) {
+                    Some(sum) => *sum += delta,
+                    None => {
+                        deltas.insert(counter.to_vec(), delta);
+                    }
+                }
                 has_deltas = true;
                 continue;
             }
@@ -290,11 +296,10 @@ fn stage_live_count(prev: Option<&WorkflowRecord>, next: &WorkflowRecord, batch:
     }
     for (bucket, delta) in [(old, -1i64), (new, 1)] {
         if let Some((status, workflow_type, version, fingerprint)) = bucket {
-            let counter = record::live_counter_key(status, workflow_type, version, fingerprint);
-            batch.put(
-                [DELTA_PREFIX, &counter].concat(),
-                delta.to_be_bytes().to_vec(),
-            );
+            let mut key = Vec::with_capacity(DELTA_PREFIX.len() + 48);
+            key.extend_from_slice(DELTA_PREFIX);
+            record::extend_live_counter_key(&mut key, status, workflow_type, version, fingerprint);
+            batch.put(key, delta.to_be_bytes().to_vec());
         }
     }
 }
