@@ -2,7 +2,7 @@
 //! or name no workflow (`fin/`, `crt/`, `lus/`, `tm/`, `ty/`, `attr/`, `child/`, `live/`,
 //! `idemx/`, `schedx/`, `sigid/`, `updq/`), keys under the record prefixes that name no
 //! workflow or are not UTF-8 (`sig/`, `idem/`, `upd/`, `review/`, `attempt/`, `actres/`,
-//! `wfattr/`, `cnt/`, `sched/`), finish-index values that do not decode, the index
+//! `wfattr/`, `cnt/`, `sched/`), damaged live counters (`lcnt/`), finish-index values that do not decode, the index
 //! markers (`meta/live-index`, `meta/visibility-index`, `meta/order-index`) and the two markers
 //! a build must read before it writes (`meta/epoch`, `meta/format`).
 //!
@@ -804,4 +804,42 @@ async fn an_epoch_damaged_under_a_running_engine_fences_it_and_loses_nothing() {
     everything_answers(&engine, "epoch restored").await;
     all_finish(&world, &engine, "epoch restored").await;
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_live_counters_refuse_only_counts_and_every_workflow_finishes() {
+    for (how, value) in [
+        ("nothing", Vec::new()),
+        ("a wrong tag", vec![0x7f, 0, 0, 0, 0, 0, 0, 0, 1]),
+        ("the tag alone", vec![0x01]),
+        ("an oversized length", GARBAGE.to_vec()),
+    ] {
+        let what = format!("lcnt/ values: {how}");
+        let world = world().await;
+        let counters = world
+            .storage
+            .scan_prefix(b"lcnt/", None, usize::MAX)
+            .unwrap();
+        assert!(!counters.is_empty(), "{what}: no live counters to damage");
+        for (key, _) in &counters {
+            world.storage.put(key, &value).unwrap();
+        }
+        world
+            .storage
+            .put(&[b"lcnt/".as_slice(), &[0xff, 0xfe]].concat(), GARBAGE)
+            .unwrap();
+        // A count may be refused (typed); listings and lookups answer, and the writer, which
+        // moves these counters with every status change, goes on.
+        if let Err(e) = at_once(world.engine.count(&ListFilter::default(), GroupBy::Status)).await {
+            assert_eq!(e.kind(), ErrorKind::Internal, "{what}: {e}");
+        }
+        let listed = list_all(&world.engine, &ListFilter::default(), &what).await;
+        assert_eq!(listed.len(), expected().len(), "{what}");
+        all_finish(&world, &world.engine, &what).await;
+        world.engine.clone().shutdown().await;
+        let engine = build(&world.storage, &world.clock)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: an engine does not build on the store: {e}"));
+        engine.shutdown().await;
+    }
 }
