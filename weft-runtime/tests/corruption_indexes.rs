@@ -2,9 +2,10 @@
 //! or name no workflow (`fin/`, `crt/`, `lus/`, `tm/`, `ty/`, `attr/`, `child/`, `live/`,
 //! `idemx/`, `schedx/`, `sigid/`, `updq/`), keys under the record prefixes that name no
 //! workflow or are not UTF-8 (`sig/`, `idem/`, `upd/`, `review/`, `attempt/`, `actres/`,
-//! `wfattr/`, `cnt/`, `sched/`), damaged live counters (`lcnt/`), finish-index values that do not decode, the index
-//! markers (`meta/live-index`, `meta/visibility-index`, `meta/order-index`) and the two markers
-//! a build must read before it writes (`meta/epoch`, `meta/format`).
+//! `wfattr/`, `cnt/`, `sched/`), damaged live counters (`lcnt/`), finish-index values that do
+//! not decode, the index markers (`meta/live-index`, `meta/visibility-index`,
+//! `meta/order-index`) and the two markers a build must read before it writes (`meta/epoch`,
+//! `meta/format`).
 //!
 //! The promise checked for each: the engine does not stop (every listing, count and lookup
 //! answers, an engine builds again on the store), every other workflow finishes, nothing
