@@ -219,3 +219,81 @@ async fn the_recovery_report_counts_what_was_in_flight_by_status_and_what_resume
     assert!(!report.ran);
     assert_eq!(report.in_flight(), 0);
 }
+
+fn partitions(storage: &dyn Storage) -> Option<u16> {
+    storage
+        .get(record::PARTITIONS_KEY)
+        .unwrap()
+        .map(|bytes| record::decode_partitions(&bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_gets_one_partition_and_a_damaged_count_refuses_the_build_untouched() {
+    let storage = MemoryStorage::new();
+    let engine = engine_for::<waiter>(storage.clone()).await;
+    assert_eq!(partitions(&storage), Some(1));
+    assert_eq!(engine.partitions(), 1);
+    assert_eq!(engine.partition_of("anything"), 0);
+    engine.shutdown().await;
+    // A store from before the count (store format 2 and older) gets it at its next build.
+    storage.delete(record::PARTITIONS_KEY).unwrap();
+    let engine = engine_for::<waiter>(storage.clone()).await;
+    assert_eq!(partitions(&storage), Some(1));
+    engine.shutdown().await;
+    // A count that does not decode (or is zero) refuses the build before anything is written.
+    for damaged in [
+        &[][..],
+        &[0x01, 0x00, 0x00],
+        &[0x01, 0x01],
+        &[0x7f, 0x00, 0x01],
+    ] {
+        storage.put(record::PARTITIONS_KEY, damaged).unwrap();
+        let epoch = storage.get(record::EPOCH_KEY).unwrap();
+        let refused = Engine::builder(storage.clone())
+            .register::<waiter>()
+            .build()
+            .await;
+        match refused {
+            Err(e @ EngineError::DamagedStoreMarker { .. }) => {
+                assert!(e.to_string().contains("meta/partitions"), "{e}");
+            }
+            other => panic!("{damaged:02x?}: {:?}", other.err()),
+        }
+        assert_eq!(storage.get(record::EPOCH_KEY).unwrap(), epoch, "not owned");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_ids_are_time_ordered_across_engines_and_do_not_name_the_epoch() {
+    let storage = MemoryStorage::new();
+    let clock = VirtualClock::default();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let engine = Engine::builder(storage.clone())
+            .register::<waiter>()
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            ids.push(engine.start::<waiter>(1).await.unwrap().id().to_string());
+            clock.advance(std::time::Duration::from_millis(1));
+        }
+        let epoch = engine.epoch();
+        engine.shutdown().await;
+        // `<type>-<26 characters of Crockford base32>`, no epoch in it.
+        for id in &ids[ids.len() - 3..] {
+            let ulid = id.strip_prefix("waiter-").expect(id);
+            assert_eq!(ulid.len(), 26, "{id}");
+            assert!(
+                ulid.chars()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+                "{id}"
+            );
+            assert!(!id.contains(&format!("-{epoch}-")), "{id}");
+        }
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "in the order they were made");
+}

@@ -593,3 +593,18 @@ fn store_format_marker() {
     assert!(record::decode_store_format(&[0x01, 0, 1]).is_err());
     assert!(record::decode_store_format(&[0x02, 0, 0, 0, 1]).is_err());
 }
+
+/// `meta/partitions` -> `[0x01][u16 BE]`, and the partition function it feeds (FNV-1a of the
+/// id modulo the count): both are stored facts a later build must read the same way.
+#[test]
+fn partition_count_and_function() {
+    let stored = golden_bytes("partitions", &record::encode_partitions(1));
+    assert_eq!(stored, [0x01, 0, 1]);
+    assert_eq!(record::decode_partitions(&stored).unwrap(), 1);
+    assert_eq!(record::PARTITIONS_KEY, b"meta/partitions");
+    assert!(record::decode_partitions(&[0x01, 0, 0]).is_err());
+    use weft_runtime::engine::partition::{fnv1a, partition_of};
+    assert_eq!(fnv1a(b"order-42"), 0x7d1d_eb86_a056_62d4);
+    assert_eq!(partition_of("order-42", 1), 0);
+    assert_eq!(partition_of("order-42", 64), 20);
+}

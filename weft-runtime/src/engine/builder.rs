@@ -20,6 +20,7 @@ use super::core::Inner;
 use super::effects;
 use super::error::EngineError;
 use super::migration::{self, ErasedMigration};
+use super::partition;
 use super::record;
 use super::record_upgrade;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
@@ -204,16 +205,17 @@ impl EngineBuilder {
         registry.add_queries(self.queries)?;
         // Storage calls block: they run on tokio's blocking pool, off the async workers.
         let storage = Arc::clone(&self.storage);
-        let epoch = blocking(move || {
+        let (epoch, partitions) = blocking(move || {
             let format = check_store_format(&*storage)?;
-            let epoch = take_ownership(&*storage, format)?;
+            let partitions = read_partitions(&*storage)?;
+            let epoch = take_ownership(&*storage, format, partitions.is_none())?;
             live_index::ensure(&*storage, epoch)?;
             visibility::ensure(&*storage, epoch)?;
             visibility::ensure_order(&*storage, epoch)?;
             // After the order backfill, which reads the `parent/` links this deletes.
             record_upgrade::ensure(&*storage, epoch)?;
             visibility::ensure_live_counters(&*storage, epoch)?;
-            Ok(epoch)
+            Ok((epoch, partitions.unwrap_or(partition::DEFAULT_PARTITIONS)))
         })
         .await?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
@@ -244,7 +246,8 @@ impl EngineBuilder {
             background: Mutex::new(Vec::new()),
             revive: Arc::clone(&revive),
             tasks: Arc::clone(&tasks),
-            next_id: AtomicU64::new(0),
+            ids: super::ids::Ulids::default(),
+            partitions,
             next_signal: AtomicU64::new(0),
             events: tokio::sync::broadcast::channel(super::events::CAPACITY).0,
             schedules: Arc::new(tokio::sync::Notify::new()),
@@ -375,6 +378,20 @@ fn check_store_format(storage: &dyn Storage) -> Result<Option<u32>, EngineError>
     Ok(Some(found))
 }
 
+/// Reads the store's partition count: `None` when it has none yet. Like the format marker, read
+/// before any write, so a damaged one refuses the build and changes nothing.
+fn read_partitions(storage: &dyn Storage) -> Result<Option<u16>, EngineError> {
+    let Some(bytes) = storage.get(record::PARTITIONS_KEY)? else {
+        return Ok(None);
+    };
+    record::decode_partitions(&bytes)
+        .map(Some)
+        .map_err(|source| EngineError::DamagedStoreMarker {
+            key: "meta/partitions",
+            source,
+        })
+}
+
 /// Increments the owner epoch with a conditional write; from then on every write of an older
 /// engine fails its epoch condition. The same write sets the store format marker when it is
 /// missing (a new store, or one written before the marker existed: format 1) or older. Raised
@@ -382,7 +399,14 @@ fn check_store_format(storage: &dyn Storage) -> Result<Option<u32>, EngineError>
 /// rather than read records it does not know; the rewrites that follow (format 3 folds the
 /// lifecycle side keys into the records, `record_upgrade`) each have a marker of their own
 /// written when they are complete, so a build that stops part-way is finished by the next.
-fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, EngineError> {
+///
+/// It also writes the partition count when the store has none (`write_partitions`): a new
+/// store, or one written before partitions existed, which has one.
+fn take_ownership(
+    storage: &dyn Storage,
+    format: Option<u32>,
+    write_partitions: bool,
+) -> Result<u64, EngineError> {
     let current = storage.get(record::EPOCH_KEY)?;
     let epoch = match &current {
         None => 0,
@@ -402,6 +426,12 @@ fn take_ownership(storage: &dyn Storage, format: Option<u32>) -> Result<u64, Eng
         batch.put(
             record::FORMAT_KEY,
             record::encode_store_format(STORE_FORMAT_VERSION),
+        );
+    }
+    if write_partitions {
+        batch.put(
+            record::PARTITIONS_KEY,
+            record::encode_partitions(partition::DEFAULT_PARTITIONS),
         );
     }
     if current.is_none() {

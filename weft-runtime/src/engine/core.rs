@@ -77,7 +77,10 @@ pub(crate) struct Inner {
     pub revive: Arc<Revive>,
     /// The tasks holding this state (runners, the timer service), counted for shutdown.
     pub tasks: Arc<Tasks>,
-    pub next_id: AtomicU64,
+    /// Makes generated workflow ids (see `ids`).
+    pub ids: super::ids::Ulids,
+    /// How many partitions the store's workflows are spread over (`meta/partitions`).
+    pub partitions: u16,
     pub next_signal: AtomicU64,
     /// Committed steps, for [`super::Engine::subscribe`].
     pub events: tokio::sync::broadcast::Sender<super::events::StepEvent>,
@@ -555,11 +558,6 @@ impl Inner {
     /// with the epoch it orders a workflow's queue, so it must never wrap onto a queued key.
     pub fn next_signal_seq(&self) -> Result<u64, EngineError> {
         next(&self.next_signal, "this engine's signal sequence number")
-    }
-
-    /// The number in the next generated workflow id, refused once the counter is exhausted.
-    pub fn next_id_seq(&self) -> Result<u64, EngineError> {
-        next(&self.next_id, "this engine's generated workflow id counter")
     }
 
     /// Claims `id` for a new runner. `false` when a runner already drives it. For recovery,

@@ -53,9 +53,11 @@ mod effects;
 pub mod error;
 mod events;
 mod execute;
+mod ids;
 mod live_index;
 mod migration;
 mod page;
+pub mod partition;
 mod probe;
 mod purge;
 mod query;
@@ -397,6 +399,18 @@ impl Engine {
         self.inner.epoch
     }
 
+    /// How many partitions the store's workflows are spread over (`meta/partitions`, fixed when
+    /// the store was created; 1 until the partitions issue).
+    pub fn partitions(&self) -> u16 {
+        self.inner.partitions
+    }
+
+    /// The partition workflow `id` belongs to: FNV-1a of its bytes modulo
+    /// [`Engine::partitions`] (see [`partition::partition_of`]), whether or not it exists.
+    pub fn partition_of(&self, id: &str) -> u16 {
+        partition::partition_of(id, self.inner.partitions)
+    }
+
     /// Whether another engine took the storage over; a fenced engine has shut down.
     pub fn is_fenced(&self) -> bool {
         self.inner.fenced.load(Ordering::SeqCst)
@@ -583,11 +597,11 @@ impl Engine {
             let generated = options.id.is_none();
             let id = match &options.id {
                 Some(id) => id.clone(),
+                // Time-ordered and unique; nothing of the engine that made it (see `ids`).
                 None => format!(
-                    "{}-{}-{}",
+                    "{}-{}",
                     workflow.name(),
-                    inner.epoch,
-                    inner.next_id_seq()?
+                    inner.ids.next(to_millis(inner.clock.now()))
                 ),
             };
             validate_id(&id)?;

@@ -9,6 +9,7 @@
 //! | `meta/epoch` | `[0x01][u64 big-endian]` | the owner epoch; every engine write checks it |
 //! | `meta/format` | `[0x01][u32 big-endian]` | the store format version ([`crate::storage::STORE_FORMAT_VERSION`]) of the newest build that owned the store; a build refuses a newer one |
 //! | `meta/live-index` | `[0x01]` | the `live/` index is complete (written once, by the first engine that built it) |
+//! | `meta/partitions` | `[0x01][u16 big-endian]` | how many partitions the store's workflows are spread over (1 until the partitions issue); a workflow's partition is FNV-1a of its id modulo it (see `engine::partition`) |
 //! | `meta/lifecycle` | `[0x01]` | every `wf/` record is of format `0x02` (store format 3; written at creation, or when the upgrade from format 2 is complete: see `engine::record_upgrade`) |
 //! | `wf/<id>` | `[0x02][WorkflowRecord]` | one per workflow: state, pending command, status, and its [`Lifecycle`] (cancellation request, delivered cancellation, execution deadline, timed out, parent link, trace context) |
 //! | `live/<id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
@@ -416,6 +417,42 @@ pub fn encode_epoch(epoch: u64) -> Vec<u8> {
 /// before the marker existed (those are format 1); read at every build, before anything is
 /// written, so a build that does not understand the store changes nothing in it.
 pub const FORMAT_KEY: &[u8] = b"meta/format";
+
+/// The key of the store's partition count: how many partitions its workflows are spread over
+/// (see `engine::partition`), fixed when the store is created. Written with the first owner's
+/// epoch, or by the first build of store format 3 on an older store (which has one partition).
+pub const PARTITIONS_KEY: &[u8] = b"meta/partitions";
+
+/// Encodes the partition count: `[0x01][count: u16 big-endian]`.
+pub fn encode_partitions(count: u16) -> Vec<u8> {
+    let mut bytes = vec![FORMAT_V1];
+    bytes.extend_from_slice(&count.to_be_bytes());
+    bytes
+}
+
+/// Reads a stored partition count.
+///
+/// # Errors
+///
+/// A [`RecordError`] when the value is not `[0x01][u16 BE]` with a count of at least 1.
+pub fn decode_partitions(bytes: &[u8]) -> Result<u16, RecordError> {
+    match bytes.split_first() {
+        None => Err(RecordError::Empty),
+        Some((&FORMAT_V1, body)) => {
+            let count = <[u8; 2]>::try_from(body)
+                .map(u16::from_be_bytes)
+                .ok()
+                .filter(|&count| count > 0);
+            count.ok_or_else(|| {
+                RecordError::Codec(CodecError::Decode {
+                    type_name: "partition count",
+                    reason: format!("expected 2 bytes holding at least 1, found {body:02x?}"),
+                })
+            })
+        }
+        Some((&tag, _)) => Err(RecordError::UnknownFormat { tag }),
+    }
+}
 
 /// Encodes the store format marker: `[0x01][version: u32 big-endian]`.
 pub fn encode_store_format(version: u32) -> Vec<u8> {
