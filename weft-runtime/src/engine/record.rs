@@ -420,7 +420,7 @@ pub const FORMAT_KEY: &[u8] = b"meta/format";
 
 /// The key of the store's partition count: how many partitions its workflows are spread over
 /// (see `engine::partition`), fixed when the store is created. Written with the first owner's
-/// epoch, or by the first build of store format 3 on an older store (which has one partition).
+/// epoch, or by the first build that knows it on an older store (which has one partition).
 pub const PARTITIONS_KEY: &[u8] = b"meta/partitions";
 
 /// Encodes the partition count: `[0x01][count: u16 big-endian]`.
