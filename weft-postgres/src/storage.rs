@@ -1,0 +1,449 @@
+//! [`PostgresStorage`]: the engine's storage contract over one PostgreSQL table.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+use weft_runtime::storage::{Batch, Condition, Entry, Storage, StorageError, Write};
+
+use crate::bridge::Bridge;
+use crate::schema;
+
+/// How many times a batch is tried again when PostgreSQL aborts it to keep transactions
+/// serializable (another batch touched the same keys at once). Each retry reads its conditions
+/// afresh, so a retry that then finds a condition false answers `ConditionFailed`.
+const SERIALIZATION_RETRIES: u32 = 50;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    config: String,
+    schema: String,
+    pool_size: usize,
+}
+
+impl PostgresOptions {
+    /// Connection settings in libpq's key-value form (`host=… port=… user=… dbname=…`) or as
+    /// a `postgresql://` URL. TLS is not built in: connect over loopback or a private network,
+    /// or through a TLS-terminating proxy.
+    pub fn new(config: impl Into<String>) -> PostgresOptions {
+        PostgresOptions {
+            config: config.into(),
+            schema: "weft".to_string(),
+            pool_size: 8,
+        }
+    }
+
+    /// The PostgreSQL schema that holds Weft's tables (default `weft`): a plain lower-case
+    /// name (letters, digits, `_`). Several stores can share one database in schemas of their
+    /// own.
+    pub fn schema(mut self, schema: impl Into<String>) -> PostgresOptions {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The most connections the store opens (default 8). The engine's writer uses one at a
+    /// time; the rest serve reads from listings, queries and runners.
+    pub fn pool_size(mut self, pool_size: usize) -> PostgresOptions {
+        self.pool_size = pool_size.max(1);
+        self
+    }
+}
+
+/// [`PostgresStorage::connect`] failed; nothing was written unless the error says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The connection settings do not parse.
+    #[error(
+        "the PostgreSQL connection settings do not parse ({message}); give libpq's `host=… port=… user=… dbname=…` form or a postgresql:// URL"
+    )]
+    InvalidConfig {
+        /// What the parser said.
+        message: String,
+    },
+    /// The schema name is not a plain lower-case identifier.
+    #[error(
+        "`{name}` is not a usable schema name: use lower-case letters, digits and `_`, starting with a letter or `_`, at most 63 bytes"
+    )]
+    InvalidSchema {
+        /// The name given.
+        name: String,
+    },
+    /// No connection could be opened.
+    #[error(
+        "cannot connect to PostgreSQL ({message}); check that the server runs, listens on that host and port, and accepts this user"
+    )]
+    Connect {
+        /// What the client or the server said.
+        message: String,
+    },
+    /// Creating or migrating the schema failed; the migration's transaction was rolled back.
+    #[error(
+        "creating or migrating Weft's schema failed ({message}); the user needs the right to create a schema and tables in this database"
+    )]
+    Migrate {
+        /// What the server said.
+        message: String,
+    },
+    /// The schema was written by a newer release of Weft.
+    #[error(
+        "schema `{schema}` is at version {found}, newer than this release's {supported}: run the newer release, or restore a backup taken before the upgrade"
+    )]
+    NewerSchema {
+        /// The schema.
+        schema: String,
+        /// The version found.
+        found: i32,
+        /// The newest version this release knows.
+        supported: i32,
+    },
+    /// The storage's own runtime could not start.
+    #[error("cannot start the PostgreSQL storage's runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// The engine's storage on PostgreSQL: every key and value in one table of the configured
+/// schema, each batch one `SERIALIZABLE` transaction with its conditions read inside it.
+///
+/// Its calls block the calling thread, as the [`Storage`] contract says; the engine makes them
+/// from its writer thread and tokio's blocking pool. Do not call them on an async worker.
+pub struct PostgresStorage {
+    db: Arc<Db>,
+    /// Last, so the runtime stops after the pool is dropped.
+    bridge: Bridge,
+}
+
+/// What the futures run on the bridge share.
+struct Db {
+    pool: Pool,
+    /// `"schema".weft_kv`.
+    table: String,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("table", &self.db.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStorage {
+    /// Connects, creates the schema if it is missing and migrates it to [`crate::SCHEMA_VERSION`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`]: settings that do not parse, a bad schema name, no server, a failed
+    /// migration, or a schema written by a newer release.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the work runs on the storage's own runtime, and a migration is one
+    /// transaction, committed whole or not at all, whether or not this future is still
+    /// awaited.
+    pub async fn connect(options: PostgresOptions) -> Result<PostgresStorage, ConnectError> {
+        let config: tokio_postgres::Config =
+            options.config.parse().map_err(|e: tokio_postgres::Error| {
+                ConnectError::InvalidConfig {
+                    message: e.to_string(),
+                }
+            })?;
+        let quoted =
+            schema::quoted_schema(&options.schema).ok_or_else(|| ConnectError::InvalidSchema {
+                name: options.schema.clone(),
+            })?;
+        let bridge = Bridge::new()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| ConnectError::Connect {
+                message: e.to_string(),
+            })?;
+        let db = Arc::new(Db {
+            pool,
+            table: format!("{quoted}.weft_kv"),
+        });
+        let migrating = Arc::clone(&db);
+        let name = options.schema.clone();
+        bridge
+            .handle()
+            .spawn(async move {
+                let mut client = migrating
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| ConnectError::Connect {
+                        message: e.to_string(),
+                    })?;
+                schema::migrate(&mut client, &name, &quoted).await
+            })
+            .await
+            .map_err(|e| ConnectError::Connect {
+                message: format!("the connecting task stopped: {e}"),
+            })??;
+        Ok(PostgresStorage { db, bridge })
+    }
+
+    /// Closes every connection. Calls after this fail with a backend error.
+    pub fn close(&self) {
+        self.db.pool.close();
+    }
+
+    /// Runs `f` with the database on the bridge, blocking until it is done.
+    fn run<T, F>(&self, f: impl FnOnce(Arc<Db>) -> F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
+        self.bridge
+            .block_on(f(Arc::clone(&self.db)))
+            .map_err(|_| StorageError::backend("the PostgreSQL storage stopped"))?
+    }
+}
+
+impl Db {
+    async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StorageError::backend(format!("PostgreSQL: no connection: {e}")))
+    }
+
+    async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!("SELECT value FROM {} WHERE key = $1", self.table))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&key])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn scan(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut predicates = Vec::new();
+        let mut params: Vec<Vec<u8>> = Vec::new();
+        for (bound, included, excluded) in [(&start, ">=", ">"), (&end, "<=", "<")] {
+            match bound {
+                Bound::Included(key) => {
+                    params.push(key.clone());
+                    predicates.push(format!("key {included} ${}", params.len()));
+                }
+                Bound::Excluded(key) => {
+                    params.push(key.clone());
+                    predicates.push(format!("key {excluded} ${}", params.len()));
+                }
+                Bound::Unbounded => {}
+            }
+        }
+        let filter = if predicates.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", predicates.join(" AND "))
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT key, value FROM {} {filter} ORDER BY key {} LIMIT ${}",
+            self.table,
+            if reverse { "DESC" } else { "ASC" },
+            params.len() + 1
+        );
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p as _).collect();
+        args.push(&limit);
+        let rows = client.query(&statement, &args).await.map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    /// One attempt at a conditional batch: `Ok(Err(..))` when the condition failed,
+    /// `Err(..)` when PostgreSQL refused the transaction.
+    async fn try_apply(
+        &self,
+        conditions: &[Condition],
+        puts: &(Vec<Vec<u8>>, Vec<Vec<u8>>),
+        deletes: &Vec<Vec<u8>>,
+    ) -> Result<Result<(), StorageError>, tokio_postgres::Error> {
+        let mut client = match self.pool.get().await {
+            Ok(client) => client,
+            Err(e) => {
+                return Ok(Err(StorageError::backend(format!(
+                    "PostgreSQL: no connection: {e}"
+                ))));
+            }
+        };
+        let transaction = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()
+            .await?;
+        if !conditions.is_empty() {
+            let keys: Vec<Vec<u8>> = conditions.iter().map(|c| c.key.clone()).collect();
+            let statement = transaction
+                .prepare_cached(&format!(
+                    "SELECT key, value FROM {} WHERE key = ANY($1)",
+                    self.table
+                ))
+                .await?;
+            let found: BTreeMap<Vec<u8>, Vec<u8>> = transaction
+                .query(&statement, &[&keys])
+                .await?
+                .into_iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            for condition in conditions {
+                if found.get(&condition.key) != condition.expected.as_ref() {
+                    // Nothing written yet: dropping the transaction rolls it back.
+                    return Ok(Err(StorageError::ConditionFailed {
+                        key: condition.key.clone(),
+                    }));
+                }
+            }
+        }
+        if !puts.0.is_empty() {
+            let statement = transaction
+                .prepare_cached(&format!(
+                    "INSERT INTO {} (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    self.table
+                ))
+                .await?;
+            transaction.execute(&statement, &[&puts.0, &puts.1]).await?;
+        }
+        if !deletes.is_empty() {
+            let statement = transaction
+                .prepare_cached(&format!("DELETE FROM {} WHERE key = ANY($1)", self.table))
+                .await?;
+            transaction.execute(&statement, &[deletes]).await?;
+        }
+        transaction.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn apply_if(&self, conditions: Vec<Condition>, batch: Batch) -> Result<(), StorageError> {
+        // A batch's writes apply in order: only each key's last write matters.
+        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for write in batch.writes {
+            match write {
+                Write::Put(key, value) => last.insert(key, Some(value)),
+                Write::Delete(key) => last.insert(key, None),
+            };
+        }
+        let mut puts = (Vec::new(), Vec::new());
+        let mut deletes = Vec::new();
+        for (key, value) in last {
+            match value {
+                Some(value) => {
+                    puts.0.push(key);
+                    puts.1.push(value);
+                }
+                None => deletes.push(key),
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            match self.try_apply(&conditions, &puts, &deletes).await {
+                Ok(outcome) => return outcome,
+                Err(e) if retryable(&e) && attempt < SERIALIZATION_RETRIES => {
+                    attempt += 1;
+                    // Spread the retries of batches that collided so they do not collide again.
+                    tokio::time::sleep(Duration::from_micros(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+    }
+}
+
+/// Whether PostgreSQL aborted the transaction only to keep transactions serializable: nothing
+/// of it was written, and the same batch may be tried again.
+fn retryable(error: &tokio_postgres::Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// The client's error with the server's message and detail, which its `Display` leaves out.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {} ({detail})", db.code().code(), db.message()),
+            None => format!("{}: {}", db.code().code(), db.message()),
+        },
+        None => error.to_string(),
+    }
+}
+
+fn backend(error: tokio_postgres::Error) -> StorageError {
+    StorageError::backend(format!("PostgreSQL: {}", describe(&error)))
+}
+
+fn owned(bound: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.to_vec()),
+        Bound::Excluded(key) => Bound::Excluded(key.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Storage for PostgresStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = key.to_vec();
+        self.run(|db| async move { db.get(key).await })
+    }
+
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let (start, end) = (owned(start), owned(end));
+        self.run(|db| async move { db.scan(start, end, limit, false).await })
+    }
+
+    fn scan_rev(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let (start, end) = (owned(start), owned(end));
+        self.run(|db| async move { db.scan(start, end, limit, true).await })
+    }
+
+    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+        let conditions = conditions.to_vec();
+        self.run(|db| async move { db.apply_if(conditions, batch).await })
+    }
+}
