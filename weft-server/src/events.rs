@@ -131,6 +131,10 @@ pub(crate) struct EventFilter {
     pub id_prefix: Option<String>,
     /// End the stream after a final status of its workflow.
     pub end_when_finished: bool,
+    /// Skip step events at or before this step: the description the stream began with shows
+    /// them already (the engine's event for a step can reach the ring after that description
+    /// was read).
+    pub after_step: Option<u64>,
 }
 
 impl EventFilter {
@@ -146,6 +150,10 @@ impl EventFilter {
                 .as_deref()
                 .is_none_or(|t| event.workflow_type.as_deref() == Some(t))
             && self.status.is_none_or(|s| event.status == Some(s))
+            && !(event.kind == EventKind::Step
+                && self
+                    .after_step
+                    .is_some_and(|after| event.step.is_some_and(|step| step <= after)))
     }
 }
 
@@ -368,4 +376,31 @@ pub(crate) fn out_of_window(last_event_id: u64) -> Event {
         "events after {last_event_id} are no longer in this server's window (or came from another run); what follows starts from the oldest kept event"
     ));
     gap.to_sse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_that_began_with_a_description_skips_the_steps_it_shows() {
+        let filter = EventFilter {
+            workflow_id: Some("p-1".into()),
+            after_step: Some(1),
+            ..EventFilter::default()
+        };
+        let step = |n| {
+            let mut event = ServerEvent::new(EventKind::Step);
+            event.workflow_id = Some("p-1".into());
+            event.step = Some(n);
+            event
+        };
+        assert!(!filter.matches(&step(0)));
+        assert!(!filter.matches(&step(1)));
+        assert!(filter.matches(&step(2)));
+        let mut signal = ServerEvent::new(EventKind::Signal);
+        signal.workflow_id = Some("p-1".into());
+        assert!(filter.matches(&signal), "only steps are skipped");
+        assert!(EventFilter::default().matches(&step(0)));
+    }
 }

@@ -73,6 +73,7 @@ pub(crate) async fn workflow(
     // Read after subscribing, so no step between the description and the feed is missed.
     let description = shared.engine.describe(&id).await?;
     let finished = description.status.is_terminal();
+    let described_step = description.step;
     let view = WorkflowView::new(description, Vec::new());
     let describe = || {
         Event::default()
@@ -91,6 +92,8 @@ pub(crate) async fn workflow(
     let filter = EventFilter {
         workflow_id: Some(id),
         end_when_finished: true,
+        // A resumed stream replays what the client missed; a described one starts after it.
+        after_step: (!matches!(subscription.resume, Resume::InWindow)).then_some(described_step),
         ..EventFilter::default()
     };
     if finished && !matches!(subscription.resume, Resume::InWindow) {
