@@ -13,7 +13,7 @@
 //! part-way leaves the marker unwritten and the next build starts over (the writes are
 //! idempotent).
 
-use crate::storage::{Batch, Condition, Storage, StorageError};
+use crate::storage::{Batch, Storage};
 
 use super::error::EngineError;
 use super::record::{self, WorkflowRecord};
@@ -26,16 +26,7 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
     if storage.get(record::LIVE_INDEX_KEY)?.is_some() {
         return Ok(());
     }
-    let fenced = [Condition {
-        key: record::EPOCH_KEY.to_vec(),
-        expected: Some(record::encode_epoch(epoch)),
-    }];
-    let commit = |batch: Batch| {
-        storage.apply_if(&fenced, batch).map_err(|e| match e {
-            StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
-            other => EngineError::Storage(other),
-        })
-    };
+    let commit = |batch: Batch| super::fenced::apply(storage, epoch, batch);
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = storage.scan_prefix(record::WORKFLOW_PREFIX, after.as_deref(), PAGE)?;

@@ -53,6 +53,7 @@ mod effects;
 pub mod error;
 mod events;
 mod execute;
+mod fenced;
 mod ids;
 mod live_index;
 mod migration;

@@ -21,7 +21,7 @@
 //! naming it, as the runner did when it read one: the state and pending command are kept, and
 //! a retry resumes the workflow without that deadline.
 
-use crate::storage::{Batch, Condition, Storage, StorageError};
+use crate::storage::{Batch, Storage};
 
 use super::error::EngineError;
 use super::record::{self, Lifecycle, RecordStatus, WorkflowRecord};
@@ -36,16 +36,7 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
     if storage.get(record::LIFECYCLE_KEY)?.is_some() {
         return Ok(());
     }
-    let fenced = [Condition {
-        key: record::EPOCH_KEY.to_vec(),
-        expected: Some(record::encode_epoch(epoch)),
-    }];
-    let commit = |batch: Batch| {
-        storage.apply_if(&fenced, batch).map_err(|e| match e {
-            StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
-            other => EngineError::Storage(other),
-        })
-    };
+    let commit = |batch: Batch| super::fenced::apply(storage, epoch, batch);
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = storage.scan_prefix(record::WORKFLOW_PREFIX, after.as_deref(), PAGE)?;

@@ -53,7 +53,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::storage::{Batch, Condition, Storage, StorageError, Write};
+use crate::storage::{Batch, Storage, StorageError, Write};
 
 use super::error::EngineError;
 use super::record::{self, FinishedRecord, LiveCounterKey, WorkflowRecord};
@@ -412,16 +412,7 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
     if storage.get(record::VISIBILITY_INDEX_KEY)?.is_some() {
         return Ok(());
     }
-    let fenced = [Condition {
-        key: record::EPOCH_KEY.to_vec(),
-        expected: Some(record::encode_epoch(epoch)),
-    }];
-    let commit = |batch: Batch| {
-        storage.apply_if(&fenced, batch).map_err(|e| match e {
-            StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
-            other => EngineError::Storage(other),
-        })
-    };
+    let commit = |batch: Batch| super::fenced::apply(storage, epoch, batch);
     let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -476,16 +467,7 @@ pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), Engi
     if marker.as_deref() == Some(record::ORDER_INDEX_V2) {
         return Ok(());
     }
-    let fenced = [Condition {
-        key: record::EPOCH_KEY.to_vec(),
-        expected: Some(record::encode_epoch(epoch)),
-    }];
-    let commit = |batch: Batch| {
-        storage.apply_if(&fenced, batch).map_err(|e| match e {
-            StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
-            other => EngineError::Storage(other),
-        })
-    };
+    let commit = |batch: Batch| super::fenced::apply(storage, epoch, batch);
     // The update-time index of the first layout (by the millisecond) goes first.
     loop {
         let page = storage.scan_prefix(record::LIVE_UPDATED_V1_PREFIX, None, PAGE)?;
@@ -587,14 +569,7 @@ pub(crate) fn ensure_live_counters(storage: &dyn Storage, epoch: u64) -> Result<
         batch.put(key, record::encode_counter(n));
     }
     batch.put(record::LIVE_COUNTERS_KEY, record::LIVE_COUNTERS_V1.to_vec());
-    let fenced = [Condition {
-        key: record::EPOCH_KEY.to_vec(),
-        expected: Some(record::encode_epoch(epoch)),
-    }];
-    storage.apply_if(&fenced, batch).map_err(|e| match e {
-        StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
-        other => EngineError::Storage(other),
-    })
+    super::fenced::apply(storage, epoch, batch)
 }
 
 #[cfg(test)]
