@@ -107,6 +107,20 @@ pub enum ConnectError {
     Runtime(#[from] std::io::Error),
 }
 
+impl ConnectError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectError::InvalidConfig { .. } => "postgres.invalid_config",
+            ConnectError::InvalidSchema { .. } => "postgres.invalid_schema",
+            ConnectError::Connect { .. } => "postgres.connect",
+            ConnectError::Migrate { .. } => "postgres.migrate",
+            ConnectError::NewerSchema { .. } => "postgres.newer_schema",
+            ConnectError::Runtime(_) => "postgres.runtime",
+        }
+    }
+}
+
 /// The engine's storage on PostgreSQL: every key and value in one table of the configured
 /// schema, each batch one `SERIALIZABLE` transaction with its conditions read inside it.
 ///

@@ -77,6 +77,7 @@ async fn a_schema_written_by_a_newer_release_is_refused_and_left_alone() {
     let error = PostgresStorage::connect(options(&schema))
         .await
         .unwrap_err();
+    assert_eq!(error.code(), "postgres.newer_schema");
     assert!(
         error.to_string().contains("run the newer release"),
         "{error}"
@@ -88,6 +89,7 @@ async fn bad_settings_get_errors_that_say_what_to_do() {
     // No server needed: these fail before or at the connection.
     match PostgresStorage::connect(PostgresOptions::new("host=127.0.0.1 port=notaport")).await {
         Err(error @ ConnectError::InvalidConfig { .. }) => {
+            assert_eq!(error.code(), "postgres.invalid_config");
             assert!(error.to_string().contains("host=… port=…"), "{error}");
         }
         other => panic!("expected InvalidConfig, got {other:?}"),
@@ -103,6 +105,7 @@ async fn bad_settings_get_errors_that_say_what_to_do() {
     .await
     {
         Err(error @ ConnectError::Connect { .. }) => {
+            assert_eq!(error.code(), "postgres.connect");
             assert!(
                 error.to_string().contains("check that the server runs"),
                 "{error}"
