@@ -34,6 +34,19 @@
 //! SQL indexes for visibility, need the engine's domain-level store seam and partitioned
 //! ownership; until then this is the single-owner backend.
 //!
+//! ## When the database restarts or fails over
+//!
+//! Every call that finds no server fails with [`StorageError::Backend`], which the engine
+//! answers as a retryable error (`EngineError::kind()` is `unavailable`). The engine holds the
+//! steps it had acknowledged and commits them again, with backoff, until the server answers;
+//! the pool drops the connections the server closed and opens new ones, so the same engine
+//! resumes without a rebuild (`tests/failover.rs` restarts the server under load). A server
+//! that vanishes without closing its connections fails calls after a bounded time: unless
+//! the settings say otherwise, connecting times out after 10 s and a connection whose sent
+//! data stays unacknowledged for 30 s is dropped (`connect_timeout`, `tcp_user_timeout`).
+//!
+//! [`StorageError::Backend`]: weft_runtime::storage::StorageError::Backend
+//!
 //! ## Schema and migrations
 //!
 //! Everything lives in one PostgreSQL schema (default `weft`), created on connect. Its

@@ -18,6 +18,13 @@ use crate::schema;
 /// afresh, so a retry that then finds a condition false answers `ConditionFailed`.
 const SERIALIZATION_RETRIES: u32 = 50;
 
+/// How long opening a connection may take when the settings name no `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long sent data may stay unacknowledged before the connection counts as broken, when the
+/// settings name no `tcp_user_timeout` (Linux only; elsewhere TCP keepalives decide).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -161,12 +168,22 @@ impl PostgresStorage {
     /// transaction, committed whole or not at all, whether or not this future is still
     /// awaited.
     pub async fn connect(options: PostgresOptions) -> Result<PostgresStorage, ConnectError> {
-        let config: tokio_postgres::Config =
+        let mut config: tokio_postgres::Config =
             options.config.parse().map_err(|e: tokio_postgres::Error| {
                 ConnectError::InvalidConfig {
                     message: e.to_string(),
                 }
             })?;
+        // A server that went away without closing its connections (a failover that moved its
+        // address, a partition) must fail calls in bounded time, not hang the engine's writer
+        // until the operating system gives up on the socket: a call fails, the engine holds
+        // its commit and retries, and the pool opens a new connection (see `lib.rs`).
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         let quoted =
             schema::quoted_schema(&options.schema).ok_or_else(|| ConnectError::InvalidSchema {
                 name: options.schema.clone(),
