@@ -60,4 +60,4 @@ mod schema;
 mod storage;
 
 pub use schema::SCHEMA_VERSION;
-pub use storage::{ConnectError, PostgresOptions, PostgresStorage};
+pub use storage::{ConnectError, PostgresOptions, PostgresStats, PostgresStorage};

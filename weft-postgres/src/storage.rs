@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -144,6 +145,34 @@ struct Db {
     pool: Pool,
     /// `"schema".weft_kv`.
     table: String,
+    /// What [`PostgresStorage::stats`] reports.
+    counters: Counters,
+}
+
+/// Counts of what the storage asked of the server, since it connected.
+#[derive(Debug, Default)]
+struct Counters {
+    write_transactions: AtomicU64,
+    serialization_retries: AtomicU64,
+    rows_written: AtomicU64,
+    reads: AtomicU64,
+}
+
+/// What a [`PostgresStorage`] asked of the server since it connected: to relate the engine's
+/// batches to database transactions (see `docs/benchmarks.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresStats {
+    /// Batches committed, each one transaction (tries that a serialization failure aborted
+    /// are not counted here but in `serialization_retries`).
+    pub write_transactions: u64,
+    /// Batch transactions aborted by the server to keep transactions serializable, and tried
+    /// again.
+    pub serialization_retries: u64,
+    /// Rows inserted, updated or deleted by the committed batches (one per distinct key).
+    pub rows_written: u64,
+    /// Reads (`get` and scans), each one statement in a transaction of its own.
+    pub reads: u64,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -206,6 +235,7 @@ impl PostgresStorage {
         let db = Arc::new(Db {
             pool,
             table: format!("{quoted}.weft_kv"),
+            counters: Counters::default(),
         });
         let migrating = Arc::clone(&db);
         let name = options.schema.clone();
@@ -233,6 +263,17 @@ impl PostgresStorage {
         self.db.pool.close();
     }
 
+    /// What this storage asked of the server since it connected.
+    pub fn stats(&self) -> PostgresStats {
+        let c = &self.db.counters;
+        PostgresStats {
+            write_transactions: c.write_transactions.load(Ordering::Relaxed),
+            serialization_retries: c.serialization_retries.load(Ordering::Relaxed),
+            rows_written: c.rows_written.load(Ordering::Relaxed),
+            reads: c.reads.load(Ordering::Relaxed),
+        }
+    }
+
     /// Runs `f` with the database on the bridge, blocking until it is done.
     fn run<T, F>(&self, f: impl FnOnce(Arc<Db>) -> F) -> Result<T, StorageError>
     where
@@ -254,6 +295,7 @@ impl Db {
     }
 
     async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!("SELECT value FROM {} WHERE key = $1", self.table))
@@ -303,6 +345,7 @@ impl Db {
             if reverse { "DESC" } else { "ASC" },
             params.len() + 1
         );
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let client = self.client().await?;
         let statement = client.prepare_cached(&sql).await.map_err(backend)?;
         let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
@@ -376,6 +419,10 @@ impl Db {
             transaction.execute(&statement, &[deletes]).await?;
         }
         transaction.commit().await?;
+        let c = &self.counters;
+        c.write_transactions.fetch_add(1, Ordering::Relaxed);
+        c.rows_written
+            .fetch_add((puts.0.len() + deletes.len()) as u64, Ordering::Relaxed);
         Ok(Ok(()))
     }
 
@@ -405,6 +452,9 @@ impl Db {
                 Ok(outcome) => return outcome,
                 Err(e) if retryable(&e) && attempt < SERIALIZATION_RETRIES => {
                     attempt += 1;
+                    self.counters
+                        .serialization_retries
+                        .fetch_add(1, Ordering::Relaxed);
                     // Spread the retries of batches that collided so they do not collide again.
                     tokio::time::sleep(Duration::from_micros(200 * u64::from(attempt))).await;
                 }

@@ -109,3 +109,43 @@ async fn two_hundred_workflows_at_once_each_finish_once() {
         "each charge ran exactly once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_grouped_batch_is_one_database_transaction() {
+    if !available() {
+        return;
+    }
+    let schema = fresh_schema();
+    let _drop = DropSchema(schema.clone());
+    let storage = std::sync::Arc::new(PostgresStorage::connect(options(&schema)).await.unwrap());
+    let engine = builder()
+        .storage(std::sync::Arc::clone(&storage))
+        .build()
+        .await
+        .unwrap();
+    let built = storage.stats();
+    let mut handles = Vec::new();
+    for cents in 0..100u64 {
+        handles.push(engine.start::<order>(cents).await.unwrap());
+    }
+    engine.advance_time(COOLING_OFF).await;
+    for (cents, handle) in handles.iter().enumerate() {
+        engine
+            .signal(handle.id(), Shipped(format!("p{cents}")))
+            .await
+            .unwrap();
+    }
+    for handle in &handles {
+        engine.result::<order>(handle.id()).await.unwrap().unwrap();
+    }
+    let stats = storage.stats();
+    let batches = engine.engine().stats().batches;
+    assert_eq!(
+        stats.write_transactions - built.write_transactions,
+        batches,
+        "one transaction per committed batch"
+    );
+    assert_eq!(stats.serialization_retries, 0, "one writer never collides");
+    assert!(stats.rows_written > stats.write_transactions);
+    assert!(stats.reads > built.reads);
+}

@@ -195,6 +195,12 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
         .expect("a describe while the database is down answers without waiting for it")
         .unwrap_err();
     assert_unavailable(&unreadable, "describe");
+    // It keeps trying, backing off, for as long as the database is down.
+    let failed = engine.stats().failed_batches;
+    until("the held commit has failed a few more times", || {
+        engine.stats().failed_batches >= failed + 4
+    })
+    .await;
     assert_eq!(
         engine.stats().transitions,
         committed_before,
