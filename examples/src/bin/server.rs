@@ -1,5 +1,6 @@
-//! Serves the checkout and approvals workflows over HTTP on a redb file: the self-hosting
-//! surface of Weft (`/v1` API, `/health`, `/ready`, role tokens, live events) in one binary.
+//! Serves the checkout and approvals workflows over HTTP on a redb file, or on PostgreSQL when
+//! `WEFT_DATABASE_URL` is set: the self-hosting surface of Weft (`/v1` API, `/health`,
+//! `/ready`, role tokens, live events) in one binary.
 //!
 //! ```text
 //! export WEFT_ADMIN_TOKEN=$(openssl rand -hex 32) WEFT_OPERATOR_TOKEN=$(openssl rand -hex 32)
@@ -15,21 +16,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
 use weft_examples::approvals::expense_report;
 use weft_examples::checkout::{Shop, checkout};
 use weft_examples::cli::{self, Flags};
-use weft_runtime::storage::RedbStorage;
+
+use weft_postgres::{PostgresOptions, PostgresStorage};
+use weft_runtime::storage::{RedbStorage, Storage};
 use weft_runtime::{Engine, Resources};
 use weft_server::{Server, TlsFiles, TokenSet};
 
 const USAGE: &str = "\
-Serves the checkout and approvals workflows over HTTP, on a redb file.
+Serves the checkout and approvals workflows over HTTP, on a redb file, or on PostgreSQL when
+WEFT_DATABASE_URL is set.
 
 usage: server [--db PATH] [--listen ADDR] [--tls-cert PEM --tls-key PEM] [--insecure-no-auth]
               [--fresh]
 
   --db PATH            the redb file holding the workflows (default: server.redb); the payment
-                       provider's ledger goes next to it, with the extension .payments.log
+                       provider's ledger goes next to it, with the extension .payments.log (on
+                       PostgreSQL the file is not created, only the ledger is written there)
   --listen ADDR        the address to listen on (default: 127.0.0.1:8080); a non-loopback
                        address needs tokens, or --insecure-no-auth
   --tls-cert PEM       serve HTTPS with this certificate chain (leaf first; needs --tls-key)
@@ -42,6 +48,9 @@ usage: server [--db PATH] [--listen ADDR] [--tls-cert PEM --tls-key PEM] [--inse
 Tokens come from the environment, never the command line: WEFT_ADMIN_TOKEN,
 WEFT_OPERATOR_TOKEN, WEFT_WORKER_TOKEN (at least 16 characters each), or WEFT_TOKENS_FILE, a
 file of `NAME ROLE TOKEN` lines. Without any, the server listens on loopback only.
+WEFT_DATABASE_URL (libpq's `host=… user=… dbname=…` or a postgresql:// URL; it may hold a
+password, so it is never a flag) keeps the workflows in PostgreSQL instead, in the schema named
+by WEFT_DATABASE_SCHEMA (default `weft`); one engine process per schema (see docs/cluster.md).
 Stop it with Ctrl-C or SIGTERM: it drains requests in flight, then exits.
 ";
 
@@ -95,7 +104,23 @@ async fn run(args: Args) -> Result<(), String> {
     if args.fresh {
         cli::delete_fresh(&[&args.db, &ledger])?;
     }
-    let storage = RedbStorage::create(&args.db).map_err(|e| e.to_string())?;
+    let postgres = std::env::var("WEFT_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let storage: Arc<dyn Storage> = match &postgres {
+        Some(url) => {
+            let mut options = PostgresOptions::new(url.as_str());
+            if let Ok(schema) = std::env::var("WEFT_DATABASE_SCHEMA") {
+                options = options.schema(schema);
+            }
+            Arc::new(
+                PostgresStorage::connect(options)
+                    .await
+                    .map_err(|e| format!("{} ({})", e, e.code()))?,
+            )
+        }
+        None => Arc::new(RedbStorage::create(&args.db).map_err(|e| e.to_string())?),
+    };
     let engine = Engine::builder(storage)
         .register::<checkout>()
         .register::<expense_report>()
@@ -104,7 +129,10 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tokens = TokenSet::from_env().map_err(|e| e.to_string())?;
-    tracing::info!(db = %args.db.display(), tokens = tokens.len(), "engine ready");
+    match postgres {
+        Some(_) => tracing::info!(db = "postgresql", tokens = tokens.len(), "engine ready"),
+        None => tracing::info!(db = %args.db.display(), tokens = tokens.len(), "engine ready"),
+    }
     let mut server = Server::builder(engine)
         .address(args.listen)
         .tokens(tokens)
