@@ -187,7 +187,7 @@ fn replay_storage(path: &Path, batches: &[Vec<RecordedWrite>]) -> BenchResult<Du
         .collect();
     let start = Instant::now();
     for batch in prepared {
-        storage.apply_if(&condition, batch)?;
+        storage.apply_if(&condition, &batch)?;
     }
     Ok(start.elapsed())
 }

@@ -63,7 +63,7 @@ impl<S: Storage> Storage for Recorder<S> {
         self.inner.scan_rev(start, end, limit)
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         let recorded: Option<Vec<RecordedWrite>> = self
             .batches
             .lock()

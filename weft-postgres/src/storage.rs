@@ -523,8 +523,10 @@ impl Storage for PostgresStorage {
         self.run(|db| async move { db.scan(start, end, limit, true).await })
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         let conditions = conditions.to_vec();
+        // Moved into the pool's runtime, which outlives this borrow.
+        let batch = batch.clone();
         self.run(|db| async move { db.apply_if(conditions, batch).await })
     }
 }

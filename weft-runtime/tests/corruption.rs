@@ -918,7 +918,7 @@ impl Storage for CountingStorage {
     fn apply_if(
         &self,
         conditions: &[weft_runtime::storage::Condition],
-        batch: weft_runtime::storage::Batch,
+        batch: &weft_runtime::storage::Batch,
     ) -> Result<(), weft_runtime::storage::StorageError> {
         self.inner.apply_if(conditions, batch)
     }

@@ -60,7 +60,7 @@ impl Storage for Gated {
         }
         self.inner.scan(start, end, limit)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         self.inner.apply_if(conditions, batch)
     }
 }
@@ -180,7 +180,7 @@ impl Storage for Watched {
         self.note("scan", from);
         self.inner.scan(start, end, limit)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         self.note("write", b"");
         self.inner.apply_if(conditions, batch)
     }

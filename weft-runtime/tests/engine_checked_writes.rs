@@ -203,13 +203,13 @@ impl Storage for Gate {
         Ok(entries)
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
-        self.inner.apply_if(conditions, batch.clone())?;
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
+        self.inner.apply_if(conditions, batch)?;
         let mut state = self.lock();
         if batch.writes.iter().any(|w| writes_key(w, &self.key)) {
             state.key_writes += 1;
         }
-        state.batches.push(batch);
+        state.batches.push(batch.clone());
         drop(state);
         self.changed.notify_all();
         Ok(())

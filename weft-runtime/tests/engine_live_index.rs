@@ -121,7 +121,7 @@ impl Storage for ScanLog {
         }
         self.inner.scan(start, end, limit)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         self.inner.apply_if(conditions, batch)
     }
 }

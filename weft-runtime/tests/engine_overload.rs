@@ -62,7 +62,7 @@ impl Storage for GatedStorage {
         self.inner.scan(start, end, limit)
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         let mut state = self.gate.state.lock().unwrap();
         if !state.0 {
             state.1 += 1;

@@ -644,7 +644,7 @@ impl Storage for Budget {
     ) -> Result<Vec<Entry>, StorageError> {
         self.inner.scan(start, end, limit)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         if self
             .left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

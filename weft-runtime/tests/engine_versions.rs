@@ -450,7 +450,7 @@ impl Storage for FailNth {
     ) -> Result<Vec<Entry>, StorageError> {
         self.inner.scan(start, end, limit)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
             return Err(StorageError::backend("injected write failure"));
         }

@@ -173,7 +173,7 @@ fn a_backend_without_backups_says_so() {
         fn apply_if(
             &self,
             conditions: &[weft_runtime::storage::Condition],
-            batch: weft_runtime::storage::Batch,
+            batch: &weft_runtime::storage::Batch,
         ) -> Result<(), weft_runtime::storage::StorageError> {
             self.0.apply_if(conditions, batch)
         }

@@ -364,7 +364,7 @@ impl Storage for FailingWrites {
         self.inner.scan(start, end, limit)
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         if self.writes.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_from {
             return Err(StorageError::backend("the disk went away"));
         }

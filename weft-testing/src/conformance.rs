@@ -130,10 +130,7 @@ pub fn data_persists_across_reopen(open: &dyn Fn() -> Backend) {
     store.delete(b"b").unwrap();
     let mut rejected = Batch::new();
     rejected.put(b"rejected", b"x");
-    assert_condition_failed(
-        store.apply_if(&[condition(b"a", None)], rejected.clone()),
-        b"a",
-    );
+    assert_condition_failed(store.apply_if(&[condition(b"a", None)], &rejected), b"a");
     let before = everything(store);
     drop(backend);
 
@@ -605,7 +602,7 @@ pub fn batch_with_failing_condition_writes_nothing(backend: &Backend) {
         batch.put(format!("new/{i:04}"), i.to_le_bytes());
     }
     batch.delete(b"keep-1").put(b"keep-2", b"overwritten");
-    let result = store.apply_if(&[condition(b"epoch", Some(b"not the value"))], batch);
+    let result = store.apply_if(&[condition(b"epoch", Some(b"not the value"))], &batch);
     assert_condition_failed(result, b"epoch");
     assert_eq!(
         everything(store),
@@ -685,7 +682,7 @@ pub fn condition_on_expected_value(backend: &Backend) {
     let mut batch = Batch::new();
     batch.put(b"epoch", b"2").put(b"state", b"s2");
     store
-        .apply_if(&[condition(b"epoch", Some(b"1"))], batch)
+        .apply_if(&[condition(b"epoch", Some(b"1"))], &batch)
         .expect("the condition holds, so the batch applies");
     assert_eq!(store.get(b"epoch").unwrap().as_deref(), Some(&b"2"[..]));
     assert_eq!(store.get(b"state").unwrap().as_deref(), Some(&b"s2"[..]));
@@ -699,7 +696,7 @@ pub fn condition_on_expected_value(backend: &Backend) {
                 condition(b"epoch", Some(b"2")),
                 condition(b"state", Some(b"s2")),
             ],
-            batch,
+            &batch,
         )
         .unwrap();
     assert_eq!(store.get(b"state").unwrap(), None);
@@ -711,7 +708,7 @@ pub fn condition_on_expected_absence(backend: &Backend) {
     let mut batch = Batch::new();
     batch.put(b"claim", b"me");
     store
-        .apply_if(&[condition(b"claim", None)], batch)
+        .apply_if(&[condition(b"claim", None)], &batch)
         .expect("the key is absent, so the batch applies");
     assert_eq!(store.get(b"claim").unwrap().as_deref(), Some(&b"me"[..]));
 
@@ -719,7 +716,7 @@ pub fn condition_on_expected_absence(backend: &Backend) {
     let mut batch = Batch::new();
     batch.put(b"claim", b"you").put(b"side", b"effect");
     assert_condition_failed(
-        store.apply_if(&[condition(b"claim", None)], batch),
+        store.apply_if(&[condition(b"claim", None)], &batch),
         b"claim",
     );
     assert_eq!(store.get(b"claim").unwrap().as_deref(), Some(&b"me"[..]));
@@ -729,7 +726,9 @@ pub fn condition_on_expected_absence(backend: &Backend) {
     store.delete(b"claim").unwrap();
     let mut batch = Batch::new();
     batch.put(b"claim", b"you");
-    store.apply_if(&[condition(b"claim", None)], batch).unwrap();
+    store
+        .apply_if(&[condition(b"claim", None)], &batch)
+        .unwrap();
     assert_eq!(store.get(b"claim").unwrap().as_deref(), Some(&b"you"[..]));
 }
 
@@ -747,7 +746,7 @@ pub fn condition_mismatch_names_the_key(backend: &Backend) {
             condition(b"a", Some(&value_for(b"a"))),
             condition(b"b", Some(b"wrong")),
         ],
-        batch.clone(),
+        &batch,
     );
     let error = result.clone().unwrap_err();
     assert_eq!(error.code(), "storage.condition_failed");
@@ -756,7 +755,7 @@ pub fn condition_mismatch_names_the_key(backend: &Backend) {
 
     // A value expected where the key is absent fails too.
     assert_condition_failed(
-        store.apply_if(&[condition(b"missing", Some(b"x"))], batch),
+        store.apply_if(&[condition(b"missing", Some(b"x"))], &batch),
         b"missing",
     );
     assert_eq!(everything(store), before);
@@ -768,19 +767,16 @@ pub fn condition_distinguishes_empty_from_absent(backend: &Backend) {
     store.put(b"k", b"").unwrap();
     let mut batch = Batch::new();
     batch.put(b"k", b"next");
-    assert_condition_failed(
-        store.apply_if(&[condition(b"k", None)], batch.clone()),
-        b"k",
-    );
+    assert_condition_failed(store.apply_if(&[condition(b"k", None)], &batch), b"k");
     store
-        .apply_if(&[condition(b"k", Some(b""))], batch)
+        .apply_if(&[condition(b"k", Some(b""))], &batch)
         .unwrap();
     assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"next"[..]));
 
     let mut batch = Batch::new();
     batch.put(b"absent", b"x");
     assert_condition_failed(
-        store.apply_if(&[condition(b"absent", Some(b""))], batch),
+        store.apply_if(&[condition(b"absent", Some(b""))], &batch),
         b"absent",
     );
 }
@@ -805,7 +801,7 @@ pub fn racing_conditional_batches_have_one_winner(backend: &Backend) {
                             .put(b"owner", id.to_le_bytes())
                             .put(format!("won/{round}/{id}"), b"");
                         barrier.wait();
-                        storage.apply_if(&[condition(b"epoch", Some(&round.to_le_bytes()))], batch)
+                        storage.apply_if(&[condition(b"epoch", Some(&round.to_le_bytes()))], &batch)
                     })
                 })
                 .collect();
@@ -866,7 +862,7 @@ pub fn racing_increments_lose_no_update(backend: &Backend) {
                         let next = u64::from_le_bytes(old.as_slice().try_into().unwrap()) + 1;
                         let mut batch = Batch::new();
                         batch.put(b"counter", next.to_le_bytes());
-                        match storage.apply_if(&[condition(b"counter", Some(&old))], batch) {
+                        match storage.apply_if(&[condition(b"counter", Some(&old))], &batch) {
                             Ok(()) => done += 1,
                             Err(StorageError::ConditionFailed { key }) => {
                                 assert_eq!(key, b"counter");

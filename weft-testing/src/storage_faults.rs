@@ -316,8 +316,8 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.write(|inner| inner.apply(batch))
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
-        if self.control.passes(&batch) {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
+        if self.control.passes(batch) {
             return self.inner.apply_if(conditions, batch);
         }
         self.write(|inner| inner.apply_if(conditions, batch))
@@ -420,7 +420,7 @@ mod tests {
         store
             .apply(Batch::new().put("b", "1").put("c", "2").clone())
             .unwrap();
-        store.apply_if(&[], Batch::new()).unwrap();
+        store.apply_if(&[], &Batch::new()).unwrap();
         assert_eq!(control.writes(), 4);
         assert_eq!(control.reads(), 0);
 
@@ -440,7 +440,7 @@ mod tests {
             key: b"a".to_vec(),
             expected: Some(b"other".to_vec()),
         };
-        let refused = store.apply_if(&[condition], Batch::new().put("z", "z").clone());
+        let refused = store.apply_if(&[condition], Batch::new().put("z", "z"));
         assert_eq!(
             refused,
             Err(StorageError::ConditionFailed { key: b"a".to_vec() })
@@ -484,7 +484,7 @@ mod tests {
         put(store, "w1").unwrap();
         put(store, "w2").unwrap();
         assert_injected_backend_error(put(store, "w3"));
-        assert_injected_backend_error(store.apply_if(&[], Batch::new().put("w4", "").clone()));
+        assert_injected_backend_error(store.apply_if(&[], Batch::new().put("w4", "")));
         // Reads are unaffected by write faults.
         assert_eq!(store.get(b"w1").unwrap(), Some(b"w1".to_vec()));
         control.heal();
@@ -587,8 +587,8 @@ mod tests {
             key: b"epoch".to_vec(),
             expected: None,
         };
-        assert_injected_backend_error(store.apply_if(&[holds], Batch::new().put("x", "").clone()));
-        assert_injected_backend_error(store.apply_if(&[fails], Batch::new().put("y", "").clone()));
+        assert_injected_backend_error(store.apply_if(&[holds], Batch::new().put("x", "")));
+        assert_injected_backend_error(store.apply_if(&[fails], Batch::new().put("y", "")));
         assert_eq!(keys(store), ["epoch", "x"]);
     }
 

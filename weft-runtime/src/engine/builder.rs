@@ -451,7 +451,7 @@ fn take_ownership(
                 key: record::EPOCH_KEY.to_vec(),
                 expected: current,
             }],
-            batch,
+            &batch,
         )
         .map_err(|e| match e {
             crate::storage::StorageError::ConditionFailed { .. } => {

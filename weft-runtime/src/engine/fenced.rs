@@ -13,7 +13,7 @@ pub(crate) fn apply(storage: &dyn Storage, epoch: u64, batch: Batch) -> Result<(
         key: record::EPOCH_KEY.to_vec(),
         expected: Some(record::encode_epoch(epoch)),
     }];
-    storage.apply_if(&fence, batch).map_err(|e| match e {
+    storage.apply_if(&fence, &batch).map_err(|e| match e {
         StorageError::ConditionFailed { .. } => EngineError::Fenced { epoch },
         other => EngineError::Storage(other),
     })

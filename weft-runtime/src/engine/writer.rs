@@ -996,8 +996,8 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
             };
             staged.and_then(|staged| {
                 built.staged = Some(staged);
-                // The batch is kept, to be committed again or read back if this fails.
-                self.storage.apply_if(&self.condition, built.batch.clone())
+                // Borrowed: the batch is kept, to be committed again or read back if this fails.
+                self.storage.apply_if(&self.condition, &built.batch)
             })
         };
         let error = match result {

@@ -71,7 +71,7 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         let mut map = self.lock();
         for condition in conditions {
             if map.get(&condition.key) != condition.expected.as_ref() {
@@ -80,13 +80,13 @@ impl Storage for MemoryStorage {
                 });
             }
         }
-        for write in batch.writes {
+        for write in &batch.writes {
             match write {
                 Write::Put(k, v) => {
-                    map.insert(k, v);
+                    map.insert(k.clone(), v.clone());
                 }
                 Write::Delete(k) => {
-                    map.remove(&k);
+                    map.remove(k);
                 }
             }
         }

@@ -174,12 +174,16 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Applies every write of `batch`, or none.
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
-        self.apply_if(&[], batch)
+        self.apply_if(&[], &batch)
     }
 
     /// Applies `batch` only if every condition holds, checked in the same transaction;
     /// otherwise writes nothing and returns [`StorageError::ConditionFailed`].
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError>;
+    ///
+    /// The batch is borrowed: the engine keeps it after the call, to commit it again or to
+    /// check whether it landed when the call fails, and a backend that copies the bytes into
+    /// its own pages (as redb does) needs no copy of its own.
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError>;
 
     /// Sets one key.
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
@@ -257,7 +261,7 @@ impl<S: Storage + ?Sized> Storage for std::sync::Arc<S> {
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         (**self).apply(batch)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         (**self).apply_if(conditions, batch)
     }
     fn backup_to(&self, path: &Path, meta: &BackupMeta) -> Result<BackupReport, BackupError> {

@@ -480,7 +480,7 @@ impl Storage for RedbStorage {
         })
     }
 
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         self.write(|table| {
             for condition in conditions {
                 let current = table

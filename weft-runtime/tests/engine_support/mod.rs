@@ -513,7 +513,7 @@ impl<S: Storage> Storage for FlakyStorage<S> {
     ) -> Result<Vec<Entry>, StorageError> {
         self.inner.scan_rev(start, end, limit)
     }
-    fn apply_if(&self, conditions: &[Condition], batch: Batch) -> Result<(), StorageError> {
+    fn apply_if(&self, conditions: &[Condition], batch: &Batch) -> Result<(), StorageError> {
         if let Some(delay) = self.write_delay {
             std::thread::sleep(delay);
         }
