@@ -39,6 +39,8 @@ pub struct Opts {
     pub call: Option<String>,
     /// `parked-child`: `storage` (only scan the store) or `engine` (build an engine on it).
     pub mode: Option<String>,
+    /// `postgres`: libpq settings of the database weft runs on.
+    pub postgres: Option<String>,
 }
 
 /// Usage text.
@@ -58,6 +60,10 @@ scenarios:
   http         W(N, K) at C through weft-server from this process, paired per round with a Restate
                variant's ingress and the embedded engine, then one workflow alone through HTTP
                (--n 1000 --k 10 --c 64 --runs 100 --rounds 3 --versus restate-wf|none --call two|one)
+  postgres     W(N, K) at C with weft on PostgreSQL, paired per round with weft on redb and DBOS on
+               the same server (its pg.sh cluster); database transactions and rows per step
+               (--postgres \"host=127.0.0.1 port=55432 user=postgres dbname=weftbench\" --n 1000 --k 10
+               --c 64 --rounds 5 --versus dbos-postgres|none)
   all          every scenario at sizes that finish in a few minutes (--write docs/benchmarks.md --peers FILE.jsonl --versus LIST)
 
 common options: --repeats 3 (figures are medians), --dir DIR (where stores are created; default the temp dir)
@@ -85,6 +91,7 @@ impl Opts {
             store: None,
             mode: None,
             call: None,
+            postgres: None,
         };
         let mut it = args.iter();
         while let Some(name) = it.next() {
@@ -124,6 +131,7 @@ impl Opts {
                 "--store" => opts.store = Some(PathBuf::from(value)),
                 "--mode" => opts.mode = Some(value.clone()),
                 "--call" => opts.call = Some(value.clone()),
+                "--postgres" => opts.postgres = Some(value.clone()),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
             }
         }

@@ -1,9 +1,10 @@
-//! `weft-bench`: the Weft engine's benchmarks, one subcommand per scenario, all on redb with
-//! durable commits. Run in release mode:
+//! `weft-bench`: the Weft engine's benchmarks, one subcommand per scenario, on redb with
+//! durable commits (and, for `postgres`, on a PostgreSQL server). Run in release mode:
 //!
 //! ```text
 //! cargo run --release -p weft-bench -- throughput --n 1000 --k 10 --c 64
 //! cargo run --release -p weft-bench -- all --write docs/benchmarks.md
+//! cargo run --release -p weft-bench -- postgres --postgres "host=127.0.0.1 port=55432 user=postgres dbname=weftbench"
 //! ```
 //!
 //! Every figure is a median over `--repeats` runs; each run uses a fresh store. See
@@ -17,6 +18,7 @@ mod http;
 mod latency;
 mod parked;
 mod peers;
+mod postgres;
 mod recorder;
 mod recovery;
 mod report;
@@ -138,6 +140,28 @@ async fn dispatch(scenario: &str, o: &Opts) -> BenchResult<()> {
             let (throughput, latency) = http::run(&o.dir, &o.peers_dir, &plan).await?;
             println!("### {}\n\n{}", throughput.title, throughput.markdown());
             latency
+        }
+        "postgres" => {
+            let conn = o
+                .postgres
+                .clone()
+                .ok_or("postgres needs --postgres \"host=… port=… user=… dbname=…\"")?;
+            let peer = match o.versus.as_deref().unwrap_or("dbos-postgres") {
+                "none" => None,
+                names => versus::variants(names)?.into_iter().next(),
+            };
+            let plan = postgres::Plan {
+                n: o.n.unwrap_or(1000),
+                k: o.k.unwrap_or(10),
+                c: o.c.unwrap_or(64),
+                rounds: o.rounds.unwrap_or(5),
+                conn,
+                peer,
+            };
+            let (sides, per_round, targets) = postgres::run(&o.dir, &o.peers_dir, &plan).await?;
+            println!("### {}\n\n{}", per_round.title, per_round.markdown());
+            println!("{targets}");
+            sides
         }
         "http-server" => {
             let store = o.store.as_ref().ok_or("http-server needs --store")?;

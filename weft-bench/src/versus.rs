@@ -67,6 +67,14 @@ pub const VARIANTS: &[Variant] = &[
         c: 64,
     },
     Variant {
+        name: "dbos-postgres",
+        script: "dbos/run.sh",
+        env: &[("BACKEND", "postgres")],
+        n: 1000,
+        k: 10,
+        c: 64,
+    },
+    Variant {
         name: "dbos-sqlite-c8",
         script: "dbos/run.sh",
         env: &[("BACKEND", "sqlite")],
