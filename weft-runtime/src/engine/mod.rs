@@ -790,7 +790,7 @@ impl Engine {
         let inner = &self.inner;
         loop {
             let waiter = inner.wait_for(id)?;
-            let stored = query::read_stored(inner, id)
+            let stored = query::read_for_result(inner, id)
                 .await?
                 .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
             let inspected = query::inspect_stored(inner, stored)?;

@@ -383,6 +383,20 @@ impl WriteOp {
         )
     }
 
+    /// How many writes it brings (a check's are known only when it runs; a final transition's
+    /// sweep adds a few): what the batch reserves room for.
+    fn write_count(&self) -> usize {
+        match self {
+            WriteOp::Create { batch, .. }
+            | WriteOp::Update { batch, .. }
+            | WriteOp::Guarded { batch, .. } => batch.writes.len(),
+            WriteOp::SignalWithStart { start, signal, .. } => {
+                start.writes.len() + signal.writes.len()
+            }
+            WriteOp::Checked { .. } | WriteOp::Stop => 0,
+        }
+    }
+
     /// Answers a request with `error`. Anything else is dropped unanswered (its waiter sees the
     /// engine stop).
     fn refuse(self, error: &EngineError) {
@@ -766,7 +780,10 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
         let run_effects = &self.run_effects;
         let fold = &self.cancels;
         let mut cancels = Staged::default();
-        let mut batch = Batch::new();
+        // Sized for every op's writes at once: appended op by op, it would grow many times.
+        let mut batch = Batch {
+            writes: Vec::with_capacity(ops.iter().map(WriteOp::write_count).sum()),
+        };
         let mut accepted = Vec::with_capacity(ops.len());
         let mut effects = Vec::new();
         // Ids and idempotency keys created earlier in this batch, not yet visible in storage.
