@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
 use weft_runtime::storage::{Batch, Condition, Entry, Storage, StorageError, Write};
 
 use crate::bridge::Bridge;
@@ -360,13 +360,18 @@ impl Db {
 
     /// One attempt at a conditional batch: `Ok(Err(..))` when the condition failed,
     /// `Err(..)` when PostgreSQL refused the transaction.
+    ///
+    /// Two round trips, pipelined on one connection: `BEGIN`, the conditions' read, the upsert
+    /// and the delete go out together (the server runs them in that order, so the read sees
+    /// the store before the writes), then `COMMIT`, or `ROLLBACK` when a condition is false,
+    /// which discards the writes as if they had never been sent.
     async fn try_apply(
         &self,
         conditions: &[Condition],
         puts: &(Vec<Vec<u8>>, Vec<Vec<u8>>),
         deletes: &Vec<Vec<u8>>,
     ) -> Result<Result<(), StorageError>, tokio_postgres::Error> {
-        let mut client = match self.pool.get().await {
+        let client = match self.pool.get().await {
             Ok(client) => client,
             Err(e) => {
                 return Ok(Err(StorageError::backend(format!(
@@ -374,51 +379,86 @@ impl Db {
                 ))));
             }
         };
-        let transaction = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::Serializable)
-            .start()
-            .await?;
-        if !conditions.is_empty() {
-            let keys: Vec<Vec<u8>> = conditions.iter().map(|c| c.key.clone()).collect();
-            let statement = transaction
-                .prepare_cached(&format!(
-                    "SELECT key, value FROM {} WHERE key = ANY($1)",
-                    self.table
-                ))
-                .await?;
-            let found: BTreeMap<Vec<u8>, Vec<u8>> = transaction
-                .query(&statement, &[&keys])
-                .await?
-                .into_iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
-            for condition in conditions {
-                if found.get(&condition.key) != condition.expected.as_ref() {
-                    // Nothing written yet: dropping the transaction rolls it back.
-                    return Ok(Err(StorageError::ConditionFailed {
-                        key: condition.key.clone(),
-                    }));
+        // Prepared once per connection, outside the transaction; free after the first batch.
+        let select = match conditions.is_empty() {
+            true => None,
+            false => Some(
+                client
+                    .prepare_cached(&format!(
+                        "SELECT key, value FROM {} WHERE key = ANY($1)",
+                        self.table
+                    ))
+                    .await?,
+            ),
+        };
+        let upsert = match puts.0.is_empty() {
+            true => None,
+            false => Some(
+                client
+                    .prepare_cached(&format!(
+                        "INSERT INTO {} (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
+                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        self.table
+                    ))
+                    .await?,
+            ),
+        };
+        let delete = match deletes.is_empty() {
+            true => None,
+            false => Some(
+                client
+                    .prepare_cached(&format!("DELETE FROM {} WHERE key = ANY($1)", self.table))
+                    .await?,
+            ),
+        };
+        let keys: Vec<Vec<u8>> = conditions.iter().map(|c| c.key.clone()).collect();
+        // Each future sends its request when first polled, and `try_join!` polls them in
+        // order: one pipelined round trip, statements run in this order.
+        let sent = tokio::try_join!(
+            client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"),
+            async {
+                match &select {
+                    Some(statement) => client.query(statement, &[&keys]).await,
+                    None => Ok(Vec::new()),
                 }
+            },
+            async {
+                match &upsert {
+                    Some(statement) => client.execute(statement, &[&puts.0, &puts.1]).await,
+                    None => Ok(0),
+                }
+            },
+            async {
+                match &delete {
+                    Some(statement) => client.execute(statement, &[deletes]).await,
+                    None => Ok(0),
+                }
+            },
+        );
+        let found = match sent {
+            Ok((_, found, _, _)) => found,
+            Err(e) => {
+                // The transaction is aborted (or was never begun): end it, so the connection
+                // goes back to the pool outside any transaction. A broken connection fails
+                // this too, and the pool drops it when it is next taken.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        let found: BTreeMap<Vec<u8>, Vec<u8>> = found
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        for condition in conditions {
+            if found.get(&condition.key) != condition.expected.as_ref() {
+                client.batch_execute("ROLLBACK").await?;
+                return Ok(Err(StorageError::ConditionFailed {
+                    key: condition.key.clone(),
+                }));
             }
         }
-        if !puts.0.is_empty() {
-            let statement = transaction
-                .prepare_cached(&format!(
-                    "INSERT INTO {} (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    self.table
-                ))
-                .await?;
-            transaction.execute(&statement, &[&puts.0, &puts.1]).await?;
-        }
-        if !deletes.is_empty() {
-            let statement = transaction
-                .prepare_cached(&format!("DELETE FROM {} WHERE key = ANY($1)", self.table))
-                .await?;
-            transaction.execute(&statement, &[deletes]).await?;
-        }
-        transaction.commit().await?;
+        // A failed COMMIT (a serialization failure found at commit) ends the transaction too.
+        client.batch_execute("COMMIT").await?;
         let c = &self.counters;
         c.write_transactions.fetch_add(1, Ordering::Relaxed);
         c.rows_written
