@@ -4,7 +4,8 @@
 //! order against a model (bounds, reverse, limits, prefixes on the edges of byte order), batches
 //! applied in order and all or nothing (a reader beside a writer never sees part of one),
 //! conditions on a value and on absence, and compare-and-swap races with exactly one winner
-//! per round and no lost update. A backend that passes them can carry the engine's fenced
+//! per round and no lost update, and partition leases on top of them (one winner of a race to
+//! acquire, a deposed owner fenced). A backend that passes them can carry the engine's fenced
 //! writes. [`storage_conformance!`](crate::storage_conformance) turns every check into its own
 //! `#[test]`, so a failure names the check:
 //!
@@ -113,6 +114,8 @@ macro_rules! storage_conformance {
             condition_distinguishes_empty_from_absent,
             racing_conditional_batches_have_one_winner,
             racing_increments_lose_no_update,
+            lease_races_have_one_winner,
+            lease_takeover_fences_the_deposed_owner,
         );
     };
     ($fresh:expr) => {
@@ -883,4 +886,130 @@ pub fn racing_increments_lose_no_update(backend: &Backend) {
         THREADS * INCREMENTS,
         "every successful swap counted exactly once ({conflicts} conflicts retried)"
     );
+}
+
+/// Engines racing to acquire one partition's lease (see [`weft_runtime::engine::lease`]): in
+/// each round, of eight acquirers exactly one takes it, under an epoch one newer than the
+/// round before, and every other one is told who holds it; writes fenced on an earlier
+/// round's lease are refused, the winner's land.
+pub fn lease_races_have_one_winner(backend: &Backend) {
+    use weft_runtime::engine::lease::{self, Acquired};
+    const THREADS: usize = 8;
+    const ROUNDS: u64 = 5;
+    const TTL: u64 = 1_000;
+    let mut previous: Option<lease::Lease> = None;
+    for round in 0..ROUNDS {
+        // Each round starts after the last round's lease lapsed.
+        let now = round * TTL;
+        let barrier = Barrier::new(THREADS);
+        let results: Vec<Acquired> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|id| {
+                    let storage = backend.shared();
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        // A loser that saw the lease change twice under it may say so; it
+                        // then reads what won, as an engine's next heartbeat would.
+                        match lease::acquire(&*storage, 3, &format!("node-{id}"), now, TTL) {
+                            Err(lease::LeaseError::Contended { .. }) => {
+                                let stored = lease::read(&*storage, 3).unwrap().unwrap();
+                                Acquired::Held {
+                                    owner: stored.owner,
+                                    epoch: stored.epoch,
+                                    expires_ms: stored.expires_ms,
+                                }
+                            }
+                            other => other.unwrap(),
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<&lease::Lease> = results
+            .iter()
+            .filter_map(|r| match r {
+                Acquired::Taken(lease) => Some(lease),
+                Acquired::Held { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: one winner, got {results:?}"
+        );
+        let winner = winners[0].clone();
+        assert_eq!(
+            winner.epoch,
+            round + 1,
+            "round {round}: one epoch per round"
+        );
+        for result in &results {
+            if let Acquired::Held { owner, epoch, .. } = result {
+                assert_eq!((owner, *epoch), (&winner.owner, winner.epoch));
+            }
+        }
+        let stored = lease::read(backend.store(), 3).unwrap().unwrap();
+        assert_eq!(
+            (stored.owner.as_str(), stored.epoch),
+            (winner.owner.as_str(), winner.epoch)
+        );
+
+        let mut write = Batch::new();
+        write.put(format!("wf/{round}"), b"x");
+        if let Some(previous) = &previous {
+            assert_condition_failed(
+                backend.store().apply_if(&[lease::fence(previous)], &write),
+                &lease::lease_epoch_key(3),
+            );
+        }
+        backend
+            .store()
+            .apply_if(&[lease::fence(&winner)], &write)
+            .unwrap();
+        previous = Some(winner);
+    }
+}
+
+/// A lease's life on the backend: renewed by its owner (its fence unchanged), refused to
+/// others until it lapses, then taken over with a newer epoch that refuses the deposed
+/// owner's renewals and writes; released, it is taken at once.
+pub fn lease_takeover_fences_the_deposed_owner(backend: &Backend) {
+    use weft_runtime::engine::lease::{self, Acquired, LeaseError};
+    const TTL: u64 = 1_000;
+    let store = backend.store();
+    let Acquired::Taken(mut first) = lease::acquire(store, 0, "a", 0, TTL).unwrap() else {
+        panic!("a free partition is taken");
+    };
+    lease::renew(store, &mut first, 500, TTL).unwrap();
+    assert_eq!(first.expires_ms, 1_500);
+    assert!(matches!(
+        lease::acquire(store, 0, "b", 1_499, TTL).unwrap(),
+        Acquired::Held { ref owner, epoch: 1, expires_ms: 1_500 } if owner == "a"
+    ));
+    let mut write = Batch::new();
+    write.put(b"wf/x", b"a");
+    store.apply_if(&[lease::fence(&first)], &write).unwrap();
+
+    let Acquired::Taken(second) = lease::acquire(store, 0, "b", 1_500, TTL).unwrap() else {
+        panic!("a lapsed lease is taken over");
+    };
+    assert_eq!(second.epoch, 2);
+    let mut deposed = first.clone();
+    assert!(matches!(
+        lease::renew(store, &mut deposed, 1_501, TTL),
+        Err(LeaseError::Lost { epoch: 1, .. })
+    ));
+    assert_condition_failed(
+        store.apply_if(&[lease::fence(&first)], &write),
+        &lease::lease_epoch_key(0),
+    );
+    assert_eq!(store.get(b"wf/x").unwrap().as_deref(), Some(&b"a"[..]));
+
+    lease::release(store, &second).unwrap();
+    let Acquired::Taken(third) = lease::acquire(store, 0, "c", 1_502, TTL).unwrap() else {
+        panic!("a released lease is taken at once");
+    };
+    assert_eq!(third.epoch, 3);
 }

@@ -55,6 +55,7 @@ mod events;
 mod execute;
 mod fenced;
 mod ids;
+pub mod lease;
 mod live_index;
 mod migration;
 mod page;
