@@ -10,27 +10,21 @@ use super::core::Inner;
 use super::error::EngineError;
 use super::record::{self, AttributesRecord, RecordStatus, StoredValue, WorkflowRecord};
 
-/// Adds to `batch` the writes that commit `set` (the attributes a step set) for workflow `id`:
-/// the rewritten `wfattr/<id>` record and the index entries of changed keys. Nothing when the
-/// step set none, or when the step was not committed as a step (it parked).
-///
-/// Reads the committed attributes: only the workflow's runner writes them, one step at a time,
-/// so the read cannot be stale.
-pub(crate) async fn stage(
-    inner: &Inner,
+/// Adds to `batch` the writes that commit `set` (the attributes a step set) for workflow `id`
+/// over `stored` (its committed attributes, see [`stored`]): the rewritten `wfattr/<id>` record
+/// and the index entries of changed keys. Nothing when the step set none, or when the step was
+/// not committed as a step (it parked). No I/O: called by the planner.
+pub(crate) fn stage(
     id: &str,
     next: &WorkflowRecord,
+    stored: Option<AttributesRecord>,
     set: BTreeMap<String, AttributeValue>,
     batch: &mut Batch,
 ) -> Result<(), EngineError> {
     if set.is_empty() || matches!(next.status, RecordStatus::Parked { .. }) {
         return Ok(());
     }
-    let owned = id.to_string();
-    let mut stored = inner
-        .read(move |storage| read_stored(storage, &owned))
-        .await?
-        .unwrap_or_default();
+    let mut stored = stored.unwrap_or_default();
     for (key, value) in set {
         let value = StoredValue::from(&value);
         match stored.values.get(&key) {
@@ -45,6 +39,18 @@ pub(crate) async fn stage(
     }
     batch.put(record::attributes_key(id), record::encode_record(&stored)?);
     Ok(())
+}
+
+/// The committed attributes of workflow `id`, for [`stage`]. Only the workflow's runner writes
+/// them, one step at a time, so the read cannot be stale.
+pub(crate) async fn stored(
+    inner: &Inner,
+    id: &str,
+) -> Result<Option<AttributesRecord>, EngineError> {
+    let owned = id.to_string();
+    inner
+        .read(move |storage| read_stored(storage, &owned))
+        .await
 }
 
 fn read_stored(storage: &dyn Storage, id: &str) -> Result<Option<AttributesRecord>, EngineError> {

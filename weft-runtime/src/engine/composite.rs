@@ -13,201 +13,114 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::activity::ActivityError;
-use crate::child::{ChildError, ParentClosePolicy};
+use crate::child::ChildError;
 use crate::codec::Payload;
 use crate::context::WorkflowContext;
-use crate::group::{self, GroupShape};
-use crate::storage::Batch;
+use crate::group;
 use crate::workflow::{Command, Resume};
 
-use super::attributes;
 use super::clock::{deadline_ms, to_millis};
 use super::core::{Inner, QueuedSignal};
 use super::error::EngineError;
 use super::execute::{self, Call, Origin};
-use super::record::{
-    self, Branch, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord,
-};
+use super::plan::{self, ChildStart, Followup, Observed, Ready};
+use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
 use super::registry::StepFault;
 use super::runner;
-use super::visibility;
 
-/// What a resumed group or child leaves to do after the resume is committed.
-#[derive(Default)]
-pub(crate) struct Followup {
-    /// Writes committed together with the resume (cancellation requests for children).
-    pub writes: Batch,
-    /// Children whose cancellation was requested: woken once the commit is durable.
-    pub cancel_children: Vec<String>,
-    /// The cancellation being delivered is the execution deadline: the step is committed as
-    /// resumed by [`ResumeKind::TimedOut`].
-    pub timed_out: bool,
-    /// The cancellation was not delivered as such (a sleep cut short, a child waited for):
-    /// it stays pending for the workflow's next durable await.
-    pub keep_cancel: bool,
-    /// The activity this step resumes from ended on its first attempt, so no attempt record
-    /// of it is stored and the step need not delete one.
-    pub no_attempt_stored: bool,
-}
-
-/// The pending command for a group or child command; writes what must be committed with it
-/// (timer index entries, child records) into `batch`.
-pub(crate) async fn plan(
+/// Prepares the children that `command` (the command a step of workflow `parent` suspends on,
+/// at step `step`) starts, in the command's order, for the planner: each child's record after
+/// its first step, planned like any step, or why it cannot start. Nothing is written.
+pub(crate) async fn prepare_children(
     inner: &Inner,
-    id: &str,
+    parent: &str,
     step: u64,
-    command: Command,
+    command: &Command,
     now: SystemTime,
-    batch: &mut Batch,
-) -> Result<Result<PendingCommand, StepFault>, EngineError> {
+) -> Result<Vec<ChildStart>, EngineError> {
+    let mut children = Vec::new();
     match command {
-        Command::All { branches, shape } => {
-            plan_group(inner, id, step, false, shape, branches, now, batch).await
-        }
-        Command::Race { branches, shape } => {
-            plan_group(inner, id, step, true, shape, branches, now, batch).await
-        }
         Command::Child {
             workflow,
             input,
-            policy,
             execution_timeout,
+            ..
         } => {
-            start_child(
+            let child_id = plan::parent_child_id(parent, step, None);
+            let child = prepare_child(
                 inner,
-                id,
-                &format!("{id}/{step}"),
+                parent,
+                &child_id,
                 workflow,
-                &input,
-                (policy, execution_timeout),
+                input,
+                *execution_timeout,
                 now,
-                batch,
-            )
-            .await
+            );
+            children.push(child.await?);
         }
-        other => Ok(Err(StepFault {
-            code: "engine.unexpected_command".into(),
-            message: format!("`{}` is not a group or child command", other.kind()),
-        })),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn plan_group(
-    inner: &Inner,
-    id: &str,
-    step: u64,
-    race: bool,
-    shape: GroupShape,
-    commands: Vec<Command>,
-    now: SystemTime,
-    batch: &mut Batch,
-) -> Result<Result<PendingCommand, StepFault>, EngineError> {
-    let mut branches = Vec::with_capacity(commands.len());
-    for (index, command) in commands.into_iter().enumerate() {
-        let pending = match command {
-            Command::Activity {
-                name,
-                input,
-                options,
-            } => PendingCommand::Activity {
-                name: name.to_string(),
-                input,
-                options,
-            },
-            Command::Compensate { activity, input } => PendingCommand::Activity {
-                options: runner::compensation_options(inner, &activity),
-                name: activity,
-                input,
-            },
-            Command::Sleep { duration } => {
-                let deadline_ms = deadline_ms(now, duration);
-                batch.put(record::timer_key(deadline_ms, id), Vec::new());
-                PendingCommand::Timer { deadline_ms }
-            }
-            Command::WaitForSignal { name } => PendingCommand::Signal {
-                name: name.to_string(),
-            },
-            Command::Child {
-                workflow,
-                input,
-                policy,
-                execution_timeout,
-            } => {
-                let child_id = format!("{id}/{step}.{index}");
-                let options = (policy, execution_timeout);
-                let started =
-                    start_child(inner, id, &child_id, workflow, &input, options, now, batch);
-                match started.await? {
-                    Ok(pending) => pending,
-                    Err(fault) => return Ok(Err(fault)),
+        Command::All { branches, .. } | Command::Race { branches, .. } => {
+            for (index, branch) in branches.iter().enumerate() {
+                if let Command::Child {
+                    workflow,
+                    input,
+                    execution_timeout,
+                    ..
+                } = branch
+                {
+                    let child_id = plan::parent_child_id(parent, step, Some(index));
+                    let child = prepare_child(
+                        inner,
+                        parent,
+                        &child_id,
+                        workflow,
+                        input,
+                        *execution_timeout,
+                        now,
+                    );
+                    children.push(child.await?);
                 }
             }
-            Command::All { .. } | Command::Race { .. } => {
-                return Ok(Err(StepFault {
-                    code: "engine.nested_group".into(),
-                    message: "a group's branch cannot be another group; await the inner group in its own statement".into(),
-                }));
-            }
-        };
-        branches.push(Branch {
-            pending,
-            value: None,
-        });
+        }
+        _ => {}
     }
-    if branches.is_empty() && race {
-        return Ok(Err(StepFault {
-            code: "engine.empty_race".into(),
-            message: "`ctx.race` over no operations can never finish; give it at least one".into(),
-        }));
-    }
-    Ok(Ok(PendingCommand::Group {
-        race,
-        shape,
-        branches,
-    }))
+    Ok(children)
 }
 
-/// Creates child `child_id` in `batch`: its record after its first step (with its parent link),
-/// and its entry in the parent's children index.
-#[allow(clippy::too_many_arguments)]
-fn start_child<'a>(
+/// Prepares child `child_id` of `parent` (see [`prepare_children`]): nothing when it exists
+/// already, else its record after its first step, with its parent link.
+fn prepare_child<'a>(
     inner: &'a Inner,
     parent: &'a str,
     child_id: &'a str,
     workflow_name: &'a str,
     input: &'a [u8],
-    (policy, execution_timeout): (ParentClosePolicy, Option<std::time::Duration>),
+    execution_timeout: Option<std::time::Duration>,
     now: SystemTime,
-    batch: &'a mut Batch,
-) -> StartChild<'a> {
+) -> PrepareChild<'a> {
     // A child's first step may start children of its own: the recursion is boxed.
     Box::pin(async move {
-        let pending = PendingCommand::Child {
-            child_id: child_id.to_string(),
-            policy,
-        };
         if inner
             .read_key(record::workflow_key(child_id))
             .await?
             .is_some()
         {
-            return Ok(Ok(pending));
+            return Ok(ChildStart::Exists);
         }
         let Some(workflow) = inner.registry.latest(workflow_name) else {
-            return Ok(Err(StepFault {
+            return Ok(ChildStart::Fault(StepFault {
                 code: "child.not_registered".into(),
                 message: format!(
                     "child workflow `{workflow_name}` is not registered with this engine; register it and restart to resume"
                 ),
             }));
         };
-        if let Some(fault) = runner::too_large(inner, "the child workflow input", input) {
-            return Ok(Err(fault));
+        if let Some(fault) = plan::too_large(inner.payload_limit, "the child workflow input", input)
+        {
+            return Ok(ChildStart::Fault(fault));
         }
         let state = match workflow.start(input) {
             Ok(state) => state,
-            Err(fault) => return Ok(Err(fault)),
+            Err(fault) => return Ok(ChildStart::Fault(fault)),
         };
         let created = WorkflowRecord {
             workflow_type: workflow.name().to_string(),
@@ -234,84 +147,31 @@ fn start_child<'a>(
         };
         let mut ctx = WorkflowContext::new(child_id, 0, now);
         let stepped = workflow.step(&mut ctx, &state, Resume::Start);
-        let (child, mut child_batch) = runner::transition(
+        // What its first step sets in motion is left to its runner, woken by the parent's
+        // commit: it drives its own children and finds its own end.
+        let child = runner::transition(
             inner,
-            child_id,
-            &created,
-            false,
-            stepped,
-            ctx.take_effects(),
-            ResumeKind::Start,
-            Vec::new(),
-            now,
+            plan::Step {
+                id: child_id,
+                prev: &created,
+                stored: false,
+                stepped,
+                effects: ctx.take_effects(),
+                attributes: ctx.take_attributes(),
+                kind: ResumeKind::Start,
+                consumed: Vec::new(),
+                now,
+            },
         )
         .await?;
-        attributes::stage(
-            inner,
-            child_id,
-            &child,
-            ctx.take_attributes(),
-            &mut child_batch,
-        )
-        .await?;
-        batch.extend(child_batch);
-        batch.put(record::child_key(parent, child_id), Vec::new());
-        Ok(Ok(pending))
+        Ok(ChildStart::Created(child.batch))
     })
 }
 
-/// What [`start_child`] returns: boxed, as a child's first step may start children of its own.
-type StartChild<'a> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = Result<Result<PendingCommand, StepFault>, EngineError>>
-            + Send
-            + 'a,
-    >,
+/// What [`prepare_child`] returns: boxed, as a child's first step may start children of its own.
+type PrepareChild<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<ChildStart, EngineError>> + Send + 'a>,
 >;
-
-/// The status of a workflow suspended on a group or a child: `Running` while a branch's
-/// activity runs (the workflow holds a task), `Waiting` when it only waits for signals, timers
-/// or children, like a top-level signal wait or sleep.
-pub(crate) fn status_of(pending: &PendingCommand) -> RecordStatus {
-    let runs_activity = match pending {
-        PendingCommand::Activity { .. } => true,
-        PendingCommand::Group { branches, .. } => branches
-            .iter()
-            .any(|b| b.value.is_none() && matches!(b.pending, PendingCommand::Activity { .. })),
-        _ => false,
-    };
-    if runs_activity {
-        RecordStatus::Running
-    } else {
-        RecordStatus::Waiting
-    }
-}
-
-/// How many of `consumed` (keys a step deletes) are signals of workflow `id`'s queue: what
-/// [`WorkflowRecord::signals_consumed`] grows by.
-pub(crate) fn signals_among(id: &str, consumed: &[Vec<u8>]) -> u64 {
-    let prefix = record::signal_queue_prefix(id);
-    consumed
-        .iter()
-        .filter(|key| key.starts_with(&prefix))
-        .count() as u64
-}
-
-/// Child ids a pending command waits on, to drive them after a commit.
-pub(crate) fn children_of(pending: Option<&PendingCommand>) -> Vec<String> {
-    match pending {
-        Some(PendingCommand::Child { child_id, .. }) => vec![child_id.clone()],
-        Some(PendingCommand::Group { branches, .. }) => branches
-            .iter()
-            .filter(|b| b.value.is_none())
-            .filter_map(|b| match &b.pending {
-                PendingCommand::Child { child_id, .. } => Some(child_id.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
 
 /// A child's end as the value its parent resumes with, or `None` while it runs.
 pub(crate) async fn child_result(
@@ -338,27 +198,6 @@ pub(crate) async fn child_result(
     })
 }
 
-/// Adds a cancellation request for a child to `followup`, per its policy.
-fn cancel_child(
-    followup: &mut Followup,
-    child_id: &str,
-    policy: ParentClosePolicy,
-    now: SystemTime,
-) -> Result<(), EngineError> {
-    // Abandoned children run on; a child the parent waits for is not cancelled either.
-    if policy != ParentClosePolicy::RequestCancel {
-        return Ok(());
-    }
-    followup.writes.put(
-        record::cancel_key(child_id),
-        record::encode_record(&record::CancelRecord {
-            requested_ms: to_millis(now),
-        })?,
-    );
-    followup.cancel_children.push(child_id.to_string());
-    Ok(())
-}
-
 /// What a waiting child decides for its parent now.
 pub(crate) enum Decided {
     /// Resume with this, consuming these keys, then do the follow-up.
@@ -376,56 +215,6 @@ fn value_error(e: crate::workflow::StepError) -> EngineError {
             type_name: "group value",
             reason: other.to_string(),
         }),
-    }
-}
-
-/// What a cancellation of a workflow waiting on `pending` must also do: disarm the timers of
-/// unfinished branches and cancel unfinished children per their policy.
-pub(crate) fn on_cancel(
-    id: &str,
-    pending: Option<&PendingCommand>,
-    now: SystemTime,
-    consumed: &mut Vec<Vec<u8>>,
-) -> Result<Followup, EngineError> {
-    let mut followup = Followup::default();
-    match pending {
-        Some(PendingCommand::Child { child_id, policy }) => {
-            cancel_child(&mut followup, child_id, *policy, now)?
-        }
-        Some(PendingCommand::Group { branches, .. }) => {
-            for branch in branches.iter().filter(|b| b.value.is_none()) {
-                match &branch.pending {
-                    PendingCommand::Timer { deadline_ms } => {
-                        consumed.push(record::timer_key(*deadline_ms, id))
-                    }
-                    PendingCommand::Child { child_id, policy } => {
-                        cancel_child(&mut followup, child_id, *policy, now)?
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(followup)
-}
-
-/// Decides for a workflow waiting on a single child.
-pub(crate) async fn decide_child(
-    inner: &Arc<Inner>,
-    child_id: &str,
-) -> Result<Decided, EngineError> {
-    match child_result(inner, child_id).await? {
-        Some(result) => Ok(Decided::Resume(
-            Resume::Child(result),
-            Vec::new(),
-            Followup::default(),
-        )),
-        None => {
-            // Make sure the child is driven (after a restart it may have no runner yet).
-            runner::wake(inner, child_id);
-            Ok(Decided::Idle)
-        }
     }
 }
 
@@ -492,6 +281,7 @@ pub(crate) async fn drive_group(
     };
     loop {
         let now = inner.clock.now();
+        let now_ms = to_millis(now);
         let mut consumed: Vec<Vec<u8>> = Vec::new();
         let mut newly = false;
         let mut taken_signals: Vec<Vec<u8>> = Vec::new();
@@ -500,7 +290,7 @@ pub(crate) async fn drive_group(
         let race_won = race && branches.iter().any(|b| b.value.is_some());
         // In a race, the branches ready in this pass are candidates; one wins below, and only
         // the winner consumes what it read (a losing signal stays queued).
-        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut candidates: Vec<(usize, Ready)> = Vec::new();
         for (index, branch) in branches.iter_mut().enumerate() {
             if race_won {
                 break;
@@ -508,111 +298,74 @@ pub(crate) async fn drive_group(
             if branch.value.is_some() {
                 continue;
             }
-            let done: Option<Ready> = match &branch.pending {
-                PendingCommand::Timer { deadline_ms } => {
-                    (to_millis(now) >= *deadline_ms).then(|| Ready {
-                        resume: Resume::Timer,
-                        consumes: Some(record::timer_key(*deadline_ms, id)),
-                        signal_key: None,
-                    })
-                }
-                PendingCommand::Signal { name } => {
-                    match first_untaken_signal(inner, id, name, &taken_signals).await? {
-                        // It may be the signal this branch waits for (see `Inner::queued_signal`).
-                        Some(QueuedSignal::Unreadable(key, error)) => {
-                            return Ok(Decided::Park(StepFault {
-                                code: "record.corrupt".into(),
-                                message: format!(
-                                    "a branch waits for signal `{name}` and the signal queued at `{}` does not decode ({error}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow",
-                                    String::from_utf8_lossy(&key)
-                                ),
-                            }));
-                        }
-                        Some(QueuedSignal::Found(key, payload)) => {
-                            taken_signals.push(key.clone());
-                            Some(Ready {
-                                resume: Resume::Signal(payload),
-                                consumes: Some(key.clone()),
-                                signal_key: Some(key),
-                            })
-                        }
-                        None => None,
-                    }
-                }
-                PendingCommand::Child { child_id, .. } => {
-                    match child_result(inner, child_id).await? {
-                        Some(result) => Some(Ready {
-                            resume: Resume::Child(result),
-                            consumes: None,
-                            signal_key: None,
-                        }),
-                        None => {
-                            runner::wake(inner, child_id);
-                            None
-                        }
-                    }
-                }
-                PendingCommand::Activity {
-                    name,
-                    input,
-                    options,
-                } => {
-                    if !running.iter().any(|r| r.index == index) {
-                        let Some(activity) = inner.registry.activity(name) else {
+            if let PendingCommand::Activity {
+                name,
+                input,
+                options,
+            } = &branch.pending
+            {
+                if !running.iter().any(|r| r.index == index) {
+                    let Some(activity) = inner.registry.activity(name) else {
+                        stop(&mut running);
+                        return Ok(Decided::Park(StepFault {
+                            code: "activity.not_registered".into(),
+                            message: format!(
+                                "activity `{name}` is not registered with this engine; register it and restart to resume"
+                            ),
+                        }));
+                    };
+                    let branch_index = index as u32;
+                    let first_attempt = match execute::first_attempt(
+                        inner,
+                        id,
+                        record.step,
+                        Some(branch_index),
+                        origin,
+                    )
+                    .await?
+                    {
+                        Ok(attempt) => attempt,
+                        Err(fault) => {
                             stop(&mut running);
-                            return Ok(Decided::Park(StepFault {
-                                code: "activity.not_registered".into(),
-                                message: format!(
-                                    "activity `{name}` is not registered with this engine; register it and restart to resume"
-                                ),
-                            }));
-                        };
-                        let branch_index = index as u32;
-                        let first_attempt = match execute::first_attempt(
-                            inner,
-                            id,
-                            record.step,
-                            Some(branch_index),
-                            origin,
-                        )
-                        .await?
-                        {
-                            Ok(attempt) => attempt,
-                            Err(fault) => {
-                                stop(&mut running);
-                                return Ok(Decided::Park(fault));
-                            }
-                        };
-                        let (cancel, cancel_rx) = watch::channel(false);
-                        let call = Call {
-                            activity: Arc::clone(activity),
-                            workflow_id: Arc::from(id),
-                            step: record.step,
-                            input: input.clone(),
-                            options: options.clone(),
-                            resources: inner.resources.clone(),
-                            clock: Arc::clone(&inner.clock),
-                            cancel: cancel_rx,
-                            payload_limit: inner.payload_limit,
-                            branch: Some(branch_index),
-                            engine: Arc::downgrade(inner),
-                            first_attempt,
-                        };
-                        let task = tokio::spawn(execute::execute(call));
-                        inner.add_task(id, task.abort_handle());
-                        running.push(RunningBranch {
-                            index,
-                            task,
-                            cancel,
-                        });
-                    }
-                    None
+                            return Ok(Decided::Park(fault));
+                        }
+                    };
+                    let (cancel, cancel_rx) = watch::channel(false);
+                    let call = Call {
+                        activity: Arc::clone(activity),
+                        workflow_id: Arc::from(id),
+                        step: record.step,
+                        input: input.clone(),
+                        options: options.clone(),
+                        resources: inner.resources.clone(),
+                        clock: Arc::clone(&inner.clock),
+                        cancel: cancel_rx,
+                        payload_limit: inner.payload_limit,
+                        branch: Some(branch_index),
+                        engine: Arc::downgrade(inner),
+                        first_attempt,
+                    };
+                    let task = tokio::spawn(execute::execute(call));
+                    inner.add_task(id, task.abort_handle());
+                    running.push(RunningBranch {
+                        index,
+                        task,
+                        cancel,
+                    });
                 }
-                PendingCommand::Group { .. } => None,
+                continue;
+            }
+            let observed = observe(inner, id, &branch.pending, &taken_signals).await?;
+            let ready = match plan::ready(id, &branch.pending, true, now_ms, observed) {
+                Ok(ready) => ready,
+                Err(fault) => return Ok(Decided::Park(fault)),
             };
-            if let Some(ready) = done {
+            if let Some(ready) = ready {
+                if let Some(key) = &ready.signal_key {
+                    taken_signals.push(key.clone());
+                }
                 if race {
-                    candidates.push(Candidate { index, ready });
+                    candidates.push((index, ready));
                 } else {
                     consumed.extend(ready.consumes);
                     branch.value = Some(group::branch_value(&ready.resume).map_err(value_error)?);
@@ -620,78 +373,42 @@ pub(crate) async fn drive_group(
                 }
             }
         }
-        if let Some(winner) = race_winner(candidates) {
-            consumed.extend(winner.ready.consumes);
-            branches[winner.index].value =
-                Some(group::branch_value(&winner.ready.resume).map_err(value_error)?);
+        if let Some(at) = plan::race_winner(&candidates) {
+            let (index, ready) = candidates.swap_remove(at);
+            consumed.extend(ready.consumes);
+            branches[index].value = Some(group::branch_value(&ready.resume).map_err(value_error)?);
             newly = true;
         }
-        // Finished?
-        let winner = branches.iter().position(|b| b.value.is_some());
-        let resume_value = if race {
-            winner.map(|index| {
-                group::race_value(
-                    shape,
-                    index,
-                    branches[index].value.as_deref().unwrap_or_default(),
-                )
-            })
-        } else if branches.iter().all(|b| b.value.is_some()) {
-            let values: Vec<Payload> = branches
-                .iter()
-                .map(|b| b.value.clone().unwrap_or_default())
-                .collect();
-            Some(group::all_value(shape, &values))
-        } else {
-            None
-        };
-        if let Some(value) = resume_value {
+        if let Some(value) = plan::group_value(race, shape, &branches) {
             let value = value.map_err(value_error)?;
-            let mut followup = Followup::default();
             // The losers of a race: activities are told to stop, timers disarmed, children
             // cancelled per their policy.
             stop(&mut running);
-            for branch in branches.iter().filter(|b| b.value.is_none()) {
-                match &branch.pending {
-                    PendingCommand::Timer { deadline_ms } => {
-                        consumed.push(record::timer_key(*deadline_ms, id))
-                    }
-                    PendingCommand::Child { child_id, policy } => {
-                        cancel_child(&mut followup, child_id, *policy, now)?
-                    }
-                    _ => {}
-                }
-            }
+            let pending = PendingCommand::Group {
+                race,
+                shape,
+                branches,
+            };
+            let followup = plan::on_cancel(id, Some(&pending), now, &mut consumed)?;
             return Ok(Decided::Resume(Resume::Group(value), consumed, followup));
         }
         if newly {
             // Persist the branches that finished, with what they consumed, before going on.
-            let mut next = record.clone();
             let pending = PendingCommand::Group {
                 race,
                 shape,
                 branches: branches.clone(),
             };
-            next.status = status_of(&pending);
-            // A stored counter never wraps: at its largest value the workflow parks.
-            let Some(signals_consumed) = next
-                .signals_consumed
-                .checked_add(signals_among(id, &consumed))
-            else {
-                stop(&mut running);
-                return Ok(Decided::Park(StepFault::overflow(
-                    "consumed signal counter",
-                )));
-            };
-            next.signals_consumed = signals_consumed;
-            next.pending = Some(pending);
-            next.updated_ms = to_millis(now);
-            let mut batch = Batch::new();
-            runner::consume(id, &mut next, consumed, &mut batch);
-            visibility::stage_rewrite(id, Some(record), &next, &mut batch);
-            batch.put(record::workflow_key(id), record::encode_record(&next)?);
-            inner.commit(batch).await?;
-            *record = next;
+            match plan::group_progress(id, record, pending, consumed, now)? {
+                Ok(plan) => {
+                    inner.commit(plan.batch).await?;
+                    *record = plan.record;
+                }
+                Err(fault) => {
+                    stop(&mut running);
+                    return Ok(Decided::Park(fault));
+                }
+            }
             continue;
         }
         if running.is_empty() {
@@ -733,20 +450,21 @@ pub(crate) async fn drive_group(
                 let value = group::branch_value(&Resume::Activity(outcome)).map_err(value_error)?;
                 branches[index].value = Some(value);
                 // Commit it on the next pass (with anything else that finished meanwhile).
-                let mut next = record.clone();
                 let pending = PendingCommand::Group {
                     race,
                     shape,
                     branches: branches.clone(),
                 };
-                next.status = status_of(&pending);
-                next.pending = Some(pending);
-                next.updated_ms = to_millis(inner.clock.now());
-                let mut batch = Batch::new();
-                visibility::stage_rewrite(id, Some(record), &next, &mut batch);
-                batch.put(record::workflow_key(id), record::encode_record(&next)?);
-                inner.commit(batch).await?;
-                *record = next;
+                match plan::group_progress(id, record, pending, Vec::new(), inner.clock.now())? {
+                    Ok(plan) => {
+                        inner.commit(plan.batch).await?;
+                        *record = plan.record;
+                    }
+                    Err(fault) => {
+                        stop(&mut running);
+                        return Ok(Decided::Park(fault));
+                    }
+                }
             }
             None => {
                 let cancelled = inner
@@ -754,19 +472,14 @@ pub(crate) async fn drive_group(
                     .unwrap_or(false);
                 if cancelled {
                     stop(&mut running);
-                    let mut followup = Followup::default();
                     let mut consumed = vec![record::cancel_key(id)];
-                    for branch in branches.iter().filter(|b| b.value.is_none()) {
-                        match &branch.pending {
-                            PendingCommand::Timer { deadline_ms } => {
-                                consumed.push(record::timer_key(*deadline_ms, id))
-                            }
-                            PendingCommand::Child { child_id, policy } => {
-                                cancel_child(&mut followup, child_id, *policy, inner.clock.now())?
-                            }
-                            _ => {}
-                        }
-                    }
+                    let pending = PendingCommand::Group {
+                        race,
+                        shape,
+                        branches: branches.clone(),
+                    };
+                    let followup =
+                        plan::on_cancel(id, Some(&pending), inner.clock.now(), &mut consumed)?;
                     return Ok(Decided::Resume(Resume::Cancelled, consumed, followup));
                 }
                 if runner::deadline_passed(inner, deadline) {
@@ -786,43 +499,40 @@ pub(crate) async fn drive_group(
     }
 }
 
-/// A branch found ready in one pass of [`drive_group`].
-struct Ready {
-    /// What it resumes with.
-    resume: Resume,
-    /// The key it consumes if it wins (its signal, its timer).
-    consumes: Option<Vec<u8>>,
-    /// For a signal branch, the key of the signal it read: its place in the queue.
-    signal_key: Option<Vec<u8>>,
-}
-
-/// A race branch found ready in one pass, before the winner is chosen.
-struct Candidate {
-    /// The branch's position in the race.
-    index: usize,
-    /// What it found.
-    ready: Ready,
-}
-
-/// Which of the race branches found ready in one pass wins.
-///
-/// A signal that was accepted is answered: ready signal branches beat the others, and among
-/// them the signal that arrived first wins (queue keys sort in arrival order), whatever the
-/// order the branches were written in. So `ctx.race((approve, reject))` resumes with `reject`
-/// when it was sent before `approve`, even if both are queued by the time the workflow looks.
-/// Otherwise (timers, children) the first branch listed wins.
-fn race_winner(mut candidates: Vec<Candidate>) -> Option<Candidate> {
-    let first_signal = candidates
-        .iter()
-        .enumerate()
-        .filter_map(|(at, c)| c.ready.signal_key.as_ref().map(|key| (key, at)))
-        .min()
-        .map(|(_, at)| at);
-    match first_signal {
-        Some(at) => Some(candidates.swap_remove(at)),
-        None if candidates.is_empty() => None,
-        None => Some(candidates.swap_remove(0)),
-    }
+/// What storage holds for `pending` (of workflow `id`), for [`plan::ready`]: the first queued
+/// signal of its name that no branch took in this pass (`taken`), or the end of the child it
+/// waits for. Nothing for a timer (the clock decides) or an activity (it is run). A child that
+/// has not ended is woken, so it is driven (after a restart it may have no runner yet).
+pub(crate) async fn observe(
+    inner: &Arc<Inner>,
+    id: &str,
+    pending: &PendingCommand,
+    taken: &[Vec<u8>],
+) -> Result<Observed, EngineError> {
+    Ok(match pending {
+        PendingCommand::Signal { name } => {
+            let queued = if taken.is_empty() {
+                inner.queued_signal(id, name).await?
+            } else {
+                first_untaken_signal(inner, id, name, taken).await?
+            };
+            match queued {
+                Some(QueuedSignal::Found(key, payload)) => Observed::Signal(key, payload),
+                Some(QueuedSignal::Unreadable(key, error)) => {
+                    Observed::UnreadableSignal(key, error)
+                }
+                None => Observed::Nothing,
+            }
+        }
+        PendingCommand::Child { child_id, .. } => match child_result(inner, child_id).await? {
+            Some(result) => Observed::Child(result),
+            None => {
+                runner::wake(inner, child_id);
+                Observed::Nothing
+            }
+        },
+        _ => Observed::Nothing,
+    })
 }
 
 /// The first queued signal named `name` that no other branch took in this pass, or the first

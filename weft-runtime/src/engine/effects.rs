@@ -27,13 +27,17 @@
 //!
 //! Effects are cheap (a lock, a poke, a task spawned): the writer is the engine's one serial
 //! stage. Anything slow, such as reading a record or running a step, happens in the runner
-//! tasks they spawn. A runner's own transitions set their followers in motion from the runner
-//! task itself ([`super::runner::after_commit`]); that task belongs to the engine, not to a
-//! caller, so it needs no effect.
+//! tasks they spawn.
+//!
+//! A runner's own transitions are planned the same way (see `plan`): the plan lists the effects
+//! of the step (disarm a timer, tell result waiters, start children, wake a parent, cancel a
+//! child), and the runner runs them with [`committed`] once the step's batch is durable. That
+//! task belongs to the engine, not to a caller, so nothing it acknowledged is stranded.
 
 use std::sync::Arc;
 
-use super::core::Inner;
+use super::core::{Inner, Woken};
+use super::events;
 use super::record::WorkflowRecord;
 use super::registry::ErasedWorkflow;
 use super::runner::{self, Loaded};
@@ -47,6 +51,26 @@ pub(crate) enum Effect {
     Wake(String),
     /// Delivers the cancellation request the commit stored for a workflow.
     Cancel(String),
+    /// Disarms the in-memory timer of a stored timer entry the commit deleted (a sleep cut
+    /// short, a race's losing timer), so it does not stay armed until its deadline.
+    Disarm {
+        /// When it would fire (ms since the Unix epoch).
+        deadline_ms: u64,
+        /// The workflow it would wake.
+        id: String,
+    },
+    /// Disarms every in-memory timer of a workflow the commit finished: nothing can wake it
+    /// to any end, its execution deadline included.
+    DisarmAll(String),
+    /// Answers the result waiters of a workflow the commit finished with an outcome (with the
+    /// committed record, when [`committed`] runs it).
+    Finished(String),
+    /// Tells a workflow's waiters something changed (it parked or ended without an outcome,
+    /// or the step answered an update): they read it again.
+    Changed(String),
+    /// The cancellation the runner delivered was not delivered as such (a sleep cut short, a
+    /// child waited for): it stays pending for the workflow's next durable await.
+    KeepCancel(String),
 }
 
 /// A workflow created by a commit, with what its runner needs to start without reading it back.
@@ -59,6 +83,8 @@ pub(crate) struct Launch {
     pub workflow: Arc<dyn ErasedWorkflow>,
     /// Its execution deadline (ms since the Unix epoch), armed in memory.
     pub deadline_ms: Option<u64>,
+    /// What its first step set in motion (see `plan`), run before its runner starts.
+    pub effects: Vec<Effect>,
 }
 
 impl std::fmt::Debug for Effect {
@@ -67,6 +93,15 @@ impl std::fmt::Debug for Effect {
             Effect::Launch(launch) => f.debug_tuple("Launch").field(&launch.id).finish(),
             Effect::Wake(id) => f.debug_tuple("Wake").field(id).finish(),
             Effect::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+            Effect::Disarm { deadline_ms, id } => f
+                .debug_struct("Disarm")
+                .field("deadline_ms", deadline_ms)
+                .field("id", id)
+                .finish(),
+            Effect::DisarmAll(id) => f.debug_tuple("DisarmAll").field(id).finish(),
+            Effect::Finished(id) => f.debug_tuple("Finished").field(id).finish(),
+            Effect::Changed(id) => f.debug_tuple("Changed").field(id).finish(),
+            Effect::KeepCancel(id) => f.debug_tuple("KeepCancel").field(id).finish(),
         }
     }
 }
@@ -75,10 +110,41 @@ impl std::fmt::Debug for Effect {
 /// runtime entered, for the tasks it spawns.
 pub(crate) fn run(inner: &Arc<Inner>, effects: Vec<Effect>) {
     for effect in effects {
-        match effect {
-            Effect::Launch(launch) => self::launch(inner, *launch),
-            Effect::Wake(id) => runner::wake(inner, &id),
-            Effect::Cancel(id) => runner::wake_cancel(inner, &id),
+        apply(inner, effect, None);
+    }
+}
+
+/// Runs the effects of a workflow's transition to `record`, once its batch is durable: watchers
+/// hear of the step, then `effects` run in order (result waiters are handed `record`).
+pub(crate) fn committed(
+    inner: &Arc<Inner>,
+    id: &str,
+    record: &WorkflowRecord,
+    effects: Vec<Effect>,
+) {
+    events::committed(inner, id, record);
+    for effect in effects {
+        apply(inner, effect, Some(record));
+    }
+}
+
+/// Runs one effect; `record` is the committed record of the workflow whose transition it
+/// follows, if known.
+fn apply(inner: &Arc<Inner>, effect: Effect, record: Option<&WorkflowRecord>) {
+    match effect {
+        Effect::Launch(launch) => self::launch(inner, *launch),
+        Effect::Wake(id) => runner::wake(inner, &id),
+        Effect::Cancel(id) => runner::wake_cancel(inner, &id),
+        Effect::Disarm { deadline_ms, id } => inner.timers.disarm(deadline_ms, &id),
+        Effect::DisarmAll(id) => inner.timers.disarm_all(&id),
+        Effect::Finished(id) => match record {
+            // The record as committed is what a waiter would read back: hand it over instead.
+            Some(record) => inner.notify(&id, || Woken::Finished(Arc::new(record.clone()))),
+            None => inner.notify(&id, || Woken::Changed),
+        },
+        Effect::Changed(id) => inner.notify(&id, || Woken::Changed),
+        Effect::KeepCancel(id) => {
+            inner.with_active(&id, |entry| entry.cancel = true);
         }
     }
 }
@@ -92,6 +158,7 @@ fn launch(inner: &Arc<Inner>, launch: Launch) {
         record,
         workflow,
         deadline_ms,
+        effects,
     } = launch;
     if inner.check_live().is_err() {
         return;
@@ -99,11 +166,7 @@ fn launch(inner: &Arc<Inner>, launch: Launch) {
     if let Some(deadline_ms) = deadline_ms {
         inner.timers.arm(deadline_ms, &id);
     }
-    if let Err(error) = runner::after_commit_blocking(inner, &id, &record) {
-        // As a runner would: the commit stands, waiters learn what failed.
-        inner.stall(&id, error);
-        return;
-    }
+    committed(inner, &id, &record, effects);
     runner::launch(
         inner,
         id,

@@ -14,7 +14,6 @@ use super::core::Inner;
 use super::error::EngineError;
 use super::record::{self, RecordStatus, WorkflowRecord};
 use super::registry::{self, ErasedWorkflow, StepFault};
-use super::runner;
 use super::visibility;
 
 /// A workflow version exactly: name, version, fingerprint.
@@ -125,7 +124,9 @@ pub(crate) fn upgrade(
             None => break,
         }
     }
-    if let Some(fault) = runner::too_large(inner, "the migrated workflow state", &state) {
+    if let Some(fault) =
+        super::plan::too_large(inner.payload_limit, "the migrated workflow state", &state)
+    {
         return Some(Err(fault));
     }
     let mut next = record.clone();

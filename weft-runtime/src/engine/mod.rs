@@ -60,6 +60,7 @@ mod live_index;
 mod migration;
 mod page;
 pub mod partition;
+mod plan;
 mod probe;
 mod purge;
 mod query;
@@ -356,6 +357,7 @@ fn launch_effect(
     workflow: &Arc<dyn ErasedWorkflow>,
     id: &str,
     record: WorkflowRecord,
+    effects: Vec<Effect>,
     deadline_ms: Option<u64>,
 ) -> Vec<Effect> {
     vec![Effect::Launch(Box::new(Launch {
@@ -363,6 +365,7 @@ fn launch_effect(
         record,
         workflow: Arc::clone(workflow),
         deadline_ms,
+        effects,
     }))]
 }
 
@@ -633,7 +636,7 @@ impl Engine {
         execution_timeout: Option<std::time::Duration>,
     ) -> Result<String, EngineError> {
         let inner = &self.inner;
-        let (record, batch, deadline_ms) = self
+        let (record, batch, effects, deadline_ms) = self
             .prepare_start(
                 workflow,
                 &id,
@@ -644,7 +647,7 @@ impl Engine {
             .await?;
         // Run by the writer if, and only if, it accepts this create: of concurrent starts of one
         // id, the one whose create it accepted runs the workflow, whoever waits for what.
-        let launch = launch_effect(workflow, &id, record, deadline_ms);
+        let launch = launch_effect(workflow, &id, record, effects, deadline_ms);
         match inner
             .create(id.clone(), idempotency_key, batch, launch)
             .await?
@@ -673,8 +676,8 @@ impl Engine {
     }
 
     /// Runs the first step of a new workflow `id` and builds the batch that creates it: its
-    /// record, attributes, idempotency key and deadline. Returns the record, the batch and the
-    /// deadline to arm.
+    /// record, attributes, idempotency key and deadline. Returns the record, the batch, what
+    /// its first step sets in motion once durable, and the deadline to arm.
     async fn prepare_start(
         &self,
         workflow: &Arc<dyn ErasedWorkflow>,
@@ -682,7 +685,7 @@ impl Engine {
         input: &[u8],
         idempotency_key: Option<String>,
         execution_timeout: Option<std::time::Duration>,
-    ) -> Result<(WorkflowRecord, Batch, Option<u64>), EngineError> {
+    ) -> Result<(WorkflowRecord, Batch, Vec<Effect>, Option<u64>), EngineError> {
         let inner = &self.inner;
         let id = id.to_string();
         let now = inner.clock.now();
@@ -718,25 +721,33 @@ impl Engine {
             last_resume: None,
             signals_consumed: 0,
             // Kept in the record from the first commit; a first step that finishes the
-            // workflow clears it (see `runner::transition`).
+            // workflow clears it (see `plan::step`).
             lifecycle: record::Lifecycle {
                 deadline_ms,
                 ..record::Lifecycle::default()
             },
         };
-        let (record, mut batch) = runner::transition(
+        let plan = runner::transition(
             inner,
-            &id,
-            &created,
-            false,
-            stepped,
-            ctx.take_effects(),
-            ResumeKind::Start,
-            Vec::new(),
-            now,
+            plan::Step {
+                id: &id,
+                prev: &created,
+                stored: false,
+                stepped,
+                effects: ctx.take_effects(),
+                attributes: ctx.take_attributes(),
+                kind: ResumeKind::Start,
+                consumed: Vec::new(),
+                now,
+            },
         )
         .await?;
-        attributes::stage(inner, &id, &record, ctx.take_attributes(), &mut batch).await?;
+        let plan::Plan {
+            record,
+            mut batch,
+            effects,
+            ..
+        } = plan;
         if let Some(key) = &idempotency_key {
             batch.put(
                 record::idempotency_key(key),
@@ -745,7 +756,7 @@ impl Engine {
                 })?,
             );
         }
-        Ok((record, batch, deadline_ms))
+        Ok((record, batch, effects, deadline_ms))
     }
 
     /// A typed handle to an existing workflow (not checked until used).
@@ -990,11 +1001,11 @@ impl Engine {
                 sent_ms: to_millis(inner.clock.now()),
             })?,
         );
-        let (record, start_batch, deadline_ms) = self
+        let (record, start_batch, effects, deadline_ms) = self
             .prepare_start(&workflow, id, &encoded_input, None, None)
             .await?;
         // The writer launches the workflow if it starts it, or wakes it if it signals it.
-        let launch = launch_effect(&workflow, id, record, deadline_ms);
+        let launch = launch_effect(&workflow, id, record, effects, deadline_ms);
         match inner
             .signal_with_start(id.to_string(), W::NAME, start_batch, signal_batch, launch)
             .await?

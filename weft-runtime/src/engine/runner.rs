@@ -10,7 +10,6 @@
 //! task, only its record (and a `(deadline, id)` pair for a timer).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::sync::watch;
 
@@ -18,22 +17,20 @@ use crate::activity::ActivityOptions;
 use crate::child::ParentClosePolicy;
 use crate::codec::{self, Payload};
 use crate::contain;
-use crate::context::{StepEffects, WorkflowContext};
-use crate::storage::Batch;
-use crate::workflow::{Command, Resume};
+use crate::context::WorkflowContext;
+use crate::workflow::Resume;
 
 use super::attributes;
-use super::clock::{deadline_ms, to_millis};
-use super::composite::{self, Decided, Followup};
-use super::core::{Inner, QueuedSignal, Woken};
+use super::clock::to_millis;
+use super::composite::{self, Decided};
+use super::core::{Inner, QueuedSignal};
+use super::effects;
 use super::error::EngineError;
-use super::events;
 use super::execute::{self, Call, Origin};
-use super::record::{self, Outcome, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
+use super::plan::{self, Followup};
+use super::record::{self, PendingCommand, RecordStatus, ResumeKind, WorkflowRecord};
 use super::registry::{ErasedWorkflow, Lookup, StepFault, Stepped};
 use super::review::ReviewSnapshot;
-use super::timers;
-use super::visibility;
 use super::writer::Guarded;
 
 /// How many times in a row a transition out of a review may be refused before the runner gives
@@ -312,7 +309,7 @@ pub(crate) fn timeout_resume(
     pending: Option<&PendingCommand>,
 ) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
     let mut consumed = vec![record::deadline_key(id)];
-    let mut followup = composite::on_cancel(id, pending, inner.clock.now(), &mut consumed)?;
+    let mut followup = plan::on_cancel(id, pending, inner.clock.now(), &mut consumed)?;
     followup.timed_out = true;
     Ok((Resume::Cancelled, consumed, followup))
 }
@@ -416,7 +413,7 @@ async fn decide(
             return Ok(decision);
         }
         let mut consumed = vec![record::cancel_key(id)];
-        let followup = composite::on_cancel(
+        let followup = plan::on_cancel(
             id,
             record.pending.as_ref(),
             inner.clock.now(),
@@ -432,39 +429,32 @@ async fn decide(
             Followup::default(),
         )),
         None => Ok(Decision::Done),
-        Some(PendingCommand::Timer { deadline_ms }) => {
-            if to_millis(inner.clock.now()) >= *deadline_ms {
-                Ok(Decision::Resume(
-                    Resume::Timer,
-                    vec![record::timer_key(*deadline_ms, id)],
+        Some(
+            pending @ (PendingCommand::Timer { .. }
+            | PendingCommand::Signal { .. }
+            | PendingCommand::Child { .. }),
+        ) => {
+            // The readiness rule a group's branches follow too (see `plan::ready`).
+            let observed = composite::observe(inner, id, pending, &[]).await?;
+            let now_ms = to_millis(inner.clock.now());
+            match plan::ready(id, pending, false, now_ms, observed) {
+                Ok(Some(ready)) => Ok(Decision::Resume(
+                    ready.resume,
+                    ready.consumes.into_iter().collect(),
                     Followup::default(),
-                ))
-            } else {
-                inner.timers.arm(*deadline_ms, id);
-                Ok(Decision::Idle)
+                )),
+                Ok(None) => {
+                    if let PendingCommand::Timer { deadline_ms } = pending {
+                        inner.timers.arm(*deadline_ms, id);
+                    }
+                    Ok(Decision::Idle)
+                }
+                Err(fault) => {
+                    park(inner, id, record, fault).await?;
+                    Ok(Decision::Done)
+                }
             }
         }
-        Some(PendingCommand::Signal { name }) => match inner.queued_signal(id, name).await? {
-            Some(QueuedSignal::Found(key, payload)) => Ok(Decision::Resume(
-                Resume::Signal(payload),
-                vec![key],
-                Followup::default(),
-            )),
-            // It may be the signal waited for: resuming with a later one, or waiting on, could
-            // both be wrong, so the workflow parks with the record kept for an operator.
-            Some(QueuedSignal::Unreadable(key, error)) => {
-                let fault = StepFault {
-                    code: "record.corrupt".into(),
-                    message: format!(
-                        "the workflow waits for signal `{name}` and the signal queued at `{}` does not decode ({error}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow",
-                        String::from_utf8_lossy(&key)
-                    ),
-                };
-                park(inner, id, record, fault).await?;
-                Ok(Decision::Done)
-            }
-            None => Ok(Decision::Idle),
-        },
         Some(PendingCommand::Activity {
             name,
             input,
@@ -600,10 +590,6 @@ async fn decide(
                 },
             ))
         }
-        Some(PendingCommand::Child { child_id, .. }) => {
-            let decided = composite::decide_child(inner, child_id).await?;
-            composite_decision(inner, id, record, decided).await
-        }
         Some(PendingCommand::Group { .. }) => {
             let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
             composite_decision(inner, id, record, decided).await
@@ -670,100 +656,127 @@ async fn advance(
             message: "the record holds no state to resume".into(),
         }),
     };
-    let effects = ctx.take_effects();
-    let answered = effects.responses.iter().any(Result::is_ok);
-    let (next, mut batch) = transition(
-        inner, id, record, true, stepped, effects, kind, consumed, now,
+    let mut plan = transition(
+        inner,
+        plan::Step {
+            id,
+            prev: record,
+            stored: true,
+            stepped,
+            effects: ctx.take_effects(),
+            attributes: ctx.take_attributes(),
+            kind,
+            consumed,
+            now,
+        },
     )
     .await?;
-    if let (RecordStatus::Parked { .. }, Some(result)) = (&next.status, activity_result) {
-        let kept = record::ActivityResultRecord {
-            step: record.step,
-            result,
-        };
-        batch.put(
-            record::activity_result_key(id),
-            record::encode_record(&kept)?,
-        );
+    plan::resumed(
+        &mut plan,
+        id,
+        record,
+        plan::Resumed {
+            followup,
+            activity_result,
+            // Every transition from a review wait ends the review (decision, timeout,
+            // cancellation, execution deadline) or replaces it: guarded on the record as read
+            // before deciding.
+            expect: review.map(ReviewSnapshot::expect).unwrap_or_default(),
+        },
+    )?;
+    if commit(inner, &mut plan).await? == Guarded::Conflict {
+        return Ok(None);
     }
-    if !followup.no_attempt_stored {
-        delete_attempts(id, record, &mut batch);
+    effects::committed(inner, id, &plan.record, plan.effects);
+    Ok(Some(plan.record))
+}
+
+/// Commits `plan`'s writes: guarded on its expectations when it has any (a conflict writes
+/// nothing), and clearing its signal queue when it is final.
+async fn commit(inner: &Inner, plan: &mut plan::Plan) -> Result<Guarded, EngineError> {
+    let batch = std::mem::take(&mut plan.batch);
+    let sweep = plan.sweep.take();
+    if plan.expect.is_empty() {
+        inner.commit_sweeping(batch, sweep).await?;
+        Ok(Guarded::Written)
+    } else {
+        let expect = std::mem::take(&mut plan.expect);
+        inner.commit_guarded(expect, batch, sweep).await
     }
-    attributes::stage(inner, id, &next, ctx.take_attributes(), &mut batch).await?;
-    batch.extend(followup.writes);
-    // A final transition's signal queue is cleared by the writer (see `writer::swept`).
-    let sweep = next
-        .status
-        .is_terminal()
-        .then(|| record::signal_queue_prefix(id));
-    let disarm = timers::deleted_by(&batch);
-    match review {
-        // Every transition from a review wait ends the review (decision, timeout, cancellation,
-        // execution deadline) or replaces it: guarded on the record as read before deciding.
-        Some(review) => {
-            if inner.commit_guarded(review.expect(), batch, sweep).await? == Guarded::Conflict {
-                return Ok(None);
+}
+
+/// What storage holds that the step needs planned, read when it needs it (see [`plan::Facts`]),
+/// then the step planned: the single entry to the planner for every step, a runner's, a
+/// start's and a child's first.
+pub(crate) async fn transition(
+    inner: &Inner,
+    step: plan::Step<'_>,
+) -> Result<plan::Plan, EngineError> {
+    let facts = facts(inner, &step).await?;
+    plan::step(inner, step, facts)
+}
+
+/// The reads [`transition`] makes for `step`: none for most steps.
+async fn facts(inner: &Inner, step: &plan::Step<'_>) -> Result<plan::Facts, EngineError> {
+    let mut facts = plan::Facts::default();
+    let id = step.id;
+    let Ok(stepped) = &step.stepped else {
+        return Ok(facts);
+    };
+    for (update_id, _) in step.effects.responses.iter().flatten() {
+        if inner
+            .read_key(record::update_response_key(id, update_id))
+            .await?
+            .is_some()
+        {
+            facts.answered.push(update_id.clone());
+        }
+    }
+    if step.kind == ResumeKind::Group {
+        let suspends = matches!(stepped, Stepped::Suspend { .. });
+        if step.effects.review.is_some() && suspends {
+            facts.review_decisions = review_decisions(inner, id).await?;
+        } else if suspends {
+            // Not finished (a finished workflow's review record goes, read or not).
+            facts.review_stored = inner.read_key(record::review_key(id)).await?.is_some();
+            if facts.review_stored {
+                facts.review_decisions = review_decisions(inner, id).await?;
             }
         }
-        None => inner.commit_sweeping(batch, sweep).await?,
     }
-    // A sleep cut short or a race's losing timer: its stored timer is gone, so its in-memory
-    // one must not stay armed until its deadline.
-    for (deadline_ms, timer_id) in disarm {
-        inner.timers.disarm(deadline_ms, &timer_id);
+    if !step.attributes.is_empty() {
+        facts.attributes = attributes::stored(inner, id).await?;
     }
-    after_commit(inner, id, &next).await?;
-    if answered {
-        // Update callers wait on the workflow's waiters for their answer.
-        inner.notify(id, || Woken::Changed);
-    }
-    for child in followup.cancel_children {
-        wake_cancel(inner, &child);
-    }
-    if followup.keep_cancel {
-        inner.with_active(id, |entry| entry.cancel = true);
-    }
-    Ok(Some(next))
-}
-
-/// What a committed step sets in motion elsewhere: its new children start running, and a
-/// finished child wakes its parent, and watchers hear of the step.
-pub(crate) async fn after_commit(
-    inner: &Arc<Inner>,
-    id: &str,
-    next: &WorkflowRecord,
-) -> Result<(), EngineError> {
-    set_in_motion(inner, id, next);
-    Ok(())
-}
-
-/// [`after_commit`] for code running off the async workers (the writer thread running the
-/// effects of a commit): it reads storage where it runs.
-pub(crate) fn after_commit_blocking(
-    inner: &Arc<Inner>,
-    id: &str,
-    next: &WorkflowRecord,
-) -> Result<(), EngineError> {
-    set_in_motion(inner, id, next);
-    Ok(())
-}
-
-/// What [`after_commit`] does: a finished child wakes its parent, from the link in its own
-/// record.
-fn set_in_motion(inner: &Arc<Inner>, id: &str, next: &WorkflowRecord) {
-    events::committed(inner, id, next);
-    finish_notify(inner, id, next);
-    if next.status.is_terminal() {
-        // Nothing can wake a finished workflow to any end: its execution deadline, say.
-        inner.timers.disarm_all(id);
-    }
-    for child in composite::children_of(next.pending.as_ref()) {
-        wake(inner, &child);
-    }
-    if next.status.is_terminal()
-        && let Some(parent) = &next.lifecycle.parent
+    if let Stepped::Suspend { command, .. } = stepped
+        && let Some(next_step) = step.prev.step.checked_add(1)
     {
-        wake(inner, parent);
+        facts.children =
+            composite::prepare_children(inner, id, next_step, command, step.now).await?;
+    }
+    Ok(facts)
+}
+
+/// The keys of the review decisions queued for `id`.
+async fn review_decisions(inner: &Inner, id: &str) -> Result<Vec<Vec<u8>>, EngineError> {
+    let prefix = record::signal_queue_prefix(id);
+    let mut keys = Vec::new();
+    for (key, value) in inner.read_prefix(prefix).await? {
+        if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
+            && signal.name == crate::review::REVIEW_QUEUE
+        {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+impl plan::Env for Inner {
+    fn payload_limit(&self) -> usize {
+        self.payload_limit
+    }
+
+    fn compensation_options(&self, name: &str) -> ActivityOptions {
+        compensation_options(self, name)
     }
 }
 
@@ -774,21 +787,10 @@ async fn park(
     record: &WorkflowRecord,
     fault: StepFault,
 ) -> Result<(), EngineError> {
-    let (next, batch) = parked(record, true, fault, inner.clock.now(), id)?;
-    inner.commit(batch).await?;
-    events::committed(inner, id, &next);
-    finish_notify(inner, id, &next);
+    let mut plan = plan::parked(id, record, fault, inner.clock.now())?;
+    commit(inner, &mut plan).await?;
+    effects::committed(inner, id, &plan.record, plan.effects);
     Ok(())
-}
-
-/// Tells result waiters when the workflow finished or parked.
-pub(crate) fn finish_notify(inner: &Inner, id: &str, record: &WorkflowRecord) {
-    if record.status.is_terminal() && record.outcome.is_some() {
-        // The record as committed is what a waiter would read back: hand it over instead.
-        inner.notify(id, || Woken::Finished(Arc::new(record.clone())));
-    } else if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
-        inner.notify(id, || Woken::Changed);
-    }
 }
 
 fn resume_kind(resume: &Resume) -> ResumeKind {
@@ -801,294 +803,6 @@ fn resume_kind(resume: &Resume) -> ResumeKind {
         Resume::Group(_) => ResumeKind::Group,
         Resume::Child(_) => ResumeKind::Child,
     }
-}
-
-/// `record` parked with `fault`: the new record and its writes. `stored` says whether `record`
-/// is the stored one, or the one the workflow's first step creates.
-fn parked(
-    record: &WorkflowRecord,
-    stored: bool,
-    fault: StepFault,
-    now: SystemTime,
-    id: &str,
-) -> Result<(WorkflowRecord, Batch), EngineError> {
-    let mut next = record.clone();
-    next.status = RecordStatus::Parked {
-        code: fault.code,
-        message: fault.message,
-    };
-    next.updated_ms = to_millis(now);
-    let mut batch = Batch::new();
-    // A workflow parked by its first step is created here, so it joins the live index here.
-    batch.put(record::live_key(id), Vec::new());
-    visibility::stage_park(id, stored.then_some(record), &next, &mut batch);
-    batch.put(record::workflow_key(id), record::encode_record(&next)?);
-    Ok((next, batch))
-}
-
-pub(crate) fn too_large(inner: &Inner, what: &str, payload: &[u8]) -> Option<StepFault> {
-    (payload.len() > inner.payload_limit).then(|| StepFault {
-        code: "engine.payload_too_large".into(),
-        message: format!(
-            "{what} is {} bytes, over the payload limit of {} bytes",
-            payload.len(),
-            inner.payload_limit
-        ),
-    })
-}
-
-/// The attempts of the activities a step resumes from are spent with it: their records go.
-fn delete_attempts(id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
-    match &prev.pending {
-        Some(PendingCommand::Activity { .. }) => {
-            batch.delete(record::attempt_key(id, None));
-        }
-        Some(PendingCommand::Group { branches, .. }) => {
-            for (index, branch) in branches.iter().enumerate() {
-                if matches!(branch.pending, PendingCommand::Activity { .. }) {
-                    let index = u32::try_from(index).unwrap_or(u32::MAX);
-                    batch.delete(record::attempt_key(id, Some(index)));
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The record and batch that commit one step: the new state, the pending command, the consumed
-/// resume, the step's effects (update answers, a review record) and the index entries, or a
-/// park that keeps everything as it was. `stored` says whether `prev` is the stored record, or
-/// the one a start creates (a retried first step, `kind` `Start` too, steps a stored one).
-#[allow(clippy::too_many_arguments)] // one call per way a step is taken; a struct adds nothing
-pub(crate) async fn transition(
-    inner: &Inner,
-    id: &str,
-    prev: &WorkflowRecord,
-    stored: bool,
-    stepped: Result<Stepped, StepFault>,
-    effects: StepEffects,
-    kind: ResumeKind,
-    consumed: Vec<Vec<u8>>,
-    now: SystemTime,
-) -> Result<(WorkflowRecord, Batch), EngineError> {
-    let stepped = match stepped {
-        Ok(stepped) => stepped,
-        Err(fault) => return parked(prev, stored, fault, now, id),
-    };
-    let StepEffects { responses, review } = effects;
-    let mut answers = Vec::with_capacity(responses.len());
-    for response in responses {
-        match response {
-            Ok(answer) => answers.push(answer),
-            Err(e) => return parked(prev, stored, StepFault::step(&e), now, id),
-        }
-    }
-    let now_ms = to_millis(now);
-    let mut next = prev.clone();
-    // Stored counters never wrap: at their largest value the workflow parks, state kept.
-    let Some(step) = prev.step.checked_add(1) else {
-        return parked(prev, stored, StepFault::overflow("step counter"), now, id);
-    };
-    next.step = step;
-    next.updated_ms = now_ms;
-    next.last_resume = Some(kind);
-    // A top-level signal wait consumes its signal; a group resumes with the signals its
-    // branches took (the ones it took earlier were counted as they were committed).
-    let taken = composite::signals_among(id, &consumed);
-    let Some(signals_consumed) = next.signals_consumed.checked_add(taken) else {
-        return parked(
-            prev,
-            stored,
-            StepFault::overflow("consumed signal counter"),
-            now,
-            id,
-        );
-    };
-    next.signals_consumed = signals_consumed;
-    let mut batch = Batch::new();
-    consume(id, &mut next, consumed, &mut batch);
-    if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
-        batch.delete(record::timer_key(deadline_ms, id));
-    }
-    let finished = |next: &mut WorkflowRecord, status, outcome| {
-        next.status = status;
-        next.outcome = Some(outcome);
-        next.state = None;
-        next.pending = None;
-    };
-    let suspends = matches!(stepped, Stepped::Suspend { .. });
-    match stepped {
-        Stepped::Suspend { state, command } => {
-            if let Some(fault) = too_large(inner, "the workflow state", &state) {
-                return parked(prev, stored, fault, now, id);
-            }
-            let (status, pending) = match command {
-                Command::Activity {
-                    name,
-                    input,
-                    options,
-                } => {
-                    if let Some(fault) = too_large(inner, "the activity input", &input) {
-                        return parked(prev, stored, fault, now, id);
-                    }
-                    (
-                        RecordStatus::Running,
-                        PendingCommand::Activity {
-                            name: name.to_string(),
-                            input,
-                            options,
-                        },
-                    )
-                }
-                Command::Sleep { duration } => {
-                    let deadline_ms = deadline_ms(now, duration);
-                    batch.put(record::timer_key(deadline_ms, id), Vec::new());
-                    (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
-                }
-                Command::WaitForSignal { name } => (
-                    RecordStatus::Waiting,
-                    PendingCommand::Signal {
-                        name: name.to_string(),
-                    },
-                ),
-                Command::Compensate { activity, input } => {
-                    if let Some(fault) = too_large(inner, "the compensation input", &input) {
-                        return parked(prev, stored, fault, now, id);
-                    }
-                    (
-                        RecordStatus::Running,
-                        PendingCommand::Activity {
-                            options: compensation_options(inner, &activity),
-                            name: activity,
-                            input,
-                        },
-                    )
-                }
-                command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
-                    match composite::plan(inner, id, next.step, command, now, &mut batch).await? {
-                        Ok(pending) => (composite::status_of(&pending), pending),
-                        Err(fault) => return parked(prev, stored, fault, now, id),
-                    }
-                }
-            };
-            next.status = status;
-            next.state = Some(state);
-            next.pending = Some(pending);
-        }
-        Stepped::Output(output) => {
-            if let Some(fault) = too_large(inner, "the workflow output", &output) {
-                return parked(prev, stored, fault, now, id);
-            }
-            finished(&mut next, RecordStatus::Completed, Outcome::Output(output));
-        }
-        Stepped::Error { payload, message } => {
-            if let Some(fault) = too_large(inner, "the workflow error", &payload) {
-                return parked(prev, stored, fault, now, id);
-            }
-            // An error after cancellation reached the workflow (caught, cleaned up, or passed
-            // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
-            // deadline; the error is kept as its outcome.
-            let status = if timed_out(prev, kind) {
-                RecordStatus::TimedOut
-            } else if kind == ResumeKind::Cancelled || prev.lifecycle.cancelled {
-                RecordStatus::Cancelled
-            } else {
-                RecordStatus::Failed
-            };
-            finished(&mut next, status, Outcome::Error { payload, message });
-        }
-        Stepped::Cancelled => {
-            if timed_out(prev, kind) {
-                finished(&mut next, RecordStatus::TimedOut, Outcome::TimedOut)
-            } else {
-                finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled)
-            }
-        }
-    }
-    if !next.status.is_terminal() {
-        match kind {
-            ResumeKind::Cancelled => next.lifecycle.cancelled = true,
-            ResumeKind::TimedOut => next.lifecycle.timed_out = true,
-            _ => {}
-        }
-    }
-    for (update_id, payload) in answers {
-        if let Some(fault) = too_large(inner, "the update response", &payload) {
-            return parked(prev, stored, fault, now, id);
-        }
-        let key = record::update_response_key(id, &update_id);
-        // The first committed answer is the one callers get.
-        if inner.read_key(key.clone()).await?.is_none() {
-            let answer = record::UpdateResponseRecord {
-                payload,
-                answered_ms: now_ms,
-            };
-            batch.put(key, record::encode_record(&answer)?);
-        }
-    }
-    match review {
-        Some(request) if suspends => {
-            let review = record::ReviewRecord {
-                workflow_id: id.to_string(),
-                step: next.step,
-                title: request.title,
-                reviewers: request.reviewers,
-                created_ms: now_ms,
-                deadline_ms: deadline_ms(now, request.timeout),
-                decided_by: None,
-            };
-            if kind == ResumeKind::Group {
-                // Decisions queued for the review that just ended must not answer this one.
-                // The scan reads storage as it is now, so a decision could slip in after it;
-                // but a runner's step out of a review is guarded on the review record as read
-                // before deciding (see `advance`), and a decision writes its signal and marks
-                // that record decided in one commit. So a decision accepted before this
-                // transition, in writer order, either was stored before the guarded read (the
-                // runner resumed with it: this step consumes it) or fails the guard (nothing of
-                // this step is written; the runner decides again and resumes with it). One
-                // accepted after reads the replaced record: it is a decision on this new
-                // review, queued after the scan.
-                purge_review_decisions(inner, id, &mut batch).await?;
-            }
-            batch.put(record::review_key(id), record::encode_record(&review)?);
-        }
-        _ if next.status.is_terminal() => {
-            batch.delete(record::review_key(id));
-        }
-        _ if kind == ResumeKind::Group
-            && inner.read_key(record::review_key(id)).await?.is_some() =>
-        {
-            // The review ended: decisions queued after the one taken (or after the deadline
-            // won) are stale and must not answer a later review. A decision accepted after this
-            // transition finds no record and is refused; one accepted before it fails the
-            // guard on the record (see above).
-            batch.delete(record::review_key(id));
-            purge_review_decisions(inner, id, &mut batch).await?;
-        }
-        _ => {}
-    }
-    if next.status.is_terminal() {
-        // A finished workflow leaves the live index, and takes no more signals or
-        // cancellations: clear what is queued. (Its signal queue is cleared by the writer as it
-        // commits this, so that a signal accepted up to that moment goes too: see
-        // `writer::swept`. A workflow finishing at its start has no stored queue. The writer
-        // also drops a cancellation request folded in after this runner read the record: see
-        // `cancel_fold`.) Its parent link and trace context stay: a parent reads its result.
-        batch.delete(record::live_key(id));
-        let lifecycle = &mut next.lifecycle;
-        lifecycle.cancel_requested_ms = None;
-        lifecycle.cancelled = false;
-        lifecycle.deadline_ms = None;
-        lifecycle.timed_out = false;
-        batch.delete(record::activity_result_key(id));
-    }
-    if kind == ResumeKind::Start && !next.status.is_terminal() {
-        batch.put(record::live_key(id), Vec::new());
-    }
-    let stored_prev = stored.then_some(prev);
-    visibility::stage_transition(id, stored_prev, &next, &mut batch)?;
-    batch.put(record::workflow_key(id), record::encode_record(&next)?);
-    Ok((next, batch))
 }
 
 /// What is kept for a parked workflow's pending activity.
@@ -1120,23 +834,6 @@ async fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>,
             })),
         },
     )
-}
-
-/// Deletes the review decisions queued for `id`.
-async fn purge_review_decisions(
-    inner: &Inner,
-    id: &str,
-    batch: &mut Batch,
-) -> Result<(), EngineError> {
-    let prefix = record::signal_queue_prefix(id);
-    for (key, value) in inner.read_prefix(prefix).await? {
-        if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
-            && signal.name == crate::review::REVIEW_QUEUE
-        {
-            batch.delete(key);
-        }
-    }
-    Ok(())
 }
 
 /// When the workflow waits on a child under [`ParentClosePolicy::Wait`], what a cancellation or
@@ -1174,39 +871,6 @@ pub(crate) fn compensation_options(inner: &Inner, name: &str) -> ActivityOptions
         .activity(name)
         .map(|activity| activity.options())
         .unwrap_or_default()
-}
-
-/// Whether the step resumed by `kind` from `prev` ends a workflow whose execution deadline
-/// fired.
-fn timed_out(prev: &WorkflowRecord, kind: ResumeKind) -> bool {
-    kind == ResumeKind::TimedOut || prev.lifecycle.timed_out
-}
-
-/// Applies what a step consumed to its next record and batch: the execution deadline
-/// (`deadline/<id>`) and a cancellation request (`cancel/<id>`) are taken out of the record's
-/// lifecycle; anything else (a signal, a fired timer's index entry) is deleted. The request's
-/// key stays in the batch as a delete, never stored since format 3: it tells the writer the
-/// request was delivered, so it does not fold it back in (see `cancel_fold`).
-pub(crate) fn consume(
-    id: &str,
-    next: &mut WorkflowRecord,
-    consumed: Vec<Vec<u8>>,
-    batch: &mut Batch,
-) {
-    for key in consumed {
-        if let Some(rest) = key.strip_prefix(record::DEADLINE_PREFIX)
-            && rest == id.as_bytes()
-        {
-            next.lifecycle.deadline_ms = None;
-            continue;
-        }
-        if let Some(rest) = key.strip_prefix(record::CANCEL_PREFIX)
-            && rest == id.as_bytes()
-        {
-            next.lifecycle.cancel_requested_ms = None;
-        }
-        batch.delete(key);
-    }
 }
 
 /// Decodes a stored payload for a typed caller.

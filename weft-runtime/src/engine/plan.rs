@@ -1,0 +1,943 @@
+//! The planner: what one transition of a workflow does, decided in one place, as data.
+//!
+//! Given what storage holds (the record, and the few [`Facts`] read for the step before it is
+//! planned), the step's output and the clock as a value, [`step`] returns a [`Plan`]: the new
+//! record, the writes that commit it, the values the writes are guarded on, and the [`Effect`]s
+//! that follow once the batch is durable (run by [`super::effects::committed`], never before).
+//! It does no I/O and reads no clock, so every decision in it is unit-tested without a store.
+//!
+//! The same module holds the one readiness rule ([`ready`]) by which a pending command (a
+//! top-level await or a group's branch) is found ready to resume the workflow, and the rule by
+//! which a race picks its winner ([`race_winner`]).
+//!
+//! What is left to the callers is I/O: reading the facts (`runner::transition`), running
+//! activities, committing, and running the effects.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::activity::{ActivityError, ActivityOptions};
+use crate::attribute::AttributeValue;
+use crate::child::{ChildError, ParentClosePolicy};
+use crate::codec::Payload;
+use crate::context::StepEffects;
+use crate::group::GroupShape;
+use crate::storage::Batch;
+use crate::workflow::{Command, Resume};
+
+use super::attributes;
+use super::clock::{deadline_ms, to_millis};
+use super::effects::Effect;
+use super::error::EngineError;
+use super::record::{
+    self, AttributesRecord, Branch, Outcome, PendingCommand, RecordStatus, ResumeKind,
+    WorkflowRecord,
+};
+use super::registry::{StepFault, Stepped};
+use super::timers;
+use super::visibility;
+use super::writer::Expect;
+
+/// What the planner needs of the engine's configuration: no I/O behind either.
+pub(crate) trait Env {
+    /// The largest payload (state, input, output) a record may hold.
+    fn payload_limit(&self) -> usize;
+    /// The retry policy and timeout of a compensation of activity `name` (a saga stores only
+    /// the name and input).
+    fn compensation_options(&self, name: &str) -> ActivityOptions;
+}
+
+/// One step taken: what the planner turns into a [`Plan`].
+pub(crate) struct Step<'a> {
+    /// The workflow's id.
+    pub id: &'a str,
+    /// The record the step was taken from.
+    pub prev: &'a WorkflowRecord,
+    /// Whether `prev` is the stored record, or the one a start (or a parent, for a child)
+    /// creates in this very commit.
+    pub stored: bool,
+    /// What the step returned, or why it could not run.
+    pub stepped: Result<Stepped, StepFault>,
+    /// Its effects (update answers, a review).
+    pub effects: StepEffects,
+    /// The search attributes it set.
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// What resumed it.
+    pub kind: ResumeKind,
+    /// The keys its resume consumed (a signal, a fired timer, a delivered cancellation).
+    pub consumed: Vec<Vec<u8>>,
+    /// The clock, read once for the step.
+    pub now: SystemTime,
+}
+
+/// What storage held for a step, read before it is planned (by `runner::transition`), only when
+/// the step needs it.
+#[derive(Default)]
+pub(crate) struct Facts {
+    /// The update ids among the step's answers that were answered already: the first committed
+    /// answer is the one callers get.
+    pub answered: Vec<String>,
+    /// For a step resumed by a group: whether the workflow's review record is stored.
+    pub review_stored: bool,
+    /// For a step resumed by a group at or into a review: the keys of the review decisions
+    /// queued, stale once the review they answered ended.
+    pub review_decisions: Vec<Vec<u8>>,
+    /// The stored search attributes, when the step set some.
+    pub attributes: Option<AttributesRecord>,
+    /// The children the step's command starts, in the command's order.
+    pub children: Vec<ChildStart>,
+}
+
+/// A child a step starts, as prepared before planning (its own first step is planned by
+/// [`step`] too).
+pub(crate) enum ChildStart {
+    /// A record is stored under the child's id already (the step is taken again): it is not
+    /// created again.
+    Exists,
+    /// The writes that create it: its record after its first step, with its parent link.
+    Created(Batch),
+    /// It cannot be started (not registered, input too large, input that does not decode):
+    /// the parent parks.
+    Fault(StepFault),
+}
+
+/// A transition decided: what to write, on what condition, and what follows once it is durable.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The record as committed.
+    pub record: WorkflowRecord,
+    /// The writes, the record's included.
+    pub batch: Batch,
+    /// Values the writes were prepared from, which must still hold (empty: none).
+    pub expect: Vec<Expect>,
+    /// A final transition's signal queue, cleared by the writer as it commits (see
+    /// `writer::swept`).
+    pub sweep: Option<Vec<u8>>,
+    /// What follows once the batch is durable, in order.
+    pub effects: Vec<Effect>,
+}
+
+/// What a resume leaves to do beside the step, decided with the resume (see [`on_cancel`]).
+#[derive(Default)]
+pub(crate) struct Followup {
+    /// Writes committed together with the resume (cancellation requests for children).
+    pub writes: Batch,
+    /// Children whose cancellation was requested: woken once the commit is durable.
+    pub cancel_children: Vec<String>,
+    /// The cancellation being delivered is the execution deadline: the step is committed as
+    /// resumed by [`ResumeKind::TimedOut`].
+    pub timed_out: bool,
+    /// The cancellation was not delivered as such (a sleep cut short, a child waited for):
+    /// it stays pending for the workflow's next durable await.
+    pub keep_cancel: bool,
+    /// The activity this step resumes from ended on its first attempt, so no attempt record
+    /// of it is stored and the step need not delete one.
+    pub no_attempt_stored: bool,
+}
+
+/// What a runner adds to the plan of a step it resumed (see [`resumed`]).
+pub(crate) struct Resumed {
+    /// What the resume leaves to do.
+    pub followup: Followup,
+    /// The activity result the step resumed with: kept if the step parks, so a retry resumes
+    /// with it instead of running the activity again.
+    pub activity_result: Option<Result<Payload, ActivityError>>,
+    /// The review record as read before deciding, when the workflow waited at a review.
+    pub expect: Vec<Expect>,
+}
+
+/// Plans one step: the record and batch that commit it (the new state, the pending command,
+/// the consumed resume, the step's effects and the index entries), or a park that keeps
+/// everything as it was, and what follows once it is durable.
+pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan, EngineError> {
+    let id = step.id;
+    // Update callers wait on the workflow's waiters for their answer.
+    let answered = step.effects.responses.iter().any(Result::is_ok);
+    let (record, batch) = transition(env, step, facts)?;
+    let effects = in_motion(id, &record, &batch, answered);
+    let sweep = record
+        .status
+        .is_terminal()
+        .then(|| record::signal_queue_prefix(id));
+    Ok(Plan {
+        record,
+        batch,
+        expect: Vec::new(),
+        sweep,
+        effects,
+    })
+}
+
+/// Adds to the plan of a step a runner resumed what the resume leaves to do: the kept activity
+/// result when the step parked, the spent attempt records, the follow-up's writes and effects,
+/// and the guard on the review record.
+pub(crate) fn resumed(
+    plan: &mut Plan,
+    id: &str,
+    prev: &WorkflowRecord,
+    resumed: Resumed,
+) -> Result<(), EngineError> {
+    let Resumed {
+        followup,
+        activity_result,
+        expect,
+    } = resumed;
+    if let (RecordStatus::Parked { .. }, Some(result)) = (&plan.record.status, activity_result) {
+        let kept = record::ActivityResultRecord {
+            step: prev.step,
+            result,
+        };
+        plan.batch.put(
+            record::activity_result_key(id),
+            record::encode_record(&kept)?,
+        );
+    }
+    if !followup.no_attempt_stored {
+        delete_attempts(id, prev, &mut plan.batch);
+    }
+    plan.batch.extend(followup.writes);
+    plan.expect = expect;
+    plan.effects
+        .extend(followup.cancel_children.into_iter().map(Effect::Cancel));
+    if followup.keep_cancel {
+        plan.effects.push(Effect::KeepCancel(id.to_string()));
+    }
+    Ok(())
+}
+
+/// What a committed transition to `next` sets in motion: disarming the in-memory timers whose
+/// stored entries `batch` deletes (a sleep cut short, a race's losing timer), telling result
+/// waiters, starting new children, waking a finished child's parent.
+fn in_motion(id: &str, next: &WorkflowRecord, batch: &Batch, answered: bool) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for (deadline_ms, timer_id) in timers::deleted_by(batch) {
+        effects.push(Effect::Disarm {
+            deadline_ms,
+            id: timer_id,
+        });
+    }
+    let terminal = next.status.is_terminal();
+    if terminal && next.outcome.is_some() {
+        effects.push(Effect::Finished(id.to_string()));
+    } else if terminal || matches!(next.status, RecordStatus::Parked { .. }) {
+        effects.push(Effect::Changed(id.to_string()));
+    }
+    if terminal {
+        // Nothing can wake a finished workflow to any end: its execution deadline, say.
+        effects.push(Effect::DisarmAll(id.to_string()));
+    }
+    effects.extend(
+        children_of(next.pending.as_ref())
+            .into_iter()
+            .map(Effect::Wake),
+    );
+    if terminal && let Some(parent) = &next.lifecycle.parent {
+        effects.push(Effect::Wake(parent.clone()));
+    }
+    if answered {
+        effects.push(Effect::Changed(id.to_string()));
+    }
+    effects
+}
+
+/// The record and batch of one step (see [`step`]).
+fn transition(
+    env: &impl Env,
+    step: Step<'_>,
+    facts: Facts,
+) -> Result<(WorkflowRecord, Batch), EngineError> {
+    let Step {
+        id,
+        prev,
+        stored,
+        stepped,
+        effects,
+        attributes: set,
+        kind,
+        consumed,
+        now,
+    } = step;
+    let park = |fault| park_transition(prev, stored, fault, now, id);
+    let limit = env.payload_limit();
+    let stepped = match stepped {
+        Ok(stepped) => stepped,
+        Err(fault) => return park(fault),
+    };
+    let StepEffects { responses, review } = effects;
+    let mut answers = Vec::with_capacity(responses.len());
+    for response in responses {
+        match response {
+            Ok(answer) => answers.push(answer),
+            Err(e) => return park(StepFault::step(&e)),
+        }
+    }
+    let now_ms = to_millis(now);
+    let mut next = prev.clone();
+    // Stored counters never wrap: at their largest value the workflow parks, state kept.
+    let Some(step) = prev.step.checked_add(1) else {
+        return park(StepFault::overflow("step counter"));
+    };
+    next.step = step;
+    next.updated_ms = now_ms;
+    next.last_resume = Some(kind);
+    // A top-level signal wait consumes its signal; a group resumes with the signals its
+    // branches took (the ones it took earlier were counted as they were committed).
+    let taken = signals_among(id, &consumed);
+    let Some(signals_consumed) = next.signals_consumed.checked_add(taken) else {
+        return park(StepFault::overflow("consumed signal counter"));
+    };
+    next.signals_consumed = signals_consumed;
+    let mut batch = Batch::new();
+    consume(id, &mut next, consumed, &mut batch);
+    if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
+        batch.delete(record::timer_key(deadline_ms, id));
+    }
+    let finished = |next: &mut WorkflowRecord, status, outcome| {
+        next.status = status;
+        next.outcome = Some(outcome);
+        next.state = None;
+        next.pending = None;
+    };
+    let suspends = matches!(stepped, Stepped::Suspend { .. });
+    match stepped {
+        Stepped::Suspend { state, command } => {
+            if let Some(fault) = too_large(limit, "the workflow state", &state) {
+                return park(fault);
+            }
+            let (status, pending) = match command {
+                Command::Activity {
+                    name,
+                    input,
+                    options,
+                } => {
+                    if let Some(fault) = too_large(limit, "the activity input", &input) {
+                        return park(fault);
+                    }
+                    (
+                        RecordStatus::Running,
+                        PendingCommand::Activity {
+                            name: name.to_string(),
+                            input,
+                            options,
+                        },
+                    )
+                }
+                Command::Sleep { duration } => {
+                    let deadline_ms = deadline_ms(now, duration);
+                    batch.put(record::timer_key(deadline_ms, id), Vec::new());
+                    (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
+                }
+                Command::WaitForSignal { name } => (
+                    RecordStatus::Waiting,
+                    PendingCommand::Signal {
+                        name: name.to_string(),
+                    },
+                ),
+                Command::Compensate { activity, input } => {
+                    if let Some(fault) = too_large(limit, "the compensation input", &input) {
+                        return park(fault);
+                    }
+                    (
+                        RecordStatus::Running,
+                        PendingCommand::Activity {
+                            options: env.compensation_options(&activity),
+                            name: activity,
+                            input,
+                        },
+                    )
+                }
+                command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
+                    let mut children = facts.children.into_iter();
+                    match command_pending(env, id, step, command, now, &mut children, &mut batch) {
+                        Ok(pending) => (status_of(&pending), pending),
+                        Err(fault) => return park(fault),
+                    }
+                }
+            };
+            next.status = status;
+            next.state = Some(state);
+            next.pending = Some(pending);
+        }
+        Stepped::Output(output) => {
+            if let Some(fault) = too_large(limit, "the workflow output", &output) {
+                return park(fault);
+            }
+            finished(&mut next, RecordStatus::Completed, Outcome::Output(output));
+        }
+        Stepped::Error { payload, message } => {
+            if let Some(fault) = too_large(limit, "the workflow error", &payload) {
+                return park(fault);
+            }
+            // An error after cancellation reached the workflow (caught, cleaned up, or passed
+            // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
+            // deadline; the error is kept as its outcome.
+            let status = if timed_out(prev, kind) {
+                RecordStatus::TimedOut
+            } else if kind == ResumeKind::Cancelled || prev.lifecycle.cancelled {
+                RecordStatus::Cancelled
+            } else {
+                RecordStatus::Failed
+            };
+            finished(&mut next, status, Outcome::Error { payload, message });
+        }
+        Stepped::Cancelled => {
+            if timed_out(prev, kind) {
+                finished(&mut next, RecordStatus::TimedOut, Outcome::TimedOut)
+            } else {
+                finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled)
+            }
+        }
+    }
+    if !next.status.is_terminal() {
+        match kind {
+            ResumeKind::Cancelled => next.lifecycle.cancelled = true,
+            ResumeKind::TimedOut => next.lifecycle.timed_out = true,
+            _ => {}
+        }
+    }
+    for (update_id, payload) in answers {
+        if let Some(fault) = too_large(limit, "the update response", &payload) {
+            return park(fault);
+        }
+        // The first committed answer is the one callers get.
+        if !facts.answered.contains(&update_id) {
+            let key = record::update_response_key(id, &update_id);
+            let answer = record::UpdateResponseRecord {
+                payload,
+                answered_ms: now_ms,
+            };
+            batch.put(key, record::encode_record(&answer)?);
+        }
+    }
+    match review {
+        Some(request) if suspends => {
+            let review = record::ReviewRecord {
+                workflow_id: id.to_string(),
+                step: next.step,
+                title: request.title,
+                reviewers: request.reviewers,
+                created_ms: now_ms,
+                deadline_ms: deadline_ms(now, request.timeout),
+                decided_by: None,
+            };
+            if kind == ResumeKind::Group {
+                // Decisions queued for the review that just ended must not answer this one.
+                // They were read before planning, so a decision could slip in after the read;
+                // but a runner's step out of a review is guarded on the review record as read
+                // before deciding (see `runner::advance`), and a decision writes its signal and
+                // marks that record decided in one commit. So a decision accepted before this
+                // transition, in writer order, either was stored before the guarded read (the
+                // runner resumed with it: this step consumes it) or fails the guard (nothing of
+                // this step is written; the runner decides again and resumes with it). One
+                // accepted after reads the replaced record: it is a decision on this new
+                // review, queued after the read.
+                for key in facts.review_decisions {
+                    batch.delete(key);
+                }
+            }
+            batch.put(record::review_key(id), record::encode_record(&review)?);
+        }
+        _ if next.status.is_terminal() => {
+            batch.delete(record::review_key(id));
+        }
+        _ if kind == ResumeKind::Group && facts.review_stored => {
+            // The review ended: decisions queued after the one taken (or after the deadline
+            // won) are stale and must not answer a later review. A decision accepted after this
+            // transition finds no record and is refused; one accepted before it fails the
+            // guard on the record (see above).
+            batch.delete(record::review_key(id));
+            for key in facts.review_decisions {
+                batch.delete(key);
+            }
+        }
+        _ => {}
+    }
+    if next.status.is_terminal() {
+        // A finished workflow leaves the live index, and takes no more signals or
+        // cancellations: clear what is queued. (Its signal queue is cleared by the writer as it
+        // commits this, so that a signal accepted up to that moment goes too: see
+        // `writer::swept`. A workflow finishing at its start has no stored queue. The writer
+        // also drops a cancellation request folded in after this runner read the record: see
+        // `cancel_fold`.) Its parent link and trace context stay: a parent reads its result.
+        batch.delete(record::live_key(id));
+        let lifecycle = &mut next.lifecycle;
+        lifecycle.cancel_requested_ms = None;
+        lifecycle.cancelled = false;
+        lifecycle.deadline_ms = None;
+        lifecycle.timed_out = false;
+        batch.delete(record::activity_result_key(id));
+    }
+    if kind == ResumeKind::Start && !next.status.is_terminal() {
+        batch.put(record::live_key(id), Vec::new());
+    }
+    let stored_prev = stored.then_some(prev);
+    visibility::stage_transition(id, stored_prev, &next, &mut batch)?;
+    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    if !set.is_empty() {
+        attributes::stage(id, &next, facts.attributes, set, &mut batch)?;
+    }
+    Ok((next, batch))
+}
+
+/// The pending command for a group or child command; puts what must be committed with it
+/// (timer index entries, child records) into `batch`. `children` are the prepared children of
+/// the command, in its order.
+fn command_pending(
+    env: &impl Env,
+    id: &str,
+    step: u64,
+    command: Command,
+    now: SystemTime,
+    children: &mut impl Iterator<Item = ChildStart>,
+    batch: &mut Batch,
+) -> Result<PendingCommand, StepFault> {
+    let (race, shape, commands) = match command {
+        Command::All { branches, shape } => (false, shape, branches),
+        Command::Race { branches, shape } => (true, shape, branches),
+        Command::Child { policy, .. } => {
+            return start_child(parent_child_id(id, step, None), policy, children, id, batch);
+        }
+        other => {
+            return Err(StepFault {
+                code: "engine.unexpected_command".into(),
+                message: format!("`{}` is not a group or child command", other.kind()),
+            });
+        }
+    };
+    let mut branches = Vec::with_capacity(commands.len());
+    for (index, command) in commands.into_iter().enumerate() {
+        let pending = match command {
+            Command::Activity {
+                name,
+                input,
+                options,
+            } => PendingCommand::Activity {
+                name: name.to_string(),
+                input,
+                options,
+            },
+            Command::Compensate { activity, input } => PendingCommand::Activity {
+                options: env.compensation_options(&activity),
+                name: activity,
+                input,
+            },
+            Command::Sleep { duration } => {
+                let deadline_ms = deadline_ms(now, duration);
+                batch.put(record::timer_key(deadline_ms, id), Vec::new());
+                PendingCommand::Timer { deadline_ms }
+            }
+            Command::WaitForSignal { name } => PendingCommand::Signal {
+                name: name.to_string(),
+            },
+            Command::Child { policy, .. } => {
+                let child_id = parent_child_id(id, step, Some(index));
+                start_child(child_id, policy, children, id, batch)?
+            }
+            Command::All { .. } | Command::Race { .. } => {
+                return Err(StepFault {
+                    code: "engine.nested_group".into(),
+                    message: "a group's branch cannot be another group; await the inner group in its own statement".into(),
+                });
+            }
+        };
+        branches.push(Branch {
+            pending,
+            value: None,
+        });
+    }
+    if branches.is_empty() && race {
+        return Err(StepFault {
+            code: "engine.empty_race".into(),
+            message: "`ctx.race` over no operations can never finish; give it at least one".into(),
+        });
+    }
+    Ok(PendingCommand::Group {
+        race,
+        shape,
+        branches,
+    })
+}
+
+/// The id of the child started by step `step` of workflow `parent` (at branch `index` of a
+/// group).
+pub(crate) fn parent_child_id(parent: &str, step: u64, index: Option<usize>) -> String {
+    match index {
+        None => format!("{parent}/{step}"),
+        Some(index) => format!("{parent}/{step}.{index}"),
+    }
+}
+
+/// The pending command of a child, with the writes that create it taken from its prepared start.
+fn start_child(
+    child_id: String,
+    policy: ParentClosePolicy,
+    children: &mut impl Iterator<Item = ChildStart>,
+    parent: &str,
+    batch: &mut Batch,
+) -> Result<PendingCommand, StepFault> {
+    match children.next() {
+        Some(ChildStart::Exists) => {}
+        Some(ChildStart::Created(writes)) => {
+            batch.extend(writes);
+            batch.put(record::child_key(parent, &child_id), Vec::new());
+        }
+        Some(ChildStart::Fault(fault)) => return Err(fault),
+        None => {
+            return Err(StepFault {
+                code: "engine.unprepared_child".into(),
+                message: format!("child workflow `{child_id}` was not prepared before planning"),
+            });
+        }
+    }
+    Ok(PendingCommand::Child { child_id, policy })
+}
+
+/// `prev` parked with `fault`: the record and writes. `stored` says whether `prev` is the stored
+/// record, or the one the workflow's first step creates.
+fn park_transition(
+    prev: &WorkflowRecord,
+    stored: bool,
+    fault: StepFault,
+    now: SystemTime,
+    id: &str,
+) -> Result<(WorkflowRecord, Batch), EngineError> {
+    let mut next = prev.clone();
+    next.status = RecordStatus::Parked {
+        code: fault.code,
+        message: fault.message,
+    };
+    next.updated_ms = to_millis(now);
+    let mut batch = Batch::new();
+    // A workflow parked by its first step is created here, so it joins the live index here.
+    batch.put(record::live_key(id), Vec::new());
+    visibility::stage_park(id, stored.then_some(prev), &next, &mut batch);
+    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    Ok((next, batch))
+}
+
+/// Parks stored record `prev` with `fault` where it stands (keeping its state and pending
+/// command), without a step: its waiters are told.
+pub(crate) fn parked(
+    id: &str,
+    prev: &WorkflowRecord,
+    fault: StepFault,
+    now: SystemTime,
+) -> Result<Plan, EngineError> {
+    let (record, batch) = park_transition(prev, true, fault, now, id)?;
+    Ok(Plan {
+        record,
+        batch,
+        expect: Vec::new(),
+        sweep: None,
+        effects: vec![Effect::Changed(id.to_string())],
+    })
+}
+
+/// Why `payload` cannot be stored, when it is over `limit` bytes.
+pub(crate) fn too_large(limit: usize, what: &str, payload: &[u8]) -> Option<StepFault> {
+    (payload.len() > limit).then(|| StepFault {
+        code: "engine.payload_too_large".into(),
+        message: format!(
+            "{what} is {} bytes, over the payload limit of {limit} bytes",
+            payload.len(),
+        ),
+    })
+}
+
+/// Whether the step resumed by `kind` from `prev` ends a workflow whose execution deadline
+/// fired.
+fn timed_out(prev: &WorkflowRecord, kind: ResumeKind) -> bool {
+    kind == ResumeKind::TimedOut || prev.lifecycle.timed_out
+}
+
+/// The attempts of the activities a step resumes from are spent with it: their records go.
+fn delete_attempts(id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
+    match &prev.pending {
+        Some(PendingCommand::Activity { .. }) => {
+            batch.delete(record::attempt_key(id, None));
+        }
+        Some(PendingCommand::Group { branches, .. }) => {
+            for (index, branch) in branches.iter().enumerate() {
+                if matches!(branch.pending, PendingCommand::Activity { .. }) {
+                    let index = u32::try_from(index).unwrap_or(u32::MAX);
+                    batch.delete(record::attempt_key(id, Some(index)));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Applies what a step consumed to its next record and batch: the execution deadline
+/// (`deadline/<id>`) and a cancellation request (`cancel/<id>`) are taken out of the record's
+/// lifecycle; anything else (a signal, a fired timer's index entry) is deleted. The request's
+/// key stays in the batch as a delete, never stored since format 3: it tells the writer the
+/// request was delivered, so it does not fold it back in (see `cancel_fold`).
+pub(crate) fn consume(
+    id: &str,
+    next: &mut WorkflowRecord,
+    consumed: Vec<Vec<u8>>,
+    batch: &mut Batch,
+) {
+    for key in consumed {
+        if let Some(rest) = key.strip_prefix(record::DEADLINE_PREFIX)
+            && rest == id.as_bytes()
+        {
+            next.lifecycle.deadline_ms = None;
+            continue;
+        }
+        if let Some(rest) = key.strip_prefix(record::CANCEL_PREFIX)
+            && rest == id.as_bytes()
+        {
+            next.lifecycle.cancel_requested_ms = None;
+        }
+        batch.delete(key);
+    }
+}
+
+/// The status of a workflow suspended on `pending`: `Running` while an activity of it runs
+/// (the workflow holds a task), `Waiting` when it only waits for signals, timers or children.
+pub(crate) fn status_of(pending: &PendingCommand) -> RecordStatus {
+    let runs_activity = match pending {
+        PendingCommand::Activity { .. } => true,
+        PendingCommand::Group { branches, .. } => branches
+            .iter()
+            .any(|b| b.value.is_none() && matches!(b.pending, PendingCommand::Activity { .. })),
+        _ => false,
+    };
+    if runs_activity {
+        RecordStatus::Running
+    } else {
+        RecordStatus::Waiting
+    }
+}
+
+/// How many of `consumed` (keys a step deletes) are signals of workflow `id`'s queue: what
+/// [`WorkflowRecord::signals_consumed`] grows by.
+pub(crate) fn signals_among(id: &str, consumed: &[Vec<u8>]) -> u64 {
+    let prefix = record::signal_queue_prefix(id);
+    consumed
+        .iter()
+        .filter(|key| key.starts_with(&prefix))
+        .count() as u64
+}
+
+/// Child ids a pending command waits on, to drive them after a commit.
+pub(crate) fn children_of(pending: Option<&PendingCommand>) -> Vec<String> {
+    match pending {
+        Some(PendingCommand::Child { child_id, .. }) => vec![child_id.clone()],
+        Some(PendingCommand::Group { branches, .. }) => branches
+            .iter()
+            .filter(|b| b.value.is_none())
+            .filter_map(|b| match &b.pending {
+                PendingCommand::Child { child_id, .. } => Some(child_id.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Adds a cancellation request for a child to `followup`, per its policy.
+fn cancel_child(
+    followup: &mut Followup,
+    child_id: &str,
+    policy: ParentClosePolicy,
+    now: SystemTime,
+) -> Result<(), EngineError> {
+    // Abandoned children run on; a child the parent waits for is not cancelled either.
+    if policy != ParentClosePolicy::RequestCancel {
+        return Ok(());
+    }
+    followup.writes.put(
+        record::cancel_key(child_id),
+        record::encode_record(&record::CancelRecord {
+            requested_ms: to_millis(now),
+        })?,
+    );
+    followup.cancel_children.push(child_id.to_string());
+    Ok(())
+}
+
+/// What ending the wait on `pending` early (a cancellation, a passed execution deadline, a
+/// race won) must also do: the timers of unfinished branches are consumed (their index entries
+/// deleted, so their in-memory timers are disarmed with the commit), and unfinished children
+/// are cancelled per their policy.
+pub(crate) fn on_cancel(
+    id: &str,
+    pending: Option<&PendingCommand>,
+    now: SystemTime,
+    consumed: &mut Vec<Vec<u8>>,
+) -> Result<Followup, EngineError> {
+    let mut followup = Followup::default();
+    match pending {
+        Some(PendingCommand::Child { child_id, policy }) => {
+            cancel_child(&mut followup, child_id, *policy, now)?
+        }
+        Some(PendingCommand::Group { branches, .. }) => {
+            for branch in branches.iter().filter(|b| b.value.is_none()) {
+                match &branch.pending {
+                    PendingCommand::Timer { deadline_ms } => {
+                        consumed.push(record::timer_key(*deadline_ms, id))
+                    }
+                    PendingCommand::Child { child_id, policy } => {
+                        cancel_child(&mut followup, child_id, *policy, now)?
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(followup)
+}
+
+/// What is known of a pending command's outcome: read from storage (a queued signal, a child's
+/// record) or from the clock, before [`ready`] decides.
+pub(crate) enum Observed {
+    /// Nothing that can resume it has been read (a timer is judged by the clock alone).
+    Nothing,
+    /// The first queued signal of the name it waits for (no other branch took it): its key
+    /// and payload.
+    Signal(Vec<u8>, Payload),
+    /// A signal record queued before any of that name does not decode: its key and why.
+    UnreadableSignal(Vec<u8>, record::RecordError),
+    /// The child it waits for ended so.
+    Child(Result<Payload, ChildError>),
+}
+
+/// A pending command found ready to resume the workflow.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    /// What it resumes with.
+    pub resume: Resume,
+    /// The key it consumes (its signal, its timer's index entry).
+    pub consumes: Option<Vec<u8>>,
+    /// For a signal, the key it read: its place in the queue.
+    pub signal_key: Option<Vec<u8>>,
+}
+
+/// The readiness rule, one for top-level awaits and group branches alike: whether `pending`
+/// resumes the workflow now, given the clock and what was observed for it. `Ok(None)`: not yet
+/// (an activity is never ready here: its result comes from running it). `Err`: the workflow
+/// parks (a signal that may be the one waited for does not decode: resuming with a later one,
+/// or waiting on, could both be wrong, so the record is kept for an operator). `branch` says
+/// whether `pending` is a group's branch, for the words of that fault.
+pub(crate) fn ready(
+    id: &str,
+    pending: &PendingCommand,
+    branch: bool,
+    now_ms: u64,
+    observed: Observed,
+) -> Result<Option<Ready>, StepFault> {
+    Ok(match (pending, observed) {
+        (PendingCommand::Timer { deadline_ms }, _) => (now_ms >= *deadline_ms).then(|| Ready {
+            resume: Resume::Timer,
+            consumes: Some(record::timer_key(*deadline_ms, id)),
+            signal_key: None,
+        }),
+        (PendingCommand::Signal { .. }, Observed::Signal(key, payload)) => Some(Ready {
+            resume: Resume::Signal(payload),
+            consumes: Some(key.clone()),
+            signal_key: Some(key),
+        }),
+        (PendingCommand::Signal { name }, Observed::UnreadableSignal(key, error)) => {
+            let waiter = if branch { "a branch" } else { "the workflow" };
+            return Err(StepFault {
+                code: "record.corrupt".into(),
+                message: format!(
+                    "{waiter} waits for signal `{name}` and the signal queued at `{}` does not decode ({error}); it is kept as stored: restore the store from a backup, or remove that record, then retry the workflow",
+                    String::from_utf8_lossy(&key)
+                ),
+            });
+        }
+        (PendingCommand::Child { .. }, Observed::Child(result)) => Some(Ready {
+            resume: Resume::Child(result),
+            consumes: None,
+            signal_key: None,
+        }),
+        _ => None,
+    })
+}
+
+/// Which of the race branches found ready in one pass wins: its index among `candidates`
+/// (each `(branch index, what it found)`).
+///
+/// A signal that was accepted is answered: ready signal branches beat the others, and among
+/// them the signal that arrived first wins (queue keys sort in arrival order), whatever the
+/// order the branches were written in. So `ctx.race((approve, reject))` resumes with `reject`
+/// when it was sent before `approve`, even if both are queued by the time the workflow looks.
+/// Otherwise (timers, children) the first branch listed wins.
+pub(crate) fn race_winner<T>(candidates: &[(T, Ready)]) -> Option<usize> {
+    let first_signal = candidates
+        .iter()
+        .enumerate()
+        .filter_map(|(at, (_, ready))| ready.signal_key.as_ref().map(|key| (key, at)))
+        .min()
+        .map(|(_, at)| at);
+    match first_signal {
+        Some(at) => Some(at),
+        None if candidates.is_empty() => None,
+        None => Some(0),
+    }
+}
+
+/// The value a group resumes the workflow with, once it is decided: a race's first branch with
+/// a value, or every branch's value of an `all` whose branches all finished; `None` while it
+/// waits.
+pub(crate) fn group_value(
+    race: bool,
+    shape: GroupShape,
+    branches: &[Branch],
+) -> Option<Result<Payload, crate::workflow::StepError>> {
+    if race {
+        let index = branches.iter().position(|b| b.value.is_some())?;
+        Some(crate::group::race_value(
+            shape,
+            index,
+            branches[index].value.as_deref().unwrap_or_default(),
+        ))
+    } else if branches.iter().all(|b| b.value.is_some()) {
+        let values: Vec<Payload> = branches
+            .iter()
+            .map(|b| b.value.clone().unwrap_or_default())
+            .collect();
+        Some(crate::group::all_value(shape, &values))
+    } else {
+        None
+    }
+}
+
+/// The transition that records group branches finished meanwhile (with what they consumed) in
+/// `record`, before the group as a whole resumes the workflow: no step is taken.
+pub(crate) fn group_progress(
+    id: &str,
+    record: &WorkflowRecord,
+    pending: PendingCommand,
+    consumed: Vec<Vec<u8>>,
+    now: SystemTime,
+) -> Result<Result<Plan, StepFault>, EngineError> {
+    let mut next = record.clone();
+    next.status = status_of(&pending);
+    // A stored counter never wraps: at its largest value the workflow parks.
+    let Some(signals_consumed) = next
+        .signals_consumed
+        .checked_add(signals_among(id, &consumed))
+    else {
+        return Ok(Err(StepFault::overflow("consumed signal counter")));
+    };
+    next.signals_consumed = signals_consumed;
+    next.pending = Some(pending);
+    next.updated_ms = to_millis(now);
+    let mut batch = Batch::new();
+    consume(id, &mut next, consumed, &mut batch);
+    visibility::stage_rewrite(id, Some(record), &next, &mut batch);
+    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    Ok(Ok(Plan {
+        record: next,
+        batch,
+        expect: Vec::new(),
+        sweep: None,
+        effects: Vec::new(),
+    }))
+}
