@@ -10,7 +10,7 @@
 //!   the record as the batch sees it, sets the request, and writes the record instead (the
 //!   `cancel/` key is never stored since store format 3).
 //! - A runner's transition that delivers the request carries `Delete(cancel/<id>)`
-//!   (`runner::consume`), also never stored: the writer drops it and notes the delivery.
+//!   (`plan::consume`), also never stored: the writer drops it and notes the delivery.
 //! - Every later record write of that workflow by a transition gets the writer's view of the
 //!   request laid over it, so a transition prepared before the request keeps it, until the
 //!   workflow finishes or its record is deleted.

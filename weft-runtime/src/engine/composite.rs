@@ -1,5 +1,8 @@
-//! Groups (`ctx.all`, `ctx.race`) and child workflows: planning their pending commands when a
-//! step suspends on one, and driving them until they resume the workflow.
+//! Groups (`ctx.all`, `ctx.race`) and child workflows: preparing the children a step starts
+//! (for the planner, which decides their pending commands), and driving groups until they
+//! resume the workflow. What is decided along the way (is a branch ready, which branch wins a
+//! race, what the group resumes with, what its progress commits, what its losers stop) is
+//! decided by `plan`; this module does the I/O around it.
 //!
 //! A group's branches run concurrently. Each branch's value is committed in the workflow's
 //! record as soon as the branch finishes, so after a crash only unfinished branches run again.
@@ -472,15 +475,14 @@ pub(crate) async fn drive_group(
                     .unwrap_or(false);
                 if cancelled {
                     stop(&mut running);
-                    let mut consumed = vec![record::cancel_key(id)];
                     let pending = PendingCommand::Group {
                         race,
                         shape,
                         branches: branches.clone(),
                     };
-                    let followup =
-                        plan::on_cancel(id, Some(&pending), inner.clock.now(), &mut consumed)?;
-                    return Ok(Decided::Resume(Resume::Cancelled, consumed, followup));
+                    let (resume, consumed, followup) =
+                        plan::cancel_resume(id, Some(&pending), inner.clock.now())?;
+                    return Ok(Decided::Resume(resume, consumed, followup));
                 }
                 if runner::deadline_passed(inner, deadline) {
                     stop(&mut running);

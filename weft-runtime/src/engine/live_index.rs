@@ -4,7 +4,7 @@
 //! so a store grows with every workflow ever run. Recovery and listings of running, waiting or
 //! parked workflows read this index instead of every record, so their cost follows the
 //! workflows in flight, not the store's age. A workflow joins the index in the commit that
-//! creates it and leaves it in the commit that finishes it (see `runner::transition`).
+//! creates it and leaves it in the commit that finishes it (see `plan::step`).
 //!
 //! Stores written before the index existed lack it: the first engine built on one fills it in
 //! from the workflow records, a page per commit fenced on its epoch, then writes

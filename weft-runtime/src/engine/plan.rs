@@ -118,7 +118,7 @@ pub(crate) struct Plan {
 }
 
 /// What a resume leaves to do beside the step, decided with the resume (see [`on_cancel`]).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Followup {
     /// Writes committed together with the resume (cancellation requests for children).
     pub writes: Batch,
@@ -794,6 +794,121 @@ pub(crate) fn on_cancel(
         _ => {}
     }
     Ok(followup)
+}
+
+/// The resume that delivers a cancellation request to a workflow waiting on `pending`: it
+/// consumes the request (`cancel/<id>`, see [`consume`]) and what ending the wait stops.
+pub(crate) fn cancel_resume(
+    id: &str,
+    pending: Option<&PendingCommand>,
+    now: SystemTime,
+) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
+    let mut consumed = vec![record::cancel_key(id)];
+    let followup = on_cancel(id, pending, now, &mut consumed)?;
+    Ok((Resume::Cancelled, consumed, followup))
+}
+
+/// The resume that delivers a passed execution deadline: a cancellation that consumes the
+/// deadline (named by `deadline/<id>` among the consumed keys; see [`consume`]) and is
+/// committed as [`ResumeKind::TimedOut`].
+pub(crate) fn timeout_resume(
+    id: &str,
+    pending: Option<&PendingCommand>,
+    now: SystemTime,
+) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
+    let mut consumed = vec![record::deadline_key(id)];
+    let mut followup = on_cancel(id, pending, now, &mut consumed)?;
+    followup.timed_out = true;
+    Ok((Resume::Cancelled, consumed, followup))
+}
+
+/// What an execution deadline or a cancellation request does to a waiting workflow.
+#[derive(Debug)]
+pub(crate) enum Interruption {
+    /// Resume now with this, consuming these keys, then do the follow-up.
+    Resume(Resume, Vec<Vec<u8>>, Followup),
+    /// The workflow waits on a child it must wait for ([`ParentClosePolicy::Wait`]): nothing
+    /// until the child has ended (the deadline or request stays stored, and the child's end
+    /// wakes the parent again), then it resumes with the child's result and this follow-up.
+    AwaitChild(Followup),
+}
+
+/// Whether `record` waits on a child under [`ParentClosePolicy::Wait`].
+pub(crate) fn waits_for_child(record: &WorkflowRecord) -> bool {
+    matches!(
+        record.pending,
+        Some(PendingCommand::Child {
+            policy: ParentClosePolicy::Wait,
+            ..
+        })
+    )
+}
+
+/// What the execution deadline `deadline` (armed, not yet delivered) does at `now`: nothing
+/// before it; then it acts like a cancellation. It cuts a sleep short once (the deadline stays
+/// stored, and reaches the next durable await as an error); it waits for a child the workflow
+/// must wait for; else it is delivered, and taken from `deadline` so it is delivered once.
+pub(crate) fn on_deadline(
+    id: &str,
+    record: &WorkflowRecord,
+    now: SystemTime,
+    deadline: &mut Option<u64>,
+) -> Result<Option<Interruption>, EngineError> {
+    match *deadline {
+        Some(at) if to_millis(now) >= at => {}
+        _ => return Ok(None),
+    }
+    if let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
+        && !record.lifecycle.timed_out
+    {
+        let followup = Followup {
+            timed_out: true,
+            ..Followup::default()
+        };
+        return Ok(Some(Interruption::Resume(
+            Resume::Interrupted,
+            vec![record::timer_key(*deadline_ms, id)],
+            followup,
+        )));
+    }
+    // As with a cancellation: the parent resumes with the child's result once it ended, and
+    // the timeout reaches it at its next durable await.
+    if waits_for_child(record) {
+        return Ok(Some(Interruption::AwaitChild(Followup::default())));
+    }
+    *deadline = None;
+    let (resume, consumed, followup) = timeout_resume(id, record.pending.as_ref(), now)?;
+    Ok(Some(Interruption::Resume(resume, consumed, followup)))
+}
+
+/// What a cancellation request does to `record` at `now`. A sleep is cut short, once: the
+/// cancellation stays pending and reaches the next durable await, where `ctx.run`,
+/// `ctx.child` and `ctx.compensate` can report it as an error the workflow handles (a second
+/// one ends the workflow, so a loop of sleeps cannot outrun it). A child the workflow must wait
+/// for is waited for, the request kept. Anything else is cancelled now.
+pub(crate) fn on_cancel_request(
+    id: &str,
+    record: &WorkflowRecord,
+    now: SystemTime,
+) -> Result<Interruption, EngineError> {
+    let keep = || Followup {
+        keep_cancel: true,
+        ..Followup::default()
+    };
+    if let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
+        && !record.lifecycle.cancelled
+    {
+        return Ok(Interruption::Resume(
+            Resume::Interrupted,
+            vec![record::timer_key(*deadline_ms, id)],
+            keep(),
+        ));
+    }
+    if waits_for_child(record) {
+        return Ok(Interruption::AwaitChild(keep()));
+    }
+    let (resume, consumed, followup) = cancel_resume(id, record.pending.as_ref(), now)?;
+    Ok(Interruption::Resume(resume, consumed, followup))
 }
 
 /// What is known of a pending command's outcome: read from storage (a queued signal, a child's
@@ -1931,5 +2046,107 @@ mod tests {
         assert_eq!(status_of(&group(None)), RecordStatus::Running);
         // Its activity finished: only waiting is left.
         assert_eq!(status_of(&group(Some(vec![]))), RecordStatus::Waiting);
+    }
+
+    fn resume_of(interruption: Interruption) -> (Resume, Vec<Vec<u8>>, Followup) {
+        match interruption {
+            Interruption::Resume(resume, consumed, followup) => (resume, consumed, followup),
+            other => panic!("not a resume: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_execution_deadline_cuts_a_sleep_short_once_then_is_delivered() {
+        let mut deadline = Some(5_000);
+        let sleeping = waiting_on(PendingCommand::Timer { deadline_ms: 9_000 });
+        // Not yet passed: nothing.
+        assert!(
+            on_deadline(ID, &sleeping, at(4_999), &mut deadline)
+                .unwrap()
+                .is_none()
+        );
+        // Passed: the sleep is cut short, the deadline stays for the next await.
+        let (resume, consumed, followup) = resume_of(
+            on_deadline(ID, &sleeping, at(5_000), &mut deadline)
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(resume, Resume::Interrupted);
+        assert_eq!(consumed, [record::timer_key(9_000, ID)]);
+        assert!(followup.timed_out);
+        assert_eq!(deadline, Some(5_000));
+        // Once cut short, the next sleep gets the timeout itself, delivered once.
+        let mut again = sleeping.clone();
+        again.lifecycle.timed_out = true;
+        let (resume, consumed, followup) = resume_of(
+            on_deadline(ID, &again, at(5_000), &mut deadline)
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(resume, Resume::Cancelled);
+        // (The sleep's own timer goes with the step, as the pending command it leaves.)
+        assert_eq!(consumed, [record::deadline_key(ID)]);
+        assert!(followup.timed_out);
+        assert_eq!(deadline, None);
+        assert!(
+            on_deadline(ID, &again, at(6_000), &mut deadline)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_interruption_waits_for_a_child_the_workflow_must_wait_for() {
+        let child = |policy| {
+            waiting_on(PendingCommand::Child {
+                child_id: "w/3".into(),
+                policy,
+            })
+        };
+        let mut deadline = Some(1);
+        let waiting = child(ParentClosePolicy::Wait);
+        assert!(matches!(
+            on_deadline(ID, &waiting, at(2), &mut deadline).unwrap(),
+            Some(Interruption::AwaitChild(Followup {
+                keep_cancel: false,
+                ..
+            }))
+        ));
+        // Kept until the child ends.
+        assert_eq!(deadline, Some(1));
+        assert!(matches!(
+            on_cancel_request(ID, &waiting, at(2)).unwrap(),
+            Interruption::AwaitChild(Followup {
+                keep_cancel: true,
+                ..
+            })
+        ));
+        // A child under `RequestCancel` is cancelled with its parent.
+        let cancelling = child(ParentClosePolicy::RequestCancel);
+        let (resume, consumed, followup) =
+            resume_of(on_cancel_request(ID, &cancelling, at(2)).unwrap());
+        assert_eq!(resume, Resume::Cancelled);
+        assert_eq!(consumed, [record::cancel_key(ID)]);
+        assert_eq!(followup.cancel_children, ["w/3"]);
+    }
+
+    #[test]
+    fn a_cancellation_cuts_a_sleep_short_once_and_reaches_an_activity_at_once() {
+        let sleeping = waiting_on(PendingCommand::Timer { deadline_ms: 9_000 });
+        let (resume, consumed, followup) =
+            resume_of(on_cancel_request(ID, &sleeping, at(1)).unwrap());
+        assert_eq!(resume, Resume::Interrupted);
+        assert_eq!(consumed, [record::timer_key(9_000, ID)]);
+        assert!(followup.keep_cancel);
+        let mut again = sleeping;
+        again.lifecycle.cancelled = true;
+        let (resume, consumed, _) = resume_of(on_cancel_request(ID, &again, at(1)).unwrap());
+        assert_eq!(resume, Resume::Cancelled);
+        assert_eq!(consumed, [record::cancel_key(ID)]);
+        let (resume, consumed, followup) =
+            resume_of(on_cancel_request(ID, &running(), at(1)).unwrap());
+        assert_eq!(resume, Resume::Cancelled);
+        assert_eq!(consumed, [record::cancel_key(ID)]);
+        assert!(!followup.keep_cancel && followup.writes.is_empty());
     }
 }

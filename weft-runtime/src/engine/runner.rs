@@ -14,7 +14,6 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::activity::ActivityOptions;
-use crate::child::ParentClosePolicy;
 use crate::codec::{self, Payload};
 use crate::contain;
 use crate::context::WorkflowContext;
@@ -300,18 +299,13 @@ pub(crate) fn deadline_passed(inner: &Inner, deadline: &mut Option<u64>) -> bool
     }
 }
 
-/// The resume that delivers a passed execution deadline: a cancellation that consumes the
-/// deadline (named by `deadline/<id>` among the consumed keys; see [`consume`]) and is
-/// committed as [`ResumeKind::TimedOut`].
+/// The resume that delivers a passed execution deadline (see [`plan::timeout_resume`]).
 pub(crate) fn timeout_resume(
     inner: &Inner,
     id: &str,
     pending: Option<&PendingCommand>,
 ) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
-    let mut consumed = vec![record::deadline_key(id)];
-    let mut followup = plan::on_cancel(id, pending, inner.clock.now(), &mut consumed)?;
-    followup.timed_out = true;
-    Ok((Resume::Cancelled, consumed, followup))
+    plan::timeout_resume(id, pending, inner.clock.now())
 }
 
 /// What resumes the workflow now, if anything. `review` is the review record as read before
@@ -349,77 +343,15 @@ async fn decide(
         }
         return Ok(decision);
     }
-    // The execution deadline acts like a cancellation: it cuts a sleep short once (the deadline
-    // stays stored, and reaches the next durable await as an error), else it is delivered.
-    if let Some(at) = *deadline
-        && to_millis(inner.clock.now()) >= at
-        && let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
-        && !record.lifecycle.timed_out
-    {
-        let followup = Followup {
-            timed_out: true,
-            ..Followup::default()
-        };
-        return Ok(Decision::Resume(
-            Resume::Interrupted,
-            vec![record::timer_key(*deadline_ms, id)],
-            followup,
-        ));
-    }
-    // A child the parent must wait for, as with a cancellation: the deadline waits until the
-    // child has ended (it stays stored, and the child's end wakes a new runner that reads it
-    // again), then the parent resumes with the child's result and the timeout reaches it at
-    // its next durable await.
-    if let Some(at) = *deadline
-        && to_millis(inner.clock.now()) >= at
-        && let Some(decision) = await_wait_child(inner, record, Followup::default()).await?
-    {
-        return Ok(decision);
-    }
-    if deadline_passed(inner, deadline) {
-        let (resume, consumed, followup) = timeout_resume(inner, id, record.pending.as_ref())?;
-        return Ok(Decision::Resume(resume, consumed, followup));
+    if let Some(interruption) = plan::on_deadline(id, record, inner.clock.now(), deadline)? {
+        return interrupted(inner, record, interruption).await;
     }
     let cancel_requested = inner
         .with_active(id, |entry| std::mem::take(&mut entry.cancel))
         .unwrap_or(false);
     if cancel_requested || (check_stored_cancel && record.lifecycle.cancel_requested_ms.is_some()) {
-        // A sleep is cut short, once: the cancellation stays pending and reaches the next
-        // durable await, where `ctx.run`, `ctx.child` and `ctx.compensate` can report it as an
-        // error the workflow handles. (A second one ends the workflow, so a loop of sleeps
-        // cannot outrun it.)
-        if let Some(PendingCommand::Timer { deadline_ms }) = &record.pending
-            && !record.lifecycle.cancelled
-        {
-            let followup = Followup {
-                keep_cancel: true,
-                ..Followup::default()
-            };
-            return Ok(Decision::Resume(
-                Resume::Interrupted,
-                vec![record::timer_key(*deadline_ms, id)],
-                followup,
-            ));
-        }
-        // A child the parent must wait for: the cancellation waits until the child has ended,
-        // and reaches the parent at its next durable await. While it runs, the stored request
-        // (in the record's lifecycle) keeps the cancellation: the child's end wakes a new runner that reads
-        // it again.
-        let keep = Followup {
-            keep_cancel: true,
-            ..Followup::default()
-        };
-        if let Some(decision) = await_wait_child(inner, record, keep).await? {
-            return Ok(decision);
-        }
-        let mut consumed = vec![record::cancel_key(id)];
-        let followup = plan::on_cancel(
-            id,
-            record.pending.as_ref(),
-            inner.clock.now(),
-            &mut consumed,
-        )?;
-        return Ok(Decision::Resume(Resume::Cancelled, consumed, followup));
+        let interruption = plan::on_cancel_request(id, record, inner.clock.now())?;
+        return interrupted(inner, record, interruption).await;
     }
     match &record.pending {
         // Parked by its first step and retried: the first step runs again.
@@ -551,11 +483,9 @@ async fn decide(
                             let _ = cancel_tx.send(true);
                             inner.with_active(id, |entry| entry.cancel_tx = None);
                             detach(inner, id, call);
-                            return Ok(Decision::Resume(
-                                Resume::Cancelled,
-                                vec![record::cancel_key(id)],
-                                Followup::default(),
-                            ));
+                            let (resume, consumed, followup) =
+                                plan::cancel_resume(id, record.pending.as_ref(), inner.clock.now())?;
+                            return Ok(Decision::Resume(resume, consumed, followup));
                         }
                         if deadline_passed(inner, deadline) {
                             let _ = cancel_tx.send(true);
@@ -575,11 +505,9 @@ async fn decide(
                 .with_active(id, |entry| std::mem::take(&mut entry.cancel))
                 .unwrap_or(false);
             if cancelled {
-                return Ok(Decision::Resume(
-                    Resume::Cancelled,
-                    vec![record::cancel_key(id)],
-                    Followup::default(),
-                ));
+                let (resume, consumed, followup) =
+                    plan::cancel_resume(id, record.pending.as_ref(), inner.clock.now())?;
+                return Ok(Decision::Resume(resume, consumed, followup));
             }
             Ok(Decision::Resume(
                 Resume::Activity(outcome.result),
@@ -836,30 +764,31 @@ async fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>,
     )
 }
 
-/// When the workflow waits on a child under [`ParentClosePolicy::Wait`], what a cancellation or
-/// timeout does meanwhile: nothing until the child has ended (`Idle`; the child's end wakes the
-/// parent again), then resume with the child's result and `followup`. `None` for any other wait.
-async fn await_wait_child(
+/// The decision an interruption (see [`plan::on_deadline`], [`plan::on_cancel_request`]) comes
+/// to. Waiting for a child, it reads the child's end: while the child runs, nothing (`Idle`; the
+/// child is woken so it is driven, and its end wakes the parent again).
+async fn interrupted(
     inner: &Arc<Inner>,
     record: &WorkflowRecord,
-    followup: Followup,
-) -> Result<Option<Decision>, EngineError> {
-    let Some(PendingCommand::Child {
-        child_id,
-        policy: ParentClosePolicy::Wait,
-    }) = &record.pending
-    else {
-        return Ok(None);
-    };
-    Ok(Some(
-        match composite::child_result(inner, child_id).await? {
-            None => {
-                wake(inner, child_id);
-                Decision::Idle
+    interruption: plan::Interruption,
+) -> Result<Decision, EngineError> {
+    Ok(match interruption {
+        plan::Interruption::Resume(resume, consumed, followup) => {
+            Decision::Resume(resume, consumed, followup)
+        }
+        plan::Interruption::AwaitChild(followup) => {
+            let Some(PendingCommand::Child { child_id, .. }) = &record.pending else {
+                return Ok(Decision::Idle);
+            };
+            match composite::child_result(inner, child_id).await? {
+                None => {
+                    wake(inner, child_id);
+                    Decision::Idle
+                }
+                Some(result) => Decision::Resume(Resume::Child(result), Vec::new(), followup),
             }
-            Some(result) => Decision::Resume(Resume::Child(result), Vec::new(), followup),
-        },
-    ))
+        }
+    })
 }
 
 /// The retry policy and timeout of a compensation: those of the activity registered under its

@@ -2,7 +2,7 @@
 //! workflows without reading them.
 //!
 //! - The type index, `ty/<type>\0<id>`, names every workflow by its type. A workflow joins it in
-//!   the commit that creates it (`runner::transition` of its first step) and leaves it when
+//!   the commit that creates it (`plan::step` of its first step) and leaves it when
 //!   purged. A listing by type reads that type's entries alone.
 //! - The finish-time index, `fin/<finish ms BE><id>` ([`FinishedRecord`]: status and type), names
 //!   every finished workflow by when it finished. It is written by the transition that finishes
