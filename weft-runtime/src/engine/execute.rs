@@ -21,6 +21,7 @@ use crate::codec::Payload;
 use super::clock::Clock;
 use super::core::Inner;
 use super::error::EngineError;
+use super::plan::{self, Retry};
 use super::record::{self, AttemptRecord, RecordStatus};
 use super::registry::StepFault;
 use crate::storage::{Batch, Storage};
@@ -229,12 +230,15 @@ async fn attempts(
             Ok(output) => return Ok(Ok(output)),
             Err(error) => error,
         };
-        if !error.is_retryable() || *attempt >= max_attempts || *call.cancel.borrow() {
-            return Ok(Err(error));
-        }
-        let backoff = call.options.retry.backoff_after(*attempt);
-        // A next attempt after the end of representable time never comes: this error is final.
-        let Some(next_attempt) = call.clock.now().checked_add(backoff) else {
+        let cancelled = *call.cancel.borrow();
+        let next = plan::retry(
+            &call.options.retry,
+            &error,
+            *attempt,
+            cancelled,
+            call.clock.now(),
+        );
+        let Retry::At(next_attempt) = next else {
             return Ok(Err(error));
         };
         call.clock.sleep_until(next_attempt).await;

@@ -88,6 +88,27 @@ pub(crate) struct Facts {
     pub children: Vec<ChildStart>,
 }
 
+/// Whether planning `step` needs [`Facts`] read from storage: when it answers updates, is
+/// resumed by a group (which may end a review), sets search attributes, or starts children.
+/// Most steps need none, and read nothing.
+pub(crate) fn needs_facts(step: &Step<'_>) -> bool {
+    let starts_children = match &step.stepped {
+        Ok(Stepped::Suspend { command, .. }) => match command {
+            Command::Child { .. } => true,
+            Command::All { branches, .. } | Command::Race { branches, .. } => branches
+                .iter()
+                .any(|branch| matches!(branch, Command::Child { .. })),
+            _ => false,
+        },
+        _ => false,
+    };
+    step.stepped.is_ok()
+        && (starts_children
+            || !step.effects.responses.is_empty()
+            || step.kind == ResumeKind::Group
+            || !step.attributes.is_empty())
+}
+
 /// A child a step starts, as prepared before planning (its own first step is planned by
 /// [`step`] too).
 pub(crate) enum ChildStart {
@@ -210,10 +231,12 @@ pub(crate) fn resumed(
 /// waiters, starting new children, waking a finished child's parent.
 fn in_motion(id: &str, next: &WorkflowRecord, batch: &Batch, answered: bool) -> Vec<Effect> {
     let mut effects = Vec::new();
-    // A fired timer is deleted twice (consumed, and as the pending command left): one disarm.
     let mut disarmed = timers::deleted_by(batch);
-    disarmed.sort_unstable();
-    disarmed.dedup();
+    if disarmed.len() > 1 {
+        // A fired timer is deleted twice (consumed, and as the pending command it leaves).
+        disarmed.sort_unstable();
+        disarmed.dedup();
+    }
     for (deadline_ms, timer_id) in disarmed {
         effects.push(Effect::Disarm {
             deadline_ms,
@@ -909,6 +932,34 @@ pub(crate) fn on_cancel_request(
     }
     let (resume, consumed, followup) = cancel_resume(id, record.pending.as_ref(), now)?;
     Ok(Interruption::Resume(resume, consumed, followup))
+}
+
+/// What follows a failed attempt of an activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// The error is the activity's result: it is not retryable, the attempts are spent, the
+    /// call was cancelled, or the next attempt would fall after the end of representable time.
+    Final,
+    /// The next attempt starts at this time.
+    At(SystemTime),
+}
+
+/// Whether attempt `attempt` (1-based) of an activity under `policy`, failed with `error` at
+/// `now`, is retried, and when. `cancelled` says whether the call was cancelled meanwhile.
+pub(crate) fn retry(
+    policy: &crate::activity::RetryPolicy,
+    error: &ActivityError,
+    attempt: u32,
+    cancelled: bool,
+    now: SystemTime,
+) -> Retry {
+    if !error.is_retryable() || attempt >= policy.max_attempts.max(1) || cancelled {
+        return Retry::Final;
+    }
+    match now.checked_add(policy.backoff_after(attempt)) {
+        Some(at) => Retry::At(at),
+        None => Retry::Final,
+    }
 }
 
 /// What is known of a pending command's outcome: read from storage (a queued signal, a child's
@@ -2149,4 +2200,83 @@ mod tests {
         assert_eq!(consumed, [record::cancel_key(ID)]);
         assert!(!followup.keep_cancel && followup.writes.is_empty());
     }
+
+    #[test]
+    fn a_failed_attempt_is_retried_after_its_backoff_until_the_attempts_are_spent() {
+        let policy = crate::activity::RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+            backoff_percent: 200,
+            max_backoff: Duration::from_secs(1),
+        };
+        let failed = ActivityError::failed("down");
+        assert_eq!(
+            retry(&policy, &failed, 1, false, at(1_000)),
+            Retry::At(at(1_100))
+        );
+        assert_eq!(
+            retry(&policy, &failed, 2, false, at(1_000)),
+            Retry::At(at(1_200))
+        );
+        // The third attempt was the last.
+        assert_eq!(retry(&policy, &failed, 3, false, at(1_000)), Retry::Final);
+        // Not retryable, or cancelled: final at once.
+        let fatal = ActivityError::non_retryable("bad input");
+        assert_eq!(retry(&policy, &fatal, 1, false, at(1_000)), Retry::Final);
+        assert_eq!(retry(&policy, &failed, 1, true, at(1_000)), Retry::Final);
+        // A policy of zero attempts runs one.
+        let none = crate::activity::RetryPolicy {
+            max_attempts: 0,
+            ..policy
+        };
+        assert_eq!(retry(&none, &failed, 1, false, at(1_000)), Retry::Final);
+    }
+
+    #[test]
+    fn most_steps_plan_without_reading_anything() {
+        let step = |stepped, kind| Step {
+            id: ID,
+            prev: &PREV,
+            stored: true,
+            stepped,
+            effects: StepEffects::default(),
+            attributes: BTreeMap::new(),
+            kind,
+            consumed: Vec::new(),
+            now: at(1),
+        };
+        let run = || {
+            suspend(Command::Activity {
+                name: "a",
+                input: vec![],
+                options: ActivityOptions::default(),
+            })
+        };
+        assert!(!needs_facts(&step(run(), ResumeKind::Activity)));
+        assert!(!needs_facts(&step(
+            Ok(Stepped::Output(vec![])),
+            ResumeKind::Signal
+        )));
+        // A group's resume may end a review; a child is prepared.
+        assert!(needs_facts(&step(run(), ResumeKind::Group)));
+        let child = Command::Child {
+            workflow: "c",
+            input: vec![],
+            policy: ParentClosePolicy::Wait,
+            execution_timeout: None,
+        };
+        let all = Command::All {
+            branches: vec![child],
+            shape: GroupShape::List,
+        };
+        assert!(needs_facts(&step(suspend(all), ResumeKind::Activity)));
+        // A step that cannot run parks: nothing to read.
+        let fault = Err(StepFault {
+            code: "x".into(),
+            message: "y".into(),
+        });
+        assert!(!needs_facts(&step(fault, ResumeKind::Group)));
+    }
+
+    static PREV: std::sync::LazyLock<WorkflowRecord> = std::sync::LazyLock::new(running);
 }

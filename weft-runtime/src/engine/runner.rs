@@ -584,21 +584,23 @@ async fn advance(
             message: "the record holds no state to resume".into(),
         }),
     };
-    let mut plan = transition(
-        inner,
-        plan::Step {
-            id,
-            prev: record,
-            stored: true,
-            stepped,
-            effects: ctx.take_effects(),
-            attributes: ctx.take_attributes(),
-            kind,
-            consumed,
-            now,
-        },
-    )
-    .await?;
+    let step = plan::Step {
+        id,
+        prev: record,
+        stored: true,
+        stepped,
+        effects: ctx.take_effects(),
+        attributes: ctx.take_attributes(),
+        kind,
+        consumed,
+        now,
+    };
+    let facts = if plan::needs_facts(&step) {
+        facts(inner, &step).await?
+    } else {
+        plan::Facts::default()
+    };
+    let mut plan = plan::step(&**inner, step, facts)?;
     plan::resumed(
         &mut plan,
         id,
@@ -612,25 +614,21 @@ async fn advance(
             expect: review.map(ReviewSnapshot::expect).unwrap_or_default(),
         },
     )?;
-    if commit(inner, &mut plan).await? == Guarded::Conflict {
+    let plan::Plan {
+        record: next,
+        batch,
+        expect,
+        sweep,
+        effects,
+    } = plan;
+    // Guarded on its expectations when it has any (a conflict writes nothing).
+    if expect.is_empty() {
+        inner.commit_sweeping(batch, sweep).await?;
+    } else if inner.commit_guarded(expect, batch, sweep).await? == Guarded::Conflict {
         return Ok(None);
     }
-    effects::committed(inner, id, &plan.record, plan.effects);
-    Ok(Some(plan.record))
-}
-
-/// Commits `plan`'s writes: guarded on its expectations when it has any (a conflict writes
-/// nothing), and clearing its signal queue when it is final.
-async fn commit(inner: &Inner, plan: &mut plan::Plan) -> Result<Guarded, EngineError> {
-    let batch = std::mem::take(&mut plan.batch);
-    let sweep = plan.sweep.take();
-    if plan.expect.is_empty() {
-        inner.commit_sweeping(batch, sweep).await?;
-        Ok(Guarded::Written)
-    } else {
-        let expect = std::mem::take(&mut plan.expect);
-        inner.commit_guarded(expect, batch, sweep).await
-    }
+    effects::committed(inner, id, &next, effects);
+    Ok(Some(next))
 }
 
 /// What storage holds that the step needs planned, read when it needs it (see [`plan::Facts`]),
@@ -640,11 +638,15 @@ pub(crate) async fn transition(
     inner: &Inner,
     step: plan::Step<'_>,
 ) -> Result<plan::Plan, EngineError> {
-    let facts = facts(inner, &step).await?;
+    let facts = if plan::needs_facts(&step) {
+        facts(inner, &step).await?
+    } else {
+        plan::Facts::default()
+    };
     plan::step(inner, step, facts)
 }
 
-/// The reads [`transition`] makes for `step`: none for most steps.
+/// The reads [`transition`] makes for `step`, when [`plan::needs_facts`].
 async fn facts(inner: &Inner, step: &plan::Step<'_>) -> Result<plan::Facts, EngineError> {
     let mut facts = plan::Facts::default();
     let id = step.id;
@@ -715,8 +717,8 @@ async fn park(
     record: &WorkflowRecord,
     fault: StepFault,
 ) -> Result<(), EngineError> {
-    let mut plan = plan::parked(id, record, fault, inner.clock.now())?;
-    commit(inner, &mut plan).await?;
+    let plan = plan::parked(id, record, fault, inner.clock.now())?;
+    inner.commit(plan.batch).await?;
     effects::committed(inner, id, &plan.record, plan.effects);
     Ok(())
 }
