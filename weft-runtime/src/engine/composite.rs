@@ -156,7 +156,7 @@ fn prepare_child<'a>(
             inner,
             plan::Step {
                 id: child_id,
-                prev: &created,
+                prev: created,
                 stored: false,
                 stepped,
                 effects: ctx.take_effects(),
@@ -164,6 +164,7 @@ fn prepare_child<'a>(
                 kind: ResumeKind::Start,
                 consumed: Vec::new(),
                 now,
+                resumed: None,
             },
         )
         .await?;

@@ -731,7 +731,7 @@ impl Engine {
             inner,
             plan::Step {
                 id: &id,
-                prev: &created,
+                prev: created,
                 stored: false,
                 stepped,
                 effects: ctx.take_effects(),
@@ -739,6 +739,7 @@ impl Engine {
                 kind: ResumeKind::Start,
                 consumed: Vec::new(),
                 now,
+                resumed: None,
             },
         )
         .await?;

@@ -51,8 +51,9 @@ pub(crate) trait Env {
 pub(crate) struct Step<'a> {
     /// The workflow's id.
     pub id: &'a str,
-    /// The record the step was taken from.
-    pub prev: &'a WorkflowRecord,
+    /// The record the step was taken from, moved in: the plan's record is this one rewritten
+    /// in place (a step's record is never cloned on the way to its commit).
+    pub prev: WorkflowRecord,
     /// Whether `prev` is the stored record, or the one a start (or a parent, for a child)
     /// creates in this very commit.
     pub stored: bool,
@@ -68,6 +69,8 @@ pub(crate) struct Step<'a> {
     pub consumed: Vec<Vec<u8>>,
     /// The clock, read once for the step.
     pub now: SystemTime,
+    /// What a runner's resume adds to the step; `None` for a workflow's (or child's) first.
+    pub resumed: Option<Resumed>,
 }
 
 /// What storage held for a step, read before it is planned (by `runner::transition`), only when
@@ -156,7 +159,8 @@ pub(crate) struct Followup {
     pub no_attempt_stored: bool,
 }
 
-/// What a runner adds to the plan of a step it resumed (see [`resumed`]).
+/// What a runner adds to the plan of a step it resumed.
+#[derive(Default)]
 pub(crate) struct Resumed {
     /// What the resume leaves to do.
     pub followup: Followup,
@@ -170,12 +174,82 @@ pub(crate) struct Resumed {
 /// Plans one step: the record and batch that commit it (the new state, the pending command,
 /// the consumed resume, the step's effects and the index entries), or a park that keeps
 /// everything as it was, and what follows once it is durable.
+///
+/// Whether the step parks is decided first, from the record as it stands ([`decide`]); then the
+/// record is rewritten in place ([`rewrite`]).
 pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan, EngineError> {
-    let id = step.id;
+    let Step {
+        id,
+        prev,
+        stored,
+        stepped,
+        effects,
+        attributes,
+        kind,
+        consumed,
+        now,
+        resumed,
+    } = step;
     // Update callers wait on the workflow's waiters for their answer.
-    let answered = step.effects.responses.iter().any(Result::is_ok);
-    let (record, batch) = transition(env, step, facts)?;
-    let effects = in_motion(id, &record, &batch, answered);
+    let answered = effects.responses.iter().any(Result::is_ok);
+    let resumed_by_runner = resumed.is_some();
+    let Resumed {
+        followup,
+        activity_result,
+        expect,
+    } = resumed.unwrap_or_default();
+    let mut batch = Batch::new();
+    // The attempts of the activities a runner's step resumes from are spent with it, even
+    // when it parks (a parked step keeps the activity's result instead).
+    if resumed_by_runner && !followup.no_attempt_stored {
+        delete_attempts(id, &prev, &mut batch);
+    }
+    let decided = decide(
+        env,
+        id,
+        &prev,
+        stepped,
+        effects,
+        kind,
+        &consumed,
+        now,
+        facts.children,
+    );
+    let record = match decided {
+        Ok(decided) => {
+            let facts = Written {
+                answered: facts.answered,
+                review_stored: facts.review_stored,
+                review_decisions: facts.review_decisions,
+                attributes: facts.attributes,
+                set: attributes,
+            };
+            rewrite(
+                id, prev, stored, decided, kind, consumed, now, facts, &mut batch,
+            )?
+        }
+        Err(fault) => {
+            let record = park_transition(prev, stored, fault, now, id, &mut batch)?;
+            if let Some(result) = activity_result {
+                // A parked step keeps its step number: the result is kept for it.
+                let kept = record::ActivityResultRecord {
+                    step: record.step,
+                    result,
+                };
+                batch.put(
+                    record::activity_result_key(id),
+                    record::encode_record(&kept)?,
+                );
+            }
+            record
+        }
+    };
+    batch.extend(followup.writes);
+    let mut effects = in_motion(id, &record, &batch, answered);
+    effects.extend(followup.cancel_children.into_iter().map(Effect::Cancel));
+    if followup.keep_cancel {
+        effects.push(Effect::KeepCancel(id.to_string()));
+    }
     let sweep = record
         .status
         .is_terminal()
@@ -183,47 +257,343 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
     Ok(Plan {
         record,
         batch,
-        expect: Vec::new(),
+        expect,
         sweep,
         effects,
     })
 }
 
-/// Adds to the plan of a step a runner resumed what the resume leaves to do: the kept activity
-/// result when the step parked, the spent attempt records, the follow-up's writes and effects,
-/// and the guard on the review record.
-pub(crate) fn resumed(
-    plan: &mut Plan,
+/// What storage held that [`rewrite`] writes from (see [`Facts`]), and the attributes the
+/// step set.
+struct Written {
+    answered: Vec<String>,
+    review_stored: bool,
+    review_decisions: Vec<Vec<u8>>,
+    attributes: Option<AttributesRecord>,
+    set: BTreeMap<String, AttributeValue>,
+}
+
+/// What a step that does not park comes to, decided from the record as it stands.
+struct Decided {
+    /// The new step number.
+    step: u64,
+    /// The new count of consumed signals.
+    signals_consumed: u64,
+    /// Where the workflow stands after it.
+    next: Next,
+    /// The update answers it gives.
+    answers: Vec<(String, Payload)>,
+    /// The review it suspends at.
+    review: Option<crate::review::ReviewRequest>,
+}
+
+/// Where a workflow stands after a step.
+enum Next {
+    /// Suspended on `pending`, with `writes` (timer entries, children) committed with it.
+    Suspend {
+        status: RecordStatus,
+        state: Payload,
+        pending: PendingCommand,
+        writes: Batch,
+    },
+    /// Finished.
+    Finished {
+        status: RecordStatus,
+        outcome: Outcome,
+    },
+}
+
+/// Decides, without changing anything, what step `stepped` of `prev` comes to, or the fault
+/// that parks it (a payload over the limit, a counter at its largest value, a group or child
+/// that cannot be planned, a step that could not run).
+#[allow(clippy::too_many_arguments)] // the parts of one step, taken apart by `step`
+fn decide(
+    env: &impl Env,
     id: &str,
     prev: &WorkflowRecord,
-    resumed: Resumed,
-) -> Result<(), EngineError> {
-    let Resumed {
-        followup,
-        activity_result,
-        expect,
-    } = resumed;
-    if let (RecordStatus::Parked { .. }, Some(result)) = (&plan.record.status, activity_result) {
-        let kept = record::ActivityResultRecord {
-            step: prev.step,
-            result,
-        };
-        plan.batch.put(
-            record::activity_result_key(id),
-            record::encode_record(&kept)?,
-        );
+    stepped: Result<Stepped, StepFault>,
+    effects: StepEffects,
+    kind: ResumeKind,
+    consumed: &[Vec<u8>],
+    now: SystemTime,
+    children: Vec<ChildStart>,
+) -> Result<Decided, StepFault> {
+    let limit = env.payload_limit();
+    let stepped = stepped?;
+    let StepEffects { responses, review } = effects;
+    let mut answers = Vec::with_capacity(responses.len());
+    for response in responses {
+        match response {
+            Ok(answer) => answers.push(answer),
+            Err(e) => return Err(StepFault::step(&e)),
+        }
     }
-    if !followup.no_attempt_stored {
-        delete_attempts(id, prev, &mut plan.batch);
+    // Stored counters never wrap: at their largest value the workflow parks, state kept.
+    let step = prev
+        .step
+        .checked_add(1)
+        .ok_or_else(|| StepFault::overflow("step counter"))?;
+    // A top-level signal wait consumes its signal; a group resumes with the signals its
+    // branches took (the ones it took earlier were counted as they were committed).
+    let signals_consumed = prev
+        .signals_consumed
+        .checked_add(signals_among(id, consumed))
+        .ok_or_else(|| StepFault::overflow("consumed signal counter"))?;
+    let check = |what: &str, payload: &[u8]| match too_large(limit, what, payload) {
+        Some(fault) => Err(fault),
+        None => Ok(()),
+    };
+    let next = match stepped {
+        Stepped::Suspend { state, command } => {
+            check("the workflow state", &state)?;
+            let mut writes = Batch::new();
+            let (status, pending) = match command {
+                Command::Activity {
+                    name,
+                    input,
+                    options,
+                } => {
+                    check("the activity input", &input)?;
+                    (
+                        RecordStatus::Running,
+                        PendingCommand::Activity {
+                            name: name.to_string(),
+                            input,
+                            options,
+                        },
+                    )
+                }
+                Command::Sleep { duration } => {
+                    let deadline_ms = deadline_ms(now, duration);
+                    writes.put(record::timer_key(deadline_ms, id), Vec::new());
+                    (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
+                }
+                Command::WaitForSignal { name } => (
+                    RecordStatus::Waiting,
+                    PendingCommand::Signal {
+                        name: name.to_string(),
+                    },
+                ),
+                Command::Compensate { activity, input } => {
+                    check("the compensation input", &input)?;
+                    (
+                        RecordStatus::Running,
+                        PendingCommand::Activity {
+                            options: env.compensation_options(&activity),
+                            name: activity,
+                            input,
+                        },
+                    )
+                }
+                command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
+                    let mut children = children.into_iter();
+                    let pending =
+                        command_pending(env, id, step, command, now, &mut children, &mut writes)?;
+                    (status_of(&pending), pending)
+                }
+            };
+            Next::Suspend {
+                status,
+                state,
+                pending,
+                writes,
+            }
+        }
+        Stepped::Output(output) => {
+            check("the workflow output", &output)?;
+            Next::Finished {
+                status: RecordStatus::Completed,
+                outcome: Outcome::Output(output),
+            }
+        }
+        Stepped::Error { payload, message } => {
+            check("the workflow error", &payload)?;
+            // An error after cancellation reached the workflow (caught, cleaned up, or passed
+            // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
+            // deadline; the error is kept as its outcome.
+            let status = if timed_out(prev, kind) {
+                RecordStatus::TimedOut
+            } else if kind == ResumeKind::Cancelled || prev.lifecycle.cancelled {
+                RecordStatus::Cancelled
+            } else {
+                RecordStatus::Failed
+            };
+            Next::Finished {
+                status,
+                outcome: Outcome::Error { payload, message },
+            }
+        }
+        Stepped::Cancelled => {
+            if timed_out(prev, kind) {
+                Next::Finished {
+                    status: RecordStatus::TimedOut,
+                    outcome: Outcome::TimedOut,
+                }
+            } else {
+                Next::Finished {
+                    status: RecordStatus::Cancelled,
+                    outcome: Outcome::Cancelled,
+                }
+            }
+        }
+    };
+    for (_, payload) in &answers {
+        check("the update response", payload)?;
     }
-    plan.batch.extend(followup.writes);
-    plan.expect = expect;
-    plan.effects
-        .extend(followup.cancel_children.into_iter().map(Effect::Cancel));
-    if followup.keep_cancel {
-        plan.effects.push(Effect::KeepCancel(id.to_string()));
+    Ok(Decided {
+        step,
+        signals_consumed,
+        next,
+        answers,
+        review,
+    })
+}
+
+/// Rewrites `prev` in place as `decided`, and adds the writes that commit it to `batch`.
+#[allow(clippy::too_many_arguments)] // the parts of one step, taken apart by `step`
+fn rewrite(
+    id: &str,
+    prev: WorkflowRecord,
+    stored: bool,
+    decided: Decided,
+    kind: ResumeKind,
+    consumed: Vec<Vec<u8>>,
+    now: SystemTime,
+    facts: Written,
+    batch: &mut Batch,
+) -> Result<WorkflowRecord, EngineError> {
+    let Decided {
+        step,
+        signals_consumed,
+        next: after,
+        answers,
+        review,
+    } = decided;
+    // What the index writes need of the record before it is rewritten.
+    let (prev_status, prev_updated_ms) = (prev.status.clone(), prev.updated_ms);
+    let mut next = prev;
+    let now_ms = to_millis(now);
+    next.step = step;
+    next.updated_ms = now_ms;
+    next.last_resume = Some(kind);
+    next.signals_consumed = signals_consumed;
+    consume(id, &mut next, consumed, batch);
+    if let Some(PendingCommand::Timer { deadline_ms }) = next.pending {
+        batch.delete(record::timer_key(deadline_ms, id));
     }
-    Ok(())
+    let suspends = matches!(after, Next::Suspend { .. });
+    match after {
+        Next::Suspend {
+            status,
+            state,
+            pending,
+            writes,
+        } => {
+            batch.extend(writes);
+            next.status = status;
+            next.state = Some(state);
+            next.pending = Some(pending);
+        }
+        Next::Finished { status, outcome } => {
+            next.status = status;
+            next.outcome = Some(outcome);
+            next.state = None;
+            next.pending = None;
+        }
+    }
+    let terminal = next.status.is_terminal();
+    if !terminal {
+        match kind {
+            ResumeKind::Cancelled => next.lifecycle.cancelled = true,
+            ResumeKind::TimedOut => next.lifecycle.timed_out = true,
+            _ => {}
+        }
+    }
+    for (update_id, payload) in answers {
+        // The first committed answer is the one callers get.
+        if !facts.answered.contains(&update_id) {
+            let key = record::update_response_key(id, &update_id);
+            let answer = record::UpdateResponseRecord {
+                payload,
+                answered_ms: now_ms,
+            };
+            batch.put(key, record::encode_record(&answer)?);
+        }
+    }
+    match review {
+        Some(request) if suspends => {
+            let review = record::ReviewRecord {
+                workflow_id: id.to_string(),
+                step: next.step,
+                title: request.title,
+                reviewers: request.reviewers,
+                created_ms: now_ms,
+                deadline_ms: deadline_ms(now, request.timeout),
+                decided_by: None,
+            };
+            if kind == ResumeKind::Group {
+                // Decisions queued for the review that just ended must not answer this one.
+                // They were read before planning, so a decision could slip in after the read;
+                // but a runner's step out of a review is guarded on the review record as read
+                // before deciding (see `runner::advance`), and a decision writes its signal and
+                // marks that record decided in one commit. So a decision accepted before this
+                // transition, in writer order, either was stored before the guarded read (the
+                // runner resumed with it: this step consumes it) or fails the guard (nothing of
+                // this step is written; the runner decides again and resumes with it). One
+                // accepted after reads the replaced record: it is a decision on this new
+                // review, queued after the read.
+                for key in facts.review_decisions {
+                    batch.delete(key);
+                }
+            }
+            batch.put(record::review_key(id), record::encode_record(&review)?);
+        }
+        _ if terminal => {
+            batch.delete(record::review_key(id));
+        }
+        _ if kind == ResumeKind::Group && facts.review_stored => {
+            // The review ended: decisions queued after the one taken (or after the deadline
+            // won) are stale and must not answer a later review. A decision accepted after this
+            // transition finds no record and is refused; one accepted before it fails the
+            // guard on the record (see above).
+            batch.delete(record::review_key(id));
+            for key in facts.review_decisions {
+                batch.delete(key);
+            }
+        }
+        _ => {}
+    }
+    if terminal {
+        // A finished workflow leaves the live index, and takes no more signals or
+        // cancellations: clear what is queued. (Its signal queue is cleared by the writer as it
+        // commits this, so that a signal accepted up to that moment goes too: see
+        // `writer::swept`. A workflow finishing at its start has no stored queue. The writer
+        // also drops a cancellation request folded in after this runner read the record: see
+        // `cancel_fold`.) Its parent link and trace context stay: a parent reads its result.
+        batch.delete(record::live_key(id));
+        let lifecycle = &mut next.lifecycle;
+        lifecycle.cancel_requested_ms = None;
+        lifecycle.cancelled = false;
+        lifecycle.deadline_ms = None;
+        lifecycle.timed_out = false;
+        batch.delete(record::activity_result_key(id));
+    }
+    if kind == ResumeKind::Start && !terminal {
+        batch.put(record::live_key(id), Vec::new());
+    }
+    let before = stored.then(|| visibility::Before {
+        status: &prev_status,
+        updated_ms: prev_updated_ms,
+        workflow_type: &next.workflow_type,
+        version: next.version,
+        fingerprint: next.fingerprint,
+    });
+    visibility::stage_transition_from(id, before, &next, batch)?;
+    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    if !facts.set.is_empty() {
+        attributes::stage(id, &next, facts.attributes, facts.set, batch)?;
+    }
+    Ok(next)
 }
 
 /// What a committed transition to `next` sets in motion: disarming the in-memory timers whose
@@ -265,245 +635,6 @@ fn in_motion(id: &str, next: &WorkflowRecord, batch: &Batch, answered: bool) -> 
         effects.push(Effect::Changed(id.to_string()));
     }
     effects
-}
-
-/// The record and batch of one step (see [`step`]).
-fn transition(
-    env: &impl Env,
-    step: Step<'_>,
-    facts: Facts,
-) -> Result<(WorkflowRecord, Batch), EngineError> {
-    let Step {
-        id,
-        prev,
-        stored,
-        stepped,
-        effects,
-        attributes: set,
-        kind,
-        consumed,
-        now,
-    } = step;
-    let park = |fault| park_transition(prev, stored, fault, now, id);
-    let limit = env.payload_limit();
-    let stepped = match stepped {
-        Ok(stepped) => stepped,
-        Err(fault) => return park(fault),
-    };
-    let StepEffects { responses, review } = effects;
-    let mut answers = Vec::with_capacity(responses.len());
-    for response in responses {
-        match response {
-            Ok(answer) => answers.push(answer),
-            Err(e) => return park(StepFault::step(&e)),
-        }
-    }
-    let now_ms = to_millis(now);
-    let mut next = prev.clone();
-    // Stored counters never wrap: at their largest value the workflow parks, state kept.
-    let Some(step) = prev.step.checked_add(1) else {
-        return park(StepFault::overflow("step counter"));
-    };
-    next.step = step;
-    next.updated_ms = now_ms;
-    next.last_resume = Some(kind);
-    // A top-level signal wait consumes its signal; a group resumes with the signals its
-    // branches took (the ones it took earlier were counted as they were committed).
-    let taken = signals_among(id, &consumed);
-    let Some(signals_consumed) = next.signals_consumed.checked_add(taken) else {
-        return park(StepFault::overflow("consumed signal counter"));
-    };
-    next.signals_consumed = signals_consumed;
-    let mut batch = Batch::new();
-    consume(id, &mut next, consumed, &mut batch);
-    if let Some(PendingCommand::Timer { deadline_ms }) = prev.pending {
-        batch.delete(record::timer_key(deadline_ms, id));
-    }
-    let finished = |next: &mut WorkflowRecord, status, outcome| {
-        next.status = status;
-        next.outcome = Some(outcome);
-        next.state = None;
-        next.pending = None;
-    };
-    let suspends = matches!(stepped, Stepped::Suspend { .. });
-    match stepped {
-        Stepped::Suspend { state, command } => {
-            if let Some(fault) = too_large(limit, "the workflow state", &state) {
-                return park(fault);
-            }
-            let (status, pending) = match command {
-                Command::Activity {
-                    name,
-                    input,
-                    options,
-                } => {
-                    if let Some(fault) = too_large(limit, "the activity input", &input) {
-                        return park(fault);
-                    }
-                    (
-                        RecordStatus::Running,
-                        PendingCommand::Activity {
-                            name: name.to_string(),
-                            input,
-                            options,
-                        },
-                    )
-                }
-                Command::Sleep { duration } => {
-                    let deadline_ms = deadline_ms(now, duration);
-                    batch.put(record::timer_key(deadline_ms, id), Vec::new());
-                    (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
-                }
-                Command::WaitForSignal { name } => (
-                    RecordStatus::Waiting,
-                    PendingCommand::Signal {
-                        name: name.to_string(),
-                    },
-                ),
-                Command::Compensate { activity, input } => {
-                    if let Some(fault) = too_large(limit, "the compensation input", &input) {
-                        return park(fault);
-                    }
-                    (
-                        RecordStatus::Running,
-                        PendingCommand::Activity {
-                            options: env.compensation_options(&activity),
-                            name: activity,
-                            input,
-                        },
-                    )
-                }
-                command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
-                    let mut children = facts.children.into_iter();
-                    match command_pending(env, id, step, command, now, &mut children, &mut batch) {
-                        Ok(pending) => (status_of(&pending), pending),
-                        Err(fault) => return park(fault),
-                    }
-                }
-            };
-            next.status = status;
-            next.state = Some(state);
-            next.pending = Some(pending);
-        }
-        Stepped::Output(output) => {
-            if let Some(fault) = too_large(limit, "the workflow output", &output) {
-                return park(fault);
-            }
-            finished(&mut next, RecordStatus::Completed, Outcome::Output(output));
-        }
-        Stepped::Error { payload, message } => {
-            if let Some(fault) = too_large(limit, "the workflow error", &payload) {
-                return park(fault);
-            }
-            // An error after cancellation reached the workflow (caught, cleaned up, or passed
-            // on with `?`) ends it as cancelled, or as timed out when the cancellation was its
-            // deadline; the error is kept as its outcome.
-            let status = if timed_out(prev, kind) {
-                RecordStatus::TimedOut
-            } else if kind == ResumeKind::Cancelled || prev.lifecycle.cancelled {
-                RecordStatus::Cancelled
-            } else {
-                RecordStatus::Failed
-            };
-            finished(&mut next, status, Outcome::Error { payload, message });
-        }
-        Stepped::Cancelled => {
-            if timed_out(prev, kind) {
-                finished(&mut next, RecordStatus::TimedOut, Outcome::TimedOut)
-            } else {
-                finished(&mut next, RecordStatus::Cancelled, Outcome::Cancelled)
-            }
-        }
-    }
-    if !next.status.is_terminal() {
-        match kind {
-            ResumeKind::Cancelled => next.lifecycle.cancelled = true,
-            ResumeKind::TimedOut => next.lifecycle.timed_out = true,
-            _ => {}
-        }
-    }
-    for (update_id, payload) in answers {
-        if let Some(fault) = too_large(limit, "the update response", &payload) {
-            return park(fault);
-        }
-        // The first committed answer is the one callers get.
-        if !facts.answered.contains(&update_id) {
-            let key = record::update_response_key(id, &update_id);
-            let answer = record::UpdateResponseRecord {
-                payload,
-                answered_ms: now_ms,
-            };
-            batch.put(key, record::encode_record(&answer)?);
-        }
-    }
-    match review {
-        Some(request) if suspends => {
-            let review = record::ReviewRecord {
-                workflow_id: id.to_string(),
-                step: next.step,
-                title: request.title,
-                reviewers: request.reviewers,
-                created_ms: now_ms,
-                deadline_ms: deadline_ms(now, request.timeout),
-                decided_by: None,
-            };
-            if kind == ResumeKind::Group {
-                // Decisions queued for the review that just ended must not answer this one.
-                // They were read before planning, so a decision could slip in after the read;
-                // but a runner's step out of a review is guarded on the review record as read
-                // before deciding (see `runner::advance`), and a decision writes its signal and
-                // marks that record decided in one commit. So a decision accepted before this
-                // transition, in writer order, either was stored before the guarded read (the
-                // runner resumed with it: this step consumes it) or fails the guard (nothing of
-                // this step is written; the runner decides again and resumes with it). One
-                // accepted after reads the replaced record: it is a decision on this new
-                // review, queued after the read.
-                for key in facts.review_decisions {
-                    batch.delete(key);
-                }
-            }
-            batch.put(record::review_key(id), record::encode_record(&review)?);
-        }
-        _ if next.status.is_terminal() => {
-            batch.delete(record::review_key(id));
-        }
-        _ if kind == ResumeKind::Group && facts.review_stored => {
-            // The review ended: decisions queued after the one taken (or after the deadline
-            // won) are stale and must not answer a later review. A decision accepted after this
-            // transition finds no record and is refused; one accepted before it fails the
-            // guard on the record (see above).
-            batch.delete(record::review_key(id));
-            for key in facts.review_decisions {
-                batch.delete(key);
-            }
-        }
-        _ => {}
-    }
-    if next.status.is_terminal() {
-        // A finished workflow leaves the live index, and takes no more signals or
-        // cancellations: clear what is queued. (Its signal queue is cleared by the writer as it
-        // commits this, so that a signal accepted up to that moment goes too: see
-        // `writer::swept`. A workflow finishing at its start has no stored queue. The writer
-        // also drops a cancellation request folded in after this runner read the record: see
-        // `cancel_fold`.) Its parent link and trace context stay: a parent reads its result.
-        batch.delete(record::live_key(id));
-        let lifecycle = &mut next.lifecycle;
-        lifecycle.cancel_requested_ms = None;
-        lifecycle.cancelled = false;
-        lifecycle.deadline_ms = None;
-        lifecycle.timed_out = false;
-        batch.delete(record::activity_result_key(id));
-    }
-    if kind == ResumeKind::Start && !next.status.is_terminal() {
-        batch.put(record::live_key(id), Vec::new());
-    }
-    let stored_prev = stored.then_some(prev);
-    visibility::stage_transition(id, stored_prev, &next, &mut batch)?;
-    batch.put(record::workflow_key(id), record::encode_record(&next)?);
-    if !set.is_empty() {
-        attributes::stage(id, &next, facts.attributes, set, &mut batch)?;
-    }
-    Ok((next, batch))
 }
 
 /// The pending command for a group or child command; puts what must be committed with it
@@ -619,38 +750,47 @@ fn start_child(
     Ok(PendingCommand::Child { child_id, policy })
 }
 
-/// `prev` parked with `fault`: the record and writes. `stored` says whether `prev` is the stored
-/// record, or the one the workflow's first step creates.
+/// `prev` parked with `fault`, rewritten in place, its writes added to `batch`. `stored` says
+/// whether `prev` is the stored record, or the one the workflow's first step creates.
 fn park_transition(
-    prev: &WorkflowRecord,
+    prev: WorkflowRecord,
     stored: bool,
     fault: StepFault,
     now: SystemTime,
     id: &str,
-) -> Result<(WorkflowRecord, Batch), EngineError> {
-    let mut next = prev.clone();
+    batch: &mut Batch,
+) -> Result<WorkflowRecord, EngineError> {
+    let (prev_status, prev_updated_ms) = (prev.status.clone(), prev.updated_ms);
+    let mut next = prev;
     next.status = RecordStatus::Parked {
         code: fault.code,
         message: fault.message,
     };
     next.updated_ms = to_millis(now);
-    let mut batch = Batch::new();
     // A workflow parked by its first step is created here, so it joins the live index here.
     batch.put(record::live_key(id), Vec::new());
-    visibility::stage_park(id, stored.then_some(prev), &next, &mut batch);
+    let before = stored.then(|| visibility::Before {
+        status: &prev_status,
+        updated_ms: prev_updated_ms,
+        workflow_type: &next.workflow_type,
+        version: next.version,
+        fingerprint: next.fingerprint,
+    });
+    visibility::stage_park(id, before, &next, batch);
     batch.put(record::workflow_key(id), record::encode_record(&next)?);
-    Ok((next, batch))
+    Ok(next)
 }
 
 /// Parks stored record `prev` with `fault` where it stands (keeping its state and pending
 /// command), without a step: its waiters are told.
 pub(crate) fn parked(
     id: &str,
-    prev: &WorkflowRecord,
+    prev: WorkflowRecord,
     fault: StepFault,
     now: SystemTime,
 ) -> Result<Plan, EngineError> {
-    let (record, batch) = park_transition(prev, true, fault, now, id)?;
+    let mut batch = Batch::new();
+    let record = park_transition(prev, true, fault, now, id, &mut batch)?;
     Ok(Plan {
         record,
         batch,
@@ -1188,6 +1328,7 @@ mod tests {
         })
     }
 
+    /// Plans a step of `prev` (which stays with the test: the planner takes a copy).
     fn plan(
         prev: &WorkflowRecord,
         stepped: Result<Stepped, StepFault>,
@@ -1195,11 +1336,34 @@ mod tests {
         consumed: Vec<Vec<u8>>,
         facts: Facts,
     ) -> Plan {
+        planned(prev, stepped, kind, consumed, facts, None)
+    }
+
+    /// As [`plan`], for a step a runner resumed with `resumed`.
+    fn plan_resumed(
+        prev: &WorkflowRecord,
+        stepped: Result<Stepped, StepFault>,
+        kind: ResumeKind,
+        consumed: Vec<Vec<u8>>,
+        facts: Facts,
+        resumed: Resumed,
+    ) -> Plan {
+        planned(prev, stepped, kind, consumed, facts, Some(resumed))
+    }
+
+    fn planned(
+        prev: &WorkflowRecord,
+        stepped: Result<Stepped, StepFault>,
+        kind: ResumeKind,
+        consumed: Vec<Vec<u8>>,
+        facts: Facts,
+        resumed: Option<Resumed>,
+    ) -> Plan {
         super::step(
             &TestEnv,
             Step {
                 id: ID,
-                prev,
+                prev: prev.clone(),
                 stored: true,
                 stepped,
                 effects: StepEffects::default(),
@@ -1207,6 +1371,7 @@ mod tests {
                 kind,
                 consumed,
                 now: at(1_000),
+                resumed,
             },
             facts,
         )
@@ -1454,7 +1619,7 @@ mod tests {
             &TestEnv,
             Step {
                 id: ID,
-                prev: &prev,
+                prev: prev.clone(),
                 stored: true,
                 stepped: suspend(Command::WaitForSignal { name: "s" }),
                 effects: StepEffects::default(),
@@ -1462,6 +1627,7 @@ mod tests {
                 kind: ResumeKind::Timer,
                 consumed: fired.consumes.into_iter().collect(),
                 now: at(6_000),
+                resumed: None,
             },
             Facts::default(),
         )
@@ -1478,7 +1644,7 @@ mod tests {
             &TestEnv,
             Step {
                 id: ID,
-                prev: &prev,
+                prev: prev.clone(),
                 stored: true,
                 stepped: suspend(Command::Sleep {
                     duration: Duration::from_millis(1_000),
@@ -1488,6 +1654,7 @@ mod tests {
                 kind: ResumeKind::Cancelled,
                 consumed: Vec::new(),
                 now: at(1_000),
+                resumed: None,
             },
             Facts::default(),
         )
@@ -1501,23 +1668,12 @@ mod tests {
         let mut prev = waiting_on(PendingCommand::Timer { deadline_ms: 9_000 });
         prev.lifecycle.cancel_requested_ms = Some(500);
         let consumed = vec![record::cancel_key(ID), record::timer_key(9_000, ID)];
-        let mut plan = plan(
+        let plan = plan_resumed(
             &prev,
             suspend(Command::WaitForSignal { name: "s" }),
             ResumeKind::Cancelled,
             consumed,
             Facts::default(),
-        );
-        assert_eq!(plan.record.lifecycle.cancel_requested_ms, None);
-        // Not finished: it goes on knowing it was cancelled.
-        assert!(plan.record.lifecycle.cancelled);
-        // The request's key stays as a delete: the writer learns it was delivered.
-        assert!(deletes(&plan.batch, &record::cancel_key(ID)));
-        // Cut short as a sleep, the cancellation stays pending for the next await.
-        resumed(
-            &mut plan,
-            ID,
-            &prev,
             Resumed {
                 followup: Followup {
                     keep_cancel: true,
@@ -1526,8 +1682,13 @@ mod tests {
                 activity_result: None,
                 expect: Vec::new(),
             },
-        )
-        .unwrap();
+        );
+        assert_eq!(plan.record.lifecycle.cancel_requested_ms, None);
+        // Not finished: it goes on knowing it was cancelled.
+        assert!(plan.record.lifecycle.cancelled);
+        // The request's key stays as a delete: the writer learns it was delivered.
+        assert!(deletes(&plan.batch, &record::cancel_key(ID)));
+        // Cut short as a sleep, the cancellation stays pending for the next await.
         assert_eq!(
             effects(&plan),
             [
@@ -1614,24 +1775,18 @@ mod tests {
         assert_eq!(followup.writes.writes.len(), 1);
 
         let prev = waiting_on(pending);
-        let mut plan = plan(
+        let plan = plan_resumed(
             &prev,
             Ok(Stepped::Cancelled),
             ResumeKind::Cancelled,
             consumed,
             Facts::default(),
-        );
-        resumed(
-            &mut plan,
-            ID,
-            &prev,
             Resumed {
                 followup,
                 activity_result: None,
                 expect: Vec::new(),
             },
-        )
-        .unwrap();
+        );
         assert!(puts(&plan.batch, &record::cancel_key("w/3.1")));
         assert_eq!(
             effects(&plan),
@@ -1957,52 +2112,40 @@ mod tests {
             command: Command::WaitForSignal { name: "s" },
         });
         let prev = running();
-        let mut parked = plan(
+        let parked = plan_resumed(
             &prev,
             too_big,
             ResumeKind::Activity,
             vec![],
             Facts::default(),
-        );
-        resumed(
-            &mut parked,
-            ID,
-            &prev,
             Resumed {
                 followup: Followup::default(),
                 activity_result: Some(result.clone()),
                 expect: Vec::new(),
             },
-        )
-        .unwrap();
+        );
         assert!(matches!(
             &parked.record.status,
             RecordStatus::Parked { code, .. } if code == "engine.payload_too_large"
         ));
         assert!(puts(&parked.batch, &record::activity_result_key(ID)));
 
-        let mut committed = plan(
+        let expect = vec![Expect {
+            key: record::review_key(ID),
+            value: None,
+        }];
+        let committed = plan_resumed(
             &prev,
             Ok(Stepped::Output(vec![])),
             ResumeKind::Activity,
             vec![],
             Facts::default(),
-        );
-        let expect = vec![Expect {
-            key: record::review_key(ID),
-            value: None,
-        }];
-        resumed(
-            &mut committed,
-            ID,
-            &prev,
             Resumed {
                 followup: Followup::default(),
                 activity_result: Some(result),
                 expect: expect.clone(),
             },
-        )
-        .unwrap();
+        );
         assert!(!puts(&committed.batch, &record::activity_result_key(ID)));
         assert!(deletes(&committed.batch, &record::attempt_key(ID, None)));
         assert_eq!(committed.expect, expect);
@@ -2015,7 +2158,7 @@ mod tests {
                 &TestEnv,
                 Step {
                     id: ID,
-                    prev: &running(),
+                    prev: running(),
                     stored: true,
                     stepped: suspend(Command::WaitForSignal { name: "s" }),
                     effects: StepEffects {
@@ -2026,6 +2169,7 @@ mod tests {
                     kind: ResumeKind::Signal,
                     consumed: Vec::new(),
                     now: at(1_000),
+                    resumed: None,
                 },
                 Facts {
                     answered,
@@ -2054,7 +2198,7 @@ mod tests {
                 &TestEnv,
                 Step {
                     id: ID,
-                    prev: &created,
+                    prev: created.clone(),
                     stored: false,
                     stepped,
                     effects: StepEffects::default(),
@@ -2062,6 +2206,7 @@ mod tests {
                     kind: ResumeKind::Start,
                     consumed: Vec::new(),
                     now: at(1_000),
+                    resumed: None,
                 },
                 Facts::default(),
             )
@@ -2236,7 +2381,7 @@ mod tests {
     fn most_steps_plan_without_reading_anything() {
         let step = |stepped, kind| Step {
             id: ID,
-            prev: &PREV,
+            prev: running(),
             stored: true,
             stepped,
             effects: StepEffects::default(),
@@ -2244,6 +2389,7 @@ mod tests {
             kind,
             consumed: Vec::new(),
             now: at(1),
+            resumed: None,
         };
         let run = || {
             suspend(Command::Activity {
@@ -2277,6 +2423,4 @@ mod tests {
         });
         assert!(!needs_facts(&step(fault, ResumeKind::Group)));
     }
-
-    static PREV: std::sync::LazyLock<WorkflowRecord> = std::sync::LazyLock::new(running);
 }

@@ -181,19 +181,20 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                 let stepped = advance(
                     inner,
                     id,
-                    &record,
+                    record,
                     &*workflow,
                     (resume, consumed, followup),
                     review.as_ref(),
                 )
                 .await?;
                 match stepped {
-                    Some(next) => {
+                    Advanced::Committed(next) => {
                         record = next;
                         conflicts = 0;
                         origin = Origin::Committed;
                     }
-                    None => {
+                    Advanced::Conflict(same) => {
+                        record = same;
                         // A decision came first. Nothing was written or run (a step is pure,
                         // and its command runs only after its commit), so decide again from
                         // the same record: the cancellation or execution deadline this
@@ -552,17 +553,26 @@ async fn composite_decision(
     })
 }
 
-/// Steps the workflow with `resume` and commits the result; returns the committed record, or
-/// `None` when the workflow waited at a review (`review`) whose record changed since it was
-/// read: then nothing was written and nothing set in motion.
+/// What became of a step a runner took (see [`advance`]).
+enum Advanced {
+    /// It is committed: the record as committed.
+    Committed(WorkflowRecord),
+    /// The workflow waited at a review whose record changed since it was read: nothing was
+    /// written and nothing set in motion. The record as it was, to decide again from.
+    Conflict(WorkflowRecord),
+}
+
+/// Steps the workflow with `resume` and commits the result. The record is moved into the plan
+/// (rewritten in place, not cloned), except at a review, whose guarded commit may be refused:
+/// then it is kept to decide again from.
 async fn advance(
     inner: &Arc<Inner>,
     id: &str,
-    record: &WorkflowRecord,
+    record: WorkflowRecord,
     workflow: &dyn ErasedWorkflow,
     (resume, consumed, followup): (Resume, Vec<Vec<u8>>, Followup),
     review: Option<&ReviewSnapshot>,
-) -> Result<Option<WorkflowRecord>, EngineError> {
+) -> Result<Advanced, EngineError> {
     let now = inner.clock.now();
     let mut ctx = WorkflowContext::new(id, record.step, now);
     let kind = if followup.timed_out {
@@ -584,9 +594,15 @@ async fn advance(
             message: "the record holds no state to resume".into(),
         }),
     };
+    // Every transition from a review wait ends the review (decision, timeout, cancellation,
+    // execution deadline) or replaces it: guarded on the record as read before deciding.
+    let (prev, kept, expect) = match review {
+        Some(review) => (record.clone(), Some(record), review.expect()),
+        None => (record, None, Vec::new()),
+    };
     let step = plan::Step {
         id,
-        prev: record,
+        prev,
         stored: true,
         stepped,
         effects: ctx.take_effects(),
@@ -594,41 +610,34 @@ async fn advance(
         kind,
         consumed,
         now,
+        resumed: Some(plan::Resumed {
+            followup,
+            activity_result,
+            expect,
+        }),
     };
     let facts = if plan::needs_facts(&step) {
         facts(inner, &step).await?
     } else {
         plan::Facts::default()
     };
-    let mut plan = plan::step(&**inner, step, facts)?;
-    plan::resumed(
-        &mut plan,
-        id,
-        record,
-        plan::Resumed {
-            followup,
-            activity_result,
-            // Every transition from a review wait ends the review (decision, timeout,
-            // cancellation, execution deadline) or replaces it: guarded on the record as read
-            // before deciding.
-            expect: review.map(ReviewSnapshot::expect).unwrap_or_default(),
-        },
-    )?;
     let plan::Plan {
         record: next,
         batch,
         expect,
         sweep,
         effects,
-    } = plan;
-    // Guarded on its expectations when it has any (a conflict writes nothing).
-    if expect.is_empty() {
-        inner.commit_sweeping(batch, sweep).await?;
-    } else if inner.commit_guarded(expect, batch, sweep).await? == Guarded::Conflict {
-        return Ok(None);
+    } = plan::step(&**inner, step, facts)?;
+    match kept {
+        None => inner.commit_sweeping(batch, sweep).await?,
+        Some(record) => {
+            if inner.commit_guarded(expect, batch, sweep).await? == Guarded::Conflict {
+                return Ok(Advanced::Conflict(record));
+            }
+        }
     }
     effects::committed(inner, id, &next, effects);
-    Ok(Some(next))
+    Ok(Advanced::Committed(next))
 }
 
 /// What storage holds that the step needs planned, read when it needs it (see [`plan::Facts`]),
@@ -717,7 +726,7 @@ async fn park(
     record: &WorkflowRecord,
     fault: StepFault,
 ) -> Result<(), EngineError> {
-    let plan = plan::parked(id, record, fault, inner.clock.now())?;
+    let plan = plan::parked(id, record.clone(), fault, inner.clock.now())?;
     inner.commit(plan.batch).await?;
     effects::committed(inner, id, &plan.record, plan.effects);
     Ok(())

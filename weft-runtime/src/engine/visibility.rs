@@ -220,6 +220,34 @@ fn counter_of(entry: &[u8]) -> Option<Vec<u8>> {
     ))
 }
 
+/// What the index writes need of a record as it stood before it is rewritten: a view, so a
+/// caller that rewrites the record in place keeps only these few values of the old one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Before<'a> {
+    /// Its status.
+    pub status: &'a record::RecordStatus,
+    /// When it was last written.
+    pub updated_ms: u64,
+    /// Its type.
+    pub workflow_type: &'a str,
+    /// Its version.
+    pub version: u32,
+    /// Its fingerprint.
+    pub fingerprint: u64,
+}
+
+impl<'a> From<&'a WorkflowRecord> for Before<'a> {
+    fn from(record: &'a WorkflowRecord) -> Self {
+        Before {
+            status: &record.status,
+            updated_ms: record.updated_ms,
+            workflow_type: &record.workflow_type,
+            version: record.version,
+            fingerprint: record.fingerprint,
+        }
+    }
+}
+
 /// The index writes for workflow `id` as `next` is committed after `prev` (`None` when this
 /// commit creates it): its type index entry when it is created, its finish-time entry when it
 /// finishes.
@@ -229,11 +257,21 @@ pub(crate) fn stage_transition(
     next: &WorkflowRecord,
     batch: &mut Batch,
 ) -> Result<(), EngineError> {
+    stage_transition_from(id, prev.map(Before::from), next, batch)
+}
+
+/// [`stage_transition`] from a view of the record before.
+pub(crate) fn stage_transition_from(
+    id: &str,
+    prev: Option<Before<'_>>,
+    next: &WorkflowRecord,
+    batch: &mut Batch,
+) -> Result<(), EngineError> {
     if prev.is_none() {
         batch.put(record::type_index_key(&next.workflow_type, id), Vec::new());
         batch.put(record::created_key(next.created_ms, id), Vec::new());
     }
-    stage_rewrite(id, prev, next, batch);
+    stage_rewrite_from(id, prev, next, batch);
     let was_finished = prev.is_some_and(|prev| prev.status.is_terminal());
     if let Some(status) = next.status.finished_name()
         && !was_finished
@@ -260,6 +298,16 @@ pub(crate) fn stage_rewrite(
     next: &WorkflowRecord,
     batch: &mut Batch,
 ) {
+    stage_rewrite_from(id, prev.map(Before::from), next, batch);
+}
+
+/// [`stage_rewrite`] from a view of the record before.
+pub(crate) fn stage_rewrite_from(
+    id: &str,
+    prev: Option<Before<'_>>,
+    next: &WorkflowRecord,
+    batch: &mut Batch,
+) {
     stage_live_count(prev, next, batch);
     let old = prev
         .filter(|prev| !prev.status.is_terminal())
@@ -277,10 +325,10 @@ pub(crate) fn stage_rewrite(
 }
 
 /// The live counter a record counts in, as its parts (no key built): `None` once finished.
-fn live_bucket(record: &WorkflowRecord) -> Option<(&'static str, &str, u32, u64)> {
+fn live_bucket<'a>(record: Before<'a>) -> Option<(&'static str, &'a str, u32, u64)> {
     Some((
         record.status.live_name()?,
-        &record.workflow_type,
+        record.workflow_type,
         record.version,
         record.fingerprint,
     ))
@@ -288,9 +336,9 @@ fn live_bucket(record: &WorkflowRecord) -> Option<(&'static str, &str, u32, u64)
 
 /// Adds the count deltas of rewriting `prev` (`None` when this write creates the record) as
 /// `next`: nothing when both count in the same live counter.
-fn stage_live_count(prev: Option<&WorkflowRecord>, next: &WorkflowRecord, batch: &mut Batch) {
+fn stage_live_count(prev: Option<Before<'_>>, next: &WorkflowRecord, batch: &mut Batch) {
     let old = prev.and_then(live_bucket);
-    let new = live_bucket(next);
+    let new = live_bucket(Before::from(next));
     if old == new {
         return;
     }
@@ -310,13 +358,13 @@ fn stage_live_count(prev: Option<&WorkflowRecord>, next: &WorkflowRecord, batch:
 /// (idempotent puts of the same keys when it already exists).
 pub(crate) fn stage_park(
     id: &str,
-    stored: Option<&WorkflowRecord>,
+    stored: Option<Before<'_>>,
     next: &WorkflowRecord,
     batch: &mut Batch,
 ) {
     batch.put(record::type_index_key(&next.workflow_type, id), Vec::new());
     batch.put(record::created_key(next.created_ms, id), Vec::new());
-    stage_rewrite(id, stored, next, batch);
+    stage_rewrite_from(id, stored, next, batch);
 }
 
 /// The index deletes that purge finished workflow `id`, stored as `stored`.
@@ -545,7 +593,9 @@ pub(crate) fn ensure_live_counters(storage: &dyn Storage, epoch: u64) -> Result<
             let Ok(stored) = record::decode_record::<WorkflowRecord>(&bytes) else {
                 continue;
             };
-            if let Some((status, workflow_type, version, fingerprint)) = live_bucket(&stored) {
+            if let Some((status, workflow_type, version, fingerprint)) =
+                live_bucket(Before::from(&stored))
+            {
                 *counts
                     .entry(record::live_counter_key(
                         status,
@@ -721,7 +771,7 @@ mod tests {
             code: "x".into(),
             message: "y".into(),
         });
-        stage_park("c", Some(&waiting(1)), &parked, &mut batch);
+        stage_park("c", Some(Before::from(&waiting(1))), &parked, &mut batch);
         // Parked by its first step: nothing stored to take it from.
         stage_park("d", None, &parked, &mut batch);
         counters.stage(&storage, &mut batch).unwrap();
