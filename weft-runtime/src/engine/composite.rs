@@ -576,3 +576,50 @@ async fn futures_select_all<F: std::future::Future + Unpin>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A future ready at its `at`-th poll.
+    struct ReadyAt {
+        at: u32,
+        polls: u32,
+        value: &'static str,
+    }
+
+    impl Future for ReadyAt {
+        type Output = &'static str;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            self.polls += 1;
+            if self.polls >= self.at {
+                Poll::Ready(self.value)
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_branch_to_finish_is_taken_with_its_index() {
+        let futures = vec![
+            ReadyAt {
+                at: 3,
+                polls: 0,
+                value: "slow",
+            },
+            ReadyAt {
+                at: 2,
+                polls: 0,
+                value: "fast",
+            },
+        ];
+        let (value, index, ()) = futures_select_all(futures).await;
+        assert_eq!((value, index), ("fast", 1));
+    }
+}

@@ -6,12 +6,19 @@
 //! that follow once the batch is durable (run by [`super::effects::committed`], never before).
 //! It does no I/O and reads no clock, so every decision in it is unit-tested without a store.
 //!
-//! The same module holds the one readiness rule ([`ready`]) by which a pending command (a
-//! top-level await or a group's branch) is found ready to resume the workflow, and the rule by
-//! which a race picks its winner ([`race_winner`]).
+//! The same module holds the other rules a transition follows:
+//!
+//! - readiness ([`ready`]): whether a pending command, a top-level await or a group's branch
+//!   alike, resumes the workflow now, given the clock and what was read for it; which branch
+//!   wins a race ([`race_winner`]: the signal that arrived first); what a group resumes with
+//!   ([`group_value`]) and what its finished branches commit meanwhile ([`group_progress`]);
+//! - interruptions: what a passed execution deadline ([`on_deadline`]) or a cancellation
+//!   request ([`on_cancel_request`]) does to a waiting workflow, and what ending a wait early
+//!   stops ([`on_cancel`]);
+//! - retries ([`retry`]): whether a failed activity attempt runs again, and when.
 //!
 //! What is left to the callers is I/O: reading the facts (`runner::transition`), running
-//! activities, committing, and running the effects.
+//! activities and steps, committing, and running the effects.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

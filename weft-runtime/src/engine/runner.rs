@@ -819,3 +819,27 @@ pub(crate) fn decode_payload<T: serde::de::DeserializeOwned>(
 ) -> Result<T, EngineError> {
     Ok(codec::decode(payload)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_is_committed_as_its_kind_and_an_interrupted_sleep_as_a_cancellation() {
+        let cases = [
+            (Resume::Start, ResumeKind::Start),
+            (Resume::Activity(Ok(vec![])), ResumeKind::Activity),
+            (Resume::Timer, ResumeKind::Timer),
+            (Resume::Signal(vec![]), ResumeKind::Signal),
+            (Resume::Cancelled, ResumeKind::Cancelled),
+            // A sleep cut short counts as a cancellation: the workflow is marked cancelled,
+            // so a second one ends it.
+            (Resume::Interrupted, ResumeKind::Cancelled),
+            (Resume::Group(vec![]), ResumeKind::Group),
+            (Resume::Child(Ok(vec![])), ResumeKind::Child),
+        ];
+        for (resume, kind) in cases {
+            assert_eq!(resume_kind(&resume), kind, "{resume:?}");
+        }
+    }
+}
