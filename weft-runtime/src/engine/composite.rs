@@ -125,7 +125,7 @@ fn prepare_child<'a>(
             Ok(state) => state,
             Err(fault) => return Ok(ChildStart::Fault(fault)),
         };
-        let created = WorkflowRecord {
+        let mut created = WorkflowRecord {
             workflow_type: workflow.name().to_string(),
             version: workflow.version(),
             fingerprint: workflow.fingerprint(),
@@ -156,7 +156,7 @@ fn prepare_child<'a>(
             inner,
             plan::Step {
                 id: child_id,
-                prev: created,
+                record: &mut created,
                 stored: false,
                 stepped,
                 effects: ctx.take_effects(),
@@ -404,10 +404,7 @@ pub(crate) async fn drive_group(
                 branches: branches.clone(),
             };
             match plan::group_progress(id, record, pending, consumed, now)? {
-                Ok(plan) => {
-                    inner.commit(plan.batch).await?;
-                    *record = plan.record;
-                }
+                Ok(plan) => inner.commit(plan.batch).await?,
                 Err(fault) => {
                     stop(&mut running);
                     return Ok(Decided::Park(fault));
@@ -460,10 +457,7 @@ pub(crate) async fn drive_group(
                     branches: branches.clone(),
                 };
                 match plan::group_progress(id, record, pending, Vec::new(), inner.clock.now())? {
-                    Ok(plan) => {
-                        inner.commit(plan.batch).await?;
-                        *record = plan.record;
-                    }
+                    Ok(plan) => inner.commit(plan.batch).await?,
                     Err(fault) => {
                         stop(&mut running);
                         return Ok(Decided::Park(fault));

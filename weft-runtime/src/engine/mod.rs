@@ -706,7 +706,7 @@ impl Engine {
         inner.check_size("the workflow state", &initial_bytes)?;
         let mut ctx = crate::context::WorkflowContext::new(id.clone(), 0, now);
         let stepped = workflow.step(&mut ctx, &initial_bytes, Resume::Start);
-        let created = WorkflowRecord {
+        let mut created = WorkflowRecord {
             workflow_type: workflow.name().to_string(),
             version: workflow.version(),
             fingerprint: workflow.fingerprint(),
@@ -731,7 +731,7 @@ impl Engine {
             inner,
             plan::Step {
                 id: &id,
-                prev: created,
+                record: &mut created,
                 stored: false,
                 stepped,
                 effects: ctx.take_effects(),
@@ -744,11 +744,9 @@ impl Engine {
         )
         .await?;
         let plan::Plan {
-            record,
-            mut batch,
-            effects,
-            ..
+            mut batch, effects, ..
         } = plan;
+        let record = created;
         if let Some(key) = &idempotency_key {
             batch.put(
                 record::idempotency_key(key),

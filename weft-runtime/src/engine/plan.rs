@@ -58,10 +58,10 @@ pub(crate) trait Env {
 pub(crate) struct Step<'a> {
     /// The workflow's id.
     pub id: &'a str,
-    /// The record the step was taken from, moved in: the plan's record is this one rewritten
-    /// in place (a step's record is never cloned on the way to its commit).
-    pub prev: WorkflowRecord,
-    /// Whether `prev` is the stored record, or the one a start (or a parent, for a child)
+    /// The record the step was taken from, rewritten in place as the record the plan commits
+    /// (a step's record is neither cloned nor moved on the way to its commit).
+    pub record: &'a mut WorkflowRecord,
+    /// Whether `record` is the stored record, or the one a start (or a parent, for a child)
     /// creates in this very commit.
     pub stored: bool,
     /// What the step returned, or why it could not run.
@@ -133,10 +133,9 @@ pub(crate) enum ChildStart {
 }
 
 /// A transition decided: what to write, on what condition, and what follows once it is durable.
+/// The record it commits is the step's own, rewritten in place (see [`Step::record`]).
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// The record as committed.
-    pub record: WorkflowRecord,
     /// The writes, the record's included.
     pub batch: Batch,
     /// Values the writes were prepared from, which must still hold (empty: none).
@@ -187,7 +186,7 @@ pub(crate) struct Resumed {
 pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan, EngineError> {
     let Step {
         id,
-        prev,
+        record,
         stored,
         stepped,
         effects,
@@ -209,12 +208,12 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
     // The attempts of the activities a runner's step resumes from are spent with it, even
     // when it parks (a parked step keeps the activity's result instead).
     if resumed_by_runner && !followup.no_attempt_stored {
-        delete_attempts(id, &prev, &mut batch);
+        delete_attempts(id, record, &mut batch);
     }
     let decided = decide(
         env,
         id,
-        &prev,
+        record,
         stepped,
         effects,
         kind,
@@ -222,7 +221,7 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
         now,
         facts.children,
     );
-    let record = match decided {
+    match decided {
         Ok(decided) => {
             let facts = Written {
                 answered: facts.answered,
@@ -232,11 +231,11 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
                 set: attributes,
             };
             rewrite(
-                id, prev, stored, decided, kind, consumed, now, facts, &mut batch,
-            )?
+                id, record, stored, decided, kind, consumed, now, facts, &mut batch,
+            )?;
         }
         Err(fault) => {
-            let record = park_transition(prev, stored, fault, now, id, &mut batch)?;
+            park_transition(record, stored, fault, now, id, &mut batch)?;
             if let Some(result) = activity_result {
                 // A parked step keeps its step number: the result is kept for it.
                 let kept = record::ActivityResultRecord {
@@ -248,11 +247,10 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
                     record::encode_record(&kept)?,
                 );
             }
-            record
         }
-    };
+    }
     batch.extend(followup.writes);
-    let mut effects = in_motion(id, &record, &batch, answered);
+    let mut effects = in_motion(id, record, &batch, answered);
     effects.extend(followup.cancel_children.into_iter().map(Effect::Cancel));
     if followup.keep_cancel {
         effects.push(Effect::KeepCancel(id.to_string()));
@@ -262,7 +260,6 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
         .is_terminal()
         .then(|| record::signal_queue_prefix(id));
     Ok(Plan {
-        record,
         batch,
         expect,
         sweep,
@@ -456,11 +453,12 @@ fn decide(
     })
 }
 
-/// Rewrites `prev` in place as `decided`, and adds the writes that commit it to `batch`.
+/// Rewrites `next` (the record the step was taken from) in place as `decided`, and adds the
+/// writes that commit it to `batch`.
 #[allow(clippy::too_many_arguments)] // the parts of one step, taken apart by `step`
 fn rewrite(
     id: &str,
-    prev: WorkflowRecord,
+    next: &mut WorkflowRecord,
     stored: bool,
     decided: Decided,
     kind: ResumeKind,
@@ -468,7 +466,7 @@ fn rewrite(
     now: SystemTime,
     facts: Written,
     batch: &mut Batch,
-) -> Result<WorkflowRecord, EngineError> {
+) -> Result<(), EngineError> {
     let Decided {
         step,
         signals_consumed,
@@ -477,14 +475,13 @@ fn rewrite(
         review,
     } = decided;
     // What the index writes need of the record before it is rewritten.
-    let (prev_status, prev_updated_ms) = (prev.status.clone(), prev.updated_ms);
-    let mut next = prev;
+    let (prev_status, prev_updated_ms) = (next.status.clone(), next.updated_ms);
     let now_ms = to_millis(now);
     next.step = step;
     next.updated_ms = now_ms;
     next.last_resume = Some(kind);
     next.signals_consumed = signals_consumed;
-    consume(id, &mut next, consumed, batch);
+    consume(id, next, consumed, batch);
     if let Some(PendingCommand::Timer { deadline_ms }) = next.pending {
         batch.delete(record::timer_key(deadline_ms, id));
     }
@@ -595,12 +592,12 @@ fn rewrite(
         version: next.version,
         fingerprint: next.fingerprint,
     });
-    visibility::stage_transition_from(id, before, &next, batch)?;
-    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    visibility::stage_transition_from(id, before, next, batch)?;
+    batch.put(record::workflow_key(id), record::encode_record(&*next)?);
     if !facts.set.is_empty() {
-        attributes::stage(id, &next, facts.attributes, facts.set, batch)?;
+        attributes::stage(id, next, facts.attributes, facts.set, batch)?;
     }
-    Ok(next)
+    Ok(())
 }
 
 /// What a committed transition to `next` sets in motion: disarming the in-memory timers whose
@@ -757,18 +754,17 @@ fn start_child(
     Ok(PendingCommand::Child { child_id, policy })
 }
 
-/// `prev` parked with `fault`, rewritten in place, its writes added to `batch`. `stored` says
-/// whether `prev` is the stored record, or the one the workflow's first step creates.
+/// `next` parked with `fault`, rewritten in place, its writes added to `batch`. `stored` says
+/// whether `next` is the stored record, or the one the workflow's first step creates.
 fn park_transition(
-    prev: WorkflowRecord,
+    next: &mut WorkflowRecord,
     stored: bool,
     fault: StepFault,
     now: SystemTime,
     id: &str,
     batch: &mut Batch,
-) -> Result<WorkflowRecord, EngineError> {
-    let (prev_status, prev_updated_ms) = (prev.status.clone(), prev.updated_ms);
-    let mut next = prev;
+) -> Result<(), EngineError> {
+    let (prev_status, prev_updated_ms) = (next.status.clone(), next.updated_ms);
     next.status = RecordStatus::Parked {
         code: fault.code,
         message: fault.message,
@@ -783,23 +779,22 @@ fn park_transition(
         version: next.version,
         fingerprint: next.fingerprint,
     });
-    visibility::stage_park(id, before, &next, batch);
-    batch.put(record::workflow_key(id), record::encode_record(&next)?);
-    Ok(next)
+    visibility::stage_park(id, before, next, batch);
+    batch.put(record::workflow_key(id), record::encode_record(&*next)?);
+    Ok(())
 }
 
-/// Parks stored record `prev` with `fault` where it stands (keeping its state and pending
-/// command), without a step: its waiters are told.
+/// Parks stored record `record` with `fault` where it stands (keeping its state and pending
+/// command), in place, without a step: its waiters are told.
 pub(crate) fn parked(
     id: &str,
-    prev: WorkflowRecord,
+    record: &mut WorkflowRecord,
     fault: StepFault,
     now: SystemTime,
 ) -> Result<Plan, EngineError> {
     let mut batch = Batch::new();
-    let record = park_transition(prev, true, fault, now, id, &mut batch)?;
+    park_transition(record, true, fault, now, id, &mut batch)?;
     Ok(Plan {
-        record,
         batch,
         expect: Vec::new(),
         sweep: None,
@@ -1226,39 +1221,45 @@ pub(crate) fn group_value(
 }
 
 /// The transition that records group branches finished meanwhile (with what they consumed) in
-/// `record`, before the group as a whole resumes the workflow: no step is taken.
+/// `record`, in place, before the group as a whole resumes the workflow: no step is taken. A
+/// fault (a counter at its largest value) leaves `record` as it was.
 pub(crate) fn group_progress(
     id: &str,
-    record: &WorkflowRecord,
+    record: &mut WorkflowRecord,
     pending: PendingCommand,
     consumed: Vec<Vec<u8>>,
     now: SystemTime,
 ) -> Result<Result<Plan, StepFault>, EngineError> {
-    let mut next = record.clone();
-    next.status = status_of(&pending);
     // A stored counter never wraps: at its largest value the workflow parks.
-    let Some(signals_consumed) = next
+    let Some(signals_consumed) = record
         .signals_consumed
         .checked_add(signals_among(id, &consumed))
     else {
         return Ok(Err(StepFault::overflow("consumed signal counter")));
     };
-    next.signals_consumed = signals_consumed;
-    next.pending = Some(pending);
-    next.updated_ms = to_millis(now);
+    let (prev_status, prev_updated_ms) = (record.status.clone(), record.updated_ms);
+    record.status = status_of(&pending);
+    record.signals_consumed = signals_consumed;
+    record.pending = Some(pending);
+    record.updated_ms = to_millis(now);
     let mut batch = Batch::new();
-    consume(id, &mut next, consumed, &mut batch);
-    visibility::stage_rewrite(id, Some(record), &next, &mut batch);
-    batch.put(record::workflow_key(id), record::encode_record(&next)?);
+    consume(id, record, consumed, &mut batch);
+    let before = visibility::Before {
+        status: &prev_status,
+        updated_ms: prev_updated_ms,
+        workflow_type: &record.workflow_type,
+        version: record.version,
+        fingerprint: record.fingerprint,
+    };
+    visibility::stage_rewrite_from(id, Some(before), record, &mut batch);
+    batch.put(record::workflow_key(id), record::encode_record(&*record)?);
     Ok(Ok(Plan {
-        record: next,
         batch,
         expect: Vec::new(),
         sweep: None,
         effects: Vec::new(),
     }))
 }
-
 #[cfg(test)]
 mod tests {
     //! The planner driven without a store: each test states a record and what happened, and
@@ -1342,7 +1343,7 @@ mod tests {
         kind: ResumeKind,
         consumed: Vec<Vec<u8>>,
         facts: Facts,
-    ) -> Plan {
+    ) -> Planned {
         planned(prev, stepped, kind, consumed, facts, None)
     }
 
@@ -1354,7 +1355,7 @@ mod tests {
         consumed: Vec<Vec<u8>>,
         facts: Facts,
         resumed: Resumed,
-    ) -> Plan {
+    ) -> Planned {
         planned(prev, stepped, kind, consumed, facts, Some(resumed))
     }
 
@@ -1365,27 +1366,72 @@ mod tests {
         consumed: Vec<Vec<u8>>,
         facts: Facts,
         resumed: Option<Resumed>,
-    ) -> Plan {
-        super::step(
-            &TestEnv,
-            Step {
-                id: ID,
-                prev: prev.clone(),
+    ) -> Planned {
+        run(
+            prev.clone(),
+            Input {
                 stored: true,
                 stepped,
                 effects: StepEffects::default(),
-                attributes: BTreeMap::new(),
                 kind,
                 consumed,
                 now: at(1_000),
                 resumed,
+                facts,
             },
-            facts,
         )
-        .unwrap()
     }
 
-    fn effects(plan: &Plan) -> Vec<String> {
+    /// The inputs of a step but its record (which [`run`] takes) and its attributes (none).
+    struct Input {
+        stored: bool,
+        stepped: Result<Stepped, StepFault>,
+        effects: StepEffects,
+        kind: ResumeKind,
+        consumed: Vec<Vec<u8>>,
+        now: SystemTime,
+        resumed: Option<Resumed>,
+        facts: Facts,
+    }
+
+    /// A plan with the record it rewrote.
+    struct Planned {
+        record: WorkflowRecord,
+        batch: Batch,
+        expect: Vec<Expect>,
+        sweep: Option<Vec<u8>>,
+        effects: Vec<Effect>,
+    }
+
+    /// Plans a step of `record`.
+    fn run(mut record: WorkflowRecord, input: Input) -> Planned {
+        let plan = super::step(
+            &TestEnv,
+            Step {
+                id: ID,
+                record: &mut record,
+                stored: input.stored,
+                stepped: input.stepped,
+                effects: input.effects,
+                attributes: BTreeMap::new(),
+                kind: input.kind,
+                consumed: input.consumed,
+                now: input.now,
+                resumed: input.resumed,
+            },
+            input.facts,
+        )
+        .unwrap();
+        Planned {
+            record,
+            batch: plan.batch,
+            expect: plan.expect,
+            sweep: plan.sweep,
+            effects: plan.effects,
+        }
+    }
+
+    fn effects(plan: &Planned) -> Vec<String> {
         plan.effects.iter().map(|e| format!("{e:?}")).collect()
     }
 
@@ -1404,7 +1450,7 @@ mod tests {
     }
 
     /// The record the batch writes is the plan's record.
-    fn written(plan: &Plan) -> WorkflowRecord {
+    fn written(plan: &Planned) -> WorkflowRecord {
         let key = record::workflow_key(ID);
         plan.batch
             .writes
@@ -1622,23 +1668,19 @@ mod tests {
 
         // The step it resumes deletes its entry, and the in-memory timer is disarmed.
         let prev = plan.record;
-        let next = super::step(
-            &TestEnv,
-            Step {
-                id: ID,
-                prev: prev.clone(),
+        let next = run(
+            prev.clone(),
+            Input {
                 stored: true,
                 stepped: suspend(Command::WaitForSignal { name: "s" }),
                 effects: StepEffects::default(),
-                attributes: BTreeMap::new(),
                 kind: ResumeKind::Timer,
                 consumed: fired.consumes.into_iter().collect(),
                 now: at(6_000),
                 resumed: None,
+                facts: Facts::default(),
             },
-            Facts::default(),
-        )
-        .unwrap();
+        );
         assert!(deletes(&next.batch, &record::timer_key(6_000, ID)));
         assert_eq!(effects(&next), ["Disarm { deadline_ms: 6000, id: \"w\" }"]);
     }
@@ -1647,25 +1689,21 @@ mod tests {
     fn a_sleep_that_reschedules_its_own_timer_keeps_it_armed() {
         // A timer deleted and put again in one batch is not disarmed.
         let prev = waiting_on(PendingCommand::Timer { deadline_ms: 2_000 });
-        let plan = super::step(
-            &TestEnv,
-            Step {
-                id: ID,
-                prev: prev.clone(),
+        let plan = run(
+            prev.clone(),
+            Input {
                 stored: true,
                 stepped: suspend(Command::Sleep {
                     duration: Duration::from_millis(1_000),
                 }),
                 effects: StepEffects::default(),
-                attributes: BTreeMap::new(),
                 kind: ResumeKind::Cancelled,
                 consumed: Vec::new(),
                 now: at(1_000),
                 resumed: None,
+                facts: Facts::default(),
             },
-            Facts::default(),
-        )
-        .unwrap();
+        );
         assert!(puts(&plan.batch, &record::timer_key(2_000, ID)));
         assert!(plan.effects.is_empty());
     }
@@ -2040,7 +2078,7 @@ mod tests {
             Facts::default(),
         );
         assert_eq!(all.record.status, RecordStatus::Running);
-        let code = |plan: &Plan| match &plan.record.status {
+        let code = |plan: &Planned| match &plan.record.status {
             RecordStatus::Parked { code, .. } => code.clone(),
             other => panic!("not parked: {other:?}"),
         };
@@ -2090,9 +2128,23 @@ mod tests {
                 value: Some(vec![1]),
             }],
         };
-        let plan = group_progress(ID, &prev, progressed.clone(), vec![key.clone()], at(50))
-            .unwrap()
-            .unwrap();
+        let mut record = prev.clone();
+        let plan = group_progress(
+            ID,
+            &mut record,
+            progressed.clone(),
+            vec![key.clone()],
+            at(50),
+        )
+        .unwrap()
+        .unwrap();
+        let plan = Planned {
+            record,
+            batch: plan.batch,
+            expect: plan.expect,
+            sweep: plan.sweep,
+            effects: plan.effects,
+        };
         // No step is taken; the branch's value and its signal are committed.
         assert_eq!(plan.record.step, prev.step);
         assert_eq!(plan.record.pending, Some(progressed.clone()));
@@ -2104,10 +2156,13 @@ mod tests {
             signals_consumed: u64::MAX,
             ..prev
         };
-        let fault = group_progress(ID, &full, progressed, vec![key], at(50))
+        let mut record = full.clone();
+        let fault = group_progress(ID, &mut record, progressed, vec![key], at(50))
             .unwrap()
             .unwrap_err();
         assert_eq!(fault.code, "engine.counter_overflow");
+        // Left as it was.
+        assert_eq!(record, full);
     }
 
     #[test]
@@ -2161,29 +2216,25 @@ mod tests {
     #[test]
     fn an_update_is_answered_once() {
         let answer = |answered: Vec<String>| {
-            super::step(
-                &TestEnv,
-                Step {
-                    id: ID,
-                    prev: running(),
+            run(
+                running(),
+                Input {
                     stored: true,
                     stepped: suspend(Command::WaitForSignal { name: "s" }),
                     effects: StepEffects {
                         responses: vec![Ok(("u1".into(), vec![8]))],
                         review: None,
                     },
-                    attributes: BTreeMap::new(),
                     kind: ResumeKind::Signal,
                     consumed: Vec::new(),
                     now: at(1_000),
                     resumed: None,
-                },
-                Facts {
-                    answered,
-                    ..Facts::default()
+                    facts: Facts {
+                        answered,
+                        ..Facts::default()
+                    },
                 },
             )
-            .unwrap()
         };
         let first = answer(Vec::new());
         assert!(puts(&first.batch, &record::update_response_key(ID, "u1")));
@@ -2201,23 +2252,19 @@ mod tests {
             ..running()
         };
         let start = |stepped| {
-            super::step(
-                &TestEnv,
-                Step {
-                    id: ID,
-                    prev: created.clone(),
+            run(
+                created.clone(),
+                Input {
                     stored: false,
                     stepped,
                     effects: StepEffects::default(),
-                    attributes: BTreeMap::new(),
                     kind: ResumeKind::Start,
                     consumed: Vec::new(),
                     now: at(1_000),
                     resumed: None,
+                    facts: Facts::default(),
                 },
-                Facts::default(),
             )
-            .unwrap()
         };
         let started = start(suspend(Command::WaitForSignal { name: "s" }));
         assert!(puts(&started.batch, &record::live_key(ID)));
@@ -2386,17 +2433,20 @@ mod tests {
 
     #[test]
     fn most_steps_plan_without_reading_anything() {
-        let step = |stepped, kind| Step {
-            id: ID,
-            prev: running(),
-            stored: true,
-            stepped,
-            effects: StepEffects::default(),
-            attributes: BTreeMap::new(),
-            kind,
-            consumed: Vec::new(),
-            now: at(1),
-            resumed: None,
+        let needs = |stepped, kind| {
+            let mut record = running();
+            needs_facts(&Step {
+                id: ID,
+                record: &mut record,
+                stored: true,
+                stepped,
+                effects: StepEffects::default(),
+                attributes: BTreeMap::new(),
+                kind,
+                consumed: Vec::new(),
+                now: at(1),
+                resumed: None,
+            })
         };
         let run = || {
             suspend(Command::Activity {
@@ -2405,13 +2455,10 @@ mod tests {
                 options: ActivityOptions::default(),
             })
         };
-        assert!(!needs_facts(&step(run(), ResumeKind::Activity)));
-        assert!(!needs_facts(&step(
-            Ok(Stepped::Output(vec![])),
-            ResumeKind::Signal
-        )));
+        assert!(!needs(run(), ResumeKind::Activity));
+        assert!(!needs(Ok(Stepped::Output(vec![])), ResumeKind::Signal));
         // A group's resume may end a review; a child is prepared.
-        assert!(needs_facts(&step(run(), ResumeKind::Group)));
+        assert!(needs(run(), ResumeKind::Group));
         let child = Command::Child {
             workflow: "c",
             input: vec![],
@@ -2422,12 +2469,12 @@ mod tests {
             branches: vec![child],
             shape: GroupShape::List,
         };
-        assert!(needs_facts(&step(suspend(all), ResumeKind::Activity)));
+        assert!(needs(suspend(all), ResumeKind::Activity));
         // A step that cannot run parks: nothing to read.
         let fault = Err(StepFault {
             code: "x".into(),
             message: "y".into(),
         });
-        assert!(!needs_facts(&step(fault, ResumeKind::Group)));
+        assert!(!needs(fault, ResumeKind::Group));
     }
 }

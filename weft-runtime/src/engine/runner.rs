@@ -181,20 +181,18 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
                 let stepped = advance(
                     inner,
                     id,
-                    record,
+                    &mut record,
                     &*workflow,
                     (resume, consumed, followup),
                     review.as_ref(),
                 )
                 .await?;
                 match stepped {
-                    Advanced::Committed(next) => {
-                        record = next;
+                    Advanced::Committed => {
                         conflicts = 0;
                         origin = Origin::Committed;
                     }
-                    Advanced::Conflict(same) => {
-                        record = same;
+                    Advanced::Conflict => {
                         // A decision came first. Nothing was written or run (a step is pure,
                         // and its command runs only after its commit), so decide again from
                         // the same record: the cancellation or execution deadline this
@@ -554,21 +552,22 @@ async fn composite_decision(
 }
 
 /// What became of a step a runner took (see [`advance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Advanced {
-    /// It is committed: the record as committed.
-    Committed(WorkflowRecord),
+    /// It is committed: the record is the one committed.
+    Committed,
     /// The workflow waited at a review whose record changed since it was read: nothing was
-    /// written and nothing set in motion. The record as it was, to decide again from.
-    Conflict(WorkflowRecord),
+    /// written and nothing set in motion, and the record is as it was, to decide again from.
+    Conflict,
 }
 
-/// Steps the workflow with `resume` and commits the result. The record is moved into the plan
-/// (rewritten in place, not cloned), except at a review, whose guarded commit may be refused:
-/// then it is kept to decide again from.
+/// Steps the workflow with `resume` and commits the result. The step rewrites `record` in
+/// place (it is not cloned), except at a review, whose guarded commit may be refused: the
+/// record as it was is kept aside then, and put back on a refusal.
 async fn advance(
     inner: &Arc<Inner>,
     id: &str,
-    record: WorkflowRecord,
+    record: &mut WorkflowRecord,
     workflow: &dyn ErasedWorkflow,
     (resume, consumed, followup): (Resume, Vec<Vec<u8>>, Followup),
     review: Option<&ReviewSnapshot>,
@@ -596,13 +595,13 @@ async fn advance(
     };
     // Every transition from a review wait ends the review (decision, timeout, cancellation,
     // execution deadline) or replaces it: guarded on the record as read before deciding.
-    let (prev, kept, expect) = match review {
-        Some(review) => (record.clone(), Some(record), review.expect()),
-        None => (record, None, Vec::new()),
+    let (kept, expect) = match review {
+        Some(review) => (Some(record.clone()), review.expect()),
+        None => (None, Vec::new()),
     };
     let step = plan::Step {
         id,
-        prev,
+        record: &mut *record,
         stored: true,
         stepped,
         effects: ctx.take_effects(),
@@ -622,7 +621,6 @@ async fn advance(
         plan::Facts::default()
     };
     let plan::Plan {
-        record: next,
         batch,
         expect,
         sweep,
@@ -630,14 +628,15 @@ async fn advance(
     } = plan::step(&**inner, step, facts)?;
     match kept {
         None => inner.commit_sweeping(batch, sweep).await?,
-        Some(record) => {
+        Some(kept) => {
             if inner.commit_guarded(expect, batch, sweep).await? == Guarded::Conflict {
-                return Ok(Advanced::Conflict(record));
+                *record = kept;
+                return Ok(Advanced::Conflict);
             }
         }
     }
-    effects::committed(inner, id, &next, effects);
-    Ok(Advanced::Committed(next))
+    effects::committed(inner, id, record, effects);
+    Ok(Advanced::Committed)
 }
 
 /// What storage holds that the step needs planned, read when it needs it (see [`plan::Facts`]),
@@ -687,7 +686,7 @@ async fn facts(inner: &Inner, step: &plan::Step<'_>) -> Result<plan::Facts, Engi
         facts.attributes = attributes::stored(inner, id).await?;
     }
     if let Stepped::Suspend { command, .. } = stepped
-        && let Some(next_step) = step.prev.step.checked_add(1)
+        && let Some(next_step) = step.record.step.checked_add(1)
     {
         facts.children =
             composite::prepare_children(inner, id, next_step, command, step.now).await?;
@@ -726,9 +725,11 @@ async fn park(
     record: &WorkflowRecord,
     fault: StepFault,
 ) -> Result<(), EngineError> {
-    let plan = plan::parked(id, record.clone(), fault, inner.clock.now())?;
+    // Parked on a copy: the runner reads the record again if it is woken meanwhile.
+    let mut parked = record.clone();
+    let plan = plan::parked(id, &mut parked, fault, inner.clock.now())?;
     inner.commit(plan.batch).await?;
-    effects::committed(inner, id, &plan.record, plan.effects);
+    effects::committed(inner, id, &parked, plan.effects);
     Ok(())
 }
 
