@@ -1,5 +1,6 @@
-//! A database restart under load: the PostgreSQL server stops (a fast shutdown, as an operator's
-//! restart or a failover does) while workflows are running, and starts again. While it is down,
+//! A database restart under load: the PostgreSQL server stops while workflows are running (a
+//! fast shutdown, as an operator's restart does, then, in a second run, an immediate one, as a
+//! crash or a failover does), and starts again. While it is down,
 //! calls fail with a storage error of kind `unavailable` and the engine holds what it
 //! acknowledged; once it is back, the same engine (no rebuild) finishes every workflow with the
 //! right result.
@@ -151,6 +152,18 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
         );
         return;
     }
+    // One after the other (never at once: each stops the one server): an operator's restart
+    // (a fast shutdown, which lets commits in progress finish or roll back), then a crash (an
+    // immediate shutdown, which cuts them off, so a commit's outcome can be unknown to the
+    // engine, which reads it back or commits it again).
+    restart_under_load("down", 0).await;
+    restart_under_load("crash", 1_000_000).await;
+}
+
+/// The scenario, with the server stopped by `.ci/postgres <stop>`; workflows are numbered from
+/// `base`, so the two runs' side effects are told apart.
+async fn restart_under_load(stop: &'static str, base: u64) {
+    gate().send_replace(false);
     let schema = fresh_schema();
     let _drop = DropSchema(schema.clone());
     let storage = PostgresStorage::connect(options(&schema)).await.unwrap();
@@ -161,7 +174,7 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
         .unwrap();
 
     let mut acknowledged = Vec::new();
-    for w in 0..WORKFLOWS {
+    for w in base..base + WORKFLOWS {
         acknowledged.push((w, engine.start::<chain>(w).await.unwrap()));
     }
     // Under load: a tenth of the steps are committed, the rest still to run.
@@ -172,7 +185,7 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
     .await;
 
     let bring_back = BringBack(AtomicBool::new(true));
-    server("down").await;
+    server(stop).await;
     let down_at = Instant::now();
     let committed_before = engine.stats().transitions;
     gate().send_replace(true);
@@ -184,7 +197,7 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
     .await;
     assert!(engine.transitions_awaiting_storage() > 0);
     // New calls are refused at once with a retryable error, not left hanging.
-    let refused = tokio::time::timeout(Duration::from_secs(10), engine.start::<chain>(9999))
+    let refused = tokio::time::timeout(Duration::from_secs(10), engine.start::<chain>(base + 9999))
         .await
         .expect("a start while the database is down answers without waiting for it")
         .unwrap_err();
@@ -223,14 +236,17 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
     assert_eq!(engine.storage_fault(), None);
     assert!(engine.stats().failed_batches >= 1);
     // And it takes new work.
-    let after = engine.start::<chain>(WORKFLOWS).await.unwrap();
-    assert_eq!(after.result().await.unwrap(), Ok(WORKFLOWS * 1000 + STEPS));
+    let after = engine.start::<chain>(base + WORKFLOWS).await.unwrap();
+    assert_eq!(
+        after.result().await.unwrap(),
+        Ok((base + WORKFLOWS) * 1000 + STEPS)
+    );
 
     // Every step's side effect ran; at most once more for a workflow whose runner the outage
     // stopped between its activity and that activity's commit.
     let ran = RAN.lock().unwrap().clone();
     let mut repeated = 0;
-    for w in 0..=WORKFLOWS {
+    for w in base..=base + WORKFLOWS {
         for n in 0..STEPS {
             let times = ran.get(&(w, n)).copied().unwrap_or(0);
             assert!(times >= 1, "step {n} of workflow {w} never ran");
@@ -242,7 +258,7 @@ async fn a_database_restart_under_load_loses_nothing_and_the_same_engine_finishe
         "{repeated} activities ran again"
     );
     eprintln!(
-        "restart under load: {committed_before} of {total} transitions committed before the stop, \
+        "{stop} under load: {committed_before} of {total} transitions committed before the stop, \
          {repeated} activities ran twice, down for {outage:?}, every workflow finished {finished_in:?} after the start"
     );
     engine.shutdown().await;
