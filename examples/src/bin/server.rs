@@ -42,7 +42,7 @@ usage: server [--db PATH] [--listen ADDR] [--tls-cert PEM --tls-key PEM] [--inse
   --tls-key PEM        the certificate's private key
   --insecure-no-auth   serve without tokens even on a non-loopback address (every caller is an
                        admin); never do this on a network you do not trust
-  --fresh              delete the database and the ledger first
+  --fresh              delete the redb file and the ledger first (never a PostgreSQL schema)
   -h, --help           print this help
 
 Tokens come from the environment, never the command line: WEFT_ADMIN_TOKEN,
