@@ -1214,3 +1214,32 @@ fn most_steps_plan_without_reading_anything() {
     });
     assert!(!needs(fault, ResumeKind::Group));
 }
+
+#[test]
+fn a_step_that_parks_still_spends_its_attempts_and_cancels_what_its_resume_cancelled() {
+    let prev = running();
+    let mut followup = Followup::default();
+    followup.writes.put(record::cancel_key("w/2"), vec![1]);
+    followup.cancel_children.push("w/2".into());
+    let parked = plan_resumed(
+        &prev,
+        Err(StepFault {
+            code: "workflow.panicked".into(),
+            message: "boom".into(),
+        }),
+        ResumeKind::Cancelled,
+        vec![record::cancel_key(ID)],
+        Facts::default(),
+        Resumed {
+            followup,
+            activity_result: None,
+            expect: Vec::new(),
+        },
+    );
+    assert!(matches!(parked.record.status, RecordStatus::Parked { .. }));
+    // Parked where it stood: the cancellation it was resumed with is not consumed.
+    assert!(!deletes(&parked.batch, &record::cancel_key(ID)));
+    assert!(deletes(&parked.batch, &record::attempt_key(ID, None)));
+    assert!(puts(&parked.batch, &record::cancel_key("w/2")));
+    assert_eq!(effects(&parked), ["Changed(\"w\")", "Cancel(\"w/2\")"]);
+}
