@@ -402,7 +402,13 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "key.timer",
-        generate: |rng| record::timer_key(rng.int(), &rng.string()),
+        generate: |rng| {
+            record::timer_key(
+                record::Partition(rng.int() as u16),
+                rng.int(),
+                &rng.string(),
+            )
+        },
         decode: |bytes| record::parse_timer_key(bytes).is_some(),
     },
     Target {

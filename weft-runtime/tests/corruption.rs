@@ -150,7 +150,10 @@ async fn a_corrupt_attributes_record_parks_only_its_workflow_in_every_listing_an
     let bad = ids[1].clone();
     // A truncated body: the format tag and nothing after it.
     storage
-        .put(&record::attributes_key(&bad), &[record::FORMAT_V1])
+        .put(
+            &record::attributes_key(record::Partition::ZERO, &bad),
+            &[record::FORMAT_V1],
+        )
         .unwrap();
 
     let page = engine
@@ -201,7 +204,10 @@ async fn a_corrupt_workflow_record_is_listed_as_parked_and_its_update_answers_at
     let ids = tallies(&engine, 3).await;
     let bad = ids[0].clone();
     storage
-        .put(&record::workflow_key(&bad), &[0x7f, 1, 2])
+        .put(
+            &record::workflow_key(record::Partition::ZERO, &bad),
+            &[0x7f, 1, 2],
+        )
         .unwrap();
 
     let page = engine
@@ -235,7 +241,7 @@ async fn a_finished_record_without_an_outcome_answers_parked_instead_of_waiting_
     let engine = build(&storage).await;
     let done = engine.start::<echo>(7).await.unwrap();
     assert_eq!(done.result().await.unwrap().unwrap(), 7);
-    let key = record::workflow_key(done.id());
+    let key = record::workflow_key(record::Partition::ZERO, done.id());
     let mut stored: WorkflowRecord =
         record::decode_record(&storage.get(&key).unwrap().unwrap()).unwrap();
     stored.outcome = None;
@@ -413,12 +419,19 @@ async fn a_damaged_workflow_record_of_every_kind_parks_only_its_workflow() {
             tallies(&engine, 1).await;
         })
     };
-    for (what, bytes) in damage_of(&record::workflow_key("tally-0"), setup).await {
+    for (what, bytes) in damage_of(
+        &record::workflow_key(record::Partition::ZERO, "tally-0"),
+        setup,
+    )
+    .await
+    {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         let ids = tallies(&engine, 3).await;
         let bad = ids[0].clone();
-        storage.put(&record::workflow_key(&bad), &bytes).unwrap();
+        storage
+            .put(&record::workflow_key(record::Partition::ZERO, &bad), &bytes)
+            .unwrap();
 
         let page = engine
             .list(&ListFilter::default(), 100, None)
@@ -448,12 +461,22 @@ async fn a_damaged_attributes_record_of_every_kind_parks_only_its_workflow() {
             tallies(&engine, 1).await;
         })
     };
-    for (what, bytes) in damage_of(&record::attributes_key("tally-0"), setup).await {
+    for (what, bytes) in damage_of(
+        &record::attributes_key(record::Partition::ZERO, "tally-0"),
+        setup,
+    )
+    .await
+    {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         let ids = tallies(&engine, 3).await;
         let bad = ids[0].clone();
-        storage.put(&record::attributes_key(&bad), &bytes).unwrap();
+        storage
+            .put(
+                &record::attributes_key(record::Partition::ZERO, &bad),
+                &bytes,
+            )
+            .unwrap();
         let page = engine
             .list(&ListFilter::default(), 100, None)
             .await
@@ -519,7 +542,7 @@ async fn a_damaged_idempotency_record_refuses_only_the_start_with_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_signal_id_record_refuses_only_the_signal_with_that_id() {
-    let key = |id: &str| record::signal_id_key(id, "s1");
+    let key = |id: &str| record::signal_id_key(record::Partition::ZERO, id, "s1");
     for (what, bytes) in damaged_one_integer(
         damage_of(&key("tally-0"), |engine| {
             Box::pin(async move {
@@ -554,14 +577,16 @@ async fn a_damaged_signal_id_record_refuses_only_the_signal_with_that_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_queued_signal_parks_only_the_workflow_that_waits_for_it() {
-    for (what, bytes) in
-        damage_of_first(&record::signal_queue_prefix("relay-0"), |engine| -> Setup {
+    for (what, bytes) in damage_of_first(
+        &record::signal_queue_prefix(record::Partition::ZERO, "relay-0"),
+        |engine| -> Setup {
             Box::pin(async move {
                 relays(&engine, 1).await;
                 engine.signal("relay-0", Poke { n: 1 }).await.unwrap();
             })
-        })
-        .await
+        },
+    )
+    .await
     {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
@@ -570,7 +595,11 @@ async fn a_damaged_queued_signal_parks_only_the_workflow_that_waits_for_it() {
         // Queued while the workflow waits for an update, then damaged.
         engine.signal(&bad, Poke { n: 7 }).await.unwrap();
         let queue = storage
-            .scan_prefix(&record::signal_queue_prefix(&bad), None, 10)
+            .scan_prefix(
+                &record::signal_queue_prefix(record::Partition::ZERO, &bad),
+                None,
+                10,
+            )
             .unwrap();
         assert_eq!(queue.len(), 1, "{what}");
         storage.put(&queue[0].0, &bytes).unwrap();
@@ -609,7 +638,12 @@ async fn a_damaged_queued_signal_parks_only_the_workflow_racing_for_it() {
             engine.signal("relay-0", Poke { n: 1 }).await.unwrap();
         })
     };
-    for (what, bytes) in damage_of_first(&record::signal_queue_prefix("relay-0"), setup).await {
+    for (what, bytes) in damage_of_first(
+        &record::signal_queue_prefix(record::Partition::ZERO, "relay-0"),
+        setup,
+    )
+    .await
+    {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         let ids = racers(&engine, 3).await;
@@ -617,7 +651,10 @@ async fn a_damaged_queued_signal_parks_only_the_workflow_racing_for_it() {
         // A damaged signal queued ahead of everything this engine sends (epoch 0, number 0),
         // then a good one, which wakes the racer: it must not skip the damaged one.
         storage
-            .put(&record::signal_key(&bad, 0, 0), &bytes)
+            .put(
+                &record::signal_key(record::Partition::ZERO, &bad, 0, 0),
+                &bytes,
+            )
             .unwrap();
         engine.signal(&bad, Poke { n: 7 }).await.unwrap();
         assert_record_error(what, at_once(engine.result::<racer>(&bad)).await);
@@ -687,7 +724,10 @@ async fn a_damaged_lifecycle_section_parks_only_its_workflow() {
         let engine = build(&storage).await;
         engine.start_with::<tally>(0, timed("timed")).await.unwrap();
         wait_for_status(&engine, "timed", WorkflowStatus::Waiting).await;
-        let valid = stored(&storage, &record::workflow_key("timed"));
+        let valid = stored(
+            &storage,
+            &record::workflow_key(record::Partition::ZERO, "timed"),
+        );
         engine.shutdown().await;
         let mut decoded: record::WorkflowRecord = record::decode_record(&valid).unwrap();
         assert!(decoded.lifecycle.deadline_ms.is_some(), "a deadline kept");
@@ -703,7 +743,12 @@ async fn a_damaged_lifecycle_section_parks_only_its_workflow() {
         let ids = tallies(&engine, 2).await;
         engine.start_with::<tally>(0, timed("timed")).await.unwrap();
         wait_for_status(&engine, "timed", WorkflowStatus::Waiting).await;
-        storage.put(&record::workflow_key("timed"), &bytes).unwrap();
+        storage
+            .put(
+                &record::workflow_key(record::Partition::ZERO, "timed"),
+                &bytes,
+            )
+            .unwrap();
         // Nothing can tell its deadline or whether it was cancelled: the workflow is parked
         // (its bytes kept as stored), calls about it get a typed error, the others run on.
         let described = engine.describe("timed").await.unwrap();
@@ -715,7 +760,13 @@ async fn a_damaged_lifecycle_section_parks_only_its_workflow() {
         assert_record_error(what, at_once(engine.cancel("timed")).await);
         assert_record_error(what, at_once(engine.result::<tally>("timed")).await);
         others_finish(&engine, &ids, "").await;
-        assert_eq!(stored(&storage, &record::workflow_key("timed")), bytes);
+        assert_eq!(
+            stored(
+                &storage,
+                &record::workflow_key(record::Partition::ZERO, "timed")
+            ),
+            bytes
+        );
         // The next build starts, and reports it.
         let engine = rebuild(engine, &storage, what).await;
         assert_eq!(engine.recovery_report().unreadable, 1, "{what}");
@@ -763,7 +814,7 @@ async fn a_damaged_review_record_refuses_only_calls_about_its_review() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_update_response_refuses_only_the_repeat_of_that_update() {
-    let key = |id: &str| record::update_response_key(id, "one");
+    let key = |id: &str| record::update_response_key(record::Partition::ZERO, id, "one");
     for (what, bytes) in damage_of(&key("tally-0"), |engine| {
         Box::pin(async move {
             let ids = tallies(&engine, 1).await;
@@ -1039,7 +1090,7 @@ async fn retried_once(engine: &Engine, storage: &MemoryStorage, id: &str) {
     engine.start_with::<retried>((), options).await.unwrap();
     for _ in 0..10_000 {
         if storage
-            .get(&record::attempt_key(id, None))
+            .get(&record::attempt_key(record::Partition::ZERO, id, None))
             .unwrap()
             .is_some()
         {
@@ -1056,7 +1107,10 @@ async fn a_damaged_attempt_record_parks_only_its_workflow() {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         retried_once(&engine, &storage, "retried").await;
-        let valid = stored(&storage, &record::attempt_key("retried", None));
+        let valid = stored(
+            &storage,
+            &record::attempt_key(record::Partition::ZERO, "retried", None),
+        );
         engine.shutdown().await;
         valid
     };
@@ -1067,7 +1121,10 @@ async fn a_damaged_attempt_record_parks_only_its_workflow() {
         retried_once(&engine, &storage, "retried").await;
         engine.shutdown().await;
         storage
-            .put(&record::attempt_key("retried", None), &bytes)
+            .put(
+                &record::attempt_key(record::Partition::ZERO, "retried", None),
+                &bytes,
+            )
             .unwrap();
         // The engine built again resumes it and reads the attempt it was at.
         let engine = build(&storage).await;
@@ -1119,7 +1176,10 @@ async fn a_damaged_kept_activity_result_parks_only_its_workflow() {
         let storage = MemoryStorage::new();
         let engine = build(&storage).await;
         parked_fragile(engine.clone()).await;
-        let valid = stored(&storage, &record::activity_result_key("fragile"));
+        let valid = stored(
+            &storage,
+            &record::activity_result_key(record::Partition::ZERO, "fragile"),
+        );
         engine.shutdown().await;
         valid
     };
@@ -1129,7 +1189,10 @@ async fn a_damaged_kept_activity_result_parks_only_its_workflow() {
         let ids = tallies(&engine, 2).await;
         parked_fragile(engine.clone()).await;
         storage
-            .put(&record::activity_result_key("fragile"), &bytes)
+            .put(
+                &record::activity_result_key(record::Partition::ZERO, "fragile"),
+                &bytes,
+            )
             .unwrap();
         // Retried, it would resume with the kept result, which is unreadable: running the
         // activity again could repeat its side effect, so it parks again, saying why.

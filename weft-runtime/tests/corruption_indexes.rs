@@ -507,7 +507,11 @@ async fn damaged_update_time_index_entries_are_skipped_and_reported() {
 async fn damaged_timer_index_entries_are_skipped_and_reported() {
     survives(
         "tm/ keys",
-        bad_time_keys(record::TIMER_PREFIX, GARBAGE),
+        // Within the one partition's timers, which recovery reads (`tm/<p>`).
+        bad_time_keys(
+            &record::partition_prefix(record::TIMER_PREFIX, record::Partition::ZERO),
+            GARBAGE,
+        ),
         true,
     )
     .await;
@@ -560,7 +564,7 @@ async fn damaged_attribute_index_entries_are_skipped_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_children_index_entries_are_skipped_and_reported() {
-    let of_tally = record::children_prefix("tally-0");
+    let of_tally = record::children_prefix(record::Partition::ZERO, "tally-0");
     let keys = [
         record::CHILD_PREFIX.to_vec(),
         [of_tally.as_slice(), &[0xff, 0xfe]].concat(),
@@ -579,7 +583,7 @@ async fn damaged_live_index_entries_are_skipped_and_reported() {
     let keys = [
         record::LIVE_PREFIX.to_vec(),
         [record::LIVE_PREFIX, &[0xff, 0xfe]].concat(),
-        record::live_key("ghost"),
+        record::live_key(record::Partition::ZERO, "ghost"),
     ];
     survives(
         "live/ keys",

@@ -104,7 +104,7 @@ async fn an_activity_whose_attempts_kill_the_process_gets_max_attempts_in_all() 
     // store written before attempts were stored, and it reads as attempt 1.
     assert!(
         storage
-            .get(&record::attempt_key(&id, None))
+            .get(&record::attempt_key(record::Partition::ZERO, &id, None))
             .unwrap()
             .is_none()
     );
@@ -136,7 +136,7 @@ async fn an_activity_whose_attempts_kill_the_process_gets_max_attempts_in_all() 
     // The spent attempts went with the step that consumed them.
     assert!(
         storage
-            .get(&record::attempt_key(&id, None))
+            .get(&record::attempt_key(record::Partition::ZERO, &id, None))
             .unwrap()
             .is_none()
     );
@@ -155,7 +155,7 @@ async fn retries_are_committed_so_a_restart_goes_on_from_the_stored_attempt() {
     started(&seen, 3).await;
     let stored: record::AttemptRecord = record::decode_record(
         &storage
-            .get(&record::attempt_key(&id, None))
+            .get(&record::attempt_key(record::Partition::ZERO, &id, None))
             .unwrap()
             .unwrap(),
     )
@@ -179,7 +179,10 @@ async fn a_corrupt_attempt_record_parks_its_workflow_when_it_is_recovered() {
     started(&seen, 1).await;
     engine.shutdown().await;
     storage
-        .put(&record::attempt_key(&id, None), &[record::FORMAT_V1, 0xFF])
+        .put(
+            &record::attempt_key(record::Partition::ZERO, &id, None),
+            &[record::FORMAT_V1, 0xFF],
+        )
         .unwrap();
 
     let engine = build(&storage, &seen).await;

@@ -31,7 +31,9 @@ async fn cancelling_a_workflow_waiting_for_a_signal_ends_it_as_cancelled() {
         handle.describe().await.unwrap().status,
         WorkflowStatus::Cancelled
     );
-    let stored = storage.get(&record::workflow_key(handle.id())).unwrap();
+    let stored = storage
+        .get(&record::workflow_key(record::Partition::ZERO, handle.id()))
+        .unwrap();
     let stored: record::WorkflowRecord = record::decode_record(&stored.unwrap()).unwrap();
     assert_eq!(stored.lifecycle.cancel_requested_ms, None);
     assert!(

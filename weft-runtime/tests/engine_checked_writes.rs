@@ -229,7 +229,7 @@ fn writes_key(write: &Write, key: &[u8]) -> bool {
 /// Whether `write` stores a finished record for workflow `id`.
 fn finishes(write: &Write, id: &str) -> bool {
     match write {
-        Write::Put(key, value) if *key == record::workflow_key(id) => {
+        Write::Put(key, value) if *key == record::workflow_key(record::Partition::ZERO, id) => {
             record::decode_record::<WorkflowRecord>(value)
                 .is_ok_and(|record| record.status.is_terminal())
         }
@@ -341,7 +341,7 @@ async fn build(storage: &Arc<Gate>, clock: &VirtualClock) -> Engine {
 fn finish_nap_on_read(id: &str, clock: &VirtualClock) -> Arc<Gate> {
     let clock = clock.clone();
     Gate::new(
-        record::workflow_key(id),
+        record::workflow_key(record::Partition::ZERO, id),
         Hold::UntilWritten(Box::new(move || clock.advance(Duration::from_secs(120)))),
     )
 }
@@ -379,7 +379,7 @@ async fn a_signal_is_never_accepted_after_the_final_transition() {
     let final_batch = storage
         .first_batch(|w| finishes(w, "napper"))
         .expect("the final transition was committed");
-    let prefix = record::signal_queue_prefix("napper");
+    let prefix = record::signal_queue_prefix(record::Partition::ZERO, "napper");
     let signal_batch = storage.first_batch(|w| match w {
         Write::Put(key, _) => key.starts_with(&prefix),
         Write::Delete(_) => false,
@@ -425,7 +425,10 @@ async fn cancelling_a_workflow_as_it_finishes_leaves_no_cancel_request_behind() 
     );
     // Written before the final transition, the request is consumed by it; written after, it
     // would stay forever.
-    let stored = storage.inner.get(&record::workflow_key("napper")).unwrap();
+    let stored = storage
+        .inner
+        .get(&record::workflow_key(record::Partition::ZERO, "napper"))
+        .unwrap();
     let stored: WorkflowRecord = record::decode_record(&stored.unwrap()).unwrap();
     assert_eq!(stored.lifecycle.cancel_requested_ms, None);
 }
@@ -433,7 +436,10 @@ async fn cancelling_a_workflow_as_it_finishes_leaves_no_cancel_request_behind() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_first_calls_of_one_update_deliver_it_once_and_get_one_answer() {
     let clock = VirtualClock::default();
-    let storage = Gate::new(record::update_queued_key("till", "u1"), Hold::Meet(2));
+    let storage = Gate::new(
+        record::update_queued_key(record::Partition::ZERO, "till", "u1"),
+        Hold::Meet(2),
+    );
     let engine = build(&storage, &clock).await;
     let handle = engine
         .start_with::<tally>(
@@ -526,7 +532,7 @@ fn hold_runner_scan(id: &str, nth: usize) -> Arc<Gate> {
     Gate::new(
         record::review_key(id),
         Hold::RunnerScan {
-            prefix: record::signal_queue_prefix(id),
+            prefix: record::signal_queue_prefix(record::Partition::ZERO, id),
             nth,
         },
     )
@@ -569,7 +575,11 @@ fn approve(by: &str) -> Decision {
 fn queued_decisions(storage: &Gate, id: &str) -> usize {
     storage
         .inner
-        .scan_prefix(&record::signal_queue_prefix(id), None, usize::MAX)
+        .scan_prefix(
+            &record::signal_queue_prefix(record::Partition::ZERO, id),
+            None,
+            usize::MAX,
+        )
         .unwrap()
         .into_iter()
         .filter(|(_, value)| {
@@ -681,7 +691,7 @@ async fn decision_against_an_interruption(interruption: Interruption) -> EngineE
     let storage = Gate::new(
         record::review_key("gate"),
         Hold::RunnerRead {
-            prefix: record::signal_queue_prefix("gate"),
+            prefix: record::signal_queue_prefix(record::Partition::ZERO, "gate"),
         },
     );
     let engine = build(&storage, &clock).await;
@@ -722,7 +732,10 @@ async fn decision_against_an_interruption(interruption: Interruption) -> EngineE
     // that consumed it committed a workflow that goes on.
     let consumed = storage
         .first_batch(|w| match w {
-            Write::Delete(key) => key.starts_with(&record::signal_queue_prefix("gate")),
+            Write::Delete(key) => key.starts_with(&record::signal_queue_prefix(
+                record::Partition::ZERO,
+                "gate",
+            )),
             Write::Put(..) => false,
         })
         .expect("the decision was never consumed: the interruption dropped it");
@@ -730,7 +743,9 @@ async fn decision_against_an_interruption(interruption: Interruption) -> EngineE
         .writes
         .iter()
         .any(|w| match w {
-            Write::Put(key, value) if *key == record::workflow_key("gate") => {
+            Write::Put(key, value)
+                if *key == record::workflow_key(record::Partition::ZERO, "gate") =>
+            {
                 record::decode_record::<WorkflowRecord>(value)
                     .is_ok_and(|record| !record.status.is_terminal())
             }
@@ -738,7 +753,10 @@ async fn decision_against_an_interruption(interruption: Interruption) -> EngineE
         });
     assert!(resumed, "the decision was dropped by the interruption");
     assert_eq!(queued_decisions(&storage, "gate"), 0);
-    let stored = storage.inner.get(&record::workflow_key("gate")).unwrap();
+    let stored = storage
+        .inner
+        .get(&record::workflow_key(record::Partition::ZERO, "gate"))
+        .unwrap();
     let stored: WorkflowRecord = record::decode_record(&stored.unwrap()).unwrap();
     assert_eq!(stored.lifecycle.cancel_requested_ms, None);
     assert_eq!(stored.lifecycle.deadline_ms, None);

@@ -9,6 +9,11 @@
 //! `record::encode_workflow_v1` must still write them; `engine_workflow_v2_*.bin` pin format
 //! `0x02`. `tests/store_upgrade.rs` builds a store of format 2 from them and upgrades it.
 //!
+//! Per-workflow keys carry their partition since store format 5 (`wf/<p><id>`, ...): the
+//! `*_key.bin` files of those keys written before it pin the format-4 layout (what
+//! `engine::key_upgrade` reads: the same key without the partition), and `*_key_v5.bin` pin
+//! format 5, with partition 0x0102 so that the partition's byte order is pinned too.
+//!
 //! A missing or different file fails; normal runs never write. After adding a case, or changing
 //! a format on purpose (which needs a new format tag and a migration), regenerate with
 //!
@@ -20,12 +25,23 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use weft_runtime::engine::record::Partition;
 use weft_runtime::engine::record::{
     self, ActivityResultRecord, AttemptRecord, CancelRecord, DeadlineRecord, IdempotencyRecord,
     Lifecycle, Outcome, PendingCommand, Record, RecordStatus, ResumeKind, SignalRecord,
     WorkflowRecord,
 };
 use weft_runtime::{ActivityOptions, RetryPolicy};
+
+/// The partition the format-5 key goldens are written with.
+const P: Partition = Partition(0x0102);
+
+/// `key` (of partition 0) as format 4 laid it out: without the partition.
+fn format_4(prefix: &[u8], key: &[u8]) -> Vec<u8> {
+    let (p, rest) = record::split_partition(prefix, key).unwrap();
+    assert_eq!(p, Partition::ZERO);
+    [prefix, rest].concat()
+}
 
 const BLESS_VAR: &str = "WEFT_BLESS";
 
@@ -288,7 +304,14 @@ fn kept_activity_results_and_their_key() {
     );
     golden_bytes(
         "activity_result_key",
-        &record::activity_result_key("order-42"),
+        &format_4(
+            record::ACTIVITY_RESULT_PREFIX,
+            &record::activity_result_key(Partition::ZERO, "order-42"),
+        ),
+    );
+    golden_bytes(
+        "activity_result_key_v5",
+        &record::activity_result_key(P, "order-42"),
     );
 }
 
@@ -326,13 +349,38 @@ fn signal_idempotency_and_cancel_records() {
 fn epoch_and_index_keys() {
     let stored = golden_bytes("epoch", &record::encode_epoch(0x0102_0304));
     assert_eq!(record::decode_epoch(&stored).unwrap(), 0x0102_0304);
-    let timer = golden_bytes("timer_key", &record::timer_key(1_893_456_060_000, "wf-1"));
+    golden_bytes(
+        "timer_key",
+        &format_4(
+            record::TIMER_PREFIX,
+            &record::timer_key(Partition::ZERO, 1_893_456_060_000, "wf-1"),
+        ),
+    );
+    let timer = golden_bytes(
+        "timer_key_v5",
+        &record::timer_key(P, 1_893_456_060_000, "wf-1"),
+    );
     assert_eq!(
         record::parse_timer_key(&timer),
-        Some((1_893_456_060_000, "wf-1".to_string()))
+        Some(record::TimerEntry {
+            partition: P,
+            deadline_ms: 1_893_456_060_000,
+            id: "wf-1".to_string()
+        })
     );
-    golden_bytes("signal_key", &record::signal_key("wf-1", 3, 17));
-    assert_eq!(record::workflow_key("wf-1"), b"wf/wf-1");
+    golden_bytes(
+        "signal_key",
+        &format_4(
+            record::SIGNAL_PREFIX,
+            &record::signal_key(Partition::ZERO, "wf-1", 3, 17),
+        ),
+    );
+    golden_bytes("signal_key_v5", &record::signal_key(P, "wf-1", 3, 17));
+    assert_eq!(record::workflow_key(P, "wf-1"), b"wf/\x01\x02wf-1");
+    assert_eq!(
+        record::partition_prefix(record::WORKFLOW_PREFIX, P),
+        b"wf/\x01\x02"
+    );
     assert_eq!(record::idempotency_key("k"), b"idem/k");
     assert_eq!(record::cancel_key("wf-1"), b"cancel/wf-1");
     assert_eq!(record::deadline_key("wf-1"), b"deadline/wf-1");
@@ -351,12 +399,24 @@ fn attempt_record_and_keys() {
             attempt: 2,
         },
     );
-    assert_eq!(record::attempt_key("wf-1", None), b"attempt/wf-1\0");
+    assert_eq!(
+        record::attempt_key(P, "wf-1", None),
+        b"attempt/\x01\x02wf-1\0"
+    );
     golden_bytes(
         "attempt_branch_key",
-        &record::attempt_key("wf-1", Some(258)),
+        &format_4(
+            record::ATTEMPT_PREFIX,
+            &record::attempt_key(Partition::ZERO, "wf-1", Some(258)),
+        ),
     );
-    assert!(record::attempt_key("wf-1", Some(0)).starts_with(&record::attempt_key("wf-1", None)));
+    golden_bytes(
+        "attempt_branch_key_v5",
+        &record::attempt_key(P, "wf-1", Some(258)),
+    );
+    assert!(
+        record::attempt_key(P, "wf-1", Some(0)).starts_with(&record::attempt_key(P, "wf-1", None))
+    );
 }
 
 #[test]
@@ -367,16 +427,26 @@ fn signal_id_record_and_key() {
             accepted_ms: 1_893_456_004_000,
         },
     );
-    let key = golden_bytes("signal_id_key", &record::signal_id_key("wf-1", "hook-7"));
-    assert_eq!(key, b"sigid/wf-1\0hook-7");
-    assert!(key.starts_with(&record::signal_id_prefix("wf-1")));
+    golden_bytes(
+        "signal_id_key",
+        &format_4(
+            record::SIGNAL_ID_PREFIX,
+            &record::signal_id_key(Partition::ZERO, "wf-1", "hook-7"),
+        ),
+    );
+    let key = golden_bytes(
+        "signal_id_key_v5",
+        &record::signal_id_key(P, "wf-1", "hook-7"),
+    );
+    assert_eq!(key, b"sigid/\x01\x02wf-1\0hook-7");
+    assert!(key.starts_with(&record::signal_id_prefix(P, "wf-1")));
     // Not inside any workflow's signal queue, whose keys all start `sig/`.
     assert!(!key.starts_with(record::SIGNAL_PREFIX));
 }
 
 #[test]
 fn live_index_key_and_marker() {
-    assert_eq!(record::live_key("wf-1"), b"live/wf-1");
+    assert_eq!(record::live_key(P, "wf-1"), b"live/\x01\x02wf-1");
     assert_eq!(record::LIVE_INDEX_KEY, b"meta/live-index");
     golden_bytes("live_index_marker", record::LIVE_INDEX_V1);
 }
@@ -394,7 +464,7 @@ fn attributes_record_and_index_keys() {
         .collect(),
     };
     golden("attributes", &stored);
-    assert_eq!(record::attributes_key("wf-1"), b"wfattr/wf-1");
+    assert_eq!(record::attributes_key(P, "wf-1"), b"wfattr/\x01\x02wf-1");
     golden_bytes(
         "attr_key_string",
         &record::attribute_index_key("customer", &StoredValue::String("ada\0x".into()), "wf-1"),
@@ -430,8 +500,14 @@ fn update_answer_and_review_records_and_keys() {
             decided_by: Some("ana".to_string()),
         },
     );
-    assert_eq!(record::update_response_key("wf-1", "u1"), b"upd/wf-1\0u1");
-    assert_eq!(record::update_queued_key("wf-1", "u1"), b"updq/wf-1\0u1");
+    assert_eq!(
+        record::update_response_key(P, "wf-1", "u1"),
+        b"upd/\x01\x02wf-1\0u1"
+    );
+    assert_eq!(
+        record::update_queued_key(P, "wf-1", "u1"),
+        b"updq/\x01\x02wf-1\0u1"
+    );
     assert_eq!(record::review_key("wf-1"), b"review/wf-1");
 }
 
@@ -527,7 +603,14 @@ fn created_time_update_time_and_children_index_keys_and_marker() {
         record::parse_time_key(record::LIVE_UPDATED_PREFIX, &updated),
         Some((1_893_456_060, "wf-1".to_string()))
     );
-    golden_bytes("child_key", &record::child_key("parent-1", "child-1"));
+    golden_bytes(
+        "child_key",
+        &format_4(
+            record::CHILD_PREFIX,
+            &record::child_key(Partition::ZERO, "parent-1", "child-1"),
+        ),
+    );
+    golden_bytes("child_key_v5", &record::child_key(P, "parent-1", "child-1"));
     assert_eq!(record::ORDER_INDEX_KEY, b"meta/order-index");
     golden_bytes("order_index_marker", record::ORDER_INDEX_V1);
     golden_bytes("order_index_marker_v2", record::ORDER_INDEX_V2);
@@ -607,4 +690,17 @@ fn partition_count_and_function() {
     assert_eq!(fnv1a(b"order-42"), 0x7d1d_eb86_a056_62d4);
     assert_eq!(partition_of("order-42", 1), 0);
     assert_eq!(partition_of("order-42", 64), 20);
+    // The one function every key's partition comes from.
+    use weft_runtime::engine::partition::Partitions;
+    assert_eq!(Partitions::new(64).of("order-42"), Partition(20));
+    assert_eq!(Partitions::new(1).of("order-42"), Partition::ZERO);
+}
+
+/// `meta/partition-keys`: how far the move of per-workflow keys into their partition (store
+/// format 5) has gone.
+#[test]
+fn partition_keys_marker() {
+    assert_eq!(record::PARTITION_KEYS_KEY, b"meta/partition-keys");
+    golden_bytes("partition_keys_timers", record::PARTITION_KEYS_TIMERS);
+    golden_bytes("partition_keys_done", record::PARTITION_KEYS_DONE);
 }

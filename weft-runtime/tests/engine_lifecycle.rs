@@ -135,7 +135,10 @@ async fn signals_queued_before_a_restart_are_cleared_when_the_workflow_finishes(
         second.result::<flow>(&id).await.unwrap().unwrap(),
         "hello, eve, approved by fay"
     );
-    let queue = weft_runtime::engine::record::signal_queue_prefix(&id);
+    let queue = weft_runtime::engine::record::signal_queue_prefix(
+        weft_runtime::engine::record::Partition::ZERO,
+        &id,
+    );
     let left = weft_runtime::storage::Storage::scan_prefix(&storage, &queue, None, 10).unwrap();
     assert!(
         left.is_empty(),

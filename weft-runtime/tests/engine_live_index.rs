@@ -17,7 +17,10 @@ fn live_ids(storage: &dyn Storage) -> Vec<String> {
         .scan_prefix(record::LIVE_PREFIX, None, usize::MAX)
         .unwrap()
         .into_iter()
-        .map(|(key, _)| String::from_utf8(key[record::LIVE_PREFIX.len()..].to_vec()).unwrap())
+        .map(|(key, _)| {
+            let (_, id) = record::parse_id_key(record::LIVE_PREFIX, &key).unwrap();
+            id.to_string()
+        })
         .collect()
 }
 
@@ -74,7 +77,7 @@ async fn a_store_written_before_the_index_is_indexed_at_build_and_recovered() {
     // What a store from before the index looks like: no `live/` keys and no marker.
     let mut strip = Batch::new();
     for id in live_ids(&storage) {
-        strip.delete(record::live_key(&id));
+        strip.delete(record::live_key(record::Partition::ZERO, &id));
     }
     strip.delete(record::LIVE_INDEX_KEY);
     storage.apply(strip).unwrap();

@@ -69,7 +69,8 @@ fn assert_indexes_agree(storage: &MemoryStorage) {
         .unwrap()
         .into_iter()
         .map(|(key, value)| {
-            let id = String::from_utf8(key[record::WORKFLOW_PREFIX.len()..].to_vec()).unwrap();
+            let (_, id) = record::parse_id_key(record::WORKFLOW_PREFIX, &key).unwrap();
+            let id = id.to_string();
             (id, record::decode_record(&value).unwrap())
         })
         .collect();

@@ -87,12 +87,19 @@ async fn a_live_workflow_record_with_a_terabyte_type_name_does_not_stop_build() 
     }
     let bad =
         with_terabyte_length(&record::encode_record(&a_record(RecordStatus::Running)).unwrap());
-    storage.put(&record::workflow_key("bad"), &bad).unwrap();
-    storage.put(&record::live_key("bad"), &[]).unwrap();
+    storage
+        .put(&record::workflow_key(record::Partition::ZERO, "bad"), &bad)
+        .unwrap();
+    storage
+        .put(&record::live_key(record::Partition::ZERO, "bad"), &[])
+        .unwrap();
     let finished =
         with_terabyte_length(&record::encode_record(&a_record(RecordStatus::Completed)).unwrap());
     storage
-        .put(&record::workflow_key("done"), &finished)
+        .put(
+            &record::workflow_key(record::Partition::ZERO, "done"),
+            &finished,
+        )
         .unwrap();
 
     let engine = build(&storage).await;

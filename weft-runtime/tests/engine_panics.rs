@@ -178,7 +178,7 @@ async fn a_panic_after_a_durable_await_parks_only_that_workflow_and_a_fixed_buil
     assert_eq!(calls("fragile-a"), 1, "the activity did not run again");
     assert!(
         storage
-            .get(&record::activity_result_key(&id))
+            .get(&record::activity_result_key(record::Partition::ZERO, &id))
             .unwrap()
             .is_none(),
         "the kept result is consumed with the step"
@@ -186,7 +186,11 @@ async fn a_panic_after_a_durable_await_parks_only_that_workflow_and_a_fixed_buil
     // The signal sent while it was parked is cleared with the finished workflow.
     assert!(
         storage
-            .scan_prefix(&record::signal_queue_prefix(&id), None, 10)
+            .scan_prefix(
+                &record::signal_queue_prefix(record::Partition::ZERO, &id),
+                None,
+                10
+            )
             .unwrap()
             .is_empty()
     );
@@ -409,7 +413,7 @@ async fn a_panicking_query_fails_that_call_alone() {
 
 /// Rewrites the stored record of `id` with `change`.
 fn rewrite(storage: &MemoryStorage, id: &str, change: impl FnOnce(&mut record::WorkflowRecord)) {
-    let key = record::workflow_key(id);
+    let key = record::workflow_key(record::Partition::ZERO, id);
     let mut stored: record::WorkflowRecord =
         record::decode_record(&storage.get(&key).unwrap().unwrap()).unwrap();
     change(&mut stored);

@@ -97,10 +97,16 @@ async fn others_still_run(engine: &Engine) {
 async fn a_corrupt_record_is_parked_and_kept_while_others_run() {
     let storage = MemoryStorage::new();
     storage
-        .put(b"wf/broken", b"\x01\xff\xff\xff garbage")
+        .put(
+            &record::workflow_key(record::Partition::ZERO, "broken"),
+            b"\x01\xff\xff\xff garbage",
+        )
         .unwrap();
     storage
-        .put(b"wf/alien", b"\x7fwritten by the future")
+        .put(
+            &record::workflow_key(record::Partition::ZERO, "alien"),
+            b"\x7fwritten by the future",
+        )
         .unwrap();
     let engine = engine_for::<single>(storage.clone()).await;
     others_still_run(&engine).await;
@@ -129,7 +135,10 @@ async fn a_corrupt_record_is_parked_and_kept_while_others_run() {
         Err(EngineError::Parked { .. })
     ));
     assert_eq!(
-        storage.get(b"wf/broken").unwrap().as_deref(),
+        storage
+            .get(&record::workflow_key(record::Partition::ZERO, "broken"))
+            .unwrap()
+            .as_deref(),
         Some(&b"\x01\xff\xff\xff garbage"[..]),
         "nothing is deleted or rewritten"
     );
@@ -142,7 +151,9 @@ async fn unknown_types_and_fingerprint_mismatches_park_until_the_right_code_is_r
     let id = first.start::<waiter>(1).await.unwrap().id().to_string();
     wait_status(&first, &id, WorkflowStatus::Waiting).await;
     first.shutdown().await;
-    let stored = storage.get(&record::workflow_key(&id)).unwrap();
+    let stored = storage
+        .get(&record::workflow_key(record::Partition::ZERO, &id))
+        .unwrap();
 
     // Another deployment without `waiter`: it is parked as unknown, the rest runs.
     let without = engine_for::<single>(storage.clone()).await;
@@ -171,7 +182,12 @@ async fn unknown_types_and_fingerprint_mismatches_park_until_the_right_code_is_r
     }
     assert_eq!(err.code(), "engine.parked");
     changed.shutdown().await;
-    assert_eq!(storage.get(&record::workflow_key(&id)).unwrap(), stored);
+    assert_eq!(
+        storage
+            .get(&record::workflow_key(record::Partition::ZERO, &id))
+            .unwrap(),
+        stored
+    );
 
     // The original code again, with version 2 beside it: the old instance finishes on version
     // 1 with the signal that waited for it meanwhile; new starts can use version 2.
@@ -252,7 +268,11 @@ async fn a_step_that_cannot_run_parks_the_workflow_and_keeps_its_input() {
     assert_eq!(d.state_name, Some("AwaitApproval"), "the state is kept");
     assert_eq!(
         storage
-            .scan_prefix(&record::signal_queue_prefix(handle.id()), None, 10)
+            .scan_prefix(
+                &record::signal_queue_prefix(record::Partition::ZERO, handle.id()),
+                None,
+                10
+            )
             .unwrap()
             .len(),
         1,

@@ -142,7 +142,7 @@ async fn a_signal_wait_is_parked_again_and_an_undelivered_signal_is_delivered() 
     };
     storage
         .put(
-            &record::signal_key(&queued, 1, 99),
+            &record::signal_key(record::Partition::ZERO, &queued, 1, 99),
             &record::encode_record(&signal).unwrap(),
         )
         .unwrap();
@@ -175,7 +175,7 @@ async fn a_stored_cancellation_is_delivered_after_a_restart() {
     wait_status(&first, &id, WorkflowStatus::Waiting).await;
     first.shutdown().await;
     // A request stored while no engine ran: in the record's lifecycle (store format 3).
-    let key = record::workflow_key(&id);
+    let key = record::workflow_key(record::Partition::ZERO, &id);
     let mut stored: WorkflowRecord =
         record::decode_record(&storage.get(&key).unwrap().unwrap()).unwrap();
     stored.lifecycle.cancel_requested_ms = Some(0);

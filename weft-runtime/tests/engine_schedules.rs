@@ -621,7 +621,10 @@ async fn a_deposed_engine_does_not_fire() {
                 .await
                 .is_err()
     );
-    assert_eq!(storage.scan_prefix(b"wf/s@", None, 10).unwrap().len(), 1);
+    assert_eq!(
+        storage.scan_prefix(b"wf/\0\0s@", None, 10).unwrap().len(),
+        1
+    );
 }
 
 /// A storage that crashes (refuses every write) once it has taken `left` writes.
@@ -698,17 +701,20 @@ async fn a_crash_at_every_write_of_a_fire_starts_each_run_once() {
             clock.advance(MINUTE);
         }
         let described = wait_for(&engine, "s", |d| d.started == 1).await;
-        let runs_stored = memory.scan_prefix(b"wf/s@", None, 10).unwrap();
+        let runs_stored = memory.scan_prefix(b"wf/\0\0s@", None, 10).unwrap();
         assert_eq!(runs_stored.len(), 1, "crash after {crash_after}");
         assert_eq!(
             runs_stored[0].0,
-            format!("wf/{}", runs(&described)[0]).into_bytes(),
+            weft_runtime::engine::record::workflow_key(
+                weft_runtime::engine::record::Partition::ZERO,
+                &runs(&described)[0]
+            ),
             "crash after {crash_after}"
         );
         // And it keeps firing once per fire.
         clock.advance(MINUTE);
         wait_for(&engine, "s", |d| d.started == 2).await;
-        assert_eq!(memory.scan_prefix(b"wf/s@", None, 10).unwrap().len(), 2);
+        assert_eq!(memory.scan_prefix(b"wf/\0\0s@", None, 10).unwrap().len(), 2);
         engine.shutdown().await;
         if !crashed {
             // Four writes: the epoch claim, the create, the fire's start and its record write;

@@ -160,7 +160,10 @@ fn timeout(after: Duration) -> StartOptions {
 
 /// The workflow's stored lifecycle (kept in its record since store format 3).
 fn stored_lifecycle(storage: &MemoryStorage, id: &str) -> record::Lifecycle {
-    let bytes = storage.get(&record::workflow_key(id)).unwrap().unwrap();
+    let bytes = storage
+        .get(&record::workflow_key(record::Partition::ZERO, id))
+        .unwrap()
+        .unwrap();
     record::decode_record::<WorkflowRecord>(&bytes)
         .unwrap()
         .lifecycle

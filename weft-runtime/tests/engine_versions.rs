@@ -92,7 +92,13 @@ async fn parked_v1(storage: &MemoryStorage, order: &str) -> String {
 }
 
 fn stored(storage: &MemoryStorage, id: &str) -> record::WorkflowRecord {
-    record::decode_record(&storage.get(&record::workflow_key(id)).unwrap().unwrap()).unwrap()
+    record::decode_record(
+        &storage
+            .get(&record::workflow_key(record::Partition::ZERO, id))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn approve(by: &str) -> Approve {
@@ -152,7 +158,9 @@ async fn versions_side_by_side_new_starts_use_the_latest_and_old_instances_finis
 async fn a_version_no_registered_code_matches_is_parked_and_resumes_once_it_is_registered() {
     let storage = MemoryStorage::new();
     let id = parked_v1(&storage, "tea").await;
-    let before = storage.get(&record::workflow_key(&id)).unwrap();
+    let before = storage
+        .get(&record::workflow_key(record::Partition::ZERO, &id))
+        .unwrap();
 
     let v2_only = engine_for::<checkout_v2>(storage.clone()).await;
     let d = v2_only.describe(&id).await.unwrap();
@@ -184,7 +192,12 @@ async fn a_version_no_registered_code_matches_is_parked_and_resumes_once_it_is_r
         other => panic!("expected parked, got {other:?}"),
     }
     v2_only.shutdown().await;
-    assert_eq!(storage.get(&record::workflow_key(&id)).unwrap(), before);
+    assert_eq!(
+        storage
+            .get(&record::workflow_key(record::Partition::ZERO, &id))
+            .unwrap(),
+        before
+    );
 
     let both = Engine::builder(storage.clone())
         .register::<checkout_v1>()
@@ -212,7 +225,9 @@ async fn a_parked_workflow_is_upgraded_through_a_migration_committed_before_it_r
         id
     };
     let before = stored(&storage, &id);
-    let finished_before = storage.get(&record::workflow_key(&finished)).unwrap();
+    let finished_before = storage
+        .get(&record::workflow_key(record::Partition::ZERO, &finished))
+        .unwrap();
 
     // Built with recovery off, so nothing can resume: the migrated record is what build wrote.
     let engine = Engine::builder(storage.clone())
@@ -236,7 +251,9 @@ async fn a_parked_workflow_is_upgraded_through_a_migration_committed_before_it_r
         other => panic!("unexpected state {other:?}"),
     }
     assert_eq!(
-        storage.get(&record::workflow_key(&finished)).unwrap(),
+        storage
+            .get(&record::workflow_key(record::Partition::ZERO, &finished))
+            .unwrap(),
         finished_before,
         "finished workflows keep the record their version wrote"
     );
@@ -270,7 +287,9 @@ async fn migrations_chain_to_the_registered_version() {
 async fn a_failing_migration_parks_the_workflow_until_a_fixed_one_is_deployed() {
     let storage = MemoryStorage::new();
     let id = parked_v1(&storage, "tea").await;
-    let before = storage.get(&record::workflow_key(&id)).unwrap();
+    let before = storage
+        .get(&record::workflow_key(record::Partition::ZERO, &id))
+        .unwrap();
 
     let engine = Engine::builder(storage.clone())
         .register::<checkout_v2>()
@@ -318,7 +337,9 @@ async fn a_failing_migration_parks_the_workflow_until_a_fixed_one_is_deployed() 
     ));
     engine.shutdown().await;
     assert_eq!(
-        storage.get(&record::workflow_key(&id)).unwrap(),
+        storage
+            .get(&record::workflow_key(record::Partition::ZERO, &id))
+            .unwrap(),
         before,
         "nothing of the record is lost or rewritten"
     );
@@ -462,7 +483,9 @@ impl Storage for FailNth {
 async fn a_failed_migration_commit_fails_the_build_and_changes_nothing() {
     let storage = MemoryStorage::new();
     let id = parked_v1(&storage, "tea").await;
-    let before = storage.get(&record::workflow_key(&id)).unwrap();
+    let before = storage
+        .get(&record::workflow_key(record::Partition::ZERO, &id))
+        .unwrap();
     // Write 1 takes ownership, write 2 is the migration's batch.
     let failing = FailNth {
         inner: storage.clone(),
@@ -476,7 +499,12 @@ async fn a_failed_migration_commit_fails_the_build_and_changes_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Storage(_)), "{err:?}");
-    assert_eq!(storage.get(&record::workflow_key(&id)).unwrap(), before);
+    assert_eq!(
+        storage
+            .get(&record::workflow_key(record::Partition::ZERO, &id))
+            .unwrap(),
+        before
+    );
 
     let engine = Engine::builder(storage.clone())
         .register::<checkout_v2>()

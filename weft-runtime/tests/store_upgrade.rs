@@ -69,9 +69,38 @@ fn builder(storage: &MemoryStorage, clock: &VirtualClock) -> weft_runtime::Engin
         .clock(Arc::new(clock.clone()))
 }
 
+/// `<prefix><id>`: a per-workflow key as stores of format 4 and before laid it out, without
+/// the partition.
+fn old_key(prefix: &[u8], id: &str) -> Vec<u8> {
+    [prefix, id.as_bytes()].concat()
+}
+
+/// A workflow record's key in a store of one partition, as this build lays it out.
+fn wf(id: &str) -> Vec<u8> {
+    record::workflow_key(record::Partition::ZERO, id)
+}
+
+/// Rewrites the keys of a store of one partition as format 4 laid them out: every
+/// per-workflow key without its partition, `meta/format` 4 and no partition-keys marker.
+fn downgrade_to_format_4(storage: &MemoryStorage) {
+    let mut batch = Batch::new();
+    for &prefix in record::PARTITIONED_PREFIXES {
+        for (key, value) in storage.scan_prefix(prefix, None, usize::MAX).unwrap() {
+            let (p, rest) = record::split_partition(prefix, &key).unwrap();
+            assert_eq!(p, record::Partition::ZERO, "one partition");
+            batch.put([prefix, rest].concat(), value);
+            batch.delete(key);
+        }
+    }
+    batch.put(record::FORMAT_KEY, record::encode_store_format(4));
+    batch.delete(record::PARTITION_KEYS_KEY);
+    storage.apply(batch).unwrap();
+}
+
 /// Rewrites a store of format 3 as format 2 wrote it: records of format `0x01`, their
-/// lifecycle in side keys, `meta/format` 2 and no lifecycle marker.
+/// lifecycle in side keys, keys without partitions, `meta/format` 2 and no lifecycle marker.
 fn downgrade_to_format_2(storage: &MemoryStorage) {
+    downgrade_to_format_4(storage);
     let mut batch = Batch::new();
     for (key, value) in storage
         .scan_prefix(record::WORKFLOW_PREFIX, None, usize::MAX)
@@ -197,7 +226,7 @@ async fn workflows_of_a_format_2_store_run_to_their_end_after_the_upgrade() {
     assert_upgraded(&storage);
     // Read back: the child's parent link and the deadline are in the records now.
     let read = |id: &str| -> WorkflowRecord {
-        record::decode_record(&storage.get(&record::workflow_key(id)).unwrap().unwrap()).unwrap()
+        record::decode_record(&storage.get(&wf(id)).unwrap().unwrap()).unwrap()
     };
     assert_eq!(read(&child).lifecycle.parent.as_deref(), Some("elder"));
     assert_eq!(
@@ -266,9 +295,13 @@ async fn the_old_golden_records_are_read_back_with_their_side_keys_folded_in() {
         let bytes = golden(name);
         assert_eq!(bytes[0], record::FORMAT_V1, "{name}: an old-format golden");
         let old: WorkflowRecord = record::decode_record(&bytes).unwrap();
-        storage.put(&record::workflow_key(name), &bytes).unwrap();
+        storage
+            .put(&old_key(record::WORKFLOW_PREFIX, name), &bytes)
+            .unwrap();
         if !old.status.is_terminal() {
-            storage.put(&record::live_key(name), &[]).unwrap();
+            storage
+                .put(&old_key(record::LIVE_PREFIX, name), &[])
+                .unwrap();
         }
         expected.push((name, old));
     }
@@ -320,7 +353,7 @@ async fn the_old_golden_records_are_read_back_with_their_side_keys_folded_in() {
         _ => Lifecycle::default(),
     };
     for (name, old) in expected {
-        let bytes = storage.get(&record::workflow_key(name)).unwrap().unwrap();
+        let bytes = storage.get(&wf(name)).unwrap().unwrap();
         let new: WorkflowRecord = record::decode_record(&bytes).unwrap();
         assert_eq!(
             new,
@@ -382,10 +415,10 @@ async fn an_upgrade_cut_off_part_way_is_finished_by_the_next_build() {
     for i in 0..N {
         let id = format!("w{i:04}");
         batch.put(
-            record::workflow_key(&id),
+            old_key(record::WORKFLOW_PREFIX, &id),
             record::encode_workflow_v1(&old).unwrap(),
         );
-        batch.put(record::live_key(&id), Vec::new());
+        batch.put(old_key(record::LIVE_PREFIX, &id), Vec::new());
         batch.put(
             record::deadline_key(&id),
             record::encode_record(&DeadlineRecord {
@@ -405,12 +438,13 @@ async fn an_upgrade_cut_off_part_way_is_finished_by_the_next_build() {
             .count()
     };
 
-    // Write 1 takes ownership (raising the format marker), write 2 is the first page of the
-    // upgrade; write 3 fails.
+    // Write 1 takes ownership (raising the format marker); writes 2 to 7 move the keys into
+    // their partition (format 5: the timers, two pages of records, two of the live index, the
+    // marker); write 8 is the first page of the lifecycle upgrade; write 9 fails.
     let failing = FailingWrites {
         inner: storage.clone(),
         writes: Arc::new(AtomicU64::new(0)),
-        fail_from: 3,
+        fail_from: 9,
     };
     let cut = Engine::builder(failing).recover(false).build().await;
     assert!(
@@ -433,7 +467,7 @@ async fn an_upgrade_cut_off_part_way_is_finished_by_the_next_build() {
         .scan_prefix(record::WORKFLOW_PREFIX, None, usize::MAX)
         .unwrap()
     {
-        let id = std::str::from_utf8(&key[record::WORKFLOW_PREFIX.len()..]).unwrap();
+        let (_, id) = record::parse_id_key(record::WORKFLOW_PREFIX, &key).unwrap();
         let side = storage.get(&record::deadline_key(id)).unwrap().is_some();
         assert_eq!(side, value[0] == record::FORMAT_V1, "{id}");
     }
@@ -446,7 +480,7 @@ async fn an_upgrade_cut_off_part_way_is_finished_by_the_next_build() {
     assert_upgraded(&storage);
     for i in [0, N / 2, N - 1] {
         let id = format!("w{i:04}");
-        let bytes = storage.get(&record::workflow_key(&id)).unwrap().unwrap();
+        let bytes = storage.get(&wf(&id)).unwrap().unwrap();
         let new: WorkflowRecord = record::decode_record(&bytes).unwrap();
         assert_eq!(new.lifecycle.deadline_ms, Some(i as u64), "{id}");
         assert_eq!(new.lifecycle.parent.as_deref(), Some("p"), "{id}");
@@ -464,11 +498,11 @@ async fn a_damaged_side_key_parks_its_workflow_at_the_upgrade() {
     for id in ["bad", "good"] {
         storage
             .put(
-                &record::workflow_key(id),
+                &old_key(record::WORKFLOW_PREFIX, id),
                 &record::encode_workflow_v1(&old).unwrap(),
             )
             .unwrap();
-        storage.put(&record::live_key(id), &[]).unwrap();
+        storage.put(&old_key(record::LIVE_PREFIX, id), &[]).unwrap();
     }
     storage
         .put(&record::deadline_key("bad"), &[0x01, 0xfd])
@@ -480,7 +514,7 @@ async fn a_damaged_side_key_parks_its_workflow_at_the_upgrade() {
         .unwrap();
     assert_upgraded(&storage);
     let read = |id: &str| -> WorkflowRecord {
-        record::decode_record(&storage.get(&record::workflow_key(id)).unwrap().unwrap()).unwrap()
+        record::decode_record(&storage.get(&wf(id)).unwrap().unwrap()).unwrap()
     };
     match read("bad").status {
         RecordStatus::Parked { code, message } => {
@@ -492,4 +526,201 @@ async fn a_damaged_side_key_parks_its_workflow_at_the_upgrade() {
     assert_eq!(read("bad").state, old.state, "its state is kept");
     assert_eq!(read("good").status, old.status);
     engine.shutdown().await;
+}
+
+/// Loads `tests/golden/engine_store_format_4.bin`: every key and value of a store as the build
+/// of store format 4 (main at d1d5acf) left it, each as `[key length: u32 BE][key][value
+/// length: u32 BE][value]`, in key order. That build ran the `gated`, `napper` and `elder`
+/// workflows above on a `VirtualClock::default()`: `nap` asleep for 60 s with a `Go { n: 7 }`
+/// queued under signal id `hook-1`, `elder` waiting on its `gated` child, `done` completed
+/// with 3.
+fn golden_store_4() -> MemoryStorage {
+    let bytes = golden("store_format_4");
+    let storage = MemoryStorage::new();
+    let mut batch = Batch::new();
+    let mut rest = bytes.as_slice();
+    let take = |rest: &mut &[u8]| -> Vec<u8> {
+        let (len, tail) = rest.split_first_chunk::<4>().unwrap();
+        let (item, tail) = tail.split_at(u32::from_be_bytes(*len) as usize);
+        *rest = tail;
+        item.to_vec()
+    };
+    while !rest.is_empty() {
+        let key = take(&mut rest);
+        let value = take(&mut rest);
+        batch.put(key, value);
+    }
+    storage.apply(batch).unwrap();
+    storage
+}
+
+/// How many keys each per-workflow family holds.
+fn family_sizes(storage: &MemoryStorage) -> Vec<usize> {
+    record::PARTITIONED_PREFIXES
+        .iter()
+        .map(|prefix| storage.scan_prefix(prefix, None, usize::MAX).unwrap().len())
+        .collect()
+}
+
+/// Every per-workflow key is in partition 0 of format 5, and the store is marked so.
+fn assert_keys_partitioned(storage: &MemoryStorage) {
+    for &prefix in record::PARTITIONED_PREFIXES {
+        for (key, _) in storage.scan_prefix(prefix, None, usize::MAX).unwrap() {
+            let (p, rest) = record::split_partition(prefix, &key).unwrap();
+            assert_eq!(p, record::Partition::ZERO, "{key:?}");
+            if prefix != record::TIMER_PREFIX {
+                // An id follows, never beginning with the NUL a partition's bytes hold here.
+                assert_ne!(rest.first(), Some(&0), "{key:?}");
+            }
+        }
+    }
+    assert_eq!(
+        storage.get(record::PARTITION_KEYS_KEY).unwrap().as_deref(),
+        Some(record::PARTITION_KEYS_DONE)
+    );
+    let format = storage.get(record::FORMAT_KEY).unwrap().unwrap();
+    assert_eq!(record::decode_store_format(&format).unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_golden_format_4_store_is_upgraded_to_5_and_its_workflows_finish() {
+    const { assert!(STORE_FORMAT_VERSION == 5) };
+    let storage = golden_store_4();
+    let format = storage.get(record::FORMAT_KEY).unwrap().unwrap();
+    assert_eq!(record::decode_store_format(&format).unwrap(), 4);
+    assert!(
+        storage
+            .get(&old_key(record::WORKFLOW_PREFIX, "nap"))
+            .unwrap()
+            .is_some()
+    );
+    let before = family_sizes(&storage);
+    assert!(before.iter().filter(|&&n| n > 0).count() >= 6, "{before:?}");
+
+    let clock = VirtualClock::default();
+    let engine = builder(&storage, &clock).build().await.unwrap();
+    assert_keys_partitioned(&storage);
+    assert_eq!(family_sizes(&storage), before, "every key moved, none lost");
+    assert_eq!(engine.recovery_report().in_flight(), 3);
+
+    // The signal id moved with its workflow: a repeat is not queued again.
+    engine
+        .signal_with(
+            "nap",
+            Go { n: 8 },
+            weft_runtime::engine::SignalOptions {
+                signal_id: Some("hook-1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let queue = record::signal_queue_prefix(record::Partition::ZERO, "nap");
+    assert_eq!(storage.scan_prefix(&queue, None, 10).unwrap().len(), 1);
+
+    assert_eq!(engine.result::<gated>("done").await.unwrap(), Ok(3));
+    let child = engine.describe("elder").await.unwrap().children[0].clone();
+    engine.signal(&child, Go { n: 4 }).await.unwrap();
+    assert_eq!(engine.result::<elder>("elder").await.unwrap(), Ok(5));
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(engine.result::<napper>("nap").await.unwrap(), Ok(7));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_upgrade_cut_off_part_way_is_finished_by_the_next_build() {
+    // More records than one commit of the upgrade moves, and a few timers.
+    const N: usize = 600;
+    let storage = MemoryStorage::new();
+    let clock = VirtualClock::default();
+    let first = builder(&storage, &clock).build().await.unwrap();
+    let ids: Vec<String> = (0..N).map(|i| format!("g{i:04}")).collect();
+    for id in &ids {
+        first
+            .start_with::<gated>(
+                (),
+                StartOptions {
+                    id: Some(id.clone()),
+                    ..StartOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        first
+            .start_with::<napper>(
+                60,
+                StartOptions {
+                    id: Some(format!("nap{i}")),
+                    ..StartOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    for id in &ids {
+        wait_status(&first, id, WorkflowStatus::Waiting).await;
+    }
+    for i in 0..3 {
+        wait_status(&first, &format!("nap{i}"), WorkflowStatus::Waiting).await;
+    }
+    first.shutdown().await;
+    downgrade_to_format_4(&storage);
+    let before = family_sizes(&storage);
+
+    // Write 1 takes ownership (raising the format marker to 5), write 2 moves the timers,
+    // write 3 the first page of records; write 4 fails.
+    let failing = FailingWrites {
+        inner: storage.clone(),
+        writes: Arc::new(AtomicU64::new(0)),
+        fail_from: 4,
+    };
+    let cut = Engine::builder(failing).recover(false).build().await;
+    assert!(
+        matches!(cut, Err(EngineError::Storage(_))),
+        "{:?}",
+        cut.err()
+    );
+    let format = storage.get(record::FORMAT_KEY).unwrap().unwrap();
+    assert_eq!(record::decode_store_format(&format).unwrap(), 5);
+    assert_eq!(
+        storage.get(record::PARTITION_KEYS_KEY).unwrap().as_deref(),
+        Some(record::PARTITION_KEYS_TIMERS)
+    );
+    // Part-way: each record is old or new, never both, never neither.
+    let (mut old, mut new) = (0, 0);
+    for id in &ids {
+        let was = storage
+            .get(&old_key(record::WORKFLOW_PREFIX, id))
+            .unwrap()
+            .is_some();
+        let is = storage.get(&wf(id)).unwrap().is_some();
+        assert!(was != is, "{id}: old {was}, new {is}");
+        old += usize::from(was);
+        new += usize::from(is);
+    }
+    assert!(old > 0 && new > 0, "part-way: {old} old, {new} new");
+    let timers = storage
+        .scan_prefix(
+            &record::partition_prefix(record::TIMER_PREFIX, record::Partition::ZERO),
+            None,
+            usize::MAX,
+        )
+        .unwrap();
+    assert_eq!(timers.len(), 3, "the timers moved in one commit");
+
+    let second = builder(&storage, &clock).build().await.unwrap();
+    assert_keys_partitioned(&storage);
+    assert_eq!(family_sizes(&storage), before, "every key moved once");
+    for (i, id) in ids.iter().enumerate().step_by(97) {
+        second.signal(id, Go { n: i as u64 }).await.unwrap();
+        assert_eq!(second.result::<gated>(id).await.unwrap(), Ok(i as u64));
+    }
+    clock.advance(Duration::from_secs(60));
+    for i in 0..3 {
+        let id = format!("nap{i}");
+        second.signal(&id, Go { n: 9 }).await.unwrap();
+        assert_eq!(second.result::<napper>(&id).await.unwrap(), Ok(9));
+    }
+    second.shutdown().await;
 }

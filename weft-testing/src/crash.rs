@@ -771,12 +771,20 @@ fn committed(engine: &TestEngine, workflow_id: &str) -> Committed {
     use weft_runtime::engine::record::{self, PendingCommand, WorkflowRecord};
     use weft_runtime::storage::Storage;
     let mut out = Committed::default();
-    let prefix = record::workflow_key(workflow_id);
-    let Ok(entries) = engine.storage().scan_prefix(&prefix, None, usize::MAX) else {
-        return out;
-    };
+    // The workflow and its children (`{id}/...`), which may hash to other partitions.
+    let mut entries = Vec::new();
+    for p in 0..engine.engine().partitions() {
+        let prefix = record::workflow_key(record::Partition(p), workflow_id);
+        let Ok(found) = engine.storage().scan_prefix(&prefix, None, usize::MAX) else {
+            return out;
+        };
+        entries.extend(found);
+    }
     for (key, value) in entries {
-        let id = String::from_utf8_lossy(&key[record::WORKFLOW_PREFIX.len()..]).into_owned();
+        let Some((_, id)) = record::split_partition(record::WORKFLOW_PREFIX, &key) else {
+            continue;
+        };
+        let id = String::from_utf8_lossy(id).into_owned();
         if id != workflow_id && !id.starts_with(&format!("{workflow_id}/")) {
             continue;
         }

@@ -56,7 +56,10 @@ async fn a_test_engine_runs_on_a_redb_file_and_its_workflows_outlive_it() {
         Some("AwaitSignalShipped")
     );
     // The records are in the redb file, not in memory: the store the engine runs on reads them.
-    let key = weft_runtime::engine::record::workflow_key(&id);
+    let key = weft_runtime::engine::record::workflow_key(
+        weft_runtime::engine::record::Partition::ZERO,
+        &id,
+    );
     assert!(engine.storage().get(&key).unwrap().is_some());
     drop(handle);
     engine.shutdown().await;

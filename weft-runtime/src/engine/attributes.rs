@@ -15,7 +15,7 @@ use super::record::{self, AttributesRecord, RecordStatus, StoredValue, WorkflowR
 /// and the index entries of changed keys. Nothing when the step set none, or when the step was
 /// not committed as a step (it parked). No I/O: called by the planner.
 pub(crate) fn stage(
-    id: &str,
+    (p, id): (record::Partition, &str),
     next: &WorkflowRecord,
     stored: Option<AttributesRecord>,
     set: BTreeMap<String, AttributeValue>,
@@ -37,7 +37,10 @@ pub(crate) fn stage(
         batch.put(record::attribute_index_key(&key, &value, id), Vec::new());
         stored.values.insert(key, value);
     }
-    batch.put(record::attributes_key(id), record::encode_record(&stored)?);
+    batch.put(
+        record::attributes_key(p, id),
+        record::encode_record(&stored)?,
+    );
     Ok(())
 }
 
@@ -47,14 +50,17 @@ pub(crate) async fn stored(
     inner: &Inner,
     id: &str,
 ) -> Result<Option<AttributesRecord>, EngineError> {
-    let owned = id.to_string();
+    let (p, owned) = (inner.partition(id), id.to_string());
     inner
-        .read(move |storage| read_stored(storage, &owned))
+        .read(move |storage| read_stored(storage, (p, &owned)))
         .await
 }
 
-fn read_stored(storage: &dyn Storage, id: &str) -> Result<Option<AttributesRecord>, EngineError> {
-    let Some(bytes) = storage.get(&record::attributes_key(id))? else {
+fn read_stored(
+    storage: &dyn Storage,
+    (p, id): (record::Partition, &str),
+) -> Result<Option<AttributesRecord>, EngineError> {
+    let Some(bytes) = storage.get(&record::attributes_key(p, id))? else {
         return Ok(None);
     };
     record::decode_record(&bytes)
@@ -68,8 +74,11 @@ fn read_stored(storage: &dyn Storage, id: &str) -> Result<Option<AttributesRecor
 /// Whether the stored attributes of workflow `id` decode (or it has none). A workflow whose
 /// attributes do not is parked where it is, like one whose record does not.
 /// Blocking: see [`Inner::read`].
-pub(crate) fn readable(storage: &dyn Storage, id: &str) -> Result<bool, EngineError> {
-    match read_stored(storage, id) {
+pub(crate) fn readable(
+    storage: &dyn Storage,
+    key: (record::Partition, &str),
+) -> Result<bool, EngineError> {
+    match read_stored(storage, key) {
         Ok(_) => Ok(true),
         Err(EngineError::Record { .. }) => Ok(false),
         Err(other) => Err(other),
@@ -80,9 +89,9 @@ pub(crate) fn readable(storage: &dyn Storage, id: &str) -> Result<bool, EngineEr
 /// [`Inner::read`].
 pub(crate) fn read(
     storage: &dyn Storage,
-    id: &str,
+    key: (record::Partition, &str),
 ) -> Result<BTreeMap<String, AttributeValue>, EngineError> {
-    Ok(read_stored(storage, id)?
+    Ok(read_stored(storage, key)?
         .map(|stored| {
             stored
                 .values

@@ -20,7 +20,7 @@ use super::core::Inner;
 use super::effects;
 use super::error::EngineError;
 use super::migration::{self, ErasedMigration};
-use super::partition;
+use super::partition::{self, Partitions};
 use super::record;
 use super::record_upgrade;
 use super::registry::{self, ErasedQuery, ErasedWorkflow, Registry};
@@ -29,7 +29,7 @@ use super::revive::{self, Revive};
 use super::tasks::Tasks;
 use super::timers::{self, Timers};
 use super::writer::{self, WriterStats};
-use super::{Engine, live_index, recovery, retry, schedule, signal_ids, visibility};
+use super::{Engine, key_upgrade, live_index, recovery, retry, schedule, signal_ids, visibility};
 
 /// The default payload limit: 1 MiB.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 1 << 20;
@@ -48,6 +48,7 @@ pub struct EngineBuilder {
     recover: bool,
     clock: Arc<dyn Clock>,
     retention: Option<RetentionPolicy>,
+    partitions: Option<u16>,
 }
 
 impl EngineBuilder {
@@ -65,7 +66,19 @@ impl EngineBuilder {
             recover: true,
             clock: Arc::new(SystemClock),
             retention: None,
+            partitions: None,
         }
+    }
+
+    /// How many partitions a new store spreads its workflows over (at least 1; default
+    /// [`partition::DEFAULT_PARTITIONS`]). Fixed at creation: every key of a workflow carries
+    /// its partition, so a store keeps the count it was created with, and building on an
+    /// existing store with another count is refused with [`EngineError::PartitionsMismatch`]
+    /// (a store created before partitions existed has one). Without it, a build takes whatever
+    /// the store holds.
+    pub fn partitions(mut self, count: u16) -> Self {
+        self.partitions = Some(count.max(1));
+        self
     }
 
     /// How many callers' requests (starts, signals, updates, cancellations, review decisions,
@@ -205,17 +218,22 @@ impl EngineBuilder {
         registry.add_queries(self.queries)?;
         // Storage calls block: they run on tokio's blocking pool, off the async workers.
         let storage = Arc::clone(&self.storage);
+        let requested = self.partitions;
         let (epoch, partitions) = blocking(move || {
             let format = check_store_format(&*storage)?;
-            let partitions = read_partitions(&*storage)?;
-            let epoch = take_ownership(&*storage, format, partitions.is_none())?;
+            let partitions = choose_partitions(&*storage, requested)?;
+            let epoch = take_ownership(&*storage, format, &partitions)?;
+            let partitions = Partitions::new(partitions.count);
+            // First: every backfill and upgrade after it reads and writes the keys of format
+            // 5, with their partition.
+            key_upgrade::ensure(&*storage, epoch)?;
             live_index::ensure(&*storage, epoch)?;
             visibility::ensure(&*storage, epoch)?;
-            visibility::ensure_order(&*storage, epoch)?;
+            visibility::ensure_order(&*storage, epoch, partitions)?;
             // After the order backfill, which reads the `parent/` links this deletes.
             record_upgrade::ensure(&*storage, epoch)?;
             visibility::ensure_live_counters(&*storage, epoch)?;
-            Ok((epoch, partitions.unwrap_or(partition::DEFAULT_PARTITIONS)))
+            Ok((epoch, partitions))
         })
         .await?;
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
@@ -283,7 +301,15 @@ impl EngineBuilder {
                 // A panic in the writer would leave every later commit unanswered: stop the
                 // engine instead, so callers get `Shutdown` and a new engine can take over.
                 if let Err(message) = crate::contain::catch(|| {
-                    writer::run(storage, epoch, writer_rx, stats, fenced, halt, run_effects)
+                    writer::run(
+                        storage,
+                        (epoch, partitions),
+                        writer_rx,
+                        stats,
+                        fenced,
+                        halt,
+                        run_effects,
+                    )
                 }) {
                     eprintln!("weft: the engine's writer panicked ({message}); the engine stops, build a new one on the same storage to continue");
                     halt();
@@ -378,18 +404,49 @@ fn check_store_format(storage: &dyn Storage) -> Result<Option<u32>, EngineError>
     Ok(Some(found))
 }
 
-/// Reads the store's partition count: `None` when it has none yet. Like the format marker, read
-/// before any write, so a damaged one refuses the build and changes nothing.
-fn read_partitions(storage: &dyn Storage) -> Result<Option<u16>, EngineError> {
-    let Some(bytes) = storage.get(record::PARTITIONS_KEY)? else {
-        return Ok(None);
+/// The store's partition count, and whether the build must write it.
+struct ChosenPartitions {
+    count: u16,
+    write: bool,
+}
+
+/// Reads the store's partition count and checks it against the builder's: a new store takes
+/// the builder's (or the default), an existing one keeps its own (one, for a store created
+/// before partitions existed) and refuses another. Like the format marker, read before any
+/// write, so a damaged or mismatched one refuses the build and changes nothing.
+fn choose_partitions(
+    storage: &dyn Storage,
+    requested: Option<u16>,
+) -> Result<ChosenPartitions, EngineError> {
+    let stored = match storage.get(record::PARTITIONS_KEY)? {
+        Some(bytes) => Some(record::decode_partitions(&bytes).map_err(|source| {
+            EngineError::DamagedStoreMarker {
+                key: "meta/partitions",
+                source,
+            }
+        })?),
+        // A store that has been owned before partitions existed has one.
+        None if storage.get(record::EPOCH_KEY)?.is_some() => None,
+        None => {
+            return Ok(ChosenPartitions {
+                count: requested.unwrap_or(partition::DEFAULT_PARTITIONS),
+                write: true,
+            });
+        }
     };
-    record::decode_partitions(&bytes)
-        .map(Some)
-        .map_err(|source| EngineError::DamagedStoreMarker {
-            key: "meta/partitions",
-            source,
-        })
+    let count = stored.unwrap_or(1);
+    if let Some(requested) = requested
+        && requested != count
+    {
+        return Err(EngineError::PartitionsMismatch {
+            stored: count,
+            requested,
+        });
+    }
+    Ok(ChosenPartitions {
+        count,
+        write: stored.is_none(),
+    })
 }
 
 /// Increments the owner epoch with a conditional write; from then on every write of an older
@@ -400,12 +457,12 @@ fn read_partitions(storage: &dyn Storage) -> Result<Option<u16>, EngineError> {
 /// lifecycle side keys into the records, `record_upgrade`) each have a marker of their own
 /// written when they are complete, so a build that stops part-way is finished by the next.
 ///
-/// It also writes the partition count when the store has none (`write_partitions`): a new
+/// It also writes the partition count when the store has none (`partitions.write`): a new
 /// store, or one written before partitions existed, which has one.
 fn take_ownership(
     storage: &dyn Storage,
     format: Option<u32>,
-    write_partitions: bool,
+    partitions: &ChosenPartitions,
 ) -> Result<u64, EngineError> {
     let current = storage.get(record::EPOCH_KEY)?;
     let epoch = match &current {
@@ -428,10 +485,10 @@ fn take_ownership(
             record::encode_store_format(STORE_FORMAT_VERSION),
         );
     }
-    if write_partitions {
+    if partitions.write {
         batch.put(
             record::PARTITIONS_KEY,
-            record::encode_partitions(partition::DEFAULT_PARTITIONS),
+            record::encode_partitions(partitions.count),
         );
     }
     if current.is_none() {
@@ -444,6 +501,10 @@ fn take_ownership(
         batch.put(record::ORDER_INDEX_KEY, record::ORDER_INDEX_V2.to_vec());
         batch.put(record::LIFECYCLE_KEY, record::LIFECYCLE_V1.to_vec());
         batch.put(record::LIVE_COUNTERS_KEY, record::LIVE_COUNTERS_V1.to_vec());
+        batch.put(
+            record::PARTITION_KEYS_KEY,
+            record::PARTITION_KEYS_DONE.to_vec(),
+        );
     }
     storage
         .apply_if(

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use crate::storage::{Batch, Write};
 
 use super::error::EngineError;
+use super::partition::Partitions;
 use super::record::{self, CancelRecord, WorkflowRecord};
 
 /// What the writer knows of the requests it folded: per workflow, the pending request
@@ -33,6 +34,8 @@ use super::record::{self, CancelRecord, WorkflowRecord};
 #[derive(Debug, Default)]
 pub(crate) struct CancelFold {
     known: HashMap<String, Option<u64>>,
+    /// The store's partitioning: where a request's workflow record is.
+    partitions: Partitions,
 }
 
 /// Reads a key as the batch being built sees it.
@@ -43,6 +46,14 @@ pub(crate) type Read<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, EngineEr
 pub(crate) struct Staged(HashMap<String, Option<Option<u64>>>);
 
 impl CancelFold {
+    /// A fold that knows no request yet, over a store of `partitions`.
+    pub fn new(partitions: Partitions) -> CancelFold {
+        CancelFold {
+            known: HashMap::new(),
+            partitions,
+        }
+    }
+
     /// The request the writer knows for `id`, staged changes first; `None` when it knows none.
     fn lookup(&self, staged: &Staged, id: &str) -> Option<Option<u64>> {
         match staged.0.get(id) {
@@ -143,7 +154,7 @@ fn request(
     out: &mut Vec<Write>,
     read: Read<'_>,
 ) -> Result<(), EngineError> {
-    let key = record::workflow_key(id);
+    let key = record::workflow_key(fold.partitions.of(id), id);
     let earlier = out
         .iter()
         .rposition(|write| matches!(write, Write::Put(k, _) | Write::Delete(k) if *k == key));
@@ -202,9 +213,9 @@ fn overlay(
     Ok(record::encode_record(&written)?)
 }
 
-/// The workflow id of a `wf/<id>` key.
+/// The workflow id of a `wf/<p><id>` key.
 fn workflow_id(key: &[u8]) -> Option<&str> {
-    id_after(key, record::WORKFLOW_PREFIX)
+    record::parse_id_key(record::WORKFLOW_PREFIX, key).map(|(_, id)| id)
 }
 
 fn id_after<'a>(key: &'a [u8], prefix: &[u8]) -> Option<&'a str> {
@@ -249,7 +260,7 @@ mod tests {
     fn transition(id: &str, record: &WorkflowRecord) -> Batch {
         let mut batch = Batch::new();
         batch.put(
-            record::workflow_key(id),
+            record::workflow_key(record::Partition::ZERO, id),
             record::encode_record(record).unwrap(),
         );
         batch
@@ -257,7 +268,7 @@ mod tests {
 
     /// The record `writes` put for `id`.
     fn written(writes: &Batch, id: &str) -> WorkflowRecord {
-        let key = record::workflow_key(id);
+        let key = record::workflow_key(record::Partition::ZERO, id);
         writes
             .writes
             .iter()
@@ -360,7 +371,7 @@ mod tests {
     fn a_batch_that_does_not_land_leaves_nothing_remembered() {
         let fold = CancelFold::default();
         let stored: HashMap<Vec<u8>, Vec<u8>> = [(
-            record::workflow_key("w"),
+            record::workflow_key(record::Partition::ZERO, "w"),
             record::encode_record(&waiting()).unwrap(),
         )]
         .into();

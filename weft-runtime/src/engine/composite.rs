@@ -103,7 +103,7 @@ fn prepare_child<'a>(
     // A child's first step may start children of its own: the recursion is boxed.
     Box::pin(async move {
         if inner
-            .read_key(record::workflow_key(child_id))
+            .read_key(record::workflow_key(inner.partition(child_id), child_id))
             .await?
             .is_some()
         {
@@ -156,6 +156,7 @@ fn prepare_child<'a>(
             inner,
             plan::Step {
                 id: child_id,
+                partition: inner.partition(child_id),
                 record: &mut created,
                 stored: false,
                 stepped,
@@ -360,7 +361,14 @@ pub(crate) async fn drive_group(
                 continue;
             }
             let observed = observe(inner, id, &branch.pending, &taken_signals).await?;
-            let ready = match plan::ready(id, &branch.pending, true, now_ms, observed) {
+            let ready = match plan::ready(
+                inner.partition(id),
+                id,
+                &branch.pending,
+                true,
+                now_ms,
+                observed,
+            ) {
                 Ok(ready) => ready,
                 Err(fault) => return Ok(Decided::Park(fault)),
             };
@@ -393,7 +401,8 @@ pub(crate) async fn drive_group(
                 shape,
                 branches,
             };
-            let followup = plan::on_cancel(id, Some(&pending), now, &mut consumed)?;
+            let followup =
+                plan::on_cancel(inner.partition(id), id, Some(&pending), now, &mut consumed)?;
             return Ok(Decided::Resume(Resume::Group(value), consumed, followup));
         }
         if newly {
@@ -403,7 +412,7 @@ pub(crate) async fn drive_group(
                 shape,
                 branches: branches.clone(),
             };
-            match plan::group_progress(id, record, pending, consumed, now)? {
+            match plan::group_progress(inner.partition(id), id, record, pending, consumed, now)? {
                 Ok(plan) => inner.commit(plan.batch).await?,
                 Err(fault) => {
                     stop(&mut running);
@@ -456,7 +465,14 @@ pub(crate) async fn drive_group(
                     shape,
                     branches: branches.clone(),
                 };
-                match plan::group_progress(id, record, pending, Vec::new(), inner.clock.now())? {
+                match plan::group_progress(
+                    inner.partition(id),
+                    id,
+                    record,
+                    pending,
+                    Vec::new(),
+                    inner.clock.now(),
+                )? {
                     Ok(plan) => inner.commit(plan.batch).await?,
                     Err(fault) => {
                         stop(&mut running);
@@ -475,8 +491,12 @@ pub(crate) async fn drive_group(
                         shape,
                         branches: branches.clone(),
                     };
-                    let (resume, consumed, followup) =
-                        plan::cancel_resume(id, Some(&pending), inner.clock.now())?;
+                    let (resume, consumed, followup) = plan::cancel_resume(
+                        inner.partition(id),
+                        id,
+                        Some(&pending),
+                        inner.clock.now(),
+                    )?;
                     return Ok(Decided::Resume(resume, consumed, followup));
                 }
                 if runner::deadline_passed(inner, deadline) {
@@ -540,7 +560,7 @@ async fn first_untaken_signal(
     name: &str,
     taken: &[Vec<u8>],
 ) -> Result<Option<QueuedSignal>, EngineError> {
-    let prefix = record::signal_queue_prefix(id);
+    let prefix = record::signal_queue_prefix(inner.partition(id), id);
     for (key, value) in inner.read_prefix(prefix).await? {
         if taken.contains(&key) {
             continue;

@@ -79,8 +79,9 @@ pub(crate) struct Inner {
     pub tasks: Arc<Tasks>,
     /// Makes generated workflow ids (see `ids`).
     pub ids: super::ids::Ulids,
-    /// How many partitions the store's workflows are spread over (`meta/partitions`).
-    pub partitions: u16,
+    /// How many partitions the store's workflows are spread over (`meta/partitions`): what
+    /// every per-workflow key's partition is computed with (see [`Inner::partition`]).
+    pub partitions: super::partition::Partitions,
     pub next_signal: AtomicU64,
     /// Committed steps, for [`super::Engine::subscribe`].
     pub events: tokio::sync::broadcast::Sender<super::events::StepEvent>,
@@ -165,10 +166,11 @@ fn next(counter: &AtomicU64, name: &'static str) -> Result<u64, EngineError> {
 /// that arrived, or resume it with a later one out of order.
 fn first_signal(
     storage: &dyn Storage,
+    p: record::Partition,
     id: &str,
     name: &str,
 ) -> Result<Option<QueuedSignal>, EngineError> {
-    let prefix = record::signal_queue_prefix(id);
+    let prefix = record::signal_queue_prefix(p, id);
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = storage.scan_prefix(&prefix, after.as_deref(), 64)?;
@@ -514,7 +516,8 @@ impl Inner {
     ///
     /// Cancel safe, as [`Inner::read`].
     pub async fn load_raw(&self, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        self.read_key(record::workflow_key(id)).await
+        self.read_key(record::workflow_key(self.partition(id), id))
+            .await
     }
 
     /// A decoded workflow record, read off the async workers.
@@ -544,14 +547,21 @@ impl Inner {
         id: &str,
         name: &str,
     ) -> Result<Option<QueuedSignal>, EngineError> {
-        let (id, name) = (id.to_string(), name.to_string());
-        self.read(move |storage| first_signal(storage, &id, &name))
+        let (p, id, name) = (self.partition(id), id.to_string(), name.to_string());
+        self.read(move |storage| first_signal(storage, p, &id, &name))
             .await
     }
 
     /// The stored bytes of a workflow record (blocking: see [`Inner::read`]).
     pub fn read_raw(&self, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        Ok(self.storage.get(&record::workflow_key(id))?)
+        Ok(self
+            .storage
+            .get(&record::workflow_key(self.partition(id), id))?)
+    }
+
+    /// The partition of workflow `id`, which its keys carry.
+    pub fn partition(&self, id: &str) -> record::Partition {
+        self.partitions.of(id)
     }
 
     /// The next number of a signal this engine sends, refused once the counter is exhausted:

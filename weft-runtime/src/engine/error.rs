@@ -43,6 +43,20 @@ pub enum EngineError {
         #[source]
         source: super::record::RecordError,
     },
+    /// The builder asked for a partition count ([`EngineBuilder::partitions`]) other than the
+    /// one the store was created with: it is fixed at creation (every key of a workflow carries
+    /// its partition). The build refused the store before writing anything.
+    ///
+    /// [`EngineBuilder::partitions`]: super::EngineBuilder::partitions
+    #[error(
+        "this store was created with {stored} partition(s) and the builder asks for {requested}; the partition count is fixed when a store is created: drop `partitions({requested})` or build on a new store"
+    )]
+    PartitionsMismatch {
+        /// The store's partition count (1 for a store created before partitions existed).
+        stored: u16,
+        /// What the builder asked for.
+        requested: u16,
+    },
     /// The storage failed; nothing of the failed write was applied.
     #[error("storage failed: {0}")]
     Storage(#[source] StorageError),
@@ -371,6 +385,7 @@ impl EngineError {
             EngineError::Shutdown => "engine.shutdown",
             EngineError::NewerStoreFormat { .. } => "engine.newer_store_format",
             EngineError::DamagedStoreMarker { .. } => "engine.damaged_store_marker",
+            EngineError::PartitionsMismatch { .. } => "engine.partitions_mismatch",
             EngineError::Overloaded { .. } => "engine.overloaded",
             EngineError::Storage(e) => e.code(),
             EngineError::Codec(e) => e.code(),
@@ -482,7 +497,8 @@ impl EngineError {
             | EngineError::ParentNotFinished { .. }
             | EngineError::UpdateNotAnswered { .. }
             | EngineError::NotParked { .. }
-            | EngineError::NotLatest { .. } => ErrorKind::Conflict,
+            | EngineError::NotLatest { .. }
+            | EngineError::PartitionsMismatch { .. } => ErrorKind::Conflict,
             EngineError::NotRegistered { .. }
             | EngineError::InvalidId { .. }
             | EngineError::PayloadTooLarge { .. }

@@ -53,11 +53,11 @@ pub(crate) struct Call {
 /// Blocking: async code reads it through [`Inner::read`].
 pub(crate) fn stored_attempt(
     storage: &dyn Storage,
-    id: &str,
+    (p, id): (record::Partition, &str),
     step: u64,
     branch: Option<u32>,
 ) -> Result<Result<u32, StepFault>, EngineError> {
-    let key = record::attempt_key(id, branch);
+    let key = record::attempt_key(p, id, branch);
     let Some(bytes) = storage.get(&key)? else {
         return Ok(Ok(1));
     };
@@ -99,9 +99,9 @@ pub(crate) async fn first_attempt(
     if origin == Origin::Committed {
         return Ok(Ok(1));
     }
-    let owned = id.to_string();
+    let (p, owned) = (inner.partition(id), id.to_string());
     let stored = inner
-        .read(move |storage| stored_attempt(storage, &owned, step, branch))
+        .read(move |storage| stored_attempt(storage, (p, &owned), step, branch))
         .await?;
     Ok(stored.map(|stored| match origin {
         // Only attempts past the first are stored; the first rode on the step's commit.
@@ -117,9 +117,10 @@ async fn commit_attempt(call: &Call, attempt: u32) -> Result<bool, EngineError> 
     let Some(inner) = call.engine.upgrade() else {
         return Ok(false);
     };
+    let p = inner.partition(&call.workflow_id);
     let mut batch = Batch::new();
     batch.put(
-        record::attempt_key(&call.workflow_id, call.branch),
+        record::attempt_key(p, &call.workflow_id, call.branch),
         record::encode_record(&AttemptRecord {
             step: call.step,
             attempt,
@@ -129,7 +130,7 @@ async fn commit_attempt(call: &Call, attempt: u32) -> Result<bool, EngineError> 
     let step = call.step;
     inner
         .commit_checked(move |view| {
-            let stored = view.workflow(&id)?;
+            let stored = view.workflow(p, &id)?;
             let waits = stored.step == step
                 && matches!(stored.status, RecordStatus::Running | RecordStatus::Waiting);
             Ok(waits.then_some(batch))

@@ -33,6 +33,7 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
         let done = page.len() < PAGE;
         let mut batch = Batch::new();
         for (key, value) in &page {
+            // `<p><id>`: the live key carries the record's partition and id as they are.
             let id = &key[record::WORKFLOW_PREFIX.len()..];
             // A record that does not decode is kept in the index: recovery and listings must
             // still find it to report it parked.

@@ -162,7 +162,7 @@ pub(crate) async fn upgrade_all(inner: &Arc<Inner>) -> Result<usize, EngineError
                 continue;
             };
             if let Some(Ok(next)) = upgrade(inner, &stored) {
-                if let Ok(id) = std::str::from_utf8(&key[record::WORKFLOW_PREFIX.len()..]) {
+                if let Some((_, id)) = record::parse_id_key(record::WORKFLOW_PREFIX, key) {
                     visibility::stage_rewrite(id, Some(&stored), &next, &mut batch);
                 }
                 batch.put(key.clone(), record::encode_record(&next)?);

@@ -55,6 +55,7 @@ mod events;
 mod execute;
 mod fenced;
 mod ids;
+mod key_upgrade;
 pub mod lease;
 mod live_index;
 mod migration;
@@ -407,13 +408,13 @@ impl Engine {
     /// How many partitions the store's workflows are spread over (`meta/partitions`, fixed when
     /// the store was created; 1 until the partitions issue).
     pub fn partitions(&self) -> u16 {
-        self.inner.partitions
+        self.inner.partitions.count()
     }
 
     /// The partition workflow `id` belongs to: FNV-1a of its bytes modulo
     /// [`Engine::partitions`] (see [`partition::partition_of`]), whether or not it exists.
     pub fn partition_of(&self, id: &str) -> u16 {
-        partition::partition_of(id, self.inner.partitions)
+        self.inner.partition(id).index()
     }
 
     /// Whether another engine took the storage over; a fenced engine has shut down.
@@ -731,6 +732,7 @@ impl Engine {
             inner,
             plan::Step {
                 id: &id,
+                partition: inner.partition(&id),
                 record: &mut created,
                 stored: false,
                 stepped,
@@ -906,11 +908,12 @@ impl Engine {
             payload,
             sent_ms: now_ms,
         };
-        let key = record::signal_key(id, inner.epoch, inner.next_signal_seq()?);
+        let p = inner.partition(id);
+        let key = record::signal_key(p, id, inner.epoch, inner.next_signal_seq()?);
         let mut batch = Batch::new();
         batch.put(key, record::encode_record(&signal)?);
         if let Some(signal_id) = &options.signal_id {
-            signal_ids::remember(&mut batch, id, signal_id, now_ms)?;
+            signal_ids::remember(&mut batch, (p, id), signal_id, now_ms)?;
         }
         let owned_id = id.to_string();
         let window = inner.signal_id_window;
@@ -920,11 +923,11 @@ impl Engine {
                     // A repeat answers as the first call did, whatever happened since, and
                     // wakes nothing.
                     if let Some(signal_id) = &options.signal_id
-                        && signal_ids::seen(view, &owned_id, signal_id, now_ms, window)?
+                        && signal_ids::seen(view, (p, &owned_id), signal_id, now_ms, window)?
                     {
                         return Ok(None);
                     }
-                    if view.workflow(&owned_id)?.status.is_terminal() {
+                    if view.workflow(p, &owned_id)?.status.is_terminal() {
                         return Err(EngineError::Finished { id: owned_id });
                     }
                     Ok(Some(batch))
@@ -993,7 +996,12 @@ impl Engine {
         inner.check_size("the workflow input", &encoded_input)?;
         let mut signal_batch = Batch::new();
         signal_batch.put(
-            record::signal_key(id, inner.epoch, inner.next_signal_seq()?),
+            record::signal_key(
+                inner.partition(id),
+                id,
+                inner.epoch,
+                inner.next_signal_seq()?,
+            ),
             record::encode_record(&record::SignalRecord {
                 name: S::NAME.to_string(),
                 payload,
@@ -1041,11 +1049,11 @@ impl Engine {
                 requested_ms: to_millis(inner.clock.now()),
             })?,
         );
-        let owned_id = id.to_string();
+        let (p, owned_id) = (inner.partition(id), id.to_string());
         inner
             .request_checked_then(
                 move |view| {
-                    let bytes = view.get(&record::workflow_key(&owned_id))?.ok_or(
+                    let bytes = view.get(&record::workflow_key(p, &owned_id))?.ok_or(
                         EngineError::NotFound {
                             id: owned_id.clone(),
                         },

@@ -22,9 +22,71 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The partition of workflow `id` among `partitions` (at least 1; 0 reads as 1).
 pub fn partition_of(id: &str, partitions: u16) -> u16 {
-    let partitions = u64::from(partitions.max(1));
+    if partitions <= 1 {
+        // One partition: no hash to compute (every store before the partitions issue).
+        return 0;
+    }
+    let partitions = u64::from(partitions);
     // The remainder is below `partitions`, a u16.
     (fnv1a(id.as_bytes()) % partitions) as u16
+}
+
+/// One partition of a store: what every per-workflow key carries right after its prefix, as a
+/// fixed-width big-endian `u16` (see `engine::record`'s key layout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Partition(pub u16);
+
+impl Partition {
+    /// Partition 0: the only one of a store with one partition.
+    pub const ZERO: Partition = Partition(0);
+
+    /// The two bytes a key carries.
+    pub fn to_be_bytes(self) -> [u8; 2] {
+        self.0.to_be_bytes()
+    }
+
+    /// The partition's index.
+    pub fn index(self) -> u16 {
+        self.0
+    }
+}
+
+/// A store's partitioning: how many partitions its workflows are spread over (`meta/partitions`,
+/// fixed when the store is created). The one place a workflow's partition is computed, so a key
+/// built anywhere in the engine carries the same partition for the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partitions {
+    count: u16,
+}
+
+impl Partitions {
+    /// A store spread over `count` partitions (0 reads as 1).
+    pub fn new(count: u16) -> Partitions {
+        Partitions {
+            count: count.max(1),
+        }
+    }
+
+    /// How many partitions there are.
+    pub fn count(self) -> u16 {
+        self.count
+    }
+
+    /// The partition of workflow `id`: FNV-1a of its bytes modulo the count.
+    pub fn of(self, id: &str) -> Partition {
+        Partition(partition_of(id, self.count))
+    }
+
+    /// Every partition, in order.
+    pub fn all(self) -> impl Iterator<Item = Partition> {
+        (0..self.count).map(Partition)
+    }
+}
+
+impl Default for Partitions {
+    fn default() -> Self {
+        Partitions::new(DEFAULT_PARTITIONS)
+    }
 }
 
 #[cfg(test)]

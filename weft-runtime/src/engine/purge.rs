@@ -95,10 +95,10 @@ async fn purge(
             })
             .await?
         };
-        let owned_id = id.to_string();
+        let (p, owned_id) = (inner.partition(id), id.to_string());
         let purged = inner
             .commit_checked(
-                move |view| match view.get(&record::workflow_key(&owned_id))? {
+                move |view| match view.get(&record::workflow_key(p, &owned_id))? {
                     Some(current) if current == bytes => Ok(Some(batch)),
                     Some(_) => Ok(None),
                     None => Err(EngineError::NotFound { id: owned_id }),
@@ -144,20 +144,21 @@ fn prepare_purge(
     }
     // A finished workflow takes no more writes (signals, updates and decisions are refused
     // by the writer once it has finished), so what is read here is all there is.
+    let p = inner.partition(id);
     let mut batch = Batch::new();
     for key in [
-        record::workflow_key(id),
-        record::live_key(id),
+        record::workflow_key(p, id),
+        record::live_key(p, id),
         record::review_key(id),
-        record::attributes_key(id),
+        record::attributes_key(p, id),
     ] {
         batch.delete(key);
     }
     visibility::stage_purge(id, &stored, &mut batch);
     if let Some(parent) = &parent {
-        batch.delete(record::child_key(parent, id));
+        batch.delete(record::child_key(inner.partition(parent), parent, id));
     }
-    if let Some(bytes) = inner.storage.get(&record::attributes_key(id))? {
+    if let Some(bytes) = inner.storage.get(&record::attributes_key(p, id))? {
         let attributes: AttributesRecord =
             record::decode_record(&bytes).map_err(|source| EngineError::Record {
                 key: format!("wfattr/{id}"),
@@ -182,10 +183,10 @@ fn prepare_purge(
         }
     }
     for prefix in [
-        record::signal_queue_prefix(id),
-        record::signal_id_prefix(id),
-        [record::UPDATE_RESPONSE_PREFIX, id.as_bytes(), b"\0"].concat(),
-        [record::UPDATE_QUEUED_PREFIX, id.as_bytes(), b"\0"].concat(),
+        record::signal_queue_prefix(p, id),
+        record::signal_id_prefix(p, id),
+        record::update_responses_prefix(p, id),
+        record::update_queue_prefix(p, id),
     ] {
         for (key, _) in inner.storage.scan_prefix(&prefix, None, usize::MAX)? {
             batch.delete(key);

@@ -320,7 +320,7 @@ pub(crate) fn inspect<'a>(
 ) -> Result<Inspected<'a>, EngineError> {
     with_attributes(
         inspect_record(inner, bytes),
-        attributes::read(&*inner.storage, id),
+        attributes::read(&*inner.storage, (inner.partition(id), id)),
     )
 }
 
@@ -338,13 +338,13 @@ pub(crate) struct Stored {
 ///
 /// Cancel safe: it only reads.
 pub(crate) async fn read_stored(inner: &Inner, id: &str) -> Result<Option<Stored>, EngineError> {
-    let id = id.to_string();
+    let (p, id) = (inner.partition(id), id.to_string());
     inner
         .read(move |storage| {
-            let Some(bytes) = storage.get(&record::workflow_key(&id))? else {
+            let Some(bytes) = storage.get(&record::workflow_key(p, &id))? else {
                 return Ok(None);
             };
-            let attributes = attributes::read(storage, &id);
+            let attributes = attributes::read(storage, (p, &id));
             Ok(Some(Stored { bytes, attributes }))
         })
         .await
@@ -367,7 +367,7 @@ pub(crate) async fn read_for_result(
     if inner.with_active(id, |_| ()).is_none() {
         return read_stored(inner, id).await;
     }
-    let key = record::workflow_key(id);
+    let key = record::workflow_key(inner.partition(id), id);
     inner
         .read(move |storage| {
             Ok(storage.get(&key)?.map(|bytes| Stored {
@@ -545,7 +545,7 @@ pub(crate) fn children(
     page_token: Option<&str>,
 ) -> Result<Page<String>, EngineError> {
     let page_size = page_size.max(1);
-    let prefix = record::children_prefix(parent);
+    let prefix = record::children_prefix(inner.partition(parent), parent);
     let after = token_key(page_token)?.map(|child| [prefix.as_slice(), child.as_bytes()].concat());
     let ids: Vec<String> = inner
         .storage
@@ -564,9 +564,11 @@ pub(crate) fn children(
 
 /// How many user signals wait in the queue of `id` (update and review queues left out).
 fn queued_signals(inner: &Inner, id: &str) -> Result<u64, EngineError> {
-    let queue = inner
-        .storage
-        .scan_prefix(&record::signal_queue_prefix(id), None, usize::MAX)?;
+    let queue = inner.storage.scan_prefix(
+        &record::signal_queue_prefix(inner.partition(id), id),
+        None,
+        usize::MAX,
+    )?;
     Ok(queue
         .iter()
         .filter(|(_, value)| {
@@ -619,7 +621,12 @@ pub(crate) fn describe(inner: &Inner, id: &str) -> Result<WorkflowDescription, E
     description.updated_at = from_millis(record.updated_ms);
     let mut attempt = 1;
     if let Some(PendingCommand::Activity { .. }) = &record.pending {
-        match execute::stored_attempt(&*inner.storage, id, record.step, None)? {
+        match execute::stored_attempt(
+            &*inner.storage,
+            (inner.partition(id), id),
+            record.step,
+            None,
+        )? {
             Ok(stored) => attempt = stored,
             Err(fault)
                 if !description.status.is_terminal() && description.park_reason.is_none() =>
@@ -1157,82 +1164,148 @@ fn for_each_match(
     // are wanted (a record that does not decode is listed as parked, so it is never missed
     // there); the type index when a type is wanted; else every workflow record under the id
     // prefix. An index names ids only, so the record is read for each.
-    let (prefix, id_start, from_index) = match filter.attributes.first() {
+    let partitioned = |family: &[u8]| -> Vec<(Vec<u8>, usize)> {
+        inner
+            .partitions
+            .all()
+            .map(|p| {
+                let start = record::partition_prefix(family, p);
+                let id_start = start.len();
+                ([start, id_prefix.as_bytes().to_vec()].concat(), id_start)
+            })
+            .collect()
+    };
+    // The live index and the records are per partition: one stream per partition, merged in
+    // id order (one stream when the store has one partition).
+    let (streams, from_index) = match filter.attributes.first() {
         Some((key, value)) => {
             let prefix = record::attribute_value_prefix(key, &value.into());
             let start = prefix.len();
-            (prefix, start, true)
+            (vec![(prefix, start)], true)
         }
         None if matches!(
             filter.status,
             Some(WorkflowStatus::Running | WorkflowStatus::Waiting)
         ) =>
         {
-            (record::live_key(id_prefix), record::LIVE_PREFIX.len(), true)
+            (partitioned(record::LIVE_PREFIX), true)
         }
         None if let Some(workflow_type) = &filter.workflow_type => {
             let by_type = record::type_index_prefix(workflow_type);
             let start = by_type.len();
             (
-                [by_type, id_prefix.as_bytes().to_vec()].concat(),
-                start,
+                vec![([by_type, id_prefix.as_bytes().to_vec()].concat(), start)],
                 true,
             )
         }
-        None => (
-            record::workflow_key(id_prefix),
-            record::WORKFLOW_PREFIX.len(),
-            false,
-        ),
+        None => (partitioned(record::WORKFLOW_PREFIX), false),
     };
-    let mut cursor: Option<Vec<u8>> = match after {
-        None => None,
-        Some(after) => {
-            let key = [&prefix[..id_start], after.as_bytes()].concat();
-            if key.starts_with(&prefix) {
-                Some(key)
-            } else if key < prefix {
-                None
-            } else {
-                return Ok(());
-            }
-        }
-    };
+    let mut streams: Vec<Stream> = streams
+        .into_iter()
+        .filter_map(|(prefix, id_start)| Stream::new(prefix, id_start, after))
+        .collect();
     let wanted = wanted_attributes(filter);
     loop {
-        let entries = inner
-            .storage
-            .scan_prefix(&prefix, cursor.as_deref(), chunk)?;
-        let exhausted = entries.len() < chunk;
-        for (key, value) in entries {
-            let id = match std::str::from_utf8(&key[id_start..]) {
-                Ok(id) => id.to_string(),
-                // An index entry naming no id; a record's own key is listed as it reads.
-                Err(_) if from_index => {
-                    inner.damage.unparsed(&key);
-                    cursor = Some(key);
-                    continue;
-                }
-                Err(_) => String::from_utf8_lossy(&key[id_start..]).into_owned(),
-            };
-            cursor = Some(key);
-            let bytes = if from_index {
-                match inner.read_raw(&id)? {
-                    Some(bytes) => bytes,
-                    None => continue,
-                }
-            } else {
-                value
-            };
-            if let Some(summary) = summarize(inner, filter, &wanted, id, &bytes)?
-                && !on_match(summary)
-            {
-                return Ok(());
-            }
+        for stream in &mut streams {
+            stream.refill(&*inner.storage, chunk)?;
         }
-        if exhausted {
+        // The stream whose next entry has the lowest id: ids are unique across partitions.
+        let Some(next) = streams
+            .iter()
+            .enumerate()
+            .filter_map(|(at, stream)| stream.peek_id().map(|id| (id, at)))
+            .min()
+            .map(|(_, at)| at)
+        else {
+            return Ok(());
+        };
+        let stream = &mut streams[next];
+        let id_start = stream.id_start;
+        let Some((key, value)) = stream.buffer.pop_front() else {
+            return Ok(());
+        };
+        let id = match std::str::from_utf8(&key[id_start..]) {
+            Ok(id) => id.to_string(),
+            // An index entry naming no id; a record's own key is listed as it reads.
+            Err(_) if from_index => {
+                inner.damage.unparsed(&key);
+                continue;
+            }
+            Err(_) => String::from_utf8_lossy(&key[id_start..]).into_owned(),
+        };
+        let bytes = if from_index {
+            match inner.read_raw(&id)? {
+                Some(bytes) => bytes,
+                None => continue,
+            }
+        } else {
+            value
+        };
+        if let Some(summary) = summarize(inner, filter, &wanted, id, &bytes)?
+            && !on_match(summary)
+        {
             return Ok(());
         }
+    }
+}
+
+/// One ordered source of listing candidates: the keys under `prefix`, read a chunk at a time.
+struct Stream {
+    prefix: Vec<u8>,
+    /// Where the workflow id begins in each key.
+    id_start: usize,
+    /// The last key read.
+    cursor: Option<Vec<u8>>,
+    buffer: std::collections::VecDeque<crate::storage::Entry>,
+    exhausted: bool,
+}
+
+impl Stream {
+    /// The stream of `prefix`'s keys whose id is after `after`; `None` when none can be.
+    fn new(prefix: Vec<u8>, id_start: usize, after: Option<&str>) -> Option<Stream> {
+        let cursor = match after {
+            None => None,
+            Some(after) => {
+                let key = [&prefix[..id_start], after.as_bytes()].concat();
+                if key.starts_with(&prefix) {
+                    Some(key)
+                } else if key < prefix {
+                    None
+                } else {
+                    return None;
+                }
+            }
+        };
+        Some(Stream {
+            prefix,
+            id_start,
+            cursor,
+            buffer: std::collections::VecDeque::new(),
+            exhausted: false,
+        })
+    }
+
+    /// Reads the next chunk when the buffer is empty and the prefix is not exhausted.
+    fn refill(
+        &mut self,
+        storage: &dyn crate::storage::Storage,
+        chunk: usize,
+    ) -> Result<(), EngineError> {
+        if !self.buffer.is_empty() || self.exhausted {
+            return Ok(());
+        }
+        let entries = storage.scan_prefix(&self.prefix, self.cursor.as_deref(), chunk)?;
+        self.exhausted = entries.len() < chunk;
+        if let Some((key, _)) = entries.last() {
+            self.cursor = Some(key.clone());
+        }
+        self.buffer.extend(entries);
+        Ok(())
+    }
+
+    /// The id bytes of the next entry.
+    fn peek_id(&self) -> Option<&[u8]> {
+        self.buffer.front().map(|(key, _)| &key[self.id_start..])
     }
 }
 

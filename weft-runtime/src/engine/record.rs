@@ -2,7 +2,24 @@
 //!
 //! Every value the engine stores is `[format tag: u8][codec-encoded record]` (bincode 2, serde
 //! mode, standard config: see [`crate::codec`]), so a later format can be told apart without
-//! guessing. Keys are plain bytes, laid out so that ordered scans answer the engine's questions:
+//! guessing. Keys are plain bytes, laid out so that ordered scans answer the engine's questions.
+//!
+//! Since store format 5, every key of a workflow that the owner of its partition reads to recover
+//! or drive it carries the partition right after its prefix, as a fixed-width big-endian `u16`
+//! (`<p>` below; [`PARTITIONED_PREFIXES`] lists them): one partition's records, live index,
+//! timers, signal and update queues are range scans over its own keys. A workflow's partition
+//! is computed in one place, `engine::partition::Partitions::of`, from its id and the store's
+//! partition count (`meta/partitions`); a child hashes by its own id like any workflow, and the
+//! `child/` index, which its parent reads, sits in the parent's partition. Parsing a key gives
+//! its partition back ([`split_partition`], [`parse_id_key`], [`parse_timer_key`]), so nothing
+//! decodes a record to find one.
+//!
+//! The other keys stay global: the visibility indexes and counters (`fin/`, `crt/`, `lus/`,
+//! `ty/`, `attr/`, `cnt/`, `lcnt/`), idempotency keys (`idem/`, `idemx/`), pending reviews
+//! (`review/`), schedules (`sched/`, `schedx/`) and `meta/`. Visibility (list, count, describe
+//! by type or attribute, the reviews a person may decide) is served by any node and reads across
+//! every partition in one scan; an idempotency key or a schedule names a workflow before its
+//! partition is known. None is read to recover a partition: what the owner needs is partitioned.
 //!
 //! | key | value | purpose |
 //! | --- | --- | --- |
@@ -11,14 +28,15 @@
 //! | `meta/live-index` | `[0x01]` | the `live/` index is complete (written once, by the first engine that built it) |
 //! | `meta/partitions` | `[0x01][u16 big-endian]` | how many partitions the store's workflows are spread over (1 until the partitions issue); a workflow's partition is FNV-1a of its id modulo it (see `engine::partition`) |
 //! | `meta/lifecycle` | `[0x01]` | every `wf/` record is of format `0x02` (store format 3; written at creation, or when the upgrade from format 2 is complete: see `engine::record_upgrade`) |
-//! | `wf/<id>` | `[0x02][WorkflowRecord]` | one per workflow: state, pending command, status, and its [`Lifecycle`] (cancellation request, delivered cancellation, execution deadline, timed out, parent link, trace context) |
-//! | `live/<id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
-//! | `tm/<deadline ms: u64 BE><id>` | empty | timer index: a range scan finds due timers |
-//! | `sig/<id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
-//! | `sigid/<id>\0<signal id>` | `[0x01][SignalIdRecord]` | a caller's signal id was accepted: a repeat within the window is not queued again |
+//! | `meta/partition-keys` | `[0x02]` | every per-workflow key carries its partition (store format 5; `[0x01]`: the upgrade from format 4 moved the timers, see `engine::key_upgrade`) |
+//! | `wf/<p><id>` | `[0x02][WorkflowRecord]` | one per workflow: state, pending command, status, and its [`Lifecycle`] (cancellation request, delivered cancellation, execution deadline, timed out, parent link, trace context) |
+//! | `live/<p><id>` | empty | live index: one per workflow that has not finished (running, waiting or parked) |
+//! | `tm/<p><deadline ms: u64 BE><id>` | empty | timer index: a range scan finds one partition's due timers ([`due_timers_end`]) |
+//! | `sig/<p><id>\0<epoch: u64 BE><n: u64 BE>` | `[0x01][SignalRecord]` | a workflow's durable signal queue, in send order |
+//! | `sigid/<p><id>\0<signal id>` | `[0x01][SignalIdRecord]` | a caller's signal id was accepted: a repeat within the window is not queued again |
 //! | `idem/<key>` | `[0x01][IdempotencyRecord]` | idempotency key of a start -> workflow id |
-//! | `wfattr/<id>` | `[0x01][AttributesRecord]` | a workflow's search attributes |
-//! | `actres/<id>` | `[0x01][ActivityResultRecord]` | the activity result a parked workflow resumes with when retried |
+//! | `wfattr/<p><id>` | `[0x01][AttributesRecord]` | a workflow's search attributes |
+//! | `actres/<p><id>` | `[0x01][ActivityResultRecord]` | the activity result a parked workflow resumes with when retried |
 //! | `attr/<key>/<value>/<id>` | empty | attribute index: a prefix scan finds one value's workflows, in id order |
 //! | `meta/visibility-index` | `[0x01]` | the `ty/` and `fin/` indexes and the `cnt/` counters are complete |
 //! | `ty/<type>\0<id>` | empty | type index: a prefix scan finds one type's workflows, in id order |
@@ -26,13 +44,16 @@
 //! | `meta/order-index` | `[0x02]` | the `crt/`, `lus/` and `child/` indexes are complete (`[0x01]`: an earlier layout, with `lupd/`, rebuilt at build) |
 //! | `crt/<created ms: u64 BE><id>` | empty | created-time index: every workflow by when it started |
 //! | `lus/<updated s: u64 BE><id>` | empty | update-time index of live workflows, by the second of the last write: moved when a write falls in a later second, deleted when it finishes (a finished one's last update is its `fin/` time) |
-//! | `child/<parent id>\0<child id>` | empty | children index: a parent's children, in id order |
+//! | `child/<p of the parent><parent id>\0<child id>` | empty | children index: a parent's children, in id order |
 //! | `idemx/<expires ms: u64 BE><key>` | empty | an idempotency key kept after a retention purge, until it expires |
 //! | `cnt/<status>\0<type>` | `[0x01][u64 big-endian]` | finished workflows of a type with a status; written by the writer alone |
 //! | `meta/live-counters` | `[0x01]` | the `lcnt/` counters are complete |
 //! | `lcnt/<status>\0<type>\0<version: u32 BE><fingerprint: u64 BE>` | `[0x01][u64 big-endian]` | unfinished workflows (`Running`, `Waiting`, `Parked`) of a type's version stored with a status; written by the writer alone |
 //! | `sched/<id>`, `schedx/<due ms: u64 BE><id>` | see `engine::schedule::store` | durable schedules and their fire-time index |
-//! | `attempt/<id>\0[<branch: u32 BE>]` | `[0x01][AttemptRecord]` | the activity attempt started last, when past the first (the first rides on the step's commit) |
+//! | `attempt/<p><id>\0[<branch: u32 BE>]` | `[0x01][AttemptRecord]` | the activity attempt started last, when past the first (the first rides on the step's commit) |
+//! | `upd/<p><id>\0<update id>` | `[0x01][UpdateResponseRecord]` | an update's answer, so a duplicate gets it |
+//! | `updq/<p><id>\0<update id>` | empty | an update was queued, so a duplicate is not queued again |
+//! | `review/<id>` | `[0x01][ReviewRecord]` | the review a workflow waits on (global: listed by the reviews API) |
 //!
 //! Store format 2 kept a workflow's lifecycle in side keys, beside a `wf/<id>` record of format
 //! `0x01` (the same record without its lifecycle). Format 3 never stores them; the build that
@@ -61,7 +82,11 @@
 //! workflows with that value, whatever bytes keys and strings hold, and within one key values
 //! sort by type, then numerically or bytewise.
 //!
-//! Workflow ids never contain a NUL byte, so `sig/<id>\0` is a prefix of one workflow's queue
+//! Store formats 1 to 4 laid the per-workflow keys out without `<p>` (`wf/<id>`,
+//! `tm/<deadline><id>`, ...); the build that finds such a store moves them into partition 0 (see
+//! `engine::key_upgrade`).
+//!
+//! Workflow ids never contain a NUL byte, so `sig/<p><id>\0` is a prefix of one workflow's queue
 //! only. Signal sequence numbers are the sending engine's epoch then a counter, so they grow
 //! across restarts without a stored counter.
 //!
@@ -71,6 +96,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::activity::ActivityOptions;
 use crate::codec::{self, CodecError};
+
+pub use super::partition::Partition;
 
 /// The format tag of every record this version of the engine writes, but the workflow record
 /// ([`FORMAT_V2`]).
@@ -86,7 +113,7 @@ pub const ATTRIBUTE_INDEX_PREFIX: &[u8] = b"attr/";
 pub const EPOCH_KEY: &[u8] = b"meta/epoch";
 /// The prefix of workflow records.
 pub const WORKFLOW_PREFIX: &[u8] = b"wf/";
-/// The prefix of the live index: `live/<id>` for every workflow not finished, so recovery and
+/// The prefix of the live index: `live/<p><id>` for every workflow not finished, so recovery and
 /// listings of running, waiting or parked workflows read those alone, however many finished
 /// ones the store holds.
 pub const LIVE_PREFIX: &[u8] = b"live/";
@@ -131,6 +158,30 @@ pub const VISIBILITY_INDEX_V1: &[u8] = &[FORMAT_V1];
 pub const LIFECYCLE_KEY: &[u8] = b"meta/lifecycle";
 /// The value of [`LIFECYCLE_KEY`].
 pub const LIFECYCLE_V1: &[u8] = &[FORMAT_V1];
+/// Says how far the move of per-workflow keys into their partition has gone (store format 5,
+/// see `engine::key_upgrade`): [`PARTITION_KEYS_TIMERS`] once the timers are moved,
+/// [`PARTITION_KEYS_DONE`] once every key is. Written `DONE` when a store is created.
+pub const PARTITION_KEYS_KEY: &[u8] = b"meta/partition-keys";
+/// A value of [`PARTITION_KEYS_KEY`]: the `tm/` keys carry their partition, others may not yet.
+pub const PARTITION_KEYS_TIMERS: &[u8] = &[0x01];
+/// A value of [`PARTITION_KEYS_KEY`]: every per-workflow key carries its partition.
+pub const PARTITION_KEYS_DONE: &[u8] = &[0x02];
+/// The prefixes of the per-workflow keys that carry the workflow's partition right after the
+/// prefix (`<prefix><p: u16 BE>...`): everything the owner of a partition reads to recover and
+/// drive its workflows. The other keys are global (see the module docs).
+pub const PARTITIONED_PREFIXES: &[&[u8]] = &[
+    WORKFLOW_PREFIX,
+    LIVE_PREFIX,
+    TIMER_PREFIX,
+    SIGNAL_PREFIX,
+    SIGNAL_ID_PREFIX,
+    UPDATE_RESPONSE_PREFIX,
+    UPDATE_QUEUED_PREFIX,
+    ACTIVITY_RESULT_PREFIX,
+    ATTEMPT_PREFIX,
+    ATTRIBUTES_PREFIX,
+    CHILD_PREFIX,
+];
 /// `crt/<created ms BE><id>`: the created-time index, every workflow by when it started
 /// (empty value), written by the commit that creates it and deleted by its purge, so a listing
 /// by creation time reads one page of it.
@@ -201,31 +252,67 @@ pub const ACTIVITY_RESULT_PREFIX: &[u8] = b"actres/";
 /// `review/<id>`: the review a workflow waits on ([`ReviewRecord`]).
 pub const REVIEW_PREFIX: &[u8] = b"review/";
 
-/// `upd/<id>\0<update id>`
-pub fn update_response_key(id: &str, update_id: &str) -> Vec<u8> {
-    [
+/// `<prefix><p: u16 BE>`: where one partition's keys of a per-workflow family begin.
+pub fn partition_prefix(prefix: &[u8], p: Partition) -> Vec<u8> {
+    [prefix, &p.to_be_bytes()].concat()
+}
+
+/// `<prefix><p: u16 BE><id><tail...>`: a per-workflow key, in one allocation.
+fn partitioned(prefix: &[u8], p: Partition, id: &str, tail: &[&[u8]]) -> Vec<u8> {
+    let len = prefix.len() + 2 + id.len() + tail.iter().map(|t| t.len()).sum::<usize>();
+    let mut key = Vec::with_capacity(len);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&p.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    for part in tail {
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// Splits a per-workflow key of family `prefix` into its partition and what follows it; `None`
+/// when `key` is not of the family or too short to hold a partition.
+pub fn split_partition<'a>(prefix: &[u8], key: &'a [u8]) -> Option<(Partition, &'a [u8])> {
+    let rest = key.strip_prefix(prefix)?;
+    let (p, rest) = rest.split_first_chunk::<2>()?;
+    Some((Partition(u16::from_be_bytes(*p)), rest))
+}
+
+/// Splits a key `<prefix><p: u16 BE><id>` (`wf/`, `live/`, `actres/`, `wfattr/`) into its
+/// partition and workflow id; `None` when it is not of the family or the id is not UTF-8.
+pub fn parse_id_key<'a>(prefix: &[u8], key: &'a [u8]) -> Option<(Partition, &'a str)> {
+    let (p, id) = split_partition(prefix, key)?;
+    Some((p, std::str::from_utf8(id).ok()?))
+}
+
+/// `upd/<p><id>\0`: the prefix of one workflow's update answers.
+pub fn update_responses_prefix(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(UPDATE_RESPONSE_PREFIX, p, id, &[b"\0"])
+}
+
+/// `updq/<p><id>\0`: the prefix of one workflow's queued updates.
+pub fn update_queue_prefix(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(UPDATE_QUEUED_PREFIX, p, id, &[b"\0"])
+}
+
+/// `upd/<p><id>\0<update id>`
+pub fn update_response_key(p: Partition, id: &str, update_id: &str) -> Vec<u8> {
+    partitioned(
         UPDATE_RESPONSE_PREFIX,
-        id.as_bytes(),
-        b"\0",
-        update_id.as_bytes(),
-    ]
-    .concat()
+        p,
+        id,
+        &[b"\0", update_id.as_bytes()],
+    )
 }
 
-/// `updq/<id>\0<update id>`
-pub fn update_queued_key(id: &str, update_id: &str) -> Vec<u8> {
-    [
-        UPDATE_QUEUED_PREFIX,
-        id.as_bytes(),
-        b"\0",
-        update_id.as_bytes(),
-    ]
-    .concat()
+/// `updq/<p><id>\0<update id>`
+pub fn update_queued_key(p: Partition, id: &str, update_id: &str) -> Vec<u8> {
+    partitioned(UPDATE_QUEUED_PREFIX, p, id, &[b"\0", update_id.as_bytes()])
 }
 
-/// `actres/<id>`
-pub fn activity_result_key(id: &str) -> Vec<u8> {
-    [ACTIVITY_RESULT_PREFIX, id.as_bytes()].concat()
+/// `actres/<p><id>`
+pub fn activity_result_key(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(ACTIVITY_RESULT_PREFIX, p, id, &[])
 }
 
 /// The result of a workflow's pending activity, stored at `actres/<id>` (format tag `0x01`)
@@ -242,14 +329,13 @@ pub struct ActivityResultRecord {
     pub result: Result<Vec<u8>, crate::activity::ActivityError>,
 }
 
-/// `attempt/<id>\0` for the workflow's pending activity, `attempt/<id>\0<branch BE>` for the
-/// activity of a group's branch `branch`.
-pub fn attempt_key(id: &str, branch: Option<u32>) -> Vec<u8> {
-    let mut key = [ATTEMPT_PREFIX, id.as_bytes(), b"\0"].concat();
-    if let Some(branch) = branch {
-        key.extend_from_slice(&branch.to_be_bytes());
+/// `attempt/<p><id>\0` for the workflow's pending activity, `attempt/<p><id>\0<branch BE>` for
+/// the activity of a group's branch `branch`.
+pub fn attempt_key(p: Partition, id: &str, branch: Option<u32>) -> Vec<u8> {
+    match branch {
+        Some(branch) => partitioned(ATTEMPT_PREFIX, p, id, &[b"\0", &branch.to_be_bytes()]),
+        None => partitioned(ATTEMPT_PREFIX, p, id, &[b"\0"]),
     }
-    key
 }
 
 /// The attempt of a pending activity started last, stored at [`attempt_key`] (format tag
@@ -495,14 +581,14 @@ pub fn decode_epoch(bytes: &[u8]) -> Result<u64, RecordError> {
     }
 }
 
-/// `wf/<id>`
-pub fn workflow_key(id: &str) -> Vec<u8> {
-    [WORKFLOW_PREFIX, id.as_bytes()].concat()
+/// `wf/<p><id>`
+pub fn workflow_key(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(WORKFLOW_PREFIX, p, id, &[])
 }
 
-/// `live/<id>`: empty value.
-pub fn live_key(id: &str) -> Vec<u8> {
-    [LIVE_PREFIX, id.as_bytes()].concat()
+/// `live/<p><id>`: empty value.
+pub fn live_key(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(LIVE_PREFIX, p, id, &[])
 }
 
 /// `idemx/<expires ms BE><key>`: empty value.
@@ -553,14 +639,15 @@ pub fn parse_time_key(prefix: &[u8], key: &[u8]) -> Option<(u64, String)> {
     Some((ms, String::from_utf8(id.to_vec()).ok()?))
 }
 
-/// `child/<parent>\0`: where the children index lists `parent`'s children.
-pub fn children_prefix(parent: &str) -> Vec<u8> {
-    [CHILD_PREFIX, parent.as_bytes(), b"\0"].concat()
+/// `child/<p><parent>\0`: where the children index lists `parent`'s children; `p` is the
+/// parent's partition (a child hashes to its own, like any workflow).
+pub fn children_prefix(p: Partition, parent: &str) -> Vec<u8> {
+    partitioned(CHILD_PREFIX, p, parent, &[b"\0"])
 }
 
-/// `child/<parent>\0<child>`: empty value.
-pub fn child_key(parent: &str, child: &str) -> Vec<u8> {
-    [children_prefix(parent).as_slice(), child.as_bytes()].concat()
+/// `child/<p><parent>\0<child>`: empty value; `p` is the parent's partition.
+pub fn child_key(p: Partition, parent: &str, child: &str) -> Vec<u8> {
+    partitioned(CHILD_PREFIX, p, parent, &[b"\0", child.as_bytes()])
 }
 
 /// `cnt/<status>\0<type>`: a counter (see [`encode_counter`]).
@@ -697,46 +784,82 @@ impl RecordStatus {
     }
 }
 
-/// `tm/<deadline ms BE><id>`
-pub fn timer_key(deadline_ms: u64, id: &str) -> Vec<u8> {
-    [TIMER_PREFIX, &deadline_ms.to_be_bytes(), id.as_bytes()].concat()
+/// `tm/<p><deadline ms BE><id>`: one partition's timers sort by deadline, so its due ones are
+/// one range scan (see [`due_timers_end`]).
+pub fn timer_key(p: Partition, deadline_ms: u64, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TIMER_PREFIX.len() + 10 + id.len());
+    key.extend_from_slice(TIMER_PREFIX);
+    key.extend_from_slice(&p.to_be_bytes());
+    key.extend_from_slice(&deadline_ms.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
-/// Splits a timer key into its deadline and workflow id.
-pub fn parse_timer_key(key: &[u8]) -> Option<(u64, String)> {
-    let rest = key.strip_prefix(TIMER_PREFIX)?;
-    if rest.len() < 8 {
-        return None;
+/// The end (excluded) of partition `p`'s timers due at `now_ms`: the range from
+/// `partition_prefix(TIMER_PREFIX, p)` to it holds exactly those with a deadline at or before
+/// `now_ms`.
+pub fn due_timers_end(p: Partition, now_ms: u64) -> Vec<u8> {
+    match now_ms.checked_add(1) {
+        Some(next) => [TIMER_PREFIX, &p.to_be_bytes(), &next.to_be_bytes()].concat(),
+        None => crate::storage::prefix_end(&partition_prefix(TIMER_PREFIX, p))
+            .unwrap_or_else(|| TIMER_PREFIX.to_vec()),
     }
-    let (deadline, id) = rest.split_at(8);
-    let deadline = u64::from_be_bytes(deadline.try_into().ok()?);
-    Some((deadline, String::from_utf8(id.to_vec()).ok()?))
 }
 
-/// `sig/<id>\0`: the prefix of one workflow's signal queue.
-pub fn signal_queue_prefix(id: &str) -> Vec<u8> {
-    [SIGNAL_PREFIX, id.as_bytes(), b"\0"].concat()
+/// A timer index entry, parsed: its partition, deadline and workflow id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerEntry {
+    /// The workflow's partition.
+    pub partition: Partition,
+    /// When it fires, in ms since the Unix epoch.
+    pub deadline_ms: u64,
+    /// The workflow's id.
+    pub id: String,
 }
 
-/// `sig/<id>\0<epoch BE><n BE>`
-pub fn signal_key(id: &str, epoch: u64, n: u64) -> Vec<u8> {
-    [
-        signal_queue_prefix(id).as_slice(),
-        &epoch.to_be_bytes(),
-        &n.to_be_bytes(),
-    ]
-    .concat()
+/// Splits a timer key into its partition, deadline and workflow id.
+pub fn parse_timer_key(key: &[u8]) -> Option<TimerEntry> {
+    let (partition, rest) = split_partition(TIMER_PREFIX, key)?;
+    let (deadline, id) = rest.split_first_chunk::<8>()?;
+    Some(TimerEntry {
+        partition,
+        deadline_ms: u64::from_be_bytes(*deadline),
+        id: String::from_utf8(id.to_vec()).ok()?,
+    })
 }
 
-/// `sigid/<id>\0`: the prefix of one workflow's signal ids.
-pub fn signal_id_prefix(id: &str) -> Vec<u8> {
-    [SIGNAL_ID_PREFIX, id.as_bytes(), b"\0"].concat()
+/// `sig/<p><id>\0`: the prefix of one workflow's signal queue.
+pub fn signal_queue_prefix(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(SIGNAL_PREFIX, p, id, &[b"\0"])
 }
 
-/// `sigid/<id>\0<signal id>`: the record of a caller's signal id. Workflow ids hold no NUL, so
-/// the prefix names one workflow's ids whatever bytes the signal id holds.
-pub fn signal_id_key(id: &str, signal_id: &str) -> Vec<u8> {
-    [signal_id_prefix(id).as_slice(), signal_id.as_bytes()].concat()
+/// The queue prefix (`sig/<p><id>\0`) of signal key `key`, if it is one: the partition's two
+/// bytes may hold a NUL, so the id's terminator is looked for after them.
+pub fn signal_queue_of(key: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = split_partition(SIGNAL_PREFIX, key)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(&key[..SIGNAL_PREFIX.len() + 2 + end + 1])
+}
+
+/// `sig/<p><id>\0<epoch BE><n BE>`
+pub fn signal_key(p: Partition, id: &str, epoch: u64, n: u64) -> Vec<u8> {
+    partitioned(
+        SIGNAL_PREFIX,
+        p,
+        id,
+        &[b"\0", &epoch.to_be_bytes(), &n.to_be_bytes()],
+    )
+}
+
+/// `sigid/<p><id>\0`: the prefix of one workflow's signal ids.
+pub fn signal_id_prefix(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(SIGNAL_ID_PREFIX, p, id, &[b"\0"])
+}
+
+/// `sigid/<p><id>\0<signal id>`: the record of a caller's signal id. Workflow ids hold no NUL,
+/// so the prefix names one workflow's ids whatever bytes the signal id holds.
+pub fn signal_id_key(p: Partition, id: &str, signal_id: &str) -> Vec<u8> {
+    partitioned(SIGNAL_ID_PREFIX, p, id, &[b"\0", signal_id.as_bytes()])
 }
 
 /// `idem/<key>`
@@ -769,9 +892,9 @@ pub fn cancel_key(id: &str) -> Vec<u8> {
     [CANCEL_PREFIX, id.as_bytes()].concat()
 }
 
-/// `wfattr/<id>`
-pub fn attributes_key(id: &str) -> Vec<u8> {
-    [ATTRIBUTES_PREFIX, id.as_bytes()].concat()
+/// `wfattr/<p><id>`
+pub fn attributes_key(p: Partition, id: &str) -> Vec<u8> {
+    partitioned(ATTRIBUTES_PREFIX, p, id, &[])
 }
 
 /// Appends `bytes` escaped (`0x00` -> `0x00 0xFF`) and terminated (`0x00 0x01`): the encoding
@@ -866,7 +989,7 @@ pub struct AttributesRecord {
     pub values: std::collections::BTreeMap<String, StoredValue>,
 }
 
-/// One workflow instance, stored at `wf/<id>` (format tag `0x02`, [`FORMAT_V2`]).
+/// One workflow instance, stored at `wf/<p><id>` (format tag `0x02`, [`FORMAT_V2`]).
 ///
 /// Layout (bincode, in field order): `workflow_type: String, version: u32, fingerprint: u64,
 /// status: RecordStatus, step: u64, state: Option<bytes>, pending: Option<PendingCommand>,
@@ -1276,19 +1399,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timer_keys_sort_by_deadline_and_parse_back() {
-        let early = timer_key(5, "zz");
-        let late = timer_key(256, "aa");
+    fn timer_keys_sort_by_partition_then_deadline_and_parse_back() {
+        let p = Partition(3);
+        let early = timer_key(p, 5, "zz");
+        let late = timer_key(p, 256, "aa");
         assert!(early < late);
-        assert_eq!(parse_timer_key(&late), Some((256, "aa".to_string())));
+        assert!(late < timer_key(Partition(4), 0, "aa"));
+        assert_eq!(
+            parse_timer_key(&late),
+            Some(TimerEntry {
+                partition: p,
+                deadline_ms: 256,
+                id: "aa".into()
+            })
+        );
+        // One partition's due timers are the range from its prefix to `due_timers_end`.
+        let start = partition_prefix(TIMER_PREFIX, p);
+        let end = due_timers_end(p, 256);
+        assert!(start <= early && late < end);
+        assert!(timer_key(p, 257, "a") >= end);
+        assert!(timer_key(Partition(2), 1, "a") < start);
     }
 
     #[test]
     fn a_signal_queue_prefix_covers_one_workflow_only() {
-        let prefix = signal_queue_prefix("a");
-        assert!(signal_key("a", 1, 2).starts_with(&prefix));
-        assert!(!signal_key("a/b", 1, 2).starts_with(&prefix));
-        assert!(!signal_key("ab", 1, 2).starts_with(&prefix));
+        let p = Partition(0x0100);
+        let prefix = signal_queue_prefix(p, "a");
+        assert!(signal_key(p, "a", 1, 2).starts_with(&prefix));
+        assert!(!signal_key(p, "a/b", 1, 2).starts_with(&prefix));
+        assert!(!signal_key(p, "ab", 1, 2).starts_with(&prefix));
+        assert!(!signal_key(Partition(1), "a", 1, 2).starts_with(&prefix));
+        // The partition's bytes hold a NUL; the queue is still found after them.
+        assert_eq!(
+            signal_queue_of(&signal_key(p, "a", 1, 2)),
+            Some(prefix.as_slice())
+        );
+        assert_eq!(
+            parse_id_key(WORKFLOW_PREFIX, &workflow_key(p, "a")),
+            Some((p, "a"))
+        );
     }
 
     #[test]

@@ -46,10 +46,12 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
             if value.first() != Some(&record::FORMAT_V1) {
                 continue;
             }
-            let Ok(id) = std::str::from_utf8(&key[record::WORKFLOW_PREFIX.len()..]) else {
+            // Keys carry their partition since format 5, which `key_upgrade` moved them to
+            // before this runs; the side keys read below never did.
+            let Some((p, id)) = record::parse_id_key(record::WORKFLOW_PREFIX, key) else {
                 continue;
             };
-            upgrade(storage, id, value, &mut batch)?;
+            upgrade(storage, (p, id), value, &mut batch)?;
         }
         if done {
             batch.put(record::LIFECYCLE_KEY, record::LIFECYCLE_V1.to_vec());
@@ -66,7 +68,7 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
 /// its side keys, and the deletes of those keys. Nothing for a record that does not decode.
 fn upgrade(
     storage: &dyn Storage,
-    id: &str,
+    (p, id): (record::Partition, &str),
     value: &[u8],
     batch: &mut Batch,
 ) -> Result<(), EngineError> {
@@ -114,7 +116,7 @@ fn upgrade(
     // Committed without the writer: the live counters are counted afresh after this upgrade
     // (`visibility::ensure_live_counters`, a store this old has none), so its deltas go.
     visibility::strip_deltas(batch);
-    batch.put(record::workflow_key(id), record::encode_record(&stored)?);
+    batch.put(record::workflow_key(p, id), record::encode_record(&stored)?);
     for key in side {
         batch.delete(key);
     }

@@ -1,7 +1,10 @@
 //! Recovery at build: resume every in-flight workflow from its stored record.
 //!
-//! It reads the live index (`live/<id>`) and those workflows' records only, so its cost follows
-//! the workflows in flight, not the finished ones the store keeps.
+//! It reads the live index (`live/<p><id>`) and those workflows' records only, so its cost
+//! follows the workflows in flight, not the finished ones the store keeps. It goes partition by
+//! partition, each read from that partition's keys alone (its `tm/<p>` timers and `live/<p>`
+//! index, then the records they name), which is what the owner of one partition needs to take
+//! it over.
 //!
 //! Pending activities are dispatched again (with the same idempotency key), timers are re-armed
 //! at their stored deadline from the `tm/` index, signal waits look at their queue again (a
@@ -104,30 +107,49 @@ pub(crate) fn recover(inner: &Arc<Inner>) -> Result<RecoveryReport, EngineError>
         ran: true,
         ..RecoveryReport::default()
     };
-    for_each(inner, record::TIMER_PREFIX, |key, _| {
-        match record::parse_timer_key(key) {
-            Some((deadline, id)) => inner.timers.arm(deadline, &id),
-            None => inner.damage.unparsed(key),
-        }
-        Ok(())
-    })?;
+    for p in inner.partitions.all() {
+        recover_partition(inner, p, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Recovers partition `p` from its own keys: arms its timers, resumes its live workflows.
+fn recover_partition(
+    inner: &Arc<Inner>,
+    p: record::Partition,
+    report: &mut RecoveryReport,
+) -> Result<(), EngineError> {
+    for_each(
+        inner,
+        &record::partition_prefix(record::TIMER_PREFIX, p),
+        |key, _| {
+            match record::parse_timer_key(key) {
+                Some(timer) => inner.timers.arm(timer.deadline_ms, &timer.id),
+                None => inner.damage.unparsed(key),
+            }
+            Ok(())
+        },
+    )?;
     // The live index names the workflows not finished; finished ones are never read, however
     // many the store holds.
-    for_each(inner, record::LIVE_PREFIX, |key, _| {
-        let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
-            inner.damage.unparsed(key);
-            return Ok(());
-        };
-        match inner.read_raw(id)? {
-            Some(value) => resume(inner, id, &value, &mut report),
-            // Nothing else writes while the engine builds, so this is damage, not a race.
-            None => inner
-                .damage
-                .skipped(key, "it names a workflow the store holds no record of"),
-        }
-        Ok(())
-    })?;
-    Ok(report)
+    for_each(
+        inner,
+        &record::partition_prefix(record::LIVE_PREFIX, p),
+        |key, _| {
+            let Some((_, id)) = record::parse_id_key(record::LIVE_PREFIX, key) else {
+                inner.damage.unparsed(key);
+                return Ok(());
+            };
+            match inner.storage.get(&record::workflow_key(p, id))? {
+                Some(value) => resume(inner, id, &value, report),
+                // Nothing else writes while the engine builds, so this is damage, not a race.
+                None => inner
+                    .damage
+                    .skipped(key, "it names a workflow the store holds no record of"),
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Starts the runner of workflow `id` from its stored record `value` when it has something to
@@ -210,7 +232,11 @@ fn resume(inner: &Arc<Inner>, id: &str, value: &[u8], report: &mut RecoveryRepor
         Some(PendingCommand::Signal { .. }) => {
             let queued = inner
                 .storage
-                .scan_prefix(&record::signal_queue_prefix(id), None, 1)
+                .scan_prefix(
+                    &record::signal_queue_prefix(inner.partition(id), id),
+                    None,
+                    1,
+                )
                 .map(|entries| !entries.is_empty());
             if let Ok(false) = queued {
                 report.armed += 1;

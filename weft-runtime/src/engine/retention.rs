@@ -330,6 +330,7 @@ async fn expire_keys(
         return Ok(());
     }
     let count = expired.len() as u64;
+    let partitions = inner.partitions;
     inner
         .commit_checked(move |view| {
             let mut batch = Batch::new();
@@ -341,7 +342,10 @@ async fn expire_keys(
                 if let Some(bytes) = view.get(&key)?
                     && let Ok(named) = record::decode_record::<IdempotencyRecord>(&bytes)
                     && view
-                        .get(&record::workflow_key(&named.workflow_id))?
+                        .get(&record::workflow_key(
+                            partitions.of(&named.workflow_id),
+                            &named.workflow_id,
+                        ))?
                         .is_none()
                 {
                     batch.delete(key);

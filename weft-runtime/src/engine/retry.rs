@@ -41,6 +41,11 @@ pub(crate) fn unparked(record: &WorkflowRecord, now_ms: u64) -> Option<WorkflowR
 pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError> {
     let now_ms = to_millis(inner.clock.now());
     let mut restored = 0;
+    // Partition by partition (`live/<p>`), as recovery reads them.
+    let mut partitions = inner.partitions.all();
+    let Some(mut p) = partitions.next() else {
+        return Ok(0);
+    };
     let mut after: Option<Vec<u8>> = None;
     loop {
         // A page of the live index with each record, read off the async workers.
@@ -48,10 +53,11 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
         let page = inner
             .read(move |storage| {
                 let mut page = Vec::new();
-                for (key, _) in storage.scan_prefix(record::LIVE_PREFIX, from.as_deref(), PAGE)? {
-                    let bytes = match std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) {
-                        Ok(id) => storage.get(&record::workflow_key(id))?,
-                        Err(_) => None,
+                let prefix = record::partition_prefix(record::LIVE_PREFIX, p);
+                for (key, _) in storage.scan_prefix(&prefix, from.as_deref(), PAGE)? {
+                    let bytes = match record::parse_id_key(record::LIVE_PREFIX, &key) {
+                        Some((p, id)) => storage.get(&record::workflow_key(p, id))?,
+                        None => None,
                     };
                     page.push((key, bytes));
                 }
@@ -61,7 +67,7 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
         let done = page.len() < PAGE;
         let mut batch = Batch::new();
         for (key, bytes) in &page {
-            let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
+            let Some((p, id)) = record::parse_id_key(record::LIVE_PREFIX, key) else {
                 inner.damage.unparsed(key);
                 continue;
             };
@@ -74,7 +80,7 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
             };
             if let Some(next) = unparked(&stored, now_ms) {
                 visibility::stage_rewrite(id, Some(&stored), &next, &mut batch);
-                batch.put(record::workflow_key(id), record::encode_record(&next)?);
+                batch.put(record::workflow_key(p, id), record::encode_record(&next)?);
                 restored += 1;
             }
         }
@@ -83,10 +89,17 @@ pub(crate) async fn unpark_all(inner: &Arc<Inner>) -> Result<usize, EngineError>
             // fails the build instead of being retried until storage heals.
             inner.commit_checked(move |_| Ok(Some(batch))).await?;
         }
-        if done {
-            return Ok(restored);
+        if !done {
+            after = page.last().map(|(key, _)| key.clone());
+            continue;
         }
-        after = page.last().map(|(key, _)| key.clone());
+        match partitions.next() {
+            Some(next) => {
+                p = next;
+                after = None;
+            }
+            None => return Ok(restored),
+        }
     }
 }
 
@@ -122,12 +135,12 @@ impl Engine {
         // writes leave it: of concurrent retries one restores it, and a workflow that moved on
         // meanwhile is left alone. The writer wakes it once the restore is durable, even if
         // this call is dropped. Anything else is answered from a read, below.
-        let owned_id = id.to_string();
+        let (p, owned_id) = (inner.partition(id), id.to_string());
         let now_ms = to_millis(inner.clock.now());
         let restored = inner
             .request_checked_then(
                 move |view| {
-                    let Some(bytes) = view.get(&record::workflow_key(&owned_id))? else {
+                    let Some(bytes) = view.get(&record::workflow_key(p, &owned_id))? else {
                         return Ok(None);
                     };
                     let Ok(current) = record::decode_record::<WorkflowRecord>(&bytes) else {
@@ -139,7 +152,7 @@ impl Engine {
                     let mut batch = Batch::new();
                     visibility::stage_rewrite(&owned_id, Some(&current), &next, &mut batch);
                     batch.put(
-                        record::workflow_key(&owned_id),
+                        record::workflow_key(p, &owned_id),
                         record::encode_record(&next)?,
                     );
                     Ok(Some(batch))

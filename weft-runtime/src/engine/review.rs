@@ -180,7 +180,12 @@ impl Engine {
             payload,
             sent_ms: to_millis(inner.clock.now()),
         };
-        let signal_key = record::signal_key(workflow_id, inner.epoch, inner.next_signal_seq()?);
+        let signal_key = record::signal_key(
+            inner.partition(workflow_id),
+            workflow_id,
+            inner.epoch,
+            inner.next_signal_seq()?,
+        );
         let signal = record::encode_record(&signal)?;
         let owned_id = workflow_id.to_string();
         // Checked and written by the writer, so of concurrent deciders exactly one finds the

@@ -240,10 +240,10 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
 
 /// Reads a record a runner can drive; `None` when it is missing, finished or parked.
 async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
-    let owned = id.to_string();
+    let (p, owned) = (inner.partition(id), id.to_string());
     let record = inner
         .read(move |storage| {
-            let Some(bytes) = storage.get(&record::workflow_key(&owned))? else {
+            let Some(bytes) = storage.get(&record::workflow_key(p, &owned))? else {
                 return Ok(None);
             };
             // Unreadable, unknown or mismatched records are parked where they are: describe
@@ -253,7 +253,7 @@ async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
             };
             if record.status.is_terminal()
                 || matches!(record.status, RecordStatus::Parked { .. })
-                || !attributes::readable(storage, &owned)?
+                || !attributes::readable(storage, (p, &owned))?
             {
                 return Ok(None);
             }
@@ -280,7 +280,7 @@ async fn load(inner: &Inner, id: &str) -> Result<Option<Loaded>, EngineError> {
 /// since this runner read it); `None` when there is none or the record does not decode.
 async fn stored_cancel(inner: &Inner, id: &str) -> Result<Option<u64>, EngineError> {
     Ok(inner
-        .read_key(record::workflow_key(id))
+        .read_key(record::workflow_key(inner.partition(id), id))
         .await?
         .and_then(|bytes| record::decode_record::<WorkflowRecord>(&bytes).ok())
         .and_then(|stored| stored.lifecycle.cancel_requested_ms))
@@ -304,7 +304,7 @@ pub(crate) fn timeout_resume(
     id: &str,
     pending: Option<&PendingCommand>,
 ) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
-    plan::timeout_resume(id, pending, inner.clock.now())
+    plan::timeout_resume(inner.partition(id), id, pending, inner.clock.now())
 }
 
 /// What resumes the workflow now, if anything. `review` is the review record as read before
@@ -342,14 +342,17 @@ async fn decide(
         }
         return Ok(decision);
     }
-    if let Some(interruption) = plan::on_deadline(id, record, inner.clock.now(), deadline)? {
+    if let Some(interruption) =
+        plan::on_deadline(inner.partition(id), id, record, inner.clock.now(), deadline)?
+    {
         return interrupted(inner, record, interruption).await;
     }
     let cancel_requested = inner
         .with_active(id, |entry| std::mem::take(&mut entry.cancel))
         .unwrap_or(false);
     if cancel_requested || (check_stored_cancel && record.lifecycle.cancel_requested_ms.is_some()) {
-        let interruption = plan::on_cancel_request(id, record, inner.clock.now())?;
+        let interruption =
+            plan::on_cancel_request(inner.partition(id), id, record, inner.clock.now())?;
         return interrupted(inner, record, interruption).await;
     }
     match &record.pending {
@@ -368,7 +371,7 @@ async fn decide(
             // The readiness rule a group's branches follow too (see `plan::ready`).
             let observed = composite::observe(inner, id, pending, &[]).await?;
             let now_ms = to_millis(inner.clock.now());
-            match plan::ready(id, pending, false, now_ms, observed) {
+            match plan::ready(inner.partition(id), id, pending, false, now_ms, observed) {
                 Ok(Some(ready)) => Ok(Decision::Resume(
                     ready.resume,
                     ready.consumes.into_iter().collect(),
@@ -400,7 +403,7 @@ async fn decide(
                 return Ok(match kept {
                     Kept::Result(result) => Decision::Resume(
                         Resume::Activity(result),
-                        vec![record::activity_result_key(id)],
+                        vec![record::activity_result_key(inner.partition(id), id)],
                         Followup::default(),
                     ),
                     Kept::Unreadable(fault) => {
@@ -483,7 +486,7 @@ async fn decide(
                             inner.with_active(id, |entry| entry.cancel_tx = None);
                             detach(inner, id, call);
                             let (resume, consumed, followup) =
-                                plan::cancel_resume(id, record.pending.as_ref(), inner.clock.now())?;
+                                plan::cancel_resume(inner.partition(id), id, record.pending.as_ref(), inner.clock.now())?;
                             return Ok(Decision::Resume(resume, consumed, followup));
                         }
                         if deadline_passed(inner, deadline) {
@@ -504,8 +507,12 @@ async fn decide(
                 .with_active(id, |entry| std::mem::take(&mut entry.cancel))
                 .unwrap_or(false);
             if cancelled {
-                let (resume, consumed, followup) =
-                    plan::cancel_resume(id, record.pending.as_ref(), inner.clock.now())?;
+                let (resume, consumed, followup) = plan::cancel_resume(
+                    inner.partition(id),
+                    id,
+                    record.pending.as_ref(),
+                    inner.clock.now(),
+                )?;
                 return Ok(Decision::Resume(resume, consumed, followup));
             }
             Ok(Decision::Resume(
@@ -601,6 +608,7 @@ async fn advance(
     };
     let step = plan::Step {
         id,
+        partition: inner.partition(id),
         record: &mut *record,
         stored: true,
         stepped,
@@ -663,7 +671,7 @@ async fn facts(inner: &Inner, step: &plan::Step<'_>) -> Result<plan::Facts, Engi
     };
     for (update_id, _) in step.effects.responses.iter().flatten() {
         if inner
-            .read_key(record::update_response_key(id, update_id))
+            .read_key(record::update_response_key(step.partition, id, update_id))
             .await?
             .is_some()
         {
@@ -696,7 +704,7 @@ async fn facts(inner: &Inner, step: &plan::Step<'_>) -> Result<plan::Facts, Engi
 
 /// The keys of the review decisions queued for `id`.
 async fn review_decisions(inner: &Inner, id: &str) -> Result<Vec<Vec<u8>>, EngineError> {
-    let prefix = record::signal_queue_prefix(id);
+    let prefix = record::signal_queue_prefix(inner.partition(id), id);
     let mut keys = Vec::new();
     for (key, value) in inner.read_prefix(prefix).await? {
         if let Ok(signal) = record::decode_record::<record::SignalRecord>(&value)
@@ -727,7 +735,13 @@ async fn park(
 ) -> Result<(), EngineError> {
     // Parked on a copy: the runner reads the record again if it is woken meanwhile.
     let mut parked = record.clone();
-    let plan = plan::parked(id, &mut parked, fault, inner.clock.now())?;
+    let plan = plan::parked(
+        inner.partition(id),
+        id,
+        &mut parked,
+        fault,
+        inner.clock.now(),
+    )?;
     inner.commit(plan.batch).await?;
     effects::committed(inner, id, &parked, plan.effects);
     Ok(())
@@ -756,7 +770,10 @@ enum Kept {
 /// The activity result kept for `id` when the step it resumed at `step` parked; `None` when
 /// none is kept for this step.
 async fn kept_result(inner: &Inner, id: &str, step: u64) -> Result<Option<Kept>, EngineError> {
-    let Some(bytes) = inner.read_key(record::activity_result_key(id)).await? else {
+    let Some(bytes) = inner
+        .read_key(record::activity_result_key(inner.partition(id), id))
+        .await?
+    else {
         return Ok(None);
     };
     Ok(

@@ -42,12 +42,12 @@ impl SignalOptions {
 /// the writer sees storage.
 pub(crate) fn seen(
     view: &dyn ReadView,
-    id: &str,
+    (p, id): (record::Partition, &str),
     signal_id: &str,
     now_ms: u64,
     window: Duration,
 ) -> Result<bool, EngineError> {
-    let key = record::signal_id_key(id, signal_id);
+    let key = record::signal_id_key(p, id, signal_id);
     let Some(bytes) = view.get(&key)? else {
         return Ok(false);
     };
@@ -63,12 +63,12 @@ pub(crate) fn seen(
 /// Adds the record of `signal_id`, accepted at `now_ms`, to the signal's batch.
 pub(crate) fn remember(
     batch: &mut Batch,
-    id: &str,
+    (p, id): (record::Partition, &str),
     signal_id: &str,
     now_ms: u64,
 ) -> Result<(), EngineError> {
     batch.put(
-        record::signal_id_key(id, signal_id),
+        record::signal_id_key(p, id, signal_id),
         record::encode_record(&SignalIdRecord {
             accepted_ms: now_ms,
         })?,

@@ -116,10 +116,13 @@ pub(crate) fn deleted_by(batch: &Batch) -> Vec<(u64, String)> {
     let mut deleted = Vec::new();
     for write in &batch.writes {
         match write {
-            Write::Delete(key) => deleted.extend(record::parse_timer_key(key)),
+            Write::Delete(key) => deleted
+                .extend(record::parse_timer_key(key).map(|timer| (timer.deadline_ms, timer.id))),
             Write::Put(key, _) => {
                 if let Some(put) = record::parse_timer_key(key) {
-                    deleted.retain(|timer| *timer != put);
+                    deleted.retain(|(deadline_ms, id)| {
+                        (*deadline_ms, id.as_str()) != (put.deadline_ms, put.id.as_str())
+                    });
                 }
             }
         }
@@ -176,10 +179,11 @@ mod tests {
     #[test]
     fn a_batch_deletes_the_timers_it_does_not_put_back() {
         let mut batch = Batch::new();
-        batch.delete(record::timer_key(5, "a"));
-        batch.delete(record::timer_key(6, "a"));
-        batch.put(record::timer_key(6, "a"), Vec::new());
-        batch.delete(record::workflow_key("a"));
+        let p = record::Partition::ZERO;
+        batch.delete(record::timer_key(p, 5, "a"));
+        batch.delete(record::timer_key(p, 6, "a"));
+        batch.put(record::timer_key(p, 6, "a"), Vec::new());
+        batch.delete(record::workflow_key(p, "a"));
         assert_eq!(deleted_by(&batch), vec![(5, "a".to_string())]);
     }
 

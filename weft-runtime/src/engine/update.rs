@@ -76,7 +76,7 @@ impl Engine {
         let inner = &self.inner;
         inner.check_live()?;
         let UpdateOptions { update_id, timeout } = options;
-        let answer_key = record::update_response_key(id, &update_id);
+        let answer_key = record::update_response_key(inner.partition(id), id, &update_id);
         let queued = {
             let engine = self.clone();
             let (id, queue, update_id) = (id.to_string(), queue.to_string(), update_id.clone());
@@ -143,8 +143,9 @@ impl Engine {
         update_id: &str,
     ) -> Result<Option<Payload>, EngineError> {
         let inner = &self.inner;
-        let answer_key = record::update_response_key(id, update_id);
-        let queued_key = record::update_queued_key(id, update_id);
+        let p = inner.partition(id);
+        let answer_key = record::update_response_key(p, id, update_id);
+        let queued_key = record::update_queued_key(p, id, update_id);
         if let Some(answer) = read_answer(self, &answer_key).await? {
             return Ok(Some(answer));
         }
@@ -166,7 +167,7 @@ impl Engine {
                 payload,
                 sent_ms: to_millis(inner.clock.now()),
             };
-            let key = record::signal_key(id, inner.epoch, inner.next_signal_seq()?);
+            let key = record::signal_key(p, id, inner.epoch, inner.next_signal_seq()?);
             let mut batch = Batch::new();
             batch.put(key, record::encode_record(&signal)?);
             batch.put(queued_key.clone(), Vec::new());
@@ -179,7 +180,7 @@ impl Engine {
                         if view.get(&queued_key)?.is_some() {
                             return Ok(None);
                         }
-                        if view.workflow(&owned_id)?.status.is_terminal() {
+                        if view.workflow(p, &owned_id)?.status.is_terminal() {
                             return Err(EngineError::Finished { id: owned_id });
                         }
                         Ok(Some(batch))

@@ -468,7 +468,7 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
         let done = page.len() < PAGE;
         let mut batch = Batch::new();
         for (key, value) in &page {
-            let Ok(id) = std::str::from_utf8(&key[record::WORKFLOW_PREFIX.len()..]) else {
+            let Some((_, id)) = record::parse_id_key(record::WORKFLOW_PREFIX, key) else {
                 continue;
             };
             // A record that does not decode is left out: its type and status are unknown. It
@@ -510,7 +510,11 @@ pub(crate) fn ensure(storage: &dyn Storage, epoch: u64) -> Result<(), EngineErro
 /// `parent/` links, then [`record::ORDER_INDEX_KEY`] in the last commit. Runs at build before
 /// the writer starts; every write is an idempotent put, so a build that crashed part-way starts
 /// over.
-pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), EngineError> {
+pub(crate) fn ensure_order(
+    storage: &dyn Storage,
+    epoch: u64,
+    partitions: super::partition::Partitions,
+) -> Result<(), EngineError> {
     let marker = storage.get(record::ORDER_INDEX_KEY)?;
     if marker.as_deref() == Some(record::ORDER_INDEX_V2) {
         return Ok(());
@@ -537,12 +541,21 @@ pub(crate) fn ensure_order(storage: &dyn Storage, epoch: u64) -> Result<(), Engi
             let page = storage.scan_prefix(prefix, after.as_deref(), PAGE)?;
             let mut batch = Batch::new();
             for (key, value) in &page {
-                let Ok(id) = std::str::from_utf8(&key[prefix.len()..]) else {
+                // Records are per partition; the `parent/` links of store format 2 are not.
+                let id = if is_record {
+                    record::parse_id_key(prefix, key).map(|(_, id)| id)
+                } else {
+                    std::str::from_utf8(&key[prefix.len()..]).ok()
+                };
+                let Some(id) = id else {
                     continue;
                 };
                 if !is_record {
                     if let Ok(parent) = std::str::from_utf8(value) {
-                        batch.put(record::child_key(parent, id), Vec::new());
+                        batch.put(
+                            record::child_key(partitions.of(parent), parent, id),
+                            Vec::new(),
+                        );
                     }
                     continue;
                 }
@@ -583,10 +596,10 @@ pub(crate) fn ensure_live_counters(storage: &dyn Storage, epoch: u64) -> Result<
     loop {
         let page = storage.scan_prefix(record::LIVE_PREFIX, after.as_deref(), PAGE)?;
         for (key, _) in &page {
-            let Ok(id) = std::str::from_utf8(&key[record::LIVE_PREFIX.len()..]) else {
+            let Some((p, id)) = record::parse_id_key(record::LIVE_PREFIX, key) else {
                 continue;
             };
-            let Some(bytes) = storage.get(&record::workflow_key(id))? else {
+            let Some(bytes) = storage.get(&record::workflow_key(p, id))? else {
                 continue;
             };
             // A record that does not decode has no status to count (list reports it parked).
@@ -624,6 +637,7 @@ pub(crate) fn ensure_live_counters(storage: &dyn Storage, epoch: u64) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use super::super::partition::Partitions;
     use super::*;
     use crate::storage::MemoryStorage;
 
@@ -794,12 +808,18 @@ mod tests {
             ("c", record::RecordStatus::Running),
         ] {
             let bytes = record::encode_record(&with_status(status)).unwrap();
-            storage.put(&record::workflow_key(id), &bytes).unwrap();
-            storage.put(&record::live_key(id), b"").unwrap();
+            storage
+                .put(&record::workflow_key(record::Partition::ZERO, id), &bytes)
+                .unwrap();
+            storage
+                .put(&record::live_key(record::Partition::ZERO, id), b"")
+                .unwrap();
         }
         // Not in the live index: finished, so not counted.
         let done = record::encode_record(&with_status(record::RecordStatus::Completed)).unwrap();
-        storage.put(&record::workflow_key("z"), &done).unwrap();
+        storage
+            .put(&record::workflow_key(record::Partition::ZERO, "z"), &done)
+            .unwrap();
         storage
     }
 
@@ -819,7 +839,9 @@ mod tests {
         assert_eq!(live(&storage, "Running"), Some(1));
         assert!(storage.get(record::LIVE_COUNTERS_KEY).unwrap().is_some());
         // Done once: a later build leaves the counters to the writer.
-        storage.delete(&record::live_key("a")).unwrap();
+        storage
+            .delete(&record::live_key(record::Partition::ZERO, "a"))
+            .unwrap();
         ensure_live_counters(&storage, 3).unwrap();
         assert_eq!(live(&storage, "Waiting"), Some(2));
     }
@@ -831,9 +853,11 @@ mod tests {
             .put(record::EPOCH_KEY, &record::encode_epoch(3))
             .unwrap();
         storage.put(&record::parent_key("p/1"), b"p").unwrap();
-        ensure_order(&storage, 3).unwrap();
+        ensure_order(&storage, 3, Partitions::default()).unwrap();
         assert_eq!(
-            storage.get(&record::child_key("p", "p/1")).unwrap(),
+            storage
+                .get(&record::child_key(record::Partition::ZERO, "p", "p/1"))
+                .unwrap(),
             Some(vec![])
         );
         assert!(storage.get(record::ORDER_INDEX_KEY).unwrap().is_some());
@@ -844,7 +868,7 @@ mod tests {
             .unwrap();
         other.put(&record::parent_key("q/1"), b"q").unwrap();
         assert!(matches!(
-            ensure_order(&other, 3),
+            ensure_order(&other, 3, Partitions::default()),
             Err(EngineError::Fenced { epoch: 3 })
         ));
         assert_eq!(other.get(record::ORDER_INDEX_KEY).unwrap(), None);

@@ -37,6 +37,7 @@ use super::backoff::Backoff;
 use super::cancel_fold::{CancelFold, Staged};
 use super::effects::Effect;
 use super::error::EngineError;
+use super::partition::Partitions;
 use super::record::{self, IdempotencyRecord};
 use super::visibility::{Counters, StagedCounts};
 
@@ -164,10 +165,14 @@ pub(crate) trait ReadView {
     /// The value `key` holds after the writes accepted so far.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
-    /// The workflow record of `id`, decoded; `NotFound` when there is none.
-    fn workflow(&self, id: &str) -> Result<record::WorkflowRecord, EngineError> {
+    /// The workflow record of `id` (of partition `p`), decoded; `NotFound` when there is none.
+    fn workflow(
+        &self,
+        p: record::Partition,
+        id: &str,
+    ) -> Result<record::WorkflowRecord, EngineError> {
         let bytes = self
-            .get(&record::workflow_key(id))?
+            .get(&record::workflow_key(p, id))?
             .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
         record::decode_record(&bytes).map_err(|source| EngineError::Record {
             key: format!("wf/{id}"),
@@ -308,9 +313,7 @@ impl SignalQueues {
 
 /// The queue prefix (`sig/<id>\0`) of signal key `key`, if it is one.
 fn queue_of(key: &[u8]) -> Option<Vec<u8>> {
-    let rest = key.strip_prefix(record::SIGNAL_PREFIX)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(key[..record::SIGNAL_PREFIX.len() + end + 1].to_vec())
+    record::signal_queue_of(key).map(<[u8]>::to_vec)
 }
 
 /// The deletes that clear signal queue `queue` for a workflow's final transition: the signals
@@ -427,6 +430,8 @@ struct Writer<'a, F: Fn(), E: Fn(Vec<Effect>)> {
     queues: SignalQueues,
     counters: Counters,
     cancels: CancelFold,
+    /// The store's partitioning: the partition of a workflow a batch creates or reads.
+    partitions: Partitions,
 }
 
 /// Runs the writer loop on the calling (dedicated) thread until [`WriteOp::Stop`] or until every
@@ -440,7 +445,7 @@ struct Writer<'a, F: Fn(), E: Fn(Vec<Effect>)> {
 /// requests that arrive while transitions are held are refused with that error at once.
 pub(crate) fn run(
     storage: Arc<dyn Storage>,
-    epoch: u64,
+    (epoch, partitions): (u64, Partitions),
     mut rx: mpsc::UnboundedReceiver<Queued>,
     stats: Arc<WriterStats>,
     fenced: Arc<AtomicBool>,
@@ -460,7 +465,8 @@ pub(crate) fn run(
         run_effects,
         queues: SignalQueues::load(&*storage),
         counters: Counters::default(),
-        cancels: CancelFold::default(),
+        cancels: CancelFold::new(partitions),
+        partitions,
     };
     let mut stop = false;
     // The size of the previous batch: whether the engine is busy enough to wait for more.
@@ -779,6 +785,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
         let queues = &mut self.queues;
         let run_effects = &self.run_effects;
         let fold = &self.cancels;
+        let partitions = self.partitions;
         let mut cancels = Staged::default();
         // Sized for every op's writes at once: appended op by op, it would grow many times.
         let mut batch = Batch {
@@ -801,7 +808,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                     reply,
                 } => match check_create(
                     storage,
-                    &id,
+                    (partitions.of(&id), &id),
                     idempotency_key.as_deref(),
                     &new_ids,
                     &new_keys,
@@ -845,7 +852,7 @@ impl<F: Fn(), E: Fn(Vec<Effect>)> Writer<'_, F, E> {
                     launch,
                     reply,
                 } => match with_view(storage, &batch, &mut overlay, |view| {
-                    check_signal_with_start(view, &id, workflow_type)
+                    check_signal_with_start(view, (partitions.of(&id), &id), workflow_type)
                 }) {
                     Ok(Signalled::Started) => {
                         new_ids.insert(id, ());
@@ -1188,10 +1195,10 @@ fn holds(view: &dyn ReadView, expect: &[Expect]) -> Result<bool, EngineError> {
 /// workflow created earlier in it is signalled, and one finished earlier in it is `Finished`.
 fn check_signal_with_start(
     view: &dyn ReadView,
-    id: &str,
+    (p, id): (record::Partition, &str),
     workflow_type: &str,
 ) -> Result<Signalled, EngineError> {
-    let existing = match view.workflow(id) {
+    let existing = match view.workflow(p, id) {
         Ok(existing) => existing,
         Err(EngineError::NotFound { .. }) => return Ok(Signalled::Started),
         Err(e) => return Err(e),
@@ -1211,7 +1218,7 @@ fn check_signal_with_start(
 
 fn check_create(
     storage: &dyn Storage,
-    id: &str,
+    (p, id): (record::Partition, &str),
     idempotency_key: Option<&str>,
     new_ids: &HashMap<String, ()>,
     new_keys: &HashMap<String, String>,
@@ -1229,7 +1236,7 @@ fn check_create(
             return Ok(Created::Existing(existing.workflow_id));
         }
     }
-    if new_ids.contains_key(id) || storage.get(&record::workflow_key(id))?.is_some() {
+    if new_ids.contains_key(id) || storage.get(&record::workflow_key(p, id))?.is_some() {
         return Ok(Created::IdTaken);
     }
     Ok(Created::New)
@@ -1296,7 +1303,10 @@ mod tests {
             .put(record::EPOCH_KEY, &record::encode_epoch(EPOCH))
             .unwrap();
         storage
-            .put(&record::workflow_key(id), &workflow(status))
+            .put(
+                &record::workflow_key(record::Partition::ZERO, id),
+                &workflow(status),
+            )
             .unwrap();
         storage
     }
@@ -1335,6 +1345,7 @@ mod tests {
             queues: SignalQueues::default(),
             counters: Counters::default(),
             cancels: CancelFold::default(),
+            partitions: Partitions::default(),
         };
         let built = writer.build(ops);
         assert!(matches!(writer.land(built), Landing::Done));
@@ -1372,7 +1383,11 @@ mod tests {
     fn signal(id: &str, key: &[u8]) -> (WriteOp, oneshot::Receiver<Result<bool, EngineError>>) {
         let (id, key) = (id.to_string(), key.to_vec());
         checked(move |view| {
-            if view.workflow(&id)?.status.is_terminal() {
+            if view
+                .workflow(record::Partition::ZERO, &id)?
+                .status
+                .is_terminal()
+            {
                 return Err(EngineError::Finished { id });
             }
             let mut batch = Batch::new();
@@ -1383,7 +1398,10 @@ mod tests {
 
     fn finish(id: &str) -> Batch {
         let mut batch = Batch::new();
-        batch.put(record::workflow_key(id), workflow(RecordStatus::Completed));
+        batch.put(
+            record::workflow_key(record::Partition::ZERO, id),
+            workflow(RecordStatus::Completed),
+        );
         batch
     }
 
@@ -1416,7 +1434,9 @@ mod tests {
             Some(&b"signal"[..])
         );
         assert_eq!(
-            storage.get(&record::workflow_key("a")).unwrap(),
+            storage
+                .get(&record::workflow_key(record::Partition::ZERO, "a"))
+                .unwrap(),
             Some(workflow(RecordStatus::Completed))
         );
         assert_eq!(stats.transitions.load(Ordering::Relaxed), 2);
@@ -1425,23 +1445,25 @@ mod tests {
     #[test]
     fn a_final_transition_sweeps_signals_stored_and_accepted_earlier_in_its_batch() {
         let storage = storage_with("a", RecordStatus::Waiting);
-        storage.put(b"sig/a\0stored", b"signal").unwrap();
-        storage.put(b"sig/ab\0other", b"signal").unwrap();
-        let (early, mut early_answer) = signal("a", b"sig/a\0early");
+        let p = record::Partition::ZERO;
+        let queued = |id: &str, n: u64| record::signal_key(p, id, 1, n);
+        storage.put(&queued("a", 1), b"signal").unwrap();
+        storage.put(&queued("ab", 1), b"signal").unwrap();
+        let (early, mut early_answer) = signal("a", &queued("a", 2));
         let (reply, mut done_answer) = oneshot::channel();
         let done = WriteOp::Update {
             batch: finish("a"),
-            sweep: Some(record::signal_queue_prefix("a")),
+            sweep: Some(record::signal_queue_prefix(p, "a")),
             reply,
         };
         run_batch(&storage, EPOCH, vec![early, done]);
 
         assert_eq!(early_answer.try_recv().unwrap(), Ok(true));
         assert_eq!(done_answer.try_recv().unwrap(), Ok(()));
-        assert_eq!(storage.get(b"sig/a\0stored").unwrap(), None);
-        assert_eq!(storage.get(b"sig/a\0early").unwrap(), None);
+        assert_eq!(storage.get(&queued("a", 1)).unwrap(), None);
+        assert_eq!(storage.get(&queued("a", 2)).unwrap(), None);
         // Another workflow's queue, even one whose id extends this one, is not touched.
-        assert!(storage.get(b"sig/ab\0other").unwrap().is_some());
+        assert!(storage.get(&queued("ab", 1)).unwrap().is_some());
     }
 
     #[test]
@@ -1460,9 +1482,12 @@ mod tests {
             assert_eq!(view.get(b"k")?.as_deref(), Some(&b"second"[..]));
             assert_eq!(view.get(b"gone")?, None);
             assert_eq!(view.get(b"back")?, None);
-            assert_eq!(view.workflow("a")?.status, RecordStatus::Waiting);
             assert_eq!(
-                view.workflow("nobody"),
+                view.workflow(record::Partition::ZERO, "a")?.status,
+                RecordStatus::Waiting
+            );
+            assert_eq!(
+                view.workflow(record::Partition::ZERO, "nobody"),
                 Err(EngineError::NotFound {
                     id: "nobody".into()
                 })
@@ -1482,15 +1507,19 @@ mod tests {
         use super::super::signal_ids;
         checked(move |view| {
             let window = std::time::Duration::from_secs(3600);
-            if signal_ids::seen(view, "a", "hook", now_ms, window)? {
+            if signal_ids::seen(view, (record::Partition::ZERO, "a"), "hook", now_ms, window)? {
                 return Ok(None);
             }
-            if view.workflow("a")?.status.is_terminal() {
+            if view
+                .workflow(record::Partition::ZERO, "a")?
+                .status
+                .is_terminal()
+            {
                 return Err(EngineError::Finished { id: "a".into() });
             }
             let mut batch = Batch::new();
             batch.put(key.to_vec(), b"signal".to_vec());
-            signal_ids::remember(&mut batch, "a", "hook", now_ms)?;
+            signal_ids::remember(&mut batch, (record::Partition::ZERO, "a"), "hook", now_ms)?;
             Ok(Some(batch))
         })
     }
@@ -1513,7 +1542,7 @@ mod tests {
         assert_eq!(storage.get(b"sig/a\0three").unwrap(), None);
         assert!(
             storage
-                .get(&record::signal_id_key("a", "hook"))
+                .get(&record::signal_id_key(record::Partition::ZERO, "a", "hook"))
                 .unwrap()
                 .is_some()
         );
@@ -1603,7 +1632,9 @@ mod tests {
             Some(&b"decided"[..])
         );
         assert_eq!(
-            storage.get(&record::workflow_key("a")).unwrap(),
+            storage
+                .get(&record::workflow_key(record::Partition::ZERO, "a"))
+                .unwrap(),
             Some(workflow(RecordStatus::Waiting))
         );
         // A refused transition is not one.
@@ -1683,7 +1714,9 @@ mod tests {
         assert_eq!(late_answer.try_recv().unwrap(), fenced);
         assert_eq!(nothing_answer.try_recv().unwrap(), fenced);
         assert_eq!(
-            storage.get(&record::workflow_key("a")).unwrap(),
+            storage
+                .get(&record::workflow_key(record::Partition::ZERO, "a"))
+                .unwrap(),
             Some(workflow(RecordStatus::Waiting))
         );
     }
@@ -1720,7 +1753,10 @@ mod tests {
     ) -> (WriteOp, oneshot::Receiver<Result<Created, EngineError>>) {
         let (reply, answer) = oneshot::channel();
         let mut writes = Batch::new();
-        writes.put(record::workflow_key(id), workflow(RecordStatus::Running));
+        writes.put(
+            record::workflow_key(record::Partition::ZERO, id),
+            workflow(RecordStatus::Running),
+        );
         if let Some(key) = key {
             writes.put(
                 record::idempotency_key(key),
@@ -1797,7 +1833,12 @@ mod tests {
             signal_answer.try_recv().unwrap(),
             Err(EngineError::Fenced { epoch: EPOCH - 1 })
         );
-        assert_eq!(storage.get(&record::workflow_key("a")).unwrap(), None);
+        assert_eq!(
+            storage
+                .get(&record::workflow_key(record::Partition::ZERO, "a"))
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

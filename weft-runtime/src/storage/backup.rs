@@ -54,7 +54,12 @@ use super::redb::TABLE;
 /// Version 4 added the live counters (`lcnt/`): a build of version 3 does not keep them, so
 /// it must refuse a store a version-4 build counted rather than leave them wrong. A version-3
 /// store opens as it is and is counted at build.
-pub const STORE_FORMAT_VERSION: u32 = 4;
+///
+/// Version 5 puts a workflow's partition (`u16` big-endian) right after the prefix of each of
+/// its keys that the owner of its partition reads (`wf/<p><id>`, `live/<p><id>`,
+/// `tm/<p><deadline><id>`, ...: see `engine::record`): a build of version 4 would not find
+/// them. A version-4 store is upgraded in place at build (see `engine::key_upgrade`).
+pub const STORE_FORMAT_VERSION: u32 = 5;
 
 /// The manifest table of a backup file.
 const MANIFEST_TABLE: TableDefinition<'static, &'static str, &'static [u8]> =

@@ -8,7 +8,7 @@ use crate::workflow::Resume;
 
 use super::super::clock::to_millis;
 use super::super::error::EngineError;
-use super::super::record::{self, PendingCommand, WorkflowRecord};
+use super::super::record::{self, Partition, PendingCommand, WorkflowRecord};
 use super::Followup;
 
 /// Adds a cancellation request for a child to `followup`, per its policy.
@@ -37,6 +37,7 @@ fn cancel_child(
 /// deleted, so their in-memory timers are disarmed with the commit), and unfinished children
 /// are cancelled per their policy.
 pub(crate) fn on_cancel(
+    p: Partition,
     id: &str,
     pending: Option<&PendingCommand>,
     now: SystemTime,
@@ -51,7 +52,7 @@ pub(crate) fn on_cancel(
             for branch in branches.iter().filter(|b| b.value.is_none()) {
                 match &branch.pending {
                     PendingCommand::Timer { deadline_ms } => {
-                        consumed.push(record::timer_key(*deadline_ms, id))
+                        consumed.push(record::timer_key(p, *deadline_ms, id))
                     }
                     PendingCommand::Child { child_id, policy } => {
                         cancel_child(&mut followup, child_id, *policy, now)?
@@ -68,12 +69,13 @@ pub(crate) fn on_cancel(
 /// The resume that delivers a cancellation request to a workflow waiting on `pending`: it
 /// consumes the request (`cancel/<id>`, see [`consume`]) and what ending the wait stops.
 pub(crate) fn cancel_resume(
+    p: Partition,
     id: &str,
     pending: Option<&PendingCommand>,
     now: SystemTime,
 ) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
     let mut consumed = vec![record::cancel_key(id)];
-    let followup = on_cancel(id, pending, now, &mut consumed)?;
+    let followup = on_cancel(p, id, pending, now, &mut consumed)?;
     Ok((Resume::Cancelled, consumed, followup))
 }
 
@@ -81,12 +83,13 @@ pub(crate) fn cancel_resume(
 /// deadline (named by `deadline/<id>` among the consumed keys; see [`consume`]) and is
 /// committed as [`ResumeKind::TimedOut`].
 pub(crate) fn timeout_resume(
+    p: Partition,
     id: &str,
     pending: Option<&PendingCommand>,
     now: SystemTime,
 ) -> Result<(Resume, Vec<Vec<u8>>, Followup), EngineError> {
     let mut consumed = vec![record::deadline_key(id)];
-    let mut followup = on_cancel(id, pending, now, &mut consumed)?;
+    let mut followup = on_cancel(p, id, pending, now, &mut consumed)?;
     followup.timed_out = true;
     Ok((Resume::Cancelled, consumed, followup))
 }
@@ -118,6 +121,7 @@ pub(crate) fn waits_for_child(record: &WorkflowRecord) -> bool {
 /// stored, and reaches the next durable await as an error); it waits for a child the workflow
 /// must wait for; else it is delivered, and taken from `deadline` so it is delivered once.
 pub(crate) fn on_deadline(
+    p: Partition,
     id: &str,
     record: &WorkflowRecord,
     now: SystemTime,
@@ -136,7 +140,7 @@ pub(crate) fn on_deadline(
         };
         return Ok(Some(Interruption::Resume(
             Resume::Interrupted,
-            vec![record::timer_key(*deadline_ms, id)],
+            vec![record::timer_key(p, *deadline_ms, id)],
             followup,
         )));
     }
@@ -146,7 +150,7 @@ pub(crate) fn on_deadline(
         return Ok(Some(Interruption::AwaitChild(Followup::default())));
     }
     *deadline = None;
-    let (resume, consumed, followup) = timeout_resume(id, record.pending.as_ref(), now)?;
+    let (resume, consumed, followup) = timeout_resume(p, id, record.pending.as_ref(), now)?;
     Ok(Some(Interruption::Resume(resume, consumed, followup)))
 }
 
@@ -156,6 +160,7 @@ pub(crate) fn on_deadline(
 /// one ends the workflow, so a loop of sleeps cannot outrun it). A child the workflow must wait
 /// for is waited for, the request kept. Anything else is cancelled now.
 pub(crate) fn on_cancel_request(
+    p: Partition,
     id: &str,
     record: &WorkflowRecord,
     now: SystemTime,
@@ -169,13 +174,13 @@ pub(crate) fn on_cancel_request(
     {
         return Ok(Interruption::Resume(
             Resume::Interrupted,
-            vec![record::timer_key(*deadline_ms, id)],
+            vec![record::timer_key(p, *deadline_ms, id)],
             keep(),
         ));
     }
     if waits_for_child(record) {
         return Ok(Interruption::AwaitChild(keep()));
     }
-    let (resume, consumed, followup) = cancel_resume(id, record.pending.as_ref(), now)?;
+    let (resume, consumed, followup) = cancel_resume(p, id, record.pending.as_ref(), now)?;
     Ok(Interruption::Resume(resume, consumed, followup))
 }

@@ -36,7 +36,7 @@ use super::clock::{deadline_ms, to_millis};
 use super::effects::Effect;
 use super::error::EngineError;
 use super::record::{
-    self, AttributesRecord, Branch, Outcome, PendingCommand, RecordStatus, ResumeKind,
+    self, AttributesRecord, Branch, Outcome, Partition, PendingCommand, RecordStatus, ResumeKind,
     WorkflowRecord,
 };
 use super::registry::{StepFault, Stepped};
@@ -69,6 +69,8 @@ pub(crate) trait Env {
 pub(crate) struct Step<'a> {
     /// The workflow's id.
     pub id: &'a str,
+    /// Its partition, which its keys carry.
+    pub partition: Partition,
     /// The record the step was taken from, rewritten in place as the record the plan commits
     /// (a step's record is neither cloned nor moved on the way to its commit).
     pub record: &'a mut WorkflowRecord,
@@ -197,6 +199,7 @@ pub(crate) struct Resumed {
 pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan, EngineError> {
     let Step {
         id,
+        partition: p,
         record,
         stored,
         stepped,
@@ -219,10 +222,11 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
     // The attempts of the activities a runner's step resumes from are spent with it, even
     // when it parks (a parked step keeps the activity's result instead).
     if resumed_by_runner && !followup.no_attempt_stored {
-        delete_attempts(id, record, &mut batch);
+        delete_attempts(p, id, record, &mut batch);
     }
     let decided = decide(
         env,
+        p,
         id,
         record,
         stepped,
@@ -242,11 +246,11 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
                 set: attributes,
             };
             rewrite(
-                id, record, stored, decided, kind, consumed, now, facts, &mut batch,
+                p, id, record, stored, decided, kind, consumed, now, facts, &mut batch,
             )?;
         }
         Err(fault) => {
-            park_transition(record, stored, fault, now, id, &mut batch)?;
+            park_transition(record, stored, fault, now, (p, id), &mut batch)?;
             if let Some(result) = activity_result {
                 // A parked step keeps its step number: the result is kept for it.
                 let kept = record::ActivityResultRecord {
@@ -254,7 +258,7 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
                     result,
                 };
                 batch.put(
-                    record::activity_result_key(id),
+                    record::activity_result_key(p, id),
                     record::encode_record(&kept)?,
                 );
             }
@@ -269,7 +273,7 @@ pub(crate) fn step(env: &impl Env, step: Step<'_>, facts: Facts) -> Result<Plan,
     let sweep = record
         .status
         .is_terminal()
-        .then(|| record::signal_queue_prefix(id));
+        .then(|| record::signal_queue_prefix(p, id));
     Ok(Plan {
         batch,
         expect,
@@ -324,6 +328,7 @@ enum Next {
 #[allow(clippy::too_many_arguments)] // the parts of one step, taken apart by `step`
 fn decide(
     env: &impl Env,
+    p: Partition,
     id: &str,
     prev: &WorkflowRecord,
     stepped: Result<Stepped, StepFault>,
@@ -352,7 +357,7 @@ fn decide(
     // branches took (the ones it took earlier were counted as they were committed).
     let signals_consumed = prev
         .signals_consumed
-        .checked_add(signals_among(id, consumed))
+        .checked_add(signals_among(p, id, consumed))
         .ok_or_else(|| StepFault::overflow("consumed signal counter"))?;
     let check = |what: &str, payload: &[u8]| match too_large(limit, what, payload) {
         Some(fault) => Err(fault),
@@ -380,7 +385,7 @@ fn decide(
                 }
                 Command::Sleep { duration } => {
                     let deadline_ms = deadline_ms(now, duration);
-                    writes.put(record::timer_key(deadline_ms, id), Vec::new());
+                    writes.put(record::timer_key(p, deadline_ms, id), Vec::new());
                     (RecordStatus::Waiting, PendingCommand::Timer { deadline_ms })
                 }
                 Command::WaitForSignal { name } => (
@@ -402,8 +407,15 @@ fn decide(
                 }
                 command @ (Command::All { .. } | Command::Race { .. } | Command::Child { .. }) => {
                     let mut children = children.into_iter();
-                    let pending =
-                        command_pending(env, id, step, command, now, &mut children, &mut writes)?;
+                    let pending = command_pending(
+                        env,
+                        (p, id),
+                        step,
+                        command,
+                        now,
+                        &mut children,
+                        &mut writes,
+                    )?;
                     (status_of(&pending), pending)
                 }
             };
@@ -468,6 +480,7 @@ fn decide(
 /// writes that commit it to `batch`.
 #[allow(clippy::too_many_arguments)] // the parts of one step, taken apart by `step`
 fn rewrite(
+    p: Partition,
     id: &str,
     next: &mut WorkflowRecord,
     stored: bool,
@@ -494,7 +507,7 @@ fn rewrite(
     next.signals_consumed = signals_consumed;
     consume(id, next, consumed, batch);
     if let Some(PendingCommand::Timer { deadline_ms }) = next.pending {
-        batch.delete(record::timer_key(deadline_ms, id));
+        batch.delete(record::timer_key(p, deadline_ms, id));
     }
     let suspends = matches!(after, Next::Suspend { .. });
     match after {
@@ -527,7 +540,7 @@ fn rewrite(
     for (update_id, payload) in answers {
         // The first committed answer is the one callers get.
         if !facts.answered.contains(&update_id) {
-            let key = record::update_response_key(id, &update_id);
+            let key = record::update_response_key(p, id, &update_id);
             let answer = record::UpdateResponseRecord {
                 payload,
                 answered_ms: now_ms,
@@ -585,16 +598,16 @@ fn rewrite(
         // `writer::swept`. A workflow finishing at its start has no stored queue. The writer
         // also drops a cancellation request folded in after this runner read the record: see
         // `cancel_fold`.) Its parent link and trace context stay: a parent reads its result.
-        batch.delete(record::live_key(id));
+        batch.delete(record::live_key(p, id));
         let lifecycle = &mut next.lifecycle;
         lifecycle.cancel_requested_ms = None;
         lifecycle.cancelled = false;
         lifecycle.deadline_ms = None;
         lifecycle.timed_out = false;
-        batch.delete(record::activity_result_key(id));
+        batch.delete(record::activity_result_key(p, id));
     }
     if kind == ResumeKind::Start && !terminal {
-        batch.put(record::live_key(id), Vec::new());
+        batch.put(record::live_key(p, id), Vec::new());
     }
     let before = stored.then(|| visibility::Before {
         status: &prev_status,
@@ -604,9 +617,9 @@ fn rewrite(
         fingerprint: next.fingerprint,
     });
     visibility::stage_transition_from(id, before, next, batch)?;
-    batch.put(record::workflow_key(id), record::encode_record(&*next)?);
+    batch.put(record::workflow_key(p, id), record::encode_record(&*next)?);
     if !facts.set.is_empty() {
-        attributes::stage(id, next, facts.attributes, facts.set, batch)?;
+        attributes::stage((p, id), next, facts.attributes, facts.set, batch)?;
     }
     Ok(())
 }
@@ -657,7 +670,7 @@ fn in_motion(id: &str, next: &WorkflowRecord, batch: &Batch, answered: bool) -> 
 /// the command, in its order.
 fn command_pending(
     env: &impl Env,
-    id: &str,
+    (p, id): (Partition, &str),
     step: u64,
     command: Command,
     now: SystemTime,
@@ -668,7 +681,13 @@ fn command_pending(
         Command::All { branches, shape } => (false, shape, branches),
         Command::Race { branches, shape } => (true, shape, branches),
         Command::Child { policy, .. } => {
-            return start_child(parent_child_id(id, step, None), policy, children, id, batch);
+            return start_child(
+                parent_child_id(id, step, None),
+                policy,
+                children,
+                (p, id),
+                batch,
+            );
         }
         other => {
             return Err(StepFault {
@@ -696,7 +715,7 @@ fn command_pending(
             },
             Command::Sleep { duration } => {
                 let deadline_ms = deadline_ms(now, duration);
-                batch.put(record::timer_key(deadline_ms, id), Vec::new());
+                batch.put(record::timer_key(p, deadline_ms, id), Vec::new());
                 PendingCommand::Timer { deadline_ms }
             }
             Command::WaitForSignal { name } => PendingCommand::Signal {
@@ -704,7 +723,7 @@ fn command_pending(
             },
             Command::Child { policy, .. } => {
                 let child_id = parent_child_id(id, step, Some(index));
-                start_child(child_id, policy, children, id, batch)?
+                start_child(child_id, policy, children, (p, id), batch)?
             }
             Command::All { .. } | Command::Race { .. } => {
                 return Err(StepFault {
@@ -745,14 +764,14 @@ fn start_child(
     child_id: String,
     policy: ParentClosePolicy,
     children: &mut impl Iterator<Item = ChildStart>,
-    parent: &str,
+    (p, parent): (Partition, &str),
     batch: &mut Batch,
 ) -> Result<PendingCommand, StepFault> {
     match children.next() {
         Some(ChildStart::Exists) => {}
         Some(ChildStart::Created(writes)) => {
             batch.extend(writes);
-            batch.put(record::child_key(parent, &child_id), Vec::new());
+            batch.put(record::child_key(p, parent, &child_id), Vec::new());
         }
         Some(ChildStart::Fault(fault)) => return Err(fault),
         None => {
@@ -772,7 +791,7 @@ fn park_transition(
     stored: bool,
     fault: StepFault,
     now: SystemTime,
-    id: &str,
+    (p, id): (Partition, &str),
     batch: &mut Batch,
 ) -> Result<(), EngineError> {
     let (prev_status, prev_updated_ms) = (next.status.clone(), next.updated_ms);
@@ -782,7 +801,7 @@ fn park_transition(
     };
     next.updated_ms = to_millis(now);
     // A workflow parked by its first step is created here, so it joins the live index here.
-    batch.put(record::live_key(id), Vec::new());
+    batch.put(record::live_key(p, id), Vec::new());
     let before = stored.then(|| visibility::Before {
         status: &prev_status,
         updated_ms: prev_updated_ms,
@@ -791,20 +810,21 @@ fn park_transition(
         fingerprint: next.fingerprint,
     });
     visibility::stage_park(id, before, next, batch);
-    batch.put(record::workflow_key(id), record::encode_record(&*next)?);
+    batch.put(record::workflow_key(p, id), record::encode_record(&*next)?);
     Ok(())
 }
 
 /// Parks stored record `record` with `fault` where it stands (keeping its state and pending
 /// command), in place, without a step: its waiters are told.
 pub(crate) fn parked(
+    p: Partition,
     id: &str,
     record: &mut WorkflowRecord,
     fault: StepFault,
     now: SystemTime,
 ) -> Result<Plan, EngineError> {
     let mut batch = Batch::new();
-    park_transition(record, true, fault, now, id, &mut batch)?;
+    park_transition(record, true, fault, now, (p, id), &mut batch)?;
     Ok(Plan {
         batch,
         expect: Vec::new(),
@@ -831,16 +851,16 @@ fn timed_out(prev: &WorkflowRecord, kind: ResumeKind) -> bool {
 }
 
 /// The attempts of the activities a step resumes from are spent with it: their records go.
-fn delete_attempts(id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
+fn delete_attempts(p: Partition, id: &str, prev: &WorkflowRecord, batch: &mut Batch) {
     match &prev.pending {
         Some(PendingCommand::Activity { .. }) => {
-            batch.delete(record::attempt_key(id, None));
+            batch.delete(record::attempt_key(p, id, None));
         }
         Some(PendingCommand::Group { branches, .. }) => {
             for (index, branch) in branches.iter().enumerate() {
                 if matches!(branch.pending, PendingCommand::Activity { .. }) {
                     let index = u32::try_from(index).unwrap_or(u32::MAX);
-                    batch.delete(record::attempt_key(id, Some(index)));
+                    batch.delete(record::attempt_key(p, id, Some(index)));
                 }
             }
         }
@@ -894,8 +914,8 @@ pub(crate) fn status_of(pending: &PendingCommand) -> RecordStatus {
 
 /// How many of `consumed` (keys a step deletes) are signals of workflow `id`'s queue: what
 /// [`WorkflowRecord::signals_consumed`] grows by.
-pub(crate) fn signals_among(id: &str, consumed: &[Vec<u8>]) -> u64 {
-    let prefix = record::signal_queue_prefix(id);
+pub(crate) fn signals_among(p: Partition, id: &str, consumed: &[Vec<u8>]) -> u64 {
+    let prefix = record::signal_queue_prefix(p, id);
     consumed
         .iter()
         .filter(|key| key.starts_with(&prefix))

@@ -12,7 +12,7 @@ use crate::workflow::Resume;
 
 use super::super::clock::to_millis;
 use super::super::error::EngineError;
-use super::super::record::{self, Branch, PendingCommand, WorkflowRecord};
+use super::super::record::{self, Branch, Partition, PendingCommand, WorkflowRecord};
 use super::super::registry::StepFault;
 use super::super::visibility;
 use super::{Plan, consume, signals_among, status_of};
@@ -49,6 +49,7 @@ pub(crate) struct Ready {
 /// or waiting on, could both be wrong, so the record is kept for an operator). `branch` says
 /// whether `pending` is a group's branch, for the words of that fault.
 pub(crate) fn ready(
+    p: Partition,
     id: &str,
     pending: &PendingCommand,
     branch: bool,
@@ -58,7 +59,7 @@ pub(crate) fn ready(
     Ok(match (pending, observed) {
         (PendingCommand::Timer { deadline_ms }, _) => (now_ms >= *deadline_ms).then(|| Ready {
             resume: Resume::Timer,
-            consumes: Some(record::timer_key(*deadline_ms, id)),
+            consumes: Some(record::timer_key(p, *deadline_ms, id)),
             signal_key: None,
         }),
         (PendingCommand::Signal { .. }, Observed::Signal(key, payload)) => Some(Ready {
@@ -137,6 +138,7 @@ pub(crate) fn group_value(
 /// `record`, in place, before the group as a whole resumes the workflow: no step is taken. A
 /// fault (a counter at its largest value) leaves `record` as it was.
 pub(crate) fn group_progress(
+    p: Partition,
     id: &str,
     record: &mut WorkflowRecord,
     pending: PendingCommand,
@@ -146,7 +148,7 @@ pub(crate) fn group_progress(
     // A stored counter never wraps: at its largest value the workflow parks.
     let Some(signals_consumed) = record
         .signals_consumed
-        .checked_add(signals_among(id, &consumed))
+        .checked_add(signals_among(p, id, &consumed))
     else {
         return Ok(Err(StepFault::overflow("consumed signal counter")));
     };
@@ -165,7 +167,10 @@ pub(crate) fn group_progress(
         fingerprint: record.fingerprint,
     };
     visibility::stage_rewrite_from(id, Some(before), record, &mut batch);
-    batch.put(record::workflow_key(id), record::encode_record(&*record)?);
+    batch.put(
+        record::workflow_key(p, id),
+        record::encode_record(&*record)?,
+    );
     Ok(Ok(Plan {
         batch,
         expect: Vec::new(),

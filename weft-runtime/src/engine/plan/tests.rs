@@ -11,6 +11,8 @@ use crate::workflow::Resume;
 use super::*;
 
 const ID: &str = "w";
+/// The partition of the workflows these tests plan for.
+const P: Partition = Partition::ZERO;
 
 /// A configuration: a small payload limit, compensations with a recognisable policy.
 struct TestEnv;
@@ -148,6 +150,7 @@ fn run(mut record: WorkflowRecord, input: Input) -> Planned {
         &TestEnv,
         Step {
             id: ID,
+            partition: P,
             record: &mut record,
             stored: input.stored,
             stepped: input.stepped,
@@ -190,7 +193,7 @@ fn deletes(batch: &Batch, key: &[u8]) -> bool {
 
 /// The record the batch writes is the plan's record.
 fn written(plan: &Planned) -> WorkflowRecord {
-    let key = record::workflow_key(ID);
+    let key = record::workflow_key(P, ID);
     plan.batch
         .writes
         .iter()
@@ -218,9 +221,9 @@ fn a_step_that_completes_finishes_the_workflow_and_tells_its_waiters() {
     assert_eq!(plan.record.updated_ms, 1_000);
     assert_eq!(written(&plan), plan.record);
     // It leaves the live index, its kept activity result goes, its queue is swept.
-    assert!(deletes(&plan.batch, &record::live_key(ID)));
-    assert!(deletes(&plan.batch, &record::activity_result_key(ID)));
-    assert_eq!(plan.sweep, Some(record::signal_queue_prefix(ID)));
+    assert!(deletes(&plan.batch, &record::live_key(P, ID)));
+    assert!(deletes(&plan.batch, &record::activity_result_key(P, ID)));
+    assert_eq!(plan.sweep, Some(record::signal_queue_prefix(P, ID)));
     assert!(plan.expect.is_empty());
     assert_eq!(effects(&plan), ["Finished(\"w\")", "DisarmAll(\"w\")"]);
 }
@@ -328,13 +331,14 @@ fn a_signal_wait_is_ready_once_its_signal_is_queued() {
     };
     // Not yet queued: it waits.
     assert!(
-        ready(ID, &pending, false, 0, Observed::Nothing)
+        ready(P, ID, &pending, false, 0, Observed::Nothing)
             .unwrap()
             .is_none()
     );
     // Queued: it resumes with the payload and consumes the signal.
-    let key = record::signal_key(ID, 1, 1);
+    let key = record::signal_key(P, ID, 1, 1);
     let ready = ready(
+        P,
         ID,
         &pending,
         false,
@@ -362,16 +366,16 @@ fn a_signal_wait_is_ready_once_its_signal_is_queued() {
 #[test]
 fn an_unreadable_signal_before_any_of_the_name_parks() {
     let pending = PendingCommand::Signal { name: "s".into() };
-    let key = record::signal_key(ID, 1, 1);
+    let key = record::signal_key(P, ID, 1, 1);
     let observed = || Observed::UnreadableSignal(key.clone(), record::RecordError::Empty);
-    let fault = ready(ID, &pending, false, 0, observed()).unwrap_err();
+    let fault = ready(P, ID, &pending, false, 0, observed()).unwrap_err();
     assert_eq!(fault.code, "record.corrupt");
     assert!(
         fault
             .message
             .starts_with("the workflow waits for signal `s`")
     );
-    let fault = ready(ID, &pending, true, 0, observed()).unwrap_err();
+    let fault = ready(P, ID, &pending, true, 0, observed()).unwrap_err();
     assert!(fault.message.starts_with("a branch waits for signal `s`"));
 }
 
@@ -389,21 +393,21 @@ fn a_timer_is_armed_by_its_step_and_fired_by_the_clock() {
     let timer = PendingCommand::Timer { deadline_ms: 6_000 };
     assert_eq!(plan.record.pending, Some(timer.clone()));
     assert_eq!(plan.record.status, RecordStatus::Waiting);
-    assert!(puts(&plan.batch, &record::timer_key(6_000, ID)));
+    assert!(puts(&plan.batch, &record::timer_key(P, 6_000, ID)));
     // Armed in memory by the runner that finds it not yet due: no effect of the commit.
     assert!(plan.effects.is_empty());
 
     // Due at its deadline, not a millisecond before.
     assert!(
-        ready(ID, &timer, false, 5_999, Observed::Nothing)
+        ready(P, ID, &timer, false, 5_999, Observed::Nothing)
             .unwrap()
             .is_none()
     );
-    let fired = ready(ID, &timer, false, 6_000, Observed::Nothing)
+    let fired = ready(P, ID, &timer, false, 6_000, Observed::Nothing)
         .unwrap()
         .expect("due");
     assert_eq!(fired.resume, Resume::Timer);
-    assert_eq!(fired.consumes, Some(record::timer_key(6_000, ID)));
+    assert_eq!(fired.consumes, Some(record::timer_key(P, 6_000, ID)));
 
     // The step it resumes deletes its entry, and the in-memory timer is disarmed.
     let prev = plan.record;
@@ -420,7 +424,7 @@ fn a_timer_is_armed_by_its_step_and_fired_by_the_clock() {
             facts: Facts::default(),
         },
     );
-    assert!(deletes(&next.batch, &record::timer_key(6_000, ID)));
+    assert!(deletes(&next.batch, &record::timer_key(P, 6_000, ID)));
     assert_eq!(effects(&next), ["Disarm { deadline_ms: 6000, id: \"w\" }"]);
 }
 
@@ -443,7 +447,7 @@ fn a_sleep_that_reschedules_its_own_timer_keeps_it_armed() {
             facts: Facts::default(),
         },
     );
-    assert!(puts(&plan.batch, &record::timer_key(2_000, ID)));
+    assert!(puts(&plan.batch, &record::timer_key(P, 2_000, ID)));
     assert!(plan.effects.is_empty());
 }
 
@@ -451,7 +455,7 @@ fn a_sleep_that_reschedules_its_own_timer_keeps_it_armed() {
 fn a_delivered_cancellation_is_folded_out_of_the_record() {
     let mut prev = waiting_on(PendingCommand::Timer { deadline_ms: 9_000 });
     prev.lifecycle.cancel_requested_ms = Some(500);
-    let consumed = vec![record::cancel_key(ID), record::timer_key(9_000, ID)];
+    let consumed = vec![record::cancel_key(ID), record::timer_key(P, 9_000, ID)];
     let plan = plan_resumed(
         &prev,
         suspend(Command::WaitForSignal { name: "s" }),
@@ -549,10 +553,10 @@ fn a_cancellation_stops_a_group_s_timers_and_cancels_its_children_per_policy() {
         ],
     };
     let mut consumed = vec![record::cancel_key(ID)];
-    let followup = on_cancel(ID, Some(&pending), at(2_000), &mut consumed).unwrap();
+    let followup = on_cancel(P, ID, Some(&pending), at(2_000), &mut consumed).unwrap();
     assert_eq!(
         consumed,
-        [record::cancel_key(ID), record::timer_key(7_000, ID)]
+        [record::cancel_key(ID), record::timer_key(P, 7_000, ID)]
     );
     assert_eq!(followup.cancel_children, ["w/3.1"]);
     assert!(puts(&followup.writes, &record::cancel_key("w/3.1")));
@@ -586,7 +590,7 @@ fn a_cancellation_stops_a_group_s_timers_and_cancels_its_children_per_policy() {
 #[test]
 fn a_step_that_starts_a_child_creates_it_and_wakes_it_once_durable() {
     let mut child = Batch::new();
-    child.put(record::workflow_key("w/4"), vec![1]);
+    child.put(record::workflow_key(P, "w/4"), vec![1]);
     let plan = plan(
         &running(),
         suspend(Command::Child {
@@ -611,8 +615,8 @@ fn a_step_that_starts_a_child_creates_it_and_wakes_it_once_durable() {
         })
     );
     assert_eq!(plan.record.status, RecordStatus::Waiting);
-    assert!(puts(&plan.batch, &record::workflow_key("w/4")));
-    assert!(puts(&plan.batch, &record::child_key(ID, "w/4")));
+    assert!(puts(&plan.batch, &record::workflow_key(P, "w/4")));
+    assert!(puts(&plan.batch, &record::child_key(P, ID, "w/4")));
     assert_eq!(effects(&plan), ["Wake(\"w/4\")"]);
 }
 
@@ -636,7 +640,7 @@ fn a_child_taken_again_is_not_created_again_and_one_that_cannot_start_parks() {
             ..Facts::default()
         },
     );
-    assert!(!puts(&exists.batch, &record::child_key(ID, "w/4")));
+    assert!(!puts(&exists.batch, &record::child_key(P, ID, "w/4")));
     let fault = StepFault {
         code: "child.not_registered".into(),
         message: "no".into(),
@@ -668,11 +672,12 @@ fn a_finished_child_is_ready_with_its_result() {
         policy: ParentClosePolicy::Wait,
     };
     assert!(
-        ready(ID, &pending, false, 0, Observed::Nothing)
+        ready(P, ID, &pending, false, 0, Observed::Nothing)
             .unwrap()
             .is_none()
     );
     let done = ready(
+        P,
         ID,
         &pending,
         false,
@@ -703,15 +708,15 @@ fn timer_ready() -> Ready {
 
 #[test]
 fn a_race_of_signals_takes_the_one_that_arrived_first() {
-    let approve = record::signal_key(ID, 1, 2);
-    let reject = record::signal_key(ID, 1, 1);
+    let approve = record::signal_key(P, ID, 1, 2);
+    let reject = record::signal_key(P, ID, 1, 1);
     // `approve` is listed first, `reject` was sent first.
     let candidates = [(0, signal_ready(approve)), (1, signal_ready(reject))];
     assert_eq!(race_winner(&candidates), Some(1));
     // A ready signal beats a timer listed before it.
     let candidates = [
         (0, timer_ready()),
-        (1, signal_ready(record::signal_key(ID, 1, 3))),
+        (1, signal_ready(record::signal_key(P, ID, 1, 3))),
     ];
     assert_eq!(race_winner(&candidates), Some(1));
     // Otherwise the first listed wins.
@@ -792,8 +797,8 @@ fn a_step_that_awaits_a_group_plans_each_branch() {
             },
         ]
     );
-    assert!(puts(&plan.batch, &record::timer_key(2_000, ID)));
-    assert!(puts(&plan.batch, &record::child_key(ID, "w/4.2")));
+    assert!(puts(&plan.batch, &record::timer_key(P, 2_000, ID)));
+    assert!(puts(&plan.batch, &record::child_key(P, ID, "w/4.2")));
     assert_eq!(effects(&plan), ["Wake(\"w/4.2\")"]);
 }
 
@@ -850,7 +855,7 @@ fn an_all_with_an_activity_runs_and_malformed_groups_park() {
 
 #[test]
 fn finished_branches_are_recorded_before_the_group_resumes() {
-    let key = record::signal_key(ID, 1, 1);
+    let key = record::signal_key(P, ID, 1, 1);
     let prev = waiting_on(PendingCommand::Group {
         race: false,
         shape: GroupShape::Tuple,
@@ -869,6 +874,7 @@ fn finished_branches_are_recorded_before_the_group_resumes() {
     };
     let mut record = prev.clone();
     let plan = group_progress(
+        P,
         ID,
         &mut record,
         progressed.clone(),
@@ -896,7 +902,7 @@ fn finished_branches_are_recorded_before_the_group_resumes() {
         ..prev
     };
     let mut record = full.clone();
-    let fault = group_progress(ID, &mut record, progressed, vec![key], at(50))
+    let fault = group_progress(P, ID, &mut record, progressed, vec![key], at(50))
         .unwrap()
         .unwrap_err();
     assert_eq!(fault.code, "engine.counter_overflow");
@@ -929,7 +935,7 @@ fn an_activity_result_is_kept_when_its_step_parks_and_its_attempts_go_when_it_co
         &parked.record.status,
         RecordStatus::Parked { code, .. } if code == "engine.payload_too_large"
     ));
-    assert!(puts(&parked.batch, &record::activity_result_key(ID)));
+    assert!(puts(&parked.batch, &record::activity_result_key(P, ID)));
 
     let expect = vec![Expect {
         key: record::review_key(ID),
@@ -947,8 +953,8 @@ fn an_activity_result_is_kept_when_its_step_parks_and_its_attempts_go_when_it_co
             expect: expect.clone(),
         },
     );
-    assert!(!puts(&committed.batch, &record::activity_result_key(ID)));
-    assert!(deletes(&committed.batch, &record::attempt_key(ID, None)));
+    assert!(!puts(&committed.batch, &record::activity_result_key(P, ID)));
+    assert!(deletes(&committed.batch, &record::attempt_key(P, ID, None)));
     assert_eq!(committed.expect, expect);
 }
 
@@ -976,11 +982,17 @@ fn an_update_is_answered_once() {
         )
     };
     let first = answer(Vec::new());
-    assert!(puts(&first.batch, &record::update_response_key(ID, "u1")));
+    assert!(puts(
+        &first.batch,
+        &record::update_response_key(P, ID, "u1")
+    ));
     // Its caller waits on the workflow's waiters.
     assert_eq!(effects(&first), ["Changed(\"w\")"]);
     let again = answer(vec!["u1".into()]);
-    assert!(!puts(&again.batch, &record::update_response_key(ID, "u1")));
+    assert!(!puts(
+        &again.batch,
+        &record::update_response_key(P, ID, "u1")
+    ));
 }
 
 #[test]
@@ -1006,13 +1018,13 @@ fn a_first_step_joins_the_live_index_and_a_fault_parks_it_there() {
         )
     };
     let started = start(suspend(Command::WaitForSignal { name: "s" }));
-    assert!(puts(&started.batch, &record::live_key(ID)));
+    assert!(puts(&started.batch, &record::live_key(P, ID)));
     assert_eq!(started.record.step, 1);
     let faulted = start(Err(StepFault {
         code: "workflow.panicked".into(),
         message: "boom".into(),
     }));
-    assert!(puts(&faulted.batch, &record::live_key(ID)));
+    assert!(puts(&faulted.batch, &record::live_key(P, ID)));
     assert!(matches!(faulted.record.status, RecordStatus::Parked { .. }));
     assert_eq!(faulted.record.step, 0);
 }
@@ -1050,25 +1062,25 @@ fn an_execution_deadline_cuts_a_sleep_short_once_then_is_delivered() {
     let sleeping = waiting_on(PendingCommand::Timer { deadline_ms: 9_000 });
     // Not yet passed: nothing.
     assert!(
-        on_deadline(ID, &sleeping, at(4_999), &mut deadline)
+        on_deadline(P, ID, &sleeping, at(4_999), &mut deadline)
             .unwrap()
             .is_none()
     );
     // Passed: the sleep is cut short, the deadline stays for the next await.
     let (resume, consumed, followup) = resume_of(
-        on_deadline(ID, &sleeping, at(5_000), &mut deadline)
+        on_deadline(P, ID, &sleeping, at(5_000), &mut deadline)
             .unwrap()
             .unwrap(),
     );
     assert_eq!(resume, Resume::Interrupted);
-    assert_eq!(consumed, [record::timer_key(9_000, ID)]);
+    assert_eq!(consumed, [record::timer_key(P, 9_000, ID)]);
     assert!(followup.timed_out);
     assert_eq!(deadline, Some(5_000));
     // Once cut short, the next sleep gets the timeout itself, delivered once.
     let mut again = sleeping.clone();
     again.lifecycle.timed_out = true;
     let (resume, consumed, followup) = resume_of(
-        on_deadline(ID, &again, at(5_000), &mut deadline)
+        on_deadline(P, ID, &again, at(5_000), &mut deadline)
             .unwrap()
             .unwrap(),
     );
@@ -1078,7 +1090,7 @@ fn an_execution_deadline_cuts_a_sleep_short_once_then_is_delivered() {
     assert!(followup.timed_out);
     assert_eq!(deadline, None);
     assert!(
-        on_deadline(ID, &again, at(6_000), &mut deadline)
+        on_deadline(P, ID, &again, at(6_000), &mut deadline)
             .unwrap()
             .is_none()
     );
@@ -1095,7 +1107,7 @@ fn an_interruption_waits_for_a_child_the_workflow_must_wait_for() {
     let mut deadline = Some(1);
     let waiting = child(ParentClosePolicy::Wait);
     assert!(matches!(
-        on_deadline(ID, &waiting, at(2), &mut deadline).unwrap(),
+        on_deadline(P, ID, &waiting, at(2), &mut deadline).unwrap(),
         Some(Interruption::AwaitChild(Followup {
             keep_cancel: false,
             ..
@@ -1104,7 +1116,7 @@ fn an_interruption_waits_for_a_child_the_workflow_must_wait_for() {
     // Kept until the child ends.
     assert_eq!(deadline, Some(1));
     assert!(matches!(
-        on_cancel_request(ID, &waiting, at(2)).unwrap(),
+        on_cancel_request(P, ID, &waiting, at(2)).unwrap(),
         Interruption::AwaitChild(Followup {
             keep_cancel: true,
             ..
@@ -1113,7 +1125,7 @@ fn an_interruption_waits_for_a_child_the_workflow_must_wait_for() {
     // A child under `RequestCancel` is cancelled with its parent.
     let cancelling = child(ParentClosePolicy::RequestCancel);
     let (resume, consumed, followup) =
-        resume_of(on_cancel_request(ID, &cancelling, at(2)).unwrap());
+        resume_of(on_cancel_request(P, ID, &cancelling, at(2)).unwrap());
     assert_eq!(resume, Resume::Cancelled);
     assert_eq!(consumed, [record::cancel_key(ID)]);
     assert_eq!(followup.cancel_children, ["w/3"]);
@@ -1122,16 +1134,18 @@ fn an_interruption_waits_for_a_child_the_workflow_must_wait_for() {
 #[test]
 fn a_cancellation_cuts_a_sleep_short_once_and_reaches_an_activity_at_once() {
     let sleeping = waiting_on(PendingCommand::Timer { deadline_ms: 9_000 });
-    let (resume, consumed, followup) = resume_of(on_cancel_request(ID, &sleeping, at(1)).unwrap());
+    let (resume, consumed, followup) =
+        resume_of(on_cancel_request(P, ID, &sleeping, at(1)).unwrap());
     assert_eq!(resume, Resume::Interrupted);
-    assert_eq!(consumed, [record::timer_key(9_000, ID)]);
+    assert_eq!(consumed, [record::timer_key(P, 9_000, ID)]);
     assert!(followup.keep_cancel);
     let mut again = sleeping;
     again.lifecycle.cancelled = true;
-    let (resume, consumed, _) = resume_of(on_cancel_request(ID, &again, at(1)).unwrap());
+    let (resume, consumed, _) = resume_of(on_cancel_request(P, ID, &again, at(1)).unwrap());
     assert_eq!(resume, Resume::Cancelled);
     assert_eq!(consumed, [record::cancel_key(ID)]);
-    let (resume, consumed, followup) = resume_of(on_cancel_request(ID, &running(), at(1)).unwrap());
+    let (resume, consumed, followup) =
+        resume_of(on_cancel_request(P, ID, &running(), at(1)).unwrap());
     assert_eq!(resume, Resume::Cancelled);
     assert_eq!(consumed, [record::cancel_key(ID)]);
     assert!(!followup.keep_cancel && followup.writes.is_empty());
@@ -1174,6 +1188,7 @@ fn most_steps_plan_without_reading_anything() {
         let mut record = running();
         needs_facts(&Step {
             id: ID,
+            partition: P,
             record: &mut record,
             stored: true,
             stepped,
@@ -1239,7 +1254,7 @@ fn a_step_that_parks_still_spends_its_attempts_and_cancels_what_its_resume_cance
     assert!(matches!(parked.record.status, RecordStatus::Parked { .. }));
     // Parked where it stood: the cancellation it was resumed with is not consumed.
     assert!(!deletes(&parked.batch, &record::cancel_key(ID)));
-    assert!(deletes(&parked.batch, &record::attempt_key(ID, None)));
+    assert!(deletes(&parked.batch, &record::attempt_key(P, ID, None)));
     assert!(puts(&parked.batch, &record::cancel_key("w/2")));
     assert_eq!(effects(&parked), ["Changed(\"w\")", "Cancel(\"w/2\")"]);
 }
