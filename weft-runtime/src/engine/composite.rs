@@ -274,9 +274,7 @@ pub(crate) async fn drive_group(
         return Ok(Decided::Idle);
     };
     let mut branches = branches;
-    let wake = inner
-        .with_active(id, |entry| Arc::clone(&entry.wake))
-        .unwrap_or_default();
+    let signals = inner.runner_signals(id);
     let mut running = Running::default();
     let stop = |running: &mut Running| {
         for branch in running.drain(..) {
@@ -447,7 +445,7 @@ pub(crate) async fn drive_group(
             }
             tokio::select! {
                 (done, _, _) = futures_select_all(tasks.collect()) => Some(done),
-                () = wake.notified() => None,
+                () = signals.wake.notified() => None,
             }
         };
         match finished {
@@ -481,9 +479,7 @@ pub(crate) async fn drive_group(
                 }
             }
             None => {
-                let cancelled = inner
-                    .with_active(id, |entry| std::mem::take(&mut entry.cancel))
-                    .unwrap_or(false);
+                let cancelled = signals.take_cancel();
                 if cancelled {
                     stop(&mut running);
                     let pending = PendingCommand::Group {

@@ -144,7 +144,7 @@ fn apply(inner: &Arc<Inner>, effect: Effect, record: Option<&WorkflowRecord>) {
         },
         Effect::Changed(id) => inner.notify(&id, || Woken::Changed),
         Effect::KeepCancel(id) => {
-            inner.with_active(&id, |entry| entry.cancel = true);
+            inner.with_active(&id, |entry| entry.signals.keep_cancel());
         }
     }
 }

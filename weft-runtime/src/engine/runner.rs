@@ -57,7 +57,7 @@ pub(crate) fn wake(inner: &Arc<Inner>, id: &str) {
     // timers and children.
     if inner.poke_or_claim(id, |entry| {
         entry.poke = true;
-        entry.wake.notify_one();
+        entry.signals.wake.notify_one();
     }) {
         spawn(inner, id.to_string(), None);
     }
@@ -68,13 +68,7 @@ pub(crate) fn wake_cancel(inner: &Arc<Inner>, id: &str) {
     if inner.check_live().is_err() {
         return;
     }
-    let claimed = inner.poke_or_claim(id, |entry| {
-        entry.cancel = true;
-        if let Some(tx) = &entry.cancel_tx {
-            let _ = tx.send(true);
-        }
-        entry.wake.notify_one();
-    });
+    let claimed = inner.poke_or_claim(id, |entry| entry.signals.request_cancel());
     if claimed {
         spawn(inner, id.to_string(), None);
     }
@@ -89,7 +83,7 @@ pub(crate) fn launch(inner: &Arc<Inner>, id: String, loaded: Loaded) {
     }
     if inner.poke_or_claim(&id, |entry| {
         entry.poke = true;
-        entry.wake.notify_one();
+        entry.signals.wake.notify_one();
     }) {
         spawn(inner, id, Some(loaded));
     }
@@ -318,6 +312,8 @@ async fn decide(
     review: Option<&ReviewSnapshot>,
     origin: Origin,
 ) -> Result<Decision, EngineError> {
+    // One lookup in the active map for the whole step.
+    let signals = inner.runner_signals(id);
     if record.status.is_terminal() || matches!(record.status, RecordStatus::Parked { .. }) {
         return Ok(Decision::Done);
     }
@@ -331,9 +327,7 @@ async fn decide(
             Some(QueuedSignal::Found(..))
         )
     {
-        let cancel = inner
-            .with_active(id, |entry| std::mem::take(&mut entry.cancel))
-            .unwrap_or(false)
+        let cancel = signals.take_cancel()
             || (check_stored_cancel && record.lifecycle.cancel_requested_ms.is_some());
         let decided = composite::drive_group(inner, id, record, deadline, origin).await?;
         let mut decision = composite_decision(inner, id, record, decided).await?;
@@ -347,9 +341,7 @@ async fn decide(
     {
         return interrupted(inner, record, interruption).await;
     }
-    let cancel_requested = inner
-        .with_active(id, |entry| std::mem::take(&mut entry.cancel))
-        .unwrap_or(false);
+    let cancel_requested = signals.take_cancel();
     if cancel_requested || (check_stored_cancel && record.lifecycle.cancel_requested_ms.is_some()) {
         let interruption =
             plan::on_cancel_request(inner.partition(id), id, record, inner.clock.now())?;
@@ -436,12 +428,7 @@ async fn decide(
                     }
                 };
             let (cancel_tx, cancel_rx) = watch::channel(false);
-            let wake = inner
-                .with_active(id, |entry| {
-                    entry.cancel_tx = Some(cancel_tx.clone());
-                    Arc::clone(&entry.wake)
-                })
-                .unwrap_or_default();
+            signals.set_activity(Some(cancel_tx.clone()));
             let call = Call {
                 activity: Arc::clone(activity),
                 workflow_id: Arc::from(id),
@@ -475,15 +462,13 @@ async fn decide(
                             },
                         };
                     }
-                    () = wake.notified() => {
-                        let cancelled = inner
-                            .with_active(id, |entry| std::mem::take(&mut entry.cancel))
-                            .unwrap_or(false);
+                    () = signals.wake.notified() => {
+                        let cancelled = signals.take_cancel();
                         if cancelled {
                             // The activity sees the cancellation through its context and may
                             // finish on its own; its result is no longer awaited.
                             let _ = cancel_tx.send(true);
-                            inner.with_active(id, |entry| entry.cancel_tx = None);
+                            signals.set_activity(None);
                             detach(inner, id, call);
                             let (resume, consumed, followup) =
                                 plan::cancel_resume(inner.partition(id), id, record.pending.as_ref(), inner.clock.now())?;
@@ -491,7 +476,7 @@ async fn decide(
                         }
                         if deadline_passed(inner, deadline) {
                             let _ = cancel_tx.send(true);
-                            inner.with_active(id, |entry| entry.cancel_tx = None);
+                            signals.set_activity(None);
                             detach(inner, id, call);
                             let (resume, consumed, followup) =
                                 timeout_resume(inner, id, record.pending.as_ref())?;
@@ -500,12 +485,10 @@ async fn decide(
                     }
                 }
             };
-            inner.with_active(id, |entry| entry.cancel_tx = None);
+            signals.set_activity(None);
             // Cancelled while the activity was finishing (it may have returned because it saw
             // the cancellation): the workflow learns it was cancelled, not a plain failure.
-            let cancelled = inner
-                .with_active(id, |entry| std::mem::take(&mut entry.cancel))
-                .unwrap_or(false);
+            let cancelled = signals.take_cancel();
             if cancelled {
                 let (resume, consumed, followup) = plan::cancel_resume(
                     inner.partition(id),
