@@ -19,6 +19,7 @@
 
 use serde::Serialize;
 use weft_runtime::codec;
+use weft_runtime::engine::lease::LeaseRecord;
 use weft_runtime::engine::record::{
     self, ActivityResultRecord, AttemptRecord, AttributesRecord, CancelRecord, DeadlineRecord,
     FinishedRecord, IdempotencyRecord, ReviewRecord, SignalIdRecord, SignalRecord,
@@ -520,6 +521,17 @@ pub const TARGETS: &[Target] = &[
             })
         },
         decode: decodes_record::<FinishedRecord>,
+    },
+    Target {
+        name: "record.lease",
+        generate: |rng| {
+            encoded_record(&LeaseRecord {
+                owner: rng.string(),
+                epoch: rng.int(),
+                expires_ms: rng.int(),
+            })
+        },
+        decode: decodes_record::<LeaseRecord>,
     },
     Target {
         name: "record.counter",
