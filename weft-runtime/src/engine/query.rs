@@ -356,6 +356,8 @@ pub(crate) async fn read_stored(inner: &Inner, id: &str) -> Result<Option<Stored
 /// such a one (it checks them when it reads the record, and fails, telling the waiters, when
 /// a step's attributes find them damaged), so a driven workflow's answer comes from its
 /// record alone: one read fewer on the path of every `result` call made while it runs.
+/// Attributes damaged behind a runner's back (after it read them) are caught when it lets go:
+/// a runner that ends tells the waiters, which then read again, in full.
 ///
 /// # Cancel safety
 ///

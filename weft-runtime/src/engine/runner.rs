@@ -22,7 +22,7 @@ use crate::workflow::Resume;
 use super::attributes;
 use super::clock::to_millis;
 use super::composite::{self, Decided};
-use super::core::{Inner, QueuedSignal};
+use super::core::{Inner, QueuedSignal, Woken};
 use super::effects;
 use super::error::EngineError;
 use super::execute::{self, Call, Origin};
@@ -106,7 +106,13 @@ async fn run(inner: Arc<Inner>, id: String, loaded: Option<Loaded>) {
     // catches one in the engine's own code, so the runner's slot is still given back and
     // whoever waits learns of it, instead of the workflow staying claimed with no runner.
     let error = match contain::Caught::new(drive(&inner, &id, loaded)).await {
-        Ok(Ok(())) => return,
+        Ok(Ok(())) => {
+            // The runner has let go. A result waiter that skipped the attributes because a
+            // runner drove the workflow (`query::read_for_result`) looks again, now in full:
+            // a damaged attributes record written behind the runner's back parks it there.
+            inner.notify(&id, || Woken::Changed);
+            return;
+        }
         Ok(Err(error)) => error,
         Err(message) => EngineError::Panicked {
             what: format!("the runner of workflow `{id}`"),
