@@ -92,6 +92,7 @@ async fn build(storage: &MemoryStorage) -> Engine {
         .register::<approval>()
         .register::<retried>()
         .register::<fragile>()
+        .register::<gated_tally>()
         .build()
         .await
         .unwrap()
@@ -195,6 +196,67 @@ async fn a_corrupt_attributes_record_parks_only_its_workflow_in_every_listing_an
         "record.corrupt"
     );
     others_finish(&engine, &ids, &bad).await;
+}
+
+/// Released by the test once the activity has begun, so its runner is held until then.
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+/// Tells the test the activity has begun: its workflow's runner is active.
+static ENTERED: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[allow(non_camel_case_types)] // named like the `#[activity]` structs
+struct gated;
+
+impl Activity for gated {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "corruption.gated";
+
+    async fn execute(&self, _ctx: ActivityContext, _input: ()) -> Result<(), ActivityError> {
+        ENTERED.add_permits(1);
+        GATE.acquire().await.unwrap().forget();
+        Ok(())
+    }
+}
+
+/// Sets an attribute, runs `gated`, then waits for one update.
+#[workflow]
+async fn gated_tally(ctx: &mut WorkflowContext, _input: ()) -> Result<u64, WorkflowError> {
+    ctx.set_attribute("region", "eu");
+    ctx.run(gated, ()).await?;
+    let (add, reply) = ctx.wait_for_update::<Add>().await;
+    ctx.respond(reply, add.n);
+    Ok(add.n)
+}
+
+/// A result waiter that found a runner driving the workflow skips its attributes; when they
+/// were damaged behind the runner's back, it learns of them once the runner lets go (here:
+/// when the workflow goes on to wait for an update) instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_damaged_while_a_runner_drives_park_the_result_once_it_lets_go() {
+    let storage = MemoryStorage::new();
+    let engine = build(&storage).await;
+    let id = "gated-0".to_string();
+    let options = StartOptions {
+        id: Some(id.clone()),
+        ..StartOptions::default()
+    };
+    engine.start_with::<gated_tally>((), options).await.unwrap();
+    ENTERED.acquire().await.unwrap().forget();
+    storage
+        .put(
+            &record::attributes_key(record::Partition::ZERO, &id),
+            &[record::FORMAT_V1],
+        )
+        .unwrap();
+    let mut result = std::pin::pin!(engine.result::<gated_tally>(&id));
+    // It cannot answer while the runner holds the workflow inside its activity.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut result)
+            .await
+            .is_err()
+    );
+    GATE.add_permits(1);
+    assert_eq!(parked_code(at_once(result).await), "record.corrupt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
