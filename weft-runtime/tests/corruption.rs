@@ -228,9 +228,10 @@ async fn gated_tally(ctx: &mut WorkflowContext, _input: ()) -> Result<u64, Workf
     Ok(add.n)
 }
 
-/// A result waiter that found a runner driving the workflow skips its attributes; when they
-/// were damaged behind the runner's back, it learns of them once the runner lets go (here:
-/// when the workflow goes on to wait for an update) instead of waiting forever.
+/// A result waiter that finds a runner driving the workflow waits on it without reading the
+/// store; when the attributes were damaged behind the runner's back, it learns of them once
+/// the runner lets go (here: when the workflow goes on to wait for an update) instead of
+/// waiting forever. A waiter for the wrong type is refused at once all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_damaged_while_a_runner_drives_park_the_result_once_it_lets_go() {
     let storage = MemoryStorage::new();
@@ -242,6 +243,11 @@ async fn attributes_damaged_while_a_runner_drives_park_the_result_once_it_lets_g
     };
     engine.start_with::<gated_tally>((), options).await.unwrap();
     ENTERED.acquire().await.unwrap().forget();
+    // A result call for the wrong type is refused at once, runner or not.
+    assert!(matches!(
+        at_once(engine.result::<tally>(&id)).await,
+        Err(EngineError::WrongType { .. })
+    ));
     storage
         .put(
             &record::attributes_key(record::Partition::ZERO, &id),

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -58,6 +58,8 @@ pub(crate) struct RunnerSignals {
     activity: Mutex<Option<watch::Sender<bool>>>,
     /// Wakes a runner that waits on an activity or a group, when something arrived.
     pub wake: Notify,
+    /// The type of the workflow the runner drives, once it has read the record.
+    workflow_type: OnceLock<&'static str>,
 }
 
 impl RunnerSignals {
@@ -87,6 +89,11 @@ impl RunnerSignals {
     /// Sets (or, with `None`, forgets) the in-flight activity's cancellation sender.
     pub fn set_activity(&self, cancel: Option<watch::Sender<bool>>) {
         *lock(&self.activity) = cancel;
+    }
+
+    /// Notes the type of the workflow the runner drives (see [`Inner::driven`]).
+    pub fn set_workflow_type(&self, name: &'static str) {
+        let _ = self.workflow_type.set(name);
     }
 
     /// Tells the in-flight activity, if any, it is cancelled.
@@ -666,6 +673,20 @@ impl Inner {
     /// Runs `f` on the active entry of `id`, if there is one.
     pub fn with_active<T>(&self, id: &str, f: impl FnOnce(&mut Active) -> T) -> Option<T> {
         lock(&self.active).get_mut(id).map(f)
+    }
+
+    /// Whether a runner of this engine drives `id` now, as a workflow of `expected_type` when
+    /// one is given. A result waiter for such a workflow need not read the store: the runner's
+    /// commits tell it when the workflow finishes or parks, and the runner tells it when it lets
+    /// go (after which the waiter reads the store), so its answer is the stored one.
+    pub fn driven(&self, id: &str, expected_type: Option<&str>) -> bool {
+        self.with_active(id, |entry| match expected_type {
+            None => true,
+            // Until the runner has read the record its type is unknown: read the store, which
+            // refuses a wrong type at once.
+            Some(expected) => entry.signals.workflow_type.get() == Some(&expected),
+        })
+        .unwrap_or(false)
     }
 
     /// Ends the runner of `id` unless something arrived meanwhile; `false` means "look again".

@@ -803,21 +803,24 @@ impl Engine {
         let inner = &self.inner;
         loop {
             let waiter = inner.wait_for(id)?;
-            let stored = query::read_for_result(inner, id)
-                .await?
-                .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
-            let inspected = query::inspect_stored(inner, stored)?;
-            if let Some(reason) = inspected.park_reason {
-                return Err(EngineError::Parked {
-                    id: id.to_string(),
-                    code: reason.code,
-                    message: reason.message,
-                });
-            }
-            if let Some(record) = inspected.record
-                && let Some(answer) = answer_of(id, record, expected_type)
-            {
-                return answer;
+            // Registered first, so whatever the runner does after this look is heard.
+            if !inner.driven(id, expected_type) {
+                let stored = query::read_stored(inner, id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound { id: id.into() })?;
+                let inspected = query::inspect_stored(inner, stored)?;
+                if let Some(reason) = inspected.park_reason {
+                    return Err(EngineError::Parked {
+                        id: id.to_string(),
+                        code: reason.code,
+                        message: reason.message,
+                    });
+                }
+                if let Some(record) = inspected.record
+                    && let Some(answer) = answer_of(id, record, expected_type)
+                {
+                    return answer;
+                }
             }
             if let Some(error) = inner.stalled(id) {
                 return Err(error);

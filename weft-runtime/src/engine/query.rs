@@ -350,36 +350,6 @@ pub(crate) async fn read_stored(inner: &Inner, id: &str) -> Result<Option<Stored
         .await
 }
 
-/// [`read_stored`] for a caller waiting for the result of workflow `id`: the search attributes
-/// are read only when no runner of this engine drives it. They can change the answer only by
-/// parking an unfinished workflow whose attributes do not decode, and a runner never drives
-/// such a one (it checks them when it reads the record, and fails, telling the waiters, when
-/// a step's attributes find them damaged), so a driven workflow's answer comes from its
-/// record alone: one read fewer on the path of every `result` call made while it runs.
-/// Attributes damaged behind a runner's back (after it read them) are caught when it lets go:
-/// a runner that ends tells the waiters, which then read again, in full.
-///
-/// # Cancel safety
-///
-/// Cancel safe: it only reads.
-pub(crate) async fn read_for_result(
-    inner: &Inner,
-    id: &str,
-) -> Result<Option<Stored>, EngineError> {
-    if inner.with_active(id, |_| ()).is_none() {
-        return read_stored(inner, id).await;
-    }
-    let key = record::workflow_key(inner.partition(id), id);
-    inner
-        .read(move |storage| {
-            Ok(storage.get(&key)?.map(|bytes| Stored {
-                bytes,
-                attributes: Ok(BTreeMap::new()),
-            }))
-        })
-        .await
-}
-
 /// [`inspect`] of what [`read_stored`] read, for a caller that wants only the status and the
 /// outcome: a finished workflow's attributes can neither park it nor change its result, so
 /// they are left out.

@@ -107,9 +107,9 @@ async fn run(inner: Arc<Inner>, id: String, loaded: Option<Loaded>) {
     // whoever waits learns of it, instead of the workflow staying claimed with no runner.
     let error = match contain::Caught::new(drive(&inner, &id, loaded)).await {
         Ok(Ok(())) => {
-            // The runner has let go. A result waiter that skipped the attributes because a
-            // runner drove the workflow (`query::read_for_result`) looks again, now in full:
-            // a damaged attributes record written behind the runner's back parks it there.
+            // The runner has let go. A result waiter that waited on it without reading the
+            // store (`Inner::driven`) reads it now: say, a record damaged behind the runner's
+            // back, or a finish it was told of before it began to wait.
             inner.notify(&id, || Woken::Changed);
             return;
         }
@@ -149,6 +149,8 @@ async fn drive(inner: &Arc<Inner>, id: &str, loaded: Option<Loaded>) -> Result<(
             }
         },
     };
+    // So a result waiter of the same type can wait on this runner rather than read the store.
+    inner.runner_signals(id).set_workflow_type(workflow.name());
     // From the record: only this runner changes it (when it fires) until the workflow ends.
     // Taken from here when delivered, so it is delivered once.
     let mut deadline = record.lifecycle.deadline_ms;
