@@ -894,6 +894,7 @@ pub fn racing_increments_lose_no_update(backend: &Backend) {
 /// round's lease are refused, the winner's land.
 pub fn lease_races_have_one_winner(backend: &Backend) {
     use weft_runtime::engine::lease::{self, Acquired};
+    use weft_runtime::engine::partition::Partition;
     const THREADS: usize = 8;
     const ROUNDS: u64 = 5;
     const TTL: u64 = 1_000;
@@ -911,9 +912,15 @@ pub fn lease_races_have_one_winner(backend: &Backend) {
                         barrier.wait();
                         // A loser that saw the lease change twice under it may say so; it
                         // then reads what won, as an engine's next heartbeat would.
-                        match lease::acquire(&*storage, 3, &format!("node-{id}"), now, TTL) {
+                        match lease::acquire(
+                            &*storage,
+                            Partition(3),
+                            &format!("node-{id}"),
+                            now,
+                            TTL,
+                        ) {
                             Err(lease::LeaseError::Contended { .. }) => {
-                                let stored = lease::read(&*storage, 3).unwrap().unwrap();
+                                let stored = lease::read(&*storage, Partition(3)).unwrap().unwrap();
                                 Acquired::Held {
                                     owner: stored.owner,
                                     epoch: stored.epoch,
@@ -950,7 +957,7 @@ pub fn lease_races_have_one_winner(backend: &Backend) {
                 assert_eq!((owner, *epoch), (&winner.owner, winner.epoch));
             }
         }
-        let stored = lease::read(backend.store(), 3).unwrap().unwrap();
+        let stored = lease::read(backend.store(), Partition(3)).unwrap().unwrap();
         assert_eq!(
             (stored.owner.as_str(), stored.epoch),
             (winner.owner.as_str(), winner.epoch)
@@ -961,7 +968,7 @@ pub fn lease_races_have_one_winner(backend: &Backend) {
         if let Some(previous) = &previous {
             assert_condition_failed(
                 backend.store().apply_if(&[lease::fence(previous)], &write),
-                &lease::lease_epoch_key(3),
+                &lease::lease_epoch_key(Partition(3)),
             );
         }
         backend
@@ -977,22 +984,25 @@ pub fn lease_races_have_one_winner(backend: &Backend) {
 /// owner's renewals and writes; released, it is taken at once.
 pub fn lease_takeover_fences_the_deposed_owner(backend: &Backend) {
     use weft_runtime::engine::lease::{self, Acquired, LeaseError};
+    use weft_runtime::engine::partition::Partition;
     const TTL: u64 = 1_000;
     let store = backend.store();
-    let Acquired::Taken(mut first) = lease::acquire(store, 0, "a", 0, TTL).unwrap() else {
+    let Acquired::Taken(mut first) = lease::acquire(store, Partition(0), "a", 0, TTL).unwrap()
+    else {
         panic!("a free partition is taken");
     };
     lease::renew(store, &mut first, 500, TTL).unwrap();
     assert_eq!(first.expires_ms, 1_500);
     assert!(matches!(
-        lease::acquire(store, 0, "b", 1_499, TTL).unwrap(),
+        lease::acquire(store, Partition(0), "b", 1_499, TTL).unwrap(),
         Acquired::Held { ref owner, epoch: 1, expires_ms: 1_500 } if owner == "a"
     ));
     let mut write = Batch::new();
     write.put(b"wf/x", b"a");
     store.apply_if(&[lease::fence(&first)], &write).unwrap();
 
-    let Acquired::Taken(second) = lease::acquire(store, 0, "b", 1_500, TTL).unwrap() else {
+    let Acquired::Taken(second) = lease::acquire(store, Partition(0), "b", 1_500, TTL).unwrap()
+    else {
         panic!("a lapsed lease is taken over");
     };
     assert_eq!(second.epoch, 2);
@@ -1003,12 +1013,13 @@ pub fn lease_takeover_fences_the_deposed_owner(backend: &Backend) {
     ));
     assert_condition_failed(
         store.apply_if(&[lease::fence(&first)], &write),
-        &lease::lease_epoch_key(0),
+        &lease::lease_epoch_key(Partition(0)),
     );
     assert_eq!(store.get(b"wf/x").unwrap().as_deref(), Some(&b"a"[..]));
 
     lease::release(store, &second).unwrap();
-    let Acquired::Taken(third) = lease::acquire(store, 0, "c", 1_502, TTL).unwrap() else {
+    let Acquired::Taken(third) = lease::acquire(store, Partition(0), "c", 1_502, TTL).unwrap()
+    else {
         panic!("a released lease is taken at once");
     };
     assert_eq!(third.epoch, 3);

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::CodecError;
 use crate::storage::{Batch, Condition, Storage, StorageError};
 
+use super::partition::Partition;
 use super::record::{self, Record, RecordError};
 
 /// The prefix of the lease records: `lease/<partition u16 BE>`.
@@ -47,12 +48,12 @@ pub const LEASE_EPOCH_PREFIX: &[u8] = b"lepoch/";
 pub const MAX_OWNER_LEN: usize = 256;
 
 /// `lease/<partition u16 BE>`.
-pub fn lease_key(partition: u16) -> Vec<u8> {
+pub fn lease_key(partition: Partition) -> Vec<u8> {
     [LEASE_PREFIX, &partition.to_be_bytes()].concat()
 }
 
 /// `lepoch/<partition u16 BE>`.
-pub fn lease_epoch_key(partition: u16) -> Vec<u8> {
+pub fn lease_epoch_key(partition: Partition) -> Vec<u8> {
     [LEASE_EPOCH_PREFIX, &partition.to_be_bytes()].concat()
 }
 
@@ -75,7 +76,7 @@ impl Record for LeaseRecord {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The partition it covers.
-    pub partition: u16,
+    pub partition: Partition,
     /// The holder's name.
     pub owner: String,
     /// The epoch its writes are fenced on.
@@ -116,7 +117,7 @@ pub enum LeaseError {
     )]
     Lost {
         /// The partition.
-        partition: u16,
+        partition: Partition,
         /// The owner that asked.
         owner: String,
         /// The epoch it held.
@@ -130,7 +131,7 @@ pub enum LeaseError {
     )]
     Damaged {
         /// The partition.
-        partition: u16,
+        partition: Partition,
         /// What is wrong with it.
         source: RecordError,
     },
@@ -139,7 +140,7 @@ pub enum LeaseError {
     #[error("the lease of partition {partition} kept changing under this call; try again")]
     Contended {
         /// The partition.
-        partition: u16,
+        partition: Partition,
     },
     /// The store failed.
     #[error(transparent)]
@@ -176,7 +177,10 @@ pub fn fence(lease: &Lease) -> Condition {
 /// # Errors
 ///
 /// [`LeaseError::Damaged`] when the record does not decode; [`LeaseError::Storage`].
-pub fn read(storage: &dyn Storage, partition: u16) -> Result<Option<LeaseRecord>, LeaseError> {
+pub fn read(
+    storage: &dyn Storage,
+    partition: Partition,
+) -> Result<Option<LeaseRecord>, LeaseError> {
     Ok(read_raw(storage, partition)?.map(|(record, _)| record))
 }
 
@@ -190,7 +194,7 @@ pub fn read(storage: &dyn Storage, partition: u16) -> Result<Option<LeaseRecord>
 /// lease changed between read and write twice, [`LeaseError::Storage`].
 pub fn acquire(
     storage: &dyn Storage,
-    partition: u16,
+    partition: Partition,
     owner: &str,
     now_ms: u64,
     ttl_ms: u64,
@@ -306,7 +310,7 @@ fn check_owner(owner: &str) -> Result<(), LeaseError> {
 /// The stored lease, decoded, with its bytes (what the next write is conditioned on).
 fn read_raw(
     storage: &dyn Storage,
-    partition: u16,
+    partition: Partition,
 ) -> Result<Option<(LeaseRecord, Vec<u8>)>, LeaseError> {
     let Some(bytes) = storage.get(&lease_key(partition))? else {
         return Ok(None);
@@ -317,7 +321,7 @@ fn read_raw(
 }
 
 /// The condition that the lease is still what was read.
-fn unchanged(partition: u16, read: Option<(LeaseRecord, Vec<u8>)>) -> Condition {
+fn unchanged(partition: Partition, read: Option<(LeaseRecord, Vec<u8>)>) -> Condition {
     Condition {
         key: lease_key(partition),
         expected: read.map(|(_, bytes)| bytes),
@@ -377,18 +381,18 @@ mod tests {
             ]
             .concat()
         );
-        assert_eq!(lease_key(258), b"lease/\x01\x02");
-        assert_eq!(lease_epoch_key(1), b"lepoch/\x00\x01");
+        assert_eq!(lease_key(Partition(258)), b"lease/\x01\x02");
+        assert_eq!(lease_epoch_key(Partition(1)), b"lepoch/\x00\x01");
     }
 
     #[test]
     fn a_free_partition_is_taken_with_epoch_one_and_fences_on_it() {
         let storage = MemoryStorage::new();
-        let lease = taken(acquire(&storage, 7, "a", 100, TTL).unwrap());
+        let lease = taken(acquire(&storage, Partition(7), "a", 100, TTL).unwrap());
         assert_eq!(
             lease,
             Lease {
-                partition: 7,
+                partition: Partition(7),
                 owner: "a".into(),
                 epoch: 1,
                 expires_ms: 100 + TTL,
@@ -402,16 +406,16 @@ mod tests {
     #[test]
     fn a_held_lease_is_refused_until_it_lapses_then_taken_with_a_newer_epoch() {
         let storage = MemoryStorage::new();
-        let first = taken(acquire(&storage, 0, "a", 0, TTL).unwrap());
+        let first = taken(acquire(&storage, Partition(0), "a", 0, TTL).unwrap());
         assert_eq!(
-            acquire(&storage, 0, "b", TTL - 1, TTL).unwrap(),
+            acquire(&storage, Partition(0), "b", TTL - 1, TTL).unwrap(),
             Acquired::Held {
                 owner: "a".into(),
                 epoch: 1,
                 expires_ms: TTL,
             }
         );
-        let second = taken(acquire(&storage, 0, "b", TTL, TTL).unwrap());
+        let second = taken(acquire(&storage, Partition(0), "b", TTL, TTL).unwrap());
         assert_eq!(second.epoch, 2);
 
         // The deposed owner's writes and renewals are refused; the new owner's land.
@@ -433,8 +437,8 @@ mod tests {
     fn an_owner_that_acquires_again_gets_a_newer_epoch() {
         // A restarted process under the same name must fence its previous incarnation.
         let storage = MemoryStorage::new();
-        let old = taken(acquire(&storage, 0, "a", 0, TTL).unwrap());
-        let new = taken(acquire(&storage, 0, "a", 5, TTL).unwrap());
+        let old = taken(acquire(&storage, Partition(0), "a", 0, TTL).unwrap());
+        let new = taken(acquire(&storage, Partition(0), "a", 5, TTL).unwrap());
         assert_eq!(new.epoch, old.epoch + 1);
         let mut write = Batch::new();
         write.put(b"k".to_vec(), b"v".to_vec());
@@ -444,17 +448,20 @@ mod tests {
     #[test]
     fn renewal_extends_and_keeps_the_fence() {
         let storage = MemoryStorage::new();
-        let mut lease = taken(acquire(&storage, 0, "a", 0, TTL).unwrap());
+        let mut lease = taken(acquire(&storage, Partition(0), "a", 0, TTL).unwrap());
         let fenced = fence(&lease);
         // Renewed after its expiry: nobody took it, so it is still the owner's.
         renew(&storage, &mut lease, TTL + 5, TTL).unwrap();
         assert_eq!(lease.expires_ms, 2 * TTL + 5);
-        assert_eq!(read(&storage, 0).unwrap().unwrap().expires_ms, 2 * TTL + 5);
+        assert_eq!(
+            read(&storage, Partition(0)).unwrap().unwrap().expires_ms,
+            2 * TTL + 5
+        );
         let mut write = Batch::new();
         write.put(b"k".to_vec(), b"v".to_vec());
         storage.apply_if(&[fenced], &write).unwrap();
         assert!(matches!(
-            acquire(&storage, 0, "b", TTL + 6, TTL).unwrap(),
+            acquire(&storage, Partition(0), "b", TTL + 6, TTL).unwrap(),
             Acquired::Held { .. }
         ));
     }
@@ -462,34 +469,38 @@ mod tests {
     #[test]
     fn a_released_lease_is_taken_at_once_and_counts_on_from_its_epoch() {
         let storage = MemoryStorage::new();
-        let lease = taken(acquire(&storage, 0, "a", 0, TTL).unwrap());
+        let lease = taken(acquire(&storage, Partition(0), "a", 0, TTL).unwrap());
         release(&storage, &lease).unwrap();
-        let next = taken(acquire(&storage, 0, "b", 1, TTL).unwrap());
+        let next = taken(acquire(&storage, Partition(0), "b", 1, TTL).unwrap());
         assert_eq!(next.epoch, 2);
         // Releasing a lease that is no longer held writes nothing.
         release(&storage, &lease).unwrap();
-        assert_eq!(read(&storage, 0).unwrap().unwrap().owner, "b");
+        assert_eq!(read(&storage, Partition(0)).unwrap().unwrap().owner, "b");
     }
 
     #[test]
     fn bad_owners_and_damaged_records_are_typed_errors_that_write_nothing() {
         let storage = MemoryStorage::new();
         assert_eq!(
-            acquire(&storage, 0, "", 0, TTL).unwrap_err().code(),
+            acquire(&storage, Partition(0), "", 0, TTL)
+                .unwrap_err()
+                .code(),
             "lease.invalid_owner"
         );
         let long = "x".repeat(MAX_OWNER_LEN + 1);
         assert!(matches!(
-            acquire(&storage, 0, &long, 0, TTL),
+            acquire(&storage, Partition(0), &long, 0, TTL),
             Err(LeaseError::InvalidOwner { len }) if len == MAX_OWNER_LEN + 1
         ));
-        storage.put(&lease_key(0), b"\x01\xff\xff").unwrap();
-        let error = acquire(&storage, 0, "a", 0, TTL).unwrap_err();
+        storage
+            .put(&lease_key(Partition(0)), b"\x01\xff\xff")
+            .unwrap();
+        let error = acquire(&storage, Partition(0), "a", 0, TTL).unwrap_err();
         assert_eq!(error.code(), "lease.damaged");
         assert_eq!(
-            storage.get(&lease_key(0)).unwrap().unwrap(),
+            storage.get(&lease_key(Partition(0))).unwrap().unwrap(),
             b"\x01\xff\xff"
         );
-        assert_eq!(storage.get(&lease_epoch_key(0)).unwrap(), None);
+        assert_eq!(storage.get(&lease_epoch_key(Partition(0))).unwrap(), None);
     }
 }

@@ -51,6 +51,12 @@ impl Partition {
     }
 }
 
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A store's partitioning: how many partitions its workflows are spread over (`meta/partitions`,
 /// fixed when the store is created). The one place a workflow's partition is computed, so a key
 /// built anywhere in the engine carries the same partition for the same id.
